@@ -1,0 +1,116 @@
+/*
+ * backend.h: one broker of a pool. Its health state, admin state and
+ * counters are atomics: workers, the checker and the admin server all read
+ * them, and each field has a single kind of writer.
+ */
+#ifndef MQLB_BACKEND_H
+#define MQLB_BACKEND_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mqlb/config.h"
+
+enum backend_state {
+    BACKEND_UP = 0,
+    BACKEND_DOWN,
+    BACKEND_DRAIN,
+    BACKEND_DISABLED,
+};
+
+enum backend_admin {
+    BACKEND_ADMIN_NONE = 0,     /* health decides */
+    BACKEND_ADMIN_DRAIN,        /* no new sessions, keep the existing */
+    BACKEND_ADMIN_DISABLE,      /* like drain, and checks stop counting */
+};
+
+enum backend_check_result {
+    BACKEND_CHECK_NONE = 0,     /* not checked yet */
+    BACKEND_CHECK_PASS,
+    BACKEND_CHECK_FAIL,
+};
+
+/* The last health check, shown by the admin port. Guarded by check_lock. */
+struct backend_check {
+    enum backend_check_result result;
+    char        reason[160];    /* why it failed; "" on a pass */
+    uint32_t    latency_ms;     /* connect to verdict */
+    uint64_t    at_ms;          /* wall clock of the verdict */
+};
+
+struct backend {
+    char                name[CONFIG_NAME_LEN];
+    char                pool_name[CONFIG_NAME_LEN];  /* for log lines */
+    struct config_addr  addr;           /* broker address */
+    unsigned            index;          /* position in its pool */
+    unsigned            backup:1;       /* only while no primary is up */
+    _Atomic unsigned    weight;         /* configured, or set by admin */
+    _Atomic unsigned    max_conns;      /* 0 = unlimited */
+    _Atomic bool        up;             /* health verdict (active+passive) */
+    _Atomic int         admin;          /* enum backend_admin */
+    _Atomic bool        proto_drain;    /* broker asked to drain (NATS ldm) */
+    _Atomic uint64_t    since_ms;       /* wall clock of the last change */
+    _Atomic uint64_t    up_at_ms;       /* monotonic time it came up */
+    _Atomic int64_t     nactive;        /* sessions now */
+    _Atomic uint64_t    ntotal;         /* sessions ever */
+    _Atomic uint64_t    nfailed;        /* connect failures ever */
+    _Atomic uint64_t    bytes_in;       /* client -> broker */
+    _Atomic uint64_t    bytes_out;      /* broker -> client */
+    _Atomic uint64_t    nchecks_pass;
+    _Atomic uint64_t    nchecks_fail;
+    _Atomic unsigned    nfails_row;     /* passive: connect failures in a row */
+    _Atomic unsigned    refcnt;         /* pools and sessions holding it */
+    _Atomic uint64_t    version;        /* bumped on every state/weight change */
+    pthread_mutex_t     check_lock;     /* guards <check> */
+    struct backend_check check;         /* last verdict */
+    int                 health;         /* checker only: 0..rise+fall-1 */
+};
+
+/* A new backend from <cb>, up, with one reference owned by the caller. */
+struct backend *backend_create(const struct config_backend *cb,
+                               const char *pool_name);
+void backend_acquire(struct backend *b);
+/* Drop a reference; frees <b> with the last one. */
+void backend_release(struct backend *b);
+
+enum backend_state backend_state(const struct backend *b);
+const char *backend_state_name(enum backend_state st);
+/* Up, not drained/disabled, weight > 0 and under <max_conns>. */
+bool backend_is_eligible(const struct backend *b);
+/* Weight after the slow-start ramp, at monotonic time <now_ms>. */
+unsigned backend_eff_weight(const struct backend *b, uint64_t now_ms,
+                            uint64_t slow_start_ms);
+
+/* Session accounting, called by the worker that owns the session. */
+void backend_session_start(struct backend *b);
+void backend_session_end(struct backend *b);
+
+/* Passive health. Returns true when this failure took <b> down. */
+bool backend_connect_fail(struct backend *b, unsigned max_fails,
+                          const char *reason);
+void backend_connect_ok(struct backend *b);
+
+/*
+ * Active health: record a check verdict and move the rise/fall counter.
+ * Returns true when the up/down state changed (and logs it).
+ */
+bool backend_check_done(struct backend *b, bool pass, const char *reason,
+                        uint32_t latency_ms, unsigned rise, unsigned fall);
+
+/* Admin actions. */
+void backend_set_admin(struct backend *b, enum backend_admin a);
+void backend_set_weight(struct backend *b, unsigned weight);
+void backend_set_proto_drain(struct backend *b, bool drain);
+
+/* Copy the last check under its lock. */
+void backend_get_check(struct backend *b, struct backend_check *out);
+
+/*
+ * Pure rise/fall step (haproxy's health counter): <health> in
+ * 0..rise+fall-1; up while >= rise. Returns the new value.
+ */
+int backend_health_step(int health, bool pass, unsigned rise, unsigned fall);
+
+#endif /* MQLB_BACKEND_H */

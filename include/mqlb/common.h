@@ -1,0 +1,40 @@
+/*
+ * common.h: return codes, small macros and helpers shared by every module.
+ */
+#ifndef MQLB_COMMON_H
+#define MQLB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define MQLB_VERSION    "0.1.0"
+
+#define MQ_OK           0       /* success */
+#define MQ_ERR          -1      /* failure, errno is meaningful */
+#define MQ_AGAIN        -2      /* would block, try later */
+
+#define MQ_ERR_LEN      256     /* size of caller-supplied error buffers */
+
+#define MQ_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define MQ_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define MQ_NELEMS(a)    (sizeof(a) / sizeof((a)[0]))
+
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Free <p> and clear the pointer on the same line (haproxy style 13.2). */
+#define mq_free(p)      do { free(p); (p) = NULL; } while (0)
+
+#ifdef MQ_DEBUG
+#include <assert.h>
+#define ASSERT(x)       assert(x)
+#else
+#define ASSERT(x)       ((void)0)
+#endif
+
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t mq_now_ms(void);
+uint64_t mq_wall_ms(void);
+
+#endif /* MQLB_COMMON_H */

@@ -1,0 +1,155 @@
+/*
+ * config.h: the parsed and validated INI file. Plain, immutable data once
+ * config_load() returns it; every string is owned by the config.
+ */
+#ifndef MQLB_CONFIG_H
+#define MQLB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "mqlb/acl.h"
+
+#define CONFIG_NAME_LEN     64      /* pool and backend names */
+#define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
+
+enum config_balance {
+    BALANCE_ROUNDROBIN = 0,
+    BALANCE_LEASTCONN,
+    BALANCE_SOURCE,
+    BALANCE_RANDOM,
+    BALANCE_MQTT_CLIENT_ID,
+};
+
+enum config_check {
+    CHECK_TCP = 0,
+    CHECK_REDIS,
+    CHECK_REDIS_MASTER,
+    CHECK_AMQP,
+    CHECK_MQTT,
+    CHECK_NATS,
+    CHECK_KAFKA,
+    CHECK_HTTP,
+    CHECK_SEND_EXPECT,
+    CHECK_NONE,
+};
+
+enum config_proxy_protocol {
+    PROXY_PROTOCOL_OFF = 0,
+    PROXY_PROTOCOL_V1,
+    PROXY_PROTOCOL_V2,
+};
+
+enum config_log_format {
+    LOG_FORMAT_TEXT = 0,
+    LOG_FORMAT_JSON,
+};
+
+/* A socket address with its text form as written in the file. */
+struct config_addr {
+    struct sockaddr_storage ss;         /* resolved address */
+    socklen_t               len;        /* length of <ss> */
+    char                    text[80];   /* "127.0.0.1:6379", "[::1]:5672" */
+    int                     line;       /* line it was declared on */
+};
+
+struct config_backend {
+    char                name[CONFIG_NAME_LEN]; /* unique within the pool */
+    struct config_addr  addr;           /* where the broker listens */
+    unsigned            weight;         /* 0..256; 0 takes no new sessions */
+    unsigned            max_conns;      /* 0 = unlimited */
+    unsigned            backup:1;       /* used only while no primary is up */
+    int                 line;           /* line of the backend = entry */
+};
+
+struct config_keepalive {
+    unsigned            on:1;           /* tcp_keepalive not off */
+    unsigned            idle_s;         /* TCP_KEEPIDLE */
+    unsigned            interval_s;     /* TCP_KEEPINTVL, 0 = kernel default */
+    unsigned            count;          /* TCP_KEEPCNT, 0 = kernel default */
+};
+
+struct config_pool {
+    char                name[CONFIG_NAME_LEN];
+    int                 line;           /* line of the [pool NAME] header */
+    struct config_addr *listens;        /* owned array */
+    size_t              nlistens;
+    enum config_balance balance;
+    enum config_check   check;
+    uint64_t            check_interval_ms;
+    uint64_t            check_timeout_ms;
+    unsigned            rise;
+    unsigned            fall;
+    char               *check_send;     /* unescaped bytes, owned */
+    size_t              check_send_len;
+    char               *check_expect;   /* unescaped bytes, owned */
+    size_t              check_expect_len;
+    char               *check_path;     /* owned, starts with '/' */
+    uint64_t            connect_timeout_ms;
+    uint64_t            idle_timeout_ms;    /* 0 = never */
+    struct config_keepalive keepalive;
+    unsigned            retries;
+    unsigned            max_fails;      /* 0 = passive ejection off */
+    uint64_t            slow_start_ms;
+    unsigned            close_on_down:1;    /* on_backend_down = close */
+    unsigned            max_conns_per_backend;
+    unsigned            max_conns_per_source;
+    enum config_proxy_protocol proxy_protocol;
+    struct acl_cidr    *allow;          /* owned; NULL = everyone */
+    size_t              nallow;
+    struct config_backend *backends;    /* owned array */
+    size_t              nbackends;
+};
+
+struct config {
+    char               *path;           /* file it was read from, owned */
+    unsigned            workers;        /* resolved: 0 becomes the CPU count */
+    unsigned            max_connections;
+    int                 log_level;      /* LOG_ERROR..LOG_DEBUG */
+    enum config_log_format log_format;
+    uint64_t            shutdown_timeout_ms;
+    char               *user;           /* owned, NULL = keep the user */
+    struct config_addr  admin_listen;
+    char               *admin_token;    /* owned, NULL = no token */
+    struct config_pool *pools;          /* owned array */
+    size_t              npools;
+};
+
+/* Errors collected while loading, each "FILE:LINE: message". */
+struct config_errors {
+    char              **msgs;           /* owned array of owned strings */
+    size_t              nmsgs;
+};
+
+/*
+ * Read and validate <path>. Returns a config the caller owns (free it with
+ * config_destroy), or NULL with every problem appended to <errs>.
+ */
+struct config *config_load(const char *path, struct config_errors *errs);
+
+/* As config_load, from <text>; <name> stands for the file in messages. */
+struct config *config_load_string(const char *text, const char *name,
+                                  struct config_errors *errs);
+
+void config_destroy(struct config *cf);
+void config_errors_deinit(struct config_errors *errs);
+
+/* Print the effective configuration, as `mqlb -t` shows it. */
+void config_dump(const struct config *cf, FILE *out);
+
+/* Typed value parsers, exposed for the unit tests and the admin port. */
+int config_parse_duration_ms(const char *text, uint64_t *ms);
+int config_parse_size(const char *text, uint64_t *bytes);
+int config_parse_uint(const char *text, unsigned min, unsigned max,
+                      unsigned *out);
+int config_parse_addr(const char *text, struct config_addr *out);
+/* C escapes \r \n \t \\ \xHH into newly allocated bytes at <*out>. */
+int config_unescape(const char *text, char **out, size_t *len);
+
+const char *config_balance_name(enum config_balance b);
+const char *config_check_name(enum config_check c);
+
+#endif /* MQLB_CONFIG_H */

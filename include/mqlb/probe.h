@@ -1,0 +1,77 @@
+/*
+ * probe.h: the bytes of one protocol health check. A probe knows what to
+ * send and how to judge what comes back; it never touches a socket. The
+ * checker (health.c) owns the connection and drives the probe:
+ *
+ *   connect ok -> ops->start(p)            send p->out if p->outlen > 0
+ *   bytes in   -> ops->judge(p, buf, len)  buf holds every byte received
+ *                                          since connect; send p->out if set
+ *   PROBE_PASS / PROBE_FAIL ends the check (p->out, if set, is sent
+ *   best-effort before the close: MQTT's DISCONNECT).
+ */
+#ifndef MQLB_PROBE_H
+#define MQLB_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqlb/config.h"
+
+#define PROBE_OUT_MAX       512     /* largest request a probe sends */
+#define PROBE_IN_MAX        16384   /* bytes kept for judging; more fails */
+#define PROBE_REASON_MAX    128
+
+enum probe_verdict {
+    PROBE_MORE = 0,     /* need more bytes */
+    PROBE_PASS,
+    PROBE_FAIL,         /* reason in p->reason */
+};
+
+/* Settings a probe reads; pointers are borrowed from the pool config. */
+struct probe_params {
+    const char         *send;           /* send-expect request */
+    size_t              send_len;
+    const char         *expect;         /* send-expect reply prefix */
+    size_t              expect_len;
+    const char         *path;           /* http path */
+    const char         *host;           /* http Host header, "ip:port" */
+    const char         *client_id;      /* mqtt client identifier */
+};
+
+/* One check in progress; lives inside the checker's per-check state. */
+struct probe {
+    const struct probe_ops *ops;
+    const struct probe_params *params;
+    int                 step;           /* kind-specific progress */
+    size_t              consumed;       /* bytes of input already judged */
+    uint32_t            corr_id;        /* kafka correlation id */
+    bool                drain;          /* broker asked to drain (NATS ldm) */
+    uint8_t             out[PROBE_OUT_MAX];  /* bytes to send next */
+    size_t              outlen;
+    char                reason[PROBE_REASON_MAX];  /* why it failed */
+};
+
+struct probe_ops {
+    const char         *name;
+    /* Fill p->out with the opening request (may leave it empty). */
+    void              (*start)(struct probe *p);
+    /* Judge <len> bytes received so far (all of them, from the start). */
+    enum probe_verdict (*judge)(struct probe *p, const uint8_t *buf,
+                                size_t len);
+};
+
+/* The ops for <check>, or NULL for tcp/none (connect is the verdict). */
+const struct probe_ops *probe_ops_for(enum config_check check);
+
+/* Reset <p> for a new check with <ops> and <params>, then call start. */
+void probe_init(struct probe *p, const struct probe_ops *ops,
+                const struct probe_params *params);
+
+/*
+ * Write "unexpected reply: <first bytes, escaped>" into p->reason; shared
+ * by every probe so that reasons look alike.
+ */
+void probe_fail_unexpected(struct probe *p, const uint8_t *buf, size_t len);
+
+#endif /* MQLB_PROBE_H */

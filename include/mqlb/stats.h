@@ -1,0 +1,56 @@
+/*
+ * stats.h: a point-in-time copy of every pool and backend counter, taken
+ * by core.c and rendered by the admin port as JSON or Prometheus text.
+ */
+#ifndef MQLB_STATS_H
+#define MQLB_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqlb/backend.h"
+#include "mqlb/config.h"
+
+struct stats_backend {
+    char                name[CONFIG_NAME_LEN];
+    char                address[80];
+    enum backend_state  state;
+    unsigned            weight;
+    int64_t             active;
+    uint64_t            total;
+    uint64_t            failed;         /* connect failures */
+    uint64_t            bytes_in;       /* client -> broker */
+    uint64_t            bytes_out;      /* broker -> client */
+    uint64_t            checks_pass;
+    uint64_t            checks_fail;
+    struct backend_check check;         /* last check */
+    uint64_t            since_ms;       /* wall clock of last state change */
+};
+
+struct stats_pool {
+    char                name[CONFIG_NAME_LEN];
+    char              (*listen)[80];    /* owned array of listen addresses */
+    size_t              nlisten;
+    const char         *balance;        /* static string */
+    const char         *check;          /* static string */
+    uint64_t            rejected;       /* clients closed: no backend, acl... */
+    struct stats_backend *backends;     /* owned array */
+    size_t              nbackends;
+};
+
+struct stats_snapshot {
+    uint64_t            uptime_s;
+    uint64_t            now_ms;         /* wall clock when taken */
+    struct stats_pool  *pools;          /* owned array */
+    size_t              npools;
+};
+
+void stats_snapshot_free(struct stats_snapshot *snap);
+
+/* Render <snap>; the caller frees the returned string. NULL on no memory. */
+char *stats_render_json(const struct stats_snapshot *snap);
+char *stats_render_metrics(const struct stats_snapshot *snap);
+/* 1 when every pool has at least one backend up, else 0. */
+int stats_all_pools_up(const struct stats_snapshot *snap);
+
+#endif /* MQLB_STATS_H */
