@@ -74,4 +74,40 @@ void probe_init(struct probe *p, const struct probe_ops *ops,
  */
 void probe_fail_unexpected(struct probe *p, const uint8_t *buf, size_t len);
 
+/* One ops table per probe_<kind>.c file. */
+extern const struct probe_ops probe_redis_ops;
+extern const struct probe_ops probe_redis_master_ops;
+extern const struct probe_ops probe_amqp_ops;
+extern const struct probe_ops probe_mqtt_ops;
+extern const struct probe_ops probe_nats_ops;
+extern const struct probe_ops probe_kafka_ops;
+extern const struct probe_ops probe_http_ops;
+extern const struct probe_ops probe_send_expect_ops;
+
+/*
+ * Helpers shared by the probe_<kind>.c files.
+ *
+ * probe_fail: format the reason into p->reason; returns PROBE_FAIL.
+ * probe_more: PROBE_MORE while <len> leaves room to receive more, else a
+ * "reply too long" PROBE_FAIL (the checker keeps at most PROBE_IN_MAX).
+ * probe_escape: write at most <len> bytes of <src> into <dst> (<size>
+ * bytes, always NUL-terminated) with the escaping of probe_fail_unexpected,
+ * never splitting an escape; returns how many bytes of <src> it wrote.
+ * probe_out_append: add <len> bytes to p->out, or nothing if they do not
+ * all fit; one judge call may queue several messages (NATS PING, PONG).
+ * probe_match: PROBE_PASS if <buf> starts with <lit>, PROBE_MORE if <buf>
+ * is a proper prefix of it, PROBE_FAIL (reason untouched) otherwise.
+ * probe_line: true if <buf> holds a whole line; <*linelen> is its length
+ * without the "\r\n" (or lone "\n") and <*used> includes it.
+ */
+enum probe_verdict probe_fail(struct probe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+enum probe_verdict probe_more(struct probe *p, size_t len);
+size_t probe_escape(char *dst, size_t size, const uint8_t *src, size_t len);
+void probe_out_append(struct probe *p, const void *data, size_t len);
+enum probe_verdict probe_match(const uint8_t *buf, size_t len,
+                               const char *lit, size_t litlen);
+bool probe_line(const uint8_t *buf, size_t len, size_t *linelen,
+                size_t *used);
+
 #endif /* MQLB_PROBE_H */
