@@ -5,6 +5,8 @@
 #ifndef MQLB_ADMIN_H
 #define MQLB_ADMIN_H
 
+#include <stdbool.h>
+
 #include "mqlb/config.h"
 #include "mqlb/stats.h"
 
@@ -29,6 +31,51 @@ struct admin_ops {
 };
 
 struct admin;
+
+#define ADMIN_WEIGHT_MAX    256     /* largest weight ?value= accepts */
+
+/* The endpoints a request can be routed to. */
+enum admin_endpoint {
+    ADMIN_EP_HEALTH = 0,        /* GET /health */
+    ADMIN_EP_STATUS,            /* GET /status */
+    ADMIN_EP_METRICS,           /* GET /metrics */
+    ADMIN_EP_DASHBOARD,         /* GET / */
+    ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
+};
+
+/* A routed request, filled by admin_route(). */
+struct admin_req {
+    enum admin_endpoint endpoint;       /* valid when routed (200) */
+    enum admin_action   action;         /* ADMIN_EP_ACTION only */
+    char                pool[CONFIG_NAME_LEN];      /* ADMIN_EP_ACTION */
+    char                backend[CONFIG_NAME_LEN];   /* ADMIN_EP_ACTION */
+    unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256 */
+    const char         *allow;          /* on 405: the Allow header value */
+    const char         *error;          /* on 4xx: short static message */
+};
+
+/*
+ * Route <method> on <path> (no query string; MHD has already decoded it)
+ * with <value>, the "value" query argument or NULL. Returns 200 with
+ * <out> filled, or the HTTP error status: 404 (no such path), 405 (wrong
+ * method, <out->allow> set) or 400 (bad weight value). Pool and backend
+ * names are [A-Za-z0-9_.-]+ and shorter than CONFIG_NAME_LEN.
+ */
+int admin_route(const char *method, const char *path, const char *value,
+                struct admin_req *out);
+
+/*
+ * True when <header>, an Authorization header value or NULL, carries
+ * "Bearer <token>". Always true when <token> is NULL or empty. The
+ * comparison takes the same time wherever the first difference lies.
+ */
+bool admin_token_ok(const char *header, const char *token);
+
+/* Constant-time string equality, for a token given as ?token=. */
+bool admin_token_equal(const char *given, const char *token);
+
+/* The TCP port <a> listens on (useful when listen asked for port 0). */
+unsigned admin_port(const struct admin *a);
 
 /*
  * Start serving on <listen> with <token> (NULL = none). <ops> is copied.

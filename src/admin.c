@@ -1,0 +1,697 @@
+/*
+ * admin.c: the HTTP admin port. libmicrohttpd runs it on one thread of its
+ * own, so a slow or hostile admin client never touches the relay workers;
+ * data comes from ops->snapshot() and changes go through ops->action().
+ *
+ * No endpoint takes a body, so a request that announces one is answered as
+ * soon as its headers are in and its body is never read (MHD closes the
+ * connection after the answer instead). Other requests are answered once
+ * complete, which keeps the connection alive for the next one. MHD's
+ * connection limit, idle timeout and per-connection memory limit bound
+ * what a client can hold: oversized headers get an MHD error status and a
+ * close.
+ *
+ * Auth: with a token, every request needs "Authorization: Bearer TOKEN".
+ * The dashboard page alone also accepts "?token=TOKEN", because a browser
+ * cannot add a header to the address it is told to open; the page holds no
+ * data and sends the token as a header on its own requests.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "mqlb/admin.h"
+#include "mqlb/common.h"
+
+#define ADMIN_MAX_CONNS         64          /* concurrent admin clients */
+#define ADMIN_TIMEOUT_S         10          /* idle admin connection */
+#define ADMIN_CONN_MEMORY       (64 * 1024) /* per connection: headers */
+
+#define ADMIN_ALLOW_GET         "GET, HEAD"
+#define ADMIN_ALLOW_POST        "POST"
+
+#define ADMIN_CT_JSON           "application/json"
+#define ADMIN_CT_TEXT           "text/plain; charset=utf-8"
+#define ADMIN_CT_METRICS        "text/plain; version=0.0.4; charset=utf-8"
+#define ADMIN_CT_HTML           "text/html; charset=utf-8"
+
+/* The page may only talk to us; nothing else loads, nothing frames it. */
+#define ADMIN_CSP \
+    "default-src 'none'; style-src 'unsafe-inline'; " \
+    "script-src 'unsafe-inline'; connect-src 'self'; img-src data:; " \
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/* src/dashboard.html, turned into hex bytes by the Makefile. */
+static const char dashboard_html[] = {
+#include "dashboard.inc"
+    0
+};
+
+/* A running admin server. */
+struct admin {
+    struct MHD_Daemon  *daemon;         /* NULL until started */
+    struct admin_ops    ops;            /* copied from the caller */
+    char               *token;          /* owned; NULL = no auth */
+    atomic_bool         starting;       /* MHD messages go to start_err */
+    char                start_err[MQ_ERR_LEN];  /* last message at start */
+};
+
+/* The verbs of POST /pools/P/backends/B/{verb}. */
+struct admin_verb {
+    const char         *name;           /* last path segment */
+    enum admin_action   action;         /* what it asks of the core */
+};
+
+static const struct admin_verb admin_verbs[] = {
+    { "drain",      ADMIN_ACTION_DRAIN },
+    { "disable",    ADMIN_ACTION_DISABLE },
+    { "enable",     ADMIN_ACTION_ENABLE },
+    { "weight",     ADMIN_ACTION_WEIGHT },
+};
+
+/* ---- pure parts: tokens and routing --------------------------------- */
+
+/*
+ * Compare <glen> bytes of <given> with <token>: every byte up to the
+ * longer length is looked at, so the time says nothing about where the
+ * first difference is.
+ */
+static bool
+admin_token_cmp(const char *given, size_t glen, const char *token)
+{
+    volatile unsigned char diff;
+    size_t tlen, n, i;
+    unsigned char g, t;
+
+    tlen = strlen(token);
+    n = MQ_MAX(glen, tlen);
+    diff = glen != tlen;
+    for (i = 0; i < n; i++) {
+        g = i < glen ? (unsigned char)given[i] : 0;
+        t = i < tlen ? (unsigned char)token[i] : 0;
+        diff |= g ^ t;
+    }
+    return diff == 0;
+}
+
+bool
+admin_token_equal(const char *given, const char *token)
+{
+    if (given == NULL || token == NULL) {
+        return false;
+    }
+    return admin_token_cmp(given, strlen(given), token);
+}
+
+bool
+admin_token_ok(const char *header, const char *token)
+{
+    size_t len;
+
+    if (token == NULL || token[0] == '\0') {
+        return true;
+    }
+    if (header == NULL) {
+        return false;
+    }
+    while (*header == ' ' || *header == '\t') {
+        header++;
+    }
+    /* the auth scheme is case-insensitive (RFC 9110 11.1) */
+    if (strncasecmp(header, "Bearer", 6) != 0 ||
+        (header[6] != ' ' && header[6] != '\t')) {
+        return false;
+    }
+    header += 6;
+    while (*header == ' ' || *header == '\t') {
+        header++;
+    }
+    len = strlen(header);
+    while (len > 0 && (header[len - 1] == ' ' || header[len - 1] == '\t')) {
+        len--;
+    }
+    return admin_token_cmp(header, len, token);
+}
+
+static bool
+admin_is_get(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/*
+ * Copy the name at <*p> up to the next '/' or the end into <out>
+ * (CONFIG_NAME_LEN) and move <*p> past it. False when it is empty, too
+ * long, or has a character outside [A-Za-z0-9_.-].
+ */
+static bool
+admin_take_name(const char **p, char *out)
+{
+    const char *s;
+    size_t n;
+
+    s = *p;
+    for (n = 0; s[n] != '\0' && s[n] != '/'; n++) {
+        char c = s[n];
+
+        if (n + 1 >= CONFIG_NAME_LEN) {
+            return false;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) {
+            return false;
+        }
+        out[n] = c;
+    }
+    if (n == 0) {
+        return false;
+    }
+    out[n] = '\0';
+    *p = s + n;
+    return true;
+}
+
+/* Skip the literal <lit> at <*p>; false when it is not there. */
+static bool
+admin_take_lit(const char **p, const char *lit)
+{
+    size_t n;
+
+    n = strlen(lit);
+    if (strncmp(*p, lit, n) != 0) {
+        return false;
+    }
+    *p += n;
+    return true;
+}
+
+/* Parse a weight: 1 to 3 decimal digits, at most ADMIN_WEIGHT_MAX. */
+static bool
+admin_parse_weight(const char *text, unsigned *out)
+{
+    unsigned v;
+    size_t i;
+
+    v = 0;
+    for (i = 0; text[i] != '\0'; i++) {
+        if (i == 3 || text[i] < '0' || text[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (unsigned)(text[i] - '0');
+    }
+    if (i == 0 || v > ADMIN_WEIGHT_MAX) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Route the action paths: /pools/POOL/backends/NAME/VERB. */
+static int
+admin_route_action(const char *method, const char *path, const char *value,
+                   struct admin_req *out)
+{
+    const struct admin_verb *verb;
+    size_t i;
+
+    if (!admin_take_lit(&path, "/pools/") ||
+        !admin_take_name(&path, out->pool) ||
+        !admin_take_lit(&path, "/backends/") ||
+        !admin_take_name(&path, out->backend) ||
+        !admin_take_lit(&path, "/")) {
+        out->error = "not found";
+        return MHD_HTTP_NOT_FOUND;
+    }
+    verb = NULL;
+    for (i = 0; i < MQ_NELEMS(admin_verbs); i++) {
+        if (strcmp(path, admin_verbs[i].name) == 0) {
+            verb = &admin_verbs[i];
+            break;
+        }
+    }
+    if (verb == NULL) {
+        out->error = "not found";
+        return MHD_HTTP_NOT_FOUND;
+    }
+    if (strcmp(method, "POST") != 0) {
+        out->allow = ADMIN_ALLOW_POST;
+        out->error = "method not allowed";
+        return MHD_HTTP_METHOD_NOT_ALLOWED;
+    }
+    out->endpoint = ADMIN_EP_ACTION;
+    out->action = verb->action;
+    if (verb->action != ADMIN_ACTION_WEIGHT) {
+        return MHD_HTTP_OK;
+    }
+    if (value == NULL) {
+        out->error = "missing value";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (!admin_parse_weight(value, &out->value)) {
+        out->error = "bad value: want an integer 0..256";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    return MHD_HTTP_OK;
+}
+
+int
+admin_route(const char *method, const char *path, const char *value,
+            struct admin_req *out)
+{
+    static const struct {
+        const char         *path;
+        enum admin_endpoint endpoint;
+    } gets[] = {
+        { "/health",    ADMIN_EP_HEALTH },
+        { "/status",    ADMIN_EP_STATUS },
+        { "/metrics",   ADMIN_EP_METRICS },
+        { "/",          ADMIN_EP_DASHBOARD },
+    };
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (method == NULL || path == NULL) {
+        out->error = "bad request";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    for (i = 0; i < MQ_NELEMS(gets); i++) {
+        if (strcmp(path, gets[i].path) != 0) {
+            continue;
+        }
+        if (!admin_is_get(method)) {
+            out->allow = ADMIN_ALLOW_GET;
+            out->error = "method not allowed";
+            return MHD_HTTP_METHOD_NOT_ALLOWED;
+        }
+        out->endpoint = gets[i].endpoint;
+        return MHD_HTTP_OK;
+    }
+    return admin_route_action(method, path, value, out);
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+/*
+ * Queue <len> bytes of <body> with <status> and <type>. <mode> says who
+ * owns <body>: MHD frees it (MUST_FREE), copies it, or keeps pointing at
+ * it (PERSISTENT). <allow> and <auth> add the Allow and WWW-Authenticate
+ * headers when not NULL.
+ */
+static enum MHD_Result
+admin_send(struct MHD_Connection *conn, unsigned status, const char *type,
+           const char *body, size_t len, enum MHD_ResponseMemoryMode mode,
+           const char *allow, bool auth)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(len, (void *)body, mode);
+    if (resp == NULL) {
+        if (mode == MHD_RESPMEM_MUST_FREE) {
+            free((void *)body);
+        }
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (allow != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    if (auth) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"mqlb\"");
+    }
+    if (strcmp(type, ADMIN_CT_HTML) == 0) {
+        MHD_add_response_header(resp, "Content-Security-Policy", ADMIN_CSP);
+    }
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Send {"error":"<msg>"}; <msg> is one of our own static strings. */
+static enum MHD_Result
+admin_send_error(struct MHD_Connection *conn, unsigned status,
+                 const char *msg, const char *allow, bool auth)
+{
+    char body[160];
+    int n;
+
+    n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+    if (n < 0 || (size_t)n >= sizeof(body)) {
+        n = snprintf(body, sizeof(body), "{\"error\":\"error\"}\n");
+    }
+    return admin_send(conn, status, ADMIN_CT_JSON, body, (size_t)n,
+                      MHD_RESPMEM_MUST_COPY, allow, auth);
+}
+
+/* Send a string we allocated; NULL means we ran out of memory. */
+static enum MHD_Result
+admin_send_owned(struct MHD_Connection *conn, const char *type, char *text)
+{
+    if (text == NULL) {
+        return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory", NULL, false);
+    }
+    return admin_send(conn, MHD_HTTP_OK, type, text, strlen(text),
+                      MHD_RESPMEM_MUST_FREE, NULL, false);
+}
+
+static enum MHD_Result
+admin_do_health(struct admin *a, struct MHD_Connection *conn)
+{
+    struct stats_snapshot *snap;
+    int up;
+
+    snap = a->ops.snapshot != NULL ? a->ops.snapshot(a->ops.ctx) : NULL;
+    up = stats_all_pools_up(snap);
+    stats_snapshot_free(snap);
+    if (up) {
+        return admin_send(conn, MHD_HTTP_OK, ADMIN_CT_TEXT, "ok\n", 3,
+                          MHD_RESPMEM_PERSISTENT, NULL, false);
+    }
+    return admin_send(conn, MHD_HTTP_SERVICE_UNAVAILABLE, ADMIN_CT_TEXT,
+                      "unavailable\n", 12, MHD_RESPMEM_PERSISTENT, NULL,
+                      false);
+}
+
+/* /status or /metrics: render a fresh snapshot with <render>. */
+static enum MHD_Result
+admin_do_render(struct admin *a, struct MHD_Connection *conn,
+                const char *type,
+                char *(*render)(const struct stats_snapshot *))
+{
+    struct stats_snapshot *snap;
+    char *text;
+
+    snap = a->ops.snapshot != NULL ? a->ops.snapshot(a->ops.ctx) : NULL;
+    if (snap == NULL) {
+        return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "no snapshot", NULL, false);
+    }
+    text = render(snap);
+    stats_snapshot_free(snap);
+    return admin_send_owned(conn, type, text);
+}
+
+static const char *
+admin_action_name(enum admin_action act)
+{
+    switch (act) {
+    case ADMIN_ACTION_DRAIN:
+        return "drain";
+    case ADMIN_ACTION_DISABLE:
+        return "disable";
+    case ADMIN_ACTION_ENABLE:
+        return "enable";
+    case ADMIN_ACTION_WEIGHT:
+        return "weight";
+    }
+    return "unknown";
+}
+
+static enum MHD_Result
+admin_do_action(struct admin *a, struct MHD_Connection *conn,
+                const struct admin_req *req)
+{
+    json_t *o;
+    char *text;
+    int rc;
+
+    if (a->ops.action == NULL) {
+        return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "actions unavailable", NULL, false);
+    }
+    rc = a->ops.action(a->ops.ctx, req->pool, req->backend, req->action,
+                       req->value);
+    switch (rc) {
+    case MQ_OK:
+        break;
+    case ADMIN_NO_POOL:
+        return admin_send_error(conn, MHD_HTTP_NOT_FOUND, "no such pool",
+                                NULL, false);
+    case ADMIN_NO_BACKEND:
+        return admin_send_error(conn, MHD_HTTP_NOT_FOUND,
+                                "no such backend", NULL, false);
+    case ADMIN_BAD_VALUE:
+        return admin_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad value",
+                                NULL, false);
+    default:
+        return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "action failed", NULL, false);
+    }
+
+    /* names passed admin_route, so they are plain ASCII */
+    if (req->action == ADMIN_ACTION_WEIGHT) {
+        o = json_pack("{sbsssssssI}", "ok", 1, "pool", req->pool,
+                      "backend", req->backend, "action",
+                      admin_action_name(req->action), "weight",
+                      (json_int_t)req->value);
+    } else {
+        o = json_pack("{sbssssss}", "ok", 1, "pool", req->pool,
+                      "backend", req->backend, "action",
+                      admin_action_name(req->action));
+    }
+    text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        /* the action is done; say so even without memory for details */
+        return admin_send(conn, MHD_HTTP_OK, ADMIN_CT_JSON,
+                          "{\"ok\":true}", 11, MHD_RESPMEM_PERSISTENT,
+                          NULL, false);
+    }
+    return admin_send_owned(conn, ADMIN_CT_JSON, text);
+}
+
+/* True when the request may proceed: see the auth note at the top. */
+static bool
+admin_authorized(struct admin *a, struct MHD_Connection *conn,
+                 const char *method, const char *url)
+{
+    const char *hdr, *qtoken;
+
+    if (a->token == NULL) {
+        return true;
+    }
+    hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_AUTHORIZATION);
+    if (admin_token_ok(hdr, a->token)) {
+        return true;
+    }
+    if (strcmp(url, "/") != 0 || !admin_is_get(method)) {
+        return false;
+    }
+    qtoken = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                         "token");
+    return admin_token_equal(qtoken, a->token);
+}
+
+/* Answer a complete request: auth, route, then the endpoint. */
+static enum MHD_Result
+admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
+             const char *method)
+{
+    struct admin_req req;
+    const char *value;
+    int status;
+
+    if (!admin_authorized(a, conn, method, url)) {
+        return admin_send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                                NULL, true);
+    }
+    value = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                        "value");
+    status = admin_route(method, url, value, &req);
+    if (status != MHD_HTTP_OK) {
+        return admin_send_error(conn, (unsigned)status, req.error,
+                                req.allow, false);
+    }
+    switch (req.endpoint) {
+    case ADMIN_EP_HEALTH:
+        return admin_do_health(a, conn);
+    case ADMIN_EP_STATUS:
+        return admin_do_render(a, conn, ADMIN_CT_JSON, stats_render_json);
+    case ADMIN_EP_METRICS:
+        return admin_do_render(a, conn, ADMIN_CT_METRICS,
+                               stats_render_metrics);
+    case ADMIN_EP_DASHBOARD:
+        return admin_send(conn, MHD_HTTP_OK, ADMIN_CT_HTML, dashboard_html,
+                          sizeof(dashboard_html) - 1, MHD_RESPMEM_PERSISTENT,
+                          NULL, false);
+    case ADMIN_EP_ACTION:
+        return admin_do_action(a, conn, &req);
+    }
+    return admin_send_error(conn, MHD_HTTP_NOT_FOUND, "not found", NULL,
+                            false);
+}
+
+/* True when the request announces a body (length > 0, or chunked). */
+static bool
+admin_has_body(struct MHD_Connection *conn)
+{
+    const char *len;
+
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING)
+        != NULL) {
+        return true;
+    }
+    len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return len != NULL && strspn(len, "0") != strlen(len);
+}
+
+/*
+ * MHD's access handler; <*req_cls> marks how far the request got. See the
+ * top comment for why a request with a body is answered at once.
+ */
+static enum MHD_Result
+admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
+              const char *method, const char *version,
+              const char *upload_data, size_t *upload_data_size,
+              void **req_cls)
+{
+    static char admin_mark_wait;    /* headers seen, answer when complete */
+    static char admin_mark_done;    /* answered early */
+    struct admin *a = cls;
+
+    (void)version;
+    (void)upload_data;
+
+    if (*req_cls == NULL) {
+        if (!admin_has_body(conn)) {
+            /* answer on the next call: the connection can be kept alive */
+            *req_cls = &admin_mark_wait;
+            return MHD_YES;
+        }
+        *req_cls = &admin_mark_done;
+        return admin_answer(a, conn, url, method);
+    }
+    if (*upload_data_size != 0 || *req_cls == &admin_mark_done) {
+        /* a body we never asked for: drop it */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    *req_cls = &admin_mark_done;
+    return admin_answer(a, conn, url, method);
+}
+
+/*
+ * MHD's error log. While admin_start runs, the message is kept for its
+ * error string; afterwards it goes to stderr (bad requests, limits).
+ */
+static void
+admin_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct admin *a = cls;
+    size_t n;
+
+    if (atomic_load(&a->starting)) {
+        vsnprintf(a->start_err, sizeof(a->start_err), fmt, ap);
+        n = strlen(a->start_err);
+        while (n > 0 && (a->start_err[n - 1] == '\n' ||
+                         a->start_err[n - 1] == '\r')) {
+            a->start_err[--n] = '\0';
+        }
+        return;
+    }
+    fputs("mqlb: admin: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+struct admin *
+admin_start(const struct config_addr *listen, const char *token,
+            const struct admin_ops *ops, char *err)
+{
+    struct admin *a;
+    unsigned flags;
+    int saved;
+
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, MQ_ERR_LEN, "admin: out of memory");
+        return NULL;
+    }
+    a->ops = *ops;
+    if (token != NULL && token[0] != '\0') {
+        a->token = strdup(token);
+        if (a->token == NULL) {
+            mq_free(a);
+            snprintf(err, MQ_ERR_LEN, "admin: out of memory");
+            return NULL;
+        }
+    }
+    atomic_init(&a->starting, true);
+
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+            MHD_USE_ERROR_LOG;
+    if (listen->ss.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    errno = 0;
+    a->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, admin_handler, a,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&listen->ss,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_MAX_CONNS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONN_MEMORY,
+        MHD_OPTION_EXTERNAL_LOGGER, admin_mhd_log, a,
+        MHD_OPTION_END);
+    saved = errno;
+    atomic_store(&a->starting, false);
+    if (a->daemon == NULL) {
+        if (a->start_err[0] != '\0') {
+            snprintf(err, MQ_ERR_LEN,
+                     "admin listen on %.80s failed: %.140s", listen->text,
+                     a->start_err);
+        } else {
+            snprintf(err, MQ_ERR_LEN, "admin listen on %.80s failed: %s",
+                     listen->text,
+                     saved != 0 ? strerror(saved) : "unknown error");
+        }
+        mq_free(a->token);
+        mq_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+unsigned
+admin_port(const struct admin *a)
+{
+    const union MHD_DaemonInfo *info;
+
+    if (a == NULL || a->daemon == NULL) {
+        return 0;
+    }
+    info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (info == NULL) {
+        return 0;
+    }
+    return info->port;
+}
+
+void
+admin_stop(struct admin *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    if (a->daemon != NULL) {
+        MHD_stop_daemon(a->daemon);
+        a->daemon = NULL;
+    }
+    mq_free(a->token);
+    free(a);
+}

@@ -1,0 +1,699 @@
+/*
+ * stats.c: render a stats snapshot for the admin port, as the SPEC's
+ * /status JSON (jansson) and as Prometheus text exposition format 0.0.4.
+ * Everything here is pure: a snapshot in, a newly allocated string out.
+ *
+ * Time fields in the JSON ("now", "since", "check.at") are ISO-8601 UTC
+ * strings with milliseconds ("2024-05-01T12:00:00.123Z"), or null when the
+ * moment is unknown (a backend never checked, a zero timestamp).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "mqlb/common.h"
+#include "mqlb/stats.h"
+
+#define STATS_TIME_LEN      32      /* "2024-05-01T12:00:00.123Z" + NUL */
+
+/* A growing text buffer for the metrics page. */
+struct stats_buf {
+    char               *data;           /* NUL-terminated text, owned */
+    size_t              len;            /* bytes used, without the NUL */
+    size_t              cap;            /* bytes allocated */
+    bool                oom;            /* an append ran out of memory */
+};
+
+/* What a metric family is drawn over. */
+enum stats_scope {
+    STATS_SCOPE_POOL = 0,               /* one sample set per pool */
+    STATS_SCOPE_BACKEND,                /* one sample set per backend */
+};
+
+/* Writes the samples of one family for one pool or backend. */
+typedef void (*stats_emit_t)(struct stats_buf *b, const char *name,
+                             const struct stats_pool *p,
+                             const struct stats_backend *be);
+
+/* One Prometheus metric family: its HELP/TYPE header and its samples. */
+struct stats_family {
+    const char         *name;           /* metric name, as exposed */
+    const char         *type;           /* "counter" or "gauge" */
+    const char         *help;           /* HELP text, no escapes needed */
+    enum stats_scope    scope;          /* pools or backends */
+    stats_emit_t        emit;           /* writes the samples */
+};
+
+/*
+ * The state names of the SPEC. Kept here rather than calling backend.c so
+ * that rendering depends on nothing but the snapshot.
+ */
+static const char *
+stats_state_name(enum backend_state st)
+{
+    switch (st) {
+    case BACKEND_UP:
+        return "up";
+    case BACKEND_DOWN:
+        return "down";
+    case BACKEND_DRAIN:
+        return "drain";
+    case BACKEND_DISABLED:
+        return "disabled";
+    }
+    return "down";
+}
+
+static const char *
+stats_check_result_name(enum backend_check_result r)
+{
+    switch (r) {
+    case BACKEND_CHECK_PASS:
+        return "pass";
+    case BACKEND_CHECK_FAIL:
+        return "fail";
+    case BACKEND_CHECK_NONE:
+        break;
+    }
+    return "none";
+}
+
+void
+stats_snapshot_free(struct stats_snapshot *snap)
+{
+    size_t i;
+
+    if (snap == NULL) {
+        return;
+    }
+    for (i = 0; i < snap->npools; i++) {
+        mq_free(snap->pools[i].listen);
+        mq_free(snap->pools[i].backends);
+    }
+    mq_free(snap->pools);
+    free(snap);
+}
+
+/* ---- JSON ---------------------------------------------------------- */
+
+/*
+ * Format wall-clock <ms> into <out> (STATS_TIME_LEN) as ISO-8601 UTC with
+ * milliseconds. Returns false when <ms> is 0 (unknown) or out of range.
+ */
+static bool
+stats_format_time(uint64_t ms, char *out)
+{
+    struct tm tm;
+    time_t t;
+    size_t n;
+
+    if (ms == 0) {
+        return false;
+    }
+    t = (time_t)(ms / 1000);
+    if (gmtime_r(&t, &tm) == NULL) {
+        return false;
+    }
+    n = strftime(out, STATS_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || n + 6 > STATS_TIME_LEN) {
+        return false;
+    }
+    snprintf(out + n, STATS_TIME_LEN - n, ".%03uZ", (unsigned)(ms % 1000));
+    return true;
+}
+
+/* A JSON time string for <ms>, or null when it is unknown. */
+static json_t *
+stats_json_time(uint64_t ms)
+{
+    char text[STATS_TIME_LEN];
+
+    if (!stats_format_time(ms, text)) {
+        return json_null();
+    }
+    return json_string(text);
+}
+
+/*
+ * A JSON string for <s>. Check reasons may quote raw broker bytes that
+ * are not UTF-8, which jansson refuses: such bytes become '?'.
+ */
+static json_t *
+stats_json_str(const char *s)
+{
+    json_t *j;
+    char *copy;
+    size_t i;
+
+    j = json_string(s);
+    if (j != NULL) {
+        return j;
+    }
+    copy = strdup(s);
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (i = 0; copy[i] != '\0'; i++) {
+        if ((unsigned char)copy[i] >= 0x80) {
+            copy[i] = '?';
+        }
+    }
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* jansson integers are signed: clamp counters that would not fit. */
+static json_t *
+stats_json_u64(uint64_t v)
+{
+    if (v > (uint64_t)INT64_MAX) {
+        v = (uint64_t)INT64_MAX;
+    }
+    return json_integer((json_int_t)v);
+}
+
+/*
+ * Set <key> of <obj> to <val>, taking the reference; false on failure,
+ * and <val> is dropped then too (json_object_set_new does so). Callers
+ * write `ok = stats_json_set(...) && ok;` so that every value is consumed.
+ */
+static bool
+stats_json_set(json_t *obj, const char *key, json_t *val)
+{
+    if (val == NULL) {
+        return false;
+    }
+    return json_object_set_new(obj, key, val) == 0;
+}
+
+static json_t *
+stats_json_check(const struct backend_check *c)
+{
+    json_t *o;
+    bool ok;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+    ok = stats_json_set(o, "result",
+                        json_string(stats_check_result_name(c->result)));
+    ok = stats_json_set(o, "reason", stats_json_str(c->reason)) && ok;
+    ok = stats_json_set(o, "latency_ms", json_integer(c->latency_ms)) && ok;
+    ok = stats_json_set(o, "at", stats_json_time(c->at_ms)) && ok;
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+stats_json_backend(const struct stats_backend *be)
+{
+    json_t *o;
+    bool ok;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+    ok = stats_json_set(o, "name", stats_json_str(be->name));
+    ok = stats_json_set(o, "address", stats_json_str(be->address)) && ok;
+    ok = stats_json_set(o, "state",
+                        json_string(stats_state_name(be->state))) && ok;
+    ok = stats_json_set(o, "weight", json_integer(be->weight)) && ok;
+    ok = stats_json_set(o, "active", json_integer(be->active)) && ok;
+    ok = stats_json_set(o, "total", stats_json_u64(be->total)) && ok;
+    ok = stats_json_set(o, "failed", stats_json_u64(be->failed)) && ok;
+    ok = stats_json_set(o, "bytes_in", stats_json_u64(be->bytes_in)) && ok;
+    ok = stats_json_set(o, "bytes_out", stats_json_u64(be->bytes_out)) && ok;
+    ok = stats_json_set(o, "checks_pass",
+                        stats_json_u64(be->checks_pass)) && ok;
+    ok = stats_json_set(o, "checks_fail",
+                        stats_json_u64(be->checks_fail)) && ok;
+    ok = stats_json_set(o, "check", stats_json_check(&be->check)) && ok;
+    ok = stats_json_set(o, "since", stats_json_time(be->since_ms)) && ok;
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+stats_json_pool(const struct stats_pool *p)
+{
+    json_t *o, *listen, *backends;
+    size_t i;
+    bool ok;
+
+    o = json_object();
+    listen = json_array();
+    backends = json_array();
+    ok = o != NULL && listen != NULL && backends != NULL;
+    for (i = 0; ok && i < p->nlisten; i++) {
+        ok = json_array_append_new(listen,
+                                   stats_json_str(p->listen[i])) == 0;
+    }
+    for (i = 0; ok && i < p->nbackends; i++) {
+        ok = json_array_append_new(backends,
+                                   stats_json_backend(&p->backends[i])) == 0;
+    }
+    if (!ok) {
+        json_decref(o);
+        json_decref(listen);
+        json_decref(backends);
+        return NULL;
+    }
+    ok = stats_json_set(o, "name", stats_json_str(p->name));
+    ok = stats_json_set(o, "listen", listen) && ok;
+    ok = stats_json_set(o, "balance",
+                        stats_json_str(p->balance != NULL ?
+                                       p->balance : "")) && ok;
+    ok = stats_json_set(o, "check_kind",
+                        stats_json_str(p->check != NULL ?
+                                       p->check : "")) && ok;
+    ok = stats_json_set(o, "rejected", stats_json_u64(p->rejected)) && ok;
+    ok = stats_json_set(o, "backends", backends) && ok;
+    if (!ok) {
+        /* every stats_json_set call consumed its value, even on failure */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/*
+ * The /status document:
+ *   {"version","uptime_s","now","pools":[{"name","listen":[...],"balance",
+ *    "check_kind","rejected","backends":[{"name","address","state",
+ *    "weight","active","total","failed","bytes_in","bytes_out",
+ *    "checks_pass","checks_fail","check":{"result","reason","latency_ms",
+ *    "at"},"since"}]}]}
+ * with a trailing newline, for curl users.
+ */
+char *
+stats_render_json(const struct stats_snapshot *snap)
+{
+    json_t *root, *pools;
+    char *text, *nl;
+    size_t i, len;
+    bool ok;
+
+    root = json_object();
+    pools = json_array();
+    ok = root != NULL && pools != NULL;
+    for (i = 0; ok && i < snap->npools; i++) {
+        ok = json_array_append_new(pools,
+                                   stats_json_pool(&snap->pools[i])) == 0;
+    }
+    if (!ok) {
+        json_decref(root);
+        json_decref(pools);
+        return NULL;
+    }
+    ok = stats_json_set(root, "version", json_string(MQLB_VERSION));
+    ok = stats_json_set(root, "uptime_s",
+                        stats_json_u64(snap->uptime_s)) && ok;
+    ok = stats_json_set(root, "now", stats_json_time(snap->now_ms)) && ok;
+    ok = stats_json_set(root, "pools", pools) && ok;
+    text = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(root);
+    if (text == NULL) {
+        return NULL;
+    }
+    len = strlen(text);
+    nl = realloc(text, len + 2);
+    if (nl == NULL) {
+        free(text);
+        return NULL;
+    }
+    nl[len] = '\n';
+    nl[len + 1] = '\0';
+    return nl;
+}
+
+/* ---- Prometheus text ----------------------------------------------- */
+
+static void
+stats_buf_reserve(struct stats_buf *b, size_t more)
+{
+    size_t cap;
+    char *data;
+
+    if (b->oom || b->len + more + 1 <= b->cap) {
+        return;
+    }
+    cap = b->cap == 0 ? 4096 : b->cap;
+    while (cap < b->len + more + 1) {
+        cap *= 2;
+    }
+    data = realloc(b->data, cap);
+    if (data == NULL) {
+        b->oom = true;
+        return;
+    }
+    b->data = data;
+    b->cap = cap;
+}
+
+static void
+stats_buf_append(struct stats_buf *b, const char *s, size_t n)
+{
+    stats_buf_reserve(b, n);
+    if (b->oom) {
+        return;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void stats_buf_printf(struct stats_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+stats_buf_printf(struct stats_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = true;
+        return;
+    }
+    stats_buf_reserve(b, (size_t)n);
+    if (b->oom) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/*
+ * Append label value <s> escaped as the exposition format asks: backslash,
+ * double quote and line feed are the only characters to escape.
+ */
+static void
+stats_buf_label(struct stats_buf *b, const char *s)
+{
+    const char *run;
+
+    for (run = s; *s != '\0'; s++) {
+        const char *esc;
+
+        switch (*s) {
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        default:
+            continue;
+        }
+        stats_buf_append(b, run, (size_t)(s - run));
+        stats_buf_append(b, esc, 2);
+        run = s + 1;
+    }
+    stats_buf_append(b, run, (size_t)(s - run));
+}
+
+/* Append `<name>{pool="..."` and, with <be>, `,backend="..."`. */
+static void
+stats_buf_labels(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_printf(b, "%s{pool=\"", name);
+    stats_buf_label(b, p->name);
+    stats_buf_append(b, "\"", 1);
+    if (be != NULL) {
+        stats_buf_append(b, ",backend=\"", 10);
+        stats_buf_label(b, be->name);
+        stats_buf_append(b, "\"", 1);
+    }
+}
+
+/* One sample with no extra label. */
+static void
+stats_buf_sample(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be,
+                 uint64_t value)
+{
+    stats_buf_labels(b, name, p, be);
+    stats_buf_printf(b, "} %" PRIu64 "\n", value);
+}
+
+/* One sample with an extra label <key>="<val>" (<val> needs no escape). */
+static void
+stats_buf_sample_kv(struct stats_buf *b, const char *name,
+                    const struct stats_pool *p,
+                    const struct stats_backend *be, const char *key,
+                    const char *val, uint64_t value)
+{
+    stats_buf_labels(b, name, p, be);
+    stats_buf_printf(b, ",%s=\"%s\"} %" PRIu64 "\n", key, val, value);
+}
+
+static void
+stats_emit_rejected(struct stats_buf *b, const char *name,
+                    const struct stats_pool *p,
+                    const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->rejected);
+}
+
+static void
+stats_emit_pool_up(struct stats_buf *b, const char *name,
+                   const struct stats_pool *p, const struct stats_backend *be)
+{
+    uint64_t nup;
+    size_t i;
+
+    (void)be;
+    nup = 0;
+    for (i = 0; i < p->nbackends; i++) {
+        nup += p->backends[i].state == BACKEND_UP;
+    }
+    stats_buf_sample(b, name, p, NULL, nup);
+}
+
+static void
+stats_emit_up(struct stats_buf *b, const char *name,
+              const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample(b, name, p, be, be->state == BACKEND_UP);
+}
+
+static void
+stats_emit_state(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be)
+{
+    static const enum backend_state states[] = {
+        BACKEND_UP, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_DISABLED,
+    };
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(states); i++) {
+        stats_buf_sample_kv(b, name, p, be, "state",
+                            stats_state_name(states[i]),
+                            be->state == states[i]);
+    }
+}
+
+static void
+stats_emit_weight(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample(b, name, p, be, be->weight);
+}
+
+static void
+stats_emit_active(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    /* a gauge: a transient negative count would be a bug, show 0 */
+    stats_buf_sample(b, name, p, be,
+                     be->active > 0 ? (uint64_t)be->active : 0);
+}
+
+static void
+stats_emit_total(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample(b, name, p, be, be->total);
+}
+
+static void
+stats_emit_failed(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample(b, name, p, be, be->failed);
+}
+
+static void
+stats_emit_bytes(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample_kv(b, name, p, be, "direction", "in", be->bytes_in);
+    stats_buf_sample_kv(b, name, p, be, "direction", "out", be->bytes_out);
+}
+
+static void
+stats_emit_checks(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_sample_kv(b, name, p, be, "result", "pass", be->checks_pass);
+    stats_buf_sample_kv(b, name, p, be, "result", "fail", be->checks_fail);
+}
+
+static void
+stats_emit_latency(struct stats_buf *b, const char *name,
+                   const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_labels(b, name, p, be);
+    stats_buf_printf(b, "} %u.%03u\n", be->check.latency_ms / 1000,
+                     be->check.latency_ms % 1000);
+}
+
+static void
+stats_emit_since(struct stats_buf *b, const char *name,
+                 const struct stats_pool *p, const struct stats_backend *be)
+{
+    stats_buf_labels(b, name, p, be);
+    stats_buf_printf(b, "} %" PRIu64 ".%03u\n", be->since_ms / 1000,
+                     (unsigned)(be->since_ms % 1000));
+}
+
+/* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
+static const struct stats_family stats_families[] = {
+    { "mqlb_pool_rejected_total", "counter",
+      "Clients closed by the pool without a backend (none live, acl, "
+      "limits).", STATS_SCOPE_POOL, stats_emit_rejected },
+    { "mqlb_pool_backends_up", "gauge",
+      "Backends of the pool in state up.",
+      STATS_SCOPE_POOL, stats_emit_pool_up },
+    { "mqlb_backend_up", "gauge",
+      "1 when the backend is up and takes new sessions, else 0.",
+      STATS_SCOPE_BACKEND, stats_emit_up },
+    { "mqlb_backend_state", "gauge",
+      "1 for the backend's current state (up, down, drain, disabled).",
+      STATS_SCOPE_BACKEND, stats_emit_state },
+    { "mqlb_backend_weight", "gauge",
+      "Configured or admin-set weight of the backend (0..256).",
+      STATS_SCOPE_BACKEND, stats_emit_weight },
+    { "mqlb_backend_active_sessions", "gauge",
+      "Sessions currently relayed to the backend.",
+      STATS_SCOPE_BACKEND, stats_emit_active },
+    { "mqlb_backend_sessions_total", "counter",
+      "Sessions ever relayed to the backend.",
+      STATS_SCOPE_BACKEND, stats_emit_total },
+    { "mqlb_backend_failures_total", "counter",
+      "Failed connects to the backend.",
+      STATS_SCOPE_BACKEND, stats_emit_failed },
+    { "mqlb_backend_bytes_total", "counter",
+      "Bytes relayed; direction in is client to backend, out is backend "
+      "to client.", STATS_SCOPE_BACKEND, stats_emit_bytes },
+    { "mqlb_health_checks_total", "counter",
+      "Active health checks of the backend by result.",
+      STATS_SCOPE_BACKEND, stats_emit_checks },
+    { "mqlb_backend_check_latency_seconds", "gauge",
+      "Latency of the last health check, connect to verdict.",
+      STATS_SCOPE_BACKEND, stats_emit_latency },
+    { "mqlb_backend_last_change_timestamp_seconds", "gauge",
+      "Unix time of the backend's last state change.",
+      STATS_SCOPE_BACKEND, stats_emit_since },
+};
+
+/*
+ * The /metrics page in text exposition format 0.0.4: each family's
+ * # HELP and # TYPE lines, then all its samples, grouped as the format
+ * requires. Label values are escaped; help texts are constants that need
+ * no escaping.
+ */
+char *
+stats_render_metrics(const struct stats_snapshot *snap)
+{
+    struct stats_buf b;
+    const struct stats_family *f;
+    size_t i, j, k;
+
+    memset(&b, 0, sizeof(b));
+    stats_buf_reserve(&b, 0);
+    if (b.oom) {
+        return NULL;
+    }
+    b.data[0] = '\0';
+
+    stats_buf_printf(&b, "# HELP mqlb_info mqlb build information.\n"
+                     "# TYPE mqlb_info gauge\n"
+                     "mqlb_info{version=\"%s\"} 1\n", MQLB_VERSION);
+    stats_buf_printf(&b, "# HELP mqlb_uptime_seconds Seconds since mqlb "
+                     "started.\n"
+                     "# TYPE mqlb_uptime_seconds gauge\n"
+                     "mqlb_uptime_seconds %" PRIu64 "\n", snap->uptime_s);
+
+    for (k = 0; k < MQ_NELEMS(stats_families); k++) {
+        f = &stats_families[k];
+        stats_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name,
+                         f->help, f->name, f->type);
+        for (i = 0; i < snap->npools; i++) {
+            const struct stats_pool *p = &snap->pools[i];
+
+            if (f->scope == STATS_SCOPE_POOL) {
+                f->emit(&b, f->name, p, NULL);
+                continue;
+            }
+            for (j = 0; j < p->nbackends; j++) {
+                f->emit(&b, f->name, p, &p->backends[j]);
+            }
+        }
+    }
+
+    if (b.oom) {
+        mq_free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+int
+stats_all_pools_up(const struct stats_snapshot *snap)
+{
+    size_t i, j;
+    bool up;
+
+    if (snap == NULL) {
+        return 0;
+    }
+    for (i = 0; i < snap->npools; i++) {
+        up = false;
+        for (j = 0; j < snap->pools[i].nbackends; j++) {
+            if (snap->pools[i].backends[j].state == BACKEND_UP) {
+                up = true;
+                break;
+            }
+        }
+        if (!up) {
+            return 0;
+        }
+    }
+    return 1;
+}
