@@ -31,6 +31,7 @@
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
+#include "mqlb/log.h"
 
 #define ADMIN_MAX_CONNS         64          /* concurrent admin clients */
 #define ADMIN_TIMEOUT_S         10          /* idle admin connection */
@@ -587,26 +588,43 @@ admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
 }
 
 /*
+ * Trim trailing line ends from <buf> (MHD's messages end with one; ours
+ * get theirs from log.c).
+ */
+static void
+admin_chomp(char *buf)
+{
+    size_t n;
+
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        buf[--n] = '\0';
+    }
+}
+
+/*
  * MHD's error log. While admin_start runs, the message is kept for its
- * error string; afterwards it goes to stderr (bad requests, limits).
+ * error string. Afterwards MHD only reports on single client connections
+ * (bad or oversized requests, early closes), so those lines are info: a
+ * client sending garbage must not flood the log at the default level.
  */
 static void
 admin_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct admin *a = cls;
-    size_t n;
+    char msg[256];
 
     if (atomic_load(&a->starting)) {
         vsnprintf(a->start_err, sizeof(a->start_err), fmt, ap);
-        n = strlen(a->start_err);
-        while (n > 0 && (a->start_err[n - 1] == '\n' ||
-                         a->start_err[n - 1] == '\r')) {
-            a->start_err[--n] = '\0';
-        }
+        admin_chomp(a->start_err);
         return;
     }
-    fputs("mqlb: admin: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    if (!log_enabled(LOG_INFO)) {
+        return;
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    admin_chomp(msg);
+    log_info("admin: %s", msg);
 }
 
 struct admin *

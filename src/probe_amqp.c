@@ -88,6 +88,10 @@ probe_amqp_judge(struct probe *p, const uint8_t *buf, size_t len)
         if (len < PROBE_AMQP_HEADER_LEN) {
             return probe_more(p, len);
         }
+        if (memcmp(buf, PROBE_AMQP_HEADER, PROBE_AMQP_HEADER_LEN) == 0) {
+            return probe_fail(p, "amqp protocol header sent back: "
+                              "not an AMQP 0-9-1 broker");
+        }
         return probe_fail(p, "amqp version mismatch: server offers "
                           "AMQP %u-%u-%u (protocol id %u)",
                           (unsigned)buf[5], (unsigned)buf[6],

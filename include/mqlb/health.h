@@ -1,0 +1,27 @@
+/*
+ * health.h: active health checks. One timer per backend on the main
+ * loop; each check is a fresh non-blocking connection driven through the
+ * pool's probe (probe.h) and turned into backend_check_done() verdicts.
+ */
+#ifndef MQLB_HEALTH_H
+#define MQLB_HEALTH_H
+
+#include <ev.h>
+
+struct pool;
+struct health;
+
+/* Called on the main loop when a check took a backend down. */
+typedef void (*health_down_fn)(void *ctx, struct pool *pool);
+
+struct health *health_create(struct ev_loop *loop, health_down_fn on_down,
+                             void *ctx);
+/*
+ * Check the backends of these <npools> pools from now on (replacing any
+ * earlier set; checks in flight are cancelled). Takes pool references.
+ */
+int health_set_pools(struct health *h, struct pool *const *pools,
+                     size_t npools);
+void health_destroy(struct health *h);
+
+#endif /* MQLB_HEALTH_H */

@@ -1,0 +1,51 @@
+/*
+ * log.h: one line per event on stderr, as text or JSON. Safe from any
+ * thread: each line is formatted locally and written with one write(2).
+ */
+#ifndef MQLB_LOG_H
+#define MQLB_LOG_H
+
+#include <stdint.h>
+
+#include "mqlb/config.h"
+
+enum log_level {
+    LOG_ERROR = 0,      /* our own failure */
+    LOG_WARN,           /* degraded but running */
+    LOG_NOTICE,         /* lifecycle: start, stop, reload, backend up */
+    LOG_INFO,           /* one line per session */
+    LOG_DEBUG,          /* per event; only in DEBUG=1 builds */
+};
+
+/* What one finished session reports. */
+struct log_session {
+    uint64_t            id;
+    const char         *client;         /* "ip:port" */
+    const char         *pool;
+    const char         *backend;        /* "-" if none was reached */
+    uint64_t            bytes_in;       /* client -> broker */
+    uint64_t            bytes_out;      /* broker -> client */
+    uint64_t            duration_ms;
+    const char         *end;            /* how it ended */
+};
+
+void log_init(int level, enum config_log_format format);
+int log_level_parse(const char *text);      /* -1 if unknown */
+const char *log_level_name(int level);
+int log_enabled(int level);
+
+void log_msg(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void log_session_end(const struct log_session *ls);
+
+#define log_error(...)  log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)   log_msg(LOG_WARN, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)   log_msg(LOG_INFO, __VA_ARGS__)
+#ifdef MQ_DEBUG
+#define log_debug(...)  log_msg(LOG_DEBUG, __VA_ARGS__)
+#else
+#define log_debug(...)  ((void)0)
+#endif
+
+#endif /* MQLB_LOG_H */

@@ -1,0 +1,35 @@
+/*
+ * net.h: a socket toolbox that knows nothing of sessions or pools (redis'
+ * anet). Failures return MQ_ERR with errno set, or fill <err> on the
+ * start-up paths; the caller decides what to log.
+ */
+#ifndef MQLB_NET_H
+#define MQLB_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "mqlb/config.h"
+
+/* A listening socket on <a> with SO_REUSEPORT; the fd, or -1 and <err>. */
+int net_listen(const struct config_addr *a, int backlog, char *err);
+
+/* accept4 non-blocking and close-on-exec; -1 with errno (EAGAIN too). */
+int net_accept(int lfd, struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * Start a non-blocking connect to <sa>. Returns the fd (connected or in
+ * progress: *in_progress set) or -1 with errno.
+ */
+int net_connect(const struct sockaddr *sa, socklen_t len, int *in_progress);
+
+/* The pending error of a non-blocking connect (0 = connected). */
+int net_socket_error(int fd);
+
+int net_set_nodelay(int fd);
+int net_set_keepalive(int fd, const struct config_keepalive *ka);
+
+/* "1.2.3.4:56" or "[::1]:56" into <buf>. */
+void net_format(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif /* MQLB_NET_H */

@@ -1,0 +1,78 @@
+/*
+ * pool.h: the backends behind one [pool] and the choice among them.
+ * Picking takes the pool lock, a few hundred nanoseconds per new session,
+ * so that round-robin and least-connections are exact across workers.
+ */
+#ifndef MQLB_POOL_H
+#define MQLB_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mqlb/config.h"
+
+struct backend;
+struct lb_ops;
+struct lb_cand;
+
+/* Backends already tried by one session (bit = backend index). */
+struct pool_tried {
+    uint64_t            bits[CONFIG_MAX_BACKENDS / 64];
+};
+
+struct pool {
+    const struct config_pool *cf;       /* settings, owned by <owner> */
+    void               *owner;          /* the config generation */
+    void              (*owner_release)(void *owner);
+    struct backend    **backends;       /* one reference each */
+    size_t              nbackends;
+    const struct lb_ops *lb;
+    void               *lb_state;       /* guarded by <lock> */
+    pthread_mutex_t     lock;           /* guards picking and lb state */
+    uint64_t            lb_version;     /* backend versions seen by lb */
+    bool               *usable;         /* scratch, guarded by <lock> */
+    struct lb_cand     *cands;          /* scratch, guarded by <lock> */
+    _Atomic uint64_t   *nrejected;      /* shared across reloads */
+    _Atomic unsigned    refcnt;         /* generation and sessions */
+};
+
+/*
+ * A pool for <cf> over <backends> (one per cf->backends entry; the pool
+ * takes its own references). <nrejected> outlives the pool (kept by the
+ * core across reloads). Returns NULL on no memory.
+ */
+struct pool *pool_create(const struct config_pool *cf,
+                         struct backend *const *backends,
+                         _Atomic uint64_t *nrejected);
+void pool_acquire(struct pool *p);
+void pool_release(struct pool *p);
+
+/*
+ * Choose a backend for a new session, skipping <tried>. <key> is the
+ * client address or client-id hash for source/mqtt-client-id. The chosen
+ * backend's session count is already raised (backend_session_start);
+ * NULL if none can take it.
+ */
+struct backend *pool_pick(struct pool *p, const struct pool_tried *tried,
+                          uint64_t key, uint64_t now_ms);
+
+/* A backend by name, or NULL. */
+struct backend *pool_find_backend(struct pool *p, const char *name);
+
+bool pool_has_up_backend(const struct pool *p);
+
+static inline void
+pool_tried_set(struct pool_tried *t, unsigned idx)
+{
+    t->bits[idx / 64] |= 1ULL << (idx % 64);
+}
+
+static inline bool
+pool_tried_has(const struct pool_tried *t, unsigned idx)
+{
+    return (t->bits[idx / 64] >> (idx % 64)) & 1;
+}
+
+#endif /* MQLB_POOL_H */

@@ -1,0 +1,63 @@
+/*
+ * relay.h: moving bytes from one socket to another, for one direction of
+ * a session. It knows nothing of libev: it reports what it could not do
+ * and the session decides which watchers to switch (backpressure).
+ *
+ * A direction holds a buffer only while bytes wait in it; an idle session
+ * holds none (haproxy's dynamic buffers). Buffers come from a per-worker
+ * free list, so the relay path never calls malloc in steady state.
+ */
+#ifndef MQLB_RELAY_H
+#define MQLB_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAY_BUF_SIZE      16384   /* bytes per buffer */
+#define RELAY_BUDGET        65536   /* bytes per wake-up per direction */
+
+/* A free list of RELAY_BUF_SIZE buffers, owned by one worker thread. */
+struct relay_pool {
+    void               *free;       /* singly linked through the buffers */
+    size_t              nfree;      /* buffers on the list */
+    size_t              nfree_max;  /* beyond this, buffers go to free() */
+    size_t              nused;      /* buffers handed out */
+};
+
+/* One direction: src -> dst. */
+struct relay_dir {
+    int                 src;        /* fd read from */
+    int                 dst;        /* fd written to */
+    char               *buf;        /* NULL while nothing waits */
+    uint32_t            off;        /* first unsent byte in <buf> */
+    uint32_t            len;        /* bytes in <buf> */
+    unsigned            eof:1;      /* src sent FIN */
+    uint64_t            nbytes;     /* bytes delivered to dst */
+};
+
+enum relay_status {
+    RELAY_IDLE = 0,     /* src has nothing more now, buffer flushed */
+    RELAY_BLOCKED,      /* dst cannot take more: wait for it */
+    RELAY_YIELD,        /* budget used up; more may be readable */
+    RELAY_EOF,          /* src closed and every byte is delivered */
+    RELAY_ERR_SRC,      /* reading src failed (errno set) */
+    RELAY_ERR_DST,      /* writing dst failed (errno set) */
+    RELAY_NOMEM,        /* no buffer could be had */
+};
+
+void relay_pool_init(struct relay_pool *rp, size_t nfree_max);
+void relay_pool_deinit(struct relay_pool *rp);
+char *relay_buf_get(struct relay_pool *rp);
+void relay_buf_put(struct relay_pool *rp, char *buf);
+
+/*
+ * Move bytes from d->src to d->dst until one side would block, src ends,
+ * or <budget> bytes were read. Adds the bytes delivered to d->nbytes.
+ */
+enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
+                             size_t budget);
+
+/* Give back the buffer of <d> (at session end). */
+void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);
+
+#endif /* MQLB_RELAY_H */

@@ -1,0 +1,63 @@
+/*
+ * worker.h: one thread, one libev loop, its own SO_REUSEPORT listeners
+ * and the sessions they accepted. A worker never touches another
+ * worker's sessions; the main thread talks to it through an ev_async.
+ */
+#ifndef MQLB_WORKER_H
+#define MQLB_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mqlb/relay.h"
+
+struct core;
+struct listener;
+struct session;
+
+/* Commands from the main thread, as bits in worker->cmds. */
+#define WORKER_CMD_STOP_ACCEPT  0x01    /* close listeners (shutdown) */
+#define WORKER_CMD_CLOSE_ALL    0x02    /* close every session now */
+#define WORKER_CMD_EXIT         0x04    /* leave the loop */
+#define WORKER_CMD_SWEEP        0x08    /* a backend went down */
+#define WORKER_CMD_LISTENERS    0x10    /* adopt <pending> listeners */
+
+struct worker {
+    unsigned            id;             /* 0..workers-1 */
+    struct core        *core;           /* not owned */
+    struct ev_loop     *loop;           /* owned */
+    pthread_t           thread;
+    ev_async            wake;           /* main thread -> worker */
+    _Atomic unsigned    cmds;           /* WORKER_CMD_* bits pending */
+    pthread_mutex_t     pending_lock;   /* guards <pending> */
+    struct listener    *pending;        /* new listener set (reload) */
+    struct listener    *listeners;      /* owned list */
+    struct session     *sessions;       /* owned doubly linked list */
+    size_t              nsessions;
+    ev_timer            resume;         /* re-arm accept after a pause */
+    ev_timer            sweep;          /* on_backend_down = close */
+    struct relay_pool   rp;             /* buffers for this loop */
+    unsigned            paused:1;       /* listeners stopped for a while */
+    unsigned            stopping:1;     /* no more accepts */
+};
+
+struct worker *worker_create(struct core *core, unsigned id);
+/* Start the thread; listeners already added start with it. */
+int worker_start(struct worker *w);
+/* Post <cmd> bits and wake the loop (any thread). */
+void worker_post(struct worker *w, unsigned cmd);
+/* Hand over a new listener list (reload); the worker swaps it in. */
+void worker_set_listeners(struct worker *w, struct listener *list);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Called from the worker's own thread. */
+/* Stop accepting on every listener for a short while (EMFILE, limit). */
+void worker_pause_accept(struct worker *w);
+/* A session ended: resume accepting if paused for the limit. */
+void worker_session_closed(struct worker *w);
+
+#endif /* MQLB_WORKER_H */

@@ -1,0 +1,102 @@
+/*
+ * acl.c: CIDR allow lists. Every address is compared in its 128-bit form
+ * (IPv4 as ::ffff:a.b.c.d), so one list serves v4, v6 and v4-mapped peers.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mqlb/acl.h"
+#include "mqlb/common.h"
+
+static void
+acl_map_v4(const struct in_addr *in, uint8_t out[16])
+{
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, &in->s_addr, 4);
+}
+
+int
+acl_parse_cidr(const char *text, struct acl_cidr *out)
+{
+    char buf[64], *slash, *end;
+    struct in_addr a4;
+    struct in6_addr a6;
+    unsigned long prefix;
+    unsigned maxp, i;
+
+    if (strlen(text) >= sizeof(buf)) {
+        return MQ_ERR;
+    }
+    strcpy(buf, text);
+    slash = strchr(buf, '/');
+    if (slash != NULL) {
+        *slash++ = '\0';
+    }
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        acl_map_v4(&a4, out->addr);
+        maxp = 32;
+    } else if (inet_pton(AF_INET6, buf, &a6) == 1) {
+        memcpy(out->addr, &a6, 16);
+        maxp = 128;
+    } else {
+        return MQ_ERR;
+    }
+    prefix = maxp;
+    if (slash != NULL) {
+        if (*slash < '0' || *slash > '9') {
+            return MQ_ERR;
+        }
+        prefix = strtoul(slash, &end, 10);
+        if (*end != '\0' || prefix > maxp) {
+            return MQ_ERR;
+        }
+    }
+    out->prefix = (unsigned)prefix + (maxp == 32 ? 96 : 0);
+    /* Clear host bits so that matching is a plain masked compare. */
+    for (i = out->prefix; i < 128; i++) {
+        out->addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+    }
+    return MQ_OK;
+}
+
+static bool
+acl_match_one(const struct acl_cidr *c, const uint8_t a[16])
+{
+    unsigned full = c->prefix / 8, rest = c->prefix % 8;
+    uint8_t mask;
+
+    if (memcmp(c->addr, a, full) != 0) {
+        return false;
+    }
+    if (rest == 0) {
+        return true;
+    }
+    mask = (uint8_t)(0xff00u >> rest);
+    return (c->addr[full] & mask) == (a[full] & mask);
+}
+
+bool
+acl_match(const struct acl_cidr *list, size_t n, const struct sockaddr *sa)
+{
+    uint8_t a[16];
+    size_t i;
+
+    if (sa->sa_family == AF_INET) {
+        acl_map_v4(&((const struct sockaddr_in *)sa)->sin_addr, a);
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (acl_match_one(&list[i], a)) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -1,0 +1,290 @@
+/*
+ * backend.c: a broker's health, admin state and counters. Health moves
+ * on one counter (haproxy's check->health): 0..rise-1 is down,
+ * rise..rise+fall-1 is up; a pass adds one, a fail takes one away, and the
+ * clamp gives the hysteresis. Passive failures from real traffic can take
+ * a backend down at once (nginx's max_fails, twemproxy's auto-eject).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/log.h"
+
+static const char *const backend_state_names[] = {
+    "up", "down", "drain", "disabled",
+};
+
+struct backend *
+backend_create(const struct config_backend *cb, const char *pool_name)
+{
+    struct backend *b;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    memcpy(b->name, cb->name, sizeof(b->name));
+    snprintf(b->pool_name, sizeof(b->pool_name), "%s", pool_name);
+    b->addr = cb->addr;
+    b->backup = cb->backup;
+    atomic_init(&b->weight, cb->weight);
+    atomic_init(&b->max_conns, cb->max_conns);
+    /*
+     * Up from the start, as haproxy does: health sits at <rise>, the
+     * lowest "up" value, so the first failed check takes it down.
+     */
+    atomic_init(&b->up, true);
+    atomic_init(&b->since_ms, mq_wall_ms());
+    atomic_init(&b->refcnt, 1);
+    pthread_mutex_init(&b->check_lock, NULL);
+    b->health = -1;     /* set to <rise> by the first check */
+    return b;
+}
+
+void
+backend_acquire(struct backend *b)
+{
+    atomic_fetch_add_explicit(&b->refcnt, 1, memory_order_relaxed);
+}
+
+void
+backend_release(struct backend *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    if (atomic_fetch_sub_explicit(&b->refcnt, 1, memory_order_acq_rel)
+        == 1) {
+        pthread_mutex_destroy(&b->check_lock);
+        free(b);
+    }
+}
+
+enum backend_state
+backend_state(const struct backend *b)
+{
+    int admin = atomic_load_explicit(&b->admin, memory_order_relaxed);
+
+    if (admin == BACKEND_ADMIN_DISABLE) {
+        return BACKEND_DISABLED;
+    }
+    if (admin == BACKEND_ADMIN_DRAIN) {
+        return BACKEND_DRAIN;
+    }
+    if (!atomic_load_explicit(&b->up, memory_order_relaxed)) {
+        return BACKEND_DOWN;
+    }
+    if (atomic_load_explicit(&b->proto_drain, memory_order_relaxed)) {
+        return BACKEND_DRAIN;
+    }
+    return BACKEND_UP;
+}
+
+const char *
+backend_state_name(enum backend_state st)
+{
+    return backend_state_names[st];
+}
+
+bool
+backend_is_eligible(const struct backend *b)
+{
+    unsigned max;
+
+    if (backend_state(b) != BACKEND_UP ||
+        atomic_load_explicit(&b->weight, memory_order_relaxed) == 0) {
+        return false;
+    }
+    max = atomic_load_explicit(&b->max_conns, memory_order_relaxed);
+    return max == 0 ||
+           atomic_load_explicit(&b->nactive, memory_order_relaxed)
+           < (int64_t)max;
+}
+
+unsigned
+backend_eff_weight(const struct backend *b, uint64_t now_ms,
+                   uint64_t slow_start_ms)
+{
+    unsigned w = atomic_load_explicit(&b->weight, memory_order_relaxed);
+    uint64_t up_at = atomic_load_explicit(&b->up_at_ms,
+                                          memory_order_relaxed);
+    uint64_t eff;
+
+    if (w == 0 || slow_start_ms == 0 || up_at == 0 ||
+        now_ms >= up_at + slow_start_ms) {
+        return w;
+    }
+    /* Ramp linearly from almost nothing, never to zero (haproxy too). */
+    eff = (uint64_t)w * (now_ms - up_at) / slow_start_ms;
+    return eff == 0 ? 1 : (unsigned)eff;
+}
+
+void
+backend_session_start(struct backend *b)
+{
+    atomic_fetch_add_explicit(&b->nactive, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->ntotal, 1, memory_order_relaxed);
+}
+
+void
+backend_session_end(struct backend *b)
+{
+    ASSERT(atomic_load(&b->nactive) > 0);
+    atomic_fetch_sub_explicit(&b->nactive, 1, memory_order_relaxed);
+}
+
+static void
+backend_changed(struct backend *b)
+{
+    atomic_store(&b->since_ms, mq_wall_ms());
+    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+}
+
+/* Move <b> to up or down; true if that was a change. */
+static bool
+backend_set_up(struct backend *b, bool up)
+{
+    bool was = atomic_exchange(&b->up, up);
+
+    if (was == up) {
+        return false;
+    }
+    if (up) {
+        atomic_store(&b->up_at_ms, mq_now_ms());
+    }
+    backend_changed(b);
+    return true;
+}
+
+bool
+backend_connect_fail(struct backend *b, unsigned max_fails,
+                     const char *reason)
+{
+    unsigned row;
+
+    atomic_fetch_add_explicit(&b->nfailed, 1, memory_order_relaxed);
+    row = atomic_fetch_add(&b->nfails_row, 1) + 1;
+    if (max_fails == 0 || row < max_fails) {
+        return false;
+    }
+    if (!backend_set_up(b, false)) {
+        return false;
+    }
+    log_warn("backend %s/%s (%s) is down: %u connect failures in a row, "
+             "last: %s", b->pool_name, b->name, b->addr.text, row, reason);
+    return true;
+}
+
+void
+backend_connect_ok(struct backend *b)
+{
+    if (atomic_load_explicit(&b->nfails_row, memory_order_relaxed) != 0) {
+        atomic_store_explicit(&b->nfails_row, 0, memory_order_relaxed);
+    }
+}
+
+int
+backend_health_step(int health, bool pass, unsigned rise, unsigned fall)
+{
+    int top = (int)(rise + fall) - 1;
+
+    if (pass) {
+        return health < top ? health + 1 : top;
+    }
+    /* A failure below <rise> resets, so <rise> passes in a row are needed. */
+    if (health >= (int)rise) {
+        return health - 1 >= (int)rise ? health - 1 : 0;
+    }
+    return 0;
+}
+
+bool
+backend_check_done(struct backend *b, bool pass, const char *reason,
+                   uint32_t latency_ms, unsigned rise, unsigned fall)
+{
+    bool up, changed = false;
+    int h;
+
+    pthread_mutex_lock(&b->check_lock);
+    b->check.result = pass ? BACKEND_CHECK_PASS : BACKEND_CHECK_FAIL;
+    snprintf(b->check.reason, sizeof(b->check.reason), "%s",
+             pass ? "" : reason);
+    b->check.latency_ms = latency_ms;
+    b->check.at_ms = mq_wall_ms();
+    pthread_mutex_unlock(&b->check_lock);
+    atomic_fetch_add_explicit(pass ? &b->nchecks_pass : &b->nchecks_fail, 1,
+                              memory_order_relaxed);
+
+    if (atomic_load(&b->admin) == BACKEND_ADMIN_DISABLE) {
+        return false;   /* a disabled backend's checks do not count */
+    }
+    up = atomic_load(&b->up);
+    h = b->health;
+    if (h < 0 || h > (int)(rise + fall) - 1) {
+        h = up ? (int)rise : 0;     /* first check, or rise/fall changed */
+    } else if (!up && h >= (int)rise) {
+        h = 0;                      /* taken down by passive failures */
+    }
+    h = backend_health_step(h, pass, rise, fall);
+    b->health = h;
+
+    if (h >= (int)rise && !up) {
+        changed = backend_set_up(b, true);
+        if (changed) {
+            atomic_store(&b->nfails_row, 0);
+            log_notice("backend %s/%s (%s) is up: %u checks passed",
+                       b->pool_name, b->name, b->addr.text, rise);
+        }
+    } else if (h < (int)rise && up) {
+        changed = backend_set_up(b, false);
+        if (changed) {
+            log_warn("backend %s/%s (%s) is down: check failed: %s",
+                     b->pool_name, b->name, b->addr.text, reason);
+        }
+    }
+    return changed;
+}
+
+void
+backend_set_admin(struct backend *b, enum backend_admin a)
+{
+    static const char *const names[] = { "enabled", "drained", "disabled" };
+
+    if (atomic_exchange(&b->admin, (int)a) != (int)a) {
+        backend_changed(b);
+        log_notice("backend %s/%s (%s) %s by the admin port", b->pool_name,
+                   b->name, b->addr.text, names[a]);
+    }
+}
+
+void
+backend_set_weight(struct backend *b, unsigned weight)
+{
+    if (atomic_exchange(&b->weight, weight) != weight) {
+        atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+        log_notice("backend %s/%s weight set to %u", b->pool_name, b->name,
+                   weight);
+    }
+}
+
+void
+backend_set_proto_drain(struct backend *b, bool drain)
+{
+    if (atomic_exchange(&b->proto_drain, drain) != drain) {
+        backend_changed(b);
+        log_notice("backend %s/%s (%s) %s", b->pool_name, b->name,
+                   b->addr.text, drain ? "asks to drain (lame duck mode)"
+                   : "no longer drains");
+    }
+}
+
+void
+backend_get_check(struct backend *b, struct backend_check *out)
+{
+    pthread_mutex_lock(&b->check_lock);
+    *out = b->check;
+    pthread_mutex_unlock(&b->check_lock);
+}

@@ -1,0 +1,404 @@
+/*
+ * health.c: the checker. Each backend has a timer that fires every
+ * check_interval (plus up to a tenth of it at random, so checks of many
+ * backends do not fall on the same tick). A check connects without
+ * blocking, lets the probe say what to send and judge what comes back,
+ * and ends in a verdict within check_timeout:
+ *
+ *   IDLE --timer--> CONNECTING --writable, SO_ERROR 0--> EXCHANGE
+ *     ^                 |                                  | probe verdict,
+ *     |                 | refused / timeout                | EOF, timeout
+ *     +-----------------+----------------------------------+
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/health.h"
+#include "mqlb/log.h"
+#include "mqlb/net.h"
+#include "mqlb/pool.h"
+#include "mqlb/probe.h"
+
+enum check_state {
+    CHECK_IDLE = 0,
+    CHECK_CONNECTING,
+    CHECK_EXCHANGE,
+};
+
+/* One backend's checker. */
+struct check {
+    struct check       *next;           /* health's list */
+    struct health      *h;
+    struct pool        *pool;           /* one reference: the settings */
+    struct backend     *b;              /* one reference */
+    enum check_state    state;
+    int                 fd;
+    ev_io               io;
+    ev_timer            timer;          /* interval, then timeout */
+    uint64_t            started_ms;
+    const struct probe_ops *ops;        /* NULL: connect is the verdict */
+    struct probe_params params;
+    struct probe        probe;
+    uint8_t            *out;            /* unsent request bytes */
+    size_t              outlen;
+    uint8_t             in[PROBE_IN_MAX];
+    size_t              inlen;
+    char                host[80];       /* http Host header */
+    char                client_id[48];  /* mqtt client id */
+};
+
+struct health {
+    struct ev_loop     *loop;
+    struct check       *checks;         /* owned list */
+    health_down_fn      on_down;
+    void               *ctx;
+    uint64_t            rnd;            /* jitter PRNG state */
+};
+
+static void check_schedule(struct check *c, int first);
+
+static uint64_t
+health_rand(struct health *h)
+{
+    /* xorshift64*: jitter needs no more. */
+    h->rnd ^= h->rnd >> 12;
+    h->rnd ^= h->rnd << 25;
+    h->rnd ^= h->rnd >> 27;
+    return h->rnd * 0x2545F4914F6CDD1DULL;
+}
+
+static void
+check_close(struct check *c)
+{
+    ev_io_stop(c->h->loop, &c->io);
+    ev_timer_stop(c->h->loop, &c->timer);
+    if (c->fd != -1) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->state = CHECK_IDLE;
+}
+
+/* The check ended: record the verdict and wait for the next one. */
+static void
+check_done(struct check *c, int pass, const char *reason)
+{
+    const struct config_pool *cf = c->pool->cf;
+    uint32_t latency = (uint32_t)(mq_now_ms() - c->started_ms);
+
+    if (pass && c->probe.outlen > 0) {
+        /* A parting message (MQTT DISCONNECT): best effort. */
+        send(c->fd, c->probe.out, c->probe.outlen, MSG_NOSIGNAL);
+    }
+    check_close(c);
+    if (c->ops != NULL && pass) {
+        backend_set_proto_drain(c->b, c->probe.drain);
+    }
+    if (backend_check_done(c->b, pass, reason, latency, cf->rise, cf->fall)
+        && !pass && c->h->on_down != NULL) {
+        c->h->on_down(c->h->ctx, c->pool);
+    }
+    check_schedule(c, 0);
+}
+
+static void
+check_fail_errno(struct check *c, int err)
+{
+    char reason[96];
+
+    if (err == ECONNREFUSED) {
+        check_done(c, 0, "refused");
+        return;
+    }
+    if (err == ETIMEDOUT) {
+        check_done(c, 0, "timeout");
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%s", strerror(err));
+    check_done(c, 0, reason);
+}
+
+/* Send what waits in c->out; MQ_AGAIN if the socket is full. */
+static int
+check_send(struct check *c)
+{
+    ssize_t n;
+
+    while (c->outlen > 0) {
+        n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out += n;
+            c->outlen -= (size_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return MQ_AGAIN;
+        }
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+/* Queue the probe's pending bytes and set the watcher to match. */
+static int
+check_flush_probe(struct check *c)
+{
+    int rc;
+
+    if (c->probe.outlen > 0 && c->outlen == 0) {
+        c->out = c->probe.out;
+        c->outlen = c->probe.outlen;
+    }
+    rc = check_send(c);
+    if (rc == MQ_ERR) {
+        return MQ_ERR;
+    }
+    if (c->outlen == 0) {
+        c->probe.outlen = 0;
+    }
+    ev_io_stop(c->h->loop, &c->io);
+    ev_io_set(&c->io, c->fd, rc == MQ_AGAIN ? EV_WRITE | EV_READ : EV_READ);
+    ev_io_start(c->h->loop, &c->io);
+    return MQ_OK;
+}
+
+static void
+check_read(struct check *c)
+{
+    enum probe_verdict v;
+    ssize_t n;
+
+    if (c->inlen == sizeof(c->in)) {
+        check_done(c, 0, "reply too large");
+        return;
+    }
+    n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            check_fail_errno(c, errno);
+        }
+        return;
+    }
+    if (n == 0) {
+        if (c->inlen == 0) {
+            check_done(c, 0, "closed by peer");
+        } else {
+            probe_fail_unexpected(&c->probe, c->in, c->inlen);
+            check_done(c, 0, c->probe.reason);
+        }
+        return;
+    }
+    c->inlen += (size_t)n;
+    v = c->ops->judge(&c->probe, c->in, c->inlen);
+    if (v == PROBE_PASS) {
+        check_done(c, 1, "");
+        return;
+    }
+    if (v == PROBE_FAIL) {
+        check_done(c, 0, c->probe.reason);
+        return;
+    }
+    if (c->probe.outlen > 0 && check_flush_probe(c) != MQ_OK) {
+        check_fail_errno(c, errno);
+    }
+}
+
+static void
+check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct check *c = container_of(io, struct check, io);
+    int err;
+
+    (void)loop;
+    if (c->state == CHECK_CONNECTING) {
+        err = net_socket_error(c->fd);
+        if (err != 0) {
+            check_fail_errno(c, err);
+            return;
+        }
+        if (c->ops == NULL) {
+            check_done(c, 1, "");
+            return;
+        }
+        c->state = CHECK_EXCHANGE;
+        probe_init(&c->probe, c->ops, &c->params);
+        if (check_flush_probe(c) != MQ_OK) {
+            check_fail_errno(c, errno);
+        }
+        return;
+    }
+    if ((revents & EV_WRITE) && c->outlen > 0) {
+        if (check_flush_probe(c) != MQ_OK) {
+            check_fail_errno(c, errno);
+            return;
+        }
+    }
+    if (revents & EV_READ) {
+        check_read(c);
+    }
+}
+
+static void
+check_start(struct check *c)
+{
+    const struct config_pool *cf = c->pool->cf;
+    int in_progress;
+
+    c->started_ms = mq_now_ms();
+    c->inlen = 0;
+    c->outlen = 0;
+    c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
+                        &in_progress);
+    if (c->fd == -1) {
+        check_fail_errno(c, errno);
+        return;
+    }
+    c->state = CHECK_CONNECTING;
+    ev_io_init(&c->io, check_io_cb, c->fd, EV_WRITE);
+    ev_io_start(c->h->loop, &c->io);
+    ev_timer_set(&c->timer, (ev_tstamp)cf->check_timeout_ms / 1000.0, 0.);
+    ev_timer_start(c->h->loop, &c->timer);
+}
+
+static void
+check_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct check *c = container_of(t, struct check, timer);
+
+    (void)loop;
+    (void)revents;
+    if (c->state == CHECK_IDLE) {
+        check_start(c);
+        return;
+    }
+    check_done(c, 0, "timeout");
+}
+
+static void
+check_schedule(struct check *c, int first)
+{
+    const struct config_pool *cf = c->pool->cf;
+    uint64_t ms, jitter = cf->check_interval_ms / 10;
+
+    if (first) {
+        /* Spread the first checks over a short window. */
+        ms = health_rand(c->h) % (MQ_MIN(cf->check_interval_ms, 200) + 1);
+    } else {
+        ms = cf->check_interval_ms +
+             (jitter > 0 ? health_rand(c->h) % jitter : 0);
+    }
+    ev_timer_set(&c->timer, (ev_tstamp)ms / 1000.0, 0.);
+    ev_timer_start(c->h->loop, &c->timer);
+}
+
+static struct check *
+check_create(struct health *h, struct pool *p, struct backend *b)
+{
+    const struct config_pool *cf = p->cf;
+    struct check *c;
+
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->h = h;
+    c->pool = p;
+    pool_acquire(p);
+    c->b = b;
+    backend_acquire(b);
+    c->fd = -1;
+    c->ops = probe_ops_for(cf->check);
+    snprintf(c->host, sizeof(c->host), "%s", b->addr.text);
+    snprintf(c->client_id, sizeof(c->client_id), "mqlb-check-%ld",
+             (long)getpid());
+    c->params.send = cf->check_send;
+    c->params.send_len = cf->check_send_len;
+    c->params.expect = cf->check_expect;
+    c->params.expect_len = cf->check_expect_len;
+    c->params.path = cf->check_path;
+    c->params.host = c->host;
+    c->params.client_id = c->client_id;
+    ev_init(&c->io, check_io_cb);
+    ev_init(&c->timer, check_timer_cb);
+    return c;
+}
+
+static void
+check_destroy(struct check *c)
+{
+    check_close(c);
+    backend_release(c->b);
+    pool_release(c->pool);
+    free(c);
+}
+
+struct health *
+health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
+{
+    struct health *h;
+
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return NULL;
+    }
+    h->loop = loop;
+    h->on_down = on_down;
+    h->ctx = ctx;
+    h->rnd = mq_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+    return h;
+}
+
+static void
+health_clear(struct health *h)
+{
+    struct check *c, *next;
+
+    for (c = h->checks; c != NULL; c = next) {
+        next = c->next;
+        check_destroy(c);
+    }
+    h->checks = NULL;
+}
+
+int
+health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
+{
+    struct check *c;
+    size_t i, j;
+
+    health_clear(h);
+    for (i = 0; i < npools; i++) {
+        if (pools[i]->cf->check == CHECK_NONE) {
+            continue;
+        }
+        for (j = 0; j < pools[i]->nbackends; j++) {
+            c = check_create(h, pools[i], pools[i]->backends[j]);
+            if (c == NULL) {
+                return MQ_ERR;
+            }
+            c->next = h->checks;
+            h->checks = c;
+            check_schedule(c, 1);
+        }
+    }
+    return MQ_OK;
+}
+
+void
+health_destroy(struct health *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    health_clear(h);
+    free(h);
+}

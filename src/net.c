@@ -1,0 +1,167 @@
+/*
+ * net.c: small socket helpers. EINTR is retried here and nowhere else.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mqlb/common.h"
+#include "mqlb/net.h"
+
+int
+net_listen(const struct config_addr *a, int backlog, char *err)
+{
+    int fd, on = 1;
+
+    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd == -1) {
+        snprintf(err, MQ_ERR_LEN, "socket() for %s failed: %s", a->text,
+                 strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1) {
+        snprintf(err, MQ_ERR_LEN, "setsockopt on %s failed: %s", a->text,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        /* [::]:P is v6 only, so that 0.0.0.0:P may be listed beside it. */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+        snprintf(err, MQ_ERR_LEN, "bind on %s failed: %s", a->text,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, backlog) == -1) {
+        snprintf(err, MQ_ERR_LEN, "listen on %s failed: %s", a->text,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+net_accept(int lfd, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fd;
+
+    for (;;) {
+        *len = sizeof(*ss);
+        fd = accept4(lfd, (struct sockaddr *)ss, len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1 && errno == EINTR) {
+            continue;
+        }
+        return fd;
+    }
+}
+
+int
+net_connect(const struct sockaddr *sa, socklen_t len, int *in_progress)
+{
+    int fd, rc;
+
+    *in_progress = 0;
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -1;
+    }
+    do {
+        rc = connect(fd, sa, len);
+    } while (rc == -1 && errno == EINTR);
+    if (rc == -1) {
+        if (errno != EINPROGRESS) {
+            int saved = errno;
+
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        *in_progress = 1;
+    }
+    return fd;
+}
+
+int
+net_socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        return errno;
+    }
+    return err;
+}
+
+int
+net_set_nodelay(int fd)
+{
+    int on = 1;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1
+           ? MQ_ERR : MQ_OK;
+}
+
+int
+net_set_keepalive(int fd, const struct config_keepalive *ka)
+{
+    int on = 1, v;
+
+    if (!ka->on) {
+        return MQ_OK;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1) {
+        return MQ_ERR;
+    }
+    v = (int)ka->idle_s;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v)) == -1) {
+        return MQ_ERR;
+    }
+    if (ka->interval_s > 0) {
+        v = (int)ka->interval_s;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v))
+            == -1) {
+            return MQ_ERR;
+        }
+    }
+    if (ka->count > 0) {
+        v = (int)ka->count;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v)) == -1) {
+            return MQ_ERR;
+        }
+    }
+    return MQ_OK;
+}
+
+void
+net_format(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(buf, size, "%s:%u", host, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(buf, size, "[%s]:%u", host, ntohs(s6->sin6_port));
+    } else {
+        snprintf(buf, size, "?");
+    }
+}

@@ -1,0 +1,153 @@
+/*
+ * relay.c: one direction of a session's byte stream. Writes go straight
+ * through after a read (no write watcher unless the peer is full), and
+ * a buffer is held only while bytes are waiting for the peer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mqlb/common.h"
+#include "mqlb/relay.h"
+
+void
+relay_pool_init(struct relay_pool *rp, size_t nfree_max)
+{
+    rp->free = NULL;
+    rp->nfree = 0;
+    rp->nfree_max = nfree_max;
+    rp->nused = 0;
+}
+
+void
+relay_pool_deinit(struct relay_pool *rp)
+{
+    void *next;
+
+    while (rp->free != NULL) {
+        next = *(void **)rp->free;
+        free(rp->free);
+        rp->free = next;
+    }
+    rp->nfree = 0;
+}
+
+char *
+relay_buf_get(struct relay_pool *rp)
+{
+    char *buf;
+
+    if (rp->free != NULL) {
+        buf = rp->free;
+        rp->free = *(void **)buf;
+        rp->nfree--;
+    } else {
+        buf = malloc(RELAY_BUF_SIZE);
+        if (buf == NULL) {
+            return NULL;
+        }
+    }
+    rp->nused++;
+    return buf;
+}
+
+void
+relay_buf_put(struct relay_pool *rp, char *buf)
+{
+    rp->nused--;
+    if (rp->nfree >= rp->nfree_max) {
+        free(buf);
+        return;
+    }
+    *(void **)buf = rp->free;
+    rp->free = buf;
+    rp->nfree++;
+}
+
+void
+relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
+{
+    if (d->buf != NULL) {
+        relay_buf_put(rp, d->buf);
+        d->buf = NULL;
+    }
+    d->off = 0;
+    d->len = 0;
+}
+
+/* Write what waits in <d>; RELAY_IDLE when all is out. */
+static enum relay_status
+relay_flush(struct relay_dir *d)
+{
+    ssize_t n;
+
+    while (d->off < d->len) {
+        n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+        if (n > 0) {
+            d->off += (uint32_t)n;
+            d->nbytes += (uint64_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return RELAY_BLOCKED;
+        }
+        return RELAY_ERR_DST;
+    }
+    return RELAY_IDLE;
+}
+
+enum relay_status
+relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
+{
+    enum relay_status st;
+    size_t nread = 0;
+    ssize_t n;
+
+    for (;;) {
+        if (d->buf != NULL && d->off < d->len) {
+            st = relay_flush(d);
+            if (st != RELAY_IDLE) {
+                return st;
+            }
+        }
+        if (d->eof) {
+            relay_dir_release(d, rp);
+            return RELAY_EOF;
+        }
+        if (nread >= budget) {
+            /* Fairness: others on this loop get their turn first. */
+            relay_dir_release(d, rp);
+            return RELAY_YIELD;
+        }
+        if (d->buf == NULL) {
+            d->buf = relay_buf_get(rp);
+            if (d->buf == NULL) {
+                return RELAY_NOMEM;
+            }
+        }
+        d->off = 0;
+        d->len = 0;
+        n = read(d->src, d->buf, RELAY_BUF_SIZE);
+        if (n > 0) {
+            d->len = (uint32_t)n;
+            nread += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            d->eof = 1;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        relay_dir_release(d, rp);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return RELAY_IDLE;
+        }
+        return RELAY_ERR_SRC;
+    }
+}

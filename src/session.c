@@ -1,0 +1,606 @@
+/*
+ * session.c: a client connection and its broker connection, from accept
+ * to close. Everything a session holds is released by session_close(),
+ * the one way out (nginx's ngx_stream_proxy_finalize); callbacks return
+ * right after calling it.
+ *
+ *   accept ──> [PEEK] ──> CONNECTING ──connect ok──> RELAYING ──> close
+ *    (mqtt-client-id:       │   ^                     both directions
+ *     read CONNECT first)   │   │ connect failed or     ended, error,
+ *                           └───┘ timed out: next       idle timeout,
+ *                                 backend (retries)     shutdown
+ *
+ * While relaying, each direction runs relay_pump(): when the receiving
+ * side is full its reader stops and the receiving side's write watcher
+ * starts (backpressure); a FIN is passed on with shutdown(SHUT_WR) once
+ * every byte before it is delivered (half-close).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/core.h"
+#include "mqlb/lb.h"
+#include "mqlb/log.h"
+#include "mqlb/mqtt_connect.h"
+#include "mqlb/net.h"
+#include "mqlb/pool.h"
+#include "mqlb/proxy_proto.h"
+#include "mqlb/relay.h"
+#include "mqlb/session.h"
+#include "mqlb/worker.h"
+
+enum session_state {
+    SESSION_PEEK = 0,       /* reading the MQTT CONNECT for its client id */
+    SESSION_CONNECTING,     /* non-blocking connect in flight */
+    SESSION_RELAYING,
+};
+
+struct session {
+    struct session     *prev, *next;    /* worker's list */
+    struct worker      *w;              /* owner thread */
+    struct pool        *pool;           /* one reference */
+    struct backend     *b;              /* chosen backend, counted */
+    uint64_t            id;
+    enum session_state  state;
+    int                 cfd;            /* client socket */
+    int                 ufd;            /* upstream socket, -1 if none */
+    ev_io               c_r, c_w;       /* client readable / writable */
+    ev_io               u_r, u_w;       /* upstream readable / writable */
+    ev_timer            timer;          /* connect, peek or idle timeout */
+    struct relay_dir    up;             /* client -> broker */
+    struct relay_dir    down;           /* broker -> client */
+    struct pool_tried   tried;          /* backends that failed us */
+    unsigned            ntries;         /* connect attempts made */
+    uint64_t            key;            /* hash for source/client-id */
+    ev_tstamp           last_active;    /* for the idle timeout */
+    uint64_t            start_ms;
+    uint64_t            bytes_in_acct;  /* already added to the backend */
+    uint64_t            bytes_out_acct;
+    const char         *first_fin;      /* who ended first, for the log */
+    struct sockaddr_storage client;
+    char                client_text[64];
+};
+
+static void session_connect(struct session *s);
+static void session_connect_failed(struct session *s, int err);
+static void session_pump(struct session *s, int from_upstream);
+
+/* ---- bookkeeping ----------------------------------------------------- */
+
+static void
+session_link(struct worker *w, struct session *s)
+{
+    s->prev = NULL;
+    s->next = w->sessions;
+    if (w->sessions != NULL) {
+        w->sessions->prev = s;
+    }
+    w->sessions = s;
+    w->nsessions++;
+}
+
+static void
+session_unlink(struct worker *w, struct session *s)
+{
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        w->sessions = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    w->nsessions--;
+}
+
+/* Move the bytes relayed since last time into the backend's counters. */
+static void
+session_account(struct session *s)
+{
+    if (s->b == NULL) {
+        return;
+    }
+    if (s->up.nbytes != s->bytes_in_acct) {
+        atomic_fetch_add_explicit(&s->b->bytes_in,
+                                  s->up.nbytes - s->bytes_in_acct,
+                                  memory_order_relaxed);
+        s->bytes_in_acct = s->up.nbytes;
+    }
+    if (s->down.nbytes != s->bytes_out_acct) {
+        atomic_fetch_add_explicit(&s->b->bytes_out,
+                                  s->down.nbytes - s->bytes_out_acct,
+                                  memory_order_relaxed);
+        s->bytes_out_acct = s->down.nbytes;
+    }
+}
+
+static void
+session_stop_watchers(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+
+    ev_io_stop(loop, &s->c_r);
+    ev_io_stop(loop, &s->c_w);
+    ev_io_stop(loop, &s->u_r);
+    ev_io_stop(loop, &s->u_w);
+    ev_timer_stop(loop, &s->timer);
+}
+
+/* Drop the upstream connection (before a retry, or at close). */
+static void
+session_drop_upstream(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+
+    ev_io_stop(loop, &s->u_r);
+    ev_io_stop(loop, &s->u_w);
+    if (s->ufd != -1) {
+        close(s->ufd);
+        s->ufd = -1;
+    }
+}
+
+void
+session_close(struct session *s, const char *reason)
+{
+    struct worker *w = s->w;
+    struct log_session ls;
+
+    session_stop_watchers(s);
+    session_account(s);
+    session_drop_upstream(s);
+    close(s->cfd);
+    relay_dir_release(&s->up, &w->rp);
+    relay_dir_release(&s->down, &w->rp);
+
+    ls.id = s->id;
+    ls.client = s->client_text;
+    ls.pool = s->pool->cf->name;
+    ls.backend = s->b != NULL ? s->b->name : "-";
+    ls.bytes_in = s->up.nbytes;
+    ls.bytes_out = s->down.nbytes;
+    ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.end = reason;
+    log_session_end(&ls);
+
+    if (s->b != NULL) {
+        backend_session_end(s->b);
+        s->b = NULL;
+    }
+    session_unlink(w, s);
+    pool_release(s->pool);
+    free(s);
+    core_session_done(w->core);
+    worker_session_closed(w);
+}
+
+void
+session_close_all(struct worker *w, const char *reason)
+{
+    while (w->sessions != NULL) {
+        session_close(w->sessions, reason);
+    }
+}
+
+void
+session_sweep_down(struct worker *w)
+{
+    struct session *s, *next;
+
+    for (s = w->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->pool->cf->close_on_down && s->b != NULL &&
+            s->state == SESSION_RELAYING &&
+            !atomic_load_explicit(&s->b->up, memory_order_relaxed)) {
+            session_close(s, "backend down");
+        }
+    }
+}
+
+/* ---- relaying -------------------------------------------------------- */
+
+static void
+session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_pump(container_of(w, struct session, c_r), 0);
+}
+
+static void
+session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_pump(container_of(w, struct session, u_w), 0);
+}
+
+static void
+session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_pump(container_of(w, struct session, u_r), 1);
+}
+
+static void
+session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_pump(container_of(w, struct session, c_w), 1);
+}
+
+/*
+ * Run one direction and set its watchers from the outcome. The direction
+ * (and its reader, writer, names) comes from one flag, as nginx's
+ * ngx_stream_proxy_process(s, from_upstream) does.
+ */
+static void
+session_pump(struct session *s, int from_upstream)
+{
+    struct ev_loop *loop = s->w->loop;
+    struct relay_dir *d = from_upstream ? &s->down : &s->up;
+    ev_io *reader = from_upstream ? &s->u_r : &s->c_r;
+    ev_io *writer = from_upstream ? &s->c_w : &s->u_w;
+    const char *src = from_upstream ? "backend" : "client";
+    const char *dst = from_upstream ? "client" : "backend";
+    uint64_t before = d->nbytes;
+    enum relay_status st;
+    char reason[96];
+
+    st = relay_pump(d, &s->w->rp, RELAY_BUDGET);
+    if (d->nbytes != before) {
+        s->last_active = ev_now(loop);
+    }
+    switch (st) {
+    case RELAY_IDLE:
+    case RELAY_YIELD:
+        ev_io_stop(loop, writer);
+        ev_io_start(loop, reader);
+        break;
+    case RELAY_BLOCKED:
+        ev_io_stop(loop, reader);
+        ev_io_start(loop, writer);
+        break;
+    case RELAY_EOF:
+        ev_io_stop(loop, reader);
+        ev_io_stop(loop, writer);
+        /* Pass the FIN on; the other direction may still run. */
+        shutdown(d->dst, SHUT_WR);
+        if (s->first_fin == NULL) {
+            s->first_fin = from_upstream ? "backend closed"
+                                         : "client closed";
+        }
+        if (s->up.eof && s->down.eof) {
+            session_close(s, s->first_fin);
+        }
+        return;
+    case RELAY_ERR_SRC:
+    case RELAY_ERR_DST:
+        snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
+                 : dst, errno == ECONNRESET ? "reset" : errno == EPIPE
+                 ? "closed" : "error");
+        if (errno != ECONNRESET && errno != EPIPE) {
+            snprintf(reason, sizeof(reason), "%s error: %s",
+                     st == RELAY_ERR_SRC ? src : dst, strerror(errno));
+        }
+        session_close(s, reason);
+        return;
+    case RELAY_NOMEM:
+        session_close(s, "out of memory");
+        return;
+    }
+    if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
+                                      : s->bytes_in_acct)) >= 65536) {
+        session_account(s);
+    }
+}
+
+static void
+session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct session *s = container_of(w, struct session, timer);
+    ev_tstamp idle, left;
+
+    (void)revents;
+    switch (s->state) {
+    case SESSION_PEEK:
+        session_close(s, "no MQTT CONNECT in time");
+        return;
+    case SESSION_CONNECTING:
+        session_connect_failed(s, ETIMEDOUT);
+        session_connect(s);
+        return;
+    case SESSION_RELAYING:
+        idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
+        left = s->last_active + idle - ev_now(loop);
+        if (left > 0.001) {
+            /* There was traffic since: sleep for the rest. */
+            w->repeat = left;
+            ev_timer_again(loop, w);
+            return;
+        }
+        session_close(s, "idle timeout");
+        return;
+    }
+}
+
+/* ---- connecting ------------------------------------------------------ */
+
+static void
+session_start_relay(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    const struct config_pool *cf = s->pool->cf;
+
+    s->state = SESSION_RELAYING;
+    ev_timer_stop(loop, &s->timer);
+    ev_io_init(&s->u_r, session_upstream_read_cb, s->ufd, EV_READ);
+    ev_io_init(&s->u_w, session_upstream_write_cb, s->ufd, EV_WRITE);
+    s->up.src = s->cfd;
+    s->up.dst = s->ufd;
+    s->down.src = s->ufd;
+    s->down.dst = s->cfd;
+    s->last_active = ev_now(loop);
+    if (cf->idle_timeout_ms > 0) {
+        s->timer.repeat = (ev_tstamp)cf->idle_timeout_ms / 1000.0;
+        ev_timer_again(loop, &s->timer);
+    }
+    ev_io_start(loop, &s->u_r);
+    /* Bytes read while peeking go out first; pump starts the reader. */
+    session_pump(s, 0);
+}
+
+/* Send the PROXY protocol header; MQ_ERR if the socket would not take it. */
+static int
+session_send_proxy_header(struct session *s)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    uint8_t hdr[256];
+    size_t n;
+    ssize_t w;
+
+    if (getsockname(s->cfd, (struct sockaddr *)&local, &len) == -1) {
+        return MQ_ERR;
+    }
+    n = proxy_proto_write(s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V1
+                          ? 1 : 2, (struct sockaddr *)&s->client,
+                          (struct sockaddr *)&local, hdr, sizeof(hdr));
+    if (n == 0) {
+        return MQ_ERR;
+    }
+    /* A fresh socket's send buffer always has room for ~100 bytes. */
+    w = send(s->ufd, hdr, n, MSG_NOSIGNAL);
+    return w == (ssize_t)n ? MQ_OK : MQ_ERR;
+}
+
+static void
+session_connected(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    backend_connect_ok(s->b);
+    net_set_nodelay(s->ufd);
+    net_set_keepalive(s->ufd, &cf->keepalive);
+    if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
+        session_send_proxy_header(s) != MQ_OK) {
+        session_close(s, "PROXY header send failed");
+        return;
+    }
+    session_start_relay(s);
+}
+
+/* A connect attempt failed: count it and forget the backend. */
+static void
+session_connect_failed(struct session *s, int err)
+{
+    char reason[96];
+
+    snprintf(reason, sizeof(reason), "connect: %s", strerror(err));
+    backend_connect_fail(s->b, s->pool->cf->max_fails, reason);
+    log_warn("connect to %s/%s (%s) failed (%d: %s), session #%llu "
+             "client=%s", s->pool->cf->name, s->b->name, s->b->addr.text,
+             err, strerror(err), (unsigned long long)s->id, s->client_text);
+    pool_tried_set(&s->tried, s->b->index);
+    backend_session_end(s->b);
+    s->b = NULL;
+    session_drop_upstream(s);
+}
+
+static void
+session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct session *s = container_of(w, struct session, u_w);
+    int err;
+
+    (void)revents;
+    ev_io_stop(loop, w);
+    err = net_socket_error(s->ufd);
+    if (err != 0) {
+        session_connect_failed(s, err);
+        session_connect(s);
+        return;
+    }
+    session_connected(s);
+}
+
+/* Pick a backend not yet tried and connect to it, within the retries. */
+static void
+session_connect(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    const struct config_pool *cf = s->pool->cf;
+    int fd, in_progress;
+
+    s->state = SESSION_CONNECTING;
+    for (;;) {
+        if (s->ntries > cf->retries) {
+            atomic_fetch_add_explicit(s->pool->nrejected, 1,
+                                      memory_order_relaxed);
+            session_close(s, "connect failed on every try");
+            return;
+        }
+        s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+        if (s->b == NULL) {
+            atomic_fetch_add_explicit(s->pool->nrejected, 1,
+                                      memory_order_relaxed);
+            log_warn("no live backends in pool %s, session #%llu "
+                     "client=%s closed", cf->name,
+                     (unsigned long long)s->id, s->client_text);
+            session_close(s, "no live backends");
+            return;
+        }
+        s->ntries++;
+        fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
+                         &in_progress);
+        if (fd == -1) {
+            /* Refused at once (or no descriptor): next backend. */
+            session_connect_failed(s, errno);
+            continue;
+        }
+        s->ufd = fd;
+        if (!in_progress) {
+            session_connected(s);
+            return;
+        }
+        ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
+        ev_io_start(loop, &s->u_w);
+        ev_timer_stop(loop, &s->timer);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
+                     0.);
+        ev_timer_start(loop, &s->timer);
+        return;
+    }
+}
+
+/* ---- MQTT CONNECT peek ----------------------------------------------- */
+
+static void
+session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct session *s = container_of(w, struct session, c_r);
+    struct relay_dir *d = &s->up;
+    const uint8_t *id;
+    size_t idlen;
+    ssize_t n;
+    int rc;
+
+    (void)revents;
+    if (d->buf == NULL) {
+        d->buf = relay_buf_get(&s->w->rp);
+        if (d->buf == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
+    n = read(s->cfd, d->buf + d->len, RELAY_BUF_SIZE - d->len);
+    if (n == 0) {
+        session_close(s, "client closed before MQTT CONNECT");
+        return;
+    }
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EINTR) {
+            return;
+        }
+        session_close(s, "client error before MQTT CONNECT");
+        return;
+    }
+    d->len += (uint32_t)n;
+    rc = mqtt_connect_client_id((const uint8_t *)d->buf, d->len, &id,
+                                &idlen);
+    if (rc == MQTT_CONNECT_MORE) {
+        if (d->len == RELAY_BUF_SIZE) {
+            log_warn("session #%llu client=%s: MQTT CONNECT larger than %d "
+                     "bytes", (unsigned long long)s->id, s->client_text,
+                     RELAY_BUF_SIZE);
+            session_close(s, "MQTT CONNECT too large");
+        }
+        return;
+    }
+    if (rc != MQTT_CONNECT_OK) {
+        log_warn("session #%llu client=%s: first packet is not a valid "
+                 "MQTT CONNECT", (unsigned long long)s->id, s->client_text);
+        session_close(s, "not an MQTT CONNECT");
+        return;
+    }
+    if (idlen > 0) {
+        s->key = lb_hash(id, idlen);
+    }
+    ev_io_stop(loop, w);
+    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_timer_stop(loop, &s->timer);
+    /* The bytes stay in s->up and go to the broker unchanged. */
+    session_connect(s);
+}
+
+/* ---- creation -------------------------------------------------------- */
+
+static uint64_t
+session_addr_hash(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+        return lb_hash(&s4->sin_addr, sizeof(s4->sin_addr));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+        return lb_hash(&s6->sin6_addr, sizeof(s6->sin6_addr));
+    }
+    return 0;
+}
+
+int
+session_create(struct worker *w, struct pool *pool, int fd,
+               const struct sockaddr_storage *ss)
+{
+    const struct config_pool *cf = pool->cf;
+    struct session *s;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(fd);
+        return MQ_ERR;
+    }
+    s->w = w;
+    s->pool = pool;
+    pool_acquire(pool);
+    s->id = atomic_fetch_add_explicit(&w->core->next_id, 1,
+                                      memory_order_relaxed) + 1;
+    s->cfd = fd;
+    s->ufd = -1;
+    s->client = *ss;
+    s->start_ms = mq_now_ms();
+    s->key = session_addr_hash(ss);
+    net_format((const struct sockaddr *)ss, s->client_text,
+               sizeof(s->client_text));
+    s->up.src = fd;
+    s->down.dst = fd;
+    ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
+    ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
+    ev_init(&s->timer, session_timer_cb);
+    session_link(w, s);
+
+    net_set_nodelay(fd);
+    net_set_keepalive(fd, &cf->keepalive);
+    if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
+        s->state = SESSION_PEEK;
+        ev_io_init(&s->c_r, session_peek_cb, fd, EV_READ);
+        ev_io_start(w->loop, &s->c_r);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
+                     0.);
+        ev_timer_start(w->loop, &s->timer);
+        return MQ_OK;
+    }
+    session_connect(s);
+    return MQ_OK;
+}

@@ -1,0 +1,260 @@
+/*
+ * worker.c: an event-loop thread. It owns its listeners, its sessions
+ * and its relay buffers; the main thread only posts command bits and
+ * wakes it with an ev_async.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqlb/common.h"
+#include "mqlb/core.h"
+#include "mqlb/listener.h"
+#include "mqlb/log.h"
+#include "mqlb/session.h"
+#include "mqlb/worker.h"
+
+#define WORKER_PAUSE_S      0.1     /* accept retry after EMFILE/limit */
+#define WORKER_SWEEP_S      0.25    /* on_backend_down = close */
+
+static void
+worker_listeners_start(struct worker *w)
+{
+    struct listener *l;
+
+    for (l = w->listeners; l != NULL; l = l->next) {
+        listener_start(l, w);
+    }
+}
+
+static void
+worker_listeners_stop(struct worker *w)
+{
+    struct listener *l;
+
+    for (l = w->listeners; l != NULL; l = l->next) {
+        listener_stop(l);
+    }
+}
+
+static void
+worker_listeners_destroy(struct listener *list)
+{
+    struct listener *next;
+
+    for (; list != NULL; list = next) {
+        next = list->next;
+        listener_destroy(list, 0);
+    }
+}
+
+static void
+worker_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct worker *w = container_of(t, struct worker, resume);
+
+    (void)loop;
+    (void)revents;
+    if (!w->paused || w->stopping) {
+        return;
+    }
+    w->paused = 0;
+    worker_listeners_start(w);
+}
+
+void
+worker_pause_accept(struct worker *w)
+{
+    if (w->paused) {
+        return;
+    }
+    w->paused = 1;
+    worker_listeners_stop(w);
+    /* Sessions on other workers may free room: look again shortly. */
+    ev_timer_set(&w->resume, WORKER_PAUSE_S, 0.);
+    ev_timer_start(w->loop, &w->resume);
+}
+
+void
+worker_session_closed(struct worker *w)
+{
+    if (w->paused && !w->stopping) {
+        ev_timer_stop(w->loop, &w->resume);
+        w->paused = 0;
+        worker_listeners_start(w);
+    }
+    if (w->stopping && w->nsessions == 0 && w->listeners == NULL) {
+        ev_break(w->loop, EVBREAK_ALL);
+    }
+}
+
+static void
+worker_sweep_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_sweep_down(container_of(t, struct worker, sweep));
+}
+
+/*
+ * Swap in a new listener list (reload). Sockets the new list reuses stay
+ * open; the old listener objects are freed without closing those fds.
+ */
+static void
+worker_adopt_listeners(struct worker *w)
+{
+    struct listener *old, *next, *l;
+    int keep;
+
+    pthread_mutex_lock(&w->pending_lock);
+    old = w->listeners;
+    w->listeners = w->pending;
+    w->pending = NULL;
+    pthread_mutex_unlock(&w->pending_lock);
+    for (; old != NULL; old = next) {
+        next = old->next;
+        keep = 0;
+        for (l = w->listeners; l != NULL; l = l->next) {
+            if (l->fd == old->fd) {
+                keep = 1;
+            }
+        }
+        listener_destroy(old, keep);
+    }
+    if (!w->paused && !w->stopping) {
+        worker_listeners_start(w);
+    } else {
+        for (l = w->listeners; l != NULL; l = l->next) {
+            l->worker = w;
+        }
+    }
+}
+
+static void
+worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct worker *w = container_of(a, struct worker, wake);
+    unsigned cmds = atomic_exchange(&w->cmds, 0);
+
+    (void)revents;
+    if (cmds & WORKER_CMD_LISTENERS) {
+        worker_adopt_listeners(w);
+    }
+    if (cmds & WORKER_CMD_SWEEP) {
+        session_sweep_down(w);
+    }
+    if (cmds & WORKER_CMD_STOP_ACCEPT) {
+        w->stopping = 1;
+        ev_timer_stop(loop, &w->resume);
+        worker_listeners_destroy(w->listeners);
+        w->listeners = NULL;
+    }
+    if (cmds & WORKER_CMD_CLOSE_ALL) {
+        session_close_all(w, "shutdown");
+    }
+    if ((cmds & WORKER_CMD_EXIT) ||
+        (w->stopping && w->nsessions == 0)) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    worker_listeners_start(w);
+    ev_run(w->loop, 0);
+    /* Leaving: nothing may outlive the loop. */
+    session_close_all(w, "shutdown");
+    return NULL;
+}
+
+struct worker *
+worker_create(struct core *core, unsigned id)
+{
+    struct worker *w;
+
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (w->loop == NULL) {
+        free(w);
+        return NULL;
+    }
+    w->id = id;
+    w->core = core;
+    pthread_mutex_init(&w->pending_lock, NULL);
+    relay_pool_init(&w->rp, 1024);
+    ev_async_init(&w->wake, worker_wake_cb);
+    ev_async_start(w->loop, &w->wake);
+    ev_init(&w->resume, worker_resume_cb);
+    ev_timer_init(&w->sweep, worker_sweep_cb, WORKER_SWEEP_S,
+                  WORKER_SWEEP_S);
+    ev_timer_start(w->loop, &w->sweep);
+    return w;
+}
+
+int
+worker_start(struct worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+void
+worker_post(struct worker *w, unsigned cmd)
+{
+    atomic_fetch_or(&w->cmds, cmd);
+    ev_async_send(w->loop, &w->wake);
+}
+
+void
+worker_set_listeners(struct worker *w, struct listener *list)
+{
+    struct listener *stale, *next, *l;
+    int keep;
+
+    pthread_mutex_lock(&w->pending_lock);
+    stale = w->pending;
+    w->pending = list;
+    pthread_mutex_unlock(&w->pending_lock);
+    /* A list never adopted (two reloads in a row): close only the sockets
+     * the newer list does not take over. */
+    for (; stale != NULL; stale = next) {
+        next = stale->next;
+        keep = 0;
+        for (l = list; l != NULL; l = l->next) {
+            if (l->fd == stale->fd) {
+                keep = 1;
+            }
+        }
+        listener_destroy(stale, keep);
+    }
+    worker_post(w, WORKER_CMD_LISTENERS);
+}
+
+void
+worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void
+worker_destroy(struct worker *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    worker_listeners_destroy(w->listeners);
+    w->listeners = NULL;
+    worker_listeners_destroy(w->pending);
+    w->pending = NULL;
+    ev_loop_destroy(w->loop);
+    relay_pool_deinit(&w->rp);
+    pthread_mutex_destroy(&w->pending_lock);
+    free(w);
+}
