@@ -710,11 +710,16 @@ Test(probe_amqp, protocol_header_reply_fails_naming_the_version)
     struct probe p;
 
     cr_assert_eq(test_split(&p, &probe_amqp_ops, NULL,
-                            LIT("AMQP\x00\x00\x09\x01")), PROBE_FAIL);
+                            LIT("AMQP\x00\x01\x00\x00")), PROBE_FAIL);
     cr_assert_str_eq(p.reason, "amqp version mismatch: server offers "
-                     "AMQP 0-9-1 (protocol id 0)");
-    test_fails_with(&probe_amqp_ops, NULL, LIT("AMQP\x00\x01\x00\x00"),
-                    "server offers AMQP 1-0-0");
+                     "AMQP 1-0-0 (protocol id 0)");
+    test_fails_with(&probe_amqp_ops, NULL, LIT("AMQP\x03\x01\x00\x00"),
+                    "server offers AMQP 1-0-0 (protocol id 3)");
+    test_fails_with(&probe_amqp_ops, NULL, LIT("AMQP\x01\x01\x08\x00"),
+                    "server offers AMQP 1-8-0 (protocol id 1)");
+    /* Our own header back: an echo, or a broker that wants it verbatim. */
+    test_fails_with(&probe_amqp_ops, NULL, LIT("AMQP\x00\x00\x09\x01"),
+                    "amqp protocol header sent back");
     test_fails_with(&probe_amqp_ops, NULL, LIT("AMQX\x00\x01\x00\x00"),
                     "unexpected reply: AMQX");
 }
@@ -787,7 +792,7 @@ Test(probe_amqp, huge_frame_fails_at_once)
 Test(probe_amqp, echo_server_fails)
 {
     test_fails_with(&probe_amqp_ops, NULL, LIT("AMQP\x00\x00\x09\x01"),
-                    "version mismatch");
+                    "not an AMQP 0-9-1 broker");
 }
 
 Test(probe_amqp, garbage_never_passes)
