@@ -770,7 +770,7 @@ Test(admin_auth, token_is_required_everywhere, .init = test_admin_start_token,
     test_admin_resp_free(&r);
 }
 
-Test(admin_start, bad_address_fails_with_a_message)
+Test(admin_listen, bad_address_fails_with_a_message)
 {
     struct admin_ops ops;
     struct config_addr addr;
@@ -793,7 +793,7 @@ Test(admin_start, bad_address_fails_with_a_message)
     cr_assert_not_null(strstr(err, "192.0.2.1:1"), "%s", err);
 }
 
-Test(admin_start, ipv6_loopback_works)
+Test(admin_listen, ipv6_loopback_works)
 {
     struct admin_ops ops;
     struct config_addr addr;
