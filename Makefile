@@ -42,7 +42,7 @@ BIN      := $(BUILD)/mqlb
 all: mqlb
 
 mqlb: $(BIN)
-	@if [ "$(BUILD)" = build ]; then cp $(BIN) mqlb; fi
+	@if [ "$(BUILD)" = build ]; then cp $(BIN) mqlb.tmp && mv -f mqlb.tmp mqlb; fi
 
 $(BIN): $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,6 +136,14 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         if (n > 0) {
             d->len = (uint32_t)n;
             nread += (size_t)n;
+            if (d->tap != NULL && !d->tap_full) {
+                if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
+                    memcpy(d->tap + d->taplen, d->buf, (size_t)n);
+                    d->taplen += (uint32_t)n;
+                } else {
+                    d->tap_full = 1;
+                }
+            }
             continue;
         }
         if (n == 0) {

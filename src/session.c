@@ -35,6 +35,10 @@
 #include "mqlb/session.h"
 #include "mqlb/worker.h"
 
+/* A broker that drops a silent session this soon after the connect is
+ * taken for dead, and the session moves on to another one. */
+#define SESSION_REPLAY_WINDOW_S 1.0
+
 enum session_state {
     SESSION_PEEK = 0,       /* reading the MQTT CONNECT for its client id */
     SESSION_CONNECTING,     /* non-blocking connect in flight */
@@ -63,12 +67,16 @@ struct session {
     uint64_t            bytes_in_acct;  /* already added to the backend */
     uint64_t            bytes_out_acct;
     const char         *first_fin;      /* who ended first, for the log */
+    unsigned            replayable:1;   /* broker has not answered yet */
+    ev_tstamp           connected_at;   /* when the broker connect ended */
     struct sockaddr_storage client;
     char                client_text[64];
 };
 
 static void session_connect(struct session *s);
-static void session_connect_failed(struct session *s, int err);
+static void session_connect_failed(struct session *s, const char *what,
+                                   int err);
+static void session_replay(struct session *s, int err);
 static void session_pump(struct session *s, int from_upstream);
 
 /* ---- bookkeeping ----------------------------------------------------- */
@@ -146,6 +154,17 @@ session_drop_upstream(struct session *s)
     }
 }
 
+/* The broker answered (or replay is off): stop keeping a copy. */
+static void
+session_tap_release(struct session *s)
+{
+    if (s->up.tap != NULL) {
+        relay_buf_put(&s->w->rp, s->up.tap);
+        s->up.tap = NULL;
+    }
+    s->up.taplen = 0;
+}
+
 void
 session_close(struct session *s, const char *reason)
 {
@@ -158,6 +177,7 @@ session_close(struct session *s, const char *reason)
     close(s->cfd);
     relay_dir_release(&s->up, &w->rp);
     relay_dir_release(&s->down, &w->rp);
+    session_tap_release(s);
 
     ls.id = s->id;
     ls.client = s->client_text;
@@ -238,6 +258,27 @@ session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /*
+ * Did the broker fail before answering, in a way a new broker can hide?
+ * Either the client has sent something it is waiting on, or the broker
+ * went away right after the connect (a dying broker's backlog). A broker
+ * that closes a long-idle, silent session is left alone.
+ */
+static int
+session_broker_failed(struct session *s, int from_upstream,
+                      enum relay_status st)
+{
+    int failed = (from_upstream && (st == RELAY_ERR_SRC ||
+                                    (st == RELAY_EOF && !s->up.eof))) ||
+                 (!from_upstream && st == RELAY_ERR_DST);
+
+    if (!failed || s->down.nbytes > 0) {
+        return 0;
+    }
+    return s->up.taplen > 0 ||
+           ev_now(s->w->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+}
+
+/*
  * Run one direction and set its watchers from the outcome. The direction
  * (and its reader, writer, names) comes from one flag, as nginx's
  * ngx_stream_proxy_process(s, from_upstream) does.
@@ -255,9 +296,25 @@ session_pump(struct session *s, int from_upstream)
     enum relay_status st;
     char reason[96];
 
+    if (!from_upstream && s->replayable && s->up.tap == NULL) {
+        /* Until the broker says a word, keep what the client sent, so a
+         * broker that dies now can be replaced without the client
+         * noticing. */
+        s->up.tap = relay_buf_get(&s->w->rp);
+    }
     st = relay_pump(d, &s->w->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
+    }
+    if (s->replayable && (s->down.nbytes > 0 || s->up.tap_full)) {
+        s->replayable = 0;
+        session_tap_release(s);
+    } else if (!from_upstream && s->up.tap != NULL && s->up.taplen == 0) {
+        session_tap_release(s);     /* an idle session holds no buffer */
+    }
+    if (s->replayable && session_broker_failed(s, from_upstream, st)) {
+        session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
+        return;
     }
     switch (st) {
     case RELAY_IDLE:
@@ -315,7 +372,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_close(s, "no MQTT CONNECT in time");
         return;
     case SESSION_CONNECTING:
-        session_connect_failed(s, ETIMEDOUT);
+        session_connect_failed(s, "connect", ETIMEDOUT);
         session_connect(s);
         return;
     case SESSION_RELAYING:
@@ -332,6 +389,36 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/*
+ * The broker failed before it sent a byte: count it against the broker,
+ * and send what the client had sent to the next one.
+ */
+static void
+session_replay(struct session *s, int err)
+{
+    struct ev_loop *loop = s->w->loop;
+
+    session_account(s);
+    session_connect_failed(s, "broker failed before answering", err);
+    ev_io_stop(loop, &s->c_r);
+    ev_io_stop(loop, &s->c_w);
+    ev_timer_stop(loop, &s->timer);
+    relay_dir_release(&s->up, &s->w->rp);
+    relay_dir_release(&s->down, &s->w->rp);
+    s->up.buf = relay_buf_get(&s->w->rp);
+    if (s->up.buf == NULL) {
+        session_close(s, "out of memory");
+        return;
+    }
+    memcpy(s->up.buf, s->up.tap, s->up.taplen);
+    s->up.len = s->up.taplen;
+    s->up.nbytes = 0;
+    s->bytes_in_acct = 0;
+    s->down.eof = 0;
+    s->first_fin = NULL;
+    session_connect(s);
+}
+
 /* ---- connecting ------------------------------------------------------ */
 
 static void
@@ -341,6 +428,7 @@ session_start_relay(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     s->state = SESSION_RELAYING;
+    s->connected_at = ev_now(loop);
     ev_timer_stop(loop, &s->timer);
     ev_io_init(&s->u_r, session_upstream_read_cb, s->ufd, EV_READ);
     ev_io_init(&s->u_w, session_upstream_write_cb, s->ufd, EV_WRITE);
@@ -348,6 +436,14 @@ session_start_relay(struct session *s)
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
     s->down.dst = s->cfd;
+    if (s->replayable && s->up.tap == NULL && s->up.len > s->up.off) {
+        /* Bytes read while peeking: keep a copy for a replay too. */
+        s->up.tap = relay_buf_get(&s->w->rp);
+        if (s->up.tap != NULL) {
+            memcpy(s->up.tap, s->up.buf + s->up.off, s->up.len - s->up.off);
+            s->up.taplen = s->up.len - s->up.off;
+        }
+    }
     s->last_active = ev_now(loop);
     if (cf->idle_timeout_ms > 0) {
         s->timer.repeat = (ev_tstamp)cf->idle_timeout_ms / 1000.0;
@@ -400,15 +496,15 @@ session_connected(struct session *s)
 
 /* A connect attempt failed: count it and forget the backend. */
 static void
-session_connect_failed(struct session *s, int err)
+session_connect_failed(struct session *s, const char *what, int err)
 {
-    char reason[96];
+    char reason[128];
 
-    snprintf(reason, sizeof(reason), "connect: %s", strerror(err));
+    snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
     backend_connect_fail(s->b, s->pool->cf->max_fails, reason);
-    log_warn("connect to %s/%s (%s) failed (%d: %s), session #%llu "
-             "client=%s", s->pool->cf->name, s->b->name, s->b->addr.text,
-             err, strerror(err), (unsigned long long)s->id, s->client_text);
+    log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
+             s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
+             strerror(err), (unsigned long long)s->id, s->client_text);
     pool_tried_set(&s->tried, s->b->index);
     backend_session_end(s->b);
     s->b = NULL;
@@ -425,7 +521,7 @@ session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
     ev_io_stop(loop, w);
     err = net_socket_error(s->ufd);
     if (err != 0) {
-        session_connect_failed(s, err);
+        session_connect_failed(s, "connect", err);
         session_connect(s);
         return;
     }
@@ -463,7 +559,7 @@ session_connect(struct session *s)
                          &in_progress);
         if (fd == -1) {
             /* Refused at once (or no descriptor): next backend. */
-            session_connect_failed(s, errno);
+            session_connect_failed(s, "connect", errno);
             continue;
         }
         s->ufd = fd;
@@ -581,6 +677,7 @@ session_create(struct worker *w, struct pool *pool, int fd,
     s->client = *ss;
     s->start_ms = mq_now_ms();
     s->key = session_addr_hash(ss);
+    s->replayable = 1;
     net_format((const struct sockaddr *)ss, s->client_text,
                sizeof(s->client_text));
     s->up.src = fd;

@@ -32,7 +32,10 @@ struct relay_dir {
     uint32_t            off;        /* first unsent byte in <buf> */
     uint32_t            len;        /* bytes in <buf> */
     unsigned            eof:1;      /* src sent FIN */
+    unsigned            tap_full:1; /* more was read than <tap> holds */
     uint64_t            nbytes;     /* bytes delivered to dst */
+    char               *tap;        /* if set, a copy of what src sent */
+    uint32_t            taplen;     /* bytes in <tap> (RELAY_BUF_SIZE max) */
 };
 
 enum relay_status {

@@ -1,0 +1,317 @@
+"""Test harness for mqlb integration tests: start the real ./mqlb and real
+brokers on loopback, talk to them with real clients, and wait with polls
+that have deadlines (never bare sleeps). Every process is started here and
+stopped here, by PID."""
+
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+MQLB_BIN = os.environ.get("MQLB_BIN", os.path.abspath("mqlb"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on right now."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError, http.client.HTTPException):
+            pass
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, host="127.0.0.1", timeout=10.0):
+    wait_until(lambda: port_open(port, host), timeout, what="port %d" % port)
+
+
+class Proc:
+    """A child process with its output in a log file."""
+
+    def __init__(self, argv, name, env=None):
+        self.argv = argv
+        self.name = name
+        self.logdir = tempfile.mkdtemp(prefix="mqlb-test-")
+        self.logpath = os.path.join(self.logdir, name + ".log")
+        self.env = env
+        self.p = None
+        self.start()
+
+    def start(self):
+        self.log = open(self.logpath, "ab")
+        self.p = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=self.env)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.p.pid, sig)
+
+    def kill9(self):
+        if self.alive():
+            self.p.kill()
+            self.p.wait(10)
+        self.log.close()
+
+    def stop(self, timeout=10.0):
+        if self.alive():
+            self.p.terminate()
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(10)
+        if not self.log.closed:
+            self.log.close()
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class RedisServer:
+    """A real redis-server on loopback, persistence off."""
+
+    def __init__(self, port=None, extra=()):
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = Proc(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+                         + self.extra, "redis-%d" % self.port)
+        wait_port(self.port)
+
+    def kill9(self):
+        self.proc.kill9()
+
+    def stop(self):
+        self.proc.stop()
+
+    def command(self, *args):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            return redis_command(s, *args)
+
+
+def redis_encode(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def redis_read(f):
+    """Read one RESP reply from a file-like socket reader."""
+    line = f.readline()
+    if not line:
+        raise ConnectionError("connection closed")
+    t, rest = line[:1], line[1:-2]
+    if t in (b"+", b"-"):
+        return rest.decode()
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode("utf-8", "replace")
+    if t == b"*":
+        return [redis_read(f) for _ in range(int(rest))]
+    raise ValueError("bad reply %r" % line)
+
+
+def redis_command(sock, *args):
+    sock.sendall(redis_encode(*args))
+    f = sock.makefile("rb")
+    try:
+        return redis_read(f)
+    finally:
+        f.close()
+
+
+class RedisClient:
+    """A persistent connection; command() sends one and reads one reply."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, timeout=5):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.f = self.sock.makefile("rb")
+
+    def command(self, *args):
+        self.sock.sendall(redis_encode(*args))
+        return redis_read(self.f)
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def redis_port_of(port, **kw):
+    """Ask whoever answers on <port> which port it listens on (INFO)."""
+    c = RedisClient(port, **kw)
+    try:
+        info = c.command("INFO", "server")
+    finally:
+        c.close()
+    for line in info.splitlines():
+        if line.startswith("tcp_port:"):
+            return int(line.split(":")[1])
+    raise ValueError("no tcp_port in INFO")
+
+
+class EchoServer:
+    """Echo every byte back; on EOF from the client, shut down the write side
+    after echoing all. With reply_on_eof, answer only after the client's FIN
+    (half-close test): send back the sha256 of everything received."""
+
+    def __init__(self, reply_on_eof=False, port=None):
+        self.reply_on_eof = reply_on_eof
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(512)
+        self.conns = 0
+        self.stopped = False
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c):
+        h = hashlib.sha256()
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                if self.reply_on_eof:
+                    h.update(data)
+                else:
+                    c.sendall(data)
+            if self.reply_on_eof:
+                c.sendall(h.hexdigest().encode())
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+class Mqlb:
+    """The real mqlb binary with a config written for the test."""
+
+    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True):
+        self.admin_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-cfg-")
+        self.path = os.path.join(self.dir, "mqlb.ini")
+        self.global_extra = global_extra
+        self.admin_extra = admin_extra
+        self.workers = workers
+        self.write(pools)
+        self.proc = Proc([MQLB_BIN, "-c", self.path], "mqlb")
+        if check:
+            self.wait_ready()
+
+    def write(self, pools):
+        text = "[global]\nworkers = %d\nshutdown_timeout = 10s\n%s\n" % (
+            self.workers, self.global_extra)
+        if "log_level" not in self.global_extra:
+            text += "log_level = info\n"
+        text += "[admin]\nlisten = 127.0.0.1:%d\n%s\n" % (self.admin_port, self.admin_extra)
+        text += pools
+        self.pools_text = pools
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def wait_ready(self, timeout=10.0):
+        wait_until(lambda: self.alive() and port_open(self.admin_port), timeout,
+                   what="mqlb admin port")
+
+    def alive(self):
+        return self.proc.alive()
+
+    def http(self, method, path, headers=None, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read().decode("utf-8", "replace"), dict(r.getheaders())
+        finally:
+            c.close()
+
+    def status(self):
+        code, body, _ = self.http("GET", "/status")
+        if code != 200:
+            raise ValueError("status %d" % code)
+        return json.loads(body)
+
+    def backend(self, pool, name):
+        for p in self.status()["pools"]:
+            if p["name"] == pool:
+                for b in p["backends"]:
+                    if b["name"] == name:
+                        return b
+        raise KeyError(name)
+
+    def wait_state(self, pool, name, state, timeout=10.0):
+        return wait_until(lambda: self.backend(pool, name)["state"] == state, timeout,
+                          what="%s/%s %s" % (pool, name, state))
+
+    def reload(self):
+        self.proc.signal(signal.SIGHUP)
+
+    def stop(self):
+        self.proc.stop()
+
+    def output(self):
+        return self.proc.output()

@@ -1,0 +1,1013 @@
+/*
+ * test_config.c: the INI file from strings. A full file with every key,
+ * each class of error with its FILE:LINE, every error reported at once,
+ * and the typed value parsers (durations, sizes, integers, addresses,
+ * escapes).
+ */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "mqlb/common.h"
+#include "mqlb/config.h"
+#include "mqlb/log.h"
+
+/* Every error of the last load, one per line, for failure messages. */
+static char test_config_all[8192];
+
+static void
+test_config_join(const struct config_errors *errs)
+{
+    size_t i, n = 0;
+
+    test_config_all[0] = '\0';
+    for (i = 0; i < errs->nmsgs && n < sizeof(test_config_all); i++) {
+        n += (size_t)snprintf(test_config_all + n,
+                              sizeof(test_config_all) - n, "\n  %s",
+                              errs->msgs[i]);
+    }
+}
+
+/* Load <text> as "t.ini"; the caller owns the result and <errs>. */
+static struct config *
+test_config_load(const char *text, struct config_errors *errs)
+{
+    struct config *cf;
+
+    memset(errs, 0, sizeof(*errs));
+    cf = config_load_string(text, "t.ini", errs);
+    test_config_join(errs);
+    return cf;
+}
+
+/* true if some error starts with "t.ini:LINE: " and contains <phrase>. */
+static bool
+test_config_has(const struct config_errors *errs, int line,
+                const char *phrase)
+{
+    char prefix[32];
+    size_t i;
+
+    snprintf(prefix, sizeof(prefix), "t.ini:%d: ", line);
+    for (i = 0; i < errs->nmsgs; i++) {
+        if (strncmp(errs->msgs[i], prefix, strlen(prefix)) == 0 &&
+            strstr(errs->msgs[i], phrase) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Load <text>, expect it to fail with exactly one error at <line>. */
+static void
+test_config_expect_one(const char *text, int line, const char *phrase)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(text, &errs);
+    cr_expect_null(cf, "loaded although it should fail:\n%s", text);
+    config_destroy(cf);
+    cr_expect_eq(errs.nmsgs, 1, "expected 1 error, got %zu:%s\nfor:\n%s",
+                 errs.nmsgs, test_config_all, text);
+    cr_expect(test_config_has(&errs, line, phrase),
+              "no error 't.ini:%d: ...%s...' in:%s\nfor:\n%s", line, phrase,
+              test_config_all, text);
+    config_errors_deinit(&errs);
+}
+
+static const struct sockaddr_in *
+test_config_v4(const struct config_addr *a)
+{
+    cr_assert_eq(a->ss.ss_family, AF_INET, "%s is not IPv4", a->text);
+    cr_assert_eq(a->len, sizeof(struct sockaddr_in));
+    return (const struct sockaddr_in *)&a->ss;
+}
+
+static const struct sockaddr_in6 *
+test_config_v6(const struct config_addr *a)
+{
+    cr_assert_eq(a->ss.ss_family, AF_INET6, "%s is not IPv6", a->text);
+    cr_assert_eq(a->len, sizeof(struct sockaddr_in6));
+    return (const struct sockaddr_in6 *)&a->ss;
+}
+
+/* ---- a valid file ------------------------------------------------------ */
+
+/* Every key of etc/mqlb.ini, each set away from its default. */
+static const char test_config_full[] =
+    "; a full file\n"                                   /*  1 */
+    "[global]\n"                                        /*  2 */
+    "workers = 4\n"                                     /*  3 */
+    "max_connections = 5000\n"                          /*  4 */
+    "log_level = debug\n"                               /*  5 */
+    "log_format = json\n"                               /*  6 */
+    "shutdown_timeout = 250ms\n"                        /*  7 */
+    "user = nobody\n"                                   /*  8 */
+    "\n"                                                /*  9 */
+    "[admin]\n"                                         /* 10 */
+    "listen = [::1]:9100\n"                             /* 11 */
+    "token = s3cret\n"                                  /* 12 */
+    "\n"                                                /* 13 */
+    "[pool redis]\n"                                    /* 14 */
+    "listen = 127.0.0.1:6400\n"                         /* 15 */
+    "listen = [::1]:6400\n"                             /* 16 */
+    "balance = leastconn\n"                             /* 17 */
+    "health_check = send-expect\n"                      /* 18 */
+    "check_interval = 5m\n"                             /* 19 */
+    "check_timeout = 2s\n"                              /* 20 */
+    "rise = 4\n"                                        /* 21 */
+    "fall = 5\n"                                        /* 22 */
+    "check_send = PING\\r\\n\n"                         /* 23 */
+    "check_expect = +PONG\\x0d\n"                       /* 24 */
+    "check_path = /healthz\n"                           /* 25 */
+    "connect_timeout = 1500ms\n"                        /* 26 */
+    "idle_timeout = 1h\n"                               /* 27 */
+    "tcp_keepalive = 60s:10s:5\n"                       /* 28 */
+    "retries = 1\n"                                     /* 29 */
+    "max_fails = 7\n"                                   /* 30 */
+    "slow_start = 30s\n"                                /* 31 */
+    "on_backend_down = close\n"                         /* 32 */
+    "max_conns_per_backend = 50\n"                      /* 33 */
+    "max_conns_per_source = 9\n"                        /* 34 */
+    "proxy_protocol = v2\n"                             /* 35 */
+    "allow = 127.0.0.0/8 ::1\n"                         /* 36 */
+    "allow = 10.0.0.0/8,192.168.1.0/24\n"               /* 37 */
+    "backend = r1 127.0.0.1:6401 weight=3\n"            /* 38 */
+    "backend = r2 127.0.0.1:6402 weight=1 max_conns=1000\n" /* 39 */
+    "backend = spare [::1]:6404 backup weight=0\n";     /* 40 */
+
+Test(config, full_file_sets_every_key)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct config_pool *p;
+    const struct sockaddr_in6 *s6;
+    const struct sockaddr_in *s4;
+
+    cf = test_config_load(test_config_full, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(errs.nmsgs, 0);
+
+    cr_expect_str_eq(cf->path, "t.ini");
+    cr_expect_eq(cf->workers, 4);
+    cr_expect_eq(cf->max_connections, 5000);
+    cr_expect_eq(cf->log_level, LOG_DEBUG);
+    cr_expect_eq(cf->log_format, LOG_FORMAT_JSON);
+    cr_expect_eq(cf->shutdown_timeout_ms, 250);
+    cr_expect_str_eq(cf->user, "nobody");
+    s6 = test_config_v6(&cf->admin_listen);
+    cr_expect(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+    cr_expect_eq(ntohs(s6->sin6_port), 9100);
+    cr_expect_eq(cf->admin_listen.line, 11);
+    cr_expect_str_eq(cf->admin_token, "s3cret");
+
+    cr_assert_eq(cf->npools, 1);
+    p = &cf->pools[0];
+    cr_expect_str_eq(p->name, "redis");
+    cr_expect_eq(p->line, 14);
+
+    cr_assert_eq(p->nlistens, 2);
+    s4 = test_config_v4(&p->listens[0]);
+    cr_expect_eq(ntohl(s4->sin_addr.s_addr), INADDR_LOOPBACK);
+    cr_expect_eq(ntohs(s4->sin_port), 6400);
+    cr_expect_str_eq(p->listens[0].text, "127.0.0.1:6400");
+    cr_expect_eq(p->listens[0].line, 15);
+    s6 = test_config_v6(&p->listens[1]);
+    cr_expect(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+    cr_expect_eq(ntohs(s6->sin6_port), 6400);
+    cr_expect_str_eq(p->listens[1].text, "[::1]:6400");
+    cr_expect_eq(p->listens[1].line, 16);
+
+    cr_expect_eq(p->balance, BALANCE_LEASTCONN);
+    cr_expect_eq(p->check, CHECK_SEND_EXPECT);
+    cr_expect_eq(p->check_interval_ms, 5 * 60 * 1000);
+    cr_expect_eq(p->check_timeout_ms, 2000);
+    cr_expect_eq(p->rise, 4);
+    cr_expect_eq(p->fall, 5);
+    cr_assert_eq(p->check_send_len, 6);
+    cr_expect_eq(memcmp(p->check_send, "PING\r\n", 6), 0);
+    cr_assert_eq(p->check_expect_len, 6);
+    cr_expect_eq(memcmp(p->check_expect, "+PONG\r", 6), 0);
+    cr_expect_str_eq(p->check_path, "/healthz");
+    cr_expect_eq(p->connect_timeout_ms, 1500);
+    cr_expect_eq(p->idle_timeout_ms, 3600 * 1000);
+    cr_expect(p->keepalive.on);
+    cr_expect_eq(p->keepalive.idle_s, 60);
+    cr_expect_eq(p->keepalive.interval_s, 10);
+    cr_expect_eq(p->keepalive.count, 5);
+    cr_expect_eq(p->retries, 1);
+    cr_expect_eq(p->max_fails, 7);
+    cr_expect_eq(p->slow_start_ms, 30000);
+    cr_expect(p->close_on_down);
+    cr_expect_eq(p->max_conns_per_backend, 50);
+    cr_expect_eq(p->max_conns_per_source, 9);
+    cr_expect_eq(p->proxy_protocol, PROXY_PROTOCOL_V2);
+    cr_expect_eq(p->nallow, 4, "allow blocks: %zu", p->nallow);
+    if (p->nallow == 4) {
+        /* 127.0.0.0/8 as v4-mapped: 96 + 8 bits. */
+        cr_expect_eq(p->allow[0].prefix, 104);
+        cr_expect_eq(p->allow[0].addr[10], 0xff);
+        cr_expect_eq(p->allow[0].addr[12], 127);
+        cr_expect_eq(p->allow[1].prefix, 128);
+        cr_expect_eq(p->allow[1].addr[15], 1);
+        cr_expect_eq(p->allow[2].prefix, 104);
+        cr_expect_eq(p->allow[3].prefix, 120);
+        cr_expect_eq(p->allow[3].addr[14], 1);
+    }
+
+    cr_assert_eq(p->nbackends, 3);
+    cr_expect_str_eq(p->backends[0].name, "r1");
+    cr_expect_str_eq(p->backends[0].addr.text, "127.0.0.1:6401");
+    cr_expect_eq(ntohs(test_config_v4(&p->backends[0].addr)->sin_port),
+                 6401);
+    cr_expect_eq(p->backends[0].weight, 3);
+    cr_expect_eq(p->backends[0].max_conns, 50,
+                 "max_conns=0 takes max_conns_per_backend");
+    cr_expect_not(p->backends[0].backup);
+    cr_expect_eq(p->backends[0].line, 38);
+    cr_expect_str_eq(p->backends[1].name, "r2");
+    cr_expect_eq(p->backends[1].weight, 1);
+    cr_expect_eq(p->backends[1].max_conns, 1000);
+    cr_expect_not(p->backends[1].backup);
+    cr_expect_str_eq(p->backends[2].name, "spare");
+    cr_expect_eq(ntohs(test_config_v6(&p->backends[2].addr)->sin6_port),
+                 6404);
+    cr_expect_eq(p->backends[2].weight, 0);
+    cr_expect(p->backends[2].backup);
+    cr_expect_eq(p->backends[2].line, 40);
+
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, defaults_apply_when_keys_are_absent)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct config_pool *p;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_gt(cf->workers, 0, "workers = 0 resolves to the CPU count");
+    cr_expect_eq(cf->max_connections, 100000);
+    cr_expect_eq(cf->log_level, LOG_INFO);
+    cr_expect_eq(cf->shutdown_timeout_ms, 30000);
+    cr_expect_null(cf->user);
+    cr_expect_null(cf->admin_token);
+    cr_expect_str_eq(cf->admin_listen.text, "127.0.0.1:9000");
+    p = &cf->pools[0];
+    cr_expect_eq(p->balance, BALANCE_ROUNDROBIN);
+    cr_expect_eq(p->check, CHECK_TCP);
+    cr_expect_eq(p->check_interval_ms, 2000);
+    cr_expect_eq(p->check_timeout_ms, 1000);
+    cr_expect_eq(p->rise, 2);
+    cr_expect_eq(p->fall, 3);
+    cr_expect_eq(p->check_send_len, 0);
+    cr_expect_str_eq(p->check_path, "/");
+    cr_expect_eq(p->connect_timeout_ms, 3000);
+    cr_expect_eq(p->idle_timeout_ms, 3600 * 1000);
+    cr_expect_not(p->keepalive.on);
+    cr_expect_eq(p->retries, 2);
+    cr_expect_eq(p->max_fails, 3);
+    cr_expect_eq(p->slow_start_ms, 0);
+    cr_expect_not(p->close_on_down);
+    cr_expect_eq(p->proxy_protocol, PROXY_PROTOCOL_OFF);
+    cr_expect_null(p->allow);
+    cr_expect_eq(p->nallow, 0);
+    cr_expect_eq(p->backends[0].weight, 1);
+    cr_expect_eq(p->backends[0].max_conns, 0);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, shipped_example_file_loads)
+{
+    struct config_errors errs = { 0 };
+    struct config *cf;
+
+    cf = config_load("etc/mqlb.ini", &errs);
+    test_config_join(&errs);
+    cr_assert_not_null(cf, "etc/mqlb.ini (run from the repository root):%s",
+                       test_config_all);
+    cr_expect_eq(cf->npools, 1);
+    cr_expect_eq(cf->pools[0].nbackends, 3);
+    cr_expect_eq(cf->pools[0].backends[2].max_conns, 1000);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, missing_file_is_reported)
+{
+    struct config_errors errs = { 0 };
+
+    cr_expect_null(config_load("/nonexistent/mqlb.ini", &errs));
+    cr_assert_eq(errs.nmsgs, 1);
+    cr_expect(strstr(errs.msgs[0], "/nonexistent/mqlb.ini:0: cannot open")
+              == errs.msgs[0], "got %s", errs.msgs[0]);
+    config_errors_deinit(&errs);
+}
+
+Test(config, indented_lines_work_normally)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("  [global]\n"
+                          "\tworkers = 3\n"
+                          "    ; an indented comment\n"
+                          "   [pool p]\n"
+                          "      listen = 127.0.0.1:7001\n"
+                          "\t  backend = a 127.0.0.1:7002\n"
+                          "      backend = b 127.0.0.1:7003\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(cf->workers, 3);
+    cr_assert_eq(cf->npools, 1);
+    cr_expect_eq(cf->pools[0].nlistens, 1);
+    cr_assert_eq(cf->pools[0].nbackends, 2,
+                 "an indented line is not a continuation of the one above");
+    cr_expect_str_eq(cf->pools[0].backends[0].addr.text, "127.0.0.1:7002");
+    cr_expect_str_eq(cf->pools[0].backends[1].name, "b");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, inline_comment_is_stripped)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct config_pool *p;
+
+    cf = test_config_load("[pool p] ; the only pool\n"
+                          "listen = 127.0.0.1:7001   ; v4\n"
+                          "balance = leastconn ; comment\n"
+                          "idle_timeout = 5m\t; tab before the comment\n"
+                          "health_check = send-expect\n"
+                          "check_expect = +OK;x\n"
+                          "backend = a 127.0.0.1:7002 weight=2 ; first\n",
+                          &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    p = &cf->pools[0];
+    cr_expect_str_eq(p->name, "p");
+    cr_expect_str_eq(p->listens[0].text, "127.0.0.1:7001");
+    cr_expect_eq(p->balance, BALANCE_LEASTCONN);
+    cr_expect_eq(p->idle_timeout_ms, 5 * 60 * 1000);
+    /* Only " ;" starts a comment: a ';' inside a value stays. */
+    cr_expect_eq(p->check_expect_len, 5);
+    cr_expect_eq(memcmp(p->check_expect, "+OK;x", 5), 0);
+    cr_expect_eq(p->backends[0].weight, 2);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, crlf_line_endings_work)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[pool p]\r\nlisten = 127.0.0.1:7001\r\n"
+                          "check_send = A\r\n"
+                          "backend = a 127.0.0.1:7002\r\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(cf->pools[0].check_send_len, 1);
+    cr_expect_str_eq(cf->pools[0].backends[0].addr.text, "127.0.0.1:7002");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, non_loopback_admin_with_token_is_accepted)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[admin]\nlisten = *:9100\ntoken = t\n"
+                          "[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(test_config_v4(&cf->admin_listen)->sin_addr.s_addr,
+                 htonl(INADDR_ANY));
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, line_of_198_characters_is_accepted)
+{
+    char text[512];
+    struct config_errors errs;
+    struct config *cf;
+
+    /* "user = " is 7 characters; inih's buffer holds 198 plus "\n\0". */
+    snprintf(text, sizeof(text), "[global]\nuser = %0191d\n"
+             "[pool p]\nlisten = 127.0.0.1:7001\n"
+             "backend = a 127.0.0.1:7002\n", 0);
+    cf = test_config_load(text, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(strlen(cf->user), 191);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+/* ---- one error each, at its line --------------------------------------- */
+
+/*
+ * A valid file with three slots: line 2 in [global], line 4 in [admin],
+ * line 8 in [pool p]. Each case fills one slot with a bad line.
+ */
+#define TEST_CONFIG_TEMPLATE                                            \
+    "[global]\n%s\n[admin]\n%s\n[pool p]\nlisten = 127.0.0.1:7001\n"    \
+    "backend = a 127.0.0.1:7002\n%s\n"
+
+struct test_config_case {
+    char        slot;       /* 'g', 'a' or 'p' */
+    const char *line;       /* the bad line */
+    const char *phrase;     /* expected in the message */
+};
+
+static void
+test_config_run_case(const struct test_config_case *c)
+{
+    char text[1024];
+    int line;
+
+    snprintf(text, sizeof(text), TEST_CONFIG_TEMPLATE,
+             c->slot == 'g' ? c->line : "", c->slot == 'a' ? c->line : "",
+             c->slot == 'p' ? c->line : "");
+    line = c->slot == 'g' ? 2 : c->slot == 'a' ? 4 : 8;
+    test_config_expect_one(text, line, c->phrase);
+}
+
+Test(config, template_without_bad_line_is_valid)
+{
+    char text[1024];
+    struct config_errors errs;
+    struct config *cf;
+
+    snprintf(text, sizeof(text), TEST_CONFIG_TEMPLATE, "", "", "");
+    cf = test_config_load(text, &errs);
+    cr_expect_not_null(cf, "errors:%s", test_config_all);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, bad_value_of_each_typed_key_is_reported_with_its_line)
+{
+    static const struct test_config_case cases[] = {
+        { 'g', "workers = many",
+          "workers = many: expected a whole number from 0 to 256" },
+        { 'g', "workers = 257", "expected a whole number from 0 to 256" },
+        { 'g', "workers = -1", "expected a whole number" },
+        { 'g', "max_connections = 0",
+          "max_connections = 0: expected a whole number from 1 to 10000000" },
+        { 'g', "log_level = loud",
+          "log_level = loud: expected error | warn | info | debug" },
+        { 'g', "log_level = notice", "expected error | warn | info" },
+        { 'g', "log_format = xml", "log_format = xml: expected text | json" },
+        { 'g', "shutdown_timeout = 30",
+          "shutdown_timeout = 30: expected a duration" },
+        { 'a', "listen = nowhere",
+          "listen = nowhere: expected HOST:PORT or [IPV6]:PORT" },
+        { 'a', "listen = 127.0.0.1:0", "listen = 127.0.0.1:0: expected" },
+        { 'p', "listen = 1.2.3:7009", "listen = 1.2.3:7009: expected" },
+        { 'p', "listen = [::1]7009", "listen = [::1]7009: expected" },
+        { 'p', "balance = weighted",
+          "balance = weighted: expected roundrobin | leastconn | source" },
+        { 'p', "health_check = ping", "health_check = ping: expected tcp" },
+        { 'p', "check_interval = 0",
+          "check_interval = 0: must be greater than 0" },
+        { 'p', "check_timeout = 2x",
+          "check_timeout = 2x: expected a duration" },
+        { 'p', "connect_timeout = -1s", "connect_timeout = -1s: expected" },
+        { 'p', "idle_timeout = forever", "idle_timeout = forever: expected" },
+        { 'p', "slow_start = 1d", "slow_start = 1d: expected a duration" },
+        { 'p', "rise = 0", "rise = 0: expected a whole number from 1 to 1000" },
+        { 'p', "fall = 1001", "fall = 1001: expected a whole number" },
+        { 'p', "retries = 257", "retries = 257: expected a whole number "
+          "from 0 to 256" },
+        { 'p', "max_fails = x", "max_fails = x: expected a whole number" },
+        { 'p', "max_conns_per_backend = -1",
+          "max_conns_per_backend = -1: expected" },
+        { 'p', "max_conns_per_source = 10000001",
+          "max_conns_per_source = 10000001: expected" },
+        { 'p', "check_send = \\q", "check_send = \\q: bad escape" },
+        { 'p', "check_expect = \\xZZ", "check_expect = \\xZZ: bad escape" },
+        { 'p', "check_path = health",
+          "check_path = health: expected a path starting with '/'" },
+        { 'p', "tcp_keepalive = 500ms",
+          "tcp_keepalive = 500ms: expected off or IDLE" },
+        { 'p', "tcp_keepalive = 60s:10s:5:1", "expected off or IDLE" },
+        { 'p', "tcp_keepalive = 60s:10s:200", "expected off or IDLE" },
+        { 'p', "tcp_keepalive = on", "expected off or IDLE" },
+        { 'p', "on_backend_down = drop",
+          "on_backend_down = drop: expected keep | close" },
+        { 'p', "proxy_protocol = v3",
+          "proxy_protocol = v3: expected off | v1 | v2" },
+        { 'p', "allow = 10.0.0.0/33",
+          "allow: '10.0.0.0/33' is not an address or CIDR block" },
+        { 'p', "allow = ::1 nowhere", "allow: 'nowhere' is not an address" },
+        { 'p', "backend = b 127.0.0.1:7003 weight=257",
+          "backend b: weight=257: weight is 0..256" },
+        { 'p', "backend = b 127.0.0.1:7003 max_conns=x",
+          "backend b: max_conns=x: max_conns is 0..10000000" },
+        { 'p', "backend = b 127.0.0.1:7003 primary",
+          "backend b: unknown option 'primary'" },
+        { 'p', "backend = b", "backend = b: expected NAME HOST:PORT" },
+        { 'p', "backend = b/c 127.0.0.1:7003", "backend name 'b/c'" },
+        { 'p', "backend = b 1.2.3:7003",
+          "backend b: address '1.2.3:7003': expected HOST:PORT" },
+        { 'p', "backend = b 127.0.0.1:70000", "address '127.0.0.1:70000'" },
+    };
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cases); i++) {
+        test_config_run_case(&cases[i]);
+    }
+}
+
+Test(config, unknown_section_is_reported_with_its_line)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "\n"
+                           "[pools q]\n"
+                           "colour = red\n", 5,
+                           "unknown section [pools q] (expected [global], "
+                           "[admin] or [pool NAME])");
+}
+
+Test(config, bad_pool_name_is_reported_with_its_line)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "[pool a/b]\n", 4,
+                           "[pool a/b]: a pool name is 1-63 of");
+}
+
+Test(config, section_header_without_bracket_is_reported)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "[global\n", 4, "section header without ']'");
+}
+
+Test(config, unknown_key_is_reported_with_its_line)
+{
+    test_config_expect_one("[global]\nworkers = 1\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "colour = red\n"
+                           "backend = a 127.0.0.1:7002\n", 5,
+                           "unknown key 'colour' in [pool]");
+    test_config_expect_one("[global]\nbalance = leastconn\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "unknown key 'balance' in [global]");
+    test_config_expect_one("[admin]\nworkers = 1\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "unknown key 'workers' in [admin]");
+}
+
+Test(config, key_outside_a_section_is_reported)
+{
+    test_config_expect_one("\n; header comment\nworkers = 2\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "'workers' outside any section");
+}
+
+Test(config, line_without_equals_is_reported)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "round robin please\n", 4,
+                           "expected 'key = value'");
+}
+
+Test(config, key_set_twice_is_reported_at_the_second)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "balance = leastconn\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "balance = random\n", 5,
+                           "'balance' is set twice in this section");
+    test_config_expect_one("[global]\nworkers = 1\nworkers = 1\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "'workers' is set twice");
+}
+
+Test(config, same_key_in_two_pools_is_not_twice)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "balance = leastconn\n"
+                          "backend = a 127.0.0.1:7002\n"
+                          "[pool q]\nlisten = 127.0.0.1:7011\n"
+                          "balance = random\n"
+                          "backend = a 127.0.0.1:7012\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(cf->npools, 2);
+    cr_expect_eq(cf->pools[1].balance, BALANCE_RANDOM);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, line_too_long_is_an_error_not_a_silent_cut)
+{
+    char text[1024];
+
+    /*
+     * 250 characters: inih would cut it at 199 and read the rest as a
+     * line of its own. The key would then take a truncated value.
+     */
+    snprintf(text, sizeof(text), "[global]\nuser = %0243d\n"
+             "[pool p]\nlisten = 127.0.0.1:7001\n"
+             "backend = a 127.0.0.1:7002\n", 0);
+    test_config_expect_one(text, 2, "line too long (250 characters");
+    snprintf(text, sizeof(text), "[global]\nuser = %0192d\n"
+             "[pool p]\nlisten = 127.0.0.1:7001\n"
+             "backend = a 127.0.0.1:7002\n", 0);
+    test_config_expect_one(text, 2, "line too long (199 characters; "
+                           "at most 198)");
+}
+
+Test(config, bad_address_is_reported_with_its_line)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1\n"
+                           "listen = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "listen = 127.0.0.1: expected HOST:PORT");
+}
+
+Test(config, duplicate_pool_is_reported_at_the_second)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "\n"
+                           "[pool p]\nlisten = 127.0.0.1:7011\n"
+                           "backend = a 127.0.0.1:7012\n", 5,
+                           "duplicate pool name 'p' (first on line 1)");
+}
+
+Test(config, duplicate_backend_name_is_reported_at_the_second)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "backend = b 127.0.0.1:7003\n"
+                           "backend = a 127.0.0.1:7004\n", 5,
+                           "[pool p]: duplicate backend name 'a' (first on "
+                           "line 3)");
+}
+
+Test(config, listen_used_twice_is_reported)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "listen = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "listen 127.0.0.1:7001 is given twice");
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "[pool q]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 5,
+                           "listen 127.0.0.1:7001 is already used by pool "
+                           "'p'");
+}
+
+Test(config, pool_without_listen_is_reported_at_its_header)
+{
+    test_config_expect_one("[global]\nworkers = 1\n\n[pool p]\n"
+                           "backend = a 127.0.0.1:7002\n", 4,
+                           "[pool p]: no 'listen' address");
+}
+
+Test(config, pool_without_backend_is_reported_at_its_header)
+{
+    test_config_expect_one("[global]\nworkers = 1\n\n[pool p]\n"
+                           "listen = 127.0.0.1:7001\n", 4,
+                           "[pool p]: no 'backend'");
+}
+
+Test(config, file_without_pool_is_reported)
+{
+    test_config_expect_one("[global]\nworkers = 1\n", 2,
+                           "no [pool NAME] section");
+}
+
+Test(config, non_loopback_admin_without_token_is_reported)
+{
+    test_config_expect_one("[global]\nworkers = 1\n"
+                           "[admin]\nlisten = 0.0.0.0:9100\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 4,
+                           "[admin] listen 0.0.0.0:9100 is not loopback: "
+                           "set a token");
+    test_config_expect_one("[admin]\nlisten = [::]:9100\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "is not loopback");
+}
+
+Test(config, send_expect_without_check_expect_is_reported)
+{
+    test_config_expect_one("[global]\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "health_check = send-expect\n"
+                           "check_send = PING\\r\\n\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "[pool p]: health_check = send-expect needs "
+                           "check_expect");
+}
+
+Test(config, check_timeout_above_check_interval_is_reported)
+{
+    test_config_expect_one("[global]\n\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "check_interval = 1s\ncheck_timeout = 1001ms\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "[pool p]: check_timeout is longer than "
+                           "check_interval");
+}
+
+Test(config, every_error_is_reported_at_once_in_line_order)
+{
+    static const char text[] =
+        "[global]\n"                            /*  1 */
+        "workers = lots\n"                      /*  2 bad uint */
+        "colour = red\n"                        /*  3 unknown key */
+        "[admin]\n"                             /*  4 */
+        "listen = 0.0.0.0:9100\n"               /*  5 no token */
+        "[pool p]\n"                            /*  6 send-expect */
+        "listen = 127.0.0.1:7001\n"             /*  7 */
+        "health_check = send-expect\n"          /*  8 */
+        "balance = leastconn\n"                 /*  9 */
+        "balance = random\n"                    /* 10 twice */
+        "check_interval = 2\n"                  /* 11 bad duration */
+        "backend = a 127.0.0.1:7002\n"          /* 12 */
+        "backend = a 127.0.0.1:7003\n"          /* 13 duplicate */
+        "no equals sign here\n"                 /* 14 */
+        "[wat]\n"                               /* 15 unknown section */
+        "[pool q]\n"                            /* 16 no listen, backend */
+        "allow = 1.2.3.4/40\n";                 /* 17 bad CIDR */
+    static const struct { int line; const char *phrase; } want[] = {
+        { 2, "workers = lots" },
+        { 3, "unknown key 'colour'" },
+        { 5, "is not loopback" },
+        { 6, "needs check_expect" },
+        { 10, "'balance' is set twice" },
+        { 11, "check_interval = 2: expected a duration" },
+        { 13, "duplicate backend name 'a'" },
+        { 14, "expected 'key = value'" },
+        { 15, "unknown section [wat]" },
+        { 16, "[pool q]: no 'listen'" },
+        { 16, "[pool q]: no 'backend'" },
+        { 17, "allow: '1.2.3.4/40'" },
+    };
+    struct config_errors errs;
+    struct config *cf;
+    size_t i;
+
+    cf = test_config_load(text, &errs);
+    cr_expect_null(cf);
+    config_destroy(cf);
+    cr_expect_eq(errs.nmsgs, MQ_NELEMS(want), "expected %zu errors, got "
+                 "%zu:%s", MQ_NELEMS(want), errs.nmsgs, test_config_all);
+    for (i = 0; i < MQ_NELEMS(want); i++) {
+        cr_expect(test_config_has(&errs, want[i].line, want[i].phrase),
+                  "missing t.ini:%d: ...%s... in:%s", want[i].line,
+                  want[i].phrase, test_config_all);
+    }
+    for (i = 0; i < errs.nmsgs && i < MQ_NELEMS(want); i++) {
+        char prefix[32];
+
+        snprintf(prefix, sizeof(prefix), "t.ini:%d: ", want[i].line);
+        cr_expect(strncmp(errs.msgs[i], prefix, strlen(prefix)) == 0,
+                  "error %zu out of line order:%s", i, test_config_all);
+    }
+    config_errors_deinit(&errs);
+}
+
+/* ---- typed value parsers ------------------------------------------------ */
+
+Test(config, parse_duration_ms_takes_ms_s_m_h)
+{
+    static const struct { const char *text; uint64_t ms; } ok[] = {
+        { "250ms", 250 }, { "2s", 2000 }, { "5m", 300000 },
+        { "1h", 3600000 }, { "0", 0 }, { "0s", 0 }, { "0ms", 0 },
+        { "1500ms", 1500 }, { "90s", 90000 },
+    };
+    uint64_t ms;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(ok); i++) {
+        ms = 12345;
+        cr_expect_eq(config_parse_duration_ms(ok[i].text, &ms), MQ_OK,
+                     "'%s' rejected", ok[i].text);
+        cr_expect_eq(ms, ok[i].ms, "'%s' gave %llu", ok[i].text,
+                     (unsigned long long)ms);
+    }
+}
+
+Test(config, parse_duration_ms_rejects_bad_text)
+{
+    static const char *const bad[] = {
+        "", "5", "2x", "-1s", "+1s", " 1s", "1 s", "1s ", "s", "ms",
+        "1.5s", "2S", "1sm", "1d",
+        "18446744073709551615ms",       /* UINT64_MAX: no room for math */
+        "99999999999999999999s",        /* strtoull overflow */
+        "5124095577h",                  /* past UINT64_MAX / 1000 in ms */
+    };
+    uint64_t ms = 777;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(bad); i++) {
+        cr_expect_eq(config_parse_duration_ms(bad[i], &ms), MQ_ERR,
+                     "'%s' accepted as %llu", bad[i],
+                     (unsigned long long)ms);
+    }
+    cr_expect_eq(ms, 777, "a rejected value is not stored");
+}
+
+Test(config, parse_size_takes_k_and_m)
+{
+    uint64_t n = 0;
+
+    cr_expect_eq(config_parse_size("10k", &n), MQ_OK);
+    cr_expect_eq(n, 10240);
+    cr_expect_eq(config_parse_size("2m", &n), MQ_OK);
+    cr_expect_eq(n, 2 * 1024 * 1024);
+    cr_expect_eq(config_parse_size("7", &n), MQ_OK);
+    cr_expect_eq(n, 7);
+    cr_expect_eq(config_parse_size("3K", &n), MQ_OK);
+    cr_expect_eq(n, 3072);
+    cr_expect_eq(config_parse_size("1M", &n), MQ_OK);
+    cr_expect_eq(n, 1048576);
+    cr_expect_eq(config_parse_size("0", &n), MQ_OK);
+    cr_expect_eq(n, 0);
+}
+
+Test(config, parse_size_rejects_bad_text)
+{
+    static const char *const bad[] = {
+        "", "k", "10g", "-1", "10kb", "10 k", "1.5k",
+        "18446744073709551615k", "99999999999999999999",
+    };
+    uint64_t n = 5;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(bad); i++) {
+        cr_expect_eq(config_parse_size(bad[i], &n), MQ_ERR, "'%s' accepted",
+                     bad[i]);
+    }
+    cr_expect_eq(n, 5);
+}
+
+Test(config, parse_uint_checks_its_bounds)
+{
+    unsigned v = 99;
+
+    cr_expect_eq(config_parse_uint("0", 0, 10, &v), MQ_OK);
+    cr_expect_eq(v, 0);
+    cr_expect_eq(config_parse_uint("10", 0, 10, &v), MQ_OK);
+    cr_expect_eq(v, 10);
+    cr_expect_eq(config_parse_uint("1", 1, 5, &v), MQ_OK);
+    cr_expect_eq(v, 1);
+    cr_expect_eq(config_parse_uint("4294967295", 0, UINT_MAX, &v), MQ_OK);
+    cr_expect_eq(v, UINT_MAX);
+
+    v = 99;
+    cr_expect_eq(config_parse_uint("0", 1, 5, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("6", 1, 5, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("4294967296", 0, UINT_MAX, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("99999999999999999999", 0, UINT_MAX, &v),
+                 MQ_ERR);
+    cr_expect_eq(config_parse_uint("", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("-1", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("+1", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint(" 1", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("1 ", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("3x", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(config_parse_uint("0x3", 0, 10, &v), MQ_ERR);
+    cr_expect_eq(v, 99, "a rejected value is not stored");
+}
+
+Test(config, parse_addr_takes_v4_v6_wildcard_and_names)
+{
+    struct config_addr a;
+    const struct sockaddr_in *s4;
+    const struct sockaddr_in6 *s6;
+    struct in6_addr v6;
+
+    cr_assert_eq(config_parse_addr("127.0.0.1:80", &a), MQ_OK);
+    s4 = test_config_v4(&a);
+    cr_expect_eq(ntohl(s4->sin_addr.s_addr), INADDR_LOOPBACK);
+    cr_expect_eq(ntohs(s4->sin_port), 80);
+    cr_expect_str_eq(a.text, "127.0.0.1:80");
+
+    cr_assert_eq(config_parse_addr("[::1]:5672", &a), MQ_OK);
+    s6 = test_config_v6(&a);
+    cr_expect(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+    cr_expect_eq(ntohs(s6->sin6_port), 5672);
+    cr_expect_str_eq(a.text, "[::1]:5672");
+
+    cr_assert_eq(config_parse_addr("[2001:db8::7]:65535", &a), MQ_OK);
+    s6 = test_config_v6(&a);
+    inet_pton(AF_INET6, "2001:db8::7", &v6);
+    cr_expect_eq(memcmp(&s6->sin6_addr, &v6, 16), 0);
+    cr_expect_eq(ntohs(s6->sin6_port), 65535);
+
+    cr_assert_eq(config_parse_addr("*:80", &a), MQ_OK);
+    s4 = test_config_v4(&a);
+    cr_expect_eq(s4->sin_addr.s_addr, htonl(INADDR_ANY));
+    cr_expect_eq(ntohs(s4->sin_port), 80);
+    cr_expect_str_eq(a.text, "*:80");
+
+    cr_assert_eq(config_parse_addr("localhost:80", &a), MQ_OK);
+    if (a.ss.ss_family == AF_INET) {
+        s4 = (const struct sockaddr_in *)&a.ss;
+        cr_expect_eq(ntohl(s4->sin_addr.s_addr) >> 24, 127);
+        cr_expect_eq(ntohs(s4->sin_port), 80);
+    } else {
+        s6 = test_config_v6(&a);
+        cr_expect(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+        cr_expect_eq(ntohs(s6->sin6_port), 80);
+    }
+}
+
+Test(config, parse_addr_rejects_bad_text)
+{
+    static const char *const bad[] = {
+        "1.2.3:80",         /* getaddrinfo would read it as 1.2.0.3 */
+        "256.1.1.1:80",
+        "host",
+        ":80",
+        "1.2.3.4:0",
+        "1.2.3.4:70000",
+        "1.2.3.4:",
+        "1.2.3.4:http",
+        "1.2.3.4:-80",
+        "[::1]80",
+        "[::1]",
+        "[::1]:",
+        "[]:80",
+        "[::1:80",
+        "::1:80",           /* v6 needs brackets */
+        "[not-v6]:80",
+        "",
+    };
+    struct config_addr a;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(bad); i++) {
+        cr_expect_eq(config_parse_addr(bad[i], &a), MQ_ERR, "'%s' accepted",
+                     bad[i]);
+    }
+}
+
+Test(config, unescape_turns_escapes_into_bytes)
+{
+    char *out = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(config_unescape("\\r\\n", &out, &len), MQ_OK);
+    cr_expect_eq(len, 2);
+    cr_expect_eq(memcmp(out, "\r\n", 2), 0);
+    free(out);
+
+    cr_assert_eq(config_unescape("\\x41", &out, &len), MQ_OK);
+    cr_expect_eq(len, 1);
+    cr_expect_str_eq(out, "A");
+    free(out);
+
+    cr_assert_eq(config_unescape("a\\0b\\t\\\\\\xfF", &out, &len), MQ_OK);
+    cr_expect_eq(len, 6);
+    cr_expect_eq(memcmp(out, "a\0b\t\\\xff", 6), 0);
+    free(out);
+
+    cr_assert_eq(config_unescape("", &out, &len), MQ_OK);
+    cr_expect_eq(len, 0);
+    cr_expect_str_eq(out, "");
+    free(out);
+}
+
+Test(config, unescape_rejects_bad_escapes)
+{
+    static const char *const bad[] = {
+        "\\xZZ", "\\x4", "\\x", "\\xG1", "\\q", "abc\\", "\\R",
+    };
+    char *out = (char *)"untouched";
+    size_t len = 42, i;
+
+    for (i = 0; i < MQ_NELEMS(bad); i++) {
+        cr_expect_eq(config_unescape(bad[i], &out, &len), MQ_ERR,
+                     "'%s' accepted", bad[i]);
+    }
+    cr_expect_str_eq(out, "untouched");
+    cr_expect_eq(len, 42);
+}
