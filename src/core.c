@@ -17,11 +17,13 @@
 #include "mqlb/admin.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
+#include "mqlb/config_diff.h"
 #include "mqlb/core.h"
 #include "mqlb/health.h"
 #include "mqlb/listener.h"
 #include "mqlb/log.h"
 #include "mqlb/pool.h"
+#include "mqlb/srclimit.h"
 #include "mqlb/stats.h"
 #include "mqlb/worker.h"
 
@@ -40,6 +42,8 @@ struct core_pool_stats {
     struct core_pool_stats *next;
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected;
+    struct srclimit    *sources;        /* max_conns_per_source counts,
+                                           made when first needed */
 };
 
 /* One worker's listening socket, as the main thread knows it. */
@@ -96,6 +100,28 @@ core_rejected_counter(struct core *c, const char *name)
     s->next = c->stats;
     c->stats = s;
     return &s->rejected;
+}
+
+/*
+ * The sessions-per-address table of pool <name> (made on first use),
+ * kept across reloads like the rejected counter, so that one address
+ * cannot hold max_conns_per_source sessions in each generation. NULL on
+ * no memory or before core_rejected_counter() made the pool's entry.
+ */
+static struct srclimit *
+core_source_table(struct core *c, const char *name)
+{
+    struct core_pool_stats *s;
+
+    for (s = c->stats; s != NULL; s = s->next) {
+        if (strcmp(s->name, name) == 0) {
+            if (s->sources == NULL) {
+                s->sources = srclimit_create();
+            }
+            return s->sources;
+        }
+    }
+    return NULL;
 }
 
 /* The running backend to reuse for <cb> of pool <pool>, or NULL. */
@@ -189,7 +215,16 @@ gen_create(struct core *c, struct config *cf, struct gen *old)
         for (j = 0; j < cp->nbackends; j++) {
             backend_release(bs[j]);     /* the pool holds its own */
         }
-        if (g->pools[i] == NULL || g->pools[i]->nrejected == NULL) {
+        if (g->pools[i] == NULL) {
+            goto fail;
+        }
+        if (cp->max_conns_per_source > 0) {
+            g->pools[i]->sources = core_source_table(c, cp->name);
+        }
+        if (g->pools[i]->nrejected == NULL ||
+            (cp->max_conns_per_source > 0 && g->pools[i]->sources == NULL)) {
+            pool_release(g->pools[i]);      /* not yet the generation's */
+            g->pools[i] = NULL;
             goto fail;
         }
         g->pools[i]->owner = g;
@@ -473,6 +508,34 @@ core_lfds_free(struct core_lfd **lfds, size_t *nlfds, unsigned n)
     free(nlfds);
 }
 
+/* One notice per pool or backend a reload adds, removes or changes. */
+static void
+core_log_diff(const struct config *old, const struct config *new)
+{
+    struct config_diff d;
+    const struct config_diff_entry *e;
+    size_t i;
+
+    if (config_diff(old, new, &d) != MQ_OK) {
+        return;
+    }
+    for (i = 0; i < d.nentries; i++) {
+        e = &d.entries[i];
+        if (e->kind == DIFF_KEPT) {
+            continue;
+        }
+        log_notice("reload: %s %s%s%s %s%s%s%s", e->backend[0] != '\0'
+                   ? "backend" : "pool", e->pool, e->backend[0] != '\0'
+                   ? "/" : "", e->backend, config_diff_kind_name(e->kind),
+                   e->what[0] != '\0' ? " (" : "", e->what,
+                   e->what[0] != '\0' ? ")" : "");
+    }
+    log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
+               d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
+               d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
+    config_diff_deinit(&d);
+}
+
 static void
 core_reload(struct core *c)
 {
@@ -516,6 +579,7 @@ core_reload(struct core *c)
         return;
     }
     log_init(cf->log_level, cf->log_format);
+    core_log_diff(c->gen->cf, cf);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
         worker_set_listeners(c->workers[w], lists[w]);
@@ -731,6 +795,7 @@ core_deinit(struct core *c)
     }
     for (s = c->stats; s != NULL; s = next) {
         next = s->next;
+        srclimit_destroy(s->sources);
         free(s);
     }
     c->stats = NULL;
