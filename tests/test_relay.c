@@ -381,3 +381,19 @@ Test(relay, dir_release_returns_a_held_buffer)
     cr_expect_eq(rf.rp.nused, 0);
     cr_expect_eq(rf.rp.nfree, 1);
 }
+
+Test(relay, read_errors_survive_giving_the_buffer_back_to_malloc)
+{
+    struct relay_pool none;
+
+    /* No free list: the released buffer goes to free() before errno is
+     * looked at. */
+    relay_pool_init(&none, 0);
+    cr_expect_eq(relay_pump(&rf.d, &none, RELAY_BUDGET), RELAY_IDLE);
+    cr_expect_eq(none.nused, 0);
+    cr_expect_eq(none.nfree, 0);
+    rf.d.src = -1;
+    cr_expect_eq(relay_pump(&rf.d, &none, RELAY_BUDGET), RELAY_ERR_SRC);
+    cr_expect_eq(errno, EBADF);
+    relay_pool_deinit(&none);
+}
