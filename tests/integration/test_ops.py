@@ -1,0 +1,100 @@
+"""Issue 6 operations: privilege drop after binding, JSON log lines, the
+systemd unit's ExecStartPre check."""
+
+import json
+import os
+import pwd
+import re
+import socket
+import subprocess
+import unittest
+
+from harness import MQLB_BIN, ROOT, Mqlb, RedisServer, free_port, redis_port_of, wait_until
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise ValueError("no Uid")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "privilege drop needs root")
+class PrivilegeDrop(unittest.TestCase):
+    def test_runs_as_user_and_reload_reports_unbindable_port(self):
+        redis = RedisServer()
+        port = free_port()
+        nobody = pwd.getpwnam("nobody")
+        pool = "[pool r]\nlisten = 127.0.0.1:%d\nbackend = r 127.0.0.1:%d\n" % (
+            port, redis.port)
+        lb = Mqlb(pool, global_extra="user = nobody\n", check=False)
+        os.chmod(lb.dir, 0o755)
+        os.chmod(lb.path, 0o644)
+        try:
+            lb.wait_ready()
+            wait_until(lambda: proc_uid(lb.proc.pid) == nobody.pw_uid, 10,
+                       what="uid dropped")
+            self.assertEqual(redis_port_of(port), redis.port)
+            # a reload that needs a port below 1024 cannot bind it now:
+            # that pool reports it, the rest keeps running
+            low = 1000 + free_port() % 20
+            lb.write(pool + "[pool low]\nlisten = 127.0.0.1:%d\n"
+                     "backend = r 127.0.0.1:%d\n" % (low, redis.port))
+            os.chmod(lb.path, 0o644)
+            lb.reload()
+            wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+            self.assertRegex(lb.output(), r"pool low: bind on 127\.0\.0\.1:%d failed: "
+                                          r"Permission denied" % low)
+            self.assertEqual(redis_port_of(port), redis.port)
+            self.assertTrue(lb.alive())
+        finally:
+            lb.stop()
+            redis.stop()
+
+
+class JsonLogs(unittest.TestCase):
+    def test_every_line_is_a_json_object_with_session_fields(self):
+        redis = RedisServer()
+        port = free_port()
+        lb = Mqlb("[pool r]\nlisten = 127.0.0.1:%d\nbackend = r 127.0.0.1:%d\n"
+                  % (port, redis.port), global_extra="log_format = json\n")
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"PING\r\n")
+                self.assertEqual(s.recv(7), b"+PONG\r\n")
+            wait_until(lambda: '"event":"session"' in lb.output(), 10,
+                       what="session line")
+        finally:
+            lb.stop()
+            redis.stop()
+        sessions = []
+        for line in lb.output().splitlines():
+            obj = json.loads(line)          # every line parses
+            self.assertIn("ts", obj)
+            self.assertIn("level", obj)
+            if obj.get("event") == "session":
+                sessions.append(obj)
+        self.assertEqual(len(sessions), 1)
+        s = sessions[0]
+        self.assertEqual((s["pool"], s["backend"], s["bytes_in"], s["bytes_out"]),
+                         ("r", "r", 6, 7))
+        self.assertRegex(s["client"], r"^127\.0\.0\.1:\d+$")
+        self.assertIn("duration_ms", s)
+        self.assertEqual(s["end"], "client closed")
+
+
+class SystemdUnit(unittest.TestCase):
+    def test_unit_checks_config_and_reloads_with_hup(self):
+        with open(os.path.join(ROOT, "etc", "mqlb.service")) as f:
+            unit = f.read()
+        self.assertRegex(unit, r"(?m)^ExecStartPre=\S*mqlb -t -c \S+$")
+        self.assertRegex(unit, r"(?m)^ExecReload=/bin/kill -HUP \$MAINPID$")
+        for opt in ("NoNewPrivileges=yes", "ProtectSystem=", "LimitNOFILE="):
+            self.assertIn(opt, unit)
+        exe = re.search(r"(?m)^ExecStart=(\S+)", unit).group(1)
+        self.assertTrue(exe.endswith("/mqlb"))
+
+
+if __name__ == "__main__":
+    unittest.main()
