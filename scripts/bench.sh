@@ -125,7 +125,11 @@ ulimit -n "$WANT_NOFILE"
 NOFILE=$(ulimit -n)
 # A proxy process holds two descriptors per session; cap the idle-connection
 # counts so that the proxy (and the holder) fit under the limit.
-IDLE_CAP=$(( (NOFILE - 1000) / 2 / 1000 * 1000 ))
+# HAProxy reserves two descriptors per connection and two per splice pipe
+# (maxpipes, by default maxconn/4), and refuses to start above the limit.
+HAP_MAXPIPES=1000
+HAP_MAXCONN=$(( (NOFILE - 2 * HAP_MAXPIPES - 600) / 2 ))
+IDLE_CAP=$(( (HAP_MAXCONN - 100) / 1000 * 1000 ))
 IDLE_NOTE=""
 sizes=""
 for k in $IDLE_SIZES; do
@@ -290,6 +294,8 @@ EOF
 cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread $THREADS
+    maxconn $HAP_MAXCONN
+    maxpipes $HAP_MAXPIPES
     pidfile $TMP/haproxy.pid
 
 defaults
@@ -614,6 +620,8 @@ idle_run() {    # idle_run PROXY K
         problem "e_$k via $proxy: $ok connected, $fail failed ($err), backends saw $cur new clients"
     fi
     printf 'e_%s %s rss %s..%s ok %s fail %s backends %s\n' "$k" "$proxy" "$rss0" "$rss1" "$ok" "$fail" "$cur" >>"$TMP/runs.log"
+    # per session the proxy actually holds (connected on both sides)
+    [ "$cur" -lt "$ok" ] && ok=$cur
     if [ "$ok" -gt 0 ]; then
         record "e_$k" "$proxy" "$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN{printf "%.2f", (b-a)/n}')"
         record "e_base" "$proxy" "$rss0"
@@ -628,6 +636,7 @@ idle_run() {    # idle_run PROXY K
 
 # ---------------------------------------------------------------- runs
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 0; rep < REPEATS; rep++)); do
     order=$(rotate "$rep" direct mqlb haproxy nginx)
     log "repeat $((rep + 1))/$REPEATS, order: $order"
@@ -656,7 +665,7 @@ mkdir -p "$(dirname "$OUT")"
 {
     echo "## mqlb benchmark"
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(uname -srm), nproc: $(nproc), load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(uname -srm), nproc: $(nproc), load at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- mqlb: $("$MQLB" -V 2>&1 | head -1); haproxy: $(haproxy -v 2>&1 | head -1 | sed 's/ - https.*//'); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); redis: $(redis-server --version | awk '{print $3}' | sed 's/v=//'); iperf3: $(iperf3 --version | head -1 | awk '{print $2}')"
     echo "- threads: $THREADS (mqlb workers, haproxy nbthread, nginx worker_processes); repeats: $REPEATS (medians); mode: $([ "$QUICK" = 1 ] && echo quick || echo full); run time ${ELAPSED}s"
     echo "- requests per test: (a) $N_A, (b) $N_B, (c) $N_C connections, (f) $N_F; iperf3 ${IPERF_T}s per direction; idle connections:$IDLE_SIZES"
