@@ -1,5 +1,5 @@
 # mqlb: plain GNU make. `make`, `make deps`, `make test`, `make test SAN=1`,
-# `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
+# `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
 PKGS     := inih libmicrohttpd jansson
@@ -38,7 +38,7 @@ TSRC     := $(wildcard tests/test_*.c)
 TOBJ     := $(TSRC:tests/%.c=$(BUILD)/tests/%.o)
 BIN      := $(BUILD)/mqlb
 
-.PHONY: all deps test unit integration demo bench clean
+.PHONY: all deps test unit integration test-brokers demo bench clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -71,6 +71,12 @@ unit: $(BUILD)/unit_tests
 
 integration: $(BIN)
 	MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py
+
+# Brokers too slow to start inside the main suite (RabbitMQ).
+test-brokers: $(BIN)
+	@scripts/deps.sh brokers
+	MQLB_TEST_BROKERS=1 MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py \
+	    test_brokers.py
 
 test: deps
 	$(MAKE) all

@@ -5,6 +5,8 @@ set -e
 PKGS="build-essential pkg-config libev-dev libinih-dev libcriterion-dev
 libmicrohttpd-dev libjansson-dev python3 redis-server redis-tools mosquitto
 mosquitto-clients nats-server procps iproute2"
+# `deps.sh brokers`: also the brokers of `make test-brokers` (slow to start).
+[ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -201,13 +201,10 @@ backend_health_step(int health, bool pass, unsigned rise, unsigned fall)
     return 0;
 }
 
-bool
-backend_check_done(struct backend *b, bool pass, const char *reason,
-                   uint32_t latency_ms, unsigned rise, unsigned fall)
+void
+backend_check_record(struct backend *b, bool pass, const char *reason,
+                     uint32_t latency_ms)
 {
-    bool up, changed = false;
-    int h;
-
     pthread_mutex_lock(&b->check_lock);
     b->check.result = pass ? BACKEND_CHECK_PASS : BACKEND_CHECK_FAIL;
     snprintf(b->check.reason, sizeof(b->check.reason), "%s",
@@ -217,7 +214,16 @@ backend_check_done(struct backend *b, bool pass, const char *reason,
     pthread_mutex_unlock(&b->check_lock);
     atomic_fetch_add_explicit(pass ? &b->nchecks_pass : &b->nchecks_fail, 1,
                               memory_order_relaxed);
+}
 
+bool
+backend_check_done(struct backend *b, bool pass, const char *reason,
+                   uint32_t latency_ms, unsigned rise, unsigned fall)
+{
+    bool up, changed = false;
+    int h;
+
+    backend_check_record(b, pass, reason, latency_ms);
     if (atomic_load(&b->admin) == BACKEND_ADMIN_DISABLE) {
         return false;   /* a disabled backend's checks do not count */
     }

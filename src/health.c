@@ -9,6 +9,12 @@
  *     ^                 |                                  | probe verdict,
  *     |                 | refused / timeout                | EOF, timeout
  *     +-----------------+----------------------------------+
+ *
+ * A nats backend also has a watch (nats_watch.c): one connection kept
+ * open, because a server in lame duck mode refuses the checker and tells
+ * only its connected clients. While the watch says lame duck mode, the
+ * backend drains and failed checks are recorded but do not count: the
+ * server still serves its sessions, it is not down until it is gone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +27,7 @@
 #include "mqlb/common.h"
 #include "mqlb/health.h"
 #include "mqlb/log.h"
+#include "mqlb/nats_watch.h"
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
@@ -45,12 +52,14 @@ struct check {
     const struct probe_ops *ops;        /* NULL: connect is the verdict */
     struct probe_params params;
     struct probe        probe;
-    uint8_t            *out;            /* unsent request bytes */
-    size_t              outlen;
+    uint8_t             out[2 * PROBE_OUT_MAX];  /* request bytes */
+    size_t              outoff;         /* first unsent byte in out */
+    size_t              outlen;         /* unsent bytes from outoff */
     uint8_t             in[PROBE_IN_MAX];
     size_t              inlen;
     char                host[80];       /* http Host header */
     char                client_id[48];  /* mqtt client id */
+    struct nats_watch  *watch;          /* nats: hears lame duck mode */
 };
 
 struct health {
@@ -62,6 +71,9 @@ struct health {
 };
 
 static void check_schedule(struct check *c, int first);
+static int check_send(struct check *c);
+static int check_queue_probe(struct check *c);
+static void check_destroy(struct check *c);
 
 static uint64_t
 health_rand(struct health *h)
@@ -91,17 +103,22 @@ check_done(struct check *c, int pass, const char *reason)
 {
     const struct config_pool *cf = c->pool->cf;
     uint32_t latency = (uint32_t)(mq_now_ms() - c->started_ms);
+    bool ldm = c->watch != NULL && nats_watch_in_ldm(c->watch);
 
-    if (pass && c->probe.outlen > 0) {
+    if (pass && c->probe.outlen > 0 && check_queue_probe(c) == MQ_OK) {
         /* A parting message (MQTT DISCONNECT): best effort. */
-        send(c->fd, c->probe.out, c->probe.outlen, MSG_NOSIGNAL);
+        check_send(c);
     }
     check_close(c);
     if (c->ops != NULL && pass) {
-        backend_set_proto_drain(c->b, c->probe.drain);
+        backend_set_proto_drain(c->b, c->probe.drain || ldm);
     }
-    if (backend_check_done(c->b, pass, reason, latency, cf->rise, cf->fall)
-        && !pass && c->h->on_down != NULL) {
+    if (!pass && ldm) {
+        /* Lame duck mode refuses new connections, not its own: drain. */
+        backend_check_record(c->b, false, reason, latency);
+    } else if (backend_check_done(c->b, pass, reason, latency, cf->rise,
+                                  cf->fall)
+               && !pass && c->h->on_down != NULL) {
         c->h->on_down(c->h->ctx, c->pool);
     }
     check_schedule(c, 0);
@@ -131,9 +148,9 @@ check_send(struct check *c)
     ssize_t n;
 
     while (c->outlen > 0) {
-        n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+        n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
         if (n > 0) {
-            c->out += n;
+            c->outoff += (size_t)n;
             c->outlen -= (size_t)n;
             continue;
         }
@@ -148,22 +165,39 @@ check_send(struct check *c)
     return MQ_OK;
 }
 
-/* Queue the probe's pending bytes and set the watcher to match. */
+/*
+ * Move the probe's pending bytes behind those still unsent, so that a
+ * judge may queue more (NATS PONG) while a send is partial.
+ */
+static int
+check_queue_probe(struct check *c)
+{
+    if (c->outoff > 0) {
+        memmove(c->out, c->out + c->outoff, c->outlen);
+        c->outoff = 0;
+    }
+    if (c->probe.outlen > sizeof(c->out) - c->outlen) {
+        errno = ENOBUFS;    /* the peer reads none of what we send */
+        return MQ_ERR;
+    }
+    memcpy(c->out + c->outlen, c->probe.out, c->probe.outlen);
+    c->outlen += c->probe.outlen;
+    c->probe.outlen = 0;
+    return MQ_OK;
+}
+
+/* Send the probe's pending bytes and set the watcher to match. */
 static int
 check_flush_probe(struct check *c)
 {
     int rc;
 
-    if (c->probe.outlen > 0 && c->outlen == 0) {
-        c->out = c->probe.out;
-        c->outlen = c->probe.outlen;
+    if (check_queue_probe(c) != MQ_OK) {
+        return MQ_ERR;
     }
     rc = check_send(c);
     if (rc == MQ_ERR) {
         return MQ_ERR;
-    }
-    if (c->outlen == 0) {
-        c->probe.outlen = 0;
     }
     ev_io_stop(c->h->loop, &c->io);
     ev_io_set(&c->io, c->fd, rc == MQ_AGAIN ? EV_WRITE | EV_READ : EV_READ);
@@ -255,7 +289,11 @@ check_start(struct check *c)
 
     c->started_ms = mq_now_ms();
     c->inlen = 0;
+    c->outoff = 0;
     c->outlen = 0;
+    if (c->watch != NULL) {
+        nats_watch_start(c->watch);
+    }
     c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
                         &in_progress);
     if (c->fd == -1) {
@@ -300,6 +338,15 @@ check_schedule(struct check *c, int first)
     ev_timer_start(c->h->loop, &c->timer);
 }
 
+/* The watch heard lame duck mode: no new sessions from now on. */
+static void
+check_ldm_cb(void *ctx)
+{
+    struct check *c = ctx;
+
+    backend_set_proto_drain(c->b, true);
+}
+
 static struct check *
 check_create(struct health *h, struct pool *p, struct backend *b)
 {
@@ -329,6 +376,15 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.client_id = c->client_id;
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
+    if (cf->check == CHECK_NATS) {
+        c->watch = nats_watch_create(h->loop,
+                                     (struct sockaddr *)&b->addr.ss,
+                                     b->addr.len, check_ldm_cb, c);
+        if (c->watch == NULL) {
+            check_destroy(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -336,6 +392,8 @@ static void
 check_destroy(struct check *c)
 {
     check_close(c);
+    nats_watch_destroy(c->watch);
+    c->watch = NULL;
     backend_release(c->b);
     pool_release(c->pool);
     free(c);

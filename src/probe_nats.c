@@ -73,12 +73,8 @@ probe_nats_ldm(const uint8_t *json, size_t len)
     return false;
 }
 
-/*
- * An INFO line of <len> bytes (no line end): "INFO", blanks, then a JSON
- * object. Sets p->drain from its ldm flag; false if it is no INFO line.
- */
-static bool
-probe_nats_info(struct probe *p, const uint8_t *line, size_t len)
+bool
+probe_nats_info_line(const uint8_t *line, size_t len, bool *ldm)
 {
     if (!probe_nats_verb(line, len, "INFO")) {
         return false;
@@ -95,7 +91,20 @@ probe_nats_info(struct probe *p, const uint8_t *line, size_t len)
     if (len < 2 || line[0] != '{' || line[len - 1] != '}') {
         return false;
     }
-    p->drain = probe_nats_ldm(line, len);
+    *ldm = probe_nats_ldm(line, len);
+    return true;
+}
+
+/* An INFO line sets p->drain from its ldm flag. */
+static bool
+probe_nats_info(struct probe *p, const uint8_t *line, size_t len)
+{
+    bool ldm;
+
+    if (!probe_nats_info_line(line, len, &ldm)) {
+        return false;
+    }
+    p->drain = ldm;
     return true;
 }
 

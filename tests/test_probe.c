@@ -996,6 +996,27 @@ Test(probe_nats, lame_duck_update_after_ping_drains)
     cr_assert(p.drain);
 }
 
+/* The parser nats_watch.c reads pushed INFO lines with (no line end). */
+static bool
+test_info_line(const char *line, size_t len, bool *ldm)
+{
+    return probe_nats_info_line((const uint8_t *)line, len, ldm);
+}
+
+Test(probe_nats, info_line_says_ldm)
+{
+    bool ldm = true;
+
+    cr_assert(test_info_line(LIT("INFO {\"proto\":1}"), &ldm));
+    cr_assert(!ldm);
+    cr_assert(test_info_line(LIT("INFO  {\"ldm\":true} "), &ldm));
+    cr_assert(ldm);
+    cr_assert(!test_info_line(LIT("INFO"), &ldm));
+    cr_assert(!test_info_line(LIT("INFO {"), &ldm));
+    cr_assert(!test_info_line(LIT("PING"), &ldm));
+    cr_assert(!test_info_line(LIT("INFOX {\"ldm\":true}"), &ldm));
+}
+
 Test(probe_nats, server_ping_is_answered)
 {
     struct probe p;

@@ -93,6 +93,14 @@ bool backend_connect_fail(struct backend *b, unsigned max_fails,
 void backend_connect_ok(struct backend *b);
 
 /*
+ * Record a check verdict (result, <reason>, latency, counters) without
+ * moving the rise/fall counter: a verdict that must not count (NATS lame
+ * duck mode refuses the checker while it still serves its clients).
+ */
+void backend_check_record(struct backend *b, bool pass, const char *reason,
+                          uint32_t latency_ms);
+
+/*
  * Active health: record a check verdict and move the rise/fall counter.
  * Returns true when the up/down state changed (and logs it).
  */

@@ -85,6 +85,13 @@ extern const struct probe_ops probe_http_ops;
 extern const struct probe_ops probe_send_expect_ops;
 
 /*
+ * True if the <len> bytes at <line> (no line end) are a NATS "INFO {...}"
+ * line; <*ldm> then says whether it announces lame duck mode. Also used
+ * by nats_watch.c for the INFO updates a server pushes to its clients.
+ */
+bool probe_nats_info_line(const uint8_t *line, size_t len, bool *ldm);
+
+/*
  * Helpers shared by the probe_<kind>.c files.
  *
  * probe_fail: format the reason into p->reason; returns PROBE_FAIL.

@@ -1,0 +1,381 @@
+"""Issue 4: protocol-aware health checks against real brokers started here
+(redis-server, mosquitto, nats-server, python3 -m http.server) on
+loopback. Kafka has no Debian package, so the `kafka` check runs against
+tests/support/kafka_mock.py, a small server that answers ApiVersions as
+the Kafka protocol guide specifies. RabbitMQ (`amqp`) is slow to start
+(Erlang), so it is in test_brokers.py behind `make test-brokers`; here the
+`amqp` check meets only an echo server.
+
+Every check that speaks a broker's protocol must fail against a plain TCP
+echo server, with a precise reason in /status backends[].check.reason."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from harness import (ROOT, EchoServer, Mqlb, Proc, RedisServer, free_port, redis_port_of,
+                     wait_port, wait_until)
+
+# Short enough that the whole file runs in well under a minute.
+FAST = {"check_interval": "300ms", "check_timeout": "250ms", "rise": "1", "fall": "1"}
+
+
+def pool(name, listen, backends, check, extra=""):
+    """A [pool] section: <backends> is a list of (name, port); <extra> lines
+    "key = value" add to or override FAST."""
+    keys = dict(FAST)
+    for line in extra.splitlines():
+        k, v = line.split("=", 1)
+        keys[k.strip()] = v.strip()
+    text = "[pool %s]\nlisten = 127.0.0.1:%d\nhealth_check = %s\n" % (name, listen, check)
+    text += "".join("%s = %s\n" % kv for kv in keys.items())
+    for bname, port in backends:
+        text += "backend = %s 127.0.0.1:%d\n" % (bname, port)
+    return text + "\n"
+
+
+def wait_check(lb, pool_name, name, state, reason, timeout=5.0):
+    """Wait for <state> with a check reason matching the regex <reason>;
+    return the backend's /status entry."""
+    def ok():
+        b = lb.backend(pool_name, name)
+        if b["state"] == state and re.search(reason, b["check"]["reason"]):
+            return b
+        return None
+    try:
+        return wait_until(ok, timeout, what="%s/%s %s (%s)" % (pool_name, name, state, reason))
+    except AssertionError as e:
+        raise AssertionError("%s; last: %r" % (e, lb.backend(pool_name, name))) from None
+
+
+def wait_passes(lb, pool_name, name, n=1, timeout=5.0):
+    """Wait for <n> more passing checks (a backend is up before its first
+    check, as in HAProxy, so state "up" alone proves nothing)."""
+    seen = []
+
+    def ok():
+        b = lb.backend(pool_name, name)
+        if b["state"] == "up" and b["check"]["result"] == "pass" and b["check"]["at"] not in seen:
+            seen.append(b["check"]["at"])
+        return len(seen) >= n
+    wait_until(ok, timeout, what="%s/%s passing %d checks" % (pool_name, name, n))
+    return lb.backend(pool_name, name)
+
+
+class Mosquitto:
+    """A real mosquitto on loopback with a conf file of our own."""
+
+    def __init__(self, anonymous=True):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-mosquitto-")
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous %s\npersistence false\n"
+                    % (self.port, "true" if anonymous else "false"))
+        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NatsServer:
+    """A real nats-server on loopback. Lame duck mode lasts at least 30s
+    (nats-server's minimum); the grace period before it closes its clients
+    is kept short."""
+
+    def __init__(self, grace="3s"):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-nats-")
+        conf = os.path.join(self.dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write('lame_duck_duration: "30s"\nlame_duck_grace_period: "%s"\n' % grace)
+        self.proc = Proc(["nats-server", "-c", conf, "-a", "127.0.0.1", "-p", str(self.port)],
+                         "nats-%d" % self.port)
+        wait_port(self.port)
+
+    def lame_duck(self):
+        subprocess.run(["nats-server", "--signal", "ldm=%d" % self.proc.pid], check=True,
+                       timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NatsClient:
+    """A plain NATS client: reads the server's INFO, says CONNECT."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.f = self.sock.makefile("rb")
+        line = self.f.readline()
+        if not line.startswith(b"INFO "):
+            raise ValueError("no INFO: %r" % line)
+        self.info = json.loads(line[5:])
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
+
+    def ping(self):
+        self.sock.sendall(b"PING\r\n")
+        while True:
+            line = self.f.readline()
+            if line == b"PONG\r\n":
+                return True
+            if not line:
+                raise ConnectionError("closed")
+
+    def read_until_eof(self):
+        while self.f.readline():
+            pass
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def nats_port_of(port):
+    c = NatsClient(port)
+    try:
+        return c.info["port"]
+    finally:
+        c.close()
+
+
+class Redis(unittest.TestCase):
+    def test_redis_passes_and_requirepass_fails_with_noauth(self):
+        ok, auth = RedisServer(), RedisServer(extra=["--requirepass", "x"])
+        lb = Mqlb(pool("p", free_port(), [("ok", ok.port), ("auth", auth.port)], "redis"))
+        try:
+            wait_passes(lb, "p", "ok")
+            b = wait_check(lb, "p", "auth", "down", r"^redis error: NOAUTH")
+            self.assertEqual(b["check"]["result"], "fail")
+        finally:
+            lb.stop()
+            ok.stop()
+            auth.stop()
+
+    def test_send_expect_pong_passes_nope_fails(self):
+        redis = RedisServer()
+        text = pool("good", free_port(), [("r", redis.port)], "send-expect",
+                    "check_send = PING\\r\\n\ncheck_expect = +PONG\n")
+        text += pool("bad", free_port(), [("r", redis.port)], "send-expect",
+                     "check_send = PING\\r\\n\ncheck_expect = +NOPE\n")
+        lb = Mqlb(text)
+        try:
+            wait_passes(lb, "good", "r")
+            wait_check(lb, "bad", "r", "down", r"^unexpected reply: \+PONG\\r\\n")
+        finally:
+            lb.stop()
+            redis.stop()
+
+
+class RedisMaster(unittest.TestCase):
+    def test_only_the_master_gets_sessions_and_they_follow_a_failover(self):
+        interval, timeout, rise = 0.3, 0.25, 2
+        # A full sync writes an RDB file: keep it out of the work tree.
+        rdb = tempfile.mkdtemp(prefix="mqlb-redis-")
+        a = RedisServer(extra=["--dir", rdb, "--dbfilename", "a.rdb"])
+        b = RedisServer(extra=["--dir", rdb, "--dbfilename", "b.rdb",
+                               "--replicaof", "127.0.0.1", str(a.port)])
+        port = free_port()
+        lb = Mqlb(pool("r", port, [("a", a.port), ("b", b.port)], "redis-master",
+                       "rise = %d\n" % rise))
+        try:
+            wait_passes(lb, "r", "a")
+            wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+            self.assertEqual({redis_port_of(port) for _ in range(20)}, {a.port})
+
+            # Promote the replica, then make the old master its replica.
+            self.assertEqual(b.command("REPLICAOF", "NO", "ONE"), "OK")
+            self.assertEqual(a.command("REPLICAOF", "127.0.0.1", b.port), "OK")
+            switched = time.monotonic()
+            wait_passes(lb, "r", "b", timeout=10)
+            wait_check(lb, "r", "a", "down", r"^not the master: role:slave")
+            took = time.monotonic() - switched
+            # rise x interval (plus a tenth of jitter) + timeout, and margin
+            self.assertLess(took, rise * interval * 1.1 + timeout + 1.5)
+            self.assertEqual({redis_port_of(port) for _ in range(20)}, {b.port})
+            # The state change is logged with its reason.
+            wait_until(lambda: re.search(r"backend r/a .* is down: check failed: "
+                                         r"not the master: role:slave", lb.output()),
+                       5, what="down logged with its reason")
+            self.assertRegex(lb.output(), r"backend r/b .* is up")
+        finally:
+            lb.stop()
+            a.stop()
+            b.stop()
+            shutil.rmtree(rdb, ignore_errors=True)
+
+
+class Mqtt(unittest.TestCase):
+    def test_anonymous_passes_refused_names_the_connack_code(self):
+        ok, closed = Mosquitto(), Mosquitto(anonymous=False)
+        lb = Mqlb(pool("m", free_port(), [("ok", ok.port), ("closed", closed.port)], "mqtt"))
+        try:
+            wait_passes(lb, "m", "ok")
+            wait_check(lb, "m", "closed", "down", r"^connack refused: 5 \(not authori[sz]ed\)")
+        finally:
+            lb.stop()
+            ok.stop()
+            closed.stop()
+        # Every check ends with DISCONNECT: mosquitto saw no lost connection.
+        log = ok.proc.output()
+        self.assertRegex(log, r"Client mqlb-check-\d+ disconnected")
+        self.assertNotRegex(log, r"Client mqlb-check-\d+ closed its connection")
+
+
+class Nats(unittest.TestCase):
+    def test_nats_passes(self):
+        n = NatsServer()
+        lb = Mqlb(pool("n", free_port(), [("n1", n.port)], "nats"))
+        try:
+            wait_passes(lb, "n", "n1")
+        finally:
+            lb.stop()
+            n.stop()
+
+    def test_lame_duck_mode_drains_and_keeps_sessions_until_the_server_closes_them(self):
+        """nats-server 2.9 in lame duck mode refuses new connections at once
+        and tells only connected clients (INFO "ldm":true); mqlb hears it on
+        a watch connection it keeps per nats backend. The backend drains:
+        no new sessions, refused checks do not take it down, and even with
+        on_backend_down = close its sessions stay until the server closes
+        them at the end of its grace period."""
+        grace = 3.0
+        n1, n2 = NatsServer(grace="%ds" % grace), NatsServer()
+        port = free_port()
+        lb = Mqlb(pool("n", port, [("n1", n1.port), ("n2", n2.port)], "nats",
+                       "on_backend_down = close\n"))
+        held = []
+        try:
+            # The watch connection opens with the first check.
+            wait_passes(lb, "n", "n1", 2)
+            wait_passes(lb, "n", "n2")
+            # A session on n1 through mqlb.
+            while not held or held[-1].info["port"] != n1.port:
+                held.append(NatsClient(port))
+                self.assertLess(len(held), 10)
+            old = held[-1]
+            self.assertTrue(old.ping())
+
+            n1.lame_duck()
+            ldm_at = time.monotonic()
+            lb.wait_state("n", "n1", "drain", timeout=grace - 1)
+            wait_until(lambda: re.search(r"backend n/n1 .* asks to drain \(lame duck mode\)",
+                                         lb.output()), 5, what="drain logged")
+            # No new sessions on n1.
+            self.assertEqual({nats_port_of(port) for _ in range(10)}, {n2.port})
+            # Its checks are refused now, yet it stays in drain, not down.
+            b = wait_check(lb, "n", "n1", "drain", r"^refused$", timeout=grace - 1)
+            self.assertEqual(b["check"]["result"], "fail")
+            self.assertTrue(old.ping())
+            # The server, not mqlb, ends the session after its grace period.
+            old.read_until_eof()
+            self.assertGreater(time.monotonic() - ldm_at, grace - 0.5)
+            # Gone: down at the next check.
+            wait_check(lb, "n", "n1", "down", r"^refused$", timeout=grace + 5)
+            self.assertEqual(lb.backend("n", "n2")["state"], "up")
+        finally:
+            for c in held:
+                c.close()
+            lb.stop()
+            n1.stop()
+            n2.stop()
+
+
+class Http(unittest.TestCase):
+    def test_existing_path_passes_missing_path_fails_404(self):
+        docroot = tempfile.mkdtemp(prefix="mqlb-http-")
+        port = free_port()
+        srv = Proc([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                    "--directory", docroot], "http-%d" % port)
+        try:
+            wait_port(port)
+            text = pool("good", free_port(), [("h", port)], "http", "check_path = /\n")
+            text += pool("bad", free_port(), [("h", port)], "http", "check_path = /missing\n")
+            lb = Mqlb(text)
+            try:
+                wait_passes(lb, "good", "h")
+                wait_check(lb, "bad", "h", "down", r"^http status 404$")
+            finally:
+                lb.stop()
+        finally:
+            srv.stop()
+            shutil.rmtree(docroot, ignore_errors=True)
+
+
+class Kafka(unittest.TestCase):
+    """Kafka has no Debian package: tests/support/kafka_mock.py stands in for
+    a broker and answers ApiVersions as the Kafka protocol guide says."""
+
+    def test_apiversions_passes_error_35_fails(self):
+        mock = os.path.join(ROOT, "tests", "support", "kafka_mock.py")
+        ok_port, bad_port = free_port(), free_port()
+        ok = Proc([sys.executable, mock, str(ok_port)], "kafka-%d" % ok_port)
+        bad = Proc([sys.executable, mock, str(bad_port), "--error", "35"],
+                   "kafka-%d" % bad_port)
+        try:
+            wait_port(ok_port)
+            wait_port(bad_port)
+            lb = Mqlb(pool("k", free_port(), [("ok", ok_port), ("bad", bad_port)], "kafka"))
+            try:
+                wait_passes(lb, "k", "ok")
+                wait_check(lb, "k", "bad", "down", r"^kafka error code 35$")
+            finally:
+                lb.stop()
+        finally:
+            ok.stop()
+            bad.stop()
+
+
+class EchoFails(unittest.TestCase):
+    """An echo server speaks no broker's protocol: every check fails on it,
+    and says why."""
+
+    # check kind -> extra settings, regex for its reason
+    KINDS = {
+        "redis": ("", r"^unexpected reply: PING\\r\\n$"),
+        "redis-master": ("", r"^unexpected reply: PING\\r\\n$"),
+        "amqp": ("", r"^amqp protocol header sent back"),
+        "mqtt": ("", r"^unexpected reply: \\x10\\x1c\\x00\\x04MQTT\\x04\\x02"),
+        "nats": ("", r"^timeout$"),
+        "kafka": ("", r"^unexpected reply: \\x00\\x00\\x00\\x0e\\x00\\x12\\x00\\x00"),
+        "http": ("check_path = /\n", r"^unexpected reply: GET / HTTP/1\.[01]\\r\\n"),
+        "send-expect": ("check_send = PING\\r\\n\ncheck_expect = +PONG\n",
+                        r"^unexpected reply: PING\\r\\n$"),
+    }
+
+    def test_every_protocol_check_fails_on_an_echo_server(self):
+        echo = EchoServer()
+        text = ""
+        for kind, (extra, _) in self.KINDS.items():
+            text += pool(kind, free_port(), [("echo", echo.port)], kind, extra)
+        text += pool("tcp", free_port(), [("echo", echo.port)], "tcp")
+        lb = Mqlb(text)
+        try:
+            # A plain connect passes: the echo server is there.
+            wait_passes(lb, "tcp", "echo")
+            for kind, (_, reason) in self.KINDS.items():
+                with self.subTest(kind=kind):
+                    b = wait_check(lb, kind, "echo", "down", reason)
+                    self.assertEqual(b["check"]["result"], "fail")
+                    # The state change is logged once, with the same reason.
+                    logged = re.findall(r"backend %s/echo \(.*\) is down: check failed: (.*)"
+                                        % re.escape(kind), lb.output())
+                    self.assertEqual(len(logged), 1)
+                    self.assertRegex(logged[0], reason)
+        finally:
+            lb.stop()
+            echo.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
