@@ -149,98 +149,91 @@ def nats_port_of(port):
         c.close()
 
 
-class Redis(unittest.TestCase):
+class Case(unittest.TestCase):
+    """Everything a test starts is stopped by cleanups, last first, even
+    when the test fails halfway."""
+
+    def start(self, thing):
+        self.addCleanup(thing.stop)
+        return thing
+
+    def mqlb(self, text):
+        return self.start(Mqlb(text))
+
+
+class Redis(Case):
     def test_redis_passes_and_requirepass_fails_with_noauth(self):
-        ok, auth = RedisServer(), RedisServer(extra=["--requirepass", "x"])
-        lb = Mqlb(pool("p", free_port(), [("ok", ok.port), ("auth", auth.port)], "redis"))
-        try:
-            wait_passes(lb, "p", "ok")
-            b = wait_check(lb, "p", "auth", "down", r"^redis error: NOAUTH")
-            self.assertEqual(b["check"]["result"], "fail")
-        finally:
-            lb.stop()
-            ok.stop()
-            auth.stop()
+        ok = self.start(RedisServer())
+        auth = self.start(RedisServer(extra=["--requirepass", "x"]))
+        lb = self.mqlb(pool("p", free_port(), [("ok", ok.port), ("auth", auth.port)], "redis"))
+        wait_passes(lb, "p", "ok")
+        b = wait_check(lb, "p", "auth", "down", r"^redis error: NOAUTH")
+        self.assertEqual(b["check"]["result"], "fail")
 
     def test_send_expect_pong_passes_nope_fails(self):
-        redis = RedisServer()
+        redis = self.start(RedisServer())
         text = pool("good", free_port(), [("r", redis.port)], "send-expect",
                     "check_send = PING\\r\\n\ncheck_expect = +PONG\n")
         text += pool("bad", free_port(), [("r", redis.port)], "send-expect",
                      "check_send = PING\\r\\n\ncheck_expect = +NOPE\n")
-        lb = Mqlb(text)
-        try:
-            wait_passes(lb, "good", "r")
-            wait_check(lb, "bad", "r", "down", r"^unexpected reply: \+PONG\\r\\n")
-        finally:
-            lb.stop()
-            redis.stop()
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "r")
+        wait_check(lb, "bad", "r", "down", r"^unexpected reply: \+PONG\\r\\n")
 
 
-class RedisMaster(unittest.TestCase):
+class RedisMaster(Case):
     def test_only_the_master_gets_sessions_and_they_follow_a_failover(self):
         interval, timeout, rise = 0.3, 0.25, 2
         # A full sync writes an RDB file: keep it out of the work tree.
         rdb = tempfile.mkdtemp(prefix="mqlb-redis-")
-        a = RedisServer(extra=["--dir", rdb, "--dbfilename", "a.rdb"])
-        b = RedisServer(extra=["--dir", rdb, "--dbfilename", "b.rdb",
-                               "--replicaof", "127.0.0.1", str(a.port)])
+        self.addCleanup(shutil.rmtree, rdb, ignore_errors=True)
+        a = self.start(RedisServer(extra=["--dir", rdb, "--dbfilename", "a.rdb"]))
+        b = self.start(RedisServer(extra=["--dir", rdb, "--dbfilename", "b.rdb",
+                                          "--replicaof", "127.0.0.1", str(a.port)]))
         port = free_port()
-        lb = Mqlb(pool("r", port, [("a", a.port), ("b", b.port)], "redis-master",
-                       "rise = %d\n" % rise))
-        try:
-            wait_passes(lb, "r", "a")
-            wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
-            self.assertEqual({redis_port_of(port) for _ in range(20)}, {a.port})
+        lb = self.mqlb(pool("r", port, [("a", a.port), ("b", b.port)], "redis-master",
+                            "rise = %d\n" % rise))
+        wait_passes(lb, "r", "a")
+        wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+        self.assertEqual({redis_port_of(port) for _ in range(20)}, {a.port})
 
-            # Promote the replica, then make the old master its replica.
-            self.assertEqual(b.command("REPLICAOF", "NO", "ONE"), "OK")
-            self.assertEqual(a.command("REPLICAOF", "127.0.0.1", b.port), "OK")
-            switched = time.monotonic()
-            wait_passes(lb, "r", "b", timeout=10)
-            wait_check(lb, "r", "a", "down", r"^not the master: role:slave")
-            took = time.monotonic() - switched
-            # rise x interval (plus a tenth of jitter) + timeout, and margin
-            self.assertLess(took, rise * interval * 1.1 + timeout + 1.5)
-            self.assertEqual({redis_port_of(port) for _ in range(20)}, {b.port})
-            # The state change is logged with its reason.
-            wait_until(lambda: re.search(r"backend r/a .* is down: check failed: "
-                                         r"not the master: role:slave", lb.output()),
-                       5, what="down logged with its reason")
-            self.assertRegex(lb.output(), r"backend r/b .* is up")
-        finally:
-            lb.stop()
-            a.stop()
-            b.stop()
-            shutil.rmtree(rdb, ignore_errors=True)
+        # Promote the replica, then make the old master its replica.
+        self.assertEqual(b.command("REPLICAOF", "NO", "ONE"), "OK")
+        self.assertEqual(a.command("REPLICAOF", "127.0.0.1", b.port), "OK")
+        switched = time.monotonic()
+        wait_passes(lb, "r", "b", timeout=10)
+        wait_check(lb, "r", "a", "down", r"^not the master: role:slave")
+        took = time.monotonic() - switched
+        # rise x interval (plus a tenth of jitter) + timeout, and margin
+        self.assertLess(took, rise * interval * 1.1 + timeout + 1.5)
+        self.assertEqual({redis_port_of(port) for _ in range(20)}, {b.port})
+        # The state change is logged with its reason.
+        wait_until(lambda: re.search(r"backend r/a .* is down: check failed: "
+                                     r"not the master: role:slave", lb.output()),
+                   5, what="down logged with its reason")
+        self.assertRegex(lb.output(), r"backend r/b .* is up")
 
 
-class Mqtt(unittest.TestCase):
+class Mqtt(Case):
     def test_anonymous_passes_refused_names_the_connack_code(self):
-        ok, closed = Mosquitto(), Mosquitto(anonymous=False)
-        lb = Mqlb(pool("m", free_port(), [("ok", ok.port), ("closed", closed.port)], "mqtt"))
-        try:
-            wait_passes(lb, "m", "ok")
-            wait_check(lb, "m", "closed", "down", r"^connack refused: 5 \(not authori[sz]ed\)")
-        finally:
-            lb.stop()
-            ok.stop()
-            closed.stop()
+        ok = self.start(Mosquitto())
+        closed = self.start(Mosquitto(anonymous=False))
+        lb = self.mqlb(pool("m", free_port(), [("ok", ok.port), ("closed", closed.port)],
+                            "mqtt"))
+        wait_passes(lb, "m", "ok")
+        wait_check(lb, "m", "closed", "down", r"^connack refused: 5 \(not authori[sz]ed\)")
+        lb.stop()
         # Every check ends with DISCONNECT: mosquitto saw no lost connection.
         log = ok.proc.output()
         self.assertRegex(log, r"Client mqlb-check-\d+ disconnected")
         self.assertNotRegex(log, r"Client mqlb-check-\d+ closed its connection")
 
 
-class Nats(unittest.TestCase):
+class Nats(Case):
     def test_nats_passes(self):
-        n = NatsServer()
-        lb = Mqlb(pool("n", free_port(), [("n1", n.port)], "nats"))
-        try:
-            wait_passes(lb, "n", "n1")
-        finally:
-            lb.stop()
-            n.stop()
+        n = self.start(NatsServer())
+        lb = self.mqlb(pool("n", free_port(), [("n1", n.port)], "nats"))
+        wait_passes(lb, "n", "n1")
 
     def test_lame_duck_mode_drains_and_keeps_sessions_until_the_server_closes_them(self):
         """nats-server 2.9 in lame duck mode refuses new connections at once
@@ -250,93 +243,75 @@ class Nats(unittest.TestCase):
         on_backend_down = close its sessions stay until the server closes
         them at the end of its grace period."""
         grace = 3.0
-        n1, n2 = NatsServer(grace="%ds" % grace), NatsServer()
+        n1 = self.start(NatsServer(grace="%ds" % grace))
+        n2 = self.start(NatsServer())
         port = free_port()
-        lb = Mqlb(pool("n", port, [("n1", n1.port), ("n2", n2.port)], "nats",
-                       "on_backend_down = close\n"))
+        lb = self.mqlb(pool("n", port, [("n1", n1.port), ("n2", n2.port)], "nats",
+                            "on_backend_down = close\n"))
+        # The watch connection opens with the first check.
+        wait_passes(lb, "n", "n1", 2)
+        wait_passes(lb, "n", "n2")
+        # A session on n1 through mqlb.
         held = []
-        try:
-            # The watch connection opens with the first check.
-            wait_passes(lb, "n", "n1", 2)
-            wait_passes(lb, "n", "n2")
-            # A session on n1 through mqlb.
-            while not held or held[-1].info["port"] != n1.port:
-                held.append(NatsClient(port))
-                self.assertLess(len(held), 10)
-            old = held[-1]
-            self.assertTrue(old.ping())
+        while not held or held[-1].info["port"] != n1.port:
+            held.append(NatsClient(port))
+            self.addCleanup(held[-1].close)
+            self.assertLess(len(held), 10)
+        old = held[-1]
+        self.assertTrue(old.ping())
 
-            n1.lame_duck()
-            ldm_at = time.monotonic()
-            lb.wait_state("n", "n1", "drain", timeout=grace - 1)
-            wait_until(lambda: re.search(r"backend n/n1 .* asks to drain \(lame duck mode\)",
-                                         lb.output()), 5, what="drain logged")
-            # No new sessions on n1.
-            self.assertEqual({nats_port_of(port) for _ in range(10)}, {n2.port})
-            # Its checks are refused now, yet it stays in drain, not down.
-            b = wait_check(lb, "n", "n1", "drain", r"^refused$", timeout=grace - 1)
-            self.assertEqual(b["check"]["result"], "fail")
-            self.assertTrue(old.ping())
-            # The server, not mqlb, ends the session after its grace period.
-            old.read_until_eof()
-            self.assertGreater(time.monotonic() - ldm_at, grace - 0.5)
-            # Gone: down at the next check.
-            wait_check(lb, "n", "n1", "down", r"^refused$", timeout=grace + 5)
-            self.assertEqual(lb.backend("n", "n2")["state"], "up")
-        finally:
-            for c in held:
-                c.close()
-            lb.stop()
-            n1.stop()
-            n2.stop()
+        n1.lame_duck()
+        ldm_at = time.monotonic()
+        lb.wait_state("n", "n1", "drain", timeout=grace - 1)
+        wait_until(lambda: re.search(r"backend n/n1 .* asks to drain \(lame duck mode\)",
+                                     lb.output()), 5, what="drain logged")
+        # No new sessions on n1.
+        self.assertEqual({nats_port_of(port) for _ in range(10)}, {n2.port})
+        # Its checks are refused now, yet it stays in drain, not down.
+        b = wait_check(lb, "n", "n1", "drain", r"^refused$", timeout=grace - 1)
+        self.assertEqual(b["check"]["result"], "fail")
+        self.assertTrue(old.ping())
+        # The server, not mqlb, ends the session after its grace period.
+        old.read_until_eof()
+        self.assertGreater(time.monotonic() - ldm_at, grace - 0.5)
+        # Gone: down at the next check.
+        wait_check(lb, "n", "n1", "down", r"^refused$", timeout=grace + 5)
+        self.assertEqual(lb.backend("n", "n2")["state"], "up")
 
 
-class Http(unittest.TestCase):
+class Http(Case):
     def test_existing_path_passes_missing_path_fails_404(self):
         docroot = tempfile.mkdtemp(prefix="mqlb-http-")
+        self.addCleanup(shutil.rmtree, docroot, ignore_errors=True)
         port = free_port()
-        srv = Proc([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                    "--directory", docroot], "http-%d" % port)
-        try:
-            wait_port(port)
-            text = pool("good", free_port(), [("h", port)], "http", "check_path = /\n")
-            text += pool("bad", free_port(), [("h", port)], "http", "check_path = /missing\n")
-            lb = Mqlb(text)
-            try:
-                wait_passes(lb, "good", "h")
-                wait_check(lb, "bad", "h", "down", r"^http status 404$")
-            finally:
-                lb.stop()
-        finally:
-            srv.stop()
-            shutil.rmtree(docroot, ignore_errors=True)
+        self.start(Proc([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                         "--directory", docroot], "http-%d" % port))
+        wait_port(port)
+        text = pool("good", free_port(), [("h", port)], "http", "check_path = /\n")
+        text += pool("bad", free_port(), [("h", port)], "http", "check_path = /missing\n")
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "h")
+        wait_check(lb, "bad", "h", "down", r"^http status 404$")
 
 
-class Kafka(unittest.TestCase):
+class Kafka(Case):
     """Kafka has no Debian package: tests/support/kafka_mock.py stands in for
     a broker and answers ApiVersions as the Kafka protocol guide says."""
 
     def test_apiversions_passes_error_35_fails(self):
         mock = os.path.join(ROOT, "tests", "support", "kafka_mock.py")
         ok_port, bad_port = free_port(), free_port()
-        ok = Proc([sys.executable, mock, str(ok_port)], "kafka-%d" % ok_port)
-        bad = Proc([sys.executable, mock, str(bad_port), "--error", "35"],
-                   "kafka-%d" % bad_port)
-        try:
-            wait_port(ok_port)
-            wait_port(bad_port)
-            lb = Mqlb(pool("k", free_port(), [("ok", ok_port), ("bad", bad_port)], "kafka"))
-            try:
-                wait_passes(lb, "k", "ok")
-                wait_check(lb, "k", "bad", "down", r"^kafka error code 35$")
-            finally:
-                lb.stop()
-        finally:
-            ok.stop()
-            bad.stop()
+        self.start(Proc([sys.executable, mock, str(ok_port)], "kafka-%d" % ok_port))
+        self.start(Proc([sys.executable, mock, str(bad_port), "--error", "35"],
+                        "kafka-%d" % bad_port))
+        wait_port(ok_port)
+        wait_port(bad_port)
+        lb = self.mqlb(pool("k", free_port(), [("ok", ok_port), ("bad", bad_port)], "kafka"))
+        wait_passes(lb, "k", "ok")
+        wait_check(lb, "k", "bad", "down", r"^kafka error code 35$")
 
 
-class EchoFails(unittest.TestCase):
+class EchoFails(Case):
     """An echo server speaks no broker's protocol: every check fails on it,
     and says why."""
 
@@ -354,28 +329,23 @@ class EchoFails(unittest.TestCase):
     }
 
     def test_every_protocol_check_fails_on_an_echo_server(self):
-        echo = EchoServer()
+        echo = self.start(EchoServer())
         text = ""
         for kind, (extra, _) in self.KINDS.items():
             text += pool(kind, free_port(), [("echo", echo.port)], kind, extra)
         text += pool("tcp", free_port(), [("echo", echo.port)], "tcp")
-        lb = Mqlb(text)
-        try:
-            # A plain connect passes: the echo server is there.
-            wait_passes(lb, "tcp", "echo")
-            for kind, (_, reason) in self.KINDS.items():
-                with self.subTest(kind=kind):
-                    b = wait_check(lb, kind, "echo", "down", reason)
-                    self.assertEqual(b["check"]["result"], "fail")
-                    # The state change is logged once, with the same reason.
-                    logged = re.findall(r"backend %s/echo \(.*\) is down: check failed: (.*)"
-                                        % re.escape(kind), lb.output())
-                    self.assertEqual(len(logged), 1)
-                    self.assertRegex(logged[0], reason)
-        finally:
-            lb.stop()
-            echo.stop()
-
+        lb = self.mqlb(text)
+        # A plain connect passes: the echo server is there.
+        wait_passes(lb, "tcp", "echo")
+        for kind, (_, reason) in self.KINDS.items():
+            with self.subTest(kind=kind):
+                b = wait_check(lb, kind, "echo", "down", reason)
+                self.assertEqual(b["check"]["result"], "fail")
+                # The state change is logged once, with the same reason.
+                logged = re.findall(r"backend %s/echo \(.*\) is down: check failed: (.*)"
+                                    % re.escape(kind), lb.output())
+                self.assertEqual(len(logged), 1)
+                self.assertRegex(logged[0], reason)
 
 if __name__ == "__main__":
     unittest.main()
