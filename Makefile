@@ -38,6 +38,15 @@ TSRC     := $(wildcard tests/test_*.c)
 TOBJ     := $(TSRC:tests/%.c=$(BUILD)/tests/%.o)
 BIN      := $(BUILD)/mqlb
 
+# `make install`: PREFIX, DESTDIR and the GNU directory variables.
+PREFIX        ?= /usr/local
+sbindir       ?= $(PREFIX)/sbin
+sysconfdir    ?= $(PREFIX)/etc
+mandir        ?= $(PREFIX)/share/man
+docdir        ?= $(PREFIX)/share/doc/mqlb
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
+INSTALL       ?= install
+
 .PHONY: all deps test unit integration test-brokers demo bench clean
 all: mqlb
 
@@ -90,6 +99,41 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench.sh $(BENCH_ARGS)
+
+.PHONY: install uninstall
+# The config is installed only if none is there; the unit's paths are
+# rewritten from /usr/local to the install paths.
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir)/mqlb \
+	    $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
+	    $(DESTDIR)$(systemdunitdir) $(DESTDIR)$(docdir)/examples
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(sbindir)/mqlb
+	@if [ -e $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini ]; then \
+	    echo "keeping $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini"; \
+	else \
+	    echo "$(INSTALL) -m 644 etc/mqlb.ini $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini"; \
+	    $(INSTALL) -m 644 etc/mqlb.ini $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini; \
+	fi
+	$(INSTALL) -m 644 man/mqlb.8 $(DESTDIR)$(mandir)/man8/mqlb.8
+	$(INSTALL) -m 644 man/mqlb.ini.5 $(DESTDIR)$(mandir)/man5/mqlb.ini.5
+	sed -e 's|/usr/local/sbin/mqlb|$(sbindir)/mqlb|g' \
+	    -e 's|/usr/local/etc/mqlb/|$(sysconfdir)/mqlb/|g' \
+	    etc/mqlb.service > $(DESTDIR)$(systemdunitdir)/mqlb.service
+	chmod 644 $(DESTDIR)$(systemdunitdir)/mqlb.service
+	$(INSTALL) -m 644 etc/examples/* $(DESTDIR)$(docdir)/examples/
+
+# Leaves mqlb.ini if it was changed after the install.
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/mqlb $(DESTDIR)$(mandir)/man8/mqlb.8 \
+	    $(DESTDIR)$(mandir)/man5/mqlb.ini.5 $(DESTDIR)$(systemdunitdir)/mqlb.service
+	rm -f $(addprefix $(DESTDIR)$(docdir)/examples/,$(notdir $(wildcard etc/examples/*)))
+	rmdir $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null || true
+	@if cmp -s etc/mqlb.ini $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini; then \
+	    rm -f $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini; \
+	    rmdir $(DESTDIR)$(sysconfdir)/mqlb 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini ]; then \
+	    echo "kept $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini (changed since install)"; \
+	fi
 
 clean:
 	rm -rf build build-san build-tsan mqlb

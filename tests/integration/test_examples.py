@@ -1,0 +1,175 @@
+"""Issue 9: the shipped configurations are valid and say what they promise
+(`mqlb -t -c` on every etc/examples/*.ini and etc/mqlb.ini), the man pages
+render without warnings, and `make install DESTDIR=...` lays out the tree,
+rewrites the unit's paths, keeps an existing mqlb.ini, and uninstalls."""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import MQLB_BIN, ROOT
+
+EXAMPLES = os.path.join(ROOT, "etc", "examples")
+
+
+def check(path):
+    return subprocess.run([MQLB_BIN, "-t", "-c", path], capture_output=True, text=True,
+                          timeout=30)
+
+
+def effective(path):
+    """{pool: {key: [values]}} from the effective config `mqlb -t` prints."""
+    r = check(path)
+    if r.returncode != 0:
+        raise AssertionError("%s: %s" % (path, r.stderr))
+    pools, cur = {}, None
+    for line in r.stdout.splitlines():
+        m = re.match(r"\[pool (\S+)\]$", line)
+        if m:
+            cur = pools.setdefault(m.group(1), {})
+            continue
+        if line.startswith("["):
+            cur = None
+            continue
+        if cur is not None and " = " in line:
+            k, v = line.split(" = ", 1)
+            cur.setdefault(k, []).append(v)
+    return pools
+
+
+def duration_s(text):
+    m = re.match(r"(\d+)(ms|s|m|h)$", text)
+    n, unit = int(m.group(1)), m.group(2)
+    return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+class Examples(unittest.TestCase):
+    def test_every_shipped_config_passes_the_check(self):
+        files = sorted(glob.glob(os.path.join(EXAMPLES, "*.ini")))
+        names = [os.path.basename(f) for f in files]
+        for want in ("rabbitmq.ini", "mqtt.ini", "redis-master.ini", "nats.ini",
+                     "kafka-bootstrap.ini"):
+            self.assertIn(want, names)
+        for path in files + [os.path.join(ROOT, "etc", "mqlb.ini")]:
+            with self.subTest(path=os.path.relpath(path, ROOT)):
+                r = check(path)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("configuration is valid", r.stderr)
+                self.assertIn("[pool ", r.stdout)
+
+    def test_examples_make_the_documented_choices(self):
+        rabbit = effective(os.path.join(EXAMPLES, "rabbitmq.ini"))["rabbitmq"]
+        self.assertEqual(rabbit["health_check"], ["amqp"])
+        self.assertEqual(rabbit["balance"], ["leastconn"])
+        self.assertEqual(rabbit["on_backend_down"], ["close"])
+        # AMQP heartbeat: 60 s by default; the idle timeout is well above it
+        self.assertGreaterEqual(duration_s(rabbit["idle_timeout"][0]), 180)
+        self.assertNotEqual(rabbit["tcp_keepalive"], ["off"])
+
+        mqtt = effective(os.path.join(EXAMPLES, "mqtt.ini"))["mqtt"]
+        self.assertEqual(mqtt["health_check"], ["mqtt"])
+        self.assertEqual(mqtt["balance"], ["mqtt-client-id"])
+        self.assertGreater(duration_s(mqtt["slow_start"][0]), 0)
+        self.assertGreaterEqual(duration_s(mqtt["idle_timeout"][0]), 90)
+
+        redis = effective(os.path.join(EXAMPLES, "redis-master.ini"))
+        self.assertEqual(redis["redis-master"]["health_check"], ["redis-master"])
+
+        nats = effective(os.path.join(EXAMPLES, "nats.ini"))["nats"]
+        self.assertEqual(nats["health_check"], ["nats"])
+        self.assertIn(nats["balance"][0], ("leastconn", "roundrobin"))
+        self.assertGreater(duration_s(nats["idle_timeout"][0]), 120)  # server pings every 2m
+
+        kafka = effective(os.path.join(EXAMPLES, "kafka-bootstrap.ini"))["kafka-bootstrap"]
+        self.assertEqual(kafka["health_check"], ["kafka"])
+        with open(os.path.join(EXAMPLES, "kafka-bootstrap.ini")) as f:
+            self.assertIn("advertised.listeners", f.read())
+
+    def test_keepalived_example_tracks_health(self):
+        with open(os.path.join(EXAMPLES, "keepalived.conf")) as f:
+            text = f.read()
+        self.assertRegex(text, r'script "[^"]*curl -fsS --max-time 1 [^"]*'
+                               r'http://127\.0\.0\.1:9000/health"')
+        self.assertIn("track_script", text)
+        self.assertRegex(text, r"192\.0\.2\.\d+/24")     # documentation range
+        self.assertEqual(text.count("{"), text.count("}"))
+
+
+@unittest.skipUnless(shutil.which("groff"), "groff not installed")
+class ManPages(unittest.TestCase):
+    def test_render_without_warnings(self):
+        for page in ("mqlb.8", "mqlb.ini.5"):
+            with self.subTest(page=page):
+                path = os.path.join(ROOT, "man", page)
+                r = subprocess.run(["groff", "-man", "-ww", "-z", path],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 0)
+                self.assertEqual(r.stderr, "")
+                r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", path],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.stderr, "")
+                text = re.sub(".\b", "", r.stdout)      # bold and underline
+                for section in ("NAME", "SYNOPSIS" if page == "mqlb.8" else "BALANCING",
+                                "SEE ALSO"):
+                    self.assertIn("\n" + section + "\n", text)
+
+
+@unittest.skipUnless(shutil.which("make"), "make not installed")
+class Install(unittest.TestCase):
+    def make(self, *args):
+        # BIN and -o: install the binary under test, never rebuild it here
+        r = subprocess.run(["make", "-s", "-C", ROOT, "BIN=" + MQLB_BIN, "-o", MQLB_BIN]
+                           + list(args), capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def test_install_tree_unit_paths_config_kept_and_uninstall(self):
+        dest = tempfile.mkdtemp(prefix="mqlb-install-")
+        try:
+            dirs = ["DESTDIR=" + dest, "PREFIX=/usr", "sysconfdir=/etc",
+                    "systemdunitdir=/lib/systemd/system"]
+            self.make("install", *dirs)
+            files = sorted(os.path.relpath(os.path.join(d, f), dest)
+                           for d, _, fs in os.walk(dest) for f in fs)
+            for want in ("usr/sbin/mqlb", "etc/mqlb/mqlb.ini",
+                         "lib/systemd/system/mqlb.service",
+                         "usr/share/man/man8/mqlb.8", "usr/share/man/man5/mqlb.ini.5",
+                         "usr/share/doc/mqlb/examples/rabbitmq.ini",
+                         "usr/share/doc/mqlb/examples/keepalived.conf"):
+                self.assertIn(want, files)
+            self.assertTrue(os.access(os.path.join(dest, "usr/sbin/mqlb"), os.X_OK))
+            with open(os.path.join(dest, "lib/systemd/system/mqlb.service")) as f:
+                unit = f.read()
+            self.assertIn("ExecStartPre=/usr/sbin/mqlb -t -c /etc/mqlb/mqlb.ini", unit)
+            self.assertIn("ExecStart=/usr/sbin/mqlb -c /etc/mqlb/mqlb.ini", unit)
+            for line in unit.splitlines():
+                if not line.startswith("#"):
+                    self.assertNotIn("/usr/local", line)
+            r = subprocess.run([os.path.join(dest, "usr/sbin/mqlb"), "-t", "-c",
+                                os.path.join(dest, "etc/mqlb/mqlb.ini")],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+            # a second install keeps the user's config
+            conf = os.path.join(dest, "etc/mqlb/mqlb.ini")
+            with open(conf, "a") as f:
+                f.write("; edited by the user\n")
+            self.make("install", *dirs)
+            with open(conf) as f:
+                self.assertIn("edited by the user", f.read())
+
+            # uninstall removes what was installed and keeps the edited config
+            self.make("uninstall", *dirs)
+            left = sorted(os.path.relpath(os.path.join(d, f), dest)
+                          for d, _, fs in os.walk(dest) for f in fs)
+            self.assertEqual(left, ["etc/mqlb/mqlb.ini"])
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
