@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libev-dev libinih-dev libcriterion-dev
 libmicrohttpd-dev libjansson-dev python3 redis-server redis-tools mosquitto
-mosquitto-clients nats-server procps iproute2"
+mosquitto-clients nats-server procps iproute2 nginx libnginx-mod-stream"
 # `deps.sh brokers`: also the brokers of `make test-brokers` (slow to start).
 [ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server"
 missing=""

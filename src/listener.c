@@ -17,6 +17,7 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/session.h"
+#include "mqlb/srclimit.h"
 #include "mqlb/worker.h"
 
 #define LISTENER_BACKLOG    4096
@@ -70,7 +71,25 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             core_session_done(w->core);
             continue;
         }
+        /* Counted before the session exists, as the allow list, so a
+         * client over its share costs no allocation. */
+        if (l->pool->sources != NULL &&
+            srclimit_acquire(l->pool->sources, (struct sockaddr *)&ss,
+                             cf->max_conns_per_source) != MQ_OK) {
+            net_format((struct sockaddr *)&ss, addr, sizeof(addr));
+            log_warn("client %s refused: %s in pool %s", addr,
+                     errno == ENOMEM ? "out of memory"
+                     : "max_conns_per_source reached", cf->name);
+            atomic_fetch_add_explicit(l->pool->nrejected, 1,
+                                      memory_order_relaxed);
+            close(fd);
+            core_session_done(w->core);
+            continue;
+        }
         if (session_create(w, l->pool, fd, &ss) != MQ_OK) {
+            if (l->pool->sources != NULL) {
+                srclimit_release(l->pool->sources, (struct sockaddr *)&ss);
+            }
             core_session_done(w->core);
             log_error("session for a client of %s: out of memory",
                       l->addr.text);

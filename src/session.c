@@ -33,6 +33,7 @@
 #include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
+#include "mqlb/srclimit.h"
 #include "mqlb/worker.h"
 
 /* A broker that drops a silent session this soon after the connect is
@@ -194,6 +195,10 @@ session_close(struct session *s, const char *reason)
         s->b = NULL;
     }
     session_unlink(w, s);
+    if (s->pool->sources != NULL) {
+        /* Counted by the listener at accept. */
+        srclimit_release(s->pool->sources, (struct sockaddr *)&s->client);
+    }
     pool_release(s->pool);
     free(s);
     core_session_done(w->core);

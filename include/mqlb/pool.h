@@ -16,6 +16,7 @@
 struct backend;
 struct lb_ops;
 struct lb_cand;
+struct srclimit;
 
 /* Backends already tried by one session (bit = backend index). */
 struct pool_tried {
@@ -35,6 +36,9 @@ struct pool {
     bool               *usable;         /* scratch, guarded by <lock> */
     struct lb_cand     *cands;          /* scratch, guarded by <lock> */
     _Atomic uint64_t   *nrejected;      /* shared across reloads */
+    struct srclimit    *sources;        /* sessions per client address,
+                                           shared across reloads; NULL if
+                                           max_conns_per_source = 0 */
     _Atomic unsigned    refcnt;         /* generation and sessions */
 };
 

@@ -1,0 +1,269 @@
+/*
+ * srclimit.c: live sessions per client address (max_conns_per_source).
+ *
+ * The address hash picks one of SRCLIMIT_NSHARDS shards, each a small
+ * open-addressing table (linear probing) under its own mutex: an accept
+ * and a close touch one shard for a few dozen nanoseconds. An address
+ * whose count drops to zero is removed at once with backward-shift
+ * deletion (no tombstones), so a table holds only addresses with live
+ * sessions and its size is bounded by max_connections.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mqlb/common.h"
+#include "mqlb/lb.h"
+#include "mqlb/srclimit.h"
+
+#define SRCLIMIT_NSHARDS    16      /* power of two */
+#define SRCLIMIT_MIN_SLOTS  16      /* first allocation of a shard */
+
+/* One address and its live sessions; count 0 marks a free slot. */
+struct srclimit_entry {
+    uint64_t            hash;           /* lb_hash of <addr> */
+    uint32_t            count;          /* live sessions, 0 = free slot */
+    uint8_t             addr[16];       /* v6, or v4-mapped v6 */
+};
+
+struct srclimit_shard {
+    pthread_mutex_t     lock;           /* guards the members below */
+    struct srclimit_entry *slots;       /* nslots entries, or NULL */
+    size_t              nslots;         /* 0 or a power of two */
+    size_t              nused;          /* slots with count > 0 */
+};
+
+struct srclimit {
+    struct srclimit_shard shards[SRCLIMIT_NSHARDS];
+};
+
+struct srclimit *
+srclimit_create(void)
+{
+    struct srclimit *t;
+    size_t i;
+
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < SRCLIMIT_NSHARDS; i++) {
+        pthread_mutex_init(&t->shards[i].lock, NULL);
+    }
+    return t;
+}
+
+void
+srclimit_destroy(struct srclimit *t)
+{
+    size_t i;
+
+    if (t == NULL) {
+        return;
+    }
+    for (i = 0; i < SRCLIMIT_NSHARDS; i++) {
+        pthread_mutex_destroy(&t->shards[i].lock);
+        mq_free(t->shards[i].slots);
+    }
+    free(t);
+}
+
+/* The 128-bit form of <sa> in <out>; false for a family not counted. */
+static bool
+srclimit_key(const struct sockaddr *sa, uint8_t out[16])
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+        memset(out, 0, 10);
+        out[10] = 0xff;
+        out[11] = 0xff;
+        memcpy(out + 12, &s4->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+static struct srclimit_shard *
+srclimit_shard_of(struct srclimit *t, uint64_t hash)
+{
+    /* The top bits choose the shard, the low bits the slot. */
+    return &t->shards[hash >> 60 & (SRCLIMIT_NSHARDS - 1)];
+}
+
+/* The slot holding <addr>, or the free slot where it would go. */
+static struct srclimit_entry *
+srclimit_find(struct srclimit_shard *sh, uint64_t hash, const uint8_t *addr)
+{
+    size_t mask = sh->nslots - 1, i;
+    struct srclimit_entry *e;
+
+    for (i = hash & mask;; i = (i + 1) & mask) {
+        e = &sh->slots[i];
+        if (e->count == 0 ||
+            (e->hash == hash && memcmp(e->addr, addr, 16) == 0)) {
+            return e;
+        }
+    }
+}
+
+/* Double <sh> (or make its first slots); MQ_ERR on no memory. */
+static int
+srclimit_grow(struct srclimit_shard *sh)
+{
+    struct srclimit_entry *old = sh->slots, *e;
+    size_t oldn = sh->nslots, i;
+    size_t n = oldn == 0 ? SRCLIMIT_MIN_SLOTS : oldn * 2;
+
+    sh->slots = calloc(n, sizeof(*sh->slots));
+    if (sh->slots == NULL) {
+        sh->slots = old;
+        errno = ENOMEM;
+        return MQ_ERR;
+    }
+    sh->nslots = n;
+    for (i = 0; i < oldn; i++) {
+        if (old[i].count > 0) {
+            e = srclimit_find(sh, old[i].hash, old[i].addr);
+            *e = old[i];
+        }
+    }
+    free(old);
+    return MQ_OK;
+}
+
+/*
+ * Empty slot <i> and pull later members of its probe run back into the
+ * hole, so every entry stays reachable from its home slot without
+ * tombstones (Knuth's algorithm R for linear probing).
+ */
+static void
+srclimit_remove(struct srclimit_shard *sh, size_t i)
+{
+    size_t mask = sh->nslots - 1, j = i, home;
+
+    for (;;) {
+        j = (j + 1) & mask;
+        if (sh->slots[j].count == 0) {
+            break;
+        }
+        home = sh->slots[j].hash & mask;
+        /* Move j into the hole unless its home lies cyclically in (i, j]. */
+        if ((i <= j) ? (i < home && home <= j) : (i < home || home <= j)) {
+            continue;
+        }
+        sh->slots[i] = sh->slots[j];
+        i = j;
+    }
+    sh->slots[i].count = 0;
+    sh->nused--;
+}
+
+int
+srclimit_acquire(struct srclimit *t, const struct sockaddr *sa, unsigned max)
+{
+    struct srclimit_shard *sh;
+    struct srclimit_entry *e;
+    uint8_t addr[16];
+    uint64_t hash;
+    int rc = MQ_OK;
+
+    if (!srclimit_key(sa, addr)) {
+        return MQ_OK;
+    }
+    hash = lb_hash(addr, sizeof(addr));
+    sh = srclimit_shard_of(t, hash);
+    pthread_mutex_lock(&sh->lock);
+    e = sh->nslots > 0 ? srclimit_find(sh, hash, addr) : NULL;
+    if ((e == NULL || e->count == 0) && (sh->nused + 1) * 2 > sh->nslots) {
+        /* A new address: keep the load at most one half, so probe runs
+         * stay short. */
+        if (srclimit_grow(sh) != MQ_OK) {
+            pthread_mutex_unlock(&sh->lock);
+            return MQ_ERR;
+        }
+        e = srclimit_find(sh, hash, addr);
+    }
+    if (e->count == 0) {
+        e->hash = hash;
+        memcpy(e->addr, addr, sizeof(addr));
+        e->count = 1;
+        sh->nused++;
+    } else if (e->count < max) {
+        e->count++;
+    } else {
+        rc = MQ_ERR;
+        errno = EBUSY;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+void
+srclimit_release(struct srclimit *t, const struct sockaddr *sa)
+{
+    struct srclimit_shard *sh;
+    struct srclimit_entry *e;
+    uint8_t addr[16];
+    uint64_t hash;
+
+    if (!srclimit_key(sa, addr)) {
+        return;
+    }
+    hash = lb_hash(addr, sizeof(addr));
+    sh = srclimit_shard_of(t, hash);
+    pthread_mutex_lock(&sh->lock);
+    if (sh->nslots > 0) {
+        e = srclimit_find(sh, hash, addr);
+        ASSERT(e->count > 0);
+        if (e->count > 1) {
+            e->count--;
+        } else if (e->count == 1) {
+            srclimit_remove(sh, (size_t)(e - sh->slots));
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+unsigned
+srclimit_count(struct srclimit *t, const struct sockaddr *sa)
+{
+    struct srclimit_shard *sh;
+    uint8_t addr[16];
+    uint64_t hash;
+    unsigned n = 0;
+
+    if (!srclimit_key(sa, addr)) {
+        return 0;
+    }
+    hash = lb_hash(addr, sizeof(addr));
+    sh = srclimit_shard_of(t, hash);
+    pthread_mutex_lock(&sh->lock);
+    if (sh->nslots > 0) {
+        n = srclimit_find(sh, hash, addr)->count;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return n;
+}
+
+unsigned
+srclimit_naddrs(struct srclimit *t)
+{
+    unsigned n = 0;
+    size_t i;
+
+    for (i = 0; i < SRCLIMIT_NSHARDS; i++) {
+        pthread_mutex_lock(&t->shards[i].lock);
+        n += (unsigned)t->shards[i].nused;
+        pthread_mutex_unlock(&t->shards[i].lock);
+    }
+    return n;
+}
