@@ -91,6 +91,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+	@if [ -z "$(SAN)" ]; then $(MAKE) soak SOAK_SECONDS=60; fi
 
 demo: deps
 	$(MAKE) all
@@ -99,6 +100,12 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench.sh $(BENCH_ARGS)
+
+# Chaos soak (scripts/soak.sh): 10 minutes by default, 60 s in `make test`.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: $(BIN)
+	MQLB_BIN=$(abspath $(BIN)) scripts/soak.sh --seconds $(SOAK_SECONDS)
 
 .PHONY: install uninstall
 # The config is installed only if none is there; the unit's paths are

@@ -297,6 +297,14 @@ check_start(struct check *c)
     c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
                         &in_progress);
     if (c->fd == -1) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM) {
+            /* Our shortage, not the broker's: no verdict this round. */
+            log_warn("check of %s/%s skipped: %s", c->pool->cf->name,
+                     c->b->name, strerror(errno));
+            check_schedule(c, 0);
+            return;
+        }
         check_fail_errno(c, errno);
         return;
     }

@@ -40,10 +40,15 @@
  * taken for dead, and the session moves on to another one. */
 #define SESSION_REPLAY_WINDOW_S 1.0
 
+/* Out of descriptors for the broker socket: try again this often, for up
+ * to connect_timeout, while the client waits. */
+#define SESSION_FD_RETRY_S      0.1
+
 enum session_state {
     SESSION_PEEK = 0,       /* reading the MQTT CONNECT for its client id */
     SESSION_CONNECTING,     /* non-blocking connect in flight */
     SESSION_RELAYING,
+    SESSION_WAIT_FD,        /* no descriptor for the broker socket yet */
 };
 
 struct session {
@@ -70,6 +75,7 @@ struct session {
     const char         *first_fin;      /* who ended first, for the log */
     unsigned            replayable:1;   /* broker has not answered yet */
     ev_tstamp           connected_at;   /* when the broker connect ended */
+    ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct sockaddr_storage client;
     char                client_text[64];
 };
@@ -380,6 +386,9 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect_failed(s, "connect", ETIMEDOUT);
         session_connect(s);
         return;
+    case SESSION_WAIT_FD:
+        session_connect(s);
+        return;
     case SESSION_RELAYING:
         idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
         left = s->last_active + idle - ev_now(loop);
@@ -533,6 +542,38 @@ session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_connected(s);
 }
 
+/*
+ * No socket for the broker (EMFILE and kin): our shortage, not the
+ * broker's failure, so it is not counted against it. Give the pick back,
+ * stop accepting (new clients wait in the backlog) and try again shortly;
+ * this client waits up to connect_timeout, then is closed.
+ */
+static void
+session_wait_fd(struct session *s, int err)
+{
+    struct ev_loop *loop = s->w->loop;
+    ev_tstamp now = ev_now(loop);
+
+    backend_session_end(s->b);
+    s->b = NULL;
+    s->ntries--;
+    worker_pause_accept(s->w);
+    if (s->fd_wait_since == 0) {
+        s->fd_wait_since = now;
+        log_warn("session #%llu client=%s: no socket for the broker (%s), "
+                 "waiting", (unsigned long long)s->id, s->client_text,
+                 strerror(err));
+    } else if (now - s->fd_wait_since >
+               (ev_tstamp)s->pool->cf->connect_timeout_ms / 1000.0) {
+        session_close(s, "no descriptor for the broker connection");
+        return;
+    }
+    s->state = SESSION_WAIT_FD;
+    ev_timer_stop(loop, &s->timer);
+    ev_timer_set(&s->timer, SESSION_FD_RETRY_S, 0.);
+    ev_timer_start(loop, &s->timer);
+}
+
 /* Pick a backend not yet tried and connect to it, within the retries. */
 static void
 session_connect(struct session *s)
@@ -563,7 +604,12 @@ session_connect(struct session *s)
         fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
                          &in_progress);
         if (fd == -1) {
-            /* Refused at once (or no descriptor): next backend. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                session_wait_fd(s, errno);
+                return;
+            }
+            /* Refused at once: next backend. */
             session_connect_failed(s, "connect", errno);
             continue;
         }
