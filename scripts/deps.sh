@@ -7,6 +7,8 @@ libmicrohttpd-dev libjansson-dev python3 redis-server redis-tools mosquitto
 mosquitto-clients nats-server procps iproute2 nginx libnginx-mod-stream"
 # `deps.sh brokers`: also the brokers of `make test-brokers` (slow to start).
 [ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server"
+# `deps.sh --fuzz`: clang-14 and its runtime, which carries libFuzzer.
+[ "$1" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

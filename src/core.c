@@ -708,6 +708,18 @@ core_init(struct core *c, struct config *cf)
         log_error("cannot start the health checker");
         goto fail;
     }
+    /*
+     * Catch the signals before the admin port opens: callers take an open
+     * admin port as "ready", and a SIGHUP sent then must reload, not kill
+     * us with its default action. They are handled once the loop runs.
+     */
+    ev_signal_init(&c->sigterm, core_stop_cb, SIGTERM);
+    ev_signal_init(&c->sigint, core_stop_cb, SIGINT);
+    ev_signal_init(&c->sighup, core_hup_cb, SIGHUP);
+    c->sigterm.data = c->sigint.data = c->sighup.data = c;
+    ev_signal_start(c->loop, &c->sigterm);
+    ev_signal_start(c->loop, &c->sigint);
+    ev_signal_start(c->loop, &c->sighup);
     ops.ctx = c;
     ops.snapshot = core_snapshot;
     ops.action = core_action;
@@ -719,13 +731,6 @@ core_init(struct core *c, struct config *cf)
     if (cf->user != NULL && core_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
     }
-    ev_signal_init(&c->sigterm, core_stop_cb, SIGTERM);
-    ev_signal_init(&c->sigint, core_stop_cb, SIGINT);
-    ev_signal_init(&c->sighup, core_hup_cb, SIGHUP);
-    c->sigterm.data = c->sigint.data = c->sighup.data = c;
-    ev_signal_start(c->loop, &c->sigterm);
-    ev_signal_start(c->loop, &c->sigint);
-    ev_signal_start(c->loop, &c->sighup);
     for (w = 0; w < c->nworkers; w++) {
         if (worker_start(c->workers[w]) != MQ_OK) {
             log_error("cannot start worker thread %u", w);

@@ -76,13 +76,13 @@ lb_leastconn_pick(void *st, const struct lb_pick *p)
     best = &p->cands[0];
     best_active = lb_leastconn_active(best);
     best_weight = MQ_MAX(best->weight, 1u);
-    best_dist = best->b->index - lc->cursor;
+    best_dist = best->index - lc->cursor;
 
     for (i = 1; i < p->ncands; i++) {
         c = &p->cands[i];
         active = lb_leastconn_active(c);
         weight = MQ_MAX(c->weight, 1u);
-        dist = c->b->index - lc->cursor;
+        dist = c->index - lc->cursor;
 
         /* active/weight < best_active/best_weight, without division */
         lhs = active * best_weight;
@@ -96,7 +96,7 @@ lb_leastconn_pick(void *st, const struct lb_pick *p)
         }
     }
 
-    lc->cursor = best->b->index + 1;
+    lc->cursor = best->index + 1;
     return best_i;
 }
 

@@ -292,7 +292,7 @@ lb_maglev_collect(struct lb_maglev *mg, struct backend *const *all,
         }
         e = &mg->entries[k++];
         e->name = all[i]->name;
-        e->index = all[i]->index;
+        e->index = (uint32_t)i;
         e->weight = weight;
     }
     qsort(mg->entries, k, sizeof(*mg->entries), lb_maglev_entry_cmp);
@@ -314,13 +314,8 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
     size_t i, nhome, nspare, nidx;
     bool any_primary;
 
-    /* Arrays by pool index: normally n, but do not trust that blindly. */
+    /* Arrays by pool index, which is the position in <all>. */
     nidx = MQ_MAX(n, 1);
-    for (i = 0; i < n; i++) {
-        if (all[i] != NULL && all[i]->index >= nidx) {
-            nidx = (size_t)all[i]->index + 1;
-        }
-    }
     if (lb_maglev_reserve(mg, nidx) != MQ_OK) {
         lb_maglev_clear(mg);
         return;
@@ -371,7 +366,7 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
     }
     for (i = 0; i < n; i++) {
         if (all[i] != NULL && usable[i]) {
-            mg->stamp[all[i]->index] = 1;
+            mg->stamp[i] = 1;
         }
     }
     for (s = 0; s < m; s++) {
@@ -418,7 +413,7 @@ lb_maglev_pick(void *st, const struct lb_pick *p)
         mg->gen = 1;
     }
     for (i = 0; i < p->ncands; i++) {
-        idx = p->cands[i].b->index;
+        idx = p->cands[i].index;
         if (idx < mg->ncap) {
             mg->stamp[idx] = mg->gen;
             mg->pos[idx] = (uint32_t)i;

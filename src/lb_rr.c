@@ -69,7 +69,7 @@ lb_rr_pick(void *st, const struct lb_pick *p)
     unsigned idx;
 
     for (i = 0; i < p->ncands; i++) {
-        idx = p->cands[i].b->index;
+        idx = p->cands[i].index;
         cur = &rr->current[idx < rr->n ? idx : 0];
         *cur += p->cands[i].weight;
         total += p->cands[i].weight;
@@ -78,7 +78,7 @@ lb_rr_pick(void *st, const struct lb_pick *p)
             best_cur = *cur;
         }
     }
-    idx = p->cands[best].b->index;
+    idx = p->cands[best].index;
     rr->current[idx < rr->n ? idx : 0] -= total;
     return best;
 }

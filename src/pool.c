@@ -107,6 +107,7 @@ pool_collect(struct pool *p, const struct pool_tried *tried, bool backup,
             continue;
         }
         p->cands[n].b = b;
+        p->cands[n].index = (unsigned)i;
         p->cands[n].weight = backend_eff_weight(b, now_ms,
                                                 p->cf->slow_start_ms);
         n++;
@@ -156,6 +157,20 @@ pool_pick(struct pool *p, const struct pool_tried *tried, uint64_t key,
     }
     pthread_mutex_unlock(&p->lock);
     return b;
+}
+
+unsigned
+pool_backend_index(const struct pool *p, const struct backend *b)
+{
+    size_t i;
+
+    for (i = 0; i < p->nbackends; i++) {
+        if (p->backends[i] == b) {
+            return (unsigned)i;
+        }
+    }
+    ASSERT(0);
+    return 0;
 }
 
 struct backend *

@@ -519,7 +519,7 @@ session_connect_failed(struct session *s, const char *what, int err)
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
              s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
              strerror(err), (unsigned long long)s->id, s->client_text);
-    pool_tried_set(&s->tried, s->b->index);
+    pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
     s->b = NULL;
     session_drop_upstream(s);

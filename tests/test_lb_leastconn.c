@@ -35,6 +35,7 @@ lc_setup(void)
         atomic_store(&lc.b[i]->weight, 1);
         atomic_store(&lc.b[i]->nactive, 0);
         lc.cands[i].b = lc.b[i];
+        lc.cands[i].index = (unsigned)i;
         lc.cands[i].weight = 1;
         usable[i] = true;
     }

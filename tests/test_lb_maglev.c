@@ -97,6 +97,7 @@ mg_pick_skip(struct mg_pool *mp, uint64_t key, int skip)
     for (i = 0; i < mp->n; i++) {
         if (mp->usable[i] && (int)i != skip) {
             cands[n].b = mp->b[i];
+            cands[n].index = (unsigned)i;
             cands[n].weight = 1;
             n++;
         }
@@ -357,8 +358,10 @@ Test(lb_maglev, stale_table_never_picks_a_non_candidate)
     /* table says all 6 are usable, but only b1 and b5 are offered */
     mg_init(&mp, 6, NULL, NULL);
     cands[0].b = mp.b[1];
+    cands[0].index = 1;
     cands[0].weight = 1;
     cands[1].b = mp.b[5];
+    cands[1].index = 5;
     cands[1].weight = 1;
     p.cands = cands;
     p.ncands = 2;
@@ -384,6 +387,7 @@ Test(lb_maglev, empty_table_falls_back_to_key_modulo)
     for (i = 0; i < 3; i++) {
         mp.usable[i] = false;
         cands[i].b = mp.b[i];
+        cands[i].index = (unsigned)i;
         cands[i].weight = 1;
     }
     lb_maglev_ops.rebuild(mp.st, mp.b, mp.usable, 3);

@@ -36,6 +36,7 @@ rnd_setup(void)
         rnd.b[i]->index = (unsigned)i;
         atomic_store(&rnd.b[i]->weight, 1);
         rnd.cands[i].b = rnd.b[i];
+        rnd.cands[i].index = (unsigned)i;
         rnd.cands[i].weight = 1;
         usable[i] = true;
     }

@@ -68,6 +68,7 @@ rr_weights(unsigned wa, unsigned wb, unsigned wc)
     for (i = 0; i < RR_N; i++) {
         atomic_store(&rr.b[i]->weight, w[i]);
         rr.cands[i].b = rr.b[i];
+        rr.cands[i].index = (unsigned)i;
         rr.cands[i].weight = w[i];
     }
 }

@@ -44,7 +44,12 @@ struct backend {
     char                name[CONFIG_NAME_LEN];
     char                pool_name[CONFIG_NAME_LEN];  /* for log lines */
     struct config_addr  addr;           /* broker address */
-    unsigned            index;          /* position in its pool */
+    unsigned            index;          /* position in the newest pool
+                                           holding it; only for tests:
+                                           a reload may move it while
+                                           workers pick from the old
+                                           pool, so they use the pool's
+                                           own positions (lb_cand) */
     unsigned            backup:1;       /* only while no primary is up */
     _Atomic unsigned    weight;         /* configured, or set by admin */
     _Atomic unsigned    max_conns;      /* 0 = unlimited */

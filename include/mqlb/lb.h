@@ -16,6 +16,7 @@ struct backend;
 /* A backend that may take this session, with its effective weight. */
 struct lb_cand {
     struct backend *b;          /* eligible and not yet tried */
+    unsigned        index;      /* its position in this pool */
     unsigned        weight;     /* >= 1, after slow start */
 };
 
@@ -34,7 +35,9 @@ struct lb_ops {
     void          (*destroy)(void *st);
     /*
      * Membership, state or weight changed: <all> is every backend of the
-     * pool (index order) and <usable> says which may be chosen now.
+     * pool (index order: all[i] is at position i) and <usable> says which
+     * may be chosen now. Positions are the pool's, never b->index: a
+     * backend kept across a reload may sit elsewhere in the new pool.
      */
     void          (*rebuild)(void *st, struct backend *const *all,
                              const bool *usable, size_t n);

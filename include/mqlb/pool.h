@@ -62,6 +62,12 @@ void pool_release(struct pool *p);
 struct backend *pool_pick(struct pool *p, const struct pool_tried *tried,
                           uint64_t key, uint64_t now_ms);
 
+/*
+ * The position of <b> in <p>, for <struct pool_tried>. Not b->index: a
+ * backend kept across a reload may sit elsewhere in the newer pool.
+ */
+unsigned pool_backend_index(const struct pool *p, const struct backend *b);
+
 /* A backend by name, or NULL. */
 struct backend *pool_find_backend(struct pool *p, const char *name);
 
