@@ -99,8 +99,7 @@ class Balancing(unittest.TestCase):
         port = free_port()
         dead = free_port()
         lb = Mqlb(redis_pool("p", port, [(dead, ""), (self.redis[0].port, "")],
-                             "check_interval = 1h\ncheck_timeout = 1s\nmax_fails = 2\n"
-                             "retries = 1\n"))
+                             "health_check = none\nmax_fails = 2\nretries = 1\n"))
         try:
             for _ in range(30):
                 self.assertEqual(redis_port_of(port), self.redis[0].port)
