@@ -627,6 +627,23 @@ admin_mhd_log(void *cls, const char *fmt, va_list ap)
     log_info("admin: %s", msg);
 }
 
+/*
+ * MHD's unescaper for the path and the query arguments, which MHD hands
+ * over as C strings: a "%00" decoded there would cut them short, so that
+ * "/pools/p/backends/b/drain%00junk" acted as ".../drain". Such a string
+ * is left escaped instead; its '%' then matches no route, name or value.
+ */
+static size_t
+admin_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    if (strstr(s, "%00") != NULL) {
+        return strlen(s);
+    }
+    return MHD_http_unescape(s);
+}
+
 struct admin *
 admin_start(const struct config_addr *listen, const char *token,
             const struct admin_ops *ops, char *err)
@@ -651,7 +668,14 @@ admin_start(const struct config_addr *listen, const char *token,
     }
     atomic_init(&a->starting, true);
 
-    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+    /*
+     * poll(), not MHD_USE_AUTO (epoll): with epoll, libmicrohttpd 0.9.75
+     * misses the FIN of a client that half-closes after its request (or
+     * after a partial one) and keeps the connection, a slot of
+     * ADMIN_MAX_CONNS, until the idle timeout; poll() sees it at once.
+     * With at most ADMIN_MAX_CONNS sockets, poll() costs nothing extra.
+     */
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ERROR_LOG;
     if (listen->ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
@@ -665,6 +689,7 @@ admin_start(const struct config_addr *listen, const char *token,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONN_MEMORY,
         MHD_OPTION_EXTERNAL_LOGGER, admin_mhd_log, a,
+        MHD_OPTION_UNESCAPE_CALLBACK, admin_unescape, NULL,
         MHD_OPTION_END);
     saved = errno;
     atomic_store(&a->starting, false);
