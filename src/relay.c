@@ -107,6 +107,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
     enum relay_status st;
     size_t nread = 0;
     ssize_t n;
+    int drained = 0;
 
     for (;;) {
         if (d->buf != NULL && d->off < d->len) {
@@ -114,6 +115,15 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             if (st != RELAY_IDLE) {
                 return st;
             }
+        }
+        if (drained) {
+            /*
+             * A short read emptied the socket; the loop is level-triggered
+             * and will say when more comes, so spare the read that would
+             * only return EAGAIN (haproxy does the same).
+             */
+            relay_dir_release(d, rp);
+            return RELAY_IDLE;
         }
         if (d->eof) {
             relay_dir_release(d, rp);
@@ -136,6 +146,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         if (n > 0) {
             d->len = (uint32_t)n;
             nread += (size_t)n;
+            drained = n < RELAY_BUF_SIZE;
             if (d->tap != NULL && !d->tap_full) {
                 if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
                     memcpy(d->tap + d->taplen, d->buf, (size_t)n);
