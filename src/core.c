@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
+#define CORE_FD_RESERVE     64      /* listeners, checks, admin, logs */
 
 /* A config and the pools built from it. */
 struct gen {
@@ -632,6 +634,38 @@ core_drop_privileges(const char *user)
     return MQ_OK;
 }
 
+/*
+ * Each session takes two descriptors. Raise the soft limit as far as the
+ * hard one allows and, if <want> sessions still do not fit, admit fewer
+ * (haproxy does the same), so that accepting pauses at the limit instead
+ * of running into EMFILE.
+ */
+static unsigned
+core_fit_fd_limit(unsigned want)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)want * 2 + CORE_FD_RESERVE;
+    unsigned fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        return want;
+    }
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur >= need) {
+        return want;
+    }
+    fit = rl.rlim_cur > CORE_FD_RESERVE * 2
+          ? (unsigned)((rl.rlim_cur - CORE_FD_RESERVE) / 2) : 1;
+    log_warn("max_connections = %u needs %llu descriptors but the limit is "
+             "%llu: admitting at most %u sessions", want,
+             (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
+    return fit;
+}
+
 bool
 core_session_admit(struct core *c)
 {
@@ -661,7 +695,7 @@ core_init(struct core *c, struct config *cf)
 
     memset(c, 0, sizeof(*c));
     c->start_ms = mq_wall_ms();
-    c->max_connections = cf->max_connections;
+    c->max_connections = core_fit_fd_limit(cf->max_connections);
     log_init(cf->log_level, cf->log_format);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
