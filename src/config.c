@@ -111,6 +111,18 @@ config_errors_deinit(struct config_errors *errs)
 
 /* ---- typed value parsers ------------------------------------------- */
 
+/* The leading decimal number of <text> (no sign, no blanks) and its end. */
+static int
+cf_number(const char *text, unsigned long long *v, char **end)
+{
+    if (!isdigit((unsigned char)text[0])) {
+        return MQ_ERR;
+    }
+    errno = 0;
+    *v = strtoull(text, end, 10);
+    return errno != 0 ? MQ_ERR : MQ_OK;
+}
+
 int
 config_parse_duration_ms(const char *text, uint64_t *ms)
 {
@@ -118,12 +130,7 @@ config_parse_duration_ms(const char *text, uint64_t *ms)
     uint64_t mult;
     char *end;
 
-    if (!isdigit((unsigned char)text[0])) {
-        return MQ_ERR;
-    }
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0) {
+    if (cf_number(text, &v, &end) != MQ_OK) {
         return MQ_ERR;
     }
     if (strcmp(end, "ms") == 0) {
@@ -153,12 +160,7 @@ config_parse_size(const char *text, uint64_t *bytes)
     uint64_t mult = 1;
     char *end;
 
-    if (!isdigit((unsigned char)text[0])) {
-        return MQ_ERR;
-    }
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0) {
+    if (cf_number(text, &v, &end) != MQ_OK) {
         return MQ_ERR;
     }
     if (*end == 'k' || *end == 'K') {
@@ -182,12 +184,8 @@ config_parse_uint(const char *text, unsigned min, unsigned max,
     unsigned long long v;
     char *end;
 
-    if (!isdigit((unsigned char)text[0])) {
-        return MQ_ERR;
-    }
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max) {
+    if (cf_number(text, &v, &end) != MQ_OK || *end != '\0' || v < min ||
+        v > max) {
         return MQ_ERR;
     }
     *out = (unsigned)v;

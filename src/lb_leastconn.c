@@ -26,26 +26,6 @@ lb_leastconn_create(size_t nbackends)
     return lc;
 }
 
-static void
-lb_leastconn_destroy(void *st)
-{
-    free(st);
-}
-
-/*
- * Nothing to precompute: the counts are read at pick time. The cursor is
- * kept so that a rebuild does not restart the rotation at the first backend.
- */
-static void
-lb_leastconn_rebuild(void *st, struct backend *const *all, const bool *usable,
-                     size_t n)
-{
-    (void)st;
-    (void)all;
-    (void)usable;
-    (void)n;
-}
-
 /* Active sessions of <c>'s backend; a transiently negative count is 0. */
 static uint64_t
 lb_leastconn_active(const struct lb_cand *c)
@@ -103,7 +83,7 @@ lb_leastconn_pick(void *st, const struct lb_pick *p)
 const struct lb_ops lb_leastconn_ops = {
     .name = "leastconn",
     .create = lb_leastconn_create,
-    .destroy = lb_leastconn_destroy,
-    .rebuild = lb_leastconn_rebuild,
+    .destroy = free,
+    .rebuild = NULL,            /* counts are read at pick time */
     .pick = lb_leastconn_pick,
 };

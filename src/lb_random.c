@@ -68,23 +68,6 @@ lb_random_create(size_t nbackends)
     return r;
 }
 
-static void
-lb_random_destroy(void *st)
-{
-    free(st);
-}
-
-/* Nothing to precompute: candidates and counts are read at pick time. */
-static void
-lb_random_rebuild(void *st, struct backend *const *all, const bool *usable,
-                  size_t n)
-{
-    (void)st;
-    (void)all;
-    (void)usable;
-    (void)n;
-}
-
 /* Weight of <c>, at least 1 (the pool promises it; do not divide by 0). */
 static uint64_t
 lb_random_weight(const struct lb_cand *c)
@@ -160,7 +143,7 @@ lb_random_pick(void *st, const struct lb_pick *p)
 const struct lb_ops lb_random_ops = {
     .name = "random",
     .create = lb_random_create,
-    .destroy = lb_random_destroy,
-    .rebuild = lb_random_rebuild,
+    .destroy = free,
+    .rebuild = NULL,            /* candidates are read at pick time */
     .pick = lb_random_pick,
 };

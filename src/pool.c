@@ -139,7 +139,10 @@ pool_pick(struct pool *p, const struct pool_tried *tried, uint64_t key,
             p->usable[i] = pool_backend_serves(p->backends[i]) &&
                            (bool)p->backends[i]->backup != primary_up;
         }
-        p->lb->rebuild(p->lb_state, p->backends, p->usable, p->nbackends);
+        if (p->lb->rebuild != NULL) {
+            p->lb->rebuild(p->lb_state, p->backends, p->usable,
+                           p->nbackends);
+        }
         p->lb_version = version;
     }
     n = pool_collect(p, tried, !primary_up, now_ms);

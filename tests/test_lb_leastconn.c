@@ -41,7 +41,8 @@ lc_setup(void)
     }
     lc.st = lb_leastconn_ops.create(LC_N);
     cr_assert_not_null(lc.st);
-    lb_leastconn_ops.rebuild(lc.st, lc.b, usable, LC_N);
+    cr_assert_null(lb_leastconn_ops.rebuild, "nothing to precompute");
+    (void)usable;
 }
 
 static void

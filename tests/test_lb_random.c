@@ -42,7 +42,8 @@ rnd_setup(void)
     }
     rnd.st = lb_random_ops.create(RND_N);
     cr_assert_not_null(rnd.st);
-    lb_random_ops.rebuild(rnd.st, rnd.b, usable, RND_N);
+    cr_assert_null(lb_random_ops.rebuild, "nothing to precompute");
+    (void)usable;
 }
 
 static void

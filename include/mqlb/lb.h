@@ -34,7 +34,8 @@ struct lb_ops {
     void         *(*create)(size_t nbackends);
     void          (*destroy)(void *st);
     /*
-     * Membership, state or weight changed: <all> is every backend of the
+     * Optional (NULL: nothing to precompute). Membership, state or weight
+     * changed: <all> is every backend of the
      * pool (index order: all[i] is at position i) and <usable> says which
      * may be chosen now. Positions are the pool's, never b->index: a
      * backend kept across a reload may sit elsewhere in the new pool.
