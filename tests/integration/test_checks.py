@@ -320,7 +320,8 @@ class EchoFails(Case):
         "redis": ("", r"^unexpected reply: PING\\r\\n$"),
         "redis-master": ("", r"^unexpected reply: PING\\r\\n$"),
         "amqp": ("", r"^amqp protocol header sent back"),
-        "mqtt": ("", r"^unexpected reply: \\x10\\x1c\\x00\\x04MQTT\\x04\\x02"),
+        # the CONNECT echoed back; its length byte follows the client id
+        "mqtt": ("", r"^unexpected reply: \\x10(\\x[0-9a-f]{2}|.)\\x00\\x04MQTT\\x04\\x02"),
         "nats": ("", r"^timeout$"),
         "kafka": ("", r"^unexpected reply: \\x00\\x00\\x00\\x0e\\x00\\x12\\x00\\x00"),
         "http": ("check_path = /\n", r"^unexpected reply: GET / HTTP/1\.[01]\\r\\n"),
