@@ -695,8 +695,8 @@ core_init(struct core *c, struct config *cf)
 
     memset(c, 0, sizeof(*c));
     c->start_ms = mq_wall_ms();
-    c->max_connections = core_fit_fd_limit(cf->max_connections);
     log_init(cf->log_level, cf->log_format);
+    c->max_connections = core_fit_fd_limit(cf->max_connections);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
     if (c->loop == NULL) {
