@@ -2,8 +2,14 @@
  * relay.c: one direction of a session's byte stream. Writes go straight
  * through after a read (no write watcher unless the peer is full), and
  * a buffer is held only while bytes are waiting for the peer.
+ *
+ * A direction that has moved RELAY_SPLICE_MIN bytes is a bulk transfer:
+ * it switches to splice(2) through a pipe of its own, so the bytes never
+ * reach user space (haproxy's splice-auto). Short request/response
+ * exchanges never pay for the pipe's two descriptors.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -67,6 +73,17 @@ relay_buf_put(struct relay_pool *rp, char *buf)
 }
 
 void
+relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
+{
+    relay_dir_release(d, rp);
+    if (d->spliced) {
+        close(d->pipe[0]);
+        close(d->pipe[1]);
+        d->spliced = 0;
+    }
+}
+
+void
 relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
 {
     if (d->buf != NULL) {
@@ -101,6 +118,68 @@ relay_flush(struct relay_dir *d)
     return RELAY_IDLE;
 }
 
+/* Move <d> to splice mode; MQ_ERR (and copying for good) if no pipe. */
+static int
+relay_splice_start(struct relay_dir *d)
+{
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        d->nosplice = 1;
+        return MQ_ERR;
+    }
+    d->spliced = 1;
+    d->inpipe = 0;
+    return MQ_OK;
+}
+
+/* relay_pump for a direction in splice mode. */
+static enum relay_status
+relay_pump_splice(struct relay_dir *d, size_t budget)
+{
+    size_t nread = 0;
+    ssize_t n;
+
+    for (;;) {
+        while (d->inpipe > 0) {
+            n = splice(d->pipe[0], NULL, d->dst, NULL, d->inpipe,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                d->inpipe -= (uint32_t)n;
+                d->nbytes += (uint64_t)n;
+                continue;
+            }
+            if (n == -1 && errno == EINTR) {
+                continue;
+            }
+            if (n == -1 && errno == EAGAIN) {
+                return RELAY_BLOCKED;
+            }
+            return RELAY_ERR_DST;
+        }
+        if (d->eof) {
+            return RELAY_EOF;
+        }
+        if (nread >= budget) {
+            return RELAY_YIELD;
+        }
+        /* The pipe is empty here, so EAGAIN can only mean "no data". */
+        n = splice(d->src, NULL, d->pipe[1], NULL, RELAY_SPLICE_CHUNK,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->inpipe = (uint32_t)n;
+            nread += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            d->eof = 1;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        return errno == EAGAIN ? RELAY_IDLE : RELAY_ERR_SRC;
+    }
+}
+
 enum relay_status
 relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
 {
@@ -109,6 +188,9 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
     ssize_t n;
     int drained = 0;
 
+    if (d->spliced) {
+        return relay_pump_splice(d, budget);
+    }
     for (;;) {
         if (d->buf != NULL && d->off < d->len) {
             st = relay_flush(d);
@@ -133,6 +215,11 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             /* Fairness: others on this loop get their turn first. */
             relay_dir_release(d, rp);
             return RELAY_YIELD;
+        }
+        if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
+            && relay_splice_start(d) == MQ_OK) {
+            relay_dir_release(d, rp);   /* empty: everything was sent */
+            return relay_pump_splice(d, budget - nread);
         }
         if (d->buf == NULL) {
             d->buf = relay_buf_get(rp);

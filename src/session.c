@@ -182,8 +182,8 @@ session_close(struct session *s, const char *reason)
     session_account(s);
     session_drop_upstream(s);
     close(s->cfd);
-    relay_dir_release(&s->up, &w->rp);
-    relay_dir_release(&s->down, &w->rp);
+    relay_dir_close(&s->up, &w->rp);
+    relay_dir_close(&s->down, &w->rp);
     session_tap_release(s);
 
     ls.id = s->id;

@@ -46,7 +46,7 @@ rf_setup(void)
 static void
 rf_teardown(void)
 {
-    relay_dir_release(&rf.d, &rf.rp);
+    relay_dir_close(&rf.d, &rf.rp);
     relay_pool_deinit(&rf.rp);
     close(rf.client[0]);
     close(rf.client[1]);
@@ -154,6 +154,42 @@ Test(relay, large_stream_goes_through_in_order)
         rf_read_check(rf.server[1], &got);
     }
     cr_expect_eq(got, total);
+    cr_expect_eq(rf.d.nbytes, total);
+    cr_expect(rf.d.spliced, "past RELAY_SPLICE_MIN a direction splices");
+    cr_expect_null(rf.d.buf, "a spliced direction holds no buffer");
+}
+
+Test(relay, spliced_direction_keeps_order_backpressure_and_eof)
+{
+    const uint64_t total = 3 << 20;
+    uint64_t sent = 0, got = 0;
+    enum relay_status st;
+    int rounds = 0, blocked = 0;
+
+    rf_small_dst();
+    while (sent < total) {
+        cr_assert_lt(++rounds, 200000, "no progress");
+        rf_write_pattern(rf.client[0], &sent, total);
+        st = relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+        cr_assert(st == RELAY_IDLE || st == RELAY_BLOCKED ||
+                  st == RELAY_YIELD, "status %d", st);
+        blocked += st == RELAY_BLOCKED;
+        if (rounds % 3 == 0) {
+            rf_read_check(rf.server[1], &got);  /* a slow reader */
+        }
+    }
+    cr_expect(rf.d.spliced);
+    cr_expect_gt(blocked, 0, "a full peer pauses the spliced direction");
+    cr_assert_eq(shutdown(rf.client[0], SHUT_WR), 0);
+    for (st = RELAY_IDLE; st != RELAY_EOF; ) {
+        cr_assert_lt(++rounds, 400000, "no EOF");
+        st = relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+        cr_assert_neq(st, RELAY_ERR_SRC);
+        cr_assert_neq(st, RELAY_ERR_DST);
+        rf_read_check(rf.server[1], &got);
+    }
+    rf_read_check(rf.server[1], &got);
+    cr_expect_eq(got, total, "EOF only after every byte");
     cr_expect_eq(rf.d.nbytes, total);
 }
 

@@ -15,6 +15,9 @@
 
 #define RELAY_BUF_SIZE      16384   /* bytes per buffer */
 #define RELAY_BUDGET        65536   /* bytes per wake-up per direction */
+#define RELAY_SPLICE_MIN    262144  /* bytes a direction moves by copying
+                                       before it switches to splice(2) */
+#define RELAY_SPLICE_CHUNK  65536   /* bytes per splice into the pipe */
 
 /* A free list of RELAY_BUF_SIZE buffers, owned by one worker thread. */
 struct relay_pool {
@@ -33,6 +36,10 @@ struct relay_dir {
     uint32_t            len;        /* bytes in <buf> */
     unsigned            eof:1;      /* src sent FIN */
     unsigned            tap_full:1; /* more was read than <tap> holds */
+    unsigned            spliced:1;  /* moving through <pipe>, zero-copy */
+    unsigned            nosplice:1; /* splice failed once: keep copying */
+    int                 pipe[2];    /* valid while <spliced> */
+    uint32_t            inpipe;     /* bytes waiting in the pipe */
     uint64_t            nbytes;     /* bytes delivered to dst */
     char               *tap;        /* if set, a copy of what src sent */
     uint32_t            taplen;     /* bytes in <tap> (RELAY_BUF_SIZE max) */
@@ -60,7 +67,9 @@ void relay_buf_put(struct relay_pool *rp, char *buf);
 enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
                              size_t budget);
 
-/* Give back the buffer of <d> (at session end). */
+/* Give back the buffer of <d> (it holds none while idle). */
 void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);
+/* At session end: the buffer and the splice pipe. */
+void relay_dir_close(struct relay_dir *d, struct relay_pool *rp);
 
 #endif /* MQLB_RELAY_H */
