@@ -18,8 +18,8 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (EchoServer, Mqlb, Proc, RedisClient, RedisServer, free_port, redis_port_of,
-                     wait_port, wait_until)
+from harness import (EchoServer, Mqlb, Proc, RedisClient, RedisServer, ThreeRedisCase,
+                     free_port, redis_port_of, wait_port, wait_until)
 
 # Linux routes all of 127/8 to lo: each of these is a distinct client.
 SOURCES = ["127.0.0.%d" % i for i in range(2, 61)]
@@ -167,15 +167,7 @@ class SourceHashing(unittest.TestCase):
 
 # ---- leastconn and random (power of two choices) ------------------------
 
-class LoadAware(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = [RedisServer() for _ in range(3)]
-
-    @classmethod
-    def tearDownClass(cls):
-        for r in cls.redis:
-            r.stop()
+class LoadAware(ThreeRedisCase):
 
     def start(self, balance):
         port = free_port()

@@ -12,8 +12,8 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (MQLB_BIN, EchoServer, Mqlb, RedisClient, RedisServer, free_port,
-                     port_open, redis_port_of, wait_until)
+from harness import (MQLB_BIN, EchoServer, Mqlb, RedisClient, RedisServer, ThreeRedisCase,
+                     free_port, port_open, redis_port_of, wait_until)
 
 
 def redis_pool(name, listen, backends, extra=""):
@@ -24,15 +24,7 @@ def redis_pool(name, listen, backends, extra=""):
     return text
 
 
-class Balancing(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = [RedisServer() for _ in range(3)]
-
-    @classmethod
-    def tearDownClass(cls):
-        for r in cls.redis:
-            r.stop()
+class Balancing(ThreeRedisCase):
 
     def split(self, weights, n):
         port = free_port()

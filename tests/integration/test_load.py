@@ -20,7 +20,8 @@ import threading
 import time
 import unittest
 
-from harness import Mqlb, Proc, free_port, wait_port, wait_until
+from harness import (Mqlb, Proc, cpu_ticks, free_port, nfds, rss_kib, wait_port,
+                     wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(os.path.dirname(HERE), "support", "echo_server.py")
@@ -40,22 +41,10 @@ def session_cap(want):
     return min(want, (raise_nofile() - 200) // 2)
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise ValueError("no VmRSS")
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])     # utime + stime
 
 
-def nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 class Backend:

@@ -13,9 +13,31 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 MQLB_BIN = os.environ.get("MQLB_BIN", os.path.abspath("mqlb"))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def rss_kib(pid):
+    """Resident memory of process <pid>, KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise ValueError("no VmRSS")
+
+
+def cpu_ticks(pid):
+    """utime + stime of process <pid>, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def nfds(pid):
+    """Open descriptors of process <pid>."""
+    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def free_port(host="127.0.0.1"):
@@ -127,6 +149,19 @@ class RedisServer:
     def command(self, *args):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             return redis_command(s, *args)
+
+
+class ThreeRedisCase(unittest.TestCase):
+    """Tests of a class share three real redis-server brokers: cls.redis."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = [RedisServer() for _ in range(3)]
+
+    @classmethod
+    def tearDownClass(cls):
+        for r in cls.redis:
+            r.stop()
 
 
 def redis_encode(*args):

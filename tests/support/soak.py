@@ -42,23 +42,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from harness import (Mqlb, Proc, RedisServer, free_port, redis_encode,  # noqa: E402
-                     redis_read, wait_port, wait_until)
+from harness import (Mqlb, Proc, RedisServer, free_port, nfds, redis_encode,  # noqa: E402
+                     redis_read, rss_kib, wait_port, wait_until)
 
 ECHO = os.path.join(HERE, "echo_server.py")
 REFUSE_AT_ONCE_S = 1.0
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise ValueError("no VmRSS")
 
 
-def nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 class EchoBackend:
