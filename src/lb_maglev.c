@@ -389,6 +389,23 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
  * spread over the others as its home slots' neighbours say; at most M
  * slots, then key % ncands. Called under the pool lock.
  */
+/*
+ * Slow start: a backend whose weight is still ramping up takes back only
+ * the share of its keys that its ramp allows, chosen by the key itself so
+ * that a key, once back, stays back. The others walk on to their next
+ * table entry, as if the backend were still away.
+ */
+static bool
+lb_maglev_admits(const struct lb_cand *c, uint64_t key)
+{
+    unsigned full = atomic_load_explicit(&c->b->weight, memory_order_relaxed);
+
+    if (c->weight >= full || full == 0) {
+        return true;
+    }
+    return ((key * 0x9e3779b97f4a7c15ULL) >> 40) % full < c->weight;
+}
+
 static size_t
 lb_maglev_pick(void *st, const struct lb_pick *p)
 {
@@ -414,7 +431,7 @@ lb_maglev_pick(void *st, const struct lb_pick *p)
     }
     for (i = 0; i < p->ncands; i++) {
         idx = p->cands[i].index;
-        if (idx < mg->ncap) {
+        if (idx < mg->ncap && lb_maglev_admits(&p->cands[i], key)) {
             mg->stamp[idx] = mg->gen;
             mg->pos[idx] = (uint32_t)i;
         }

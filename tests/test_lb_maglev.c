@@ -98,7 +98,8 @@ mg_pick_skip(struct mg_pool *mp, uint64_t key, int skip)
         if (mp->usable[i] && (int)i != skip) {
             cands[n].b = mp->b[i];
             cands[n].index = (unsigned)i;
-            cands[n].weight = 1;
+            /* what the pool offers outside slow start: the full weight */
+            cands[n].weight = atomic_load(&mp->b[i]->weight);
             n++;
         }
     }
@@ -423,5 +424,63 @@ Test(lb_maglev, backups_take_over_when_no_primary_is_usable)
     mg_counts(&mp, counts);
     cr_assert_eq(counts[2] + counts[3], MG_M);
     cr_assert(counts[2] > MG_M / 2 * 0.99 && counts[2] < MG_M / 2 * 1.01);
+    mg_deinit(&mp);
+}
+
+/* A pick over all usable backends where backend <ramp> is ramping at
+ * <eff> of its weight (slow start), as pool_pick offers it. */
+static unsigned
+mg_pick_ramp(struct mg_pool *mp, uint64_t key, size_t ramp, unsigned eff)
+{
+    struct lb_cand cands[MG_MAX];
+    struct lb_pick p;
+    size_t i, n = 0;
+
+    for (i = 0; i < mp->n; i++) {
+        if (mp->usable[i]) {
+            cands[n].b = mp->b[i];
+            cands[n].index = (unsigned)i;
+            cands[n].weight = i == ramp ? eff
+                              : atomic_load(&mp->b[i]->weight);
+            n++;
+        }
+    }
+    p.cands = cands;
+    p.ncands = n;
+    p.key = key;
+    p.has_key = true;
+    return cands[lb_maglev_ops.pick(mp->st, &p)].b->index;
+}
+
+Test(lb_maglev, slow_start_returns_keys_in_step_with_the_ramp)
+{
+    unsigned w[] = { 8, 8, 8 };
+    unsigned owner[4000], share[9] = { 0 };
+    unsigned eff, at;
+    struct mg_pool mp;
+    size_t k, mine = 0;
+
+    mg_init(&mp, 3, NULL, w);
+    for (k = 0; k < 4000; k++) {
+        owner[k] = mg_pick(&mp, mg_key(k));
+        mine += owner[k] == 1;
+    }
+    for (eff = 1; eff <= 8; eff++) {
+        for (k = 0; k < 4000; k++) {
+            at = mg_pick_ramp(&mp, mg_key(k), 1, eff);
+            if (owner[k] != 1) {
+                /* other backends' keys never move */
+                cr_assert_eq(at, owner[k], "key %zu moved", k);
+            } else if (at == 1) {
+                share[eff]++;
+            }
+        }
+        /* a key that came back stays back as the ramp rises */
+        cr_assert_geq(share[eff], share[eff - 1]);
+    }
+    cr_assert_eq(share[8], mine, "at full weight every key is back");
+    cr_assert(share[2] > mine / 8 && share[2] < mine * 3 / 8,
+              "a quarter of the ramp takes back about a quarter: %u of %zu",
+              share[2], mine);
     mg_deinit(&mp);
 }
