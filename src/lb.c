@@ -1,6 +1,9 @@
 /*
  * lb.c: the table from `balance =` to an algorithm, and the key hash.
  */
+#include <stdatomic.h>
+
+#include "mqlb/backend.h"
 #include "mqlb/lb.h"
 
 const struct lb_ops *
@@ -38,4 +41,23 @@ lb_hash(const void *data, size_t len)
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
+}
+
+uint64_t
+lb_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+uint64_t
+lb_cand_active(const struct lb_cand *c)
+{
+    int64_t nactive;
+
+    nactive = atomic_load_explicit(&c->b->nactive, memory_order_relaxed);
+    return nactive < 0 ? 0 : (uint64_t)nactive;
 }

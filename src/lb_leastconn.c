@@ -26,16 +26,6 @@ lb_leastconn_create(size_t nbackends)
     return lc;
 }
 
-/* Active sessions of <c>'s backend; a transiently negative count is 0. */
-static uint64_t
-lb_leastconn_active(const struct lb_cand *c)
-{
-    int64_t nactive;
-
-    nactive = atomic_load_explicit(&c->b->nactive, memory_order_relaxed);
-    return nactive < 0 ? 0 : (uint64_t)nactive;
-}
-
 /*
  * The candidate of <p> with the lowest nactive/weight. Among equals, the
  * first at or after the cursor in pool order wins: the distance from the
@@ -54,13 +44,13 @@ lb_leastconn_pick(void *st, const struct lb_pick *p)
 
     best_i = 0;
     best = &p->cands[0];
-    best_active = lb_leastconn_active(best);
+    best_active = lb_cand_active(best);
     best_weight = MQ_MAX(best->weight, 1u);
     best_dist = best->index - lc->cursor;
 
     for (i = 1; i < p->ncands; i++) {
         c = &p->cands[i];
-        active = lb_leastconn_active(c);
+        active = lb_cand_active(c);
         weight = MQ_MAX(c->weight, 1u);
         dist = c->index - lc->cursor;
 

@@ -74,29 +74,17 @@ lb_maglev_fnv1a(const char *s, uint64_t basis)
     return h;
 }
 
-/* splitmix64's finalizer: spreads FNV's weak high bits over all 64. */
-static uint64_t
-lb_maglev_mix(uint64_t h)
-{
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
-
 /* The two independent hashes of a backend name (offset and skip). */
 static uint64_t
 lb_maglev_h1(const char *name)
 {
-    return lb_maglev_mix(lb_maglev_fnv1a(name, 0xcbf29ce484222325ULL));
+    return lb_mix64(lb_maglev_fnv1a(name, 0xcbf29ce484222325ULL));
 }
 
 static uint64_t
 lb_maglev_h2(const char *name)
 {
-    return lb_maglev_mix(lb_maglev_fnv1a(name, 0x84222325cbf29ce4ULL) ^
+    return lb_mix64(lb_maglev_fnv1a(name, 0x84222325cbf29ce4ULL) ^
                          0x9e3779b97f4a7c15ULL);
 }
 

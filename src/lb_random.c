@@ -19,16 +19,6 @@ struct lb_random {
     uint64_t        rng;        /* xorshift64* state, never 0 */
 };
 
-/* splitmix64 step: turns any seed into a well-mixed non-trivial value. */
-static uint64_t
-lb_random_splitmix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* Next value of the xorshift64* generator of <r>. */
 static uint64_t
 lb_random_next(struct lb_random *r)
@@ -61,7 +51,7 @@ lb_random_create(size_t nbackends)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     seed = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     seed ^= (uint64_t)(uintptr_t)r;
-    r->rng = lb_random_splitmix(seed);
+    r->rng = lb_mix64(seed + 0x9e3779b97f4a7c15ULL);
     if (r->rng == 0) {
         r->rng = 0x9e3779b97f4a7c15ULL;
     }
@@ -102,16 +92,6 @@ lb_random_draw(struct lb_random *r, const struct lb_pick *p, size_t skip,
     return last;
 }
 
-/* Active sessions of <c>'s backend; a transiently negative count is 0. */
-static uint64_t
-lb_random_active(const struct lb_cand *c)
-{
-    int64_t nactive;
-
-    nactive = atomic_load_explicit(&c->b->nactive, memory_order_relaxed);
-    return nactive < 0 ? 0 : (uint64_t)nactive;
-}
-
 /*
  * Index into <p->cands> of the less loaded of two weighted random draws;
  * on equal load the first draw wins, which is itself random.
@@ -135,8 +115,8 @@ lb_random_pick(void *st, const struct lb_pick *p)
     b = lb_random_draw(r, p, a, total - lb_random_weight(&p->cands[a]));
 
     /* active_a / weight_a <= active_b / weight_b, without division */
-    la = lb_random_active(&p->cands[a]) * lb_random_weight(&p->cands[b]);
-    lb = lb_random_active(&p->cands[b]) * lb_random_weight(&p->cands[a]);
+    la = lb_cand_active(&p->cands[a]) * lb_random_weight(&p->cands[b]);
+    lb = lb_cand_active(&p->cands[b]) * lb_random_weight(&p->cands[a]);
     return lb < la ? b : a;
 }
 
