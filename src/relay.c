@@ -229,7 +229,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         }
         d->off = 0;
         d->len = 0;
-        n = read(d->src, d->buf, RELAY_BUF_SIZE);
+        n = recv(d->src, d->buf, RELAY_BUF_SIZE, 0);
         if (n > 0) {
             d->len = (uint32_t)n;
             nread += (size_t)n;
