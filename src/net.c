@@ -33,6 +33,9 @@ net_listen(const struct config_addr *a, int backlog, char *err)
         close(fd);
         return -1;
     }
+    /* Accepted sockets inherit TCP_NODELAY: one call per listener, not
+     * one per client. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (a->ss.ss_family == AF_INET6) {
         /* [::]:P is v6 only, so that 0.0.0.0:P may be listed beside it. */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));

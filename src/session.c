@@ -738,7 +738,7 @@ session_create(struct worker *w, struct pool *pool, int fd,
     ev_init(&s->timer, session_timer_cb);
     session_link(w, s);
 
-    net_set_nodelay(fd);
+    /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
     if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
         s->state = SESSION_PEEK;

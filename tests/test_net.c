@@ -289,3 +289,30 @@ Test(net, keepalive_settings_reach_the_socket)
     cr_expect_eq(v, 5);
     close(fd);
 }
+
+Test(net, accepted_sockets_inherit_nodelay_from_the_listener)
+{
+    struct config_addr a;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char err[MQ_ERR_LEN];
+    int lfd, cfd, afd, in_progress, on = 0;
+    socklen_t olen = sizeof(on);
+
+    cr_assert_eq(config_parse_addr("127.0.0.1:1", &a), MQ_OK);
+    ((struct sockaddr_in *)&a.ss)->sin_port = 0;
+    lfd = net_listen(&a, 16, err);
+    cr_assert_neq(lfd, -1, "%s", err);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+    cfd = net_connect((struct sockaddr *)&ss, len, &in_progress);
+    cr_assert_neq(cfd, -1);
+    for (afd = -1; afd == -1; ) {
+        afd = net_accept(lfd, &ss, &len);
+        cr_assert(afd != -1 || errno == EAGAIN);
+    }
+    cr_assert_eq(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &on, &olen), 0);
+    cr_expect_eq(on, 1, "TCP_NODELAY on the accepted client socket");
+    close(afd);
+    close(cfd);
+    close(lfd);
+}
