@@ -419,13 +419,17 @@ session_replay(struct session *s, int err)
     ev_timer_stop(loop, &s->timer);
     relay_dir_release(&s->up, &s->w->rp);
     relay_dir_release(&s->down, &s->w->rp);
-    s->up.buf = relay_buf_get(&s->w->rp);
-    if (s->up.buf == NULL) {
-        session_close(s, "out of memory");
-        return;
+    if (s->up.taplen > 0) {
+        /* (A broker that went away right after the connect, before the
+         * client said anything, leaves nothing to send again.) */
+        s->up.buf = relay_buf_get(&s->w->rp);
+        if (s->up.buf == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+        memcpy(s->up.buf, s->up.tap, s->up.taplen);
+        s->up.len = s->up.taplen;
     }
-    memcpy(s->up.buf, s->up.tap, s->up.taplen);
-    s->up.len = s->up.taplen;
     s->up.nbytes = 0;
     s->bytes_in_acct = 0;
     s->down.eof = 0;
