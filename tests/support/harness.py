@@ -347,6 +347,19 @@ class Mqlb:
 
     def stop(self):
         self.proc.stop()
+        check_sanitizers(self.output())
 
     def output(self):
         return self.proc.output()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def check_sanitizers(output):
+    """Fail the test that ran mqlb if a sanitizer build reported anything."""
+    for mark in SANITIZER_MARKS:
+        i = output.find(mark)
+        if i != -1:
+            raise AssertionError("mqlb sanitizer report: %s" % output[max(0, i - 200):i + 1500])
