@@ -115,9 +115,12 @@ class Ejection(unittest.TestCase):
                 lb.wait_state("redis", n, "up")
             errors, done = [], [0]
             stop = threading.Event()
+            deadline = time.monotonic() + 60
 
             def load():
-                while not stop.is_set() and done[0] < 100000:
+                # bounded in count and time, failures included
+                while (not stop.is_set() and done[0] + len(errors) < 100000
+                       and time.monotonic() < deadline):
                     try:
                         c = RedisClient(port)
                         self.assertEqual(c.command("PING"), "PONG")
@@ -125,8 +128,10 @@ class Ejection(unittest.TestCase):
                         done[0] += 1
                     except Exception as e:  # noqa: BLE001 - count every failure
                         errors.append(repr(e))
-            t = threading.Thread(target=load)
+            t = threading.Thread(target=load, daemon=True)
             t.start()
+            self.addCleanup(t.join, 30)
+            self.addCleanup(stop.set)
             wait_until(lambda: done[0] > 50, 10, what="traffic")
             redis[1].kill9()
             killed = time.monotonic()

@@ -79,7 +79,7 @@ class Reload(unittest.TestCase):
         refused, connects = [], [0]
 
         def connector():
-            while not stop.is_set() and connects[0] < 100000:
+            while not stop.is_set() and connects[0] + len(refused) < 100000:
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
                         c.sendall(b"hi")
