@@ -86,6 +86,9 @@ backend_state(const struct backend *b)
 const char *
 backend_state_name(enum backend_state st)
 {
+    if ((unsigned)st >= MQ_NELEMS(backend_state_names)) {
+        return "down";      /* never reached: states come from backend_state */
+    }
     return backend_state_names[st];
 }
 

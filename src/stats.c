@@ -50,26 +50,6 @@ struct stats_family {
     stats_emit_t        emit;           /* writes the samples */
 };
 
-/*
- * The state names of the SPEC. Kept here rather than calling backend.c so
- * that rendering depends on nothing but the snapshot.
- */
-static const char *
-stats_state_name(enum backend_state st)
-{
-    switch (st) {
-    case BACKEND_UP:
-        return "up";
-    case BACKEND_DOWN:
-        return "down";
-    case BACKEND_DRAIN:
-        return "drain";
-    case BACKEND_DISABLED:
-        return "disabled";
-    }
-    return "down";
-}
-
 static const char *
 stats_check_result_name(enum backend_check_result r)
 {
@@ -228,7 +208,7 @@ stats_json_backend(const struct stats_backend *be)
     ok = stats_json_set(o, "name", stats_json_str(be->name));
     ok = stats_json_set(o, "address", stats_json_str(be->address)) && ok;
     ok = stats_json_set(o, "state",
-                        json_string(stats_state_name(be->state))) && ok;
+                        json_string(backend_state_name(be->state))) && ok;
     ok = stats_json_set(o, "weight", json_integer(be->weight)) && ok;
     ok = stats_json_set(o, "active", json_integer(be->active)) && ok;
     ok = stats_json_set(o, "total", stats_json_u64(be->total)) && ok;
@@ -513,7 +493,7 @@ stats_emit_state(struct stats_buf *b, const char *name,
 
     for (i = 0; i < MQ_NELEMS(states); i++) {
         stats_buf_sample_kv(b, name, p, be, "state",
-                            stats_state_name(states[i]),
+                            backend_state_name(states[i]),
                             be->state == states[i]);
     }
 }
