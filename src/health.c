@@ -297,8 +297,7 @@ check_start(struct check *c)
     c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
                         &in_progress);
     if (c->fd == -1) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-            errno == ENOMEM) {
+        if (net_is_shortage(errno)) {
             /* Our shortage, not the broker's: no verdict this round. */
             log_warn("check of %s/%s skipped: %s", c->pool->cf->name,
                      c->b->name, strerror(errno));

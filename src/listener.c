@@ -49,8 +49,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
                 errno == ECONNABORTED) {
                 return;
             }
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
+            if (net_is_shortage(errno)) {
                 log_warn("accept on %s failed: %s, pausing accepts",
                          l->addr.text, strerror(errno));
                 worker_pause_accept(w);

@@ -168,3 +168,9 @@ net_format(const struct sockaddr *sa, char *buf, size_t size)
         snprintf(buf, size, "?");
     }
 }
+
+bool
+net_is_shortage(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}

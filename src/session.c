@@ -608,8 +608,7 @@ session_connect(struct session *s)
         fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
                          &in_progress);
         if (fd == -1) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
+            if (net_is_shortage(errno)) {
                 session_wait_fd(s, errno);
                 return;
             }

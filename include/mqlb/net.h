@@ -6,6 +6,7 @@
 #ifndef MQLB_NET_H
 #define MQLB_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,12 @@ int net_socket_error(int fd);
 
 int net_set_nodelay(int fd);
 int net_set_keepalive(int fd, const struct config_keepalive *ka);
+
+/*
+ * true if <err> says the process or the system is out of descriptors or
+ * socket memory: our shortage, to wait out, not the peer's failure.
+ */
+bool net_is_shortage(int err);
 
 /* "1.2.3.4:56" or "[::1]:56" into <buf>. */
 void net_format(const struct sockaddr *sa, char *buf, size_t size);
