@@ -445,8 +445,14 @@ core_post_all(struct core *c, unsigned cmd)
 static void
 core_on_down(void *ctx, struct pool *pool)
 {
+    core_backend_down(ctx, pool);
+}
+
+void
+core_backend_down(struct core *c, const struct pool *pool)
+{
     if (pool->cf->close_on_down) {
-        core_post_all(ctx, WORKER_CMD_SWEEP);
+        core_post_all(c, WORKER_CMD_SWEEP);
     }
 }
 

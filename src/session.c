@@ -519,7 +519,9 @@ session_connect_failed(struct session *s, const char *what, int err)
     char reason[128];
 
     snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
-    backend_connect_fail(s->b, s->pool->cf->max_fails, reason);
+    if (backend_connect_fail(s->b, s->pool->cf->max_fails, reason)) {
+        core_backend_down(s->w->core, s->pool);
+    }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
              s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
              strerror(err), (unsigned long long)s->id, s->client_text);

@@ -14,7 +14,6 @@
 #include "mqlb/worker.h"
 
 #define WORKER_PAUSE_S      0.1     /* accept retry after EMFILE/limit */
-#define WORKER_SWEEP_S      0.25    /* on_backend_down = close */
 
 static void
 worker_listeners_start(struct worker *w)
@@ -85,14 +84,6 @@ worker_session_closed(struct worker *w)
     if (w->stopping && w->nsessions == 0 && w->listeners == NULL) {
         ev_break(w->loop, EVBREAK_ALL);
     }
-}
-
-static void
-worker_sweep_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop;
-    (void)revents;
-    session_sweep_down(container_of(t, struct worker, sweep));
 }
 
 /*
@@ -190,9 +181,6 @@ worker_create(struct core *core, unsigned id)
     ev_async_init(&w->wake, worker_wake_cb);
     ev_async_start(w->loop, &w->wake);
     ev_init(&w->resume, worker_resume_cb);
-    ev_timer_init(&w->sweep, worker_sweep_cb, WORKER_SWEEP_S,
-                  WORKER_SWEEP_S);
-    ev_timer_start(w->loop, &w->sweep);
     return w;
 }
 

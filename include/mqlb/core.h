@@ -17,6 +17,7 @@ struct admin;
 struct health;
 struct worker;
 struct gen;
+struct pool;
 struct core_lfd;
 struct core_pool_stats;
 
@@ -51,5 +52,9 @@ void core_deinit(struct core *c);
 /* Admission: claim one of max_connections; false if the process is full. */
 bool core_session_admit(struct core *c);
 void core_session_done(struct core *c);
+
+/* A backend of <pool> went down (checks or passive failures, any thread):
+ * with on_backend_down = close, every worker closes its sessions. */
+void core_backend_down(struct core *c, const struct pool *pool);
 
 #endif /* MQLB_CORE_H */

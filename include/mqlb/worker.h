@@ -38,7 +38,6 @@ struct worker {
     struct session     *sessions;       /* owned doubly linked list */
     size_t              nsessions;
     ev_timer            resume;         /* re-arm accept after a pause */
-    ev_timer            sweep;          /* on_backend_down = close */
     struct relay_pool   rp;             /* buffers for this loop */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
