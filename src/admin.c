@@ -167,8 +167,7 @@ admin_take_name(const char **p, char *out)
         if (n + 1 >= CONFIG_NAME_LEN) {
             return false;
         }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) {
+        if (!config_name_char((unsigned char)c)) {
             return false;
         }
         out[n] = c;
