@@ -607,13 +607,6 @@ cf_name_ok(const char *s)
     return true;
 }
 
-bool
-config_name_char(int c)
-{
-    /* ASCII on purpose: names appear in URLs and metric labels. */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
 
 /* backend = NAME HOST:PORT [weight=N] [backup] [max_conns=N] */
 static int
