@@ -702,6 +702,9 @@ core_init(struct core *c, struct config *cf)
     memset(c, 0, sizeof(*c));
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    if (log_start() != MQ_OK) {
+        log_warn("no log writer thread: logging to stderr directly");
+    }
     c->max_connections = core_fit_fd_limit(cf->max_connections);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
@@ -844,4 +847,5 @@ core_deinit(struct core *c)
         free(s);
     }
     c->stats = NULL;
+    log_stop();
 }

@@ -1,6 +1,9 @@
 /*
  * log.h: one line per event on stderr, as text or JSON. Safe from any
- * thread: each line is formatted locally and written with one write(2).
+ * thread: each line is formatted locally. After log_start() lines go
+ * through a bounded ring that a thread of its own writes out, so a
+ * stalled reader of stderr costs dropped (and counted) lines, never a
+ * stalled caller.
  */
 #ifndef MQLB_LOG_H
 #define MQLB_LOG_H
@@ -33,6 +36,14 @@ void log_init(int level, enum config_log_format format);
 int log_level_parse(const char *text);      /* -1 if unknown */
 const char *log_level_name(int level);
 int log_enabled(int level);
+
+/* Start the writer thread; MQ_ERR if it cannot (lines stay direct). */
+int log_start(void);
+/* Write out what is queued (waiting at most ~2 s on a stalled reader),
+ * end the thread; later lines are written directly. */
+void log_stop(void);
+/* Lines dropped because the ring was full, since the start. */
+uint64_t log_dropped(void);
 
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
