@@ -39,6 +39,108 @@ def echo_once(port, payload=b"ping", timeout=5.0):
     return got
 
 
+# ---- 2: a descriptor has one owner at every moment ---------------------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUPPORT = os.path.join(os.path.dirname(HERE), "support")
+
+
+def closecheck_env():
+    """Environment that preloads tests/support/closecheck.c: mqlb aborts
+    on a close() of a descriptor that is not open."""
+    out = os.path.join(tempfile.mkdtemp(prefix="mqlb-closecheck-"), "closecheck.so")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", out,
+                    os.path.join(SUPPORT, "closecheck.c"), "-ldl"], check=True)
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = out
+    # ASan wants to come first; the shim only wraps close().
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    return env
+
+
+class Bulk(threading.Thread):
+    """One session streaming paced random bytes to an echo server and
+    checking every byte that comes back."""
+
+    def __init__(self, port, stop):
+        super().__init__(daemon=True)
+        self.port, self.stop_ev = port, stop
+        self.sent, self.got = bytearray(), bytearray()
+        self.error = None
+
+    def run(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+            rd = threading.Thread(target=self.reader, args=(s,), daemon=True)
+            rd.start()
+            while not self.stop_ev.is_set() and len(self.sent) < (8 << 20):
+                block = os.urandom(4096)
+                self.sent += block
+                s.sendall(block)
+                self.stop_ev.wait(0.002)
+            s.shutdown(socket.SHUT_WR)
+            rd.join(30)
+            s.close()
+        except OSError as e:
+            self.error = repr(e)
+
+    def reader(self, s):
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return
+                self.got += data
+        except OSError as e:
+            self.error = repr(e)
+
+
+class ReloadStorm(unittest.TestCase):
+    """SIGHUP every 2 ms while the file flips a second listen address on
+    and off (so the main thread often hands over a new listener list
+    before a busy worker took the previous one): no descriptor is closed
+    twice, no session sees EBADF, every byte comes back."""
+
+    def test_sighup_storm_with_bulk_sessions(self):
+        echo = EchoServer()
+        port, port2 = free_port(), free_port()
+        one = echo_pool(port, [("e1", echo.port)])
+        two = one.replace("listen = 127.0.0.1:%d\n" % port,
+                          "listen = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n" % (port, port2))
+        lb = Mqlb(two, workers=2, env=closecheck_env())
+        try:
+            stop = threading.Event()
+            bulks = [Bulk(port, stop) for _ in range(40)]
+            for b in bulks:
+                b.start()
+            deadline = time.monotonic() + 4.0
+            n = 0
+            while time.monotonic() < deadline and lb.alive():
+                if n % 3 == 0:
+                    lb.write(two if (n // 3) % 2 == 0 else one)
+                lb.reload()
+                n += 1
+                time.sleep(0.002)
+            stop.set()
+            for b in bulks:
+                b.join(40)
+            out = lb.output()
+            self.assertFalse("closecheck" in out, out[out.find("closecheck"):][:200])
+            self.assertTrue(lb.alive(), "mqlb died: %s" % out[-2000:])
+            for b in bulks:
+                self.assertIsNone(b.error, b.error)
+                self.assertEqual(len(b.got), len(b.sent))
+                self.assertTrue(b.got == b.sent, "bytes differ")
+            out = lb.output()
+            self.assertNotIn("Bad file descriptor", out)
+            self.assertEqual(echo_once(port), b"ping")
+        finally:
+            lb.stop()
+            echo.stop()
+        out = lb.output()
+        self.assertFalse("closecheck" in out, out[out.find("closecheck"):][:200])
+
+
 # ---- 7: a stalled log reader never stalls the relay --------------------
 
 class StalledStderr(unittest.TestCase):
