@@ -2,6 +2,7 @@
 else. Each class is one finding of the hostile review, driven against the
 real mqlb in front of real brokers (mosquitto) or echo servers."""
 
+import http.client
 import os
 import re
 import select
@@ -139,6 +140,129 @@ class ReloadStorm(unittest.TestCase):
             echo.stop()
         out = lb.output()
         self.assertFalse("closecheck" in out, out[out.find("closecheck"):][:200])
+
+
+# ---- 3: [admin] changes are applied by a reload, or the reload is refused
+
+def admin_get(port, path, token=None, timeout=2.0):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers={"Authorization": "Bearer " + token} if token else {})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+class AdminReload(unittest.TestCase):
+    def setUp(self):
+        self.echo = EchoServer()
+        self.port = free_port()
+        self.pools = echo_pool(self.port, [("e1", self.echo.port)])
+
+    def tearDown(self):
+        self.lb.stop()
+        self.echo.stop()
+
+    def reload_and_wait(self, nth):
+        self.lb.reload()
+        wait_until(lambda: self.lb.output().count("SIGHUP: reloading") >= nth and
+                   ("reload done" in self.lb.output().split("SIGHUP: reloading")[nth] or
+                    "reload failed" in self.lb.output().split("SIGHUP: reloading")[nth]),
+                   what="reload %d finished" % nth)
+        return self.lb.output().split("SIGHUP: reloading")[nth]
+
+    def test_new_token_and_listen_are_applied_old_token_stops_at_once(self):
+        self.lb = Mqlb(self.pools, admin_extra="token = old-secret")
+        self.assertEqual(admin_get(self.lb.admin_port, "/status", "old-secret"), 200)
+        self.lb.admin_extra = "token = new-secret"
+        self.lb.write(self.pools)
+        self.reload_and_wait(1)
+        self.assertEqual(admin_get(self.lb.admin_port, "/status", "old-secret"), 401)
+        self.assertEqual(admin_get(self.lb.admin_port, "/status", "new-secret"), 200)
+        # a new admin listen address: served at once, the old one closes
+        old = self.lb.admin_port
+        self.lb.admin_port = free_port()
+        self.lb.write(self.pools)
+        part = self.reload_and_wait(2)
+        self.assertIn("reload done", part)
+        self.assertEqual(admin_get(self.lb.admin_port, "/status", "new-secret"), 200)
+        wait_until(lambda: not port_open(old), what="old admin port closed")
+        self.assertEqual(echo_once(self.port), b"ping")
+
+    def test_admin_listen_that_cannot_be_bound_refuses_the_reload(self):
+        self.lb = Mqlb(self.pools)
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        old = self.lb.admin_port
+        try:
+            self.lb.admin_port = taken.getsockname()[1]
+            self.lb.write(self.pools.replace("e1 ", "e2 "))
+            part = self.reload_and_wait(1)
+        finally:
+            self.lb.admin_port = old
+        taken.close()
+        self.assertRegex(part, r"%s:\d+: \[admin\] listen = 127.0.0.1:\d+ cannot be applied"
+                         % re.escape(self.lb.path))
+        self.assertIn("reload failed", part)
+        # the running config stays, whole: old admin port, old backend name
+        self.assertEqual(admin_get(old, "/health"), 200)
+        self.assertEqual(self.lb.status()["pools"][0]["backends"][0]["name"], "e1")
+
+
+# ---- 4: admin slowloris: /health stays answerable -----------------------
+
+class AdminSlowloris(unittest.TestCase):
+    """100 connections from the loopback (keepalived's own address) that
+    trickle one header byte at a time: GET /health still answers within
+    1 s every time it is asked."""
+
+    def test_health_answers_within_1s_through_100_trickling_connections(self):
+        echo = EchoServer()
+        lb = Mqlb(echo_pool(free_port(), [("e1", echo.port)]))
+        stop = threading.Event()
+        opened = [0]
+
+        def attacker():
+            socks = []
+            while not stop.is_set():
+                while len(socks) < 100:
+                    try:
+                        socks.append(socket.create_connection(("127.0.0.1", lb.admin_port),
+                                                              timeout=1))
+                        opened[0] += 1
+                    except OSError:
+                        break
+                for s in list(socks):
+                    try:
+                        s.send(b"G")
+                    except OSError:
+                        s.close()
+                        socks.remove(s)
+                stop.wait(0.5)
+            for s in socks:
+                s.close()
+
+        t = threading.Thread(target=attacker, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: opened[0] >= 100, what="100 slow connections")
+            worst = 0.0
+            deadline = time.monotonic() + 7.0
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                self.assertEqual(admin_get(lb.admin_port, "/health", timeout=1.0), 200)
+                worst = max(worst, time.monotonic() - t0)
+                time.sleep(0.2)
+            print("slowloris: worst /health %.3fs, %d slow connections opened"
+                  % (worst, opened[0]))
+        finally:
+            stop.set()
+            t.join(5)
+            lb.stop()
+            echo.stop()
 
 
 # ---- 7: a stalled log reader never stalls the relay --------------------
