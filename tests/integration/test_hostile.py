@@ -265,6 +265,59 @@ class AdminSlowloris(unittest.TestCase):
             echo.stop()
 
 
+# ---- 9: the MQTT check's client id is unique per instance ---------------
+
+class Mosquitto:
+    """A real mosquitto on loopback that logs every connection."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-mosq-")
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "log_dest stderr\nlog_type all\nconnection_messages true\n"
+                    "max_connections -1\n" % self.port)
+        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
+        wait_port(self.port)
+
+    def client_ids(self):
+        return re.findall(r"New client connected from \S+ as (\S+) ", self.proc.output())
+
+    def stop(self):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MqttCheckClientId(unittest.TestCase):
+    """Two instances checking one broker (as two containers, both PID 1,
+    would): each check id carries the host name and a random part, so
+    neither takes over the other's check session."""
+
+    def test_two_instances_use_distinct_host_and_random_ids(self):
+        mq = Mosquitto()
+        pool = "[pool m]\nlisten = 127.0.0.1:%%d\nhealth_check = mqtt\n" \
+               "check_interval = 200ms\ncheck_timeout = 150ms\n" \
+               "backend = m1 127.0.0.1:%d\n" % mq.port
+        lbs = [Mqlb(pool % free_port()) for _ in range(2)]
+        try:
+            for lb in lbs:
+                lb.wait_state("m", "m1", "up")
+            ids = wait_until(lambda: set(i for i in mq.client_ids()
+                                         if i.startswith("mqlb-check")) if
+                             len(set(mq.client_ids())) >= 2 else None,
+                             what="two check ids")
+            host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:18]
+            for cid in ids:
+                self.assertRegex(cid, r"^mqlb-check-%s-[0-9a-f]{8}-\d+$" % re.escape(host))
+            self.assertEqual(len(ids), 2, ids)
+            self.assertNotIn("already connected, closing old connection", mq.proc.output())
+        finally:
+            for lb in lbs:
+                lb.stop()
+            mq.stop()
+
+
 # ---- 7: a stalled log reader never stalls the relay --------------------
 
 class StalledStderr(unittest.TestCase):
