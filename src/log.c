@@ -108,6 +108,27 @@ log_enabled(int level)
                                          memory_order_relaxed);
 }
 
+bool
+log_ratelimit_ok(struct log_ratelimit *rl, uint64_t *nsuppressed)
+{
+    uint64_t now = mq_now_ms();
+    uint64_t start = atomic_load_explicit(&rl->window_ms,
+                                          memory_order_relaxed);
+
+    if (now - start >= 1000 &&
+        atomic_compare_exchange_strong(&rl->window_ms, &start, now)) {
+        atomic_store_explicit(&rl->nlines, 0, memory_order_relaxed);
+    }
+    if (atomic_fetch_add_explicit(&rl->nlines, 1, memory_order_relaxed)
+        < LOG_RATELIMIT_BURST) {
+        *nsuppressed = atomic_exchange_explicit(&rl->nsuppressed, 0,
+                                                memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&rl->nsuppressed, 1, memory_order_relaxed);
+    return false;
+}
+
 /* "2026-11-27T13:40:00.123Z" into <buf> (at least 32 bytes). */
 static void
 log_timestamp(char *buf, size_t size)

@@ -8,6 +8,7 @@
 #ifndef MQLB_LOG_H
 #define MQLB_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mqlb/config.h"
@@ -44,6 +45,25 @@ int log_start(void);
 void log_stop(void);
 /* Lines dropped because the ring was full, since the start. */
 uint64_t log_dropped(void);
+
+/*
+ * A rate limit for lines a client can cause at will (refusals): at most
+ * LOG_RATELIMIT_BURST lines a second per limiter. Zero-initialize it.
+ */
+struct log_ratelimit {
+    _Atomic uint64_t    window_ms;      /* start of the current second */
+    _Atomic unsigned    nlines;         /* lines let through in it */
+    _Atomic uint64_t    nsuppressed;    /* lines held back, not yet said */
+};
+
+#define LOG_RATELIMIT_BURST 10
+
+/*
+ * True when a line may be logged now; <*nsuppressed> is then the number
+ * of lines held back since the last one let through, for the caller to
+ * append ("N similar lines suppressed"). False: skip the line.
+ */
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t *nsuppressed);
 
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -318,6 +318,35 @@ class MqttCheckClientId(unittest.TestCase):
             mq.stop()
 
 
+# ---- 9: refusal lines are rate-limited, with a count --------------------
+
+class RefusalLogRate(unittest.TestCase):
+    def test_300_refused_clients_log_a_few_lines_and_the_count(self):
+        echo = EchoServer()
+        port = free_port()
+        lb = Mqlb(echo_pool(port, [("e1", echo.port)], "allow = 10.0.0.0/8"))
+        try:
+            for _ in range(300):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                        s.recv(1)
+                except OSError:
+                    pass
+            # one more after the window, to carry the count
+            wait_until(lambda: (socket.create_connection(("127.0.0.1", port)).close() or
+                                "similar lines suppressed" in lb.output()),
+                       timeout=5, interval=0.3, what="suppressed count")
+            lines = re.findall(r"client \S+ refused", lb.output())
+            print("refusal lines for 301+ refused clients: %d" % len(lines))
+            self.assertLess(len(lines), 60)
+            n = sum(int(x) for x in re.findall(r"\((\d+) similar lines suppressed\)",
+                                              lb.output()))
+            self.assertGreater(n, 100)
+        finally:
+            lb.stop()
+            echo.stop()
+
+
 # ---- 7: a stalled log reader never stalls the relay --------------------
 
 class StalledStderr(unittest.TestCase):
