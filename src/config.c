@@ -257,6 +257,11 @@ config_parse_addr_err(const char *text, struct config_addr *out, char *err,
         hlen = (size_t)(colon - text);
         port = colon + 1;
     }
+    if (strlen(text) >= sizeof(out->text)) {
+        snprintf(err, errlen, "longer than %zu characters",
+                 sizeof(out->text) - 1);
+        return MQ_ERR;
+    }
     if (hlen >= sizeof(host)) {
         snprintf(err, errlen, "host name longer than %zu characters",
                  sizeof(host) - 1);

@@ -538,6 +538,9 @@ core_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
+    if (d.global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
                d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
                d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
