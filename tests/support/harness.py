@@ -285,8 +285,7 @@ class EchoServer:
 class Mqlb:
     """The real mqlb binary with a config written for the test."""
 
-    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True,
-                 env=None):
+    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True, env=None):
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-cfg-")
         self.path = os.path.join(self.dir, "mqlb.ini")
