@@ -1216,6 +1216,7 @@ static const char *const cf_check_names[] = {
     "send-expect", "none", NULL,
 };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_replay_names[] = { "off", "on", NULL };
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
 
@@ -1292,6 +1293,8 @@ static const struct cf_key cf_keys[] = {
       .max = CONFIG_MAX_BACKENDS, .group = "sessions" },
     { K(CF_POOL, "max_fails", cf_uint), P(max_fails), .def = "3",
       .max = 1000, .group = "sessions" },
+    { K(CF_POOL, "replay", cf_enum), P(replay), .names = cf_replay_names,
+      .def = "off", .group = "sessions" },
     { K(CF_POOL, "slow_start", cf_duration), P(slow_start_ms),
       .def = "0s", .group = "sessions" },
     { K(CF_POOL, "on_backend_down", cf_on_down), .names = cf_down_names,

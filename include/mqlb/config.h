@@ -47,6 +47,12 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_V2,
 };
 
+/* replay = off | on: may a client's first bytes go to a second broker? */
+enum config_replay {
+    REPLAY_OFF = 0,     /* never: a byte reaches at most one broker */
+    REPLAY_ON,          /* before the broker's first byte, if it fails */
+};
+
 enum config_log_format {
     LOG_FORMAT_TEXT = 0,
     LOG_FORMAT_JSON,
@@ -102,6 +108,7 @@ struct config_pool {
     unsigned            max_conns_per_backend;
     unsigned            max_conns_per_source;
     enum config_proxy_protocol proxy_protocol;
+    enum config_replay  replay;         /* off (default) | on */
     struct acl_cidr    *allow;          /* owned; NULL = everyone */
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
