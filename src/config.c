@@ -1694,6 +1694,43 @@ cf_addr_is_loopback(const struct config_addr *a)
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
+void
+config_warnings(const struct config *cf, struct config_errors *out)
+{
+    const struct config_pool *p;
+    char msg[512], **msgs;
+    size_t i, j;
+
+    for (i = 0; i < cf->npools; i++) {
+        p = &cf->pools[i];
+        if (p->max_conns_per_source > 0 || p->nallow > 0) {
+            continue;
+        }
+        for (j = 0; j < p->nlistens; j++) {
+            if (!cf_addr_is_loopback(&p->listens[j])) {
+                break;
+            }
+        }
+        if (j == p->nlistens) {
+            continue;
+        }
+        snprintf(msg, sizeof(msg), "%s:%d: warning: [pool %s] listens on %s "
+                 "with max_conns_per_source = 0 and no allow list: one "
+                 "client address can take every session; set "
+                 "max_conns_per_source (see \"One greedy source\" in the "
+                 "README)", cf->path, p->line, p->name, p->listens[j].text);
+        msgs = realloc(out->msgs, (out->nmsgs + 1) * sizeof(*msgs));
+        if (msgs == NULL) {
+            return;
+        }
+        out->msgs = msgs;
+        msgs[out->nmsgs] = strdup(msg);
+        if (msgs[out->nmsgs] != NULL) {
+            out->nmsgs++;
+        }
+    }
+}
+
 static void
 cf_validate(struct cf_ctx *ctx)
 {

@@ -149,6 +149,13 @@ struct config *config_load_string(const char *text, const char *name,
 void config_destroy(struct config *cf);
 void config_errors_deinit(struct config_errors *errs);
 
+/*
+ * Append to <out> a "FILE:LINE: warning: ..." for what <cf> allows but an
+ * operator rarely wants (today: a pool reachable beyond the loopback
+ * where one client address may take every session).
+ */
+void config_warnings(const struct config *cf, struct config_errors *out);
+
 /* Print the effective configuration, as `mqlb -t` shows it. */
 void config_dump(const struct config *cf, FILE *out);
 

@@ -631,6 +631,50 @@ class RefusalLogRate(unittest.TestCase):
             echo.stop()
 
 
+# ---- 10: one greedy source ------------------------------------------------
+
+class GreedySource(unittest.TestCase):
+    def check(self, pool):
+        d = tempfile.mkdtemp(prefix="mqlb-greedy-")
+        path = os.path.join(d, "mqlb.ini")
+        with open(path, "w") as f:
+            f.write(pool)
+        r = subprocess.run([MQLB_BIN, "-t", "-c", path], capture_output=True, text=True,
+                           timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stderr
+
+    def test_public_pool_without_a_per_source_limit_is_warned_about(self):
+        pool = "[pool p]\nlisten = 0.0.0.0:%d\nbackend = a 127.0.0.1:1\n" % free_port()
+        self.assertRegex(self.check(pool), r":1: warning: \[pool p\] listens on 0.0.0.0:\d+ "
+                         r"with max_conns_per_source = 0")
+        self.assertNotIn("warning", self.check(pool + "max_conns_per_source = 100\n"))
+        self.assertNotIn("warning", self.check(pool.replace("0.0.0.0", "127.0.0.1")))
+
+    def test_with_the_recipe_one_address_cannot_take_every_slot(self):
+        echo = EchoServer()
+        port = free_port()
+        lb = Mqlb(echo_pool(port, [("e1", echo.port)], "max_conns_per_source = 10"),
+                  global_extra="max_connections = 20")
+        greedy = []
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                greedy.append(s)
+            wait_until(lambda: lb.backend("echo", "e1")["active"] == 10,
+                       what="10 greedy sessions")
+            with socket.create_connection(("127.0.0.1", port), timeout=2,
+                                          source_address=("127.0.0.2", 0)) as s:
+                s.sendall(b"other")
+                self.assertEqual(s.recv(10), b"other")
+        finally:
+            for s in greedy:
+                s.close()
+            lb.stop()
+            echo.stop()
+
+
 # ---- 7: a stalled log reader never stalls the relay --------------------
 
 class StalledStderr(unittest.TestCase):
