@@ -84,6 +84,40 @@ relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
 }
 
 void
+relay_tap_add(struct relay_dir *d, const char *p, size_t n)
+{
+    size_t need = (size_t)d->taplen + n, cap;
+    char *t;
+
+    if (need > d->tapmax) {
+        d->tap_full = 1;
+        return;
+    }
+    if (need > d->tapcap) {
+        /* Sized to what was sent: a 20-byte handshake costs 20 bytes. */
+        cap = MQ_MAX(need, MQ_MIN((size_t)d->tapcap * 2, (size_t)d->tapmax));
+        t = realloc(d->tap, cap);
+        if (t == NULL) {
+            d->tap_full = 1;
+            return;
+        }
+        d->tap = t;
+        d->tapcap = (uint32_t)cap;
+    }
+    memcpy(d->tap + d->taplen, p, n);
+    d->taplen += (uint32_t)n;
+}
+
+void
+relay_tap_free(struct relay_dir *d)
+{
+    mq_free(d->tap);
+    d->taplen = 0;
+    d->tapcap = 0;
+    d->tapmax = 0;
+}
+
+void
 relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
 {
     if (d->buf != NULL) {
@@ -253,7 +287,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_YIELD;
         }
-        if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
+        if (d->nbytes >= RELAY_SPLICE_MIN && d->tapmax == 0 && !d->nosplice
             && d->src_io == NULL && d->dst_io == NULL
             && relay_splice_start(d) == MQ_OK) {
             relay_dir_release(d, rp);   /* empty: everything was sent */
@@ -275,13 +309,8 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
              * socket is empty only when nothing waits decrypted. */
             drained = n < RELAY_BUF_SIZE && (d->src_io == NULL
                       || d->src_io->pending(d->src_conn) == 0);
-            if (d->tap != NULL && !d->tap_full) {
-                if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
-                    memcpy(d->tap + d->taplen, d->buf, (size_t)n);
-                    d->taplen += (uint32_t)n;
-                } else {
-                    d->tap_full = 1;
-                }
+            if (d->tapmax > 0 && !d->tap_full) {
+                relay_tap_add(d, d->buf, (size_t)n);
             }
             continue;
         }
