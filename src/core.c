@@ -24,6 +24,7 @@
 #include "mqlb/listener.h"
 #include "mqlb/log.h"
 #include "mqlb/pool.h"
+#include "mqlb/relay.h"
 #include "mqlb/srclimit.h"
 #include "mqlb/stats.h"
 #include "mqlb/worker.h"
@@ -714,39 +715,64 @@ core_drop_privileges(const char *user)
 }
 
 /*
- * Each session takes two descriptors. Raise the soft limit as far as the
- * hard one allows and, if <want> sessions still do not fit, admit fewer
+ * Descriptors that are not two per session: the reserve (admin, logs,
+ * the loops), every worker's listener of every listen address, and per
+ * backend a check socket and a NATS watch.
+ */
+static rlim_t
+core_fixed_fds(const struct config *cf)
+{
+    rlim_t n = CORE_FD_RESERVE;
+    size_t i;
+
+    for (i = 0; i < cf->npools; i++) {
+        n += (rlim_t)cf->pools[i].nlistens * (cf->workers > 0 ? cf->workers
+                                                               : 1);
+        n += (rlim_t)cf->pools[i].nbackends * 2;
+    }
+    return n;
+}
+
+/*
+ * Each session takes two descriptors, plus the fixed ones above. Raise
+ * the soft limit as far as the hard one allows (with room for a splice
+ * pipe per session) and, if the sessions still do not fit, admit fewer
  * (haproxy does the same), so that accepting pauses at the limit instead
- * of running into EMFILE. <want> 0 is max_connections = auto: up to
- * CONFIG_MAX_CONNECTIONS_AUTO, as many as fit, quietly; only a number
- * the user wrote is worth a warning when it does not fit.
+ * of running into EMFILE. What is left after sessions and fixed
+ * descriptors is the splice pipes' budget: bulk sessions copy instead of
+ * taking descriptors a new client needs. max_connections = auto (0): up
+ * to CONFIG_MAX_CONNECTIONS_AUTO, as many as fit, quietly; only a number
+ * the user wrote is worth a warning.
  */
 static unsigned
-core_fit_fd_limit(unsigned want)
+core_fit_fd_limit(const struct config *cf)
 {
+    unsigned want = cf->max_connections;
     bool chosen = want != 0;
+    rlim_t fixed = core_fixed_fds(cf), need, ask;
     struct rlimit rl;
-    rlim_t need;
     unsigned fit;
 
     if (!chosen) {
         want = CONFIG_MAX_CONNECTIONS_AUTO;
     }
-    need = (rlim_t)want * 2 + CORE_FD_RESERVE;
+    need = (rlim_t)want * 2 + fixed;
+    ask = need + (rlim_t)want * 2;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
         return want;
     }
-    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+    if (rl.rlim_cur < ask && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < ask ? rl.rlim_max : ask;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur >= need) {
+        relay_set_pipe_budget((long)((rl.rlim_cur - need) / 2));
         return want;
     }
-    fit = rl.rlim_cur > CORE_FD_RESERVE * 2
-          ? (unsigned)((rl.rlim_cur - CORE_FD_RESERVE) / 2) : 1;
+    fit = rl.rlim_cur > fixed + 2 ? (unsigned)((rl.rlim_cur - fixed) / 2) : 1;
+    relay_set_pipe_budget(0);
     if (chosen) {
         log_warn("max_connections = %u needs %llu descriptors but the "
                  "limit is %llu: admitting at most %u sessions", want,
@@ -793,7 +819,7 @@ core_init(struct core *c, struct config *cf)
     if (log_start() != MQ_OK) {
         log_warn("no log writer thread: logging to stderr directly");
     }
-    c->max_connections = core_fit_fd_limit(cf->max_connections);
+    c->max_connections = core_fit_fd_limit(cf);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
     if (c->loop == NULL) {

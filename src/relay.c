@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +74,19 @@ relay_buf_put(struct relay_pool *rp, char *buf)
     rp->nfree++;
 }
 
+/* Splice pipes the process may still open (relay_set_pipe_budget). */
+static _Atomic long relay_pipes_left = LONG_MAX;
+
+void
+relay_set_pipe_budget(long npipes)
+{
+    static long set = LONG_MAX;     /* what the last call granted */
+
+    /* Pipes open now stay counted: move the budget by the difference. */
+    atomic_fetch_add(&relay_pipes_left, npipes - set);
+    set = npipes;
+}
+
 void
 relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
 {
@@ -80,6 +95,7 @@ relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
         close(d->pipe[0]);
         close(d->pipe[1]);
         d->spliced = 0;
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
     }
 }
 
@@ -175,7 +191,15 @@ relay_flush(struct relay_dir *d)
 static int
 relay_splice_start(struct relay_dir *d)
 {
+    /* Descriptors are for sessions first: past the budget, copy. */
+    if (atomic_fetch_sub_explicit(&relay_pipes_left, 1,
+                                  memory_order_relaxed) <= 0) {
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
+        d->nosplice = 1;
+        return MQ_ERR;
+    }
     if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
         d->nosplice = 1;
         return MQ_ERR;
     }

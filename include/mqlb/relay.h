@@ -116,6 +116,13 @@ void relay_tap_add(struct relay_dir *d, const char *p, size_t n);
 /* Free the copy and keep no more (d->tapmax = 0). */
 void relay_tap_free(struct relay_dir *d);
 
+/*
+ * How many splice pipes (two descriptors each) the whole process may hold
+ * at once; past it bulk directions keep copying. Unlimited until set;
+ * called by the main thread at start (descriptor budget).
+ */
+void relay_set_pipe_budget(long npipes);
+
 /* Give back the buffer of <d> (it holds none while idle). */
 void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);
 /* At session end: the buffer and the splice pipe. */

@@ -17,7 +17,7 @@ import time
 import unittest
 
 from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, check_sanitizers, free_port,
-                     port_open, rss_kib, wait_port, wait_until)
+                     nfds, port_open, rss_kib, wait_port, wait_until)
 
 
 def echo_pool(port, backends, extra="", name="echo"):
@@ -527,6 +527,8 @@ class ReplayMemory(unittest.TestCase):
 
     def test_5000_quiet_sessions_stay_under_2_kib_each(self):
         import resource
+        if "TSAN_OPTIONS" in os.environ:
+            self.skipTest("ThreadSanitizer's shadow memory swamps RSS")
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard < 12000:
             self.skipTest("needs 12000 descriptors")
@@ -629,6 +631,59 @@ class RefusalLogRate(unittest.TestCase):
         finally:
             lb.stop()
             echo.stop()
+
+
+# ---- 9: the descriptor budget counts listeners, checks and splice pipes -
+
+class DescriptorBudget(unittest.TestCase):
+    """Under a 200-descriptor limit and max_connections = 60: 30 bulk
+    sessions (past the splice threshold both ways) stay open, then 30
+    more clients come. Every one is served at once: splice pipes do not
+    take the descriptors the sessions were admitted for."""
+
+    def test_bulk_sessions_leave_room_for_the_admitted_ones(self):
+        import harness
+        d = tempfile.mkdtemp(prefix="mqlb-fdlimit-")
+        wrapper = os.path.join(d, "mqlb")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec prlimit --nofile=200:200 %s \"$@\"\n" % MQLB_BIN)
+        os.chmod(wrapper, 0o755)
+        echo = EchoServer()
+        port = free_port()
+        real, harness.MQLB_BIN = harness.MQLB_BIN, wrapper
+        try:
+            lb = Mqlb(echo_pool(port, [("e1", echo.port)]), global_extra="max_connections = 60")
+        finally:
+            harness.MQLB_BIN = real
+        held = []
+        try:
+            payload = os.urandom(600 << 10)     # past the 256 KiB splice threshold
+            for _ in range(30):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                t = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
+                t.start()
+                got = 0
+                while got < len(payload):
+                    chunk = s.recv(1 << 16)
+                    self.assertTrue(chunk, "bulk session closed")
+                    got += len(chunk)
+                t.join(10)
+                held.append(s)      # open: its pipes (if any) stay open too
+            print("descriptors: mqlb holds %d with 30 bulk sessions open" % nfds(lb.proc.pid))
+            for i in range(30):     # 30 more at once, each answered at once
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                held.append(s)
+                s.sendall(b"late %d" % i)
+                self.assertEqual(s.recv(100), b"late %d" % i)
+            out = lb.output()
+            self.assertNotIn("Too many open files", out)
+            self.assertNotIn("no socket for the broker", out)
+        finally:
+            for s in held:
+                s.close()
+            lb.stop()
+            echo.stop()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- 10: one greedy source ------------------------------------------------
