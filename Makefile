@@ -47,7 +47,7 @@ docdir        ?= $(PREFIX)/share/doc/mqlb
 systemdunitdir ?= $(PREFIX)/lib/systemd/system
 INSTALL       ?= install
 
-.PHONY: all deps test unit integration test-brokers demo bench clean
+.PHONY: all deps test unit layers integration test-brokers demo bench clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -75,8 +75,12 @@ $(BUILD):
 deps:
 	@scripts/deps.sh
 
-unit: $(BUILD)/unit_tests
+unit: $(BUILD)/unit_tests layers
 	$(BUILD)/unit_tests --jobs 2
+
+# Calls go down, notifications come up through hooks (tests/check_layers.py).
+layers:
+	@python3 tests/check_layers.py
 
 integration: $(BIN)
 	MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py

@@ -355,6 +355,9 @@ cf_set_string(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     mq_free(*field);
     if (*v != '\0') {
         *field = strdup(v);
+        if (*field == NULL) {
+            return MQ_ERR;
+        }
     }
     return MQ_OK;
 }
@@ -814,7 +817,7 @@ cf_handler(void *user, const char *section, const char *name,
 {
     struct cf_ctx *ctx = user;
     void *base;
-    size_t i;
+    size_t i, nerrs;
 
     (void)section;      /* the reader tracked it, with its line */
     switch (ctx->section) {
@@ -840,7 +843,13 @@ cf_handler(void *user, const char *section, const char *name,
             return 1;
         }
         ctx->seen |= 1ULL << i;
-        cf_keys[i].parse(ctx, base, &cf_keys[i], value);
+        nerrs = ctx->nerrs;
+        if (cf_keys[i].parse(ctx, base, &cf_keys[i], value) != MQ_OK &&
+            ctx->nerrs == nerrs) {
+            /* Fail closed: a failed allocation is an error, never an
+             * empty allow list or a missing token. */
+            cf_error(ctx, "%s: out of memory", name);
+        }
         return 1;
     }
     cf_error(ctx, "unknown key '%s' in [%s]", name,

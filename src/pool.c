@@ -201,3 +201,11 @@ pool_has_up_backend(const struct pool *p)
     }
     return false;
 }
+
+void
+pool_report_down(struct pool *p)
+{
+    if (p->on_down != NULL) {
+        p->on_down(p->on_down_ctx, p);
+    }
+}

@@ -14,9 +14,13 @@
 #include "mqlb/config.h"
 
 struct backend;
+struct pool;
 struct lb_ops;
 struct lb_cand;
 struct srclimit;
+
+/* The owner's hook: a backend of <pool> went down (any thread). */
+typedef void (*pool_down_fn)(void *ctx, struct pool *pool);
 
 /* Backends already tried by one session (bit = backend index). */
 struct pool_tried {
@@ -39,6 +43,8 @@ struct pool {
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
+    pool_down_fn        on_down;        /* set by the owner before the */
+    void               *on_down_ctx;    /* pool is shared, or NULL */
     _Atomic unsigned    refcnt;         /* generation and sessions */
 };
 
@@ -72,6 +78,12 @@ unsigned pool_backend_index(const struct pool *p, const struct backend *b);
 struct backend *pool_find_backend(struct pool *p, const char *name);
 
 bool pool_has_up_backend(const struct pool *p);
+
+/*
+ * A backend of <p> went down, as the health checker or a session's
+ * failed connects found it: tell the owner through its on_down hook.
+ */
+void pool_report_down(struct pool *p);
 
 static inline void
 pool_tried_set(struct pool_tried *t, unsigned idx)

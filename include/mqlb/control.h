@@ -1,0 +1,15 @@
+/*
+ * control.h: what the admin port reads and changes in the running
+ * process: the status snapshot of the generation in force, and the
+ * backend actions (drain, disable, enable, weight).
+ */
+#ifndef MQLB_CONTROL_H
+#define MQLB_CONTROL_H
+
+struct admin_ops;
+struct core;
+
+/* Fill <ops> with the snapshot and action callbacks over <c>. */
+void control_ops(struct core *c, struct admin_ops *ops);
+
+#endif /* MQLB_CONTROL_H */
