@@ -1,135 +1,271 @@
 /*
- * control.c: the admin port's callbacks. They run on libmicrohttpd's
- * thread and hold the core's generation lock while they read or change
- * the generation in force, so a reload cannot retire it under them.
+ * control.c: the control socket. Connections are taken one at a time:
+ * a peer is checked (SO_PEERCRED) at accept, then given
+ * CONTROL_FIRST_BYTE_S to say something, so a silent client never holds
+ * the main loop; only then does the callback run (and may block, with
+ * timeouts, for the short conversation it has).
  */
-#include <pthread.h>
+#include <errno.h>
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-#include "mqlb/admin.h"
-#include "mqlb/backend.h"
 #include "mqlb/common.h"
 #include "mqlb/control.h"
-#include "mqlb/core.h"
-#include "mqlb/gen.h"
-#include "mqlb/pool.h"
-#include "mqlb/stats.h"
+#include "mqlb/log.h"
 
-/* The snapshot of one backend, read from its atomics. */
-static void
-control_backend(struct stats_backend *sb, struct backend *b)
+struct control {
+    struct ev_loop     *loop;           /* main loop, not owned */
+    char               *path;           /* owned copy */
+    int                 fd;             /* listening socket */
+    ino_t               ino;            /* of the socket file we made */
+    dev_t               dev;
+    ev_io               accept_io;      /* listening socket readable */
+    ev_io               peer_io;        /* pending peer readable */
+    ev_timer            peer_timer;     /* first-byte deadline */
+    int                 peer_fd;        /* -1 when none is pending */
+    pid_t               peer_pid;
+    control_conn_fn     fn;
+    void               *ctx;
+};
+
+bool
+control_peer_allowed(uid_t peer, uid_t self)
 {
-    snprintf(sb->name, sizeof(sb->name), "%s", b->name);
-    snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
-    sb->state = backend_state(b);
-    sb->weight = atomic_load(&b->weight);
-    sb->active = atomic_load(&b->nactive);
-    sb->total = atomic_load(&b->ntotal);
-    sb->failed = atomic_load(&b->nfailed);
-    sb->bytes_in = atomic_load(&b->bytes_in);
-    sb->bytes_out = atomic_load(&b->bytes_out);
-    sb->checks_pass = atomic_load(&b->nchecks_pass);
-    sb->checks_fail = atomic_load(&b->nchecks_fail);
-    sb->since_ms = atomic_load(&b->since_ms);
-    backend_get_check(b, &sb->check);
+    return peer == self || peer == 0;
 }
 
-/* The snapshot of pool <p>; MQ_ERR on no memory. */
-static int
-control_pool(struct stats_pool *sp, struct pool *p)
+int
+control_set_timeouts(int fd, unsigned timeout_ms)
 {
-    size_t j;
+    struct timeval tv;
 
-    snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
-    sp->balance = config_balance_name(p->cf->balance);
-    sp->check = config_check_name(p->cf->check);
-    sp->rejected = atomic_load(p->nrejected);
-    sp->listen = calloc(p->cf->nlistens, sizeof(*sp->listen));
-    sp->backends = calloc(p->nbackends, sizeof(*sp->backends));
-    if (sp->listen == NULL || sp->backends == NULL) {
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1) {
         return MQ_ERR;
     }
-    for (j = 0; j < p->cf->nlistens; j++) {
-        snprintf(sp->listen[j], sizeof(sp->listen[j]), "%s",
-                 p->cf->listens[j].text);
-    }
-    sp->nlisten = p->cf->nlistens;
-    for (j = 0; j < p->nbackends; j++) {
-        control_backend(&sp->backends[j], p->backends[j]);
-    }
-    sp->nbackends = p->nbackends;
     return MQ_OK;
 }
 
-static struct stats_snapshot *
-control_snapshot(void *ctx)
+/* <path> into <sun>; MQ_ERR with <err> if it does not fit. */
+static int
+control_addr(const char *path, struct sockaddr_un *sun, char *err)
 {
-    struct core *c = ctx;
-    struct stats_snapshot *snap;
-    size_t i;
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun->sun_path)) {
+        snprintf(err, MQ_ERR_LEN, "control socket path %s is longer than "
+                 "%zu bytes", path, sizeof(sun->sun_path) - 1);
+        return MQ_ERR;
+    }
+    memcpy(sun->sun_path, path, strlen(path));
+    return MQ_OK;
+}
 
-    snap = calloc(1, sizeof(*snap));
-    if (snap == NULL) {
+int
+control_connect(const char *path, unsigned timeout_ms, char *err)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (control_addr(path, &sun, err) != MQ_OK) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        snprintf(err, MQ_ERR_LEN, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+        snprintf(err, MQ_ERR_LEN, "nothing is listening on the control "
+                 "socket %s (%s)", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (control_set_timeouts(fd, timeout_ms) != MQ_OK) {
+        snprintf(err, MQ_ERR_LEN, "setsockopt on %s failed: %s", path,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void
+control_peer_done(struct control *c)
+{
+    ev_io_stop(c->loop, &c->peer_io);
+    ev_timer_stop(c->loop, &c->peer_timer);
+    c->peer_fd = -1;
+    if (c->fd != -1) {
+        ev_io_start(c->loop, &c->accept_io);
+    }
+}
+
+static void
+control_peer_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct control *c = container_of(io, struct control, peer_io);
+    int fd = c->peer_fd;
+
+    (void)loop;
+    (void)revents;
+    control_peer_done(c);
+    /* The conversation is short and bounded by timeouts: the fd is
+     * blocking (accepted without SOCK_NONBLOCK). */
+    c->fn(c->ctx, fd, c->peer_pid);
+}
+
+static void
+control_peer_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct control *c = container_of(t, struct control, peer_timer);
+    int fd = c->peer_fd;
+
+    (void)loop;
+    (void)revents;
+    log_warn("control socket: pid %d said nothing in %.0fs, closed",
+             (int)c->peer_pid, CONTROL_FIRST_BYTE_S);
+    control_peer_done(c);
+    close(fd);
+}
+
+static void
+control_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct control *c = container_of(io, struct control, accept_io);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd;
+
+    (void)revents;
+    fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd == -1) {
+        return;     /* EAGAIN, or the peer left: nothing to do */
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+        log_warn("control socket: SO_PEERCRED failed: %s, connection "
+                 "closed", strerror(errno));
+        close(fd);
+        return;
+    }
+    if (!control_peer_allowed(cred.uid, geteuid())) {
+        log_warn("control socket: refused pid %d of uid %u (mqlb runs as "
+                 "uid %u)", (int)cred.pid, (unsigned)cred.uid,
+                 (unsigned)geteuid());
+        close(fd);
+        return;
+    }
+    if (control_set_timeouts(fd, CONTROL_IO_TIMEOUT_MS) != MQ_OK) {
+        close(fd);
+        return;
+    }
+    /* One peer at a time: the next waits in the backlog. */
+    ev_io_stop(loop, &c->accept_io);
+    c->peer_fd = fd;
+    c->peer_pid = cred.pid;
+    ev_io_init(&c->peer_io, control_peer_cb, fd, EV_READ);
+    ev_io_start(loop, &c->peer_io);
+    ev_timer_init(&c->peer_timer, control_peer_timer_cb,
+                  CONTROL_FIRST_BYTE_S, 0.);
+    ev_timer_start(loop, &c->peer_timer);
+}
+
+struct control *
+control_start(struct ev_loop *loop, const char *path, control_conn_fn fn,
+              void *ctx, char *err)
+{
+    struct sockaddr_un sun;
+    struct control *c;
+    struct stat st;
+    mode_t old_mask;
+    int probe, rc;
+
+    if (control_addr(path, &sun, err) != MQ_OK) {
         return NULL;
     }
-    pthread_mutex_lock(&c->gen_lock);
-    snap->now_ms = mq_wall_ms();
-    snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;
-    snap->pools = calloc(c->gen->npools, sizeof(*snap->pools));
-    if (snap->pools == NULL) {
+    probe = control_connect(path, 1000, err);
+    if (probe != -1) {
+        close(probe);
+        snprintf(err, MQ_ERR_LEN, "control socket %s: another process is "
+                 "listening on it (use --takeover to replace it)", path);
+        return NULL;
+    }
+    if (unlink(path) == -1 && errno != ENOENT) {
+        snprintf(err, MQ_ERR_LEN, "control socket %s: cannot remove the "
+                 "old file: %s", path, strerror(errno));
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, MQ_ERR_LEN, "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->fn = fn;
+    c->ctx = ctx;
+    c->peer_fd = -1;
+    c->path = strdup(path);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->path == NULL || c->fd == -1) {
+        snprintf(err, MQ_ERR_LEN, "control socket %s: %s", path,
+                 strerror(errno));
         goto fail;
     }
-    for (i = 0; i < c->gen->npools; i++) {
-        snap->npools++;
-        if (control_pool(&snap->pools[i], c->gen->pools[i]) != MQ_OK) {
-            goto fail;
-        }
+    /* 0600 from the first instant: no window where others may connect. */
+    old_mask = umask(0177);
+    rc = bind(c->fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old_mask);
+    if (rc == -1 || chmod(path, 0600) == -1 || listen(c->fd, 16) == -1 ||
+        stat(path, &st) == -1) {
+        snprintf(err, MQ_ERR_LEN, "control socket %s: %s", path,
+                 strerror(errno));
+        goto fail;
     }
-    pthread_mutex_unlock(&c->gen_lock);
-    return snap;
+    c->ino = st.st_ino;
+    c->dev = st.st_dev;
+    ev_io_init(&c->accept_io, control_accept_cb, c->fd, EV_READ);
+    ev_io_start(loop, &c->accept_io);
+    return c;
 fail:
-    pthread_mutex_unlock(&c->gen_lock);
-    stats_snapshot_free(snap);
+    if (c->fd != -1) {
+        close(c->fd);
+    }
+    free(c->path);
+    free(c);
     return NULL;
 }
 
-static int
-control_action(void *ctx, const char *pool, const char *backend,
-               enum admin_action action, unsigned value)
-{
-    struct core *c = ctx;
-    struct backend *b;
-    struct pool *p;
-    int rc = MQ_OK;
-
-    pthread_mutex_lock(&c->gen_lock);
-    p = gen_find_pool(c->gen, pool);
-    b = p != NULL ? pool_find_backend(p, backend) : NULL;
-    if (p == NULL) {
-        rc = ADMIN_NO_POOL;
-    } else if (b == NULL) {
-        rc = ADMIN_NO_BACKEND;
-    } else if (action == ADMIN_ACTION_DRAIN) {
-        backend_set_admin(b, BACKEND_ADMIN_DRAIN);
-    } else if (action == ADMIN_ACTION_DISABLE) {
-        backend_set_admin(b, BACKEND_ADMIN_DISABLE);
-    } else if (action == ADMIN_ACTION_ENABLE) {
-        backend_set_admin(b, BACKEND_ADMIN_NONE);
-    } else if (value > ADMIN_WEIGHT_MAX) {
-        rc = ADMIN_BAD_VALUE;
-    } else {
-        backend_set_weight(b, value);
-    }
-    pthread_mutex_unlock(&c->gen_lock);
-    return rc;
-}
-
 void
-control_ops(struct core *c, struct admin_ops *ops)
+control_stop(struct control *c)
 {
-    ops->ctx = c;
-    ops->snapshot = control_snapshot;
-    ops->action = control_action;
+    struct stat st;
+
+    if (c == NULL) {
+        return;
+    }
+    ev_io_stop(c->loop, &c->accept_io);
+    if (c->peer_fd != -1) {
+        ev_io_stop(c->loop, &c->peer_io);
+        ev_timer_stop(c->loop, &c->peer_timer);
+        close(c->peer_fd);
+        c->peer_fd = -1;
+    }
+    close(c->fd);
+    c->fd = -1;
+    /* A successor may have put its own socket there already. */
+    if (stat(c->path, &st) == 0 && st.st_ino == c->ino &&
+        st.st_dev == c->dev) {
+        unlink(c->path);
+    }
+    free(c->path);
+    free(c);
 }

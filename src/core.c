@@ -4,7 +4,7 @@
  * and the admin port; on SIGTERM stop accepting, let sessions finish
  * within shutdown_timeout, then stop the workers. The other jobs live
  * beside it: gen.c (generations), listen_set.c (listening sockets),
- * reload.c (SIGHUP), control.c (the admin callbacks), proc.c (limits,
+ * reload.c (SIGHUP), mgmt.c (the admin callbacks), proc.c (limits,
  * privileges).
  */
 #include <signal.h>
@@ -13,7 +13,7 @@
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
-#include "mqlb/control.h"
+#include "mqlb/mgmt.h"
 #include "mqlb/core.h"
 #include "mqlb/gen.h"
 #include "mqlb/health.h"
@@ -174,7 +174,7 @@ core_init(struct core *c, struct config *cf)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
-    control_ops(c, &ops);
+    mgmt_ops(c, &ops);
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);

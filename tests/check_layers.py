@@ -15,12 +15,14 @@ import sys
 # Lowest first: (layer name, modules may include each other?, modules)
 LAYERS = [
     ("base", True, """common log config config_diff acl net relay
-        proxy_proto mqtt_connect probe nats_watch"""),
+        proxy_proto mqtt_connect probe nats_watch histo procstat notify
+        tls tls_hello heartbeat lifetime rate rebalance fdpass handover
+        control ctl state_file"""),
     ("balancing", True, """backend lb pool srclimit admission health
         stats"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
-    ("process", True, "gen admin control proc core reload"),
+    ("process", True, "gen admin mgmt proc core reload"),
     ("program", True, "main"),
 ]
 

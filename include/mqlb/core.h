@@ -1,7 +1,7 @@
 /*
  * core.h: the running process: the config generation in force, the
  * workers, the health checker and the admin port, and their start, stop
- * and reload order. main.c drives it; reload.c and control.c (the admin
+ * and reload order. main.c drives it; reload.c and mgmt.c (the admin
  * callbacks) read and change it.
  */
 #ifndef MQLB_CORE_H
