@@ -119,6 +119,9 @@ core_init(struct core *c, struct config *cf)
     pthread_mutex_init(&c->gen_lock, NULL);
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    if (log_start() != MQ_OK) {
+        log_warn("no log writer thread: logging to stderr directly");
+    }
     admission_init(&c->adm, proc_fit_fd_limit(cf->max_connections));
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
@@ -240,4 +243,5 @@ core_deinit(struct core *c)
     gen_keep_free(c->keep);
     c->keep = NULL;
     pthread_mutex_destroy(&c->gen_lock);
+    log_stop();
 }

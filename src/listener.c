@@ -20,16 +20,37 @@
 #define LISTENER_BACKLOG    4096
 #define LISTENER_BATCH      64      /* accepts per wake-up */
 
-/* Refuse the client on <fd> (<why> follows "refused"): one warning, one
- * count, and its ticket back. */
+/* Refusals are lines any client can cause: rate-limited, with a count. */
+static struct log_ratelimit listener_allow_rl;
+static struct log_ratelimit listener_source_rl;
+
+static void
+listener_log_refusal(struct log_ratelimit *rl, const char *addr,
+                     const char *why, const char *pool)
+{
+    uint64_t nsup;
+
+    if (!log_ratelimit_ok(rl, &nsup)) {
+        return;
+    }
+    if (nsup > 0) {
+        log_warn("client %s refused: %s in pool %s (%llu similar lines "
+                 "suppressed)", addr, why, pool, (unsigned long long)nsup);
+    } else {
+        log_warn("client %s refused: %s in pool %s", addr, why, pool);
+    }
+}
+
+/* Refuse the client on <fd> for <why>: a rate-limited line from <rl>,
+ * one count, and its ticket back. */
 static void
 listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
-                const char *why)
+                struct log_ratelimit *rl, const char *why)
 {
     char addr[64];
 
     net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
-    log_warn("client %s refused%s", addr, why);
+    listener_log_refusal(rl, addr, why, l->pool->cf->name);
     atomic_fetch_add_explicit(l->pool->nrejected, 1, memory_order_relaxed);
     close(fd);
     admission_return(t);
@@ -42,7 +63,6 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     const struct config_pool *cf = l->pool->cf;
     struct admission_ticket t;
     socklen_t len;
-    char why[128];
     int fd, i;
 
     (void)loop;
@@ -72,9 +92,8 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         }
         if (cf->nallow > 0 &&
             !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&t.peer)) {
-            snprintf(why, sizeof(why), " by the allow list of pool %s",
-                     cf->name);
-            listener_refuse(l, fd, &t, why);
+            listener_refuse(l, fd, &t, &listener_allow_rl,
+                            "not in the allow list");
             continue;
         }
         /* Counted before the session exists, as the allow list, so a
@@ -82,10 +101,9 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (l->pool->sources != NULL &&
             admission_take_source(&t, l->pool->sources,
                                   cf->max_conns_per_source) != MQ_OK) {
-            snprintf(why, sizeof(why), ": %s in pool %s",
-                     errno == ENOMEM ? "out of memory"
-                     : "max_conns_per_source reached", cf->name);
-            listener_refuse(l, fd, &t, why);
+            listener_refuse(l, fd, &t, &listener_source_rl,
+                            errno == ENOMEM ? "out of memory"
+                            : "max_conns_per_source reached");
             continue;
         }
         l->on_accept(l->ctx, l, fd, &t);

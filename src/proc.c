@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "mqlb/common.h"
+#include "mqlb/config.h"
 #include "mqlb/log.h"
 #include "mqlb/proc.h"
 
@@ -39,9 +41,15 @@ proc_drop_privileges(const char *user)
 unsigned
 proc_fit_fd_limit(unsigned want)
 {
+    bool chosen = want != 0;
     struct rlimit rl;
-    rlim_t need = (rlim_t)want * 2 + PROC_FD_RESERVE;
+    rlim_t need;
     unsigned fit;
+
+    if (!chosen) {
+        want = CONFIG_MAX_CONNECTIONS_AUTO;
+    }
+    need = (rlim_t)want * 2 + PROC_FD_RESERVE;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
         return want;
@@ -56,8 +64,15 @@ proc_fit_fd_limit(unsigned want)
     }
     fit = rl.rlim_cur > PROC_FD_RESERVE * 2
           ? (unsigned)((rl.rlim_cur - PROC_FD_RESERVE) / 2) : 1;
-    log_warn("max_connections = %u needs %llu descriptors but the limit is "
-             "%llu: admitting at most %u sessions", want,
-             (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
+    if (chosen) {
+        log_warn("max_connections = %u needs %llu descriptors but the "
+                 "limit is %llu: admitting at most %u sessions", want,
+                 (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+                 fit);
+    } else {
+        log_notice("max_connections = auto: %u sessions fit the "
+                   "descriptor limit of %llu", fit,
+                   (unsigned long long)rl.rlim_cur);
+    }
     return fit;
 }

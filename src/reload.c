@@ -4,8 +4,11 @@
  * came together, then swap: workers adopt the new listeners, the checker
  * the new pools, and the old generation lives on in its sessions.
  */
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "mqlb/admin.h"
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/config_diff.h"
@@ -14,6 +17,7 @@
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/mgmt.h"
 #include "mqlb/worker.h"
 
 /* One notice per pool or backend a reload adds, removes or changes. */
@@ -38,10 +42,70 @@ reload_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
+    if (d.global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
                d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
                d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
     config_diff_deinit(&d);
+}
+
+static bool
+reload_token_same(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return strcmp(a, b) == 0;
+}
+
+/*
+ * Apply the [admin] section of <cf>: a new listen address gets a new
+ * server (started before the old one stops, so the port never goes
+ * dark), a new token replaces the old one at once. MQ_ERR, logged as
+ * FILE:LINE, when the new address cannot be served: the reload is then
+ * refused as a whole.
+ */
+static int
+reload_admin(struct core *c, const struct config *cf)
+{
+    const struct config *old = c->gen->cf;
+    struct admin_ops ops;
+    struct admin *a;
+    char err[MQ_ERR_LEN];
+
+    if (old->admin_listen.len != cf->admin_listen.len ||
+        memcmp(&old->admin_listen.ss, &cf->admin_listen.ss,
+               cf->admin_listen.len) != 0) {
+        mgmt_ops(c, &ops);
+        a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
+        if (a == NULL) {
+            log_error("%s:%d: [admin] listen = %s cannot be applied: %s",
+                      cf->path, cf->admin_listen.line, cf->admin_listen.text,
+                      err);
+            return MQ_ERR;
+        }
+        admin_stop(c->admin);
+        c->admin = a;
+        log_notice("reload: admin port moved from %s to %s",
+                   old->admin_listen.text, cf->admin_listen.text);
+        if (!reload_token_same(old->admin_token, cf->admin_token)) {
+            log_notice("reload: admin token changed");
+        }
+        return MQ_OK;
+    }
+    if (!reload_token_same(old->admin_token, cf->admin_token)) {
+        if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
+            log_error("%s: [admin] token cannot be applied: out of memory",
+                      cf->path);
+            return MQ_ERR;
+        }
+        log_notice("reload: admin token %s", cf->admin_token == NULL
+                   ? "removed" : old->admin_token == NULL ? "set"
+                   : "changed");
+    }
+    return MQ_OK;
 }
 
 /* The new config, or NULL with its errors logged. */
@@ -81,6 +145,11 @@ core_reload(struct core *c)
     if (cf->workers != c->nworkers) {
         log_warn("reload: workers = %u needs a restart; keeping %u",
                  cf->workers, c->nworkers);
+    }
+    if (reload_admin(c, cf) != MQ_OK) {
+        log_error("reload failed: the running config stays");
+        config_destroy(cf);
+        return;
     }
     g = gen_create(cf, c->gen, &c->keep, core_backend_down, c);
     lists = calloc(c->nworkers, sizeof(*lists));

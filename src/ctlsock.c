@@ -1,7 +1,7 @@
 /*
- * control.c: the control socket. Connections are taken one at a time:
+ * ctlsock.c: the control socket. Connections are taken one at a time:
  * a peer is checked (SO_PEERCRED) at accept, then given
- * CONTROL_FIRST_BYTE_S to say something, so a silent client never holds
+ * CTLSOCK_FIRST_BYTE_S to say something, so a silent client never holds
  * the main loop; only then does the callback run (and may block, with
  * timeouts, for the short conversation it has).
  */
@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "mqlb/common.h"
-#include "mqlb/control.h"
+#include "mqlb/ctlsock.h"
 #include "mqlb/log.h"
 
-struct control {
+struct ctlsock {
     struct ev_loop     *loop;           /* main loop, not owned */
     char               *path;           /* owned copy */
     int                 fd;             /* listening socket */
@@ -31,18 +31,18 @@ struct control {
     ev_timer            peer_timer;     /* first-byte deadline */
     int                 peer_fd;        /* -1 when none is pending */
     pid_t               peer_pid;
-    control_conn_fn     fn;
+    ctlsock_conn_fn     fn;
     void               *ctx;
 };
 
 bool
-control_peer_allowed(uid_t peer, uid_t self)
+ctlsock_peer_allowed(uid_t peer, uid_t self)
 {
     return peer == self || peer == 0;
 }
 
 int
-control_set_timeouts(int fd, unsigned timeout_ms)
+ctlsock_set_timeouts(int fd, unsigned timeout_ms)
 {
     struct timeval tv;
 
@@ -57,7 +57,7 @@ control_set_timeouts(int fd, unsigned timeout_ms)
 
 /* <path> into <sun>; MQ_ERR with <err> if it does not fit. */
 static int
-control_addr(const char *path, struct sockaddr_un *sun, char *err)
+ctlsock_addr(const char *path, struct sockaddr_un *sun, char *err)
 {
     memset(sun, 0, sizeof(*sun));
     sun->sun_family = AF_UNIX;
@@ -71,12 +71,12 @@ control_addr(const char *path, struct sockaddr_un *sun, char *err)
 }
 
 int
-control_connect(const char *path, unsigned timeout_ms, char *err)
+ctlsock_connect(const char *path, unsigned timeout_ms, char *err)
 {
     struct sockaddr_un sun;
     int fd;
 
-    if (control_addr(path, &sun, err) != MQ_OK) {
+    if (ctlsock_addr(path, &sun, err) != MQ_OK) {
         return -1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -90,7 +90,7 @@ control_connect(const char *path, unsigned timeout_ms, char *err)
         close(fd);
         return -1;
     }
-    if (control_set_timeouts(fd, timeout_ms) != MQ_OK) {
+    if (ctlsock_set_timeouts(fd, timeout_ms) != MQ_OK) {
         snprintf(err, MQ_ERR_LEN, "setsockopt on %s failed: %s", path,
                  strerror(errno));
         close(fd);
@@ -100,7 +100,7 @@ control_connect(const char *path, unsigned timeout_ms, char *err)
 }
 
 static void
-control_peer_done(struct control *c)
+ctlsock_peer_done(struct ctlsock *c)
 {
     ev_io_stop(c->loop, &c->peer_io);
     ev_timer_stop(c->loop, &c->peer_timer);
@@ -111,37 +111,37 @@ control_peer_done(struct control *c)
 }
 
 static void
-control_peer_cb(struct ev_loop *loop, ev_io *io, int revents)
+ctlsock_peer_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    struct control *c = container_of(io, struct control, peer_io);
+    struct ctlsock *c = container_of(io, struct ctlsock, peer_io);
     int fd = c->peer_fd;
 
     (void)loop;
     (void)revents;
-    control_peer_done(c);
+    ctlsock_peer_done(c);
     /* The conversation is short and bounded by timeouts: the fd is
      * blocking (accepted without SOCK_NONBLOCK). */
     c->fn(c->ctx, fd, c->peer_pid);
 }
 
 static void
-control_peer_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+ctlsock_peer_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    struct control *c = container_of(t, struct control, peer_timer);
+    struct ctlsock *c = container_of(t, struct ctlsock, peer_timer);
     int fd = c->peer_fd;
 
     (void)loop;
     (void)revents;
     log_warn("control socket: pid %d said nothing in %.0fs, closed",
-             (int)c->peer_pid, CONTROL_FIRST_BYTE_S);
-    control_peer_done(c);
+             (int)c->peer_pid, CTLSOCK_FIRST_BYTE_S);
+    ctlsock_peer_done(c);
     close(fd);
 }
 
 static void
-control_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+ctlsock_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    struct control *c = container_of(io, struct control, accept_io);
+    struct ctlsock *c = container_of(io, struct ctlsock, accept_io);
     struct ucred cred;
     socklen_t len = sizeof(cred);
     int fd;
@@ -157,14 +157,14 @@ control_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         close(fd);
         return;
     }
-    if (!control_peer_allowed(cred.uid, geteuid())) {
+    if (!ctlsock_peer_allowed(cred.uid, geteuid())) {
         log_warn("control socket: refused pid %d of uid %u (mqlb runs as "
                  "uid %u)", (int)cred.pid, (unsigned)cred.uid,
                  (unsigned)geteuid());
         close(fd);
         return;
     }
-    if (control_set_timeouts(fd, CONTROL_IO_TIMEOUT_MS) != MQ_OK) {
+    if (ctlsock_set_timeouts(fd, CTLSOCK_IO_TIMEOUT_MS) != MQ_OK) {
         close(fd);
         return;
     }
@@ -172,27 +172,27 @@ control_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     ev_io_stop(loop, &c->accept_io);
     c->peer_fd = fd;
     c->peer_pid = cred.pid;
-    ev_io_init(&c->peer_io, control_peer_cb, fd, EV_READ);
+    ev_io_init(&c->peer_io, ctlsock_peer_cb, fd, EV_READ);
     ev_io_start(loop, &c->peer_io);
-    ev_timer_init(&c->peer_timer, control_peer_timer_cb,
-                  CONTROL_FIRST_BYTE_S, 0.);
+    ev_timer_init(&c->peer_timer, ctlsock_peer_timer_cb,
+                  CTLSOCK_FIRST_BYTE_S, 0.);
     ev_timer_start(loop, &c->peer_timer);
 }
 
-struct control *
-control_start(struct ev_loop *loop, const char *path, control_conn_fn fn,
+struct ctlsock *
+ctlsock_start(struct ev_loop *loop, const char *path, ctlsock_conn_fn fn,
               void *ctx, char *err)
 {
     struct sockaddr_un sun;
-    struct control *c;
+    struct ctlsock *c;
     struct stat st;
     mode_t old_mask;
     int probe, rc;
 
-    if (control_addr(path, &sun, err) != MQ_OK) {
+    if (ctlsock_addr(path, &sun, err) != MQ_OK) {
         return NULL;
     }
-    probe = control_connect(path, 1000, err);
+    probe = ctlsock_connect(path, 1000, err);
     if (probe != -1) {
         close(probe);
         snprintf(err, MQ_ERR_LEN, "control socket %s: another process is "
@@ -232,7 +232,7 @@ control_start(struct ev_loop *loop, const char *path, control_conn_fn fn,
     }
     c->ino = st.st_ino;
     c->dev = st.st_dev;
-    ev_io_init(&c->accept_io, control_accept_cb, c->fd, EV_READ);
+    ev_io_init(&c->accept_io, ctlsock_accept_cb, c->fd, EV_READ);
     ev_io_start(loop, &c->accept_io);
     return c;
 fail:
@@ -245,7 +245,7 @@ fail:
 }
 
 void
-control_stop(struct control *c)
+ctlsock_stop(struct ctlsock *c)
 {
     struct stat st;
 
