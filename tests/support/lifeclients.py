@@ -5,6 +5,9 @@
   closes). Hundreds of them run in one event loop.
 - MqttFleet: N long-lived MQTT clients that reconnect when closed, as a
   real fleet does, recording every close the server made.
+- MqttStandIn: NOT a broker; a scripted MQTT server that answers CONNECT
+  and PINGREQ and never closes a silent client itself, so that a test
+  sees mqlb's own idle rule (real mosquitto is tested too).
 - AmqpClient: the client side of the AMQP 0-9-1 connection handshake
   (protocol header, Start-Ok, Tune-Ok with a heartbeat, Open), then
   heartbeats on schedule or silence.
@@ -60,6 +63,7 @@ class MqttClient:
         if ack[0] != 0x20 or ack[3] != 0:
             raise ConnectionError("CONNACK refused: %r" % ack)
         self.connected_at = time.monotonic()
+        self.local = self.writer.get_extra_info("sockname")
         self._tasks.append(asyncio.ensure_future(self._read()))
         if self.ping and self.keepalive > 0:
             self._tasks.append(asyncio.ensure_future(self._pinger()))
@@ -165,6 +169,59 @@ def max_in_window(times, window=1.0):
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+class MqttStandIn:
+    """NOT a broker: a scripted MQTT stand-in server that answers CONNECT
+    with CONNACK and PINGREQ with PINGRESP and never enforces a keep alive
+    itself, so that only mqlb can close a silent client. Runs in its own
+    thread's event loop."""
+
+    def __init__(self):
+        import threading
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, daemon=True)
+        self.thread.start()
+        self._ready.wait(10)
+        wait_port(self.port)
+
+    def _main(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, reader, writer):
+        try:
+            while True:
+                hdr = await reader.readexactly(2)
+                rl, shift, b = hdr[1] & 0x7f, 7, hdr[1]
+                while b & 0x80:
+                    b = (await reader.readexactly(1))[0]
+                    rl |= (b & 0x7f) << shift
+                    shift += 7
+                if rl:
+                    await reader.readexactly(rl)
+                if hdr[0] == 0x10:
+                    writer.write(b"\x20\x02\x00\x00")
+                elif hdr[0] == 0xc0:
+                    writer.write(b"\xd0\x00")
+                elif hdr[0] == 0xe0:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        writer.close()
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 # ---- AMQP 0-9-1 ---------------------------------------------------------
