@@ -217,7 +217,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             return RELAY_YIELD;
         }
         if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
-            && relay_splice_start(d) == MQ_OK) {
+            && d->observe == NULL && relay_splice_start(d) == MQ_OK) {
             relay_dir_release(d, rp);   /* empty: everything was sent */
             return relay_pump_splice(d, budget - nread);
         }
@@ -234,6 +234,9 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             d->len = (uint32_t)n;
             nread += (size_t)n;
             drained = n < RELAY_BUF_SIZE;
+            if (d->observe != NULL) {
+                d->observe(d->observe_arg, d->buf, (size_t)n);
+            }
             if (d->tap != NULL && !d->tap_full) {
                 if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
                     memcpy(d->tap + d->taplen, d->buf, (size_t)n);

@@ -43,6 +43,11 @@ struct relay_dir {
     uint64_t            nbytes;     /* bytes delivered to dst */
     char               *tap;        /* if set, a copy of what src sent */
     uint32_t            taplen;     /* bytes in <tap> (RELAY_BUF_SIZE max) */
+    void              (*observe)(void *arg, const char *p, size_t n);
+                                    /* if set, shown every byte read from
+                                       src, in order (a passive protocol
+                                       reader); no splicing meanwhile */
+    void               *observe_arg;
 };
 
 enum relay_status {
