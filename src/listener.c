@@ -64,8 +64,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             net_format((struct sockaddr *)&ss, addr, sizeof(addr));
             log_warn("client %s refused by the allow list of pool %s",
                      addr, cf->name);
-            atomic_fetch_add_explicit(l->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(l->pool, REJECT_ALLOW);
             close(fd);
             core_session_done(w->core);
             continue;
@@ -79,8 +78,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             log_warn("client %s refused: %s in pool %s", addr,
                      errno == ENOMEM ? "out of memory"
                      : "max_conns_per_source reached", cf->name);
-            atomic_fetch_add_explicit(l->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(l->pool, REJECT_SOURCE_LIMIT);
             close(fd);
             core_session_done(w->core);
             continue;
