@@ -26,6 +26,10 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/log.h"
+#include "mqlb/resolver.h"
+
+/* A backend host name at load: c-ares tries each resolver twice, 1s each. */
+#define CF_RESOLVE_TIMEOUT_MS   2500
 
 enum cf_section {
     CF_NONE = 0,        /* before any section header */
@@ -190,6 +194,46 @@ config_parse_uint(const char *text, unsigned min, unsigned max,
     }
     *out = (unsigned)v;
     return MQ_OK;
+}
+
+int
+config_split_hostport(const char *text, char *host, size_t hostlen,
+                      unsigned *port)
+{
+    const char *colon, *ps;
+    size_t hlen;
+
+    if (text[0] == '[') {
+        colon = strchr(text, ']');
+        if (colon == NULL || colon[1] != ':') {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text - 1);
+        ps = colon + 2;
+        text++;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text);
+        ps = colon + 1;
+    }
+    if (hlen == 0 || hlen >= hostlen) {
+        return MQ_ERR;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    return config_parse_uint(ps, 1, 65535, port);
+}
+
+bool
+config_host_is_ip(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 ||
+           inet_pton(AF_INET6, host, buf) == 1;
 }
 
 /*
@@ -636,7 +680,17 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
             }
             snprintf(b.name, sizeof(b.name), "%s", tok);
         } else if (n == 1) {
-            if (config_parse_addr(tok, &b.addr) != MQ_OK) {
+            if (config_split_hostport(tok, b.host, sizeof(b.host), &b.port)
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: address '%s': expected "
+                         "HOST:PORT or [IPV6]:PORT", b.name, tok);
+                rc = MQ_ERR;
+            } else if (tok[0] != '[' && !config_host_is_ip(b.host) &&
+                       strspn(b.host, "0123456789.") != strlen(b.host)) {
+                /* a name: resolved once the whole file (resolvers) is read */
+                b.is_name = 1;
+                snprintf(b.addr.text, sizeof(b.addr.text), "%s", tok);
+            } else if (config_parse_addr(tok, &b.addr) != MQ_OK) {
                 cf_error(ctx, "backend %s: address '%s': expected "
                          "HOST:PORT or [IPV6]:PORT", b.name, tok);
                 rc = MQ_ERR;
@@ -681,6 +735,76 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/* A DNS name: labels of [A-Za-z0-9_-], dots between, at most 253. */
+static bool
+cf_dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0, i;
+
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (label == 0 && !(i == n - 1 && i > 0)) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        if (!config_name_char((unsigned char)s[i]) || ++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* discover = dns NAME:PORT | dns-srv _service._proto.NAME */
+static int
+cf_set_discover(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
+{
+    struct config_pool *p = base;
+    struct config_discover d, *arr;
+    const char *sp;
+    size_t klen;
+
+    (void)k;
+    memset(&d, 0, sizeof(d));
+    d.line = ctx->line;
+    sp = v + strcspn(v, " \t");
+    klen = (size_t)(sp - v);
+    sp += strspn(sp, " \t");
+    if (klen == 3 && strncmp(v, "dns", 3) == 0) {
+        d.kind = DISCOVER_DNS;
+        if (config_split_hostport(sp, d.name, sizeof(d.name), &d.port)
+            != MQ_OK || !cf_dns_name_ok(d.name)) {
+            cf_error(ctx, "discover = %s: expected dns NAME:PORT", v);
+            return MQ_ERR;
+        }
+    } else if (klen == 7 && strncmp(v, "dns-srv", 7) == 0) {
+        d.kind = DISCOVER_DNS_SRV;
+        if (strlen(sp) >= sizeof(d.name) || !cf_dns_name_ok(sp) ||
+            sp[0] != '_') {
+            cf_error(ctx, "discover = %s: expected dns-srv "
+                     "_service._proto.NAME (e.g. _amqp._tcp.rabbit.svc)", v);
+            return MQ_ERR;
+        }
+        snprintf(d.name, sizeof(d.name), "%s", sp);
+    } else {
+        cf_error(ctx, "discover = %s: expected dns NAME:PORT or dns-srv "
+                 "_service._proto.NAME", v);
+        return MQ_ERR;
+    }
+    arr = realloc(p->discovers, (p->ndiscovers + 1) * sizeof(*arr));
+    if (arr == NULL) {
+        return MQ_ERR;
+    }
+    p->discovers = arr;
+    arr[p->ndiscovers++] = d;
+    return MQ_OK;
+}
+
 #define G(f)    offsetof(struct config, f)
 #define P(f)    offsetof(struct config_pool, f)
 
@@ -695,6 +819,9 @@ static const struct cf_key cf_keys[] = {
     { CF_GLOBAL, "shutdown_timeout", cf_set_duration,
       G(shutdown_timeout_ms), "30s", 0, 0, 0 },
     { CF_GLOBAL, "user", cf_set_string, G(user), "", 0, 0, 0 },
+    { CF_GLOBAL, "resolvers", cf_set_string, G(resolvers), "", 0, 0, 0 },
+    { CF_GLOBAL, "resolve_interval", cf_set_duration,
+      G(resolve_interval_ms), "10s", 1, 0, 0 },
     { CF_ADMIN, "listen", cf_set_admin_listen, G(admin_listen),
       "127.0.0.1:9000", 0, 0, 0 },
     { CF_ADMIN, "token", cf_set_string, G(admin_token), "", 0, 0, 0 },
@@ -731,6 +858,7 @@ static const struct cf_key cf_keys[] = {
       0, 0, 0 },
     { CF_POOL, "allow", cf_set_allow, 0, NULL, 0, 0, 1 },
     { CF_POOL, "backend", cf_set_backend, 0, NULL, 0, 0, 1 },
+    { CF_POOL, "discover", cf_set_discover, 0, NULL, 0, 0, 1 },
 };
 
 #undef G
@@ -929,6 +1057,31 @@ cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* Resolve the backend host names of <p> through the configured resolvers. */
+static void
+cf_resolve_pool(struct cf_ctx *ctx, struct config_pool *p)
+{
+    struct config_backend *b;
+    struct resolver_addr ra;
+    char err[MQ_ERR_LEN];
+    size_t i;
+
+    for (i = 0; i < p->nbackends; i++) {
+        b = &p->backends[i];
+        if (!b->is_name) {
+            continue;
+        }
+        if (resolver_lookup_sync(ctx->cf->resolvers, b->host, b->port,
+                                 CF_RESOLVE_TIMEOUT_MS, &ra, err) != MQ_OK) {
+            cf_error_at(ctx, b->line, "backend %s: host '%s' does not "
+                        "resolve: %s", b->name, b->host, err);
+            continue;
+        }
+        memcpy(&b->addr.ss, &ra.ss, ra.len);
+        b->addr.len = ra.len;
+    }
+}
+
 static void
 cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
 {
@@ -938,8 +1091,9 @@ cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
                     p->name);
     }
-    if (p->nbackends == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
+    if (p->nbackends == 0 && p->ndiscovers == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'backend' (or 'discover')",
+                    p->name);
     }
     if (p->nbackends > CONFIG_MAX_BACKENDS) {
         cf_error_at(ctx, p->line, "[pool %s]: more than %d backends",
@@ -980,10 +1134,29 @@ cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
 static void
 cf_validate(struct cf_ctx *ctx)
 {
+    char csv[1024], err[MQ_ERR_LEN];
     struct config *cf = ctx->cf;
     size_t i, j, k, l;
     long ncpu;
 
+    if (cf->resolvers != NULL && cf->resolvers[0] != '/' &&
+        resolver_servers_csv(cf->resolvers, csv, sizeof(csv), err)
+        != MQ_OK) {
+        cf_error_at(ctx, 1, "[global] resolvers = %s: %s", cf->resolvers,
+                    err);
+    } else if (cf->resolvers != NULL && cf->resolvers[0] == '/' &&
+               access(cf->resolvers, R_OK) == -1) {
+        cf_error_at(ctx, 1, "[global] resolvers = %s: %s", cf->resolvers,
+                    strerror(errno));
+    } else {
+        for (i = 0; i < cf->npools; i++) {
+            cf_resolve_pool(ctx, &cf->pools[i]);
+        }
+    }
+    if (cf->resolve_interval_ms < 1000) {
+        cf_error_at(ctx, 1, "[global] resolve_interval: at least 1s "
+                    "(DNS is never asked more than once a second)");
+    }
     for (i = 0; i < cf->npools; i++) {
         cf_validate_pool(ctx, &cf->pools[i]);
         for (j = 0; j < i; j++) {
@@ -1029,6 +1202,7 @@ cf_pool_deinit(struct config_pool *p)
     mq_free(p->check_path);
     mq_free(p->allow);
     mq_free(p->backends);
+    mq_free(p->discovers);
 }
 
 void
@@ -1046,6 +1220,7 @@ config_destroy(struct config *cf)
     mq_free(cf->path);
     mq_free(cf->user);
     mq_free(cf->admin_token);
+    mq_free(cf->resolvers);
     free(cf);
 }
 
@@ -1192,6 +1367,10 @@ config_dump(const struct config *cf, FILE *out)
     if (cf->user != NULL) {
         fprintf(out, "user = %s\n", cf->user);
     }
+    if (cf->resolvers != NULL) {
+        fprintf(out, "resolvers = %s\n", cf->resolvers);
+    }
+    cf_dump_ms(out, "resolve_interval", cf->resolve_interval_ms);
     fprintf(out, "\n[admin]\nlisten = %s\ntoken = %s\n",
             cf->admin_listen.text, cf->admin_token != NULL ? "(set)" : "");
     for (i = 0; i < cf->npools; i++) {
@@ -1235,6 +1414,15 @@ config_dump(const struct config *cf, FILE *out)
                 fprintf(out, " max_conns=%u", b->max_conns);
             }
             fputc('\n', out);
+        }
+        for (j = 0; j < p->ndiscovers; j++) {
+            if (p->discovers[j].kind == DISCOVER_DNS) {
+                fprintf(out, "discover = dns %s:%u\n", p->discovers[j].name,
+                        p->discovers[j].port);
+            } else {
+                fprintf(out, "discover = dns-srv %s\n",
+                        p->discovers[j].name);
+            }
         }
     }
 }
