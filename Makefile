@@ -2,7 +2,7 @@
 # `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
-PKGS     := inih libmicrohttpd jansson libcares
+PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto libcares
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2
 CFLAGS   ?= -O2 -g

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 
 static _Atomic int log_level_cur = LOG_INFO;
 static _Atomic int log_format_cur = LOG_FORMAT_TEXT;
+static _Atomic bool log_journal = false;
 
 static const char *const log_names[] = {
     "error", "warn", "notice", "info", "debug",
@@ -37,11 +40,51 @@ mq_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INODE for the stream it connects to
+ * stdout/stderr; only when stderr is that very stream do priority
+ * prefixes reach journald (a redirect in between must see plain lines).
+ */
+static bool
+log_detect_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+        fstat(STDERR_FILENO, &st) != 0) {
+        return false;
+    }
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
 void
 log_init(int level, enum config_log_format format)
 {
     atomic_store(&log_level_cur, level);
     atomic_store(&log_format_cur, (int)format);
+    atomic_store(&log_journal, log_detect_journal());
+}
+
+bool
+log_journal_mode(void)
+{
+    return atomic_load_explicit(&log_journal, memory_order_relaxed);
+}
+
+int
+log_syslog_priority(int level)
+{
+    /* LOG_ERR 3, LOG_WARNING 4, LOG_NOTICE 5, LOG_INFO 6, LOG_DEBUG 7 */
+    if (level < LOG_ERROR) {
+        return 3;
+    }
+    if (level > LOG_DEBUG) {
+        return 7;
+    }
+    return 3 + level;
 }
 
 int
@@ -117,31 +160,78 @@ log_write(const char *line, size_t len)
     } while (n == -1 && errno == EINTR);
 }
 
-void
-log_msg(int level, const char *fmt, ...)
+/*
+ * The line head: "<N>" under journald (which stamps the time itself),
+ * else the timestamp; for JSON the opening of the object.
+ */
+static size_t
+log_head(char *line, size_t cap, int level, bool json)
 {
-    char msg[2048], line[4096], ts[40];
-    size_t pos;
-    va_list ap;
+    char ts[40];
+    size_t pos = 0;
 
-    if (!log_enabled(level)) {
-        return;
+    if (log_journal_mode()) {
+        pos = (size_t)snprintf(line, cap, "<%d>", log_syslog_priority(level));
+        if (json) {
+            pos += (size_t)snprintf(line + pos, cap - pos,
+                                    "{\"level\":\"%s\"",
+                                    log_level_name(level));
+        } else {
+            pos += (size_t)snprintf(line + pos, cap - pos, "%s ",
+                                    log_level_name(level));
+        }
+        return pos;
     }
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     log_timestamp(ts, sizeof(ts));
+    if (json) {
+        return (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\"",
+                                ts, log_level_name(level));
+    }
+    return (size_t)snprintf(line, cap, "%s %s ", ts, log_level_name(level));
+}
 
-    if (atomic_load(&log_format_cur) == LOG_FORMAT_JSON) {
-        pos = (size_t)snprintf(line, sizeof(line),
-                               "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
-                               ts, log_level_name(level));
-        pos = log_json_escape(line, sizeof(line) - 4, pos, msg);
-        memcpy(line + pos, "\"}\n", 3);
-        pos += 3;
+/* Append ,"<key>":"<val>" when <val> is set. */
+static size_t
+log_json_field(char *line, size_t cap, size_t pos, const char *key,
+               const char *val)
+{
+    if (val == NULL || pos + 8 + strlen(key) >= cap) {
+        return pos;
+    }
+    pos += (size_t)snprintf(line + pos, cap - pos, ",\"%s\":\"", key);
+    pos = log_json_escape(line, cap - 4, pos, val);
+    line[pos++] = '"';
+    return pos;
+}
+
+static void
+log_vemit(int level, const struct log_fields *f, const char *fmt, va_list ap)
+{
+    char msg[2048], line[4096];
+    bool json = atomic_load(&log_format_cur) == LOG_FORMAT_JSON;
+    size_t pos;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pos = log_head(line, sizeof(line), level, json);
+    if (json) {
+        if (f != NULL) {
+            pos = log_json_field(line, sizeof(line), pos, "event", f->event);
+            pos = log_json_field(line, sizeof(line), pos, "pool", f->pool);
+            pos = log_json_field(line, sizeof(line), pos, "backend",
+                                 f->backend);
+            pos = log_json_field(line, sizeof(line), pos, "state", f->state);
+            pos = log_json_field(line, sizeof(line), pos, "from", f->from);
+            pos = log_json_field(line, sizeof(line), pos, "to", f->to);
+            pos = log_json_field(line, sizeof(line), pos, "reason",
+                                 f->reason);
+            pos = log_json_field(line, sizeof(line), pos, "client",
+                                 f->client);
+        }
+        pos = log_json_field(line, sizeof(line), pos, "msg", msg);
+        memcpy(line + pos, "}\n", 2);
+        pos += 2;
     } else {
-        pos = (size_t)snprintf(line, sizeof(line), "%s %s %s\n", ts,
-                               log_level_name(level), msg);
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s\n", msg);
         if (pos >= sizeof(line)) {
             pos = sizeof(line) - 1;
             line[pos - 1] = '\n';
@@ -151,36 +241,59 @@ log_msg(int level, const char *fmt, ...)
 }
 
 void
+log_msg(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    log_vemit(level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void
+log_event(int level, const struct log_fields *f, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    log_vemit(level, f, fmt, ap);
+    va_end(ap);
+}
+
+void
 log_session_end(const struct log_session *ls)
 {
-    char line[2048], ts[40];
+    char line[2048];
+    bool json = atomic_load(&log_format_cur) == LOG_FORMAT_JSON;
     size_t pos;
 
     if (!log_enabled(LOG_INFO)) {
         return;
     }
-    log_timestamp(ts, sizeof(ts));
-    if (atomic_load(&log_format_cur) == LOG_FORMAT_JSON) {
-        pos = (size_t)snprintf(line, sizeof(line),
-            "{\"ts\":\"%s\",\"level\":\"info\",\"event\":\"session\","
-            "\"id\":%llu,\"client\":\"", ts, (unsigned long long)ls->id);
-        pos = log_json_escape(line, sizeof(line), pos, ls->client);
+    pos = log_head(line, sizeof(line), LOG_INFO, json);
+    if (json) {
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
-                                "\",\"pool\":\"");
-        pos = log_json_escape(line, sizeof(line), pos, ls->pool);
+            ",\"event\":\"session\",\"id\":%llu",
+            (unsigned long long)ls->id);
+        pos = log_json_field(line, sizeof(line), pos, "client", ls->client);
+        pos = log_json_field(line, sizeof(line), pos, "pool", ls->pool);
+        pos = log_json_field(line, sizeof(line), pos, "backend", ls->backend);
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
-                                "\",\"backend\":\"");
-        pos = log_json_escape(line, sizeof(line), pos, ls->backend);
-        pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
-            "\",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu,"
+            ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu,"
             "\"end\":\"%s\"}\n",
             (unsigned long long)ls->bytes_in,
             (unsigned long long)ls->bytes_out,
             (unsigned long long)ls->duration_ms, ls->end);
     } else {
-        pos = (size_t)snprintf(line, sizeof(line),
-            "%s info session #%llu client=%s pool=%s backend=%s in=%llu "
-            "out=%llu duration=%llums end=%s\n", ts,
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
+            "session #%llu client=%s pool=%s backend=%s in=%llu "
+            "out=%llu duration=%llums end=%s\n",
             (unsigned long long)ls->id, ls->client, ls->pool, ls->backend,
             (unsigned long long)ls->bytes_in,
             (unsigned long long)ls->bytes_out,

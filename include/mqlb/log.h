@@ -5,6 +5,7 @@
 #ifndef MQLB_LOG_H
 #define MQLB_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mqlb/config.h"
@@ -29,13 +30,39 @@ struct log_session {
     const char         *end;            /* how it ended */
 };
 
+/*
+ * The fields of an event (a state change, a reload, an admin action): in
+ * log_format = json each non-NULL field is a key of the line, so that log
+ * pipelines need not parse the message. NULL fields are left out.
+ */
+struct log_fields {
+    const char         *event;          /* "backend_state", "reload", ... */
+    const char         *pool;
+    const char         *backend;
+    const char         *state;          /* the state now */
+    const char         *from;           /* state before */
+    const char         *to;             /* state after */
+    const char         *reason;         /* why, in words */
+    const char         *client;         /* who (an admin peer, a client) */
+};
+
+/*
+ * Also decides the journald mode: when JOURNAL_STREAM names our stderr,
+ * lines carry a syslog priority prefix ("<4>") and no timestamp, which
+ * journald adds itself.
+ */
 void log_init(int level, enum config_log_format format);
+bool log_journal_mode(void);
+/* The syslog priority (3 err .. 7 debug) of one of our levels. */
+int log_syslog_priority(int level);
 int log_level_parse(const char *text);      /* -1 if unknown */
 const char *log_level_name(int level);
 int log_enabled(int level);
 
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void log_event(int level, const struct log_fields *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void log_session_end(const struct log_session *ls);
 
 #define log_error(...)  log_msg(LOG_ERROR, __VA_ARGS__)
