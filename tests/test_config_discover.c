@@ -108,10 +108,10 @@ Test(config_discover, bad_values_name_their_line)
               "discover = consul rabbit\n"
               "discover = dns bad..name:1\n", &errs);
     cr_assert_null(cf);
-    cr_assert(has(&errs, 1, "resolvers = dns.example.com: resolver "
+    cr_assert(has(&errs, 2, "resolvers = dns.example.com: resolver "
                   "'dns.example.com': expected an IP address"),
               "%s", first(&errs));
-    cr_assert(has(&errs, 1, "resolve_interval: at least 1s"));
+    cr_assert(has(&errs, 3, "resolve_interval = 500ms: at least 1s"));
     cr_assert(has(&errs, 6, "expected dns NAME:PORT"));
     cr_assert(has(&errs, 7, "expected dns-srv _service._proto.NAME"));
     cr_assert(has(&errs, 8, "expected dns NAME:PORT or dns-srv"));
@@ -143,8 +143,8 @@ Test(config_discover, backend_name_resolved_through_resolvers)
               "backend = a localhost:6379\n"
               "backend = b nowhere.invalid:6379\n", &errs);
     cr_assert_null(cf);
-    cr_assert(has(&errs, 6, "backend b: host 'nowhere.invalid' does not "
-                  "resolve"), "%s", first(&errs));
+    cr_assert(has(&errs, 6, "backend b: address 'nowhere.invalid:6379': "
+                  "host 'nowhere.invalid' does not resolve"), "%s", first(&errs));
     cr_assert_eq(errs.nmsgs, 1, "localhost resolves: %s", first(&errs));
     config_errors_deinit(&errs);
 
