@@ -117,6 +117,10 @@ struct config {
     enum config_log_format log_format;
     uint64_t            shutdown_timeout_ms;
     char               *user;           /* owned, NULL = keep the user */
+    char               *control_socket; /* owned, NULL = none (takeover,
+                                           mqlb -s) */
+    char               *state_file;     /* owned, NULL = runtime state
+                                           is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
     struct config_pool *pools;          /* owned array */
