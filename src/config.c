@@ -749,6 +749,22 @@ cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return cf_string_parse(ctx, base, k, v);
 }
 
+/* file: empty (none) or an absolute path, no blanks */
+static int
+cf_file_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (*v == '\0') {
+        return cf_string_parse(ctx, base, k, v);
+    }
+    if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
+        cf_error(ctx, "%s = %s: expected an absolute file path (starting "
+                 "with '/')", k->name, v);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
 /* bytes: C escapes unescaped; the length (size_t) at k->len_offset */
 static int
 cf_bytes_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
@@ -1384,6 +1400,9 @@ static const struct cf_type cf_user = {
 static const struct cf_type cf_path = {
     cf_path_parse, cf_string_print, cf_string_equal, 1,
 };
+static const struct cf_type cf_file = {
+    cf_file_parse, cf_string_print, cf_string_equal, 1,
+};
 static const struct cf_type cf_bytes = {
     cf_bytes_parse, cf_bytes_print, cf_bytes_equal, 1,
 };
@@ -1467,6 +1486,9 @@ static const struct cf_key cf_keys[] = {
     { K(CF_GLOBAL, "resolvers", cf_resolvers), G(resolvers), .def = "" },
     { K(CF_GLOBAL, "resolve_interval", cf_interval),
       G(resolve_interval_ms), .def = "10s", .min = 1 },
+    { K(CF_GLOBAL, "control_socket", cf_file), G(control_socket),
+      .def = "" },
+    { K(CF_GLOBAL, "state_file", cf_file), G(state_file), .def = "" },
 
     { K(CF_ADMIN, "listen", cf_addr), G(admin_listen),
       .def = "127.0.0.1:9000" },

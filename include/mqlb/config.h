@@ -138,6 +138,10 @@ struct config {
     char               *resolvers;      /* owned; NULL = /etc/resolv.conf */
     uint64_t            resolve_interval_ms;
     unsigned            resolvers_bad:1;    /* while loading: unusable */
+    char               *control_socket; /* owned, NULL = none (takeover,
+                                           mqlb -s) */
+    char               *state_file;     /* owned, NULL = runtime state
+                                           is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
     struct config_pool *pools;          /* owned array */
