@@ -1510,3 +1510,30 @@ Test(config, life_cycle_bad_values_say_what_is_expected)
         config_errors_deinit(&errs);
     }
 }
+
+Test(config, control_socket_and_state_file_are_absolute_paths)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[global]\ncontrol_socket = /run/mqlb/mqlb.sock\n"
+                          "state_file = /var/lib/mqlb/state\n"
+                          "[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_str_eq(cf->control_socket, "/run/mqlb/mqlb.sock");
+    cr_assert_str_eq(cf->state_file, "/var/lib/mqlb/state");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_null(cf->control_socket, "none unless set");
+    cr_assert_null(cf->state_file);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one("[global]\ncontrol_socket = mqlb.sock\n"
+                           "[pool p]\nlisten = 127.0.0.1:7000\n"
+                           "backend = a 127.0.0.1:1\n", 2,
+                           "control_socket = mqlb.sock: expected an absolute");
+}
