@@ -18,7 +18,7 @@
 struct gen_keep {
     struct gen_keep    *next;
     char                name[CONFIG_NAME_LEN];
-    _Atomic uint64_t    rejected;
+    _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -186,7 +186,7 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
         return NULL;
     }
     k = gen_keep_get(keep, cp->name);
-    p = pool_create(cp, bs, k != NULL ? &k->rejected : NULL);
+    p = pool_create(cp, bs, k != NULL ? k->rejected : NULL);
     for (j = 0; j < cp->nbackends; j++) {
         backend_release(bs[j]);     /* the pool holds its own */
     }

@@ -42,16 +42,17 @@ listener_log_refusal(struct log_ratelimit *rl, const char *addr,
 }
 
 /* Refuse the client on <fd> for <why>: a rate-limited line from <rl>,
- * one count, and its ticket back. */
+ * one count under <reason>, and its ticket back. */
 static void
 listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
-                struct log_ratelimit *rl, const char *why)
+                enum reject_reason reason, struct log_ratelimit *rl,
+                const char *why)
 {
     char addr[64];
 
     net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
     listener_log_refusal(rl, addr, why, l->pool->cf->name);
-    atomic_fetch_add_explicit(l->pool->nrejected, 1, memory_order_relaxed);
+    pool_reject(l->pool, reason);
     close(fd);
     admission_return(t);
 }
@@ -92,7 +93,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         }
         if (cf->nallow > 0 &&
             !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&t.peer)) {
-            listener_refuse(l, fd, &t, &listener_allow_rl,
+            listener_refuse(l, fd, &t, REJECT_ALLOW, &listener_allow_rl,
                             "not in the allow list");
             continue;
         }
@@ -101,8 +102,9 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (l->pool->sources != NULL &&
             admission_take_source(&t, l->pool->sources,
                                   cf->max_conns_per_source) != MQ_OK) {
-            listener_refuse(l, fd, &t, &listener_source_rl,
-                            errno == ENOMEM ? "out of memory"
+            listener_refuse(l, fd, &t, REJECT_SOURCE_LIMIT,
+                            &listener_source_rl, errno == ENOMEM
+                            ? "out of memory"
                             : "max_conns_per_source reached");
             continue;
         }

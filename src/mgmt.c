@@ -40,12 +40,16 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
 static int
 mgmt_pool(struct stats_pool *sp, struct pool *p)
 {
+    unsigned r;
     size_t j;
 
     snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
     sp->balance = config_balance_name(p->cf->balance);
     sp->check = config_check_name(p->cf->check);
-    sp->rejected = atomic_load(p->nrejected);
+    for (r = 0; r < REJECT_NREASONS; r++) {
+        sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
+        sp->rejected += sp->rejected_by[r];
+    }
     sp->listen = calloc(p->cf->nlistens, sizeof(*sp->listen));
     sp->backends = calloc(p->nbackends, sizeof(*sp->backends));
     if (sp->listen == NULL || sp->backends == NULL) {

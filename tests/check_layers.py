@@ -17,7 +17,8 @@ LAYERS = [
     ("base", True, """common log config config_diff acl net relay
         proxy_proto mqtt_connect probe nats_watch histo procstat notify
         tls tls_hello heartbeat lifetime rate rebalance fdpass handover
-        ctlsock ctl state_file"""),
+        ctlsock ctl state_file reject
+        admin_api resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health
         stats"""),
     ("connection", False, "session listener"),
