@@ -390,19 +390,41 @@ cf_set_bytes(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/* listen = HOST:PORT [tls] */
 static int
 cf_set_listen(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
     struct config_pool *p = base;
     struct config_addr a, *arr;
+    char addr[128];
+    const char *opt;
+    size_t n;
+    bool tls = false;
 
     (void)k;
-    if (config_parse_addr(v, &a) != MQ_OK) {
-        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT", v);
+    n = strcspn(v, " \t");
+    opt = v + n;
+    while (*opt == ' ' || *opt == '\t') {
+        opt++;
+    }
+    if (*opt != '\0') {
+        if (strcmp(opt, "tls") != 0) {
+            cf_error(ctx, "listen = %s: unknown option '%s' (the only one "
+                     "is 'tls')", v, opt);
+            return MQ_ERR;
+        }
+        tls = true;
+    }
+    snprintf(addr, sizeof(addr), "%.*s", (int)MQ_MIN(n, sizeof(addr) - 1),
+             v);
+    if (n >= sizeof(addr) || config_parse_addr(addr, &a) != MQ_OK) {
+        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT, "
+                 "optionally followed by tls", v);
         return MQ_ERR;
     }
     a.line = ctx->line;
+    a.tls = tls;
     arr = realloc(p->listens, (p->nlistens + 1) * sizeof(*arr));
     if (arr == NULL) {
         cf_error(ctx, "out of memory");
@@ -681,6 +703,166 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/* ---- TLS keys -------------------------------------------------------- */
+
+/* tls_cert: repeated; each file with its line. */
+static int
+cf_set_tls_cert(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
+{
+    struct tls_server_conf *t = &((struct config_pool *)base)->tls;
+    char **certs;
+    int *lines;
+
+    (void)k;
+    if (*v == '\0') {
+        cf_error(ctx, "tls_cert: expected a PEM file");
+        return MQ_ERR;
+    }
+    certs = realloc(t->certs, (t->ncerts + 1) * sizeof(*certs));
+    if (certs == NULL) {
+        return MQ_ERR;
+    }
+    t->certs = certs;
+    lines = realloc(t->cert_lines, (t->ncerts + 1) * sizeof(*lines));
+    if (lines == NULL) {
+        return MQ_ERR;
+    }
+    t->cert_lines = lines;
+    certs[t->ncerts] = strdup(v);
+    if (certs[t->ncerts] == NULL) {
+        return MQ_ERR;
+    }
+    lines[t->ncerts++] = ctx->line;
+    return MQ_OK;
+}
+
+/* A TLS file or list key: the string, and the line in <line>. */
+static int
+cf_set_tls_str(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
+{
+    struct config_pool *p = base;
+
+    cf_set_string(ctx, base, k, v);
+    if (k->offset == offsetof(struct config_pool, tls.key)) {
+        p->tls.key_line = ctx->line;
+    } else if (k->offset == offsetof(struct config_pool, tls.client_ca)) {
+        p->tls.client_ca_line = ctx->line;
+    } else if (k->offset == offsetof(struct config_pool, tls.alpn)) {
+        p->tls.alpn_line = ctx->line;
+    } else if (k->offset == offsetof(struct config_pool, backend_tls.ca)) {
+        p->backend_tls.ca_line = ctx->line;
+    }
+    return MQ_OK;
+}
+
+static int
+cf_set_tls_version(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    (void)k;
+    if (strcmp(v, "1.2") == 0) {
+        ((struct config_pool *)base)->tls.min_version = 12;
+    } else if (strcmp(v, "1.3") == 0) {
+        ((struct config_pool *)base)->tls.min_version = 13;
+    } else {
+        cf_error(ctx, "tls_min_version = %s: expected 1.2 or 1.3", v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static const char *const cf_verify_names[] = {
+    "off", "optional", "required", NULL,
+};
+
+static int
+cf_set_tls_verify(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct config_pool *p = base;
+
+    (void)k;
+    p->tls.verify_line = ctx->line;
+    return cf_set_enum(ctx, &p->tls.verify_client, "tls_verify_client", v,
+                       cf_verify_names);
+}
+
+/* on | off into an int field. */
+static int
+cf_set_onoff(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const char *v)
+{
+    static const char *const names[] = { "off", "on", NULL };
+
+    return cf_set_enum(ctx, CF_FIELD(base, k, int), k->name, v, names);
+}
+
+/* A host name as SNI or an sni pattern: letters, digits, '-', '.', '_'. */
+static bool
+cf_sni_ok(const char *s, bool pattern)
+{
+    if (pattern && strcmp(s, "*") == 0) {
+        return true;
+    }
+    if (pattern && s[0] == '*' && s[1] == '.') {
+        s += 2;
+    }
+    if (*s == '\0' || strlen(s) > 253) {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.'
+            && *s != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* sni = NAME ...: exact names, *.domain, or * */
+static int
+cf_set_sni(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+           const char *v)
+{
+    struct config_pool *p = base;
+    char *copy, *tok, *save = NULL, **arr;
+    int rc = MQ_OK;
+
+    (void)k;
+    p->sni_line = ctx->line;
+    copy = strdup(v);
+    if (copy == NULL) {
+        return MQ_ERR;
+    }
+    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save)) {
+        if (!cf_sni_ok(tok, true)) {
+            cf_error(ctx, "sni: '%s' is not a host name, *.domain or *",
+                     tok);
+            rc = MQ_ERR;
+            continue;
+        }
+        arr = realloc(p->sni, (p->nsni + 1) * sizeof(*arr));
+        if (arr == NULL) {
+            rc = MQ_ERR;
+            break;
+        }
+        p->sni = arr;
+        arr[p->nsni] = strdup(tok);
+        if (arr[p->nsni] != NULL) {
+            p->nsni++;
+        }
+    }
+    free(copy);
+    if (rc == MQ_OK && p->nsni == 0) {
+        cf_error(ctx, "sni: expected host names, *.domain or *");
+        rc = MQ_ERR;
+    }
+    return rc;
+}
+
 #define G(f)    offsetof(struct config, f)
 #define P(f)    offsetof(struct config_pool, f)
 
@@ -731,6 +913,27 @@ static const struct cf_key cf_keys[] = {
       0, 0, 0 },
     { CF_POOL, "allow", cf_set_allow, 0, NULL, 0, 0, 1 },
     { CF_POOL, "backend", cf_set_backend, 0, NULL, 0, 0, 1 },
+    { CF_POOL, "tls_cert", cf_set_tls_cert, 0, NULL, 0, 0, 1 },
+    { CF_POOL, "tls_key", cf_set_tls_str, P(tls.key), "", 0, 0, 0 },
+    { CF_POOL, "tls_min_version", cf_set_tls_version, 0, "1.2", 0, 0, 0 },
+    { CF_POOL, "tls_ciphers", cf_set_string, P(tls.ciphers), "", 0, 0, 0 },
+    { CF_POOL, "tls_ciphersuites", cf_set_string, P(tls.ciphersuites), "",
+      0, 0, 0 },
+    { CF_POOL, "tls_alpn", cf_set_tls_str, P(tls.alpn), "", 0, 0, 0 },
+    { CF_POOL, "tls_handshake_timeout", cf_set_duration,
+      P(tls_handshake_timeout_ms), "5s", 1, 0, 0 },
+    { CF_POOL, "tls_client_ca", cf_set_tls_str, P(tls.client_ca), "",
+      0, 0, 0 },
+    { CF_POOL, "tls_verify_client", cf_set_tls_verify, 0, "off", 0, 0, 0 },
+    { CF_POOL, "backend_tls", cf_set_onoff, P(backend_tls.enabled), "off",
+      0, 0, 0 },
+    { CF_POOL, "backend_tls_ca", cf_set_tls_str, P(backend_tls.ca), "",
+      0, 0, 0 },
+    { CF_POOL, "backend_tls_verify", cf_set_onoff, P(backend_tls.verify),
+      "on", 0, 0, 0 },
+    { CF_POOL, "backend_tls_sni", cf_set_string, P(backend_tls.sni), "",
+      0, 0, 0 },
+    { CF_POOL, "sni", cf_set_sni, 0, NULL, 0, 0, 0 },
 };
 
 #undef G
@@ -929,6 +1132,59 @@ cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* The TLS keys of <p>; builds its contexts, which loads every file. */
+static void
+cf_validate_pool_tls(struct cf_ctx *ctx, struct config_pool *p)
+{
+    char err[MQ_ERR_LEN];
+    const struct config_addr *tls_listen = NULL;
+    size_t i;
+    int line;
+
+    for (i = 0; i < p->nlistens; i++) {
+        if (p->listens[i].tls) {
+            tls_listen = &p->listens[i];
+            break;
+        }
+    }
+    if (p->backend_tls.sni != NULL && !cf_sni_ok(p->backend_tls.sni, false)) {
+        cf_error_at(ctx, p->line, "[pool %s]: backend_tls_sni = %s is not "
+                    "a host name", p->name, p->backend_tls.sni);
+    }
+    if (p->backend_tls.enabled) {
+        p->tls_client = tls_client_create(&p->backend_tls, err, sizeof(err),
+                                          &line);
+        if (p->tls_client == NULL) {
+            cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: %s",
+                        p->name, err);
+        }
+    }
+    if (tls_listen == NULL) {
+        if (p->tls.ncerts > 0) {
+            cf_error_at(ctx, p->tls.cert_lines[0], "[pool %s]: tls_cert is "
+                        "set but no listen has 'tls' (listen = ADDR tls)",
+                        p->name);
+        }
+        return;
+    }
+    if (p->tls.ncerts == 0) {
+        cf_error_at(ctx, tls_listen->line, "[pool %s]: listen %s tls needs "
+                    "a certificate: tls_cert = FILE.pem", p->name,
+                    tls_listen->text);
+        return;
+    }
+    if (p->tls.verify_client != TLS_VERIFY_OFF && p->tls.client_ca == NULL) {
+        cf_error_at(ctx, p->tls.verify_line, "[pool %s]: tls_verify_client "
+                    "= %s needs tls_client_ca", p->name,
+                    cf_verify_names[p->tls.verify_client]);
+        return;
+    }
+    p->tls_server = tls_server_create(&p->tls, err, sizeof(err), &line);
+    if (p->tls_server == NULL) {
+        cf_error_at(ctx, line > 0 ? line : tls_listen->line, "%s", err);
+    }
+}
+
 static void
 cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
 {
@@ -975,6 +1231,28 @@ cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, p->line, "[pool %s]: check_timeout is longer than "
                     "check_interval", p->name);
     }
+    cf_validate_pool_tls(ctx, p);
+}
+
+/*
+ * Listen <k> of <p> is listen <l> of the earlier pool <q>: allowed when
+ * both route by SNI (sni = ...) and agree on terminating TLS.
+ */
+static void
+cf_validate_shared(struct cf_ctx *ctx, const struct config_pool *p,
+                   const struct config_pool *q, size_t k, size_t l)
+{
+    const struct config_addr *a = &p->listens[k];
+
+    if (p->nsni == 0 || q->nsni == 0) {
+        cf_error_at(ctx, a->line, "listen %s is already used by pool '%s' "
+                    "(pools may share an address only when each sets "
+                    "sni = NAMES)", a->text, q->name);
+    } else if (a->tls != q->listens[l].tls) {
+        cf_error_at(ctx, a->line, "listen %s: pool '%s' %s TLS there, this "
+                    "pool must too", a->text, q->name,
+                    q->listens[l].tls ? "terminates" : "does not terminate");
+    }
 }
 
 static void
@@ -996,10 +1274,8 @@ cf_validate(struct cf_ctx *ctx)
                 for (l = 0; l < cf->pools[j].nlistens; l++) {
                     if (cf_addr_equal(&cf->pools[i].listens[k],
                                       &cf->pools[j].listens[l])) {
-                        cf_error_at(ctx, cf->pools[i].listens[k].line,
-                                    "listen %s is already used by pool "
-                                    "'%s'", cf->pools[i].listens[k].text,
-                                    cf->pools[j].name);
+                        cf_validate_shared(ctx, &cf->pools[i],
+                                           &cf->pools[j], k, l);
                     }
                 }
             }
@@ -1023,12 +1299,34 @@ cf_validate(struct cf_ctx *ctx)
 static void
 cf_pool_deinit(struct config_pool *p)
 {
+    size_t i;
+
     mq_free(p->listens);
     mq_free(p->check_send);
     mq_free(p->check_expect);
     mq_free(p->check_path);
     mq_free(p->allow);
     mq_free(p->backends);
+    for (i = 0; i < p->tls.ncerts; i++) {
+        mq_free(p->tls.certs[i]);
+    }
+    mq_free(p->tls.certs);
+    mq_free(p->tls.cert_lines);
+    mq_free(p->tls.key);
+    mq_free(p->tls.ciphers);
+    mq_free(p->tls.ciphersuites);
+    mq_free(p->tls.alpn);
+    mq_free(p->tls.client_ca);
+    mq_free(p->backend_tls.ca);
+    mq_free(p->backend_tls.sni);
+    for (i = 0; i < p->nsni; i++) {
+        mq_free(p->sni[i]);
+    }
+    mq_free(p->sni);
+    tls_server_destroy(p->tls_server);
+    p->tls_server = NULL;
+    tls_client_destroy(p->tls_client);
+    p->tls_client = NULL;
 }
 
 void
@@ -1177,6 +1475,56 @@ cf_dump_ms(FILE *out, const char *key, uint64_t ms)
     }
 }
 
+/* The TLS keys of <p> that say something. */
+static void
+cf_dump_tls(FILE *out, const struct config_pool *p)
+{
+    size_t j;
+
+    for (j = 0; j < p->nsni; j++) {
+        fprintf(out, "%s%s", j == 0 ? "sni = " : " ", p->sni[j]);
+    }
+    if (p->nsni > 0) {
+        fputc('\n', out);
+    }
+    for (j = 0; j < p->tls.ncerts; j++) {
+        fprintf(out, "tls_cert = %s\n", p->tls.certs[j]);
+    }
+    if (p->tls.ncerts > 0) {
+        if (p->tls.key != NULL) {
+            fprintf(out, "tls_key = %s\n", p->tls.key);
+        }
+        fprintf(out, "tls_min_version = 1.%u\n", p->tls.min_version % 10);
+        if (p->tls.ciphers != NULL) {
+            fprintf(out, "tls_ciphers = %s\n", p->tls.ciphers);
+        }
+        if (p->tls.ciphersuites != NULL) {
+            fprintf(out, "tls_ciphersuites = %s\n", p->tls.ciphersuites);
+        }
+        if (p->tls.alpn != NULL) {
+            fprintf(out, "tls_alpn = %s\n", p->tls.alpn);
+        }
+        if (p->tls.client_ca != NULL) {
+            fprintf(out, "tls_client_ca = %s\n", p->tls.client_ca);
+        }
+        fprintf(out, "tls_verify_client = %s\n",
+                cf_verify_names[p->tls.verify_client]);
+    }
+    if (p->tls.ncerts > 0 || p->nsni > 0) {
+        cf_dump_ms(out, "tls_handshake_timeout", p->tls_handshake_timeout_ms);
+    }
+    if (p->backend_tls.enabled) {
+        fprintf(out, "backend_tls = on\nbackend_tls_verify = %s\n",
+                p->backend_tls.verify ? "on" : "off");
+        if (p->backend_tls.ca != NULL) {
+            fprintf(out, "backend_tls_ca = %s\n", p->backend_tls.ca);
+        }
+        if (p->backend_tls.sni != NULL) {
+            fprintf(out, "backend_tls_sni = %s\n", p->backend_tls.sni);
+        }
+    }
+}
+
 void
 config_dump(const struct config *cf, FILE *out)
 {
@@ -1198,7 +1546,8 @@ config_dump(const struct config *cf, FILE *out)
         p = &cf->pools[i];
         fprintf(out, "\n[pool %s]\n", p->name);
         for (j = 0; j < p->nlistens; j++) {
-            fprintf(out, "listen = %s\n", p->listens[j].text);
+            fprintf(out, "listen = %s%s\n", p->listens[j].text,
+                    p->listens[j].tls ? " tls" : "");
         }
         fprintf(out, "balance = %s\nhealth_check = %s\n",
                 cf_balance_names[p->balance], cf_check_names[p->check]);
@@ -1227,6 +1576,7 @@ config_dump(const struct config *cf, FILE *out)
         if (p->nallow > 0) {
             fprintf(out, "allow = (%zu blocks)\n", p->nallow);
         }
+        cf_dump_tls(out, p);
         for (j = 0; j < p->nbackends; j++) {
             b = &p->backends[j];
             fprintf(out, "backend = %s %s weight=%u%s", b->name,

@@ -37,14 +37,14 @@ struct tls_server_conf {
     int                 alpn_line;
     char               *client_ca;  /* CA file for client certificates */
     int                 client_ca_line;
-    enum tls_verify     verify_client;
-    uint32_t            handshake_timeout_ms;
+    int                 verify_client;  /* enum tls_verify */
+    int                 verify_line;
 };
 
 /* TLS towards a pool's brokers. */
 struct tls_client_conf {
-    unsigned            enabled:1;  /* backend_tls = on */
-    unsigned            verify:1;   /* backend_tls_verify */
+    int                 enabled;    /* backend_tls = on */
+    int                 verify;     /* backend_tls_verify */
     char               *ca;         /* backend_tls_ca, or NULL: system */
     int                 ca_line;
     char               *sni;        /* backend_tls_sni, or NULL: host */
