@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -38,20 +39,38 @@ enum cf_section {
 struct cf_ctx;
 struct cf_key;
 
+/* A value type: how its text is read, printed back, and compared. */
 typedef int (*cf_parse_t)(struct cf_ctx *ctx, void *base,
                           const struct cf_key *k, const char *value);
+typedef void (*cf_print_t)(FILE *out, const struct cf_key *k,
+                           const void *base);
+typedef bool (*cf_equal_t)(const struct cf_key *k, const void *a,
+                           const void *b);
 
-/* One row of the key table: where a key lives and how it is parsed. */
+struct cf_type {
+    cf_parse_t          parse;      /* text -> field; errors via ctx */
+    cf_print_t          print;      /* field -> lines parse reads back */
+    cf_equal_t          equal;      /* same value in two configs */
+    unsigned            owns:1;     /* the field is a malloc'd pointer */
+};
+
+/* One row of the key table: where a key lives and how it is handled. */
 struct cf_key {
     enum cf_section     section;
     const char         *name;
-    cf_parse_t          parse;
+    const struct cf_type *type;
     size_t              offset;     /* into struct config or config_pool */
+    size_t              len_offset; /* bytes: their length; lists: count */
+    const char *const  *names;      /* keywords of an enum (NULL-ended) */
     const char         *def;        /* default, parsed like the file */
     unsigned            min;        /* bounds for integers */
     unsigned            max;
     unsigned            repeat:1;   /* may appear more than once */
+    unsigned            secret:1;   /* printed as <set> */
+    const char         *group;      /* pool: what a reload says changed */
 };
+
+#define CF_MAX_KEYS 128             /* rows cf_ctx.seen has room for */
 
 /* Parser state while reading one file. */
 struct cf_ctx {
@@ -63,8 +82,10 @@ struct cf_ctx {
     int                 section_line;
     struct config      *cf;
     struct config_pool *pool;       /* current [pool] or NULL */
-    uint64_t            seen;       /* keys set in this section (bits) */
+    int                 seen[CF_MAX_KEYS]; /* line each key of this
+                                               section was set on, or 0 */
     struct config_errors *errs;
+    size_t              first_err;  /* errs->msgs index of our first */
     unsigned            nerrs;
 };
 
@@ -193,54 +214,98 @@ config_parse_uint(const char *text, unsigned min, unsigned max,
 }
 
 /*
- * "host:port", "[v6]:port" or "*:port". Names are resolved once, here, as
- * nginx does at start-up.
+ * "host:port", "[v6]:port", "*:port" or ":port" (the last two: every IPv4
+ * address, as HAProxy reads them). Names are resolved once, here, as
+ * nginx does at start-up; a name with several addresses gives the first
+ * getaddrinfo() returns (RFC 6724 order, /etc/gai.conf). On error, <err>
+ * says what is wrong in the user's terms.
  */
 int
-config_parse_addr(const char *text, struct config_addr *out)
+config_parse_addr_err(const char *text, struct config_addr *out, char *err,
+                      size_t errlen)
 {
     char host[256];
-    const char *colon, *port;
+    const char *colon, *port, *start;
     struct addrinfo hints, *res;
+    struct in_addr a4;
     unsigned portnum;
     size_t hlen;
+    int rc;
 
     if (text[0] == '[') {
         colon = strchr(text, ']');
         if (colon == NULL || colon[1] != ':') {
+            snprintf(err, errlen, "expected [IPV6]:PORT");
             return MQ_ERR;
         }
-        hlen = (size_t)(colon - text - 1);
-        memcpy(host, text + 1, MQ_MIN(hlen, sizeof(host) - 1));
+        start = text + 1;
+        hlen = (size_t)(colon - start);
         port = colon + 2;
     } else {
         colon = strrchr(text, ':');
-        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+        if (colon == NULL) {
+            snprintf(err, errlen, "expected HOST:PORT, :PORT or "
+                     "[IPV6]:PORT");
             return MQ_ERR;
         }
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            snprintf(err, errlen, "an IPv6 address goes in brackets: "
+                     "[IPV6]:PORT");
+            return MQ_ERR;
+        }
+        start = text;
         hlen = (size_t)(colon - text);
-        memcpy(host, text, MQ_MIN(hlen, sizeof(host) - 1));
         port = colon + 1;
     }
-    if (hlen == 0 || hlen >= sizeof(host)) {
+    if (strlen(text) >= sizeof(out->text)) {
+        snprintf(err, errlen, "longer than %zu characters",
+                 sizeof(out->text) - 1);
         return MQ_ERR;
     }
+    if (hlen >= sizeof(host)) {
+        snprintf(err, errlen, "host name longer than %zu characters",
+                 sizeof(host) - 1);
+        return MQ_ERR;
+    }
+    memcpy(host, start, hlen);
     host[hlen] = '\0';
-    if (config_parse_uint(port, 1, 65535, &portnum) != MQ_OK) {
+    if (*port == '\0') {
+        snprintf(err, errlen, "no port after ':'");
         return MQ_ERR;
     }
-    if (strcmp(host, "*") == 0) {
-        strcpy(host, "0.0.0.0");
+    if (strspn(port, "0123456789") != strlen(port)) {
+        snprintf(err, errlen, "port '%s' is not a number", port);
+        return MQ_ERR;
     }
-    if (strspn(host, "0123456789.") == hlen &&
-        inet_pton(AF_INET, host, &hints) != 1) {
-        return MQ_ERR;      /* getaddrinfo would take "1.2.3" as 1.2.0.3 */
+    if (config_parse_uint(port, 1, 65535, &portnum) != MQ_OK) {
+        snprintf(err, errlen, "port %s is out of range (1-65535)", port);
+        return MQ_ERR;
+    }
+    if (text[0] == '[') {
+        if (hlen == 0) {
+            snprintf(err, errlen, "no address between [ and ]");
+            return MQ_ERR;
+        }
+    } else if (hlen == 0 || strcmp(host, "*") == 0) {
+        strcpy(host, "0.0.0.0");
+    } else if (strspn(host, "0123456789.") == hlen &&
+               inet_pton(AF_INET, host, &a4) != 1) {
+        /* getaddrinfo would take "1.2.3" as 1.2.0.3 */
+        snprintf(err, errlen, "'%s' is not an IPv4 address", host);
+        return MQ_ERR;
     }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (text[0] == '[' ? AI_NUMERICHOST : 0);
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        if (text[0] == '[') {
+            snprintf(err, errlen, "'%s' is not an IPv6 address", host);
+        } else {
+            snprintf(err, errlen, "host '%s' does not resolve: %s", host,
+                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        }
         return MQ_ERR;
     }
     memset(out, 0, sizeof(*out));
@@ -249,6 +314,14 @@ config_parse_addr(const char *text, struct config_addr *out)
     freeaddrinfo(res);
     snprintf(out->text, sizeof(out->text), "%s", text);
     return MQ_OK;
+}
+
+int
+config_parse_addr(const char *text, struct config_addr *out)
+{
+    char err[MQ_ERR_LEN];
+
+    return config_parse_addr_err(text, out, err, sizeof(err));
 }
 
 static int
@@ -309,26 +382,120 @@ config_unescape(const char *text, char **out, size_t *len)
     return MQ_OK;
 }
 
-/* ---- key parsers (write at base + offset) -------------------------- */
+/* ---- did you mean ---------------------------------------------------- */
 
-#define CF_FIELD(base, k, type)  ((type *)((char *)(base) + (k)->offset))
-
-static int
-cf_set_uint(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-            const char *v)
+/* Edit distance of <a> and <b> (Levenshtein); keys are short. */
+static size_t
+cf_distance(const char *a, const char *b)
 {
-    if (config_parse_uint(v, k->min, k->max, CF_FIELD(base, k, unsigned))
-        != MQ_OK) {
-        cf_error(ctx, "%s = %s: expected a whole number from %u to %u",
-                 k->name, v, k->min, k->max);
+    size_t la = strlen(a), lb = strlen(b), i, j, diag, up;
+    size_t row[CONFIG_NAME_LEN + 1];
+
+    if (la > CONFIG_NAME_LEN || lb > CONFIG_NAME_LEN) {
+        return SIZE_MAX;
+    }
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        diag = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            up = row[j];
+            row[j] = MQ_MIN(MQ_MIN(row[j] + 1, row[j - 1] + 1),
+                            diag + (a[i - 1] != b[j - 1]));
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Whether <cand> is close enough to <name> to be what the user meant. */
+static bool
+cf_is_near(const char *name, const char *cand, size_t *best)
+{
+    size_t d = cf_distance(name, cand), len = strlen(name);
+    size_t limit = len <= 3 ? 1 : len <= 8 ? 2 : 3;
+
+    if (d > limit || d >= *best) {
+        return false;
+    }
+    *best = d;
+    return true;
+}
+
+/* The word of <names> (NULL-ended) nearest to <name>, or NULL. */
+static const char *
+cf_nearest(const char *const *names, const char *name)
+{
+    const char *near = NULL;
+    size_t best = SIZE_MAX, i;
+
+    for (i = 0; names[i] != NULL; i++) {
+        if (cf_is_near(name, names[i], &best)) {
+            near = names[i];
+        }
+    }
+    return near;
+}
+
+/* ---- value types: parse, print and compare, side by side -------------
+ *
+ * A parser writes the field at <base> + k->offset (and the length or
+ * count at <base> + k->len_offset); a printer writes the "key = value"
+ * lines its parser reads back to the same value; an equal function says
+ * whether two configs hold the same value. -t output, the reload diff
+ * and the defaults are walks over the one key table below, so a new key
+ * is one row.
+ */
+
+#define CF_FIELD(base, off, type)   ((type *)((char *)(base) + (off)))
+#define CF_CFIELD(base, off, type)  \
+    ((const type *)((const char *)(base) + (off)))
+
+/* uint: a bounded whole number; k->names[0], if given, is a keyword for 0 */
+static int
+cf_uint_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    unsigned *field = CF_FIELD(base, k->offset, unsigned);
+
+    if (k->names != NULL && strcmp(v, k->names[0]) == 0) {
+        *field = 0;
+        return MQ_OK;
+    }
+    if (config_parse_uint(v, k->min, k->max, field) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected %s%sa whole number from %u to %u",
+                 k->name, v, k->names != NULL ? k->names[0] : "",
+                 k->names != NULL ? " or " : "", k->min, k->max);
         return MQ_ERR;
     }
     return MQ_OK;
 }
 
+static void
+cf_uint_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    unsigned v = *CF_CFIELD(base, k->offset, unsigned);
+
+    if (k->names != NULL && v == 0) {
+        fprintf(out, "%s = %s\n", k->name, k->names[0]);
+    } else {
+        fprintf(out, "%s = %u\n", k->name, v);
+    }
+}
+
+static bool
+cf_uint_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, unsigned) ==
+           *CF_CFIELD(b, k->offset, unsigned);
+}
+
+/* duration: milliseconds in a uint64_t; k->min > 0 refuses 0 */
 static int
-cf_set_duration(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                const char *v)
+cf_duration_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
 {
     uint64_t ms;
 
@@ -341,209 +508,578 @@ cf_set_duration(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         cf_error(ctx, "%s = %s: must be greater than 0", k->name, v);
         return MQ_ERR;
     }
-    *CF_FIELD(base, k, uint64_t) = ms;
+    *CF_FIELD(base, k->offset, uint64_t) = ms;
     return MQ_OK;
 }
 
+/* <ms> in the largest unit that keeps it whole: 90s, 2m, 1500ms, 0s. */
+static void
+cf_print_ms(FILE *out, uint64_t ms)
+{
+    unsigned long long v = (unsigned long long)ms;
+
+    if (ms > 0 && ms % 3600000 == 0) {
+        fprintf(out, "%lluh", v / 3600000);
+    } else if (ms > 0 && ms % 60000 == 0) {
+        fprintf(out, "%llum", v / 60000);
+    } else if (ms % 1000 == 0) {
+        fprintf(out, "%llus", v / 1000);
+    } else {
+        fprintf(out, "%llums", v);
+    }
+}
+
+static void
+cf_duration_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = ", k->name);
+    cf_print_ms(out, *CF_CFIELD(base, k->offset, uint64_t));
+    fputc('\n', out);
+}
+
+static bool
+cf_duration_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, uint64_t) ==
+           *CF_CFIELD(b, k->offset, uint64_t);
+}
+
+/* enum: a keyword of k->names; its index is stored as an int */
 static int
-cf_set_string(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
-    char **field = CF_FIELD(base, k, char *);
+    char choices[256];
+    size_t i, n = 0;
 
-    (void)ctx;
+    for (i = 0; k->names[i] != NULL; i++) {
+        if (strcmp(v, k->names[i]) == 0) {
+            *CF_FIELD(base, k->offset, int) = (int)i;
+            return MQ_OK;
+        }
+        n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
+                              i == 0 ? "" : " | ", k->names[i]);
+    }
+    cf_error(ctx, "%s = %s: expected %s", k->name, v, choices);
+    return MQ_ERR;
+}
+
+static void
+cf_enum_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %s\n", k->name,
+            k->names[*CF_CFIELD(base, k->offset, int)]);
+}
+
+static bool
+cf_int_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, int) == *CF_CFIELD(b, k->offset, int);
+}
+
+/* log_level: the names log.c knows, in its order */
+static int
+cf_log_level_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    int level = log_level_parse(v);
+
+    if (level < 0) {
+        cf_error(ctx, "%s = %s: expected error | warn | notice | info | "
+                 "debug", k->name, v);
+        return MQ_ERR;
+    }
+    *CF_FIELD(base, k->offset, int) = level;
+    return MQ_OK;
+}
+
+static void
+cf_log_level_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %s\n", k->name,
+            log_level_name(*CF_CFIELD(base, k->offset, int)));
+}
+
+/* string: owned copy, NULL when empty; k->secret prints as <set> */
+static int
+cf_string_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
+{
+    char **field = CF_FIELD(base, k->offset, char *);
+
     mq_free(*field);
     if (*v != '\0') {
         *field = strdup(v);
+        if (*field == NULL) {
+            cf_error(ctx, "%s: out of memory", k->name);
+            return MQ_ERR;
+        }
     }
     return MQ_OK;
 }
 
+static void
+cf_string_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const char *v = *CF_CFIELD(base, k->offset, char *);
+
+    if (v == NULL) {
+        fprintf(out, "%s =\n", k->name);
+    } else {
+        fprintf(out, "%s = %s\n", k->name, k->secret ? "<set>" : v);
+    }
+}
+
+static bool
+cf_string_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const char *x = *CF_CFIELD(a, k->offset, char *);
+    const char *y = *CF_CFIELD(b, k->offset, char *);
+
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* user: a string naming an existing user (checked now, not at the drop) */
 static int
-cf_set_path(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-            const char *v)
+cf_user_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (*v != '\0' && getpwnam(v) == NULL) {
+        cf_error(ctx, "%s = %s: no such user on this system", k->name, v);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
+/* path: a string starting with '/', no blanks */
+static int
+cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
 {
     if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
         cf_error(ctx, "%s = %s: expected a path starting with '/'",
                  k->name, v);
         return MQ_ERR;
     }
-    return cf_set_string(ctx, base, k, v);
+    return cf_string_parse(ctx, base, k, v);
 }
 
-/* check_send / check_expect: the text, its unescaped bytes and length. */
+/* bytes: C escapes unescaped; the length (size_t) at k->len_offset */
 static int
-cf_set_bytes(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-             const char *v)
+cf_bytes_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
 {
-    char **field = CF_FIELD(base, k, char *);
-    size_t *len = (size_t *)(field + 1);
+    char **field = CF_FIELD(base, k->offset, char *);
+    size_t *len = CF_FIELD(base, k->len_offset, size_t);
     char *bytes;
+    size_t n;
 
-    if (config_unescape(v, &bytes, len) != MQ_OK) {
+    if (config_unescape(v, &bytes, &n) != MQ_OK) {
         cf_error(ctx, "%s = %s: bad escape (use \\r \\n \\t \\\\ \\xHH)",
                  k->name, v);
         return MQ_ERR;
     }
     free(*field);
     *field = bytes;
+    *len = n;
     return MQ_OK;
 }
 
-/* listen = HOST:PORT [tls] */
+/*
+ * Printed so that the reader and inih give the same bytes back: escapes
+ * for what is not printable, for '\' itself, and for ';' and '#' (which
+ * could start a comment) and blanks at either end (which inih strips).
+ */
+static void
+cf_bytes_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const unsigned char *p = *CF_CFIELD(base, k->offset, unsigned char *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    fprintf(out, "%s =%s", k->name, n > 0 ? " " : "");
+    for (i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '\r': fputs("\\r", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\t': fputs("\\t", out); break;
+        case '\\': fputs("\\\\", out); break;
+        default:
+            if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == ';' || p[i] == '#' ||
+                (p[i] == ' ' && (i == 0 || i == n - 1))) {
+                fprintf(out, "\\x%02x", p[i]);
+            } else {
+                fputc(p[i], out);
+            }
+        }
+    }
+    fputc('\n', out);
+}
+
+static bool
+cf_bytes_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t);
+
+    return n == *CF_CFIELD(b, k->len_offset, size_t) &&
+           (n == 0 || memcmp(*CF_CFIELD(a, k->offset, char *),
+                             *CF_CFIELD(b, k->offset, char *), n) == 0);
+}
+
+/* addr: one address, kept as written for printing */
 static int
-cf_set_listen(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_addr_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
-    struct config_pool *p = base;
-    struct config_addr a, *arr;
-    char addr[128];
-    const char *opt;
-    size_t n;
-    bool tls = false;
+    struct config_addr *a = CF_FIELD(base, k->offset, struct config_addr);
+    char err[MQ_ERR_LEN];
 
-    (void)k;
-    n = strcspn(v, " \t");
-    opt = v + n;
-    while (*opt == ' ' || *opt == '\t') {
-        opt++;
-    }
-    if (*opt != '\0') {
-        if (strcmp(opt, "tls") != 0) {
-            cf_error(ctx, "listen = %s: unknown option '%s' (the only one "
-                     "is 'tls')", v, opt);
-            return MQ_ERR;
-        }
-        tls = true;
-    }
-    snprintf(addr, sizeof(addr), "%.*s", (int)MQ_MIN(n, sizeof(addr) - 1),
-             v);
-    if (n >= sizeof(addr) || config_parse_addr(addr, &a) != MQ_OK) {
-        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT, "
-                 "optionally followed by tls", v);
-        return MQ_ERR;
-    }
-    a.line = ctx->line;
-    a.tls = tls;
-    arr = realloc(p->listens, (p->nlistens + 1) * sizeof(*arr));
-    if (arr == NULL) {
-        cf_error(ctx, "out of memory");
-        return MQ_ERR;
-    }
-    p->listens = arr;
-    arr[p->nlistens++] = a;
-    return MQ_OK;
-}
-
-static int
-cf_set_admin_listen(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                    const char *v)
-{
-    struct config_addr *a = CF_FIELD(base, k, struct config_addr);
-
-    if (config_parse_addr(v, a) != MQ_OK) {
-        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT", v);
+    if (config_parse_addr_err(v, a, err, sizeof(err)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
         return MQ_ERR;
     }
     a->line = ctx->line;
     return MQ_OK;
 }
 
-/* A keyword out of a NULL-terminated list; its index is stored as int. */
-static int
-cf_set_enum(struct cf_ctx *ctx, int *field, const char *key, const char *v,
-            const char *const *names)
+static void
+cf_addr_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    char choices[256];
-    size_t i, n = 0;
+    fprintf(out, "%s = %s\n", k->name,
+            CF_CFIELD(base, k->offset, struct config_addr)->text);
+}
 
-    for (i = 0; names[i] != NULL; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *field = (int)i;
-            return MQ_OK;
-        }
-        n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
-                              i == 0 ? "" : " | ", names[i]);
+static bool
+cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static bool
+cf_addr_key_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return cf_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
+                         CF_CFIELD(b, k->offset, struct config_addr));
+}
+
+/*
+ * Lists: an owned array at k->offset and its count (size_t) at
+ * k->len_offset; each line of the key appends one or more elements.
+ */
+static void *
+cf_list_grow(void *base, const struct cf_key *k, size_t elem)
+{
+    void **arr = CF_FIELD(base, k->offset, void *);
+    size_t *n = CF_FIELD(base, k->len_offset, size_t);
+    char *grown;
+
+    grown = realloc(*arr, (*n + 1) * elem);
+    if (grown == NULL) {
+        return NULL;
     }
-    cf_error(ctx, "%s = %s: expected %s", key, v, choices);
-    return MQ_ERR;
+    *arr = grown;
+    return grown + (*n)++ * elem;
 }
 
-static const char *const cf_balance_names[] = {
-    "roundrobin", "leastconn", "source", "random", "mqtt-client-id", NULL,
-};
-static const char *const cf_check_names[] = {
-    "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
-    "send-expect", "none", NULL,
-};
-static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
-static const char *const cf_format_names[] = { "text", "json", NULL };
-static const char *const cf_down_names[] = { "keep", "close", NULL };
-
-const char *
-config_balance_name(enum config_balance b)
+/* listen: addresses of a pool, each optionally followed by "tls" */
+static int
+cf_listen_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
 {
-    return cf_balance_names[b];
+    struct config_addr a, *slot;
+    char err[MQ_ERR_LEN], addr[128];
+    const char *opt;
+    size_t n;
+
+    n = strcspn(v, " \t");
+    opt = v + n;
+    while (*opt == ' ' || *opt == '\t') {
+        opt++;
+    }
+    if (*opt != '\0' && strcmp(opt, "tls") != 0) {
+        cf_error(ctx, "%s = %s: unknown option '%s' (the only one is 'tls')",
+                 k->name, v, opt);
+        return MQ_ERR;
+    }
+    if (n >= sizeof(addr)) {
+        cf_error(ctx, "%s = %s: address too long", k->name, v);
+        return MQ_ERR;
+    }
+    memcpy(addr, v, n);
+    addr[n] = '\0';
+    if (config_parse_addr_err(addr, &a, err, sizeof(err)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
+        return MQ_ERR;
+    }
+    a.line = ctx->line;
+    a.tls = *opt != '\0';
+    slot = cf_list_grow(base, k, sizeof(a));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = a;
+    return MQ_OK;
 }
 
-const char *
-config_check_name(enum config_check c)
+static void
+cf_listen_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    return cf_check_names[c];
+    const struct config_addr *a = *CF_CFIELD(base, k->offset,
+                                             struct config_addr *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    for (i = 0; i < n; i++) {
+        fprintf(out, "%s = %s%s\n", k->name, a[i].text,
+                a[i].tls ? " tls" : "");
+    }
 }
 
-#define CF_ENUM_SETTER(fn, names)                                       \
-static int                                                              \
-fn(struct cf_ctx *ctx, void *base, const struct cf_key *k, const char *v) \
-{                                                                       \
-    int idx;                                                            \
-    if (cf_set_enum(ctx, &idx, k->name, v, names) != MQ_OK) {           \
-        return MQ_ERR;                                                  \
-    }                                                                   \
-    *CF_FIELD(base, k, int) = idx;                                      \
-    return MQ_OK;                                                       \
+static bool
+cf_listen_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_addr *x = *CF_CFIELD(a, k->offset,
+                                             struct config_addr *);
+    const struct config_addr *y = *CF_CFIELD(b, k->offset,
+                                             struct config_addr *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (!cf_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
+            return false;
+        }
+    }
+    return true;
 }
 
-CF_ENUM_SETTER(cf_set_balance, cf_balance_names)
-CF_ENUM_SETTER(cf_set_check, cf_check_names)
-CF_ENUM_SETTER(cf_set_pp, cf_pp_names)
-CF_ENUM_SETTER(cf_set_format, cf_format_names)
+/*
+ * Word lists (tls_cert, sni): an owned array of owned strings and its
+ * count. tls_cert adds one file a line (its line kept for errors); sni
+ * takes blank- or comma-separated names on one line.
+ */
+static int
+cf_words_add(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const char *word)
+{
+    char **slot, *copy;
+
+    copy = strdup(word);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    slot = cf_list_grow(base, k, sizeof(*slot));
+    if (slot == NULL) {
+        free(copy);
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = copy;
+    return MQ_OK;
+}
 
 static int
-cf_set_on_down(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_tls_cert_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct tls_server_conf *t = &((struct config_pool *)base)->tls;
+    int *lines;
+
+    if (*v == '\0' || strpbrk(v, " \t") != NULL) {
+        cf_error(ctx, "%s = %s: expected one PEM file", k->name, v);
+        return MQ_ERR;
+    }
+    lines = realloc(t->cert_lines, (t->ncerts + 1) * sizeof(*lines));
+    if (lines == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    t->cert_lines = lines;
+    lines[t->ncerts] = ctx->line;
+    return cf_words_add(ctx, base, k, v);
+}
+
+/* A host name as SNI, or (<pattern>) also "*" and "*.domain". */
+static bool
+cf_sni_ok(const char *s, bool pattern)
+{
+    if (pattern && strcmp(s, "*") == 0) {
+        return true;
+    }
+    if (pattern && s[0] == '*' && s[1] == '.') {
+        s += 2;
+    }
+    if (*s == '\0' || strlen(s) > 253 || *s == '.' || strstr(s, "..")) {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.'
+            && *s != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int
+cf_sni_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const char *v)
+{
+    char *copy, *tok, *save = NULL;
+    int rc = MQ_OK, n = 0;
+
+    copy = strdup(v);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save), n++) {
+        if (!cf_sni_ok(tok, true)) {
+            cf_error(ctx, "%s: '%s' is not a host name, *.domain or *",
+                     k->name, tok);
+            rc = MQ_ERR;
+        } else if (cf_words_add(ctx, base, k, tok) != MQ_OK) {
+            rc = MQ_ERR;
+            break;
+        }
+    }
+    free(copy);
+    if (n == 0) {
+        cf_error(ctx, "%s: expected host names, *.domain or *", k->name);
+        rc = MQ_ERR;
+    }
+    return rc;
+}
+
+static void
+cf_words_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const char *const *w = *CF_CFIELD(base, k->offset, char **);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+    bool one_line = strcmp(k->name, "sni") == 0;
+
+    for (i = 0; i < n; i++) {
+        if (one_line) {
+            fprintf(out, "%s%s", i == 0 ? "sni = " : " ", w[i]);
+        } else {
+            fprintf(out, "%s = %s\n", k->name, w[i]);
+        }
+    }
+    if (one_line && n > 0) {
+        fputc('\n', out);
+    }
+}
+
+static bool
+cf_words_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const char *const *x = *CF_CFIELD(a, k->offset, char **);
+    const char *const *y = *CF_CFIELD(b, k->offset, char **);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (strcmp(x[i], y[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Free a word list's strings (the array goes with the table's owns). */
+static void
+cf_words_free(char **w, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        mq_free(w[i]);
+    }
+}
+
+/* allow: CIDR blocks, blank- or comma-separated, any number of lines */
+static int
+cf_allow_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                const char *v)
 {
-    struct config_pool *p = base;
-    int idx;
+    char *copy, *tok, *save = NULL;
+    struct acl_cidr c, *slot;
+    int rc = MQ_OK;
 
-    if (cf_set_enum(ctx, &idx, k->name, v, cf_down_names) != MQ_OK) {
+    copy = strdup(v);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    p->close_on_down = idx == 1;
-    return MQ_OK;
-}
-
-static int
-cf_set_log_level(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                 const char *v)
-{
-    int level = log_level_parse(v);
-
-    if (level < 0 || level == LOG_NOTICE) {
-        cf_error(ctx, "%s = %s: expected error | warn | info | debug",
-                 k->name, v);
-        return MQ_ERR;
+    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save)) {
+        if (acl_parse_cidr(tok, &c) != MQ_OK) {
+            cf_error(ctx, "%s: '%s' is not an address or CIDR block",
+                     k->name, tok);
+            rc = MQ_ERR;
+            continue;
+        }
+        slot = cf_list_grow(base, k, sizeof(c));
+        if (slot == NULL) {
+            cf_error(ctx, "%s: out of memory", k->name);
+            rc = MQ_ERR;
+            break;
+        }
+        *slot = c;
     }
-    *CF_FIELD(base, k, int) = level;
-    return MQ_OK;
+    free(copy);
+    return rc;
 }
 
-/* off | IDLE[:INTERVAL[:COUNT]], e.g. 60s:10s:5 */
-static int
-cf_set_keepalive(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                 const char *v)
+/* One block a line: a long list never meets the line length limit. */
+static void
+cf_allow_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    struct config_keepalive *ka = CF_FIELD(base, k, struct config_keepalive);
+    const struct acl_cidr *c = *CF_CFIELD(base, k->offset,
+                                          struct acl_cidr *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+    char text[ACL_CIDR_TEXT];
+
+    if (n == 0) {
+        fprintf(out, "%s =\n", k->name);
+    }
+    for (i = 0; i < n; i++) {
+        acl_format_cidr(&c[i], text, sizeof(text));
+        fprintf(out, "%s = %s\n", k->name, text);
+    }
+}
+
+static bool
+cf_allow_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct acl_cidr *x = *CF_CFIELD(a, k->offset, struct acl_cidr *);
+    const struct acl_cidr *y = *CF_CFIELD(b, k->offset, struct acl_cidr *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (x[i].prefix != y[i].prefix ||
+            memcmp(x[i].addr, y[i].addr, sizeof(x[i].addr)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* tcp_keepalive: off | IDLE[:INTERVAL[:COUNT]], e.g. 60s:10s:5 */
+static int
+cf_keepalive_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    struct config_keepalive *ka = CF_FIELD(base, k->offset,
+                                           struct config_keepalive);
     char buf[64], *part[3] = { NULL, NULL, NULL }, *save = NULL, *tok;
     uint64_t idle, intvl = 0;
     unsigned cnt = 0, n = 0;
@@ -581,38 +1117,73 @@ bad:
     return MQ_ERR;
 }
 
+/* 0 parts are the kernel's defaults and are left out, as when unwritten. */
+static void
+cf_keepalive_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_keepalive *ka = CF_CFIELD(base, k->offset,
+                                                  struct config_keepalive);
+
+    fprintf(out, "%s = ", k->name);
+    if (!ka->on) {
+        fputs("off\n", out);
+        return;
+    }
+    cf_print_ms(out, (uint64_t)ka->idle_s * 1000);
+    if (ka->interval_s > 0 || ka->count > 0) {
+        fputc(':', out);
+        cf_print_ms(out, (uint64_t)ka->interval_s * 1000);
+    }
+    if (ka->count > 0) {
+        fprintf(out, ":%u", ka->count);
+    }
+    fputc('\n', out);
+}
+
+static bool
+cf_keepalive_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_keepalive *x = CF_CFIELD(a, k->offset,
+                                                 struct config_keepalive);
+    const struct config_keepalive *y = CF_CFIELD(b, k->offset,
+                                                 struct config_keepalive);
+
+    return x->on == y->on && (!x->on || (x->idle_s == y->idle_s &&
+           x->interval_s == y->interval_s && x->count == y->count));
+}
+
+/* on_backend_down: keep | close, stored as a flag */
+static const char *const cf_down_names[] = { "keep", "close", NULL };
+
 static int
-cf_set_allow(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-             const char *v)
+cf_on_down_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
 {
     struct config_pool *p = base;
-    char *copy, *tok, *save = NULL;
-    struct acl_cidr c, *arr;
-    int rc = MQ_OK;
+    int idx;
 
-    (void)k;
-    copy = strdup(v);
-    if (copy == NULL) {
+    if (cf_enum_parse(ctx, &idx, k, v) != MQ_OK) {
         return MQ_ERR;
     }
-    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
-         tok = strtok_r(NULL, " ,\t", &save)) {
-        if (acl_parse_cidr(tok, &c) != MQ_OK) {
-            cf_error(ctx, "allow: '%s' is not an address or CIDR block",
-                     tok);
-            rc = MQ_ERR;
-            continue;
-        }
-        arr = realloc(p->allow, (p->nallow + 1) * sizeof(*arr));
-        if (arr == NULL) {
-            rc = MQ_ERR;
-            break;
-        }
-        p->allow = arr;
-        arr[p->nallow++] = c;
-    }
-    free(copy);
-    return rc;
+    p->close_on_down = idx == 1;
+    return MQ_OK;
+}
+
+static void
+cf_on_down_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_pool *p = base;
+
+    fprintf(out, "%s = %s\n", k->name, cf_down_names[p->close_on_down]);
+}
+
+static bool
+cf_on_down_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_pool *x = a, *y = b;
+
+    (void)k;
+    return x->close_on_down == y->close_on_down;
 }
 
 static bool
@@ -629,23 +1200,26 @@ cf_name_ok(const char *s)
     return true;
 }
 
+static const char *const cf_backend_options[] = {
+    "weight", "backup", "max_conns", NULL,
+};
 
 /* backend = NAME HOST:PORT [weight=N] [backup] [max_conns=N] */
 static int
-cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-               const char *v)
+cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
 {
-    struct config_pool *p = base;
-    struct config_backend b, *arr;
-    char *copy, *tok, *save = NULL;
+    struct config_backend b, *slot;
+    char *copy, *tok, *save = NULL, err[MQ_ERR_LEN], opt[32];
+    const char *near;
     int n = 0, rc = MQ_OK;
 
-    (void)k;
     memset(&b, 0, sizeof(b));
     b.weight = 1;
     b.line = ctx->line;
     copy = strdup(v);
     if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
     for (tok = strtok_r(copy, " \t", &save); tok != NULL && rc == MQ_OK;
@@ -658,9 +1232,10 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
             }
             snprintf(b.name, sizeof(b.name), "%s", tok);
         } else if (n == 1) {
-            if (config_parse_addr(tok, &b.addr) != MQ_OK) {
-                cf_error(ctx, "backend %s: address '%s': expected "
-                         "HOST:PORT or [IPV6]:PORT", b.name, tok);
+            if (config_parse_addr_err(tok, &b.addr, err, sizeof(err))
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: address '%s': %s", b.name, tok,
+                         err);
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "weight=", 7) == 0) {
@@ -679,8 +1254,12 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         } else if (strcmp(tok, "backup") == 0) {
             b.backup = 1;
         } else {
-            cf_error(ctx, "backend %s: unknown option '%s' (weight=N, "
-                     "backup, max_conns=N)", b.name, tok);
+            snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(tok, "="), tok);
+            near = cf_nearest(cf_backend_options, opt);
+            cf_error(ctx, "backend %s: unknown option '%s'%s%s%s (weight=N, "
+                     "backup, max_conns=N)", b.name, tok,
+                     near != NULL ? ", did you mean '" : "",
+                     near != NULL ? near : "", near != NULL ? "'?" : "");
             rc = MQ_ERR;
         }
     }
@@ -694,250 +1273,256 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         return rc;
     }
     b.addr.line = ctx->line;
-    arr = realloc(p->backends, (p->nbackends + 1) * sizeof(*arr));
-    if (arr == NULL) {
+    slot = cf_list_grow(base, k, sizeof(b));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    p->backends = arr;
-    arr[p->nbackends++] = b;
+    *slot = b;
     return MQ_OK;
 }
 
-/* ---- TLS keys -------------------------------------------------------- */
-
-/* tls_cert: repeated; each file with its line. */
-static int
-cf_set_tls_cert(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                const char *v)
+static void
+cf_backend_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    struct tls_server_conf *t = &((struct config_pool *)base)->tls;
-    char **certs;
-    int *lines;
+    const struct config_backend *b = *CF_CFIELD(base, k->offset,
+                                                struct config_backend *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
 
-    (void)k;
-    if (*v == '\0') {
-        cf_error(ctx, "tls_cert: expected a PEM file");
-        return MQ_ERR;
+    for (i = 0; i < n; i++) {
+        fprintf(out, "%s = %s %s weight=%u%s", k->name, b[i].name,
+                b[i].addr.text, b[i].weight, b[i].backup ? " backup" : "");
+        if (b[i].max_conns > 0) {
+            fprintf(out, " max_conns=%u", b[i].max_conns);
+        }
+        fputc('\n', out);
     }
-    certs = realloc(t->certs, (t->ncerts + 1) * sizeof(*certs));
-    if (certs == NULL) {
-        return MQ_ERR;
-    }
-    t->certs = certs;
-    lines = realloc(t->cert_lines, (t->ncerts + 1) * sizeof(*lines));
-    if (lines == NULL) {
-        return MQ_ERR;
-    }
-    t->cert_lines = lines;
-    certs[t->ncerts] = strdup(v);
-    if (certs[t->ncerts] == NULL) {
-        return MQ_ERR;
-    }
-    lines[t->ncerts++] = ctx->line;
-    return MQ_OK;
 }
 
-/* A TLS file or list key: the string, and the line in <line>. */
-static int
-cf_set_tls_str(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-               const char *v)
+unsigned
+config_backend_changes(const struct config_backend *a,
+                       const struct config_backend *b)
 {
-    struct config_pool *p = base;
+    unsigned changes = 0;
 
-    cf_set_string(ctx, base, k, v);
-    if (k->offset == offsetof(struct config_pool, tls.key)) {
-        p->tls.key_line = ctx->line;
-    } else if (k->offset == offsetof(struct config_pool, tls.client_ca)) {
-        p->tls.client_ca_line = ctx->line;
-    } else if (k->offset == offsetof(struct config_pool, tls.alpn)) {
-        p->tls.alpn_line = ctx->line;
-    } else if (k->offset == offsetof(struct config_pool, backend_tls.ca)) {
-        p->backend_tls.ca_line = ctx->line;
+    if (!cf_addr_equal(&a->addr, &b->addr)) {
+        changes |= CONFIG_BACKEND_ADDRESS;
     }
-    return MQ_OK;
+    if (a->weight != b->weight) {
+        changes |= CONFIG_BACKEND_WEIGHT;
+    }
+    if (a->backup != b->backup) {
+        changes |= CONFIG_BACKEND_BACKUP;
+    }
+    if (a->max_conns != b->max_conns) {
+        changes |= CONFIG_BACKEND_MAX_CONNS;
+    }
+    return changes;
 }
 
-static int
-cf_set_tls_version(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                   const char *v)
+const char *
+config_backend_change_name(unsigned bit)
 {
-    (void)k;
-    if (strcmp(v, "1.2") == 0) {
-        ((struct config_pool *)base)->tls.min_version = 12;
-    } else if (strcmp(v, "1.3") == 0) {
-        ((struct config_pool *)base)->tls.min_version = 13;
-    } else {
-        cf_error(ctx, "tls_min_version = %s: expected 1.2 or 1.3", v);
-        return MQ_ERR;
+    switch (bit) {
+    case CONFIG_BACKEND_ADDRESS:    return "address";
+    case CONFIG_BACKEND_WEIGHT:     return "weight";
+    case CONFIG_BACKEND_BACKUP:     return "backup";
+    case CONFIG_BACKEND_MAX_CONNS:  return "max_conns";
+    default:                        return "?";
     }
-    return MQ_OK;
 }
 
+static const struct cf_type cf_uint = {
+    cf_uint_parse, cf_uint_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_duration = {
+    cf_duration_parse, cf_duration_print, cf_duration_equal, 0,
+};
+static const struct cf_type cf_enum = {
+    cf_enum_parse, cf_enum_print, cf_int_equal, 0,
+};
+static const struct cf_type cf_log_level = {
+    cf_log_level_parse, cf_log_level_print, cf_int_equal, 0,
+};
+static const struct cf_type cf_string = {
+    cf_string_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_user = {
+    cf_user_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_path = {
+    cf_path_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_bytes = {
+    cf_bytes_parse, cf_bytes_print, cf_bytes_equal, 1,
+};
+static const struct cf_type cf_addr = {
+    cf_addr_parse, cf_addr_print, cf_addr_key_equal, 0,
+};
+static const struct cf_type cf_listen = {
+    cf_listen_parse, cf_listen_print, cf_listen_equal, 1,
+};
+static const struct cf_type cf_tls_cert = {
+    cf_tls_cert_parse, cf_words_print, cf_words_equal, 1,
+};
+static const struct cf_type cf_sni = {
+    cf_sni_parse, cf_words_print, cf_words_equal, 1,
+};
+static const struct cf_type cf_allow = {
+    cf_allow_parse, cf_allow_print, cf_allow_equal, 1,
+};
+static const struct cf_type cf_keepalive = {
+    cf_keepalive_parse, cf_keepalive_print, cf_keepalive_equal, 0,
+};
+static const struct cf_type cf_on_down = {
+    cf_on_down_parse, cf_on_down_print, cf_on_down_equal, 0,
+};
+/* Backends are compared one by one, by name (config_backend_changes). */
+static const struct cf_type cf_backend = {
+    cf_backend_parse, cf_backend_print, NULL, 1,
+};
+
+static const char *const cf_balance_names[] = {
+    "roundrobin", "leastconn", "source", "random", "mqtt-client-id", NULL,
+};
+static const char *const cf_check_names[] = {
+    "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
+    "send-expect", "none", NULL,
+};
+static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_format_names[] = { "text", "json", NULL };
+static const char *const cf_auto_names[] = { "auto", NULL };
+static const char *const cf_onoff_names[] = { "off", "on", NULL };
+static const char *const cf_tls_version_names[] = { "1.2", "1.3", NULL };
 static const char *const cf_verify_names[] = {
     "off", "optional", "required", NULL,
 };
 
-static int
-cf_set_tls_verify(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                  const char *v)
+const char *
+config_balance_name(enum config_balance b)
 {
-    struct config_pool *p = base;
-
-    (void)k;
-    p->tls.verify_line = ctx->line;
-    return cf_set_enum(ctx, &p->tls.verify_client, "tls_verify_client", v,
-                       cf_verify_names);
+    return cf_balance_names[b];
 }
 
-/* on | off into an int field. */
-static int
-cf_set_onoff(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-             const char *v)
+const char *
+config_check_name(enum config_check c)
 {
-    static const char *const names[] = { "off", "on", NULL };
-
-    return cf_set_enum(ctx, CF_FIELD(base, k, int), k->name, v, names);
+    return cf_check_names[c];
 }
 
-/* A host name as SNI or an sni pattern: letters, digits, '-', '.', '_'. */
-static bool
-cf_sni_ok(const char *s, bool pattern)
-{
-    if (pattern && strcmp(s, "*") == 0) {
-        return true;
-    }
-    if (pattern && s[0] == '*' && s[1] == '.') {
-        s += 2;
-    }
-    if (*s == '\0' || strlen(s) > 253) {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.'
-            && *s != '_') {
-            return false;
-        }
-    }
-    return true;
-}
+/* ---- the key table ----------------------------------------------------
+ *
+ * One row a key, in the order -t prints them. <group> names what a
+ * reload reports as changed when the key differs (pool keys); .def is
+ * parsed like the file at the start of each section (none: a list, or a
+ * default that depends on other keys, set in cf_pool_finish).
+ */
 
-/* sni = NAME ...: exact names, *.domain, or * */
-static int
-cf_set_sni(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-           const char *v)
-{
-    struct config_pool *p = base;
-    char *copy, *tok, *save = NULL, **arr;
-    int rc = MQ_OK;
-
-    (void)k;
-    p->sni_line = ctx->line;
-    copy = strdup(v);
-    if (copy == NULL) {
-        return MQ_ERR;
-    }
-    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
-         tok = strtok_r(NULL, " ,\t", &save)) {
-        if (!cf_sni_ok(tok, true)) {
-            cf_error(ctx, "sni: '%s' is not a host name, *.domain or *",
-                     tok);
-            rc = MQ_ERR;
-            continue;
-        }
-        arr = realloc(p->sni, (p->nsni + 1) * sizeof(*arr));
-        if (arr == NULL) {
-            rc = MQ_ERR;
-            break;
-        }
-        p->sni = arr;
-        arr[p->nsni] = strdup(tok);
-        if (arr[p->nsni] != NULL) {
-            p->nsni++;
-        }
-    }
-    free(copy);
-    if (rc == MQ_OK && p->nsni == 0) {
-        cf_error(ctx, "sni: expected host names, *.domain or *");
-        rc = MQ_ERR;
-    }
-    return rc;
-}
-
-#define G(f)    offsetof(struct config, f)
-#define P(f)    offsetof(struct config_pool, f)
+#define K(sec, key, t)  .section = (sec), .name = (key), .type = &(t)
+#define G(f)            .offset = offsetof(struct config, f)
+#define P(f)            .offset = offsetof(struct config_pool, f)
+#define PLEN(f)         .len_offset = offsetof(struct config_pool, f)
 
 static const struct cf_key cf_keys[] = {
-    { CF_GLOBAL, "workers", cf_set_uint, G(workers), "0", 0, 256, 0 },
-    { CF_GLOBAL, "max_connections", cf_set_uint, G(max_connections),
-      "100000", 1, 10000000, 0 },
-    { CF_GLOBAL, "log_level", cf_set_log_level, G(log_level), "info",
-      0, 0, 0 },
-    { CF_GLOBAL, "log_format", cf_set_format, G(log_format), "text",
-      0, 0, 0 },
-    { CF_GLOBAL, "shutdown_timeout", cf_set_duration,
-      G(shutdown_timeout_ms), "30s", 0, 0, 0 },
-    { CF_GLOBAL, "user", cf_set_string, G(user), "", 0, 0, 0 },
-    { CF_ADMIN, "listen", cf_set_admin_listen, G(admin_listen),
-      "127.0.0.1:9000", 0, 0, 0 },
-    { CF_ADMIN, "token", cf_set_string, G(admin_token), "", 0, 0, 0 },
-    { CF_POOL, "listen", cf_set_listen, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "balance", cf_set_balance, P(balance), "roundrobin",
-      0, 0, 0 },
-    { CF_POOL, "health_check", cf_set_check, P(check), "tcp", 0, 0, 0 },
-    { CF_POOL, "check_interval", cf_set_duration, P(check_interval_ms),
-      "2s", 1, 0, 0 },
-    { CF_POOL, "check_timeout", cf_set_duration, P(check_timeout_ms),
-      "1s", 1, 0, 0 },
-    { CF_POOL, "rise", cf_set_uint, P(rise), "2", 1, 1000, 0 },
-    { CF_POOL, "fall", cf_set_uint, P(fall), "3", 1, 1000, 0 },
-    { CF_POOL, "check_send", cf_set_bytes, P(check_send), "", 0, 0, 0 },
-    { CF_POOL, "check_expect", cf_set_bytes, P(check_expect), "", 0, 0, 0 },
-    { CF_POOL, "check_path", cf_set_path, P(check_path), "/", 0, 0, 0 },
-    { CF_POOL, "connect_timeout", cf_set_duration, P(connect_timeout_ms),
-      "3s", 1, 0, 0 },
-    { CF_POOL, "idle_timeout", cf_set_duration, P(idle_timeout_ms), "1h",
-      0, 0, 0 },
-    { CF_POOL, "tcp_keepalive", cf_set_keepalive, P(keepalive), "off",
-      0, 0, 0 },
-    { CF_POOL, "retries", cf_set_uint, P(retries), "2", 0,
-      CONFIG_MAX_BACKENDS, 0 },
-    { CF_POOL, "max_fails", cf_set_uint, P(max_fails), "3", 0, 1000, 0 },
-    { CF_POOL, "slow_start", cf_set_duration, P(slow_start_ms), "0s",
-      0, 0, 0 },
-    { CF_POOL, "on_backend_down", cf_set_on_down, 0, "keep", 0, 0, 0 },
-    { CF_POOL, "max_conns_per_backend", cf_set_uint,
-      P(max_conns_per_backend), "0", 0, 10000000, 0 },
-    { CF_POOL, "max_conns_per_source", cf_set_uint,
-      P(max_conns_per_source), "0", 0, 10000000, 0 },
-    { CF_POOL, "proxy_protocol", cf_set_pp, P(proxy_protocol), "off",
-      0, 0, 0 },
-    { CF_POOL, "allow", cf_set_allow, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "backend", cf_set_backend, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "tls_cert", cf_set_tls_cert, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "tls_key", cf_set_tls_str, P(tls.key), "", 0, 0, 0 },
-    { CF_POOL, "tls_min_version", cf_set_tls_version, 0, "1.2", 0, 0, 0 },
-    { CF_POOL, "tls_ciphers", cf_set_string, P(tls.ciphers), "", 0, 0, 0 },
-    { CF_POOL, "tls_ciphersuites", cf_set_string, P(tls.ciphersuites), "",
-      0, 0, 0 },
-    { CF_POOL, "tls_alpn", cf_set_tls_str, P(tls.alpn), "", 0, 0, 0 },
-    { CF_POOL, "tls_handshake_timeout", cf_set_duration,
-      P(tls_handshake_timeout_ms), "5s", 1, 0, 0 },
-    { CF_POOL, "tls_client_ca", cf_set_tls_str, P(tls.client_ca), "",
-      0, 0, 0 },
-    { CF_POOL, "tls_verify_client", cf_set_tls_verify, 0, "off", 0, 0, 0 },
-    { CF_POOL, "backend_tls", cf_set_onoff, P(backend_tls.enabled), "off",
-      0, 0, 0 },
-    { CF_POOL, "backend_tls_ca", cf_set_tls_str, P(backend_tls.ca), "",
-      0, 0, 0 },
-    { CF_POOL, "backend_tls_verify", cf_set_onoff, P(backend_tls.verify),
-      "on", 0, 0, 0 },
-    { CF_POOL, "backend_tls_sni", cf_set_string, P(backend_tls.sni), "",
-      0, 0, 0 },
-    { CF_POOL, "sni", cf_set_sni, 0, NULL, 0, 0, 0 },
+    { K(CF_GLOBAL, "workers", cf_uint), G(workers), .def = "0",
+      .max = 256 },
+    { K(CF_GLOBAL, "max_connections", cf_uint), G(max_connections),
+      .names = cf_auto_names, .def = "auto", .min = 1, .max = 10000000 },
+    { K(CF_GLOBAL, "log_level", cf_log_level), G(log_level),
+      .def = "info" },
+    { K(CF_GLOBAL, "log_format", cf_enum), G(log_format),
+      .names = cf_format_names, .def = "text" },
+    { K(CF_GLOBAL, "shutdown_timeout", cf_duration),
+      G(shutdown_timeout_ms), .def = "30s" },
+    { K(CF_GLOBAL, "user", cf_user), G(user), .def = "" },
+
+    { K(CF_ADMIN, "listen", cf_addr), G(admin_listen),
+      .def = "127.0.0.1:9000" },
+    { K(CF_ADMIN, "token", cf_string), G(admin_token), .def = "",
+      .secret = 1 },
+
+    { K(CF_POOL, "listen", cf_listen), P(listens), PLEN(nlistens),
+      .repeat = 1, .group = "listen" },
+    { K(CF_POOL, "balance", cf_enum), P(balance),
+      .names = cf_balance_names, .def = "roundrobin", .group = "balance" },
+    { K(CF_POOL, "health_check", cf_enum), P(check),
+      .names = cf_check_names, .def = "tcp", .group = "checks" },
+    { K(CF_POOL, "check_interval", cf_duration), P(check_interval_ms),
+      .def = "2s", .min = 1, .group = "checks" },
+    { K(CF_POOL, "check_timeout", cf_duration), P(check_timeout_ms),
+      .min = 1, .group = "checks" },
+    { K(CF_POOL, "rise", cf_uint), P(rise), .def = "2", .min = 1,
+      .max = 1000, .group = "checks" },
+    { K(CF_POOL, "fall", cf_uint), P(fall), .def = "3", .min = 1,
+      .max = 1000, .group = "checks" },
+    { K(CF_POOL, "check_send", cf_bytes), P(check_send),
+      PLEN(check_send_len), .def = "", .group = "checks" },
+    { K(CF_POOL, "check_expect", cf_bytes), P(check_expect),
+      PLEN(check_expect_len), .def = "", .group = "checks" },
+    { K(CF_POOL, "check_path", cf_path), P(check_path), .def = "/",
+      .group = "checks" },
+    { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
+      .def = "3s", .min = 1, .group = "sessions" },
+    { K(CF_POOL, "idle_timeout", cf_duration), P(idle_timeout_ms),
+      .def = "1h", .group = "sessions" },
+    { K(CF_POOL, "tcp_keepalive", cf_keepalive), P(keepalive),
+      .def = "off", .group = "sessions" },
+    { K(CF_POOL, "retries", cf_uint), P(retries), .def = "2",
+      .max = CONFIG_MAX_BACKENDS, .group = "sessions" },
+    { K(CF_POOL, "max_fails", cf_uint), P(max_fails), .def = "3",
+      .max = 1000, .group = "sessions" },
+    { K(CF_POOL, "slow_start", cf_duration), P(slow_start_ms),
+      .def = "0s", .group = "sessions" },
+    { K(CF_POOL, "on_backend_down", cf_on_down), .names = cf_down_names,
+      .def = "keep", .group = "sessions" },
+    { K(CF_POOL, "max_conns_per_backend", cf_uint),
+      P(max_conns_per_backend), .def = "0", .max = 10000000,
+      .group = "sessions" },
+    { K(CF_POOL, "max_conns_per_source", cf_uint),
+      P(max_conns_per_source), .def = "0", .max = 10000000,
+      .group = "sessions" },
+    { K(CF_POOL, "proxy_protocol", cf_enum), P(proxy_protocol),
+      .names = cf_pp_names, .def = "off", .group = "sessions" },
+    { K(CF_POOL, "allow", cf_allow), P(allow), PLEN(nallow), .repeat = 1,
+      .group = "sessions" },
+    { K(CF_POOL, "sni", cf_sni), P(sni), PLEN(nsni), .group = "listen" },
+    { K(CF_POOL, "tls_cert", cf_tls_cert), P(tls.certs), PLEN(tls.ncerts),
+      .repeat = 1, .group = "tls" },
+    { K(CF_POOL, "tls_key", cf_string), P(tls.key), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_min_version", cf_enum), P(tls.min_version),
+      .names = cf_tls_version_names, .def = "1.2", .group = "tls" },
+    { K(CF_POOL, "tls_ciphers", cf_string), P(tls.ciphers), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_ciphersuites", cf_string), P(tls.ciphersuites),
+      .def = "", .group = "tls" },
+    { K(CF_POOL, "tls_alpn", cf_string), P(tls.alpn), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_handshake_timeout", cf_duration),
+      P(tls_handshake_timeout_ms), .def = "5s", .min = 1, .group = "tls" },
+    { K(CF_POOL, "tls_client_ca", cf_string), P(tls.client_ca), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_verify_client", cf_enum), P(tls.verify_client),
+      .names = cf_verify_names, .def = "off", .group = "tls" },
+    { K(CF_POOL, "backend_tls", cf_enum), P(backend_tls.enabled),
+      .names = cf_onoff_names, .def = "off", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_ca", cf_string), P(backend_tls.ca),
+      .def = "", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_verify", cf_enum), P(backend_tls.verify),
+      .names = cf_onoff_names, .def = "on", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_sni", cf_string), P(backend_tls.sni),
+      .def = "", .group = "backend_tls" },
+    { K(CF_POOL, "backend", cf_backend), P(backends), PLEN(nbackends),
+      .repeat = 1 },
 };
 
+#undef K
 #undef G
 #undef P
+#undef PLEN
+
+_Static_assert(MQ_NELEMS(cf_keys) <= CF_MAX_KEYS,
+               "raise CF_MAX_KEYS: cf_ctx.seen has a slot per key");
 
 /* Set every key of <section> in <base> to its default. */
 static void
@@ -947,12 +1532,263 @@ cf_defaults(struct cf_ctx *ctx, enum cf_section section, void *base)
 
     for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
         if (cf_keys[i].section == section && cf_keys[i].def != NULL) {
-            cf_keys[i].parse(ctx, base, &cf_keys[i], cf_keys[i].def);
+            cf_keys[i].type->parse(ctx, base, &cf_keys[i], cf_keys[i].def);
         }
     }
 }
 
+/* The line key <name> of the current section was set on; 0 if unset. */
+static int
+cf_seen_line(const struct cf_ctx *ctx, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == ctx->section &&
+            strcmp(cf_keys[i].name, name) == 0) {
+            return ctx->seen[i];
+        }
+    }
+    return 0;
+}
+
+/* Print every key of <section> held at <base>, in table order. */
+static void
+cf_print_section(FILE *out, enum cf_section section, const void *base)
+{
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == section) {
+            cf_keys[i].type->print(out, &cf_keys[i], base);
+        }
+    }
+}
+
+/* Append <name> to the comma list in <buf> unless it is there already. */
+static void
+cf_note(char *buf, size_t size, const char *name)
+{
+    size_t n = strlen(buf), len = strlen(name);
+    const char *p;
+
+    for (p = buf; (p = strstr(p, name)) != NULL; p += len) {
+        if ((p == buf || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) {
+            return;
+        }
+    }
+    snprintf(buf + n, size - n, "%s%s", n > 0 ? "," : "", name);
+}
+
+bool
+config_pool_changes(const struct config_pool *a, const struct config_pool *b,
+                    char *what, size_t size)
+{
+    const struct cf_key *k;
+    size_t i;
+
+    what[0] = '\0';
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        k = &cf_keys[i];
+        if (k->section == CF_POOL && k->group != NULL &&
+            !k->type->equal(k, a, b)) {
+            cf_note(what, size, k->group);
+        }
+    }
+    return what[0] != '\0';
+}
+
+bool
+config_global_changes(const struct config *a, const struct config *b,
+                      char *what, size_t size)
+{
+    const struct cf_key *k;
+    char name[80];
+    size_t i;
+
+    what[0] = '\0';
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        k = &cf_keys[i];
+        if (k->section == CF_POOL || k->type->equal(k, a, b)) {
+            continue;
+        }
+        snprintf(name, sizeof(name), "%s%s",
+                 k->section == CF_ADMIN ? "admin " : "", k->name);
+        cf_note(what, size, name);
+    }
+    return what[0] != '\0';
+}
+
 /* ---- sections and the inih handler --------------------------------- */
+
+static const char *
+cf_section_name(enum cf_section section)
+{
+    return section == CF_POOL ? "[pool NAME]" :
+           section == CF_ADMIN ? "[admin]" : "[global]";
+}
+
+/* An unknown key: say where it belongs, or what it looks like. */
+static void
+cf_unknown_key(struct cf_ctx *ctx, const char *name)
+{
+    const char *here = ctx->section == CF_POOL ? "pool" :
+                       ctx->section == CF_ADMIN ? "admin" : "global";
+    const char *near = NULL;
+    size_t i, best = SIZE_MAX;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section != ctx->section &&
+            strcmp(cf_keys[i].name, name) == 0) {
+            cf_error(ctx, "unknown key '%s' in [%s]: '%s' belongs in %s",
+                     name, here, name, cf_section_name(cf_keys[i].section));
+            return;
+        }
+    }
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == ctx->section &&
+            cf_is_near(name, cf_keys[i].name, &best)) {
+            near = cf_keys[i].name;
+        }
+    }
+    if (near != NULL) {
+        cf_error(ctx, "unknown key '%s' in [%s], did you mean '%s'?", name,
+                 here, near);
+    } else {
+        cf_error(ctx, "unknown key '%s' in [%s]", name, here);
+    }
+}
+
+/*
+ * The TLS keys of <p>, at the end of its section: their lines, the rules
+ * between them, and the contexts built from them (which loads and checks
+ * every certificate, key and CA file: mqlb -t reports them too).
+ */
+static void
+cf_pool_finish_tls(struct cf_ctx *ctx, struct config_pool *p)
+{
+    const struct config_addr *tls_listen = NULL;
+    char err[MQ_ERR_LEN];
+    size_t i;
+    int line;
+
+    p->tls.key_line = cf_seen_line(ctx, "tls_key");
+    p->tls.alpn_line = cf_seen_line(ctx, "tls_alpn");
+    p->tls.client_ca_line = cf_seen_line(ctx, "tls_client_ca");
+    p->tls.verify_line = cf_seen_line(ctx, "tls_verify_client");
+    p->backend_tls.ca_line = cf_seen_line(ctx, "backend_tls_ca");
+    for (i = 0; i < p->nlistens && tls_listen == NULL; i++) {
+        if (p->listens[i].tls) {
+            tls_listen = &p->listens[i];
+        }
+    }
+    if (p->backend_tls.sni != NULL && !cf_sni_ok(p->backend_tls.sni, false)) {
+        cf_error_at(ctx, cf_seen_line(ctx, "backend_tls_sni"), "[pool %s]: "
+                    "backend_tls_sni = %s is not a host name", p->name,
+                    p->backend_tls.sni);
+    }
+    if (p->backend_tls.enabled) {
+        p->tls_client = tls_client_create(&p->backend_tls, err, sizeof(err),
+                                          &line);
+        if (p->tls_client == NULL) {
+            cf_error_at(ctx, line > 0 ? line : cf_seen_line(ctx,
+                        "backend_tls"), "[pool %s]: %s", p->name, err);
+        }
+    }
+    if (tls_listen == NULL) {
+        if (p->tls.ncerts > 0) {
+            cf_error_at(ctx, p->tls.cert_lines[0], "[pool %s]: tls_cert is "
+                        "set but no listen has 'tls' (listen = ADDR tls)",
+                        p->name);
+        }
+        return;
+    }
+    if (p->tls.ncerts == 0) {
+        cf_error_at(ctx, tls_listen->line, "[pool %s]: listen %s tls needs "
+                    "a certificate: tls_cert = FILE.pem", p->name,
+                    tls_listen->text);
+        return;
+    }
+    if (p->tls.verify_client != TLS_VERIFY_OFF && p->tls.client_ca == NULL) {
+        cf_error_at(ctx, p->tls.verify_line, "[pool %s]: tls_verify_client "
+                    "= %s needs tls_client_ca", p->name,
+                    cf_verify_names[p->tls.verify_client]);
+        return;
+    }
+    p->tls_server = tls_server_create(&p->tls, err, sizeof(err), &line);
+    if (p->tls_server == NULL) {
+        cf_error_at(ctx, line > 0 ? line : tls_listen->line, "[pool %s]: %s",
+                    p->name, err);
+    }
+}
+
+/*
+ * A [pool] section ended: the defaults that depend on other keys, and the
+ * checks within the pool, each reported at the line of the key at fault
+ * (the pool's header when a key is missing).
+ */
+static void
+cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
+{
+    int line;
+    size_t i, j;
+
+    if (cf_seen_line(ctx, "check_timeout") == 0) {
+        p->check_timeout_ms = MQ_MIN(CONFIG_CHECK_TIMEOUT_MS,
+                                     p->check_interval_ms);
+    }
+    if (p->nlistens == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
+                    p->name);
+    }
+    if (p->nbackends == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
+    }
+    if (p->nbackends > CONFIG_MAX_BACKENDS) {
+        cf_error_at(ctx, p->backends[CONFIG_MAX_BACKENDS].line, "[pool %s]: "
+                    "more than %d backends", p->name, CONFIG_MAX_BACKENDS);
+    }
+    for (i = 0; i < p->nbackends; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(p->backends[i].name, p->backends[j].name) == 0) {
+                cf_error_at(ctx, p->backends[i].line, "[pool %s]: "
+                            "duplicate backend name '%s' (first on line "
+                            "%d)", p->name, p->backends[i].name,
+                            p->backends[j].line);
+            }
+        }
+        if (p->backends[i].max_conns == 0) {
+            p->backends[i].max_conns = p->max_conns_per_backend;
+        }
+    }
+    for (i = 0; i < p->nlistens; i++) {
+        for (j = 0; j < i; j++) {
+            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
+                cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
+                            "%s is given twice", p->name,
+                            p->listens[i].text);
+            }
+        }
+    }
+    if (p->check == CHECK_SEND_EXPECT && p->check_expect_len == 0) {
+        line = cf_seen_line(ctx, "health_check");
+        cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: "
+                    "health_check = send-expect needs check_expect",
+                    p->name);
+    }
+    cf_pool_finish_tls(ctx, p);
+}
+
+/* The current section ends (another begins, or the file does). */
+static void
+cf_section_end(struct cf_ctx *ctx)
+{
+    if (ctx->section == CF_POOL && ctx->pool != NULL) {
+        cf_pool_finish(ctx, ctx->pool);
+    }
+    ctx->pool = NULL;
+    memset(ctx->seen, 0, sizeof(ctx->seen));
+}
 
 static void
 cf_section_begin(struct cf_ctx *ctx, const char *header)
@@ -962,8 +1798,7 @@ cf_section_begin(struct cf_ctx *ctx, const char *header)
     const char *rest;
     size_t n;
 
-    ctx->seen = 0;
-    ctx->pool = NULL;
+    cf_section_end(ctx);
     ctx->section_line = ctx->line;
     if (strcmp(header, "global") == 0) {
         ctx->section = CF_GLOBAL;
@@ -1038,17 +1873,16 @@ cf_handler(void *user, const char *section, const char *name,
             strcmp(cf_keys[i].name, name) != 0) {
             continue;
         }
-        if (!cf_keys[i].repeat && (ctx->seen & (1ULL << i))) {
-            cf_error(ctx, "'%s' is set twice in this section", name);
+        if (!cf_keys[i].repeat && ctx->seen[i] != 0) {
+            cf_error(ctx, "'%s' is set twice in this section (first on "
+                     "line %d)", name, ctx->seen[i]);
             return 1;
         }
-        ctx->seen |= 1ULL << i;
-        cf_keys[i].parse(ctx, base, &cf_keys[i], value);
+        ctx->seen[i] = ctx->line;
+        cf_keys[i].type->parse(ctx, base, &cf_keys[i], value);
         return 1;
     }
-    cf_error(ctx, "unknown key '%s' in [%s]", name,
-             ctx->section == CF_POOL ? "pool" :
-             ctx->section == CF_ADMIN ? "admin" : "global");
+    cf_unknown_key(ctx, name);
     return 1;
 }
 
@@ -1094,6 +1928,7 @@ cf_reader(char *str, int num, void *stream)
         p = memchr(start, ']', len);
         if (p == NULL || (size_t)(p - start) - 1 >= sizeof(header)) {
             cf_error(ctx, "section header without ']'");
+            cf_section_end(ctx);
             ctx->section = CF_UNKNOWN;
             strcpy(str, "\n");
             return str;
@@ -1126,117 +1961,9 @@ cf_addr_is_loopback(const struct config_addr *a)
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
-static bool
-cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* The TLS keys of <p>; builds its contexts, which loads every file. */
-static void
-cf_validate_pool_tls(struct cf_ctx *ctx, struct config_pool *p)
-{
-    char err[MQ_ERR_LEN];
-    const struct config_addr *tls_listen = NULL;
-    size_t i;
-    int line;
-
-    for (i = 0; i < p->nlistens; i++) {
-        if (p->listens[i].tls) {
-            tls_listen = &p->listens[i];
-            break;
-        }
-    }
-    if (p->backend_tls.sni != NULL && !cf_sni_ok(p->backend_tls.sni, false)) {
-        cf_error_at(ctx, p->line, "[pool %s]: backend_tls_sni = %s is not "
-                    "a host name", p->name, p->backend_tls.sni);
-    }
-    if (p->backend_tls.enabled) {
-        p->tls_client = tls_client_create(&p->backend_tls, err, sizeof(err),
-                                          &line);
-        if (p->tls_client == NULL) {
-            cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: %s",
-                        p->name, err);
-        }
-    }
-    if (tls_listen == NULL) {
-        if (p->tls.ncerts > 0) {
-            cf_error_at(ctx, p->tls.cert_lines[0], "[pool %s]: tls_cert is "
-                        "set but no listen has 'tls' (listen = ADDR tls)",
-                        p->name);
-        }
-        return;
-    }
-    if (p->tls.ncerts == 0) {
-        cf_error_at(ctx, tls_listen->line, "[pool %s]: listen %s tls needs "
-                    "a certificate: tls_cert = FILE.pem", p->name,
-                    tls_listen->text);
-        return;
-    }
-    if (p->tls.verify_client != TLS_VERIFY_OFF && p->tls.client_ca == NULL) {
-        cf_error_at(ctx, p->tls.verify_line, "[pool %s]: tls_verify_client "
-                    "= %s needs tls_client_ca", p->name,
-                    cf_verify_names[p->tls.verify_client]);
-        return;
-    }
-    p->tls_server = tls_server_create(&p->tls, err, sizeof(err), &line);
-    if (p->tls_server == NULL) {
-        cf_error_at(ctx, line > 0 ? line : tls_listen->line, "%s", err);
-    }
-}
-
-static void
-cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
-{
-    size_t i, j;
-
-    if (p->nlistens == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
-                    p->name);
-    }
-    if (p->nbackends == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
-    }
-    if (p->nbackends > CONFIG_MAX_BACKENDS) {
-        cf_error_at(ctx, p->line, "[pool %s]: more than %d backends",
-                    p->name, CONFIG_MAX_BACKENDS);
-    }
-    for (i = 0; i < p->nbackends; i++) {
-        for (j = 0; j < i; j++) {
-            if (strcmp(p->backends[i].name, p->backends[j].name) == 0) {
-                cf_error_at(ctx, p->backends[i].line, "[pool %s]: "
-                            "duplicate backend name '%s' (first on line "
-                            "%d)", p->name, p->backends[i].name,
-                            p->backends[j].line);
-            }
-        }
-        if (p->backends[i].max_conns == 0) {
-            p->backends[i].max_conns = p->max_conns_per_backend;
-        }
-    }
-    for (i = 0; i < p->nlistens; i++) {
-        for (j = 0; j < i; j++) {
-            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
-                cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
-                            "%s is given twice", p->name,
-                            p->listens[i].text);
-            }
-        }
-    }
-    if (p->check == CHECK_SEND_EXPECT && p->check_expect_len == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: health_check = send-expect "
-                    "needs check_expect", p->name);
-    }
-    if (p->check_timeout_ms > p->check_interval_ms) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_timeout is longer than "
-                    "check_interval", p->name);
-    }
-    cf_validate_pool_tls(ctx, p);
-}
-
 /*
  * Listen <k> of <p> is listen <l> of the earlier pool <q>: allowed when
- * both route by SNI (sni = ...) and agree on terminating TLS.
+ * both route by SNI (sni = ...) and agree on terminating TLS there.
  */
 static void
 cf_validate_shared(struct cf_ctx *ctx, const struct config_pool *p,
@@ -1249,8 +1976,8 @@ cf_validate_shared(struct cf_ctx *ctx, const struct config_pool *p,
                     "(pools may share an address only when each sets "
                     "sni = NAMES)", a->text, q->name);
     } else if (a->tls != q->listens[l].tls) {
-        cf_error_at(ctx, a->line, "listen %s: pool '%s' %s TLS there, this "
-                    "pool must too", a->text, q->name,
+        cf_error_at(ctx, a->line, "listen %s: pool '%s' %s TLS there, so "
+                    "this pool must too", a->text, q->name,
                     q->listens[l].tls ? "terminates" : "does not terminate");
     }
 }
@@ -1263,7 +1990,6 @@ cf_validate(struct cf_ctx *ctx)
     long ncpu;
 
     for (i = 0; i < cf->npools; i++) {
-        cf_validate_pool(ctx, &cf->pools[i]);
         for (j = 0; j < i; j++) {
             if (strcmp(cf->pools[i].name, cf->pools[j].name) == 0) {
                 cf_error_at(ctx, cf->pools[i].line, "duplicate pool name "
@@ -1296,37 +2022,17 @@ cf_validate(struct cf_ctx *ctx)
     }
 }
 
+/* Free what the keys of <section> own at <base>. */
 static void
-cf_pool_deinit(struct config_pool *p)
+cf_free_section(enum cf_section section, void *base)
 {
     size_t i;
 
-    mq_free(p->listens);
-    mq_free(p->check_send);
-    mq_free(p->check_expect);
-    mq_free(p->check_path);
-    mq_free(p->allow);
-    mq_free(p->backends);
-    for (i = 0; i < p->tls.ncerts; i++) {
-        mq_free(p->tls.certs[i]);
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == section && cf_keys[i].type->owns) {
+            mq_free(*CF_FIELD(base, cf_keys[i].offset, void *));
+        }
     }
-    mq_free(p->tls.certs);
-    mq_free(p->tls.cert_lines);
-    mq_free(p->tls.key);
-    mq_free(p->tls.ciphers);
-    mq_free(p->tls.ciphersuites);
-    mq_free(p->tls.alpn);
-    mq_free(p->tls.client_ca);
-    mq_free(p->backend_tls.ca);
-    mq_free(p->backend_tls.sni);
-    for (i = 0; i < p->nsni; i++) {
-        mq_free(p->sni[i]);
-    }
-    mq_free(p->sni);
-    tls_server_destroy(p->tls_server);
-    p->tls_server = NULL;
-    tls_client_destroy(p->tls_client);
-    p->tls_client = NULL;
 }
 
 void
@@ -1338,35 +2044,43 @@ config_destroy(struct config *cf)
         return;
     }
     for (i = 0; i < cf->npools; i++) {
-        cf_pool_deinit(&cf->pools[i]);
+        cf_words_free(cf->pools[i].tls.certs, cf->pools[i].tls.ncerts);
+        cf_words_free(cf->pools[i].sni, cf->pools[i].nsni);
+        mq_free(cf->pools[i].tls.cert_lines);
+        tls_server_destroy(cf->pools[i].tls_server);
+        cf->pools[i].tls_server = NULL;
+        tls_client_destroy(cf->pools[i].tls_client);
+        cf->pools[i].tls_client = NULL;
+        cf_free_section(CF_POOL, &cf->pools[i]);
     }
+    cf_free_section(CF_GLOBAL, cf);
+    cf_free_section(CF_ADMIN, cf);
     mq_free(cf->pools);
     mq_free(cf->path);
-    mq_free(cf->user);
-    mq_free(cf->admin_token);
     free(cf);
 }
 
 static int
-cf_error_line(const char *msg)
+cf_error_line(const char *msg, size_t namelen)
 {
-    const char *p = strchr(msg, ':');
-
-    return p != NULL ? atoi(p + 1) : 0;
+    return strlen(msg) > namelen ? atoi(msg + namelen + 1) : 0;
 }
 
-/* Report in file order: validation runs after parsing. (Insertion sort:
- * stable, and error lists are short.) */
+/* Report in file order: checks at the end of a section or of the file
+ * run after the lines they judge. (Insertion sort: stable, and error
+ * lists are short.) Only this load's messages move. */
 static void
-cf_sort_errors(struct config_errors *errs)
+cf_sort_errors(struct cf_ctx *ctx)
 {
-    size_t i, j;
+    struct config_errors *errs = ctx->errs;
+    size_t i, j, namelen = strlen(ctx->name);
     char *m;
 
-    for (i = 1; i < errs->nmsgs; i++) {
+    for (i = ctx->first_err + 1; i < errs->nmsgs; i++) {
         m = errs->msgs[i];
-        for (j = i; j > 0 && cf_error_line(errs->msgs[j - 1])
-                             > cf_error_line(m); j--) {
+        for (j = i; j > ctx->first_err &&
+             cf_error_line(errs->msgs[j - 1], namelen)
+             > cf_error_line(m, namelen); j--) {
             errs->msgs[j] = errs->msgs[j - 1];
         }
         errs->msgs[j] = m;
@@ -1390,7 +2104,11 @@ config_load_string(const char *text, const char *name,
     ctx.text = text;
     ctx.cf = cf;
     ctx.errs = errs;
+    ctx.first_err = errs->nmsgs;
     cf->path = strdup(name);
+    if (cf->path == NULL) {
+        cf_error_at(&ctx, 0, "out of memory");
+    }
     cf_defaults(&ctx, CF_GLOBAL, cf);
     cf_defaults(&ctx, CF_ADMIN, cf);
     cf->admin_listen.line = 0;
@@ -1402,8 +2120,9 @@ config_load_string(const char *text, const char *name,
     } else if (rc == -2) {
         cf_error_at(&ctx, ctx.line, "out of memory");
     }
+    cf_section_end(&ctx);
     cf_validate(&ctx);
-    cf_sort_errors(errs);
+    cf_sort_errors(&ctx);
     if (ctx.nerrs > 0) {
         config_destroy(cf);
         return NULL;
@@ -1461,130 +2180,17 @@ out:
 
 /* ---- dump ------------------------------------------------------------ */
 
-static void
-cf_dump_ms(FILE *out, const char *key, uint64_t ms)
-{
-    if (ms % 3600000 == 0 && ms > 0) {
-        fprintf(out, "%s = %lluh\n", key, (unsigned long long)(ms / 3600000));
-    } else if (ms % 60000 == 0 && ms > 0) {
-        fprintf(out, "%s = %llum\n", key, (unsigned long long)(ms / 60000));
-    } else if (ms % 1000 == 0) {
-        fprintf(out, "%s = %llus\n", key, (unsigned long long)(ms / 1000));
-    } else {
-        fprintf(out, "%s = %llums\n", key, (unsigned long long)ms);
-    }
-}
-
-/* The TLS keys of <p> that say something. */
-static void
-cf_dump_tls(FILE *out, const struct config_pool *p)
-{
-    size_t j;
-
-    for (j = 0; j < p->nsni; j++) {
-        fprintf(out, "%s%s", j == 0 ? "sni = " : " ", p->sni[j]);
-    }
-    if (p->nsni > 0) {
-        fputc('\n', out);
-    }
-    for (j = 0; j < p->tls.ncerts; j++) {
-        fprintf(out, "tls_cert = %s\n", p->tls.certs[j]);
-    }
-    if (p->tls.ncerts > 0) {
-        if (p->tls.key != NULL) {
-            fprintf(out, "tls_key = %s\n", p->tls.key);
-        }
-        fprintf(out, "tls_min_version = 1.%u\n", p->tls.min_version % 10);
-        if (p->tls.ciphers != NULL) {
-            fprintf(out, "tls_ciphers = %s\n", p->tls.ciphers);
-        }
-        if (p->tls.ciphersuites != NULL) {
-            fprintf(out, "tls_ciphersuites = %s\n", p->tls.ciphersuites);
-        }
-        if (p->tls.alpn != NULL) {
-            fprintf(out, "tls_alpn = %s\n", p->tls.alpn);
-        }
-        if (p->tls.client_ca != NULL) {
-            fprintf(out, "tls_client_ca = %s\n", p->tls.client_ca);
-        }
-        fprintf(out, "tls_verify_client = %s\n",
-                cf_verify_names[p->tls.verify_client]);
-    }
-    if (p->tls.ncerts > 0 || p->nsni > 0) {
-        cf_dump_ms(out, "tls_handshake_timeout", p->tls_handshake_timeout_ms);
-    }
-    if (p->backend_tls.enabled) {
-        fprintf(out, "backend_tls = on\nbackend_tls_verify = %s\n",
-                p->backend_tls.verify ? "on" : "off");
-        if (p->backend_tls.ca != NULL) {
-            fprintf(out, "backend_tls_ca = %s\n", p->backend_tls.ca);
-        }
-        if (p->backend_tls.sni != NULL) {
-            fprintf(out, "backend_tls_sni = %s\n", p->backend_tls.sni);
-        }
-    }
-}
-
 void
 config_dump(const struct config *cf, FILE *out)
 {
-    const struct config_pool *p;
-    const struct config_backend *b;
-    size_t i, j;
+    size_t i;
 
-    fprintf(out, "[global]\nworkers = %u\nmax_connections = %u\n"
-            "log_level = %s\nlog_format = %s\n", cf->workers,
-            cf->max_connections, log_level_name(cf->log_level),
-            cf_format_names[cf->log_format]);
-    cf_dump_ms(out, "shutdown_timeout", cf->shutdown_timeout_ms);
-    if (cf->user != NULL) {
-        fprintf(out, "user = %s\n", cf->user);
-    }
-    fprintf(out, "\n[admin]\nlisten = %s\ntoken = %s\n",
-            cf->admin_listen.text, cf->admin_token != NULL ? "(set)" : "");
+    fprintf(out, "; effective configuration of %s\n[global]\n", cf->path);
+    cf_print_section(out, CF_GLOBAL, cf);
+    fputs("\n[admin]\n", out);
+    cf_print_section(out, CF_ADMIN, cf);
     for (i = 0; i < cf->npools; i++) {
-        p = &cf->pools[i];
-        fprintf(out, "\n[pool %s]\n", p->name);
-        for (j = 0; j < p->nlistens; j++) {
-            fprintf(out, "listen = %s%s\n", p->listens[j].text,
-                    p->listens[j].tls ? " tls" : "");
-        }
-        fprintf(out, "balance = %s\nhealth_check = %s\n",
-                cf_balance_names[p->balance], cf_check_names[p->check]);
-        cf_dump_ms(out, "check_interval", p->check_interval_ms);
-        cf_dump_ms(out, "check_timeout", p->check_timeout_ms);
-        fprintf(out, "rise = %u\nfall = %u\n", p->rise, p->fall);
-        if (p->check == CHECK_HTTP) {
-            fprintf(out, "check_path = %s\n", p->check_path);
-        }
-        cf_dump_ms(out, "connect_timeout", p->connect_timeout_ms);
-        cf_dump_ms(out, "idle_timeout", p->idle_timeout_ms);
-        if (p->keepalive.on) {
-            fprintf(out, "tcp_keepalive = %us:%us:%u\n", p->keepalive.idle_s,
-                    p->keepalive.interval_s, p->keepalive.count);
-        } else {
-            fprintf(out, "tcp_keepalive = off\n");
-        }
-        fprintf(out, "retries = %u\nmax_fails = %u\n", p->retries,
-                p->max_fails);
-        cf_dump_ms(out, "slow_start", p->slow_start_ms);
-        fprintf(out, "on_backend_down = %s\nmax_conns_per_backend = %u\n"
-                "max_conns_per_source = %u\nproxy_protocol = %s\n",
-                p->close_on_down ? "close" : "keep",
-                p->max_conns_per_backend, p->max_conns_per_source,
-                cf_pp_names[p->proxy_protocol]);
-        if (p->nallow > 0) {
-            fprintf(out, "allow = (%zu blocks)\n", p->nallow);
-        }
-        cf_dump_tls(out, p);
-        for (j = 0; j < p->nbackends; j++) {
-            b = &p->backends[j];
-            fprintf(out, "backend = %s %s weight=%u%s", b->name,
-                    b->addr.text, b->weight, b->backup ? " backup" : "");
-            if (b->max_conns > 0) {
-                fprintf(out, " max_conns=%u", b->max_conns);
-            }
-            fputc('\n', out);
-        }
+        fprintf(out, "\n[pool %s]\n", cf->pools[i].name);
+        cf_print_section(out, CF_POOL, &cf->pools[i]);
     }
 }

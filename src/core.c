@@ -538,6 +538,9 @@ core_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
+    if (d.global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
                d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
                d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
@@ -644,14 +647,22 @@ core_drop_privileges(const char *user)
  * Each session takes two descriptors. Raise the soft limit as far as the
  * hard one allows and, if <want> sessions still do not fit, admit fewer
  * (haproxy does the same), so that accepting pauses at the limit instead
- * of running into EMFILE.
+ * of running into EMFILE. <want> 0 is max_connections = auto: up to
+ * CONFIG_MAX_CONNECTIONS_AUTO, as many as fit, quietly; only a number
+ * the user wrote is worth a warning when it does not fit.
  */
 static unsigned
 core_fit_fd_limit(unsigned want)
 {
+    bool chosen = want != 0;
     struct rlimit rl;
-    rlim_t need = (rlim_t)want * 2 + CORE_FD_RESERVE;
+    rlim_t need;
     unsigned fit;
+
+    if (!chosen) {
+        want = CONFIG_MAX_CONNECTIONS_AUTO;
+    }
+    need = (rlim_t)want * 2 + CORE_FD_RESERVE;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
         return want;
@@ -666,9 +677,16 @@ core_fit_fd_limit(unsigned want)
     }
     fit = rl.rlim_cur > CORE_FD_RESERVE * 2
           ? (unsigned)((rl.rlim_cur - CORE_FD_RESERVE) / 2) : 1;
-    log_warn("max_connections = %u needs %llu descriptors but the limit is "
-             "%llu: admitting at most %u sessions", want,
-             (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
+    if (chosen) {
+        log_warn("max_connections = %u needs %llu descriptors but the "
+                 "limit is %llu: admitting at most %u sessions", want,
+                 (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+                 fit);
+    } else {
+        log_notice("max_connections = auto: %u sessions fit the "
+                   "descriptor limit of %llu", fit,
+                   (unsigned long long)rl.rlim_cur);
+    }
     return fit;
 }
 

@@ -16,6 +16,10 @@
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
+#define CONFIG_MAX_CONNECTIONS_AUTO 100000 /* max_connections = auto, at
+                                              most (if descriptors allow) */
+#define CONFIG_CHECK_TIMEOUT_MS 1000 /* check_timeout unless check_interval
+                                        is shorter or the file says */
 
 enum config_balance {
     BALANCE_ROUNDROBIN = 0,
@@ -113,13 +117,13 @@ struct config_pool {
                                            wait for a ClientHello (sni) */
     char              **sni;            /* sni = patterns, owned; NULL */
     size_t              nsni;
-    int                 sni_line;
 };
 
 struct config {
     char               *path;           /* file it was read from, owned */
     unsigned            workers;        /* resolved: 0 becomes the CPU count */
-    unsigned            max_connections;
+    unsigned            max_connections; /* 0 = auto: sized from the
+                                            descriptor limit at start */
     int                 log_level;      /* LOG_ERROR..LOG_DEBUG */
     enum config_log_format log_format;
     uint64_t            shutdown_timeout_ms;
@@ -158,6 +162,9 @@ int config_parse_size(const char *text, uint64_t *bytes);
 int config_parse_uint(const char *text, unsigned min, unsigned max,
                       unsigned *out);
 int config_parse_addr(const char *text, struct config_addr *out);
+/* As config_parse_addr; on error <err> says why in the user's terms. */
+int config_parse_addr_err(const char *text, struct config_addr *out,
+                          char *err, size_t errlen);
 /* C escapes \r \n \t \\ \xHH into newly allocated bytes at <*out>. */
 int config_unescape(const char *text, char **out, size_t *len);
 
@@ -172,6 +179,30 @@ config_name_char(int c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
+
+/*
+ * What a reload changes, from the key table. config_pool_changes() puts
+ * the comma list of what differs between two pools of the same name
+ * ("listen", "balance", "checks", "sessions"; backends aside) in <what>,
+ * config_global_changes() the [global] and [admin] keys that differ; both
+ * return true if anything does.
+ */
+bool config_pool_changes(const struct config_pool *a,
+                         const struct config_pool *b, char *what,
+                         size_t size);
+bool config_global_changes(const struct config *a, const struct config *b,
+                           char *what, size_t size);
+
+/* What differs between two backends of the same name: a set of bits. */
+enum config_backend_change {
+    CONFIG_BACKEND_ADDRESS   = 1 << 0,
+    CONFIG_BACKEND_WEIGHT    = 1 << 1,
+    CONFIG_BACKEND_BACKUP    = 1 << 2,
+    CONFIG_BACKEND_MAX_CONNS = 1 << 3,
+};
+unsigned config_backend_changes(const struct config_backend *a,
+                                const struct config_backend *b);
+const char *config_backend_change_name(unsigned bit);
 
 const char *config_balance_name(enum config_balance b);
 const char *config_check_name(enum config_check c);

@@ -23,6 +23,11 @@ enum tls_verify {
     TLS_VERIFY_REQUIRED,            /* asked and required */
 };
 
+enum tls_min {
+    TLS_MIN_12 = 0,                 /* tls_min_version = 1.2 */
+    TLS_MIN_13,                     /* tls_min_version = 1.3 */
+};
+
 /* A pool's termination settings, as the config file gives them. */
 struct tls_server_conf {
     char              **certs;      /* tls_cert files (PEM chain [+ key]) */
@@ -30,7 +35,7 @@ struct tls_server_conf {
     size_t              ncerts;
     char               *key;        /* tls_key, or NULL: key in the PEM */
     int                 key_line;
-    unsigned            min_version;/* 12 or 13 (TLS 1.2, TLS 1.3) */
+    int                 min_version;/* TLS_MIN_12 or TLS_MIN_13 */
     char               *ciphers;    /* TLS 1.2 cipher list, or NULL */
     char               *ciphersuites; /* TLS 1.3 suites, or NULL */
     char               *alpn;       /* "mqtt,amqp", or NULL */
