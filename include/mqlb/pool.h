@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/tls.h"
 
 struct backend;
 struct lb_ops;
@@ -40,6 +41,7 @@ struct pool {
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
     _Atomic unsigned    refcnt;         /* generation and sessions */
+    _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
 };
 
 /*
