@@ -43,7 +43,7 @@ struct gen {
 struct core_pool_stats {
     struct core_pool_stats *next;
     char                name[CONFIG_NAME_LEN];
-    _Atomic uint64_t    rejected;
+    _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -91,7 +91,7 @@ core_rejected_counter(struct core *c, const char *name)
 
     for (s = c->stats; s != NULL; s = s->next) {
         if (strcmp(s->name, name) == 0) {
-            return &s->rejected;
+            return s->rejected;
         }
     }
     s = calloc(1, sizeof(*s));
@@ -101,7 +101,7 @@ core_rejected_counter(struct core *c, const char *name)
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->next = c->stats;
     c->stats = s;
-    return &s->rejected;
+    return s->rejected;
 }
 
 /*
@@ -325,6 +325,7 @@ core_snapshot(void *ctx)
     struct backend *b;
     struct pool *p;
     size_t i, j;
+    unsigned r;
 
     snap = calloc(1, sizeof(*snap));
     if (snap == NULL) {
@@ -344,7 +345,10 @@ core_snapshot(void *ctx)
         snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
         sp->balance = config_balance_name(p->cf->balance);
         sp->check = config_check_name(p->cf->check);
-        sp->rejected = atomic_load(p->nrejected);
+        for (r = 0; r < REJECT_NREASONS; r++) {
+            sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
+            sp->rejected += sp->rejected_by[r];
+        }
         sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
         for (j = 0; j < TLS_NRESULTS; j++) {
             sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],
@@ -433,6 +437,14 @@ core_action(void *ctx, const char *pool, const char *backend,
 out:
     pthread_mutex_unlock(&core_gen_lock);
     return rc;
+}
+
+static void
+core_admin_ops(struct core *c, struct admin_ops *ops)
+{
+    ops->ctx = c;
+    ops->snapshot = core_snapshot;
+    ops->action = core_action;
 }
 
 /* ---- signals, shutdown, reload ---------------------------------------- */
@@ -552,6 +564,63 @@ core_log_diff(const struct config *old, const struct config *new)
     config_diff_deinit(&d);
 }
 
+static bool
+core_token_same(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return strcmp(a, b) == 0;
+}
+
+/*
+ * Apply the [admin] section of <cf> (reload): a new listen address gets a
+ * new server (started before the old one stops, so the port never goes
+ * dark), a new token replaces the old one at once. MQ_ERR, logged as
+ * FILE:LINE, when the new address cannot be served: the reload is then
+ * refused as a whole.
+ */
+static int
+core_reload_admin(struct core *c, const struct config *cf)
+{
+    const struct config *old = c->gen->cf;
+    struct admin_ops ops;
+    struct admin *a;
+    char err[MQ_ERR_LEN];
+
+    if (old->admin_listen.len != cf->admin_listen.len ||
+        memcmp(&old->admin_listen.ss, &cf->admin_listen.ss,
+               cf->admin_listen.len) != 0) {
+        core_admin_ops(c, &ops);
+        a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
+        if (a == NULL) {
+            log_error("%s:%d: [admin] listen = %s cannot be applied: %s",
+                      cf->path, cf->admin_listen.line, cf->admin_listen.text,
+                      err);
+            return MQ_ERR;
+        }
+        admin_stop(c->admin);
+        c->admin = a;
+        log_notice("reload: admin port moved from %s to %s",
+                   old->admin_listen.text, cf->admin_listen.text);
+        if (!core_token_same(old->admin_token, cf->admin_token)) {
+            log_notice("reload: admin token changed");
+        }
+        return MQ_OK;
+    }
+    if (!core_token_same(old->admin_token, cf->admin_token)) {
+        if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
+            log_error("%s: [admin] token cannot be applied: out of memory",
+                      cf->path);
+            return MQ_ERR;
+        }
+        log_notice("reload: admin token %s", cf->admin_token == NULL
+                   ? "removed" : old->admin_token == NULL ? "set"
+                   : "changed");
+    }
+    return MQ_OK;
+}
+
 static void
 core_reload(struct core *c)
 {
@@ -577,6 +646,11 @@ core_reload(struct core *c)
     if (cf->workers != c->nworkers) {
         log_warn("reload: workers = %u needs a restart; keeping %u",
                  cf->workers, c->nworkers);
+    }
+    if (core_reload_admin(c, cf) != MQ_OK) {
+        log_error("reload failed: the running config stays");
+        config_destroy(cf);
+        return;
     }
     g = gen_create(c, cf, c->gen);
     lists = calloc(c->nworkers, sizeof(*lists));
@@ -725,6 +799,9 @@ core_init(struct core *c, struct config *cf)
     memset(c, 0, sizeof(*c));
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    if (log_start() != MQ_OK) {
+        log_warn("no log writer thread: logging to stderr directly");
+    }
     c->max_connections = core_fit_fd_limit(cf->max_connections);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
@@ -783,9 +860,7 @@ core_init(struct core *c, struct config *cf)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
-    ops.ctx = c;
-    ops.snapshot = core_snapshot;
-    ops.action = core_action;
+    core_admin_ops(c, &ops);
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);
@@ -867,4 +942,5 @@ core_deinit(struct core *c)
         free(s);
     }
     c->stats = NULL;
+    log_stop();
 }

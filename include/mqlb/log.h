@@ -1,6 +1,9 @@
 /*
  * log.h: one line per event on stderr, as text or JSON. Safe from any
- * thread: each line is formatted locally and written with one write(2).
+ * thread: each line is formatted locally. After log_start() lines go
+ * through a bounded ring that a thread of its own writes out, so a
+ * stalled reader of stderr costs dropped (and counted) lines, never a
+ * stalled caller.
  */
 #ifndef MQLB_LOG_H
 #define MQLB_LOG_H
@@ -58,6 +61,33 @@ int log_syslog_priority(int level);
 int log_level_parse(const char *text);      /* -1 if unknown */
 const char *log_level_name(int level);
 int log_enabled(int level);
+
+/* Start the writer thread; MQ_ERR if it cannot (lines stay direct). */
+int log_start(void);
+/* Write out what is queued (waiting at most ~2 s on a stalled reader),
+ * end the thread; later lines are written directly. */
+void log_stop(void);
+/* Lines dropped because the ring was full, since the start. */
+uint64_t log_dropped(void);
+
+/*
+ * A rate limit for lines a client can cause at will (refusals): at most
+ * LOG_RATELIMIT_BURST lines a second per limiter. Zero-initialize it.
+ */
+struct log_ratelimit {
+    _Atomic uint64_t    window_ms;      /* start of the current second */
+    _Atomic unsigned    nlines;         /* lines let through in it */
+    _Atomic uint64_t    nsuppressed;    /* lines held back, not yet said */
+};
+
+#define LOG_RATELIMIT_BURST 10
+
+/*
+ * True when a line may be logged now; <*nsuppressed> is then the number
+ * of lines held back since the last one let through, for the caller to
+ * append ("N similar lines suppressed"). False: skip the line.
+ */
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t *nsuppressed);
 
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
