@@ -2,7 +2,7 @@
 # `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
-PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto
+PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto libcares
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2
 CFLAGS   ?= -O2 -g
@@ -188,8 +188,10 @@ $(FUZZ_BUILD)/tests/%.o: tests/fuzz/%.c $(FUZZ_BUILD)/dashboard.inc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -c -o $@ $<
 
 # --wrap: fuzz_config resolves numeric hosts only (no DNS per input).
+FUZZ_WRAP    := -Wl,--wrap=getaddrinfo
+$(FUZZ_BUILD)/fuzz_config: FUZZ_WRAP += -Wl,--wrap=resolver_lookup_sync
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz_%.o $(FUZZ_BUILD)/libmqlb.a
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -Wl,--wrap=getaddrinfo \
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_WRAP) \
 	    -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 fuzz: fuzz-build

@@ -27,6 +27,10 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/log.h"
+#include "mqlb/resolver.h"
+
+/* A backend host name at load: c-ares tries each resolver twice, 1s each. */
+#define CF_RESOLVE_TIMEOUT_MS   2500
 
 enum cf_section {
     CF_NONE = 0,        /* before any section header */
@@ -314,6 +318,46 @@ config_parse_addr_err(const char *text, struct config_addr *out, char *err,
     freeaddrinfo(res);
     snprintf(out->text, sizeof(out->text), "%s", text);
     return MQ_OK;
+}
+
+int
+config_split_hostport(const char *text, char *host, size_t hostlen,
+                      unsigned *port)
+{
+    const char *colon, *ps;
+    size_t hlen;
+
+    if (text[0] == '[') {
+        colon = strchr(text, ']');
+        if (colon == NULL || colon[1] != ':') {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text - 1);
+        ps = colon + 2;
+        text++;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text);
+        ps = colon + 1;
+    }
+    if (hlen == 0 || hlen >= hostlen) {
+        return MQ_ERR;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    return config_parse_uint(ps, 1, 65535, port);
+}
+
+bool
+config_host_is_ip(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 ||
+           inet_pton(AF_INET6, host, buf) == 1;
 }
 
 int
@@ -618,6 +662,47 @@ cf_string_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/* resolvers: a resolv.conf path or a list of IP[:PORT] */
+static int
+cf_resolvers_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    char csv[1024], err[MQ_ERR_LEN];
+
+    ctx->cf->resolvers_bad = 0;
+    if (cf_string_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (v[0] == '/' && access(v, R_OK) == -1) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, strerror(errno));
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    if (v[0] != '\0' && v[0] != '/' &&
+        resolver_servers_csv(v, csv, sizeof(csv), err) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+/* resolve_interval: DNS is asked at most once a second */
+static int
+cf_interval_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    if (cf_duration_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (*CF_FIELD(base, k->offset, uint64_t) < 1000) {
+        cf_error(ctx, "%s = %s: at least 1s (DNS is never asked more than "
+                 "once a second)", k->name, v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
 static void
 cf_string_print(FILE *out, const struct cf_key *k, const void *base)
 {
@@ -659,6 +744,22 @@ cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
         cf_error(ctx, "%s = %s: expected a path starting with '/'",
                  k->name, v);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
+/* file: empty (none) or an absolute path, no blanks */
+static int
+cf_file_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (*v == '\0') {
+        return cf_string_parse(ctx, base, k, v);
+    }
+    if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
+        cf_error(ctx, "%s = %s: expected an absolute file path (starting "
+                 "with '/')", k->name, v);
         return MQ_ERR;
     }
     return cf_string_parse(ctx, base, k, v);
@@ -1063,6 +1164,15 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 rc = MQ_ERR;
             }
             snprintf(b.name, sizeof(b.name), "%s", tok);
+        } else if (n == 1 && tok[0] != '[' &&
+                   config_split_hostport(tok, b.host, sizeof(b.host),
+                                         &b.port) == MQ_OK &&
+                   strlen(tok) < sizeof(b.addr.text) &&
+                   !config_host_is_ip(b.host) &&
+                   strspn(b.host, "0123456789.*") != strlen(b.host)) {
+            /* a name: resolved once the whole file (resolvers) is read */
+            b.is_name = 1;
+            snprintf(b.addr.text, sizeof(b.addr.text), "%s", tok);
         } else if (n == 1) {
             if (config_parse_addr_err(tok, &b.addr, err, sizeof(err))
                 != MQ_OK) {
@@ -1131,6 +1241,111 @@ cf_backend_print(FILE *out, const struct cf_key *k, const void *base)
     }
 }
 
+/* A DNS name: labels of [A-Za-z0-9_-], dots between, at most 253. */
+static bool
+cf_dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0, i;
+
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (label == 0 && !(i == n - 1 && i > 0)) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        if (!config_name_char((unsigned char)s[i]) || ++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* discover = dns NAME:PORT | dns-srv _service._proto.NAME */
+static int
+cf_discover_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct config_discover d, *slot;
+    const char *sp;
+    size_t klen;
+
+    memset(&d, 0, sizeof(d));
+    d.line = ctx->line;
+    sp = v + strcspn(v, " \t");
+    klen = (size_t)(sp - v);
+    sp += strspn(sp, " \t");
+    if (klen == 3 && strncmp(v, "dns", 3) == 0) {
+        d.kind = DISCOVER_DNS;
+        if (config_split_hostport(sp, d.name, sizeof(d.name), &d.port)
+            != MQ_OK || !cf_dns_name_ok(d.name)) {
+            cf_error(ctx, "discover = %s: expected dns NAME:PORT", v);
+            return MQ_ERR;
+        }
+    } else if (klen == 7 && strncmp(v, "dns-srv", 7) == 0) {
+        d.kind = DISCOVER_DNS_SRV;
+        if (strlen(sp) >= sizeof(d.name) || !cf_dns_name_ok(sp) ||
+            sp[0] != '_') {
+            cf_error(ctx, "discover = %s: expected dns-srv "
+                     "_service._proto.NAME (e.g. _amqp._tcp.rabbit.svc)", v);
+            return MQ_ERR;
+        }
+        snprintf(d.name, sizeof(d.name), "%s", sp);
+    } else {
+        cf_error(ctx, "discover = %s: expected dns NAME:PORT or dns-srv "
+                 "_service._proto.NAME", v);
+        return MQ_ERR;
+    }
+    slot = cf_list_grow(base, k, sizeof(d));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = d;
+    return MQ_OK;
+}
+
+static void
+cf_discover_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_discover *d = *CF_CFIELD(base, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    for (i = 0; i < n; i++) {
+        if (d[i].kind == DISCOVER_DNS) {
+            fprintf(out, "%s = dns %s:%u\n", k->name, d[i].name, d[i].port);
+        } else {
+            fprintf(out, "%s = dns-srv %s\n", k->name, d[i].name);
+        }
+    }
+}
+
+static bool
+cf_discover_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_discover *x = *CF_CFIELD(a, k->offset,
+                                                 struct config_discover *);
+    const struct config_discover *y = *CF_CFIELD(b, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (x[i].kind != y[i].kind || x[i].port != y[i].port ||
+            strcmp(x[i].name, y[i].name) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 unsigned
 config_backend_changes(const struct config_backend *a,
                        const struct config_backend *b)
@@ -1185,6 +1400,9 @@ static const struct cf_type cf_user = {
 static const struct cf_type cf_path = {
     cf_path_parse, cf_string_print, cf_string_equal, 1,
 };
+static const struct cf_type cf_file = {
+    cf_file_parse, cf_string_print, cf_string_equal, 1,
+};
 static const struct cf_type cf_bytes = {
     cf_bytes_parse, cf_bytes_print, cf_bytes_equal, 1,
 };
@@ -1206,6 +1424,15 @@ static const struct cf_type cf_on_down = {
 /* Backends are compared one by one, by name (config_backend_changes). */
 static const struct cf_type cf_backend = {
     cf_backend_parse, cf_backend_print, NULL, 1,
+};
+static const struct cf_type cf_resolvers = {
+    cf_resolvers_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_interval = {
+    cf_interval_parse, cf_duration_print, cf_duration_equal, 0,
+};
+static const struct cf_type cf_discover = {
+    cf_discover_parse, cf_discover_print, cf_discover_equal, 1,
 };
 
 static const char *const cf_balance_names[] = {
@@ -1256,6 +1483,12 @@ static const struct cf_key cf_keys[] = {
     { K(CF_GLOBAL, "shutdown_timeout", cf_duration),
       G(shutdown_timeout_ms), .def = "30s" },
     { K(CF_GLOBAL, "user", cf_user), G(user), .def = "" },
+    { K(CF_GLOBAL, "resolvers", cf_resolvers), G(resolvers), .def = "" },
+    { K(CF_GLOBAL, "resolve_interval", cf_interval),
+      G(resolve_interval_ms), .def = "10s", .min = 1 },
+    { K(CF_GLOBAL, "control_socket", cf_file), G(control_socket),
+      .def = "" },
+    { K(CF_GLOBAL, "state_file", cf_file), G(state_file), .def = "" },
 
     { K(CF_ADMIN, "listen", cf_addr), G(admin_listen),
       .def = "127.0.0.1:9000" },
@@ -1308,6 +1541,8 @@ static const struct cf_key cf_keys[] = {
       .group = "sessions" },
     { K(CF_POOL, "backend", cf_backend), P(backends), PLEN(nbackends),
       .repeat = 1 },
+    { K(CF_POOL, "discover", cf_discover), P(discovers), PLEN(ndiscovers),
+      .repeat = 1, .group = "discover" },
 };
 
 #undef K
@@ -1472,8 +1707,9 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
                     p->name);
     }
-    if (p->nbackends == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
+    if (p->nbackends == 0 && p->ndiscovers == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'backend' (or 'discover')",
+                    p->name);
     }
     if (p->nbackends > CONFIG_MAX_BACKENDS) {
         cf_error_at(ctx, p->backends[CONFIG_MAX_BACKENDS].line, "[pool %s]: "
@@ -1705,12 +1941,54 @@ cf_addr_is_loopback(const struct config_addr *a)
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
+/* Resolve the backend host names of <p> through the configured resolvers. */
+static void
+cf_resolve_pool(struct cf_ctx *ctx, struct config_pool *p)
+{
+    struct config_backend *b;
+    struct resolver_addr ra;
+    char err[MQ_ERR_LEN];
+    size_t i;
+
+    for (i = 0; i < p->nbackends; i++) {
+        b = &p->backends[i];
+        if (!b->is_name) {
+            continue;
+        }
+        if (resolver_lookup_sync(ctx->cf->resolvers, b->host, b->port,
+                                 CF_RESOLVE_TIMEOUT_MS, &ra, err) != MQ_OK) {
+            cf_error_at(ctx, b->line, "backend %s: address '%s': host "
+                        "'%s' does not resolve: %s", b->name, b->addr.text,
+                        b->host, err);
+            continue;
+        }
+        memcpy(&b->addr.ss, &ra.ss, ra.len);
+        b->addr.len = ra.len;
+    }
+}
+
+/* Every backend host name through the configured resolvers (c-ares). */
+static void
+cf_validate_dns(struct cf_ctx *ctx)
+{
+    size_t i;
+
+    if (ctx->cf->resolvers_bad) {
+        return;     /* reported on its line; nothing would resolve */
+    }
+    for (i = 0; i < ctx->cf->npools; i++) {
+        cf_resolve_pool(ctx, &ctx->cf->pools[i]);
+    }
+}
+
 static void
 cf_validate(struct cf_ctx *ctx)
 {
     struct config *cf = ctx->cf;
     size_t i, j, k, l;
     long ncpu;
+
+    cf_validate_dns(ctx);
 
     for (i = 0; i < cf->npools; i++) {
         for (j = 0; j < i; j++) {

@@ -143,7 +143,14 @@ static const char test_config_full[] =
     "allow = 10.0.0.0/8,192.168.1.0/24\n"               /* 37 */
     "backend = r1 127.0.0.1:6401 weight=3\n"            /* 38 */
     "backend = r2 127.0.0.1:6402 weight=1 max_conns=1000\n" /* 39 */
-    "backend = spare [::1]:6404 backup weight=0\n";     /* 40 */
+    "backend = spare [::1]:6404 backup weight=0\n"      /* 40 */
+    "discover = dns brokers.example:5672\n"             /* 41 */
+    /* Keys added since: at the end, so that the lines above stay. */
+    "[global]\n"                                        /* 42 */
+    "resolvers = 127.0.0.1:53\n"                        /* 43 */
+    "resolve_interval = 30s\n"                          /* 44 */
+    "control_socket = /run/mqlb/test.sock\n"            /* 45 */
+    "state_file = /var/lib/mqlb/state\n";               /* 46 */
 
 Test(config, full_file_sets_every_key)
 {
@@ -1442,4 +1449,31 @@ Test(config, full_test_file_sets_every_key_that_dump_prints)
     free(dump);
     config_destroy(cf);
     config_errors_deinit(&errs);
+}
+
+Test(config, control_socket_and_state_file_are_absolute_paths)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[global]\ncontrol_socket = /run/mqlb/mqlb.sock\n"
+                          "state_file = /var/lib/mqlb/state\n"
+                          "[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_str_eq(cf->control_socket, "/run/mqlb/mqlb.sock");
+    cr_assert_str_eq(cf->state_file, "/var/lib/mqlb/state");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_null(cf->control_socket, "none unless set");
+    cr_assert_null(cf->state_file);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one("[global]\ncontrol_socket = mqlb.sock\n"
+                           "[pool p]\nlisten = 127.0.0.1:7000\n"
+                           "backend = a 127.0.0.1:1\n", 2,
+                           "control_socket = mqlb.sock: expected an absolute");
 }

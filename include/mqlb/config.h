@@ -63,10 +63,26 @@ struct config_addr {
 struct config_backend {
     char                name[CONFIG_NAME_LEN]; /* unique within the pool */
     struct config_addr  addr;           /* where the broker listens */
+    char                host[256];      /* host as written, no port */
+    unsigned            port;           /* port as written */
+    unsigned            is_name:1;      /* host is a DNS name: re-resolved */
     unsigned            weight;         /* 0..256; 0 takes no new sessions */
     unsigned            max_conns;      /* 0 = unlimited */
     unsigned            backup:1;       /* used only while no primary is up */
     int                 line;           /* line of the backend = entry */
+};
+
+enum config_discover_kind {
+    DISCOVER_DNS = 0,                   /* discover = dns NAME:PORT */
+    DISCOVER_DNS_SRV,                   /* discover = dns-srv _svc._proto.NAME */
+};
+
+/* One discover = line: backends made from DNS answers. */
+struct config_discover {
+    enum config_discover_kind kind;
+    char                name[256];      /* the DNS name asked */
+    unsigned            port;           /* DISCOVER_DNS only */
+    int                 line;
 };
 
 struct config_keepalive {
@@ -106,6 +122,8 @@ struct config_pool {
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
     size_t              nbackends;
+    struct config_discover *discovers;  /* owned array */
+    size_t              ndiscovers;
 };
 
 struct config {
@@ -117,6 +135,13 @@ struct config {
     enum config_log_format log_format;
     uint64_t            shutdown_timeout_ms;
     char               *user;           /* owned, NULL = keep the user */
+    char               *resolvers;      /* owned; NULL = /etc/resolv.conf */
+    uint64_t            resolve_interval_ms;
+    unsigned            resolvers_bad:1;    /* while loading: unusable */
+    char               *control_socket; /* owned, NULL = none (takeover,
+                                           mqlb -s) */
+    char               *state_file;     /* owned, NULL = runtime state
+                                           is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
     struct config_pool *pools;          /* owned array */
@@ -151,6 +176,14 @@ int config_parse_size(const char *text, uint64_t *bytes);
 int config_parse_uint(const char *text, unsigned min, unsigned max,
                       unsigned *out);
 int config_parse_addr(const char *text, struct config_addr *out);
+/*
+ * Split "host:port" or "[v6]:port" into <host> (<hostlen> bytes) and
+ * <*port> (1..65535), without resolving. MQ_ERR when it is not that form.
+ */
+int config_split_hostport(const char *text, char *host, size_t hostlen,
+                          unsigned *port);
+/* True when <host> is an IPv4 or IPv6 literal (not a name). */
+bool config_host_is_ip(const char *host);
 /* As config_parse_addr; on error <err> says why in the user's terms. */
 int config_parse_addr_err(const char *text, struct config_addr *out,
                           char *err, size_t errlen);
