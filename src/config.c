@@ -1133,8 +1133,109 @@ cf_name_ok(const char *s)
     return true;
 }
 
+/* rate: "N/s" or "N", new events a second, within k->min..k->max */
+static int
+cf_rate_value(const char *v, unsigned min, unsigned max, unsigned *out)
+{
+    char num[24];
+    size_t len = strlen(v);
+
+    if (len > 2 && strcmp(v + len - 2, "/s") == 0) {
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(num)) {
+        return MQ_ERR;
+    }
+    memcpy(num, v, len);
+    num[len] = '\0';
+    return config_parse_uint(num, min, max, out);
+}
+
+static int
+cf_rate_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (cf_rate_value(v, k->min, k->max,
+                      CF_FIELD(base, k->offset, unsigned)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected a rate such as 20/s, from %u to "
+                 "%u a second", k->name, v, k->min, k->max);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static void
+cf_rate_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    unsigned v = *CF_CFIELD(base, k->offset, unsigned);
+
+    fprintf(out, v > 0 ? "%s = %u/s\n" : "%s = %u\n", k->name, v);
+}
+
+/* percent: "N%" or "N", 0..100 */
+static int
+cf_percent_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
+{
+    char num[24];
+    size_t len = strlen(v);
+
+    if (len > 1 && v[len - 1] == '%') {
+        len--;
+    }
+    if (len == 0 || len >= sizeof(num)) {
+        len = sizeof(num) - 1;      /* fails below */
+    }
+    memcpy(num, v, len);
+    num[len] = '\0';
+    if (config_parse_uint(num, 0, 100, CF_FIELD(base, k->offset, unsigned))
+        != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected a percentage from 0%% to 100%%",
+                 k->name, v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static void
+cf_percent_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %u%%\n", k->name,
+            *CF_CFIELD(base, k->offset, unsigned));
+}
+
+/* idle timeout: a duration, or "auto" (CONFIG_IDLE_AUTO) */
+static int
+cf_idle_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    uint64_t ms;
+
+    if (strcmp(v, "auto") == 0) {
+        *CF_FIELD(base, k->offset, uint64_t) = CONFIG_IDLE_AUTO;
+        return MQ_OK;
+    }
+    if (config_parse_duration_ms(v, &ms) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected auto or a duration such as 90s, "
+                 "5m or 1h (0 = never)", k->name, v);
+        return MQ_ERR;
+    }
+    *CF_FIELD(base, k->offset, uint64_t) = ms;
+    return MQ_OK;
+}
+
+static void
+cf_idle_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    if (*CF_CFIELD(base, k->offset, uint64_t) == CONFIG_IDLE_AUTO) {
+        fprintf(out, "%s = auto\n", k->name);
+        return;
+    }
+    cf_duration_print(out, k, base);
+}
+
 static const char *const cf_backend_options[] = {
-    "weight", "backup", "max_conns", NULL,
+    "weight", "backup", "max_conns", "max_connect_rate", NULL,
 };
 
 /* backend = NAME HOST:PORT [weight=N] [backup] [max_conns=N] */
@@ -1193,13 +1294,22 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                          b.name, tok);
                 rc = MQ_ERR;
             }
+        } else if (strncmp(tok, "max_connect_rate=", 17) == 0) {
+            if (cf_rate_value(tok + 17, 0, 10000000, &b.max_connect_rate)
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: %s: max_connect_rate is a number "
+                         "of new sessions a second, 0..10000000", b.name,
+                         tok);
+                rc = MQ_ERR;
+            }
+            b.connect_rate_set = 1;
         } else if (strcmp(tok, "backup") == 0) {
             b.backup = 1;
         } else {
             snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(tok, "="), tok);
             near = cf_nearest(cf_backend_options, opt);
             cf_error(ctx, "backend %s: unknown option '%s'%s%s%s (weight=N, "
-                     "backup, max_conns=N)", b.name, tok,
+                     "backup, max_conns=N, max_connect_rate=N)", b.name, tok,
                      near != NULL ? ", did you mean '" : "",
                      near != NULL ? near : "", near != NULL ? "'?" : "");
             rc = MQ_ERR;
@@ -1208,7 +1318,7 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     free(copy);
     if (rc == MQ_OK && n < 2) {
         cf_error(ctx, "backend = %s: expected NAME HOST:PORT [weight=N] "
-                 "[backup] [max_conns=N]", v);
+                 "[backup] [max_conns=N] [max_connect_rate=N]", v);
         rc = MQ_ERR;
     }
     if (rc != MQ_OK) {
@@ -1236,6 +1346,11 @@ cf_backend_print(FILE *out, const struct cf_key *k, const void *base)
                 b[i].addr.text, b[i].weight, b[i].backup ? " backup" : "");
         if (b[i].max_conns > 0) {
             fprintf(out, " max_conns=%u", b[i].max_conns);
+        }
+        /* Only where it differs from the pool's default (0 included). */
+        if (b[i].max_connect_rate !=
+            ((const struct config_pool *)base)->max_connect_rate) {
+            fprintf(out, " max_connect_rate=%u", b[i].max_connect_rate);
         }
         fputc('\n', out);
     }
@@ -1364,6 +1479,9 @@ config_backend_changes(const struct config_backend *a,
     if (a->max_conns != b->max_conns) {
         changes |= CONFIG_BACKEND_MAX_CONNS;
     }
+    if (a->max_connect_rate != b->max_connect_rate) {
+        changes |= CONFIG_BACKEND_CONNECT_RATE;
+    }
     return changes;
 }
 
@@ -1375,6 +1493,7 @@ config_backend_change_name(unsigned bit)
     case CONFIG_BACKEND_WEIGHT:     return "weight";
     case CONFIG_BACKEND_BACKUP:     return "backup";
     case CONFIG_BACKEND_MAX_CONNS:  return "max_conns";
+    case CONFIG_BACKEND_CONNECT_RATE: return "max_connect_rate";
     default:                        return "?";
     }
 }
@@ -1421,6 +1540,15 @@ static const struct cf_type cf_keepalive = {
 static const struct cf_type cf_on_down = {
     cf_on_down_parse, cf_on_down_print, cf_on_down_equal, 0,
 };
+static const struct cf_type cf_rate = {
+    cf_rate_parse, cf_rate_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_percent = {
+    cf_percent_parse, cf_percent_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_idle = {
+    cf_idle_parse, cf_idle_print, cf_duration_equal, 0,
+};
 /* Backends are compared one by one, by name (config_backend_changes). */
 static const struct cf_type cf_backend = {
     cf_backend_parse, cf_backend_print, NULL, 1,
@@ -1442,6 +1570,7 @@ static const char *const cf_check_names[] = {
     "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
     "send-expect", "none", NULL,
 };
+static const char *const cf_rebalance_names[] = { "off", "paced", NULL };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
@@ -1517,7 +1646,7 @@ static const struct cf_key cf_keys[] = {
       .group = "checks" },
     { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
       .def = "3s", .min = 1, .group = "sessions" },
-    { K(CF_POOL, "idle_timeout", cf_duration), P(idle_timeout_ms),
+    { K(CF_POOL, "idle_timeout", cf_idle), P(idle_timeout_ms),
       .def = "1h", .group = "sessions" },
     { K(CF_POOL, "tcp_keepalive", cf_keepalive), P(keepalive),
       .def = "off", .group = "sessions" },
@@ -1539,6 +1668,22 @@ static const struct cf_key cf_keys[] = {
       .names = cf_pp_names, .def = "off", .group = "sessions" },
     { K(CF_POOL, "allow", cf_allow), P(allow), PLEN(nallow), .repeat = 1,
       .group = "sessions" },
+    { K(CF_POOL, "max_session_duration", cf_duration),
+      P(max_session_duration_ms), .def = "0", .group = "sessions" },
+    { K(CF_POOL, "max_queue", cf_uint), P(max_queue), .def = "0",
+      .max = 10000000, .group = "sessions" },
+    { K(CF_POOL, "queue_timeout", cf_duration), P(queue_timeout_ms),
+      .def = "5s", .min = 1, .group = "sessions" },
+    { K(CF_POOL, "max_connect_rate", cf_rate), P(max_connect_rate),
+      .def = "0", .max = 10000000, .group = "sessions" },
+    { K(CF_POOL, "rebalance", cf_enum), P(rebalance),
+      .names = cf_rebalance_names, .def = "off", .group = "rebalance" },
+    { K(CF_POOL, "rebalance_rate", cf_rate), P(rebalance_rate),
+      .def = "20/s", .min = 1, .max = 1000000, .group = "rebalance" },
+    { K(CF_POOL, "rebalance_tolerance", cf_percent),
+      P(rebalance_tolerance_pct), .def = "10%", .group = "rebalance" },
+    { K(CF_POOL, "rebalance_min_age", cf_duration),
+      P(rebalance_min_age_ms), .def = "30s", .group = "rebalance" },
     { K(CF_POOL, "backend", cf_backend), P(backends), PLEN(nbackends),
       .repeat = 1 },
     { K(CF_POOL, "discover", cf_discover), P(discovers), PLEN(ndiscovers),
@@ -1726,6 +1871,9 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         }
         if (p->backends[i].max_conns == 0) {
             p->backends[i].max_conns = p->max_conns_per_backend;
+        }
+        if (!p->backends[i].connect_rate_set) {
+            p->backends[i].max_connect_rate = p->max_connect_rate;
         }
     }
     for (i = 0; i < p->nlistens; i++) {

@@ -591,15 +591,13 @@ session_connect(struct session *s)
     s->state = SESSION_CONNECTING;
     for (;;) {
         if (s->ntries > cf->retries) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             session_close(s, "connect failed on every try");
             return;
         }
         s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
                      (unsigned long long)s->id, s->client_text);

@@ -228,6 +228,23 @@ stats_json_backend(const struct stats_backend *be)
     return o;
 }
 
+/* {"no_backend":N,"allow":N,...}: every reason, zero or not. */
+static json_t *
+stats_json_rejected(const struct stats_pool *p)
+{
+    json_t *o = json_object();
+    unsigned r;
+
+    for (r = 0; o != NULL && r < REJECT_NREASONS; r++) {
+        if (json_object_set_new(o, reject_reason_name((enum reject_reason)r),
+                                stats_json_u64(p->rejected_by[r])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 static json_t *
 stats_json_pool(const struct stats_pool *p)
 {
@@ -262,6 +279,10 @@ stats_json_pool(const struct stats_pool *p)
                         stats_json_str(p->check != NULL ?
                                        p->check : "")) && ok;
     ok = stats_json_set(o, "rejected", stats_json_u64(p->rejected)) && ok;
+    ok = stats_json_set(o, "rejected_by", stats_json_rejected(p)) && ok;
+    ok = stats_json_set(o, "queued", stats_json_u64(p->queued)) && ok;
+    ok = stats_json_set(o, "queued_max", stats_json_u64(p->queued_max)) && ok;
+    ok = stats_json_set(o, "rebalanced", stats_json_u64(p->rebalanced)) && ok;
     ok = stats_json_set(o, "backends", backends) && ok;
     if (!ok) {
         /* every stats_json_set call consumed its value, even on failure */
@@ -274,7 +295,8 @@ stats_json_pool(const struct stats_pool *p)
 /*
  * The /status document:
  *   {"version","uptime_s","now","pools":[{"name","listen":[...],"balance",
- *    "check_kind","rejected","backends":[{"name","address","state",
+ *    "check_kind","rejected","rejected_by":{"no_backend",...},"queued",
+ *    "queued_max","rebalanced","backends":[{"name","address","state",
  *    "weight","active","total","failed","bytes_in","bytes_out",
  *    "checks_pass","checks_fail","check":{"result","reason","latency_ms",
  *    "at"},"since"}]}]}
@@ -451,13 +473,46 @@ stats_buf_sample_kv(struct stats_buf *b, const char *name,
     stats_buf_printf(b, ",%s=\"%s\"} %" PRIu64 "\n", key, val, value);
 }
 
+/* One sample per reason, every reason always present. */
 static void
 stats_emit_rejected(struct stats_buf *b, const char *name,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
+    unsigned r;
+
     (void)be;
-    stats_buf_sample(b, name, p, NULL, p->rejected);
+    for (r = 0; r < REJECT_NREASONS; r++) {
+        stats_buf_sample_kv(b, name, p, NULL, "reason",
+                            reject_reason_name((enum reject_reason)r),
+                            p->rejected_by[r]);
+    }
+}
+
+static void
+stats_emit_queued(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->queued);
+}
+
+static void
+stats_emit_queued_max(struct stats_buf *b, const char *name,
+                      const struct stats_pool *p,
+                      const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->queued_max);
+}
+
+static void
+stats_emit_rebalanced(struct stats_buf *b, const char *name,
+                      const struct stats_pool *p,
+                      const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->rebalanced);
 }
 
 static void
@@ -658,8 +713,19 @@ stats_emit_duration(struct stats_buf *b, const char *name,
 /* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
 static const struct stats_family stats_families[] = {
     { "mqlb_pool_rejected_total", "counter",
-      "Clients closed by the pool without a backend (none live, acl, "
-      "limits).", STATS_SCOPE_POOL, stats_emit_rejected },
+      "Clients the pool turned away, by reason: no_backend, allow, "
+      "source_limit, max_connections, queue, sni.",
+      STATS_SCOPE_POOL, stats_emit_rejected },
+    { "mqlb_pool_queued", "gauge",
+      "Clients waiting in the pool's queue for a backend slot.",
+      STATS_SCOPE_POOL, stats_emit_queued },
+    { "mqlb_pool_queued_max", "gauge",
+      "The most clients that waited in the pool's queue at once.",
+      STATS_SCOPE_POOL, stats_emit_queued_max },
+    { "mqlb_pool_rebalanced_total", "counter",
+      "Sessions closed by rebalance = paced so that their clients "
+      "reconnect to a backend under its share.",
+      STATS_SCOPE_POOL, stats_emit_rebalanced },
     { "mqlb_pool_backends_up", "gauge",
       "Backends of the pool in state up.",
       STATS_SCOPE_POOL, stats_emit_pool_up },

@@ -1401,6 +1401,116 @@ Test(config, dump_of_every_shipped_file_loads_back_to_the_same_config)
     globfree(&g);
 }
 
+/* ---- the broker life cycle keys ---------------------------------------- */
+
+Test(config, life_cycle_keys_default_to_off)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct config_pool *p;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    p = &cf->pools[0];
+    cr_expect_eq(p->idle_timeout_ms, 3600000);
+    cr_expect_eq(p->rebalance, REBALANCE_OFF);
+    cr_expect_eq(p->rebalance_rate, 20);
+    cr_expect_eq(p->rebalance_tolerance_pct, 10);
+    cr_expect_eq(p->rebalance_min_age_ms, 30000);
+    cr_expect_eq(p->max_session_duration_ms, 0);
+    cr_expect_eq(p->max_queue, 0);
+    cr_expect_eq(p->queue_timeout_ms, 5000);
+    cr_expect_eq(p->max_connect_rate, 0);
+    cr_expect_eq(p->backends[0].max_connect_rate, 0);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, life_cycle_keys_parse_print_and_round_trip)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct config_pool *p;
+    char *dump;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "idle_timeout = auto\nrebalance = paced\n"
+                          "rebalance_rate = 50/s\nrebalance_tolerance = 5%\n"
+                          "rebalance_min_age = 1m\n"
+                          "max_session_duration = 12h\nmax_queue = 500\n"
+                          "queue_timeout = 1500ms\nmax_connect_rate = 100\n"
+                          "backend = a 127.0.0.1:7002\n"
+                          "backend = b 127.0.0.1:7003 max_connect_rate=20/s\n"
+                          "backend = c 127.0.0.1:7004 max_connect_rate=0\n",
+                          &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    p = &cf->pools[0];
+    cr_expect_eq(p->idle_timeout_ms, CONFIG_IDLE_AUTO);
+    cr_expect_eq(p->rebalance, REBALANCE_PACED);
+    cr_expect_eq(p->rebalance_rate, 50);
+    cr_expect_eq(p->rebalance_tolerance_pct, 5);
+    cr_expect_eq(p->rebalance_min_age_ms, 60000);
+    cr_expect_eq(p->max_session_duration_ms, 12 * 3600000ULL);
+    cr_expect_eq(p->max_queue, 500);
+    cr_expect_eq(p->queue_timeout_ms, 1500);
+    cr_expect_eq(p->max_connect_rate, 100);
+    /* The pool's rate is each backend's default; a line may set its own,
+     * 0 included (unlimited). */
+    cr_expect_eq(p->backends[0].max_connect_rate, 100);
+    cr_expect_eq(p->backends[1].max_connect_rate, 20);
+    cr_expect_eq(p->backends[2].max_connect_rate, 0);
+    dump = test_config_dump(cf);
+    cr_expect_not_null(strstr(dump, "\nidle_timeout = auto\n"), "%s", dump);
+    cr_expect_not_null(strstr(dump, "\nrebalance = paced\n"
+                                    "rebalance_rate = 50/s\n"
+                                    "rebalance_tolerance = 5%\n"
+                                    "rebalance_min_age = 1m\n"), "%s", dump);
+    cr_expect_not_null(strstr(dump, " max_connect_rate=20\n"), "%s", dump);
+    free(dump);
+    test_config_round_trip(cf, "life cycle keys");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, life_cycle_bad_values_say_what_is_expected)
+{
+    static const struct {
+        const char *line;
+        const char *want;
+    } bad[] = {
+        { "idle_timeout = sometimes", "expected auto or a duration" },
+        { "rebalance = eager", "rebalance" },
+        { "rebalance_rate = 0/s", "expected a rate such as 20/s" },
+        { "rebalance_rate = 20/m", "expected a rate such as 20/s" },
+        { "rebalance_tolerance = 150%", "percentage from 0% to 100%" },
+        { "queue_timeout = 0", "must be greater than 0" },
+        { "max_queue = -1", "max_queue" },
+        { "backend = z 127.0.0.1:7009 max_connect_rate=fast",
+          "max_connect_rate is a number" },
+    };
+    struct config_errors errs;
+    struct config *cf;
+    char text[256];
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(bad); i++) {
+        snprintf(text, sizeof(text), "[pool p]\nlisten = 127.0.0.1:7001\n"
+                 "backend = a 127.0.0.1:7002\n%s\n", bad[i].line);
+        cf = test_config_load(text, &errs);
+        cr_expect_null(cf, "%s accepted", bad[i].line);
+        cr_expect_eq(errs.nmsgs, 1, "%s", bad[i].line);
+        if (errs.nmsgs > 0) {
+            cr_expect_not_null(strstr(errs.msgs[0], ":4: "), "%s",
+                               errs.msgs[0]);
+            cr_expect_not_null(strstr(errs.msgs[0], bad[i].want), "%s",
+                               errs.msgs[0]);
+        }
+        config_destroy(cf);
+        config_errors_deinit(&errs);
+    }
+}
+
 Test(config, control_socket_and_state_file_are_absolute_paths)
 {
     struct config_errors errs;

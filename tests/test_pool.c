@@ -23,7 +23,7 @@ struct pool_fx {
     struct backend     *b[TP_MAX];      /* one reference each */
     size_t              n;
     struct pool        *p;
-    _Atomic uint64_t    nrejected;
+    _Atomic uint64_t    nrejected[REJECT_NREASONS];
 };
 
 static struct pool_fx tp;
@@ -49,7 +49,7 @@ tp_init(const char *lines)
         tp.b[i] = backend_create(&tp.cf->pools[0].backends[i], "p");
         cr_assert_not_null(tp.b[i]);
     }
-    tp.p = pool_create(&tp.cf->pools[0], tp.b, &tp.nrejected);
+    tp.p = pool_create(&tp.cf->pools[0], tp.b, tp.nrejected);
     cr_assert_not_null(tp.p);
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/reject.h"
 
 struct backend;
 struct pool;
@@ -47,7 +48,8 @@ struct pool {
     void               *on_stale_ctx;   /* pool is shared, or NULL */
     bool               *usable;         /* scratch, guarded by <lock> */
     struct lb_cand     *cands;          /* scratch, guarded by <lock> */
-    _Atomic uint64_t   *nrejected;      /* shared across reloads */
+    _Atomic uint64_t   *nrejected;      /* REJECT_NREASONS counters, by
+                                           reason, shared across reloads */
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
@@ -85,6 +87,13 @@ unsigned pool_backend_index(const struct pool *p, const struct backend *b);
 struct backend *pool_find_backend(struct pool *p, const char *name);
 
 bool pool_has_up_backend(const struct pool *p);
+
+/* Count a client <p> turned away for <why>. */
+static inline void
+pool_reject(struct pool *p, enum reject_reason why)
+{
+    atomic_fetch_add_explicit(&p->nrejected[why], 1, memory_order_relaxed);
+}
 
 /*
  * Membership, on the owner's thread only. Add <b> (the pool takes a
