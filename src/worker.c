@@ -164,7 +164,7 @@ worker_accept(void *ctx, struct listener *l, int fd,
 {
     struct worker *w = ctx;
 
-    if (session_create(&w->env, l->pool, fd, t) != MQ_OK) {
+    if (session_create(&w->env, l->pool, fd, t, l->addr.tls) != MQ_OK) {
         log_error("session for a client of %s: out of memory",
                   l->addr.text);
     }

@@ -33,11 +33,13 @@ struct session_env {
 /*
  * Start a session for the accepted <fd> on pool <pool>. The session takes
  * <fd>, the ticket <t> (the client's address is t->peer; <t> is left
- * empty) and a pool reference, and joins env->sessions. On no memory it
- * closes <fd>, returns the ticket and returns MQ_ERR.
+ * empty) and a pool reference, and joins env->sessions. With <tls> (the
+ * listen address has 'tls') it first runs the TLS handshake with the
+ * pool's certificates. On no memory it closes <fd>, returns the ticket
+ * and returns MQ_ERR.
  */
 int session_create(struct session_env *env, struct pool *pool, int fd,
-                   struct admission_ticket *t);
+                   struct admission_ticket *t, int tls);
 
 /* Close <s> with <reason>; releases everything it holds and frees it. */
 void session_close(struct session *s, const char *reason);
