@@ -52,7 +52,7 @@ rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
     struct rebalance_share shares[CONFIG_MAX_BACKENDS];
     const struct config_pool *cf = p->cf;
     struct backend *b;
-    uint64_t version = 0, closed, budget;
+    uint64_t version, closed, budget;
     bool primary_serves = false;
     size_t i;
 
@@ -68,6 +68,9 @@ rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
         rebalancer_disarm(r, p, "off");
         return false;
     }
+    /* Membership and backends change on this (the owner's) thread or
+     * through the backends' atomics: no lock needed to read them. */
+    version = p->members_version * 0x9e3779b97f4a7c15ULL;
     for (i = 0; i < p->nbackends; i++) {
         b = p->backends[i];
         version += atomic_load_explicit(&b->version, memory_order_acquire);
