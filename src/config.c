@@ -1904,6 +1904,10 @@ cf_section_end(struct cf_ctx *ctx)
     memset(ctx->seen, 0, sizeof(ctx->seen));
 }
 
+static const char *const cf_section_words[] = {
+    "global", "admin", "pool", NULL,
+};
+
 static void
 cf_section_begin(struct cf_ctx *ctx, const char *header)
 {
@@ -1955,8 +1959,18 @@ cf_section_begin(struct cf_ctx *ctx, const char *header)
         cf_defaults(ctx, CF_POOL, ctx->pool);
         return;
     }
-    cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
-             "[pool NAME])", header);
+    n = strcspn(header, " \t");
+    snprintf(name, sizeof(name), "%.*s", (int)MQ_MIN(n, CONFIG_NAME_LEN),
+             header);
+    rest = cf_nearest(cf_section_words, name);
+    if (rest != NULL) {
+        cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
+                 "[pool NAME]), did you mean [%s%s]?", header, rest,
+                 header[n] != '\0' ? header + n : "");
+    } else {
+        cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
+                 "[pool NAME])", header);
+    }
     ctx->section = CF_UNKNOWN;
 }
 

@@ -143,7 +143,22 @@ static const char test_config_full[] =
     "allow = 10.0.0.0/8,192.168.1.0/24\n"               /* 37 */
     "backend = r1 127.0.0.1:6401 weight=3\n"            /* 38 */
     "backend = r2 127.0.0.1:6402 weight=1 max_conns=1000\n" /* 39 */
-    "backend = spare [::1]:6404 backup weight=0\n";     /* 40 */
+    "backend = spare [::1]:6404 backup weight=0\n"      /* 40 */
+    /* Keys added since: at the end, so that the lines above stay. */
+    "discover = dns brokers.example:5672\n"             /* 41 */
+    "max_session_duration = 12h\n"
+    "max_queue = 500\n"
+    "queue_timeout = 1500ms\n"
+    "max_connect_rate = 100\n"
+    "rebalance = paced\n"
+    "rebalance_rate = 50/s\n"
+    "rebalance_tolerance = 5%\n"
+    "rebalance_min_age = 1m\n"
+    "[global]\n"
+    "resolvers = 127.0.0.1:53\n"
+    "resolve_interval = 30s\n"
+    "control_socket = /run/mqlb/test.sock\n"
+    "state_file = /var/lib/mqlb/state\n";
 
 Test(config, full_file_sets_every_key)
 {
@@ -562,6 +577,19 @@ Test(config, unknown_section_is_reported_with_its_line)
                            "colour = red\n", 5,
                            "unknown section [pools q] (expected [global], "
                            "[admin] or [pool NAME])");
+}
+
+Test(config, misspelt_section_suggests_the_nearest)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "[pools q]\n", 4,
+                           "did you mean [pool q]?");
+    test_config_expect_one("[globl]\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 1,
+                           "unknown section [globl] (expected [global], "
+                           "[admin] or [pool NAME]), did you mean [global]?");
 }
 
 Test(config, bad_pool_name_is_reported_with_its_line)
@@ -1399,6 +1427,36 @@ Test(config, dump_of_every_shipped_file_loads_back_to_the_same_config)
         config_destroy(cf);
     }
     globfree(&g);
+}
+
+/*
+ * A new key is one row of the key table; this makes it one line of
+ * test_config_full too, so that the full file (set away from every
+ * default) keeps covering the -t round trip of every key.
+ */
+Test(config, full_test_file_sets_every_key_that_dump_prints)
+{
+    struct config_errors errs;
+    struct config *cf;
+    char *dump, *line, *save = NULL, key[64], want[80];
+
+    cf = test_config_load(test_config_full, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    dump = test_config_dump(cf);
+    for (line = strtok_r(dump, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == ';' || line[0] == '[' ||
+            sscanf(line, "%63[a-z_] =", key) != 1) {
+            continue;
+        }
+        snprintf(want, sizeof(want), "\n%s = ", key);
+        cr_expect_not_null(strstr(test_config_full, want),
+                           "key '%s' is not in test_config_full: add it, "
+                           "set away from its default", key);
+    }
+    free(dump);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
 }
 
 /* ---- the broker life cycle keys ---------------------------------------- */
