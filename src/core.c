@@ -349,6 +349,11 @@ core_snapshot(void *ctx)
             sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
             sp->rejected += sp->rejected_by[r];
         }
+        sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
+        for (j = 0; j < TLS_NRESULTS; j++) {
+            sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],
+                                                      memory_order_relaxed);
+        }
         sp->listen = calloc(p->cf->nlistens, sizeof(*sp->listen));
         sp->backends = calloc(p->nbackends, sizeof(*sp->backends));
         if (sp->listen == NULL || sp->backends == NULL) {

@@ -104,7 +104,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             core_session_done(w->core);
             continue;
         }
-        if (session_create(w, l->pool, fd, &ss) != MQ_OK) {
+        if (session_create(w, l->pool, fd, &ss, l->addr.tls) != MQ_OK) {
             if (l->pool->sources != NULL) {
                 srclimit_release(l->pool->sources, (struct sockaddr *)&ss);
             }

@@ -1595,3 +1595,74 @@ Test(config, control_socket_and_state_file_are_absolute_paths)
                            "backend = a 127.0.0.1:1\n", 2,
                            "control_socket = mqlb.sock: expected an absolute");
 }
+/* ---- TLS keys (issue 15) -------------------------------------------- */
+
+Test(config, tls_keys_parse_and_sni_pools_may_share_an_address)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(
+        "[pool a]\n"
+        "listen = 127.0.0.1:8883\n"
+        "sni = a.test *.a.test\n"
+        "backend_tls = on\n"
+        "backend_tls_verify = off\n"
+        "backend_tls_sni = broker.a.test\n"
+        "tls_handshake_timeout = 2s\n"
+        "backend = b 127.0.0.1:1\n"
+        "[pool b]\n"
+        "listen = 127.0.0.1:8883\n"
+        "sni = *\n"
+        "backend = b 127.0.0.1:2\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_eq(cf->pools[0].nsni, 2);
+    cr_assert_str_eq(cf->pools[0].sni[1], "*.a.test");
+    cr_assert_eq(cf->pools[0].backend_tls.enabled, 1);
+    cr_assert_eq(cf->pools[0].backend_tls.verify, 0);
+    cr_assert_not_null(cf->pools[0].tls_client);
+    cr_assert_eq(cf->pools[0].tls_handshake_timeout_ms, 2000);
+    cr_assert_eq(cf->pools[0].listens[0].tls, 0);
+    cr_assert_eq(cf->pools[1].tls_handshake_timeout_ms, 5000);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, tls_errors_name_the_key_and_line)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(
+        "[pool a]\n"
+        "listen = 127.0.0.1:8883 tls\n"             /* 2: no tls_cert */
+        "tls_verify_client = maybe\n"               /* 3 */
+        "tls_min_version = 1.1\n"                   /* 4 */
+        "backend = b 127.0.0.1:1\n"
+        "[pool b]\n"
+        "listen = 127.0.0.1:8884 tlss\n"            /* 7 */
+        "sni = a..b/c\n"                            /* 8 */
+        "tls_cert = /nonexistent/b.pem\n"           /* 9: no tls listen */
+        "backend = b 127.0.0.1:1\n"
+        "[pool c]\n"
+        "listen = 127.0.0.1:8883\n"                 /* 12: shared, no sni */
+        "backend = b 127.0.0.1:1\n"
+        "[pool d]\n"
+        "listen = 127.0.0.1:9883 tls\n"
+        "tls_cert = /nonexistent/d.pem\n"           /* 16: unreadable */
+        "backend = b 127.0.0.1:1\n", &errs);
+    cr_assert_null(cf);
+    cr_assert(test_config_has(&errs, 2, "needs a certificate"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 3, "maybe"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 4, "1.2 | 1.3"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 7, "tlss"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 8, "not a host name"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 9, "no listen has 'tls'"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 12, "sni"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 16, "cannot read"), "%s",
+              test_config_all);
+    config_errors_deinit(&errs);
+}

@@ -13,6 +13,7 @@
 
 #include "mqlb/config.h"
 #include "mqlb/reject.h"
+#include "mqlb/tls.h"
 
 struct backend;
 struct pool;
@@ -54,6 +55,7 @@ struct pool {
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
     _Atomic unsigned    refcnt;         /* generation and sessions */
+    _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
     _Atomic bool        rebalancing;    /* rebalance = paced is moving
                                            sessions: new ones go to the
                                            backend furthest below its share */
