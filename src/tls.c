@@ -540,7 +540,8 @@ tls_client_create(const struct tls_client_conf *cf, char *err,
     SSL_CTX_set_mode(tc->ctx, SSL_MODE_RELEASE_BUFFERS
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (cf->ca != NULL) {
+    if (cf->ca != NULL && cf->verify) {
+        /* (Without verification the CA file is not used, nor read.) */
         if (tls_readable("backend_tls_ca", cf->ca, err, errlen) != MQ_OK) {
             tls_client_destroy(tc);
             return NULL;
