@@ -8,6 +8,7 @@ the user chose the number."""
 import glob
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,8 @@ import threading
 import time
 import unittest
 
-from harness import MQLB_BIN, ROOT, Mqlb, check_sanitizers, free_port, port_open, wait_until
+from harness import (MQLB_BIN, ROOT, EchoServer, Mqlb, check_sanitizers, free_port,
+                     port_open, wait_until)
 
 
 def run_t(path):
@@ -181,6 +183,33 @@ class CheckTimeout(unittest.TestCase):
         # The next check starts check_interval after the previous ended:
         # with a 400ms timeout and a 100ms interval, one at a time.
         self.assertEqual(silent.max_open, 1)
+
+
+@unittest.skipUnless(shutil.which("dnsmasq"), "dnsmasq not installed")
+class SeveralAddresses(unittest.TestCase):
+    def test_backend_name_with_v6_and_v4_addresses_uses_the_v4_one(self):
+        from dns_server import DnsServer, ZONE
+        echo = EchoServer()             # 127.0.0.1 only: ::1 would refuse
+        self.addCleanup(echo.stop)
+        dns = DnsServer(hosts={"multi." + ZONE: ["::1", "127.0.0.1"]})
+        self.addCleanup(dns.stop)
+        listen = free_port()
+        lb = Mqlb("[pool p]\nlisten = 127.0.0.1:%d\nhealth_check = none\n"
+                  "retries = 0\nbackend = a multi.%s:%d\n" % (listen, ZONE, echo.port),
+                  global_extra="resolvers = %s\n" % dns.resolvers)
+        self.addCleanup(lb.stop)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", listen), timeout=5) as c:
+                c.sendall(b"which one")
+                c.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    data = c.recv(4096)
+                    if not data:
+                        break
+                    got += data
+            self.assertEqual(got, b"which one")
+        self.assertGreaterEqual(echo.conns, 3)
 
 
 class MaxConnections(unittest.TestCase):
