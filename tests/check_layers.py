@@ -20,7 +20,7 @@ LAYERS = [
         ctlsock ctl state_file reject
         admin_api resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health
-        stats"""),
+        stats rebalancer"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
     ("process", True, "gen admin mgmt proc core reload"),
