@@ -359,6 +359,22 @@ cf_set_string(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/*
+ * check_user, check_password, check_vhost: at most PROBE_CRED_MAX bytes
+ * (255: AMQP short strings, and every probe's request stays bounded).
+ */
+static int
+cf_set_cred(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+            const char *v)
+{
+    if (strlen(v) > CONFIG_CRED_MAX) {
+        cf_error(ctx, "%s: at most %d characters", k->name,
+                 CONFIG_CRED_MAX);
+        return MQ_ERR;
+    }
+    return cf_set_string(ctx, base, k, v);
+}
+
 static int
 cf_set_path(struct cf_ctx *ctx, void *base, const struct cf_key *k,
             const char *v)
@@ -455,6 +471,7 @@ static const char *const cf_check_names[] = {
     "send-expect", "none", NULL,
 };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_check_pp_names[] = { "auto", "on", "off", NULL };
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_down_names[] = { "keep", "close", NULL };
 
@@ -468,6 +485,16 @@ const char *
 config_check_name(enum config_check c)
 {
     return cf_check_names[c];
+}
+
+int
+config_check_pp_version(const struct config_pool *p)
+{
+    if (p->check_proxy_protocol == CHECK_PP_OFF) {
+        return 0;
+    }
+    return p->proxy_protocol == PROXY_PROTOCOL_V1 ? 1 :
+           p->proxy_protocol == PROXY_PROTOCOL_V2 ? 2 : 0;
 }
 
 #define CF_ENUM_SETTER(fn, names)                                       \
@@ -485,6 +512,7 @@ fn(struct cf_ctx *ctx, void *base, const struct cf_key *k, const char *v) \
 CF_ENUM_SETTER(cf_set_balance, cf_balance_names)
 CF_ENUM_SETTER(cf_set_check, cf_check_names)
 CF_ENUM_SETTER(cf_set_pp, cf_pp_names)
+CF_ENUM_SETTER(cf_set_check_pp, cf_check_pp_names)
 CF_ENUM_SETTER(cf_set_format, cf_format_names)
 
 static int
@@ -711,6 +739,12 @@ static const struct cf_key cf_keys[] = {
     { CF_POOL, "check_send", cf_set_bytes, P(check_send), "", 0, 0, 0 },
     { CF_POOL, "check_expect", cf_set_bytes, P(check_expect), "", 0, 0, 0 },
     { CF_POOL, "check_path", cf_set_path, P(check_path), "/", 0, 0, 0 },
+    { CF_POOL, "check_proxy_protocol", cf_set_check_pp,
+      P(check_proxy_protocol), "auto", 0, 0, 0 },
+    { CF_POOL, "check_user", cf_set_cred, P(check_user), "", 0, 0, 0 },
+    { CF_POOL, "check_password", cf_set_cred, P(check_password), "",
+      0, 0, 0 },
+    { CF_POOL, "check_vhost", cf_set_cred, P(check_vhost), "", 0, 0, 0 },
     { CF_POOL, "connect_timeout", cf_set_duration, P(connect_timeout_ms),
       "3s", 1, 0, 0 },
     { CF_POOL, "idle_timeout", cf_set_duration, P(idle_timeout_ms), "1h",
@@ -929,6 +963,68 @@ cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/*
+ * check_user / check_password / check_vhost must mean something to the
+ * pool's check: which kinds log in, and with what (MQTT has no password
+ * without a user name; AMQP PLAIN needs both).
+ */
+static void
+cf_validate_check_login(struct cf_ctx *ctx, const struct config_pool *p)
+{
+    const char *kind = cf_check_names[p->check];
+    bool user = p->check_user != NULL, pass = p->check_password != NULL;
+
+    if (p->check_vhost != NULL && p->check != CHECK_AMQP) {
+        cf_error_at(ctx, p->line, "[pool %s]: check_vhost is for "
+                    "health_check = amqp, not %s", p->name, kind);
+    }
+    if (p->check_vhost != NULL && p->check == CHECK_AMQP && !user) {
+        cf_error_at(ctx, p->line, "[pool %s]: check_vhost needs check_user "
+                    "and check_password (the check opens the vhost after "
+                    "logging in)", p->name);
+    }
+    if (!user && !pass) {
+        return;
+    }
+    switch (p->check) {
+    case CHECK_REDIS:
+    case CHECK_REDIS_MASTER:
+    case CHECK_NATS:
+        if (user && !pass) {
+            cf_error_at(ctx, p->line, "[pool %s]: check_user needs "
+                        "check_password for health_check = %s", p->name,
+                        kind);
+        }
+        break;
+    case CHECK_MQTT:
+        if (pass && !user) {
+            cf_error_at(ctx, p->line, "[pool %s]: check_password needs "
+                        "check_user for health_check = mqtt (MQTT sends no "
+                        "password without a user name)", p->name);
+        }
+        break;
+    case CHECK_AMQP:
+        if (!user || !pass) {
+            cf_error_at(ctx, p->line, "[pool %s]: health_check = amqp logs "
+                        "in with both check_user and check_password",
+                        p->name);
+        }
+        break;
+    case CHECK_HTTP:
+        if (user && strchr(p->check_user, ':') != NULL) {
+            cf_error_at(ctx, p->line, "[pool %s]: check_user may not "
+                        "contain ':' for HTTP Basic authorization", p->name);
+        }
+        break;
+    default:
+        cf_error_at(ctx, p->line, "[pool %s]: health_check = %s does not "
+                    "log in; check_user and check_password are for redis, "
+                    "redis-master, mqtt, nats, amqp and http", p->name,
+                    kind);
+        break;
+    }
+}
+
 static void
 cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
 {
@@ -970,6 +1066,13 @@ cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
     if (p->check == CHECK_SEND_EXPECT && p->check_expect_len == 0) {
         cf_error_at(ctx, p->line, "[pool %s]: health_check = send-expect "
                     "needs check_expect", p->name);
+    }
+    cf_validate_check_login(ctx, p);
+    if (p->check_proxy_protocol == CHECK_PP_ON &&
+        p->proxy_protocol == PROXY_PROTOCOL_OFF) {
+        cf_error_at(ctx, p->line, "[pool %s]: check_proxy_protocol = on "
+                    "needs proxy_protocol = v1 or v2 (the checks send the "
+                    "pool's version)", p->name);
     }
     if (p->check_timeout_ms > p->check_interval_ms) {
         cf_error_at(ctx, p->line, "[pool %s]: check_timeout is longer than "
@@ -1027,6 +1130,9 @@ cf_pool_deinit(struct config_pool *p)
     mq_free(p->check_send);
     mq_free(p->check_expect);
     mq_free(p->check_path);
+    mq_free(p->check_user);
+    mq_free(p->check_password);
+    mq_free(p->check_vhost);
     mq_free(p->allow);
     mq_free(p->backends);
 }
@@ -1207,6 +1313,17 @@ config_dump(const struct config *cf, FILE *out)
         fprintf(out, "rise = %u\nfall = %u\n", p->rise, p->fall);
         if (p->check == CHECK_HTTP) {
             fprintf(out, "check_path = %s\n", p->check_path);
+        }
+        fprintf(out, "check_proxy_protocol = %s\n",
+                cf_check_pp_names[p->check_proxy_protocol]);
+        if (p->check_user != NULL) {
+            fprintf(out, "check_user = %s\n", p->check_user);
+        }
+        if (p->check_password != NULL) {
+            fprintf(out, "check_password = <set>\n");
+        }
+        if (p->check_vhost != NULL) {
+            fprintf(out, "check_vhost = %s\n", p->check_vhost);
         }
         cf_dump_ms(out, "connect_timeout", p->connect_timeout_ms);
         cf_dump_ms(out, "idle_timeout", p->idle_timeout_ms);

@@ -31,6 +31,7 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
+#include "mqlb/proxy_proto.h"
 
 enum check_state {
     CHECK_IDLE = 0,
@@ -60,6 +61,8 @@ struct check {
     char                host[80];       /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
+    uint8_t             pp[PROXY_PROTO_V1_MAX];  /* PROXY header, or none */
+    size_t              pplen;
 };
 
 struct health {
@@ -259,7 +262,11 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             check_fail_errno(c, err);
             return;
         }
+        /* A broker that requires PROXY drops a check without one. */
+        memcpy(c->out, c->pp, c->pplen);
+        c->outlen = c->pplen;
         if (c->ops == NULL) {
+            check_send(c);      /* best effort: the connect is the verdict */
             check_done(c, 1, "");
             return;
         }
@@ -381,6 +388,11 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.path = cf->check_path;
     c->params.host = c->host;
     c->params.client_id = c->client_id;
+    c->params.user = cf->check_user;
+    c->params.password = cf->check_password;
+    c->params.vhost = cf->check_vhost;
+    c->pplen = proxy_proto_write_local(config_check_pp_version(cf), c->pp,
+                                       sizeof(c->pp));
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {

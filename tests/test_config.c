@@ -1011,3 +1011,113 @@ Test(config, unescape_rejects_bad_escapes)
     cr_expect_str_eq(out, "untouched");
     cr_expect_eq(len, 42);
 }
+
+/* ---- health checks behind PROXY and with credentials ------------------ */
+
+#define TEST_POOL_HEAD  "[pool p]\nlisten = 127.0.0.1:7001\n"
+#define TEST_POOL_TAIL  "backend = a 127.0.0.1:7002\n"
+
+Test(config, check_proxy_protocol_follows_the_pool)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(TEST_POOL_HEAD "proxy_protocol = v2\n"
+                          TEST_POOL_TAIL
+                          "[pool q]\nlisten = 127.0.0.1:7003\n"
+                          "proxy_protocol = v1\ncheck_proxy_protocol = off\n"
+                          TEST_POOL_TAIL
+                          "[pool r]\nlisten = 127.0.0.1:7004\n"
+                          "proxy_protocol = v1\ncheck_proxy_protocol = on\n"
+                          TEST_POOL_TAIL
+                          "[pool s]\nlisten = 127.0.0.1:7005\n"
+                          TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_eq(cf->pools[0].check_proxy_protocol, CHECK_PP_AUTO);
+    cr_assert_eq(config_check_pp_version(&cf->pools[0]), 2);
+    cr_assert_eq(config_check_pp_version(&cf->pools[1]), 0);
+    cr_assert_eq(config_check_pp_version(&cf->pools[2]), 1);
+    cr_assert_eq(config_check_pp_version(&cf->pools[3]), 0);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = on\n"
+                           TEST_POOL_TAIL, 1,
+                           "check_proxy_protocol = on needs proxy_protocol "
+                           "= v1 or v2");
+    test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = v2\n"
+                           TEST_POOL_TAIL, 3,
+                           "check_proxy_protocol = v2: expected auto | on "
+                           "| off");
+}
+
+Test(config, check_credentials_are_kept_and_checked_per_kind)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(TEST_POOL_HEAD "health_check = amqp\n"
+                          "check_user = mqlb\ncheck_password = s3cr3t\n"
+                          "check_vhost = /prod\n" TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_str_eq(cf->pools[0].check_user, "mqlb");
+    cr_assert_str_eq(cf->pools[0].check_password, "s3cr3t");
+    cr_assert_str_eq(cf->pools[0].check_vhost, "/prod");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+
+    /* Every kind that logs in, with what it needs. */
+    cf = test_config_load(TEST_POOL_HEAD "health_check = redis\n"
+                          "check_password = x\n" TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_null(cf->pools[0].check_user);
+    cr_assert_null(cf->pools[0].check_vhost);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+
+    test_config_expect_one(TEST_POOL_HEAD "health_check = tcp\n"
+                           "check_user = u\ncheck_password = p\n"
+                           TEST_POOL_TAIL, 1,
+                           "health_check = tcp does not log in");
+    test_config_expect_one(TEST_POOL_HEAD "health_check = redis\n"
+                           "check_user = u\n" TEST_POOL_TAIL, 1,
+                           "check_user needs check_password");
+    test_config_expect_one(TEST_POOL_HEAD "health_check = mqtt\n"
+                           "check_password = p\n" TEST_POOL_TAIL, 1,
+                           "check_password needs check_user");
+    test_config_expect_one(TEST_POOL_HEAD "health_check = amqp\n"
+                           "check_user = u\n" TEST_POOL_TAIL, 1,
+                           "logs in with both check_user and "
+                           "check_password");
+    test_config_expect_one(TEST_POOL_HEAD "health_check = redis\n"
+                           "check_vhost = /\n" TEST_POOL_TAIL, 1,
+                           "check_vhost is for health_check = amqp");
+    test_config_expect_one(TEST_POOL_HEAD "health_check = http\n"
+                           "check_user = a:b\n" TEST_POOL_TAIL, 1,
+                           "may not contain ':'");
+}
+
+Test(config, dump_shows_check_login_but_never_the_password)
+{
+    struct config_errors errs;
+    struct config *cf;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out;
+
+    cf = test_config_load(TEST_POOL_HEAD "health_check = nats\n"
+                          "proxy_protocol = v1\n"
+                          "check_user = mqlb\ncheck_password = s3cr3t\n"
+                          TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    out = open_memstream(&text, &len);
+    config_dump(cf, out);
+    fclose(out);
+    cr_assert(strstr(text, "check_proxy_protocol = auto\n") != NULL, "%s",
+              text);
+    cr_assert(strstr(text, "check_user = mqlb\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "check_password = <set>\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "s3cr3t") == NULL, "%s", text);
+    free(text);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}

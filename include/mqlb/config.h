@@ -14,6 +14,7 @@
 #include "mqlb/acl.h"
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
+#define CONFIG_CRED_MAX     255     /* check_user, check_password, vhost */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
 
 enum config_balance {
@@ -41,6 +42,13 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_OFF = 0,
     PROXY_PROTOCOL_V1,
     PROXY_PROTOCOL_V2,
+};
+
+/* check_proxy_protocol: does a check send a PROXY header first? */
+enum config_check_pp {
+    CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
+    CHECK_PP_ON,
+    CHECK_PP_OFF,
 };
 
 enum config_log_format {
@@ -88,6 +96,10 @@ struct config_pool {
     char               *check_expect;   /* unescaped bytes, owned */
     size_t              check_expect_len;
     char               *check_path;     /* owned, starts with '/' */
+    enum config_check_pp check_proxy_protocol;
+    char               *check_user;     /* owned, NULL = none */
+    char               *check_password; /* owned, NULL = none; a secret */
+    char               *check_vhost;    /* owned, amqp; NULL = "/" */
     uint64_t            connect_timeout_ms;
     uint64_t            idle_timeout_ms;    /* 0 = never */
     struct config_keepalive keepalive;
@@ -163,5 +175,11 @@ config_name_char(int c)
 
 const char *config_balance_name(enum config_balance b);
 const char *config_check_name(enum config_check c);
+
+/*
+ * The PROXY protocol version (0 = none, 1, 2) the checks of <p> send
+ * first: the pool's own version unless check_proxy_protocol = off.
+ */
+int config_check_pp_version(const struct config_pool *p);
 
 #endif /* MQLB_CONFIG_H */

@@ -28,6 +28,15 @@ size_t proxy_proto_write(int version, const struct sockaddr *src,
                          size_t cap);
 
 /*
+ * Write the header of a connection that relays no client (a health
+ * check): "PROXY UNKNOWN\r\n" for <version> 1, the LOCAL command with no
+ * addresses for 2, which a receiver must accept and then use the real
+ * connection's addresses. Returns the bytes written, 0 if <cap> is too
+ * small or <version> unknown.
+ */
+size_t proxy_proto_write_local(int version, uint8_t *out, size_t cap);
+
+/*
  * Parse a v1 or v2 header at the start of <buf> (<len> bytes). Returns 1
  * when complete, with the addresses in <src>/<dst> (ss_family AF_UNSPEC
  * for UNKNOWN, LOCAL and UNSPEC) and the header's length, TLVs included,
