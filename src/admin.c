@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -420,10 +422,38 @@ admin_action_name(enum admin_action act)
     return "unknown";
 }
 
+/* The client's address as text ("127.0.0.1", "::1") into <out>. */
+static void
+admin_peer(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *info;
+    const struct sockaddr *sa;
+    const void *ip;
+
+    snprintf(out, size, "unknown");
+    info = MHD_get_connection_info(conn,
+                                   MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL) {
+        return;
+    }
+    sa = info->client_addr;
+    if (sa->sa_family == AF_INET) {
+        ip = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        ip = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    } else {
+        return;
+    }
+    if (inet_ntop(sa->sa_family, ip, out, (socklen_t)size) == NULL) {
+        snprintf(out, size, "unknown");
+    }
+}
+
 static enum MHD_Result
 admin_do_action(struct admin *a, struct MHD_Connection *conn,
                 const struct admin_req *req)
 {
+    char who[INET6_ADDRSTRLEN];
     json_t *o;
     char *text;
     int rc;
@@ -432,8 +462,9 @@ admin_do_action(struct admin *a, struct MHD_Connection *conn,
         return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                 "actions unavailable", NULL, false);
     }
+    admin_peer(conn, who, sizeof(who));
     rc = a->ops.action(a->ops.ctx, req->pool, req->backend, req->action,
-                       req->value);
+                       req->value, who);
     switch (rc) {
     case MQ_OK:
         break;

@@ -471,7 +471,9 @@ static const char *const cf_check_names[] = {
     "send-expect", "none", NULL,
 };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
-static const char *const cf_check_pp_names[] = { "auto", "on", "off", NULL };
+static const char *const cf_check_pp_names[] = {
+    "auto", "on", "off", "addresses", NULL,
+};
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_down_names[] = { "keep", "close", NULL };
 
@@ -1068,11 +1070,13 @@ cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
                     "needs check_expect", p->name);
     }
     cf_validate_check_login(ctx, p);
-    if (p->check_proxy_protocol == CHECK_PP_ON &&
+    if ((p->check_proxy_protocol == CHECK_PP_ON ||
+         p->check_proxy_protocol == CHECK_PP_ADDRESSES) &&
         p->proxy_protocol == PROXY_PROTOCOL_OFF) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_proxy_protocol = on "
+        cf_error_at(ctx, p->line, "[pool %s]: check_proxy_protocol = %s "
                     "needs proxy_protocol = v1 or v2 (the checks send the "
-                    "pool's version)", p->name);
+                    "pool's version)", p->name,
+                    cf_check_pp_names[p->check_proxy_protocol]);
     }
     if (p->check_timeout_ms > p->check_interval_ms) {
         cf_error_at(ctx, p->line, "[pool %s]: check_timeout is longer than "

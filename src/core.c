@@ -361,6 +361,10 @@ core_snapshot(void *ctx)
             snprintf(sb->name, sizeof(sb->name), "%s", b->name);
             snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
             sb->state = backend_state(b);
+            sb->down = !backend_is_up(b);
+            snprintf(sb->admin, sizeof(sb->admin), "%s",
+                     backend_admin_name(b));
+            backend_reason(b, sb->reason, sizeof(sb->reason));
             sb->weight = atomic_load(&b->weight);
             sb->active = atomic_load(&b->nactive);
             sb->total = atomic_load(&b->ntotal);
@@ -384,7 +388,7 @@ fail:
 
 static int
 core_action(void *ctx, const char *pool, const char *backend,
-            enum admin_action action, unsigned value)
+            enum admin_action action, unsigned value, const char *who)
 {
     struct core *c = ctx;
     struct backend *b = NULL;
@@ -409,13 +413,13 @@ core_action(void *ctx, const char *pool, const char *backend,
     }
     switch (action) {
     case ADMIN_ACTION_DRAIN:
-        backend_set_admin(b, BACKEND_ADMIN_DRAIN);
+        backend_set_admin_by(b, BACKEND_ADMIN_DRAIN, who);
         break;
     case ADMIN_ACTION_DISABLE:
-        backend_set_admin(b, BACKEND_ADMIN_DISABLE);
+        backend_set_admin_by(b, BACKEND_ADMIN_DISABLE, who);
         break;
     case ADMIN_ACTION_ENABLE:
-        backend_set_admin(b, BACKEND_ADMIN_NONE);
+        backend_set_admin_by(b, BACKEND_ADMIN_NONE, who);
         break;
     case ADMIN_ACTION_WEIGHT:
         if (value > 256) {

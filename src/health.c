@@ -249,6 +249,40 @@ check_read(struct check *c)
     }
 }
 
+/*
+ * Queue the PROXY header the pool's checks send first (check.pp):
+ * LOCAL (v2) or UNKNOWN (v1), or with check_proxy_protocol = addresses
+ * the check connection's own endpoints, for receivers that reject LOCAL
+ * (RabbitMQ before 3.11.19 and 3.12.1 drops such connections).
+ */
+static void
+check_proxy_header(struct check *c)
+{
+    const struct config_pool *cf = c->pool->cf;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    size_t n;
+
+    c->outoff = 0;
+    c->outlen = 0;
+    if (c->pplen == 0) {
+        return;
+    }
+    if (cf->check_proxy_protocol == CHECK_PP_ADDRESSES &&
+        getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) {
+        n = proxy_proto_write(config_check_pp_version(cf),
+                              (struct sockaddr *)&local,
+                              (struct sockaddr *)&c->b->addr.ss, c->out,
+                              sizeof(c->out));
+        if (n > 0) {
+            c->outlen = n;
+            return;
+        }
+    }
+    memcpy(c->out, c->pp, c->pplen);
+    c->outlen = c->pplen;
+}
+
 static void
 check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -263,8 +297,7 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         /* A broker that requires PROXY drops a check without one. */
-        memcpy(c->out, c->pp, c->pplen);
-        c->outlen = c->pplen;
+        check_proxy_header(c);
         if (c->ops == NULL) {
             check_send(c);      /* best effort: the connect is the verdict */
             check_done(c, 1, "");

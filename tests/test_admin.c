@@ -204,6 +204,7 @@ struct test_admin_fake {
     char                backend[CONFIG_NAME_LEN];  /* last action's */
     enum admin_action   action;         /* last action */
     unsigned            value;          /* last action's value */
+    char                who[64];        /* last action's client address */
 };
 
 static struct test_admin_fake test_admin_fake = {
@@ -251,7 +252,7 @@ test_admin_snapshot(void *ctx)
 
 static int
 test_admin_action(void *ctx, const char *pool, const char *backend,
-                  enum admin_action action, unsigned value)
+                  enum admin_action action, unsigned value, const char *who)
 {
     struct test_admin_fake *f = ctx;
 
@@ -267,6 +268,7 @@ test_admin_action(void *ctx, const char *pool, const char *backend,
     snprintf(f->backend, sizeof(f->backend), "%s", backend);
     f->action = action;
     f->value = value;
+    snprintf(f->who, sizeof(f->who), "%s", who);
     pthread_mutex_unlock(&f->lock);
     return MQ_OK;
 }
@@ -601,6 +603,7 @@ Test(admin_http, post_actions_reach_the_core)
     cr_assert_str_eq(test_admin_fake.pool, "p1");
     cr_assert_str_eq(test_admin_fake.backend, "b1");
     cr_assert_eq(test_admin_fake.action, ADMIN_ACTION_DRAIN);
+    cr_assert_str_eq(test_admin_fake.who, "127.0.0.1", "the client's address");
     pthread_mutex_unlock(&test_admin_fake.lock);
 
     r = test_admin_req("POST", "/pools/p1/backends/b1/weight?value=17",

@@ -1047,7 +1047,11 @@ Test(config, check_proxy_protocol_follows_the_pool)
     test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = v2\n"
                            TEST_POOL_TAIL, 3,
                            "check_proxy_protocol = v2: expected auto | on "
-                           "| off");
+                           "| off | addresses");
+    test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = addresses\n"
+                           TEST_POOL_TAIL, 1,
+                           "check_proxy_protocol = addresses needs "
+                           "proxy_protocol");
 }
 
 Test(config, check_credentials_are_kept_and_checked_per_kind)

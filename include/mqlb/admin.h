@@ -26,8 +26,10 @@ struct admin_ops {
     void   *ctx;
     /* A new snapshot the admin port frees with stats_snapshot_free. */
     struct stats_snapshot *(*snapshot)(void *ctx);
+    /* <who>: the admin client's address, for the reason and the log. */
     int   (*action)(void *ctx, const char *pool, const char *backend,
-                    enum admin_action action, unsigned value);
+                    enum admin_action action, unsigned value,
+                    const char *who);
 };
 
 struct admin;

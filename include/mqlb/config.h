@@ -49,6 +49,8 @@ enum config_check_pp {
     CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
     CHECK_PP_ON,
     CHECK_PP_OFF,
+    CHECK_PP_ADDRESSES,         /* the check connection's own addresses
+                                   (PROXY command), not LOCAL/UNKNOWN */
 };
 
 enum config_log_format {
