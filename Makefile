@@ -2,7 +2,7 @@
 # `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
-PKGS     := inih libmicrohttpd jansson
+PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto libcares
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2
 CFLAGS   ?= -O2 -g
@@ -41,11 +41,18 @@ BIN      := $(BUILD)/mqlb
 # `make install`: PREFIX, DESTDIR and the GNU directory variables.
 PREFIX        ?= /usr/local
 sbindir       ?= $(PREFIX)/sbin
-sysconfdir    ?= $(PREFIX)/etc
+# FHS: with PREFIX=/usr the config goes in /etc, not /usr/etc.
+sysconfdir    ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 mandir        ?= $(PREFIX)/share/man
 docdir        ?= $(PREFIX)/share/doc/mqlb
 systemdunitdir ?= $(PREFIX)/lib/systemd/system
 INSTALL       ?= install
+# The unit and the man pages name installed paths; they are written for
+# the default PREFIX and rewritten to this install's on the way.
+INSTALL_PATHS  = -e 's|/usr/local/sbin|$(sbindir)|g' \
+                 -e 's|/usr/local/etc/mqlb|$(sysconfdir)/mqlb|g' \
+                 -e 's|/usr/local/lib/systemd/system|$(systemdunitdir)|g' \
+                 -e 's|/usr/local/share/doc/mqlb|$(docdir)|g'
 
 .PHONY: all deps test unit integration test-brokers demo bench clean
 all: mqlb
@@ -109,8 +116,8 @@ soak: $(BIN)
 	MQLB_BIN=$(abspath $(BIN)) scripts/soak.sh --seconds $(SOAK_SECONDS)
 
 .PHONY: install uninstall
-# The config is installed only if none is there; the unit's paths are
-# rewritten from /usr/local to the install paths.
+# The config is installed only if none is there; the paths in the unit
+# and the man pages are rewritten from /usr/local to the install's.
 install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir)/mqlb \
 	    $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 \
@@ -122,12 +129,13 @@ install: $(BIN)
 	    echo "$(INSTALL) -m 644 etc/mqlb.ini $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini"; \
 	    $(INSTALL) -m 644 etc/mqlb.ini $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini; \
 	fi
-	$(INSTALL) -m 644 man/mqlb.8 $(DESTDIR)$(mandir)/man8/mqlb.8
-	$(INSTALL) -m 644 man/mqlb.ini.5 $(DESTDIR)$(mandir)/man5/mqlb.ini.5
-	sed -e 's|/usr/local/sbin/mqlb|$(sbindir)/mqlb|g' \
-	    -e 's|/usr/local/etc/mqlb/|$(sysconfdir)/mqlb/|g' \
-	    etc/mqlb.service > $(DESTDIR)$(systemdunitdir)/mqlb.service
-	chmod 644 $(DESTDIR)$(systemdunitdir)/mqlb.service
+	sed $(INSTALL_PATHS) man/mqlb.8 > $(DESTDIR)$(mandir)/man8/mqlb.8
+	sed $(INSTALL_PATHS) man/mqlb.ini.5 > $(DESTDIR)$(mandir)/man5/mqlb.ini.5
+	sed $(INSTALL_PATHS) etc/mqlb.service \
+	    > $(DESTDIR)$(systemdunitdir)/mqlb.service
+	chmod 644 $(DESTDIR)$(mandir)/man8/mqlb.8 \
+	    $(DESTDIR)$(mandir)/man5/mqlb.ini.5 \
+	    $(DESTDIR)$(systemdunitdir)/mqlb.service
 	$(INSTALL) -m 644 etc/examples/* $(DESTDIR)$(docdir)/examples/
 
 # Leaves mqlb.ini if it was changed after the install.
@@ -180,8 +188,10 @@ $(FUZZ_BUILD)/tests/%.o: tests/fuzz/%.c $(FUZZ_BUILD)/dashboard.inc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -c -o $@ $<
 
 # --wrap: fuzz_config resolves numeric hosts only (no DNS per input).
+FUZZ_WRAP    := -Wl,--wrap=getaddrinfo
+$(FUZZ_BUILD)/fuzz_config: FUZZ_WRAP += -Wl,--wrap=resolver_lookup_sync
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz_%.o $(FUZZ_BUILD)/libmqlb.a
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -Wl,--wrap=getaddrinfo \
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_WRAP) \
 	    -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 fuzz: fuzz-build

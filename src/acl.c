@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -62,6 +63,23 @@ acl_parse_cidr(const char *text, struct acl_cidr *out)
         out->addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
     }
     return MQ_OK;
+}
+
+void
+acl_format_cidr(const struct acl_cidr *c, char *buf, size_t len)
+{
+    static const uint8_t mapped[12] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+    };
+    char text[INET6_ADDRSTRLEN];
+
+    if (c->prefix >= 96 && memcmp(c->addr, mapped, 12) == 0) {
+        inet_ntop(AF_INET, c->addr + 12, text, sizeof(text));
+        snprintf(buf, len, "%s/%u", text, c->prefix - 96);
+    } else {
+        inet_ntop(AF_INET6, c->addr, text, sizeof(text));
+        snprintf(buf, len, "%s/%u", text, c->prefix);
+    }
 }
 
 static bool

@@ -11,12 +11,25 @@
  * what a client can hold: oversized headers get an MHD error status and a
  * close.
  *
+ * Slow clients: a request must complete its headers within
+ * ADMIN_HEADER_TIMEOUT_MS of the connection opening (or of the previous
+ * answer on a kept-alive one), one address holds at most
+ * ADMIN_MAX_CONNS_PER_IP connections, and when the slots run low the
+ * connection that has waited longest for its headers is cut to make
+ * room. Nobody is refused at the door: the limits cut the oldest waiting
+ * connection instead, so an attacker sharing keepalived's address (the
+ * loopback) cannot lock it out either. A client that trickles header bytes (slowloris) therefore holds a
+ * slot for seconds at most and never all of them: a GET /health sent in
+ * one packet, as keepalived sends it, always finds a slot.
+ *
  * Auth: with a token, every request needs "Authorization: Bearer TOKEN".
  * The dashboard page alone also accepts "?token=TOKEN", because a browser
  * cannot add a header to the address it is told to open; the page holds no
  * data and sends the token as a header on its own requests.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,6 +40,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -38,6 +52,11 @@
 #define ADMIN_MAX_CONNS         64          /* concurrent admin clients */
 #define ADMIN_TIMEOUT_S         10          /* idle admin connection */
 #define ADMIN_CONN_MEMORY       (64 * 1024) /* per connection: headers */
+#define ADMIN_MAX_CONNS_PER_IP  16          /* per client address, then
+                                               its oldest waiting one is cut */
+#define ADMIN_SPARE_CONNS       8           /* kept free for new requests */
+#define ADMIN_HEADER_TIMEOUT_MS 5000        /* headers must be in by then */
+#define ADMIN_SWEEP_MS          250         /* header deadline checks */
 
 #define ADMIN_ALLOW_GET         "GET, HEAD"
 #define ADMIN_ALLOW_POST        "POST"
@@ -59,13 +78,33 @@ static const char dashboard_html[] = {
     0
 };
 
+/* One client connection, for the header deadline (see the top). */
+struct admin_conn {
+    struct admin_conn  *prev, *next;    /* admin's list, oldest first */
+    int                 fd;             /* MHD's socket: shut down, never
+                                           closed, by us */
+    struct sockaddr_storage peer;       /* client address (port zeroed) */
+    uint64_t            since_ms;       /* opened, or last answer sent */
+    bool                answering;      /* headers in, request handled */
+    bool                cut;            /* shut down by us already */
+};
+
 /* A running admin server. */
 struct admin {
     struct MHD_Daemon  *daemon;         /* NULL until started */
     struct admin_ops    ops;            /* copied from the caller */
+    pthread_mutex_t     token_lock;     /* guards <token> (reload) */
     char               *token;          /* owned; NULL = no auth */
     atomic_bool         starting;       /* MHD messages go to start_err */
     char                start_err[MQ_ERR_LEN];  /* last message at start */
+    pthread_mutex_t     conns_lock;     /* guards the members below */
+    pthread_cond_t      conns_cond;     /* wakes the sweeper to stop */
+    struct admin_conn  *conns_head;     /* oldest connection */
+    struct admin_conn  *conns_tail;     /* newest */
+    unsigned            nconns;         /* connections not cut */
+    bool                sweeping;       /* the sweeper thread runs */
+    bool                stopping;       /* sweeper: leave */
+    pthread_t           sweeper;        /* enforces the header deadline */
 };
 
 /* The verbs of POST /pools/P/backends/B/{verb}. */
@@ -510,21 +549,25 @@ admin_authorized(struct admin *a, struct MHD_Connection *conn,
                  const char *method, const char *url)
 {
     const char *hdr, *qtoken;
+    bool ok;
 
+    pthread_mutex_lock(&a->token_lock);
     if (a->token == NULL) {
-        return true;
+        ok = true;
+        goto out;
     }
     hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                       MHD_HTTP_HEADER_AUTHORIZATION);
-    if (admin_token_ok(hdr, a->token)) {
-        return true;
-    }
-    if (strcmp(url, "/") != 0 || !admin_is_get(method)) {
-        return false;
+    ok = admin_token_ok(hdr, a->token);
+    if (ok || strcmp(url, "/") != 0 || !admin_is_get(method)) {
+        goto out;
     }
     qtoken = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                          "token");
-    return admin_token_equal(qtoken, a->token);
+    ok = admin_token_equal(qtoken, a->token);
+out:
+    pthread_mutex_unlock(&a->token_lock);
+    return ok;
 }
 
 /* Answer a complete request: auth, route, then the endpoint. */
@@ -566,6 +609,190 @@ admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
                             false);
 }
 
+/* ---- connections: the header deadline -------------------------------- */
+
+static struct admin_conn *
+admin_conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info;
+
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info != NULL ? info->socket_context : NULL;
+}
+
+/* Headers are in (<on>), or the answer went out: the deadline restarts. */
+static void
+admin_conn_answering(struct admin *a, struct MHD_Connection *conn, bool on)
+{
+    struct admin_conn *ac = admin_conn_of(conn);
+
+    if (ac == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->conns_lock);
+    ac->answering = on;
+    ac->since_ms = mq_now_ms();
+    pthread_mutex_unlock(&a->conns_lock);
+}
+
+/*
+ * Cut <ac>: shutdown(2) makes MHD see the end at once and close the
+ * socket itself, on its own thread. <ac> is still listed, so its socket
+ * is still open and still this connection's. Locked.
+ */
+static void
+admin_conn_cut(struct admin *a, struct admin_conn *ac)
+{
+    ac->cut = true;
+    a->nconns--;
+    shutdown(ac->fd, SHUT_RDWR);
+}
+
+static bool
+admin_same_addr(const struct sockaddr_storage *x,
+                const struct sockaddr_storage *y)
+{
+    return memcmp(x, y, sizeof(*x)) == 0;
+}
+
+/* Locked: cut the oldest connection before <ac> still waiting for its
+ * headers, among those from <ac>'s address only if <same>. */
+static void
+admin_conn_cut_oldest(struct admin *a, struct admin_conn *ac, bool same)
+{
+    struct admin_conn *old;
+
+    for (old = a->conns_head; old != ac; old = old->next) {
+        if (!old->cut && !old->answering &&
+            (!same || admin_same_addr(&old->peer, &ac->peer))) {
+            admin_conn_cut(a, old);
+            return;
+        }
+    }
+}
+
+static void
+admin_notify_conn(void *cls, struct MHD_Connection *conn, void **ctx,
+                  enum MHD_ConnectionNotificationCode toe)
+{
+    const union MHD_ConnectionInfo *info, *addr;
+    struct admin *a = cls;
+    struct admin_conn *ac, *old;
+    unsigned nsame;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        info = MHD_get_connection_info(conn,
+                                       MHD_CONNECTION_INFO_CONNECTION_FD);
+        addr = MHD_get_connection_info(conn,
+                                       MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        ac = calloc(1, sizeof(*ac));
+        if (ac == NULL || info == NULL) {
+            free(ac);
+            return;
+        }
+        ac->fd = info->connect_fd;
+        if (addr != NULL && addr->client_addr != NULL) {
+            if (addr->client_addr->sa_family == AF_INET6) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ac->peer;
+
+                s6->sin6_family = AF_INET6;
+                s6->sin6_addr =
+                    ((const struct sockaddr_in6 *)addr->client_addr)->sin6_addr;
+            } else if (addr->client_addr->sa_family == AF_INET) {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&ac->peer;
+
+                s4->sin_family = AF_INET;
+                s4->sin_addr =
+                    ((const struct sockaddr_in *)addr->client_addr)->sin_addr;
+            }
+        }
+        ac->since_ms = mq_now_ms();
+        pthread_mutex_lock(&a->conns_lock);
+        ac->prev = a->conns_tail;
+        if (a->conns_tail != NULL) {
+            a->conns_tail->next = ac;
+        } else {
+            a->conns_head = ac;
+        }
+        a->conns_tail = ac;
+        a->nconns++;
+        nsame = 0;
+        for (old = a->conns_head; old != NULL; old = old->next) {
+            nsame += !old->cut && admin_same_addr(&old->peer, &ac->peer);
+        }
+        /* One address holds at most its share, and spare slots stay
+         * free: room is made at the cost of the client that has waited
+         * longest for its own headers. */
+        if (nsame > ADMIN_MAX_CONNS_PER_IP) {
+            admin_conn_cut_oldest(a, ac, true);
+        }
+        if (a->nconns > ADMIN_MAX_CONNS - ADMIN_SPARE_CONNS) {
+            admin_conn_cut_oldest(a, ac, false);
+        }
+        pthread_mutex_unlock(&a->conns_lock);
+        *ctx = ac;
+        return;
+    }
+    ac = *ctx;
+    if (toe != MHD_CONNECTION_NOTIFY_CLOSED || ac == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->conns_lock);
+    if (ac->prev != NULL) {
+        ac->prev->next = ac->next;
+    } else {
+        a->conns_head = ac->next;
+    }
+    if (ac->next != NULL) {
+        ac->next->prev = ac->prev;
+    } else {
+        a->conns_tail = ac->prev;
+    }
+    if (!ac->cut) {
+        a->nconns--;
+    }
+    pthread_mutex_unlock(&a->conns_lock);
+    free(ac);
+    *ctx = NULL;
+}
+
+static void
+admin_request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+    (void)req_cls;
+    (void)toe;
+    admin_conn_answering(cls, conn, false);
+}
+
+/* The sweeper thread: cut connections past the header deadline. */
+static void *
+admin_sweeper_main(void *arg)
+{
+    struct admin *a = arg;
+    struct admin_conn *ac;
+    struct timespec ts;
+    uint64_t now;
+
+    pthread_mutex_lock(&a->conns_lock);
+    while (!a->stopping) {
+        now = mq_now_ms();
+        for (ac = a->conns_head; ac != NULL; ac = ac->next) {
+            if (!ac->cut && !ac->answering &&
+                now - ac->since_ms >= ADMIN_HEADER_TIMEOUT_MS) {
+                admin_conn_cut(a, ac);
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ADMIN_SWEEP_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&a->conns_cond, &a->conns_lock, &ts);
+    }
+    pthread_mutex_unlock(&a->conns_lock);
+    return NULL;
+}
+
 /* True when the request announces a body (length > 0, or chunked). */
 static bool
 admin_has_body(struct MHD_Connection *conn)
@@ -600,6 +827,7 @@ admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
     (void)upload_data;
 
     if (*req_cls == NULL) {
+        admin_conn_answering(a, conn, true);
         if (!admin_has_body(conn)) {
             /* answer on the next call: the connection can be kept alive */
             *req_cls = &admin_mark_wait;
@@ -688,13 +916,13 @@ admin_start(const struct config_addr *listen, const char *token,
         return NULL;
     }
     a->ops = *ops;
-    if (token != NULL && token[0] != '\0') {
-        a->token = strdup(token);
-        if (a->token == NULL) {
-            mq_free(a);
-            snprintf(err, MQ_ERR_LEN, "admin: out of memory");
-            return NULL;
-        }
+    pthread_mutex_init(&a->token_lock, NULL);
+    pthread_mutex_init(&a->conns_lock, NULL);
+    pthread_cond_init(&a->conns_cond, NULL);
+    if (admin_set_token(a, token) != MQ_OK) {
+        admin_stop(a);
+        snprintf(err, MQ_ERR_LEN, "admin: out of memory");
+        return NULL;
     }
     atomic_init(&a->starting, true);
 
@@ -716,6 +944,8 @@ admin_start(const struct config_addr *listen, const char *token,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&listen->ss,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_MAX_CONNS,
+        MHD_OPTION_NOTIFY_CONNECTION, admin_notify_conn, a,
+        MHD_OPTION_NOTIFY_COMPLETED, admin_request_done, a,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONN_MEMORY,
         MHD_OPTION_EXTERNAL_LOGGER, admin_mhd_log, a,
@@ -733,11 +963,34 @@ admin_start(const struct config_addr *listen, const char *token,
                      listen->text,
                      saved != 0 ? strerror(saved) : "unknown error");
         }
-        mq_free(a->token);
-        mq_free(a);
+        admin_stop(a);
         return NULL;
     }
+    if (pthread_create(&a->sweeper, NULL, admin_sweeper_main, a) != 0) {
+        snprintf(err, MQ_ERR_LEN, "admin: cannot start a thread");
+        admin_stop(a);
+        return NULL;
+    }
+    a->sweeping = true;
     return a;
+}
+
+int
+admin_set_token(struct admin *a, const char *token)
+{
+    char *copy = NULL;
+
+    if (token != NULL && token[0] != '\0') {
+        copy = strdup(token);
+        if (copy == NULL) {
+            return MQ_ERR;
+        }
+    }
+    pthread_mutex_lock(&a->token_lock);
+    free(a->token);
+    a->token = copy;
+    pthread_mutex_unlock(&a->token_lock);
+    return MQ_OK;
 }
 
 unsigned
@@ -761,10 +1014,21 @@ admin_stop(struct admin *a)
     if (a == NULL) {
         return;
     }
+    if (a->sweeping) {
+        pthread_mutex_lock(&a->conns_lock);
+        a->stopping = true;
+        pthread_cond_signal(&a->conns_cond);
+        pthread_mutex_unlock(&a->conns_lock);
+        pthread_join(a->sweeper, NULL);
+        a->sweeping = false;
+    }
     if (a->daemon != NULL) {
-        MHD_stop_daemon(a->daemon);
+        MHD_stop_daemon(a->daemon);     /* CLOSED frees every conn */
         a->daemon = NULL;
     }
     mq_free(a->token);
+    pthread_mutex_destroy(&a->token_lock);
+    pthread_mutex_destroy(&a->conns_lock);
+    pthread_cond_destroy(&a->conns_cond);
     free(a);
 }

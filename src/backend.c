@@ -40,6 +40,9 @@ backend_create(const struct config_backend *cb, const char *pool_name)
     atomic_init(&b->up, true);
     atomic_init(&b->since_ms, mq_wall_ms());
     atomic_init(&b->refcnt, 1);
+    atomic_init(&b->last_state, BACKEND_UP);
+    histo_init(&b->connect_time, HISTO_FAST);
+    histo_init(&b->check_time, HISTO_FAST);
     pthread_mutex_init(&b->check_lock, NULL);
     b->health = -1;     /* set to <rise> by the first check */
     return b;
@@ -145,11 +148,51 @@ backend_session_end(struct backend *b)
     atomic_fetch_sub_explicit(&b->nactive, 1, memory_order_relaxed);
 }
 
+/*
+ * Count a transition when the visible state moved. Writers are several
+ * threads (checker, workers, admin); the exchange gives each move to one
+ * of them, so none is counted twice.
+ */
+static void
+backend_count_transition(struct backend *b)
+{
+    enum backend_state now = backend_state(b);
+    int was = atomic_exchange(&b->last_state, (int)now);
+    uint64_t t = mq_now_ms(), since;
+
+    if (was == (int)now) {
+        return;
+    }
+    atomic_fetch_add_explicit(&b->ntransitions[now], 1, memory_order_relaxed);
+    if (now == BACKEND_DOWN) {
+        atomic_store(&b->down_since_ms, t);
+    } else if (was == BACKEND_DOWN) {
+        since = atomic_exchange(&b->down_since_ms, 0);
+        if (since != 0 && t > since) {
+            atomic_fetch_add_explicit(&b->downtime_ms, t - since,
+                                      memory_order_relaxed);
+        }
+    }
+}
+
+uint64_t
+backend_downtime_ms(const struct backend *b, uint64_t now_ms)
+{
+    uint64_t total = atomic_load(&b->downtime_ms);
+    uint64_t since = atomic_load(&b->down_since_ms);
+
+    if (since != 0 && now_ms > since) {
+        total += now_ms - since;
+    }
+    return total;
+}
+
 static void
 backend_changed(struct backend *b)
 {
     atomic_store(&b->since_ms, mq_wall_ms());
     atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    backend_count_transition(b);
 }
 
 /*
@@ -240,6 +283,7 @@ backend_check_record(struct backend *b, bool pass, const char *reason,
     b->check.latency_ms = latency_ms;
     b->check.at_ms = mq_wall_ms();
     pthread_mutex_unlock(&b->check_lock);
+    histo_observe_us(&b->check_time, (uint64_t)latency_ms * 1000);
     atomic_fetch_add_explicit(pass ? &b->nchecks_pass : &b->nchecks_fail, 1,
                               memory_order_relaxed);
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -26,6 +27,10 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/log.h"
+#include "mqlb/resolver.h"
+
+/* A backend host name at load: c-ares tries each resolver twice, 1s each. */
+#define CF_RESOLVE_TIMEOUT_MS   2500
 
 enum cf_section {
     CF_NONE = 0,        /* before any section header */
@@ -38,20 +43,38 @@ enum cf_section {
 struct cf_ctx;
 struct cf_key;
 
+/* A value type: how its text is read, printed back, and compared. */
 typedef int (*cf_parse_t)(struct cf_ctx *ctx, void *base,
                           const struct cf_key *k, const char *value);
+typedef void (*cf_print_t)(FILE *out, const struct cf_key *k,
+                           const void *base);
+typedef bool (*cf_equal_t)(const struct cf_key *k, const void *a,
+                           const void *b);
 
-/* One row of the key table: where a key lives and how it is parsed. */
+struct cf_type {
+    cf_parse_t          parse;      /* text -> field; errors via ctx */
+    cf_print_t          print;      /* field -> lines parse reads back */
+    cf_equal_t          equal;      /* same value in two configs */
+    unsigned            owns:1;     /* the field is a malloc'd pointer */
+};
+
+/* One row of the key table: where a key lives and how it is handled. */
 struct cf_key {
     enum cf_section     section;
     const char         *name;
-    cf_parse_t          parse;
+    const struct cf_type *type;
     size_t              offset;     /* into struct config or config_pool */
+    size_t              len_offset; /* bytes: their length; lists: count */
+    const char *const  *names;      /* keywords of an enum (NULL-ended) */
     const char         *def;        /* default, parsed like the file */
     unsigned            min;        /* bounds for integers */
     unsigned            max;
     unsigned            repeat:1;   /* may appear more than once */
+    unsigned            secret:1;   /* printed as <set> */
+    const char         *group;      /* pool: what a reload says changed */
 };
+
+#define CF_MAX_KEYS 128             /* rows cf_ctx.seen has room for */
 
 /* Parser state while reading one file. */
 struct cf_ctx {
@@ -63,8 +86,10 @@ struct cf_ctx {
     int                 section_line;
     struct config      *cf;
     struct config_pool *pool;       /* current [pool] or NULL */
-    uint64_t            seen;       /* keys set in this section (bits) */
+    int                 seen[CF_MAX_KEYS]; /* line each key of this
+                                               section was set on, or 0 */
     struct config_errors *errs;
+    size_t              first_err;  /* errs->msgs index of our first */
     unsigned            nerrs;
 };
 
@@ -193,54 +218,98 @@ config_parse_uint(const char *text, unsigned min, unsigned max,
 }
 
 /*
- * "host:port", "[v6]:port" or "*:port". Names are resolved once, here, as
- * nginx does at start-up.
+ * "host:port", "[v6]:port", "*:port" or ":port" (the last two: every IPv4
+ * address, as HAProxy reads them). Names are resolved once, here, as
+ * nginx does at start-up; a name with several addresses gives the first
+ * getaddrinfo() returns (RFC 6724 order, /etc/gai.conf). On error, <err>
+ * says what is wrong in the user's terms.
  */
 int
-config_parse_addr(const char *text, struct config_addr *out)
+config_parse_addr_err(const char *text, struct config_addr *out, char *err,
+                      size_t errlen)
 {
     char host[256];
-    const char *colon, *port;
+    const char *colon, *port, *start;
     struct addrinfo hints, *res;
+    struct in_addr a4;
     unsigned portnum;
     size_t hlen;
+    int rc;
 
     if (text[0] == '[') {
         colon = strchr(text, ']');
         if (colon == NULL || colon[1] != ':') {
+            snprintf(err, errlen, "expected [IPV6]:PORT");
             return MQ_ERR;
         }
-        hlen = (size_t)(colon - text - 1);
-        memcpy(host, text + 1, MQ_MIN(hlen, sizeof(host) - 1));
+        start = text + 1;
+        hlen = (size_t)(colon - start);
         port = colon + 2;
     } else {
         colon = strrchr(text, ':');
-        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+        if (colon == NULL) {
+            snprintf(err, errlen, "expected HOST:PORT, :PORT or "
+                     "[IPV6]:PORT");
             return MQ_ERR;
         }
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            snprintf(err, errlen, "an IPv6 address goes in brackets: "
+                     "[IPV6]:PORT");
+            return MQ_ERR;
+        }
+        start = text;
         hlen = (size_t)(colon - text);
-        memcpy(host, text, MQ_MIN(hlen, sizeof(host) - 1));
         port = colon + 1;
     }
-    if (hlen == 0 || hlen >= sizeof(host)) {
+    if (strlen(text) >= sizeof(out->text)) {
+        snprintf(err, errlen, "longer than %zu characters",
+                 sizeof(out->text) - 1);
         return MQ_ERR;
     }
+    if (hlen >= sizeof(host)) {
+        snprintf(err, errlen, "host name longer than %zu characters",
+                 sizeof(host) - 1);
+        return MQ_ERR;
+    }
+    memcpy(host, start, hlen);
     host[hlen] = '\0';
-    if (config_parse_uint(port, 1, 65535, &portnum) != MQ_OK) {
+    if (*port == '\0') {
+        snprintf(err, errlen, "no port after ':'");
         return MQ_ERR;
     }
-    if (strcmp(host, "*") == 0) {
-        strcpy(host, "0.0.0.0");
+    if (strspn(port, "0123456789") != strlen(port)) {
+        snprintf(err, errlen, "port '%s' is not a number", port);
+        return MQ_ERR;
     }
-    if (strspn(host, "0123456789.") == hlen &&
-        inet_pton(AF_INET, host, &hints) != 1) {
-        return MQ_ERR;      /* getaddrinfo would take "1.2.3" as 1.2.0.3 */
+    if (config_parse_uint(port, 1, 65535, &portnum) != MQ_OK) {
+        snprintf(err, errlen, "port %s is out of range (1-65535)", port);
+        return MQ_ERR;
+    }
+    if (text[0] == '[') {
+        if (hlen == 0) {
+            snprintf(err, errlen, "no address between [ and ]");
+            return MQ_ERR;
+        }
+    } else if (hlen == 0 || strcmp(host, "*") == 0) {
+        strcpy(host, "0.0.0.0");
+    } else if (strspn(host, "0123456789.") == hlen &&
+               inet_pton(AF_INET, host, &a4) != 1) {
+        /* getaddrinfo would take "1.2.3" as 1.2.0.3 */
+        snprintf(err, errlen, "'%s' is not an IPv4 address", host);
+        return MQ_ERR;
     }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (text[0] == '[' ? AI_NUMERICHOST : 0);
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        if (text[0] == '[') {
+            snprintf(err, errlen, "'%s' is not an IPv6 address", host);
+        } else {
+            snprintf(err, errlen, "host '%s' does not resolve: %s", host,
+                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        }
         return MQ_ERR;
     }
     memset(out, 0, sizeof(*out));
@@ -249,6 +318,54 @@ config_parse_addr(const char *text, struct config_addr *out)
     freeaddrinfo(res);
     snprintf(out->text, sizeof(out->text), "%s", text);
     return MQ_OK;
+}
+
+int
+config_split_hostport(const char *text, char *host, size_t hostlen,
+                      unsigned *port)
+{
+    const char *colon, *ps;
+    size_t hlen;
+
+    if (text[0] == '[') {
+        colon = strchr(text, ']');
+        if (colon == NULL || colon[1] != ':') {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text - 1);
+        ps = colon + 2;
+        text++;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text);
+        ps = colon + 1;
+    }
+    if (hlen == 0 || hlen >= hostlen) {
+        return MQ_ERR;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    return config_parse_uint(ps, 1, 65535, port);
+}
+
+bool
+config_host_is_ip(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 ||
+           inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int
+config_parse_addr(const char *text, struct config_addr *out)
+{
+    char err[MQ_ERR_LEN];
+
+    return config_parse_addr_err(text, out, err, sizeof(err));
 }
 
 static int
@@ -309,26 +426,120 @@ config_unescape(const char *text, char **out, size_t *len)
     return MQ_OK;
 }
 
-/* ---- key parsers (write at base + offset) -------------------------- */
+/* ---- did you mean ---------------------------------------------------- */
 
-#define CF_FIELD(base, k, type)  ((type *)((char *)(base) + (k)->offset))
-
-static int
-cf_set_uint(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-            const char *v)
+/* Edit distance of <a> and <b> (Levenshtein); keys are short. */
+static size_t
+cf_distance(const char *a, const char *b)
 {
-    if (config_parse_uint(v, k->min, k->max, CF_FIELD(base, k, unsigned))
-        != MQ_OK) {
-        cf_error(ctx, "%s = %s: expected a whole number from %u to %u",
-                 k->name, v, k->min, k->max);
+    size_t la = strlen(a), lb = strlen(b), i, j, diag, up;
+    size_t row[CONFIG_NAME_LEN + 1];
+
+    if (la > CONFIG_NAME_LEN || lb > CONFIG_NAME_LEN) {
+        return SIZE_MAX;
+    }
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        diag = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            up = row[j];
+            row[j] = MQ_MIN(MQ_MIN(row[j] + 1, row[j - 1] + 1),
+                            diag + (a[i - 1] != b[j - 1]));
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Whether <cand> is close enough to <name> to be what the user meant. */
+static bool
+cf_is_near(const char *name, const char *cand, size_t *best)
+{
+    size_t d = cf_distance(name, cand), len = strlen(name);
+    size_t limit = len <= 3 ? 1 : len <= 8 ? 2 : 3;
+
+    if (d > limit || d >= *best) {
+        return false;
+    }
+    *best = d;
+    return true;
+}
+
+/* The word of <names> (NULL-ended) nearest to <name>, or NULL. */
+static const char *
+cf_nearest(const char *const *names, const char *name)
+{
+    const char *near = NULL;
+    size_t best = SIZE_MAX, i;
+
+    for (i = 0; names[i] != NULL; i++) {
+        if (cf_is_near(name, names[i], &best)) {
+            near = names[i];
+        }
+    }
+    return near;
+}
+
+/* ---- value types: parse, print and compare, side by side -------------
+ *
+ * A parser writes the field at <base> + k->offset (and the length or
+ * count at <base> + k->len_offset); a printer writes the "key = value"
+ * lines its parser reads back to the same value; an equal function says
+ * whether two configs hold the same value. -t output, the reload diff
+ * and the defaults are walks over the one key table below, so a new key
+ * is one row.
+ */
+
+#define CF_FIELD(base, off, type)   ((type *)((char *)(base) + (off)))
+#define CF_CFIELD(base, off, type)  \
+    ((const type *)((const char *)(base) + (off)))
+
+/* uint: a bounded whole number; k->names[0], if given, is a keyword for 0 */
+static int
+cf_uint_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    unsigned *field = CF_FIELD(base, k->offset, unsigned);
+
+    if (k->names != NULL && strcmp(v, k->names[0]) == 0) {
+        *field = 0;
+        return MQ_OK;
+    }
+    if (config_parse_uint(v, k->min, k->max, field) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected %s%sa whole number from %u to %u",
+                 k->name, v, k->names != NULL ? k->names[0] : "",
+                 k->names != NULL ? " or " : "", k->min, k->max);
         return MQ_ERR;
     }
     return MQ_OK;
 }
 
+static void
+cf_uint_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    unsigned v = *CF_CFIELD(base, k->offset, unsigned);
+
+    if (k->names != NULL && v == 0) {
+        fprintf(out, "%s = %s\n", k->name, k->names[0]);
+    } else {
+        fprintf(out, "%s = %u\n", k->name, v);
+    }
+}
+
+static bool
+cf_uint_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, unsigned) ==
+           *CF_CFIELD(b, k->offset, unsigned);
+}
+
+/* duration: milliseconds in a uint64_t; k->min > 0 refuses 0 */
 static int
-cf_set_duration(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                const char *v)
+cf_duration_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
 {
     uint64_t ms;
 
@@ -341,217 +552,484 @@ cf_set_duration(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         cf_error(ctx, "%s = %s: must be greater than 0", k->name, v);
         return MQ_ERR;
     }
-    *CF_FIELD(base, k, uint64_t) = ms;
+    *CF_FIELD(base, k->offset, uint64_t) = ms;
     return MQ_OK;
 }
 
+/* <ms> in the largest unit that keeps it whole: 90s, 2m, 1500ms, 0s. */
+static void
+cf_print_ms(FILE *out, uint64_t ms)
+{
+    unsigned long long v = (unsigned long long)ms;
+
+    if (ms > 0 && ms % 3600000 == 0) {
+        fprintf(out, "%lluh", v / 3600000);
+    } else if (ms > 0 && ms % 60000 == 0) {
+        fprintf(out, "%llum", v / 60000);
+    } else if (ms % 1000 == 0) {
+        fprintf(out, "%llus", v / 1000);
+    } else {
+        fprintf(out, "%llums", v);
+    }
+}
+
+static void
+cf_duration_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = ", k->name);
+    cf_print_ms(out, *CF_CFIELD(base, k->offset, uint64_t));
+    fputc('\n', out);
+}
+
+static bool
+cf_duration_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, uint64_t) ==
+           *CF_CFIELD(b, k->offset, uint64_t);
+}
+
+/* enum: a keyword of k->names; its index is stored as an int */
 static int
-cf_set_string(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
-    char **field = CF_FIELD(base, k, char *);
+    char choices[256];
+    size_t i, n = 0;
 
-    (void)ctx;
+    for (i = 0; k->names[i] != NULL; i++) {
+        if (strcmp(v, k->names[i]) == 0) {
+            *CF_FIELD(base, k->offset, int) = (int)i;
+            return MQ_OK;
+        }
+        n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
+                              i == 0 ? "" : " | ", k->names[i]);
+    }
+    cf_error(ctx, "%s = %s: expected %s", k->name, v, choices);
+    return MQ_ERR;
+}
+
+static void
+cf_enum_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %s\n", k->name,
+            k->names[*CF_CFIELD(base, k->offset, int)]);
+}
+
+static bool
+cf_int_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return *CF_CFIELD(a, k->offset, int) == *CF_CFIELD(b, k->offset, int);
+}
+
+/* log_level: the names log.c knows, in its order */
+static int
+cf_log_level_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    int level = log_level_parse(v);
+
+    if (level < 0) {
+        cf_error(ctx, "%s = %s: expected error | warn | notice | info | "
+                 "debug", k->name, v);
+        return MQ_ERR;
+    }
+    *CF_FIELD(base, k->offset, int) = level;
+    return MQ_OK;
+}
+
+static void
+cf_log_level_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %s\n", k->name,
+            log_level_name(*CF_CFIELD(base, k->offset, int)));
+}
+
+/* string: owned copy, NULL when empty; k->secret prints as <set> */
+static int
+cf_string_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
+{
+    char **field = CF_FIELD(base, k->offset, char *);
+
     mq_free(*field);
     if (*v != '\0') {
         *field = strdup(v);
+        if (*field == NULL) {
+            cf_error(ctx, "%s: out of memory", k->name);
+            return MQ_ERR;
+        }
     }
     return MQ_OK;
 }
 
+/* resolvers: a resolv.conf path or a list of IP[:PORT] */
+static int
+cf_resolvers_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    char csv[1024], err[MQ_ERR_LEN];
+
+    ctx->cf->resolvers_bad = 0;
+    if (cf_string_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (v[0] == '/' && access(v, R_OK) == -1) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, strerror(errno));
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    if (v[0] != '\0' && v[0] != '/' &&
+        resolver_servers_csv(v, csv, sizeof(csv), err) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+/* resolve_interval: DNS is asked at most once a second */
+static int
+cf_interval_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    if (cf_duration_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (*CF_FIELD(base, k->offset, uint64_t) < 1000) {
+        cf_error(ctx, "%s = %s: at least 1s (DNS is never asked more than "
+                 "once a second)", k->name, v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static void
+cf_string_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const char *v = *CF_CFIELD(base, k->offset, char *);
+
+    if (v == NULL) {
+        fprintf(out, "%s =\n", k->name);
+    } else {
+        fprintf(out, "%s = %s\n", k->name, k->secret ? "<set>" : v);
+    }
+}
+
+static bool
+cf_string_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const char *x = *CF_CFIELD(a, k->offset, char *);
+    const char *y = *CF_CFIELD(b, k->offset, char *);
+
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* user: a string naming an existing user (checked now, not at the drop) */
+static int
+cf_user_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (*v != '\0' && getpwnam(v) == NULL) {
+        cf_error(ctx, "%s = %s: no such user on this system", k->name, v);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
 /*
- * check_user, check_password, check_vhost: at most PROBE_CRED_MAX bytes
- * (255: AMQP short strings, and every probe's request stays bounded).
+ * cred: check_user, check_password, check_vhost: a string of at most
+ * CONFIG_CRED_MAX bytes (an AMQP short string; every probe's request
+ * stays bounded).
  */
 static int
-cf_set_cred(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-            const char *v)
+cf_cred_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
 {
     if (strlen(v) > CONFIG_CRED_MAX) {
         cf_error(ctx, "%s: at most %d characters", k->name,
                  CONFIG_CRED_MAX);
         return MQ_ERR;
     }
-    return cf_set_string(ctx, base, k, v);
+    return cf_string_parse(ctx, base, k, v);
 }
 
+/* path: a string starting with '/', no blanks */
 static int
-cf_set_path(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-            const char *v)
+cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
 {
     if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
         cf_error(ctx, "%s = %s: expected a path starting with '/'",
                  k->name, v);
         return MQ_ERR;
     }
-    return cf_set_string(ctx, base, k, v);
+    return cf_string_parse(ctx, base, k, v);
 }
 
-/* check_send / check_expect: the text, its unescaped bytes and length. */
+/* file: empty (none) or an absolute path, no blanks */
 static int
-cf_set_bytes(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-             const char *v)
+cf_file_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
 {
-    char **field = CF_FIELD(base, k, char *);
-    size_t *len = (size_t *)(field + 1);
-    char *bytes;
+    if (*v == '\0') {
+        return cf_string_parse(ctx, base, k, v);
+    }
+    if (v[0] != '/' || strpbrk(v, " \t\r\n") != NULL) {
+        cf_error(ctx, "%s = %s: expected an absolute file path (starting "
+                 "with '/')", k->name, v);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
 
-    if (config_unescape(v, &bytes, len) != MQ_OK) {
+/* bytes: C escapes unescaped; the length (size_t) at k->len_offset */
+static int
+cf_bytes_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
+{
+    char **field = CF_FIELD(base, k->offset, char *);
+    size_t *len = CF_FIELD(base, k->len_offset, size_t);
+    char *bytes;
+    size_t n;
+
+    if (config_unescape(v, &bytes, &n) != MQ_OK) {
         cf_error(ctx, "%s = %s: bad escape (use \\r \\n \\t \\\\ \\xHH)",
                  k->name, v);
         return MQ_ERR;
     }
     free(*field);
     *field = bytes;
+    *len = n;
     return MQ_OK;
 }
 
+/*
+ * Printed so that the reader and inih give the same bytes back: escapes
+ * for what is not printable, for '\' itself, and for ';' and '#' (which
+ * could start a comment) and blanks at either end (which inih strips).
+ */
+static void
+cf_bytes_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const unsigned char *p = *CF_CFIELD(base, k->offset, unsigned char *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    fprintf(out, "%s =%s", k->name, n > 0 ? " " : "");
+    for (i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '\r': fputs("\\r", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\t': fputs("\\t", out); break;
+        case '\\': fputs("\\\\", out); break;
+        default:
+            if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == ';' || p[i] == '#' ||
+                (p[i] == ' ' && (i == 0 || i == n - 1))) {
+                fprintf(out, "\\x%02x", p[i]);
+            } else {
+                fputc(p[i], out);
+            }
+        }
+    }
+    fputc('\n', out);
+}
+
+static bool
+cf_bytes_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t);
+
+    return n == *CF_CFIELD(b, k->len_offset, size_t) &&
+           (n == 0 || memcmp(*CF_CFIELD(a, k->offset, char *),
+                             *CF_CFIELD(b, k->offset, char *), n) == 0);
+}
+
+/* addr: one address, kept as written for printing */
 static int
-cf_set_listen(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_addr_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
-    struct config_pool *p = base;
-    struct config_addr a, *arr;
+    struct config_addr *a = CF_FIELD(base, k->offset, struct config_addr);
+    char err[MQ_ERR_LEN];
 
-    (void)k;
-    if (config_parse_addr(v, &a) != MQ_OK) {
-        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT", v);
-        return MQ_ERR;
-    }
-    a.line = ctx->line;
-    arr = realloc(p->listens, (p->nlistens + 1) * sizeof(*arr));
-    if (arr == NULL) {
-        cf_error(ctx, "out of memory");
-        return MQ_ERR;
-    }
-    p->listens = arr;
-    arr[p->nlistens++] = a;
-    return MQ_OK;
-}
-
-static int
-cf_set_admin_listen(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                    const char *v)
-{
-    struct config_addr *a = CF_FIELD(base, k, struct config_addr);
-
-    if (config_parse_addr(v, a) != MQ_OK) {
-        cf_error(ctx, "listen = %s: expected HOST:PORT or [IPV6]:PORT", v);
+    if (config_parse_addr_err(v, a, err, sizeof(err)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
         return MQ_ERR;
     }
     a->line = ctx->line;
     return MQ_OK;
 }
 
-/* A keyword out of a NULL-terminated list; its index is stored as int. */
-static int
-cf_set_enum(struct cf_ctx *ctx, int *field, const char *key, const char *v,
-            const char *const *names)
+static void
+cf_addr_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    char choices[256];
-    size_t i, n = 0;
+    fprintf(out, "%s = %s\n", k->name,
+            CF_CFIELD(base, k->offset, struct config_addr)->text);
+}
 
-    for (i = 0; names[i] != NULL; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *field = (int)i;
-            return MQ_OK;
+static bool
+cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static bool
+cf_addr_key_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    return cf_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
+                         CF_CFIELD(b, k->offset, struct config_addr));
+}
+
+/*
+ * Lists: an owned array at k->offset and its count (size_t) at
+ * k->len_offset; each line of the key appends one or more elements.
+ */
+static void *
+cf_list_grow(void *base, const struct cf_key *k, size_t elem)
+{
+    void **arr = CF_FIELD(base, k->offset, void *);
+    size_t *n = CF_FIELD(base, k->len_offset, size_t);
+    char *grown;
+
+    grown = realloc(*arr, (*n + 1) * elem);
+    if (grown == NULL) {
+        return NULL;
+    }
+    *arr = grown;
+    return grown + (*n)++ * elem;
+}
+
+/* listen: addresses of a pool */
+static int
+cf_listen_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                const char *v)
+{
+    struct config_addr a, *slot;
+    char err[MQ_ERR_LEN];
+
+    if (config_parse_addr_err(v, &a, err, sizeof(err)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
+        return MQ_ERR;
+    }
+    a.line = ctx->line;
+    slot = cf_list_grow(base, k, sizeof(a));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = a;
+    return MQ_OK;
+}
+
+static void
+cf_listen_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_addr *a = *CF_CFIELD(base, k->offset,
+                                             struct config_addr *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    for (i = 0; i < n; i++) {
+        fprintf(out, "%s = %s\n", k->name, a[i].text);
+    }
+}
+
+static bool
+cf_listen_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_addr *x = *CF_CFIELD(a, k->offset,
+                                             struct config_addr *);
+    const struct config_addr *y = *CF_CFIELD(b, k->offset,
+                                             struct config_addr *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (!cf_addr_equal(&x[i], &y[i])) {
+            return false;
         }
-        n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
-                              i == 0 ? "" : " | ", names[i]);
     }
-    cf_error(ctx, "%s = %s: expected %s", key, v, choices);
-    return MQ_ERR;
+    return true;
 }
 
-static const char *const cf_balance_names[] = {
-    "roundrobin", "leastconn", "source", "random", "mqtt-client-id", NULL,
-};
-static const char *const cf_check_names[] = {
-    "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
-    "send-expect", "none", NULL,
-};
-static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
-static const char *const cf_check_pp_names[] = {
-    "auto", "on", "off", "addresses", NULL,
-};
-static const char *const cf_format_names[] = { "text", "json", NULL };
-static const char *const cf_down_names[] = { "keep", "close", NULL };
-
-const char *
-config_balance_name(enum config_balance b)
-{
-    return cf_balance_names[b];
-}
-
-const char *
-config_check_name(enum config_check c)
-{
-    return cf_check_names[c];
-}
-
-int
-config_check_pp_version(const struct config_pool *p)
-{
-    if (p->check_proxy_protocol == CHECK_PP_OFF) {
-        return 0;
-    }
-    return p->proxy_protocol == PROXY_PROTOCOL_V1 ? 1 :
-           p->proxy_protocol == PROXY_PROTOCOL_V2 ? 2 : 0;
-}
-
-#define CF_ENUM_SETTER(fn, names)                                       \
-static int                                                              \
-fn(struct cf_ctx *ctx, void *base, const struct cf_key *k, const char *v) \
-{                                                                       \
-    int idx;                                                            \
-    if (cf_set_enum(ctx, &idx, k->name, v, names) != MQ_OK) {           \
-        return MQ_ERR;                                                  \
-    }                                                                   \
-    *CF_FIELD(base, k, int) = idx;                                      \
-    return MQ_OK;                                                       \
-}
-
-CF_ENUM_SETTER(cf_set_balance, cf_balance_names)
-CF_ENUM_SETTER(cf_set_check, cf_check_names)
-CF_ENUM_SETTER(cf_set_pp, cf_pp_names)
-CF_ENUM_SETTER(cf_set_check_pp, cf_check_pp_names)
-CF_ENUM_SETTER(cf_set_format, cf_format_names)
-
+/* allow: CIDR blocks, blank- or comma-separated, any number of lines */
 static int
-cf_set_on_down(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+cf_allow_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                const char *v)
 {
-    struct config_pool *p = base;
-    int idx;
+    char *copy, *tok, *save = NULL;
+    struct acl_cidr c, *slot;
+    int rc = MQ_OK;
 
-    if (cf_set_enum(ctx, &idx, k->name, v, cf_down_names) != MQ_OK) {
+    copy = strdup(v);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    p->close_on_down = idx == 1;
-    return MQ_OK;
-}
-
-static int
-cf_set_log_level(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                 const char *v)
-{
-    int level = log_level_parse(v);
-
-    if (level < 0 || level == LOG_NOTICE) {
-        cf_error(ctx, "%s = %s: expected error | warn | info | debug",
-                 k->name, v);
-        return MQ_ERR;
+    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save)) {
+        if (acl_parse_cidr(tok, &c) != MQ_OK) {
+            cf_error(ctx, "%s: '%s' is not an address or CIDR block",
+                     k->name, tok);
+            rc = MQ_ERR;
+            continue;
+        }
+        slot = cf_list_grow(base, k, sizeof(c));
+        if (slot == NULL) {
+            cf_error(ctx, "%s: out of memory", k->name);
+            rc = MQ_ERR;
+            break;
+        }
+        *slot = c;
     }
-    *CF_FIELD(base, k, int) = level;
-    return MQ_OK;
+    free(copy);
+    return rc;
 }
 
-/* off | IDLE[:INTERVAL[:COUNT]], e.g. 60s:10s:5 */
-static int
-cf_set_keepalive(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-                 const char *v)
+/* One block a line: a long list never meets the line length limit. */
+static void
+cf_allow_print(FILE *out, const struct cf_key *k, const void *base)
 {
-    struct config_keepalive *ka = CF_FIELD(base, k, struct config_keepalive);
+    const struct acl_cidr *c = *CF_CFIELD(base, k->offset,
+                                          struct acl_cidr *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+    char text[ACL_CIDR_TEXT];
+
+    if (n == 0) {
+        fprintf(out, "%s =\n", k->name);
+    }
+    for (i = 0; i < n; i++) {
+        acl_format_cidr(&c[i], text, sizeof(text));
+        fprintf(out, "%s = %s\n", k->name, text);
+    }
+}
+
+static bool
+cf_allow_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct acl_cidr *x = *CF_CFIELD(a, k->offset, struct acl_cidr *);
+    const struct acl_cidr *y = *CF_CFIELD(b, k->offset, struct acl_cidr *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (x[i].prefix != y[i].prefix ||
+            memcmp(x[i].addr, y[i].addr, sizeof(x[i].addr)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* tcp_keepalive: off | IDLE[:INTERVAL[:COUNT]], e.g. 60s:10s:5 */
+static int
+cf_keepalive_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    struct config_keepalive *ka = CF_FIELD(base, k->offset,
+                                           struct config_keepalive);
     char buf[64], *part[3] = { NULL, NULL, NULL }, *save = NULL, *tok;
     uint64_t idle, intvl = 0;
     unsigned cnt = 0, n = 0;
@@ -589,38 +1067,73 @@ bad:
     return MQ_ERR;
 }
 
+/* 0 parts are the kernel's defaults and are left out, as when unwritten. */
+static void
+cf_keepalive_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_keepalive *ka = CF_CFIELD(base, k->offset,
+                                                  struct config_keepalive);
+
+    fprintf(out, "%s = ", k->name);
+    if (!ka->on) {
+        fputs("off\n", out);
+        return;
+    }
+    cf_print_ms(out, (uint64_t)ka->idle_s * 1000);
+    if (ka->interval_s > 0 || ka->count > 0) {
+        fputc(':', out);
+        cf_print_ms(out, (uint64_t)ka->interval_s * 1000);
+    }
+    if (ka->count > 0) {
+        fprintf(out, ":%u", ka->count);
+    }
+    fputc('\n', out);
+}
+
+static bool
+cf_keepalive_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_keepalive *x = CF_CFIELD(a, k->offset,
+                                                 struct config_keepalive);
+    const struct config_keepalive *y = CF_CFIELD(b, k->offset,
+                                                 struct config_keepalive);
+
+    return x->on == y->on && (!x->on || (x->idle_s == y->idle_s &&
+           x->interval_s == y->interval_s && x->count == y->count));
+}
+
+/* on_backend_down: keep | close, stored as a flag */
+static const char *const cf_down_names[] = { "keep", "close", NULL };
+
 static int
-cf_set_allow(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-             const char *v)
+cf_on_down_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
 {
     struct config_pool *p = base;
-    char *copy, *tok, *save = NULL;
-    struct acl_cidr c, *arr;
-    int rc = MQ_OK;
+    int idx;
 
-    (void)k;
-    copy = strdup(v);
-    if (copy == NULL) {
+    if (cf_enum_parse(ctx, &idx, k, v) != MQ_OK) {
         return MQ_ERR;
     }
-    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
-         tok = strtok_r(NULL, " ,\t", &save)) {
-        if (acl_parse_cidr(tok, &c) != MQ_OK) {
-            cf_error(ctx, "allow: '%s' is not an address or CIDR block",
-                     tok);
-            rc = MQ_ERR;
-            continue;
-        }
-        arr = realloc(p->allow, (p->nallow + 1) * sizeof(*arr));
-        if (arr == NULL) {
-            rc = MQ_ERR;
-            break;
-        }
-        p->allow = arr;
-        arr[p->nallow++] = c;
-    }
-    free(copy);
-    return rc;
+    p->close_on_down = idx == 1;
+    return MQ_OK;
+}
+
+static void
+cf_on_down_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_pool *p = base;
+
+    fprintf(out, "%s = %s\n", k->name, cf_down_names[p->close_on_down]);
+}
+
+static bool
+cf_on_down_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_pool *x = a, *y = b;
+
+    (void)k;
+    return x->close_on_down == y->close_on_down;
 }
 
 static bool
@@ -637,23 +1150,26 @@ cf_name_ok(const char *s)
     return true;
 }
 
+static const char *const cf_backend_options[] = {
+    "weight", "backup", "max_conns", NULL,
+};
 
 /* backend = NAME HOST:PORT [weight=N] [backup] [max_conns=N] */
 static int
-cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
-               const char *v)
+cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
 {
-    struct config_pool *p = base;
-    struct config_backend b, *arr;
-    char *copy, *tok, *save = NULL;
+    struct config_backend b, *slot;
+    char *copy, *tok, *save = NULL, err[MQ_ERR_LEN], opt[32];
+    const char *near;
     int n = 0, rc = MQ_OK;
 
-    (void)k;
     memset(&b, 0, sizeof(b));
     b.weight = 1;
     b.line = ctx->line;
     copy = strdup(v);
     if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
     for (tok = strtok_r(copy, " \t", &save); tok != NULL && rc == MQ_OK;
@@ -665,10 +1181,20 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 rc = MQ_ERR;
             }
             snprintf(b.name, sizeof(b.name), "%s", tok);
+        } else if (n == 1 && tok[0] != '[' &&
+                   config_split_hostport(tok, b.host, sizeof(b.host),
+                                         &b.port) == MQ_OK &&
+                   strlen(tok) < sizeof(b.addr.text) &&
+                   !config_host_is_ip(b.host) &&
+                   strspn(b.host, "0123456789.*") != strlen(b.host)) {
+            /* a name: resolved once the whole file (resolvers) is read */
+            b.is_name = 1;
+            snprintf(b.addr.text, sizeof(b.addr.text), "%s", tok);
         } else if (n == 1) {
-            if (config_parse_addr(tok, &b.addr) != MQ_OK) {
-                cf_error(ctx, "backend %s: address '%s': expected "
-                         "HOST:PORT or [IPV6]:PORT", b.name, tok);
+            if (config_parse_addr_err(tok, &b.addr, err, sizeof(err))
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: address '%s': %s", b.name, tok,
+                         err);
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "weight=", 7) == 0) {
@@ -687,8 +1213,12 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         } else if (strcmp(tok, "backup") == 0) {
             b.backup = 1;
         } else {
-            cf_error(ctx, "backend %s: unknown option '%s' (weight=N, "
-                     "backup, max_conns=N)", b.name, tok);
+            snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(tok, "="), tok);
+            near = cf_nearest(cf_backend_options, opt);
+            cf_error(ctx, "backend %s: unknown option '%s'%s%s%s (weight=N, "
+                     "backup, max_conns=N)", b.name, tok,
+                     near != NULL ? ", did you mean '" : "",
+                     near != NULL ? near : "", near != NULL ? "'?" : "");
             rc = MQ_ERR;
         }
     }
@@ -702,75 +1232,367 @@ cf_set_backend(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         return rc;
     }
     b.addr.line = ctx->line;
-    arr = realloc(p->backends, (p->nbackends + 1) * sizeof(*arr));
-    if (arr == NULL) {
+    slot = cf_list_grow(base, k, sizeof(b));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    p->backends = arr;
-    arr[p->nbackends++] = b;
+    *slot = b;
     return MQ_OK;
 }
 
-#define G(f)    offsetof(struct config, f)
-#define P(f)    offsetof(struct config_pool, f)
+static void
+cf_backend_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_backend *b = *CF_CFIELD(base, k->offset,
+                                                struct config_backend *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
 
-static const struct cf_key cf_keys[] = {
-    { CF_GLOBAL, "workers", cf_set_uint, G(workers), "0", 0, 256, 0 },
-    { CF_GLOBAL, "max_connections", cf_set_uint, G(max_connections),
-      "100000", 1, 10000000, 0 },
-    { CF_GLOBAL, "log_level", cf_set_log_level, G(log_level), "info",
-      0, 0, 0 },
-    { CF_GLOBAL, "log_format", cf_set_format, G(log_format), "text",
-      0, 0, 0 },
-    { CF_GLOBAL, "shutdown_timeout", cf_set_duration,
-      G(shutdown_timeout_ms), "30s", 0, 0, 0 },
-    { CF_GLOBAL, "user", cf_set_string, G(user), "", 0, 0, 0 },
-    { CF_ADMIN, "listen", cf_set_admin_listen, G(admin_listen),
-      "127.0.0.1:9000", 0, 0, 0 },
-    { CF_ADMIN, "token", cf_set_string, G(admin_token), "", 0, 0, 0 },
-    { CF_POOL, "listen", cf_set_listen, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "balance", cf_set_balance, P(balance), "roundrobin",
-      0, 0, 0 },
-    { CF_POOL, "health_check", cf_set_check, P(check), "tcp", 0, 0, 0 },
-    { CF_POOL, "check_interval", cf_set_duration, P(check_interval_ms),
-      "2s", 1, 0, 0 },
-    { CF_POOL, "check_timeout", cf_set_duration, P(check_timeout_ms),
-      "1s", 1, 0, 0 },
-    { CF_POOL, "rise", cf_set_uint, P(rise), "2", 1, 1000, 0 },
-    { CF_POOL, "fall", cf_set_uint, P(fall), "3", 1, 1000, 0 },
-    { CF_POOL, "check_send", cf_set_bytes, P(check_send), "", 0, 0, 0 },
-    { CF_POOL, "check_expect", cf_set_bytes, P(check_expect), "", 0, 0, 0 },
-    { CF_POOL, "check_path", cf_set_path, P(check_path), "/", 0, 0, 0 },
-    { CF_POOL, "check_proxy_protocol", cf_set_check_pp,
-      P(check_proxy_protocol), "auto", 0, 0, 0 },
-    { CF_POOL, "check_user", cf_set_cred, P(check_user), "", 0, 0, 0 },
-    { CF_POOL, "check_password", cf_set_cred, P(check_password), "",
-      0, 0, 0 },
-    { CF_POOL, "check_vhost", cf_set_cred, P(check_vhost), "", 0, 0, 0 },
-    { CF_POOL, "connect_timeout", cf_set_duration, P(connect_timeout_ms),
-      "3s", 1, 0, 0 },
-    { CF_POOL, "idle_timeout", cf_set_duration, P(idle_timeout_ms), "1h",
-      0, 0, 0 },
-    { CF_POOL, "tcp_keepalive", cf_set_keepalive, P(keepalive), "off",
-      0, 0, 0 },
-    { CF_POOL, "retries", cf_set_uint, P(retries), "2", 0,
-      CONFIG_MAX_BACKENDS, 0 },
-    { CF_POOL, "max_fails", cf_set_uint, P(max_fails), "3", 0, 1000, 0 },
-    { CF_POOL, "slow_start", cf_set_duration, P(slow_start_ms), "0s",
-      0, 0, 0 },
-    { CF_POOL, "on_backend_down", cf_set_on_down, 0, "keep", 0, 0, 0 },
-    { CF_POOL, "max_conns_per_backend", cf_set_uint,
-      P(max_conns_per_backend), "0", 0, 10000000, 0 },
-    { CF_POOL, "max_conns_per_source", cf_set_uint,
-      P(max_conns_per_source), "0", 0, 10000000, 0 },
-    { CF_POOL, "proxy_protocol", cf_set_pp, P(proxy_protocol), "off",
-      0, 0, 0 },
-    { CF_POOL, "allow", cf_set_allow, 0, NULL, 0, 0, 1 },
-    { CF_POOL, "backend", cf_set_backend, 0, NULL, 0, 0, 1 },
+    for (i = 0; i < n; i++) {
+        fprintf(out, "%s = %s %s weight=%u%s", k->name, b[i].name,
+                b[i].addr.text, b[i].weight, b[i].backup ? " backup" : "");
+        if (b[i].max_conns > 0) {
+            fprintf(out, " max_conns=%u", b[i].max_conns);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* A DNS name: labels of [A-Za-z0-9_-], dots between, at most 253. */
+static bool
+cf_dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0, i;
+
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (label == 0 && !(i == n - 1 && i > 0)) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        if (!config_name_char((unsigned char)s[i]) || ++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* discover = dns NAME:PORT | dns-srv _service._proto.NAME */
+static int
+cf_discover_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct config_discover d, *slot;
+    const char *sp;
+    size_t klen;
+
+    memset(&d, 0, sizeof(d));
+    d.line = ctx->line;
+    sp = v + strcspn(v, " \t");
+    klen = (size_t)(sp - v);
+    sp += strspn(sp, " \t");
+    if (klen == 3 && strncmp(v, "dns", 3) == 0) {
+        d.kind = DISCOVER_DNS;
+        if (config_split_hostport(sp, d.name, sizeof(d.name), &d.port)
+            != MQ_OK || !cf_dns_name_ok(d.name)) {
+            cf_error(ctx, "discover = %s: expected dns NAME:PORT", v);
+            return MQ_ERR;
+        }
+    } else if (klen == 7 && strncmp(v, "dns-srv", 7) == 0) {
+        d.kind = DISCOVER_DNS_SRV;
+        if (strlen(sp) >= sizeof(d.name) || !cf_dns_name_ok(sp) ||
+            sp[0] != '_') {
+            cf_error(ctx, "discover = %s: expected dns-srv "
+                     "_service._proto.NAME (e.g. _amqp._tcp.rabbit.svc)", v);
+            return MQ_ERR;
+        }
+        snprintf(d.name, sizeof(d.name), "%s", sp);
+    } else {
+        cf_error(ctx, "discover = %s: expected dns NAME:PORT or dns-srv "
+                 "_service._proto.NAME", v);
+        return MQ_ERR;
+    }
+    slot = cf_list_grow(base, k, sizeof(d));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = d;
+    return MQ_OK;
+}
+
+static void
+cf_discover_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_discover *d = *CF_CFIELD(base, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    for (i = 0; i < n; i++) {
+        if (d[i].kind == DISCOVER_DNS) {
+            fprintf(out, "%s = dns %s:%u\n", k->name, d[i].name, d[i].port);
+        } else {
+            fprintf(out, "%s = dns-srv %s\n", k->name, d[i].name);
+        }
+    }
+}
+
+static bool
+cf_discover_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_discover *x = *CF_CFIELD(a, k->offset,
+                                                 struct config_discover *);
+    const struct config_discover *y = *CF_CFIELD(b, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (x[i].kind != y[i].kind || x[i].port != y[i].port ||
+            strcmp(x[i].name, y[i].name) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+unsigned
+config_backend_changes(const struct config_backend *a,
+                       const struct config_backend *b)
+{
+    unsigned changes = 0;
+
+    if (!cf_addr_equal(&a->addr, &b->addr)) {
+        changes |= CONFIG_BACKEND_ADDRESS;
+    }
+    if (a->weight != b->weight) {
+        changes |= CONFIG_BACKEND_WEIGHT;
+    }
+    if (a->backup != b->backup) {
+        changes |= CONFIG_BACKEND_BACKUP;
+    }
+    if (a->max_conns != b->max_conns) {
+        changes |= CONFIG_BACKEND_MAX_CONNS;
+    }
+    return changes;
+}
+
+const char *
+config_backend_change_name(unsigned bit)
+{
+    switch (bit) {
+    case CONFIG_BACKEND_ADDRESS:    return "address";
+    case CONFIG_BACKEND_WEIGHT:     return "weight";
+    case CONFIG_BACKEND_BACKUP:     return "backup";
+    case CONFIG_BACKEND_MAX_CONNS:  return "max_conns";
+    default:                        return "?";
+    }
+}
+
+static const struct cf_type cf_uint = {
+    cf_uint_parse, cf_uint_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_duration = {
+    cf_duration_parse, cf_duration_print, cf_duration_equal, 0,
+};
+static const struct cf_type cf_enum = {
+    cf_enum_parse, cf_enum_print, cf_int_equal, 0,
+};
+static const struct cf_type cf_log_level = {
+    cf_log_level_parse, cf_log_level_print, cf_int_equal, 0,
+};
+static const struct cf_type cf_string = {
+    cf_string_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_user = {
+    cf_user_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_cred = {
+    cf_cred_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_path = {
+    cf_path_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_file = {
+    cf_file_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_bytes = {
+    cf_bytes_parse, cf_bytes_print, cf_bytes_equal, 1,
+};
+static const struct cf_type cf_addr = {
+    cf_addr_parse, cf_addr_print, cf_addr_key_equal, 0,
+};
+static const struct cf_type cf_listen = {
+    cf_listen_parse, cf_listen_print, cf_listen_equal, 1,
+};
+static const struct cf_type cf_allow = {
+    cf_allow_parse, cf_allow_print, cf_allow_equal, 1,
+};
+static const struct cf_type cf_keepalive = {
+    cf_keepalive_parse, cf_keepalive_print, cf_keepalive_equal, 0,
+};
+static const struct cf_type cf_on_down = {
+    cf_on_down_parse, cf_on_down_print, cf_on_down_equal, 0,
+};
+/* Backends are compared one by one, by name (config_backend_changes). */
+static const struct cf_type cf_backend = {
+    cf_backend_parse, cf_backend_print, NULL, 1,
+};
+static const struct cf_type cf_resolvers = {
+    cf_resolvers_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_interval = {
+    cf_interval_parse, cf_duration_print, cf_duration_equal, 0,
+};
+static const struct cf_type cf_discover = {
+    cf_discover_parse, cf_discover_print, cf_discover_equal, 1,
 };
 
+static const char *const cf_balance_names[] = {
+    "roundrobin", "leastconn", "source", "random", "mqtt-client-id", NULL,
+};
+static const char *const cf_check_names[] = {
+    "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
+    "send-expect", "none", NULL,
+};
+static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_check_pp_names[] = {
+    "auto", "on", "off", "addresses", NULL,
+};
+static const char *const cf_format_names[] = { "text", "json", NULL };
+static const char *const cf_auto_names[] = { "auto", NULL };
+
+const char *
+config_balance_name(enum config_balance b)
+{
+    return cf_balance_names[b];
+}
+
+const char *
+config_check_name(enum config_check c)
+{
+    return cf_check_names[c];
+}
+
+int
+config_check_pp_version(const struct config_pool *p)
+{
+    if (p->check_proxy_protocol == CHECK_PP_OFF) {
+        return 0;
+    }
+    return p->proxy_protocol == PROXY_PROTOCOL_V1 ? 1 :
+           p->proxy_protocol == PROXY_PROTOCOL_V2 ? 2 : 0;
+}
+
+/* ---- the key table ----------------------------------------------------
+ *
+ * One row a key, in the order -t prints them. <group> names what a
+ * reload reports as changed when the key differs (pool keys); .def is
+ * parsed like the file at the start of each section (none: a list, or a
+ * default that depends on other keys, set in cf_pool_finish).
+ */
+
+#define K(sec, key, t)  .section = (sec), .name = (key), .type = &(t)
+#define G(f)            .offset = offsetof(struct config, f)
+#define P(f)            .offset = offsetof(struct config_pool, f)
+#define PLEN(f)         .len_offset = offsetof(struct config_pool, f)
+
+static const struct cf_key cf_keys[] = {
+    { K(CF_GLOBAL, "workers", cf_uint), G(workers), .def = "0",
+      .max = 256 },
+    { K(CF_GLOBAL, "max_connections", cf_uint), G(max_connections),
+      .names = cf_auto_names, .def = "auto", .min = 1, .max = 10000000 },
+    { K(CF_GLOBAL, "log_level", cf_log_level), G(log_level),
+      .def = "info" },
+    { K(CF_GLOBAL, "log_format", cf_enum), G(log_format),
+      .names = cf_format_names, .def = "text" },
+    { K(CF_GLOBAL, "shutdown_timeout", cf_duration),
+      G(shutdown_timeout_ms), .def = "30s" },
+    { K(CF_GLOBAL, "user", cf_user), G(user), .def = "" },
+    { K(CF_GLOBAL, "resolvers", cf_resolvers), G(resolvers), .def = "" },
+    { K(CF_GLOBAL, "resolve_interval", cf_interval),
+      G(resolve_interval_ms), .def = "10s", .min = 1 },
+    { K(CF_GLOBAL, "control_socket", cf_file), G(control_socket),
+      .def = "" },
+    { K(CF_GLOBAL, "state_file", cf_file), G(state_file), .def = "" },
+
+    { K(CF_ADMIN, "listen", cf_addr), G(admin_listen),
+      .def = "127.0.0.1:9000" },
+    { K(CF_ADMIN, "token", cf_string), G(admin_token), .def = "",
+      .secret = 1 },
+
+    { K(CF_POOL, "listen", cf_listen), P(listens), PLEN(nlistens),
+      .repeat = 1, .group = "listen" },
+    { K(CF_POOL, "balance", cf_enum), P(balance),
+      .names = cf_balance_names, .def = "roundrobin", .group = "balance" },
+    { K(CF_POOL, "health_check", cf_enum), P(check),
+      .names = cf_check_names, .def = "tcp", .group = "checks" },
+    { K(CF_POOL, "check_interval", cf_duration), P(check_interval_ms),
+      .def = "2s", .min = 1, .group = "checks" },
+    { K(CF_POOL, "check_timeout", cf_duration), P(check_timeout_ms),
+      .min = 1, .group = "checks" },
+    { K(CF_POOL, "rise", cf_uint), P(rise), .def = "2", .min = 1,
+      .max = 1000, .group = "checks" },
+    { K(CF_POOL, "fall", cf_uint), P(fall), .def = "3", .min = 1,
+      .max = 1000, .group = "checks" },
+    { K(CF_POOL, "check_send", cf_bytes), P(check_send),
+      PLEN(check_send_len), .def = "", .group = "checks" },
+    { K(CF_POOL, "check_expect", cf_bytes), P(check_expect),
+      PLEN(check_expect_len), .def = "", .group = "checks" },
+    { K(CF_POOL, "check_path", cf_path), P(check_path), .def = "/",
+      .group = "checks" },
+    { K(CF_POOL, "check_proxy_protocol", cf_enum), P(check_proxy_protocol),
+      .names = cf_check_pp_names, .def = "auto", .group = "checks" },
+    { K(CF_POOL, "check_user", cf_cred), P(check_user), .def = "",
+      .group = "checks" },
+    { K(CF_POOL, "check_password", cf_cred), P(check_password), .def = "",
+      .secret = 1, .group = "checks" },
+    { K(CF_POOL, "check_vhost", cf_cred), P(check_vhost), .def = "",
+      .group = "checks" },
+    { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
+      .def = "3s", .min = 1, .group = "sessions" },
+    { K(CF_POOL, "idle_timeout", cf_duration), P(idle_timeout_ms),
+      .def = "1h", .group = "sessions" },
+    { K(CF_POOL, "tcp_keepalive", cf_keepalive), P(keepalive),
+      .def = "off", .group = "sessions" },
+    { K(CF_POOL, "retries", cf_uint), P(retries), .def = "2",
+      .max = CONFIG_MAX_BACKENDS, .group = "sessions" },
+    { K(CF_POOL, "max_fails", cf_uint), P(max_fails), .def = "3",
+      .max = 1000, .group = "sessions" },
+    { K(CF_POOL, "slow_start", cf_duration), P(slow_start_ms),
+      .def = "0s", .group = "sessions" },
+    { K(CF_POOL, "on_backend_down", cf_on_down), .names = cf_down_names,
+      .def = "keep", .group = "sessions" },
+    { K(CF_POOL, "max_conns_per_backend", cf_uint),
+      P(max_conns_per_backend), .def = "0", .max = 10000000,
+      .group = "sessions" },
+    { K(CF_POOL, "max_conns_per_source", cf_uint),
+      P(max_conns_per_source), .def = "0", .max = 10000000,
+      .group = "sessions" },
+    { K(CF_POOL, "proxy_protocol", cf_enum), P(proxy_protocol),
+      .names = cf_pp_names, .def = "off", .group = "sessions" },
+    { K(CF_POOL, "allow", cf_allow), P(allow), PLEN(nallow), .repeat = 1,
+      .group = "sessions" },
+    { K(CF_POOL, "backend", cf_backend), P(backends), PLEN(nbackends),
+      .repeat = 1 },
+    { K(CF_POOL, "discover", cf_discover), P(discovers), PLEN(ndiscovers),
+      .repeat = 1, .group = "discover" },
+};
+
+#undef K
 #undef G
 #undef P
+#undef PLEN
+
+_Static_assert(MQ_NELEMS(cf_keys) <= CF_MAX_KEYS,
+               "raise CF_MAX_KEYS: cf_ctx.seen has a slot per key");
 
 /* Set every key of <section> in <base> to its default. */
 static void
@@ -780,12 +1602,283 @@ cf_defaults(struct cf_ctx *ctx, enum cf_section section, void *base)
 
     for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
         if (cf_keys[i].section == section && cf_keys[i].def != NULL) {
-            cf_keys[i].parse(ctx, base, &cf_keys[i], cf_keys[i].def);
+            cf_keys[i].type->parse(ctx, base, &cf_keys[i], cf_keys[i].def);
         }
     }
 }
 
+/* The line key <name> of the current section was set on; 0 if unset. */
+static int
+cf_seen_line(const struct cf_ctx *ctx, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == ctx->section &&
+            strcmp(cf_keys[i].name, name) == 0) {
+            return ctx->seen[i];
+        }
+    }
+    return 0;
+}
+
+/* Print every key of <section> held at <base>, in table order. */
+static void
+cf_print_section(FILE *out, enum cf_section section, const void *base)
+{
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == section) {
+            cf_keys[i].type->print(out, &cf_keys[i], base);
+        }
+    }
+}
+
+/* Append <name> to the comma list in <buf> unless it is there already. */
+static void
+cf_note(char *buf, size_t size, const char *name)
+{
+    size_t n = strlen(buf), len = strlen(name);
+    const char *p;
+
+    for (p = buf; (p = strstr(p, name)) != NULL; p += len) {
+        if ((p == buf || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) {
+            return;
+        }
+    }
+    snprintf(buf + n, size - n, "%s%s", n > 0 ? "," : "", name);
+}
+
+bool
+config_pool_changes(const struct config_pool *a, const struct config_pool *b,
+                    char *what, size_t size)
+{
+    const struct cf_key *k;
+    size_t i;
+
+    what[0] = '\0';
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        k = &cf_keys[i];
+        if (k->section == CF_POOL && k->group != NULL &&
+            !k->type->equal(k, a, b)) {
+            cf_note(what, size, k->group);
+        }
+    }
+    return what[0] != '\0';
+}
+
+bool
+config_global_changes(const struct config *a, const struct config *b,
+                      char *what, size_t size)
+{
+    const struct cf_key *k;
+    char name[80];
+    size_t i;
+
+    what[0] = '\0';
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        k = &cf_keys[i];
+        if (k->section == CF_POOL || k->type->equal(k, a, b)) {
+            continue;
+        }
+        snprintf(name, sizeof(name), "%s%s",
+                 k->section == CF_ADMIN ? "admin " : "", k->name);
+        cf_note(what, size, name);
+    }
+    return what[0] != '\0';
+}
+
 /* ---- sections and the inih handler --------------------------------- */
+
+static const char *
+cf_section_name(enum cf_section section)
+{
+    return section == CF_POOL ? "[pool NAME]" :
+           section == CF_ADMIN ? "[admin]" : "[global]";
+}
+
+/* An unknown key: say where it belongs, or what it looks like. */
+static void
+cf_unknown_key(struct cf_ctx *ctx, const char *name)
+{
+    const char *here = ctx->section == CF_POOL ? "pool" :
+                       ctx->section == CF_ADMIN ? "admin" : "global";
+    const char *near = NULL;
+    size_t i, best = SIZE_MAX;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section != ctx->section &&
+            strcmp(cf_keys[i].name, name) == 0) {
+            cf_error(ctx, "unknown key '%s' in [%s]: '%s' belongs in %s",
+                     name, here, name, cf_section_name(cf_keys[i].section));
+            return;
+        }
+    }
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == ctx->section &&
+            cf_is_near(name, cf_keys[i].name, &best)) {
+            near = cf_keys[i].name;
+        }
+    }
+    if (near != NULL) {
+        cf_error(ctx, "unknown key '%s' in [%s], did you mean '%s'?", name,
+                 here, near);
+    } else {
+        cf_error(ctx, "unknown key '%s' in [%s]", name, here);
+    }
+}
+
+/* The line of key <name> in this pool, or the pool's header line. */
+static int
+cf_key_line(const struct cf_ctx *ctx, const struct config_pool *p,
+            const char *name)
+{
+    int line = cf_seen_line(ctx, name);
+
+    return line > 0 ? line : p->line;
+}
+
+/*
+ * check_user / check_password / check_vhost must mean something to the
+ * pool's check: which kinds log in, and with what (MQTT has no password
+ * without a user name; AMQP PLAIN needs both).
+ */
+static void
+cf_check_login(struct cf_ctx *ctx, const struct config_pool *p)
+{
+    const char *kind = cf_check_names[p->check];
+    bool user = p->check_user != NULL, pass = p->check_password != NULL;
+    int line;
+
+    if (p->check_vhost != NULL && p->check != CHECK_AMQP) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_vhost"), "[pool %s]: "
+                    "check_vhost is for health_check = amqp, not %s",
+                    p->name, kind);
+    } else if (p->check_vhost != NULL && !user) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_vhost"), "[pool %s]: "
+                    "check_vhost needs check_user and check_password (the "
+                    "check opens the vhost after logging in)", p->name);
+    }
+    if (!user && !pass) {
+        return;
+    }
+    line = cf_key_line(ctx, p, user ? "check_user" : "check_password");
+    switch (p->check) {
+    case CHECK_REDIS:
+    case CHECK_REDIS_MASTER:
+    case CHECK_NATS:
+        if (user && !pass) {
+            cf_error_at(ctx, line, "[pool %s]: check_user needs "
+                        "check_password for health_check = %s", p->name,
+                        kind);
+        }
+        break;
+    case CHECK_MQTT:
+        if (pass && !user) {
+            cf_error_at(ctx, line, "[pool %s]: check_password needs "
+                        "check_user for health_check = mqtt (MQTT sends no "
+                        "password without a user name)", p->name);
+        }
+        break;
+    case CHECK_AMQP:
+        if (!user || !pass) {
+            cf_error_at(ctx, line, "[pool %s]: health_check = amqp logs in "
+                        "with both check_user and check_password", p->name);
+        }
+        break;
+    case CHECK_HTTP:
+        if (user && strchr(p->check_user, ':') != NULL) {
+            cf_error_at(ctx, line, "[pool %s]: check_user may not contain "
+                        "':' for HTTP Basic authorization", p->name);
+        }
+        break;
+    default:
+        cf_error_at(ctx, line, "[pool %s]: health_check = %s does not log "
+                    "in; check_user and check_password are for redis, "
+                    "redis-master, mqtt, nats, amqp and http", p->name,
+                    kind);
+        break;
+    }
+}
+
+/*
+ * A [pool] section ended: the defaults that depend on other keys, and the
+ * checks within the pool, each reported at the line of the key at fault
+ * (the pool's header when a key is missing).
+ */
+static void
+cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
+{
+    int line;
+    size_t i, j;
+
+    if (cf_seen_line(ctx, "check_timeout") == 0) {
+        p->check_timeout_ms = MQ_MIN(CONFIG_CHECK_TIMEOUT_MS,
+                                     p->check_interval_ms);
+    }
+    if (p->nlistens == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
+                    p->name);
+    }
+    if (p->nbackends == 0 && p->ndiscovers == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'backend' (or 'discover')",
+                    p->name);
+    }
+    if (p->nbackends > CONFIG_MAX_BACKENDS) {
+        cf_error_at(ctx, p->backends[CONFIG_MAX_BACKENDS].line, "[pool %s]: "
+                    "more than %d backends", p->name, CONFIG_MAX_BACKENDS);
+    }
+    for (i = 0; i < p->nbackends; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(p->backends[i].name, p->backends[j].name) == 0) {
+                cf_error_at(ctx, p->backends[i].line, "[pool %s]: "
+                            "duplicate backend name '%s' (first on line "
+                            "%d)", p->name, p->backends[i].name,
+                            p->backends[j].line);
+            }
+        }
+        if (p->backends[i].max_conns == 0) {
+            p->backends[i].max_conns = p->max_conns_per_backend;
+        }
+    }
+    for (i = 0; i < p->nlistens; i++) {
+        for (j = 0; j < i; j++) {
+            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
+                cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
+                            "%s is given twice", p->name,
+                            p->listens[i].text);
+            }
+        }
+    }
+    if (p->check == CHECK_SEND_EXPECT && p->check_expect_len == 0) {
+        line = cf_seen_line(ctx, "health_check");
+        cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: "
+                    "health_check = send-expect needs check_expect",
+                    p->name);
+    }
+    cf_check_login(ctx, p);
+    if ((p->check_proxy_protocol == CHECK_PP_ON ||
+         p->check_proxy_protocol == CHECK_PP_ADDRESSES) &&
+        p->proxy_protocol == PROXY_PROTOCOL_OFF) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_proxy_protocol"),
+                    "[pool %s]: check_proxy_protocol = %s needs "
+                    "proxy_protocol = v1 or v2 (the checks send the pool's "
+                    "version)", p->name,
+                    cf_check_pp_names[p->check_proxy_protocol]);
+    }
+}
+
+/* The current section ends (another begins, or the file does). */
+static void
+cf_section_end(struct cf_ctx *ctx)
+{
+    if (ctx->section == CF_POOL && ctx->pool != NULL) {
+        cf_pool_finish(ctx, ctx->pool);
+    }
+    ctx->pool = NULL;
+    memset(ctx->seen, 0, sizeof(ctx->seen));
+}
 
 static void
 cf_section_begin(struct cf_ctx *ctx, const char *header)
@@ -795,8 +1888,7 @@ cf_section_begin(struct cf_ctx *ctx, const char *header)
     const char *rest;
     size_t n;
 
-    ctx->seen = 0;
-    ctx->pool = NULL;
+    cf_section_end(ctx);
     ctx->section_line = ctx->line;
     if (strcmp(header, "global") == 0) {
         ctx->section = CF_GLOBAL;
@@ -871,17 +1963,16 @@ cf_handler(void *user, const char *section, const char *name,
             strcmp(cf_keys[i].name, name) != 0) {
             continue;
         }
-        if (!cf_keys[i].repeat && (ctx->seen & (1ULL << i))) {
-            cf_error(ctx, "'%s' is set twice in this section", name);
+        if (!cf_keys[i].repeat && ctx->seen[i] != 0) {
+            cf_error(ctx, "'%s' is set twice in this section (first on "
+                     "line %d)", name, ctx->seen[i]);
             return 1;
         }
-        ctx->seen |= 1ULL << i;
-        cf_keys[i].parse(ctx, base, &cf_keys[i], value);
+        ctx->seen[i] = ctx->line;
+        cf_keys[i].type->parse(ctx, base, &cf_keys[i], value);
         return 1;
     }
-    cf_error(ctx, "unknown key '%s' in [%s]", name,
-             ctx->section == CF_POOL ? "pool" :
-             ctx->section == CF_ADMIN ? "admin" : "global");
+    cf_unknown_key(ctx, name);
     return 1;
 }
 
@@ -927,6 +2018,7 @@ cf_reader(char *str, int num, void *stream)
         p = memchr(start, ']', len);
         if (p == NULL || (size_t)(p - start) - 1 >= sizeof(header)) {
             cf_error(ctx, "section header without ']'");
+            cf_section_end(ctx);
             ctx->section = CF_UNKNOWN;
             strcpy(str, "\n");
             return str;
@@ -959,128 +2051,43 @@ cf_addr_is_loopback(const struct config_addr *a)
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
-static bool
-cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/*
- * check_user / check_password / check_vhost must mean something to the
- * pool's check: which kinds log in, and with what (MQTT has no password
- * without a user name; AMQP PLAIN needs both).
- */
+/* Resolve the backend host names of <p> through the configured resolvers. */
 static void
-cf_validate_check_login(struct cf_ctx *ctx, const struct config_pool *p)
+cf_resolve_pool(struct cf_ctx *ctx, struct config_pool *p)
 {
-    const char *kind = cf_check_names[p->check];
-    bool user = p->check_user != NULL, pass = p->check_password != NULL;
+    struct config_backend *b;
+    struct resolver_addr ra;
+    char err[MQ_ERR_LEN];
+    size_t i;
 
-    if (p->check_vhost != NULL && p->check != CHECK_AMQP) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_vhost is for "
-                    "health_check = amqp, not %s", p->name, kind);
-    }
-    if (p->check_vhost != NULL && p->check == CHECK_AMQP && !user) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_vhost needs check_user "
-                    "and check_password (the check opens the vhost after "
-                    "logging in)", p->name);
-    }
-    if (!user && !pass) {
-        return;
-    }
-    switch (p->check) {
-    case CHECK_REDIS:
-    case CHECK_REDIS_MASTER:
-    case CHECK_NATS:
-        if (user && !pass) {
-            cf_error_at(ctx, p->line, "[pool %s]: check_user needs "
-                        "check_password for health_check = %s", p->name,
-                        kind);
-        }
-        break;
-    case CHECK_MQTT:
-        if (pass && !user) {
-            cf_error_at(ctx, p->line, "[pool %s]: check_password needs "
-                        "check_user for health_check = mqtt (MQTT sends no "
-                        "password without a user name)", p->name);
-        }
-        break;
-    case CHECK_AMQP:
-        if (!user || !pass) {
-            cf_error_at(ctx, p->line, "[pool %s]: health_check = amqp logs "
-                        "in with both check_user and check_password",
-                        p->name);
-        }
-        break;
-    case CHECK_HTTP:
-        if (user && strchr(p->check_user, ':') != NULL) {
-            cf_error_at(ctx, p->line, "[pool %s]: check_user may not "
-                        "contain ':' for HTTP Basic authorization", p->name);
-        }
-        break;
-    default:
-        cf_error_at(ctx, p->line, "[pool %s]: health_check = %s does not "
-                    "log in; check_user and check_password are for redis, "
-                    "redis-master, mqtt, nats, amqp and http", p->name,
-                    kind);
-        break;
-    }
-}
-
-static void
-cf_validate_pool(struct cf_ctx *ctx, struct config_pool *p)
-{
-    size_t i, j;
-
-    if (p->nlistens == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
-                    p->name);
-    }
-    if (p->nbackends == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
-    }
-    if (p->nbackends > CONFIG_MAX_BACKENDS) {
-        cf_error_at(ctx, p->line, "[pool %s]: more than %d backends",
-                    p->name, CONFIG_MAX_BACKENDS);
-    }
     for (i = 0; i < p->nbackends; i++) {
-        for (j = 0; j < i; j++) {
-            if (strcmp(p->backends[i].name, p->backends[j].name) == 0) {
-                cf_error_at(ctx, p->backends[i].line, "[pool %s]: "
-                            "duplicate backend name '%s' (first on line "
-                            "%d)", p->name, p->backends[i].name,
-                            p->backends[j].line);
-            }
+        b = &p->backends[i];
+        if (!b->is_name) {
+            continue;
         }
-        if (p->backends[i].max_conns == 0) {
-            p->backends[i].max_conns = p->max_conns_per_backend;
+        if (resolver_lookup_sync(ctx->cf->resolvers, b->host, b->port,
+                                 CF_RESOLVE_TIMEOUT_MS, &ra, err) != MQ_OK) {
+            cf_error_at(ctx, b->line, "backend %s: address '%s': host "
+                        "'%s' does not resolve: %s", b->name, b->addr.text,
+                        b->host, err);
+            continue;
         }
+        memcpy(&b->addr.ss, &ra.ss, ra.len);
+        b->addr.len = ra.len;
     }
-    for (i = 0; i < p->nlistens; i++) {
-        for (j = 0; j < i; j++) {
-            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
-                cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
-                            "%s is given twice", p->name,
-                            p->listens[i].text);
-            }
-        }
+}
+
+/* Every backend host name through the configured resolvers (c-ares). */
+static void
+cf_validate_dns(struct cf_ctx *ctx)
+{
+    size_t i;
+
+    if (ctx->cf->resolvers_bad) {
+        return;     /* reported on its line; nothing would resolve */
     }
-    if (p->check == CHECK_SEND_EXPECT && p->check_expect_len == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: health_check = send-expect "
-                    "needs check_expect", p->name);
-    }
-    cf_validate_check_login(ctx, p);
-    if ((p->check_proxy_protocol == CHECK_PP_ON ||
-         p->check_proxy_protocol == CHECK_PP_ADDRESSES) &&
-        p->proxy_protocol == PROXY_PROTOCOL_OFF) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_proxy_protocol = %s "
-                    "needs proxy_protocol = v1 or v2 (the checks send the "
-                    "pool's version)", p->name,
-                    cf_check_pp_names[p->check_proxy_protocol]);
-    }
-    if (p->check_timeout_ms > p->check_interval_ms) {
-        cf_error_at(ctx, p->line, "[pool %s]: check_timeout is longer than "
-                    "check_interval", p->name);
+    for (i = 0; i < ctx->cf->npools; i++) {
+        cf_resolve_pool(ctx, &ctx->cf->pools[i]);
     }
 }
 
@@ -1091,8 +2098,9 @@ cf_validate(struct cf_ctx *ctx)
     size_t i, j, k, l;
     long ncpu;
 
+    cf_validate_dns(ctx);
+
     for (i = 0; i < cf->npools; i++) {
-        cf_validate_pool(ctx, &cf->pools[i]);
         for (j = 0; j < i; j++) {
             if (strcmp(cf->pools[i].name, cf->pools[j].name) == 0) {
                 cf_error_at(ctx, cf->pools[i].line, "duplicate pool name "
@@ -1127,18 +2135,17 @@ cf_validate(struct cf_ctx *ctx)
     }
 }
 
+/* Free what the keys of <section> own at <base>. */
 static void
-cf_pool_deinit(struct config_pool *p)
+cf_free_section(enum cf_section section, void *base)
 {
-    mq_free(p->listens);
-    mq_free(p->check_send);
-    mq_free(p->check_expect);
-    mq_free(p->check_path);
-    mq_free(p->check_user);
-    mq_free(p->check_password);
-    mq_free(p->check_vhost);
-    mq_free(p->allow);
-    mq_free(p->backends);
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
+        if (cf_keys[i].section == section && cf_keys[i].type->owns) {
+            mq_free(*CF_FIELD(base, cf_keys[i].offset, void *));
+        }
+    }
 }
 
 void
@@ -1150,35 +2157,36 @@ config_destroy(struct config *cf)
         return;
     }
     for (i = 0; i < cf->npools; i++) {
-        cf_pool_deinit(&cf->pools[i]);
+        cf_free_section(CF_POOL, &cf->pools[i]);
     }
+    cf_free_section(CF_GLOBAL, cf);
+    cf_free_section(CF_ADMIN, cf);
     mq_free(cf->pools);
     mq_free(cf->path);
-    mq_free(cf->user);
-    mq_free(cf->admin_token);
     free(cf);
 }
 
 static int
-cf_error_line(const char *msg)
+cf_error_line(const char *msg, size_t namelen)
 {
-    const char *p = strchr(msg, ':');
-
-    return p != NULL ? atoi(p + 1) : 0;
+    return strlen(msg) > namelen ? atoi(msg + namelen + 1) : 0;
 }
 
-/* Report in file order: validation runs after parsing. (Insertion sort:
- * stable, and error lists are short.) */
+/* Report in file order: checks at the end of a section or of the file
+ * run after the lines they judge. (Insertion sort: stable, and error
+ * lists are short.) Only this load's messages move. */
 static void
-cf_sort_errors(struct config_errors *errs)
+cf_sort_errors(struct cf_ctx *ctx)
 {
-    size_t i, j;
+    struct config_errors *errs = ctx->errs;
+    size_t i, j, namelen = strlen(ctx->name);
     char *m;
 
-    for (i = 1; i < errs->nmsgs; i++) {
+    for (i = ctx->first_err + 1; i < errs->nmsgs; i++) {
         m = errs->msgs[i];
-        for (j = i; j > 0 && cf_error_line(errs->msgs[j - 1])
-                             > cf_error_line(m); j--) {
+        for (j = i; j > ctx->first_err &&
+             cf_error_line(errs->msgs[j - 1], namelen)
+             > cf_error_line(m, namelen); j--) {
             errs->msgs[j] = errs->msgs[j - 1];
         }
         errs->msgs[j] = m;
@@ -1202,7 +2210,11 @@ config_load_string(const char *text, const char *name,
     ctx.text = text;
     ctx.cf = cf;
     ctx.errs = errs;
+    ctx.first_err = errs->nmsgs;
     cf->path = strdup(name);
+    if (cf->path == NULL) {
+        cf_error_at(&ctx, 0, "out of memory");
+    }
     cf_defaults(&ctx, CF_GLOBAL, cf);
     cf_defaults(&ctx, CF_ADMIN, cf);
     cf->admin_listen.line = 0;
@@ -1214,8 +2226,9 @@ config_load_string(const char *text, const char *name,
     } else if (rc == -2) {
         cf_error_at(&ctx, ctx.line, "out of memory");
     }
+    cf_section_end(&ctx);
     cf_validate(&ctx);
-    cf_sort_errors(errs);
+    cf_sort_errors(&ctx);
     if (ctx.nerrs > 0) {
         config_destroy(cf);
         return NULL;
@@ -1273,89 +2286,17 @@ out:
 
 /* ---- dump ------------------------------------------------------------ */
 
-static void
-cf_dump_ms(FILE *out, const char *key, uint64_t ms)
-{
-    if (ms % 3600000 == 0 && ms > 0) {
-        fprintf(out, "%s = %lluh\n", key, (unsigned long long)(ms / 3600000));
-    } else if (ms % 60000 == 0 && ms > 0) {
-        fprintf(out, "%s = %llum\n", key, (unsigned long long)(ms / 60000));
-    } else if (ms % 1000 == 0) {
-        fprintf(out, "%s = %llus\n", key, (unsigned long long)(ms / 1000));
-    } else {
-        fprintf(out, "%s = %llums\n", key, (unsigned long long)ms);
-    }
-}
-
 void
 config_dump(const struct config *cf, FILE *out)
 {
-    const struct config_pool *p;
-    const struct config_backend *b;
-    size_t i, j;
+    size_t i;
 
-    fprintf(out, "[global]\nworkers = %u\nmax_connections = %u\n"
-            "log_level = %s\nlog_format = %s\n", cf->workers,
-            cf->max_connections, log_level_name(cf->log_level),
-            cf_format_names[cf->log_format]);
-    cf_dump_ms(out, "shutdown_timeout", cf->shutdown_timeout_ms);
-    if (cf->user != NULL) {
-        fprintf(out, "user = %s\n", cf->user);
-    }
-    fprintf(out, "\n[admin]\nlisten = %s\ntoken = %s\n",
-            cf->admin_listen.text, cf->admin_token != NULL ? "(set)" : "");
+    fprintf(out, "; effective configuration of %s\n[global]\n", cf->path);
+    cf_print_section(out, CF_GLOBAL, cf);
+    fputs("\n[admin]\n", out);
+    cf_print_section(out, CF_ADMIN, cf);
     for (i = 0; i < cf->npools; i++) {
-        p = &cf->pools[i];
-        fprintf(out, "\n[pool %s]\n", p->name);
-        for (j = 0; j < p->nlistens; j++) {
-            fprintf(out, "listen = %s\n", p->listens[j].text);
-        }
-        fprintf(out, "balance = %s\nhealth_check = %s\n",
-                cf_balance_names[p->balance], cf_check_names[p->check]);
-        cf_dump_ms(out, "check_interval", p->check_interval_ms);
-        cf_dump_ms(out, "check_timeout", p->check_timeout_ms);
-        fprintf(out, "rise = %u\nfall = %u\n", p->rise, p->fall);
-        if (p->check == CHECK_HTTP) {
-            fprintf(out, "check_path = %s\n", p->check_path);
-        }
-        fprintf(out, "check_proxy_protocol = %s\n",
-                cf_check_pp_names[p->check_proxy_protocol]);
-        if (p->check_user != NULL) {
-            fprintf(out, "check_user = %s\n", p->check_user);
-        }
-        if (p->check_password != NULL) {
-            fprintf(out, "check_password = <set>\n");
-        }
-        if (p->check_vhost != NULL) {
-            fprintf(out, "check_vhost = %s\n", p->check_vhost);
-        }
-        cf_dump_ms(out, "connect_timeout", p->connect_timeout_ms);
-        cf_dump_ms(out, "idle_timeout", p->idle_timeout_ms);
-        if (p->keepalive.on) {
-            fprintf(out, "tcp_keepalive = %us:%us:%u\n", p->keepalive.idle_s,
-                    p->keepalive.interval_s, p->keepalive.count);
-        } else {
-            fprintf(out, "tcp_keepalive = off\n");
-        }
-        fprintf(out, "retries = %u\nmax_fails = %u\n", p->retries,
-                p->max_fails);
-        cf_dump_ms(out, "slow_start", p->slow_start_ms);
-        fprintf(out, "on_backend_down = %s\nmax_conns_per_backend = %u\n"
-                "max_conns_per_source = %u\nproxy_protocol = %s\n",
-                p->close_on_down ? "close" : "keep",
-                p->max_conns_per_backend, p->max_conns_per_source,
-                cf_pp_names[p->proxy_protocol]);
-        if (p->nallow > 0) {
-            fprintf(out, "allow = (%zu blocks)\n", p->nallow);
-        }
-        for (j = 0; j < p->nbackends; j++) {
-            b = &p->backends[j];
-            fprintf(out, "backend = %s %s weight=%u%s", b->name,
-                    b->addr.text, b->weight, b->backup ? " backup" : "");
-            if (b->max_conns > 0) {
-                fprintf(out, " max_conns=%u", b->max_conns);
-            }
-            fputc('\n', out);
-        }
+        fprintf(out, "\n[pool %s]\n", cf->pools[i].name);
+        cf_print_section(out, CF_POOL, &cf->pools[i]);
     }
 }

@@ -1,5 +1,8 @@
 /*
  * config_diff.c: compare two configs pool by pool and backend by backend.
+ * Which settings differ comes from the key table (config_pool_changes,
+ * config_backend_changes); this file only matches pools and backends by
+ * name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,8 @@ config_diff_kind_name(enum config_diff_kind k)
 
 static int
 config_diff_add(struct config_diff *d, enum config_diff_kind kind,
-                const char *pool, const char *backend, const char *what)
+                const char *pool, const char *backend, const char *what,
+                unsigned changes)
 {
     struct config_diff_entry *e;
 
@@ -31,6 +35,7 @@ config_diff_add(struct config_diff *d, enum config_diff_kind kind,
     d->entries = e;
     e = &d->entries[d->nentries++];
     e->kind = kind;
+    e->changes = changes;
     snprintf(e->pool, sizeof(e->pool), "%s", pool);
     snprintf(e->backend, sizeof(e->backend), "%s", backend);
     snprintf(e->what, sizeof(e->what), "%s", what);
@@ -64,57 +69,20 @@ config_diff_find_backend(const struct config_pool *p, const char *name)
     return NULL;
 }
 
-static int
-config_diff_addr_eq(const struct config_addr *a, const struct config_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* Append <name> to the comma list in <buf>. */
+/* The names of the bits of <changes>, comma-separated, into <what>. */
 static void
-config_diff_note(char *buf, size_t size, const char *name)
+config_diff_backend_what(unsigned changes, char *what, size_t size)
 {
-    size_t n = strlen(buf);
-
-    snprintf(buf + n, size - n, "%s%s", n > 0 ? "," : "", name);
-}
-
-/* Which pool-level settings differ, into <what>. */
-static void
-config_diff_pool_settings(const struct config_pool *a,
-                          const struct config_pool *b, char *what,
-                          size_t size)
-{
-    size_t i;
+    unsigned bit;
+    size_t n = 0;
 
     what[0] = '\0';
-    if (a->nlistens != b->nlistens) {
-        config_diff_note(what, size, "listen");
-    } else {
-        for (i = 0; i < a->nlistens; i++) {
-            if (!config_diff_addr_eq(&a->listens[i], &b->listens[i])) {
-                config_diff_note(what, size, "listen");
-                break;
-            }
+    for (bit = 1; bit <= CONFIG_BACKEND_MAX_CONNS && n < size; bit <<= 1) {
+        if (changes & bit) {
+            n += (size_t)snprintf(what + n, size - n, "%s%s",
+                                  n > 0 ? "," : "",
+                                  config_backend_change_name(bit));
         }
-    }
-    if (a->balance != b->balance) {
-        config_diff_note(what, size, "balance");
-    }
-    if (a->check != b->check || a->check_interval_ms != b->check_interval_ms
-        || a->check_timeout_ms != b->check_timeout_ms || a->rise != b->rise
-        || a->fall != b->fall) {
-        config_diff_note(what, size, "checks");
-    }
-    if (a->connect_timeout_ms != b->connect_timeout_ms ||
-        a->idle_timeout_ms != b->idle_timeout_ms ||
-        a->retries != b->retries || a->max_fails != b->max_fails ||
-        a->slow_start_ms != b->slow_start_ms ||
-        a->close_on_down != b->close_on_down ||
-        a->max_conns_per_source != b->max_conns_per_source ||
-        a->proxy_protocol != b->proxy_protocol || a->nallow != b->nallow ||
-        memcmp(&a->keepalive, &b->keepalive, sizeof(a->keepalive)) != 0) {
-        config_diff_note(what, size, "sessions");
     }
 }
 
@@ -124,40 +92,30 @@ config_diff_backends(const struct config_pool *op,
 {
     const struct config_backend *ob, *nb;
     char what[96];
+    unsigned changes;
     size_t i;
 
     for (i = 0; i < np->nbackends; i++) {
         nb = &np->backends[i];
         ob = config_diff_find_backend(op, nb->name);
         if (ob == NULL) {
-            if (config_diff_add(d, DIFF_ADDED, np->name, nb->name, "")
+            if (config_diff_add(d, DIFF_ADDED, np->name, nb->name, "", 0)
                 != MQ_OK) {
                 return MQ_ERR;
             }
             continue;
         }
-        what[0] = '\0';
-        if (!config_diff_addr_eq(&ob->addr, &nb->addr)) {
-            config_diff_note(what, sizeof(what), "address");
-        }
-        if (ob->weight != nb->weight) {
-            config_diff_note(what, sizeof(what), "weight");
-        }
-        if (ob->backup != nb->backup) {
-            config_diff_note(what, sizeof(what), "backup");
-        }
-        if (ob->max_conns != nb->max_conns) {
-            config_diff_note(what, sizeof(what), "max_conns");
-        }
-        if (config_diff_add(d, what[0] != '\0' ? DIFF_CHANGED : DIFF_KEPT,
-                            np->name, nb->name, what) != MQ_OK) {
+        changes = config_backend_changes(ob, nb);
+        config_diff_backend_what(changes, what, sizeof(what));
+        if (config_diff_add(d, changes != 0 ? DIFF_CHANGED : DIFF_KEPT,
+                            np->name, nb->name, what, changes) != MQ_OK) {
             return MQ_ERR;
         }
     }
     for (i = 0; i < op->nbackends; i++) {
         if (config_diff_find_backend(np, op->backends[i].name) == NULL &&
             config_diff_add(d, DIFF_REMOVED, op->name, op->backends[i].name,
-                            "") != MQ_OK) {
+                            "", 0) != MQ_OK) {
             return MQ_ERR;
         }
     }
@@ -173,25 +131,28 @@ config_diff(const struct config *old, const struct config *new,
     size_t i;
 
     memset(d, 0, sizeof(*d));
+    config_global_changes(old, new, d->global, sizeof(d->global));
     for (i = 0; i < new->npools; i++) {
         np = &new->pools[i];
         op = config_diff_find_pool(old, np->name);
         if (op == NULL) {
-            if (config_diff_add(d, DIFF_ADDED, np->name, "", "") != MQ_OK) {
+            if (config_diff_add(d, DIFF_ADDED, np->name, "", "", 0)
+                != MQ_OK) {
                 goto fail;
             }
             continue;
         }
-        config_diff_pool_settings(op, np, what, sizeof(what));
-        if (config_diff_add(d, what[0] != '\0' ? DIFF_CHANGED : DIFF_KEPT,
-                            np->name, "", what) != MQ_OK ||
+        if (config_diff_add(d, config_pool_changes(op, np, what,
+                                                   sizeof(what))
+                            ? DIFF_CHANGED : DIFF_KEPT,
+                            np->name, "", what, 0) != MQ_OK ||
             config_diff_backends(op, np, d) != MQ_OK) {
             goto fail;
         }
     }
     for (i = 0; i < old->npools; i++) {
         if (config_diff_find_pool(new, old->pools[i].name) == NULL &&
-            config_diff_add(d, DIFF_REMOVED, old->pools[i].name, "", "")
+            config_diff_add(d, DIFF_REMOVED, old->pools[i].name, "", "", 0)
             != MQ_OK) {
             goto fail;
         }
@@ -200,6 +161,32 @@ config_diff(const struct config *old, const struct config *new,
 fail:
     config_diff_deinit(d);
     return MQ_ERR;
+}
+
+const struct config_diff_entry *
+config_diff_find(const struct config_diff *d, const char *pool,
+                 const char *backend)
+{
+    size_t i;
+
+    for (i = 0; i < d->nentries; i++) {
+        if (strcmp(d->entries[i].pool, pool) == 0 &&
+            strcmp(d->entries[i].backend, backend) == 0) {
+            return &d->entries[i];
+        }
+    }
+    return NULL;
+}
+
+bool
+config_diff_keeps_backend(const struct config_diff *d, const char *pool,
+                          const char *backend)
+{
+    const struct config_diff_entry *e = config_diff_find(d, pool, backend);
+
+    return e != NULL && (e->kind == DIFF_KEPT ||
+                         (e->kind == DIFF_CHANGED &&
+                          !(e->changes & CONFIG_DIFF_NEW_BACKEND)));
 }
 
 void

@@ -434,6 +434,14 @@ out:
     return rc;
 }
 
+static void
+core_admin_ops(struct core *c, struct admin_ops *ops)
+{
+    ops->ctx = c;
+    ops->snapshot = core_snapshot;
+    ops->action = core_action;
+}
+
 /* ---- signals, shutdown, reload ---------------------------------------- */
 
 static void
@@ -542,10 +550,70 @@ core_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
+    if (d.global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
                d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
                d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
     config_diff_deinit(&d);
+}
+
+static bool
+core_token_same(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return strcmp(a, b) == 0;
+}
+
+/*
+ * Apply the [admin] section of <cf> (reload): a new listen address gets a
+ * new server (started before the old one stops, so the port never goes
+ * dark), a new token replaces the old one at once. MQ_ERR, logged as
+ * FILE:LINE, when the new address cannot be served: the reload is then
+ * refused as a whole.
+ */
+static int
+core_reload_admin(struct core *c, const struct config *cf)
+{
+    const struct config *old = c->gen->cf;
+    struct admin_ops ops;
+    struct admin *a;
+    char err[MQ_ERR_LEN];
+
+    if (old->admin_listen.len != cf->admin_listen.len ||
+        memcmp(&old->admin_listen.ss, &cf->admin_listen.ss,
+               cf->admin_listen.len) != 0) {
+        core_admin_ops(c, &ops);
+        a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
+        if (a == NULL) {
+            log_error("%s:%d: [admin] listen = %s cannot be applied: %s",
+                      cf->path, cf->admin_listen.line, cf->admin_listen.text,
+                      err);
+            return MQ_ERR;
+        }
+        admin_stop(c->admin);
+        c->admin = a;
+        log_notice("reload: admin port moved from %s to %s",
+                   old->admin_listen.text, cf->admin_listen.text);
+        if (!core_token_same(old->admin_token, cf->admin_token)) {
+            log_notice("reload: admin token changed");
+        }
+        return MQ_OK;
+    }
+    if (!core_token_same(old->admin_token, cf->admin_token)) {
+        if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
+            log_error("%s: [admin] token cannot be applied: out of memory",
+                      cf->path);
+            return MQ_ERR;
+        }
+        log_notice("reload: admin token %s", cf->admin_token == NULL
+                   ? "removed" : old->admin_token == NULL ? "set"
+                   : "changed");
+    }
+    return MQ_OK;
 }
 
 static void
@@ -573,6 +641,11 @@ core_reload(struct core *c)
     if (cf->workers != c->nworkers) {
         log_warn("reload: workers = %u needs a restart; keeping %u",
                  cf->workers, c->nworkers);
+    }
+    if (core_reload_admin(c, cf) != MQ_OK) {
+        log_error("reload failed: the running config stays");
+        config_destroy(cf);
+        return;
     }
     g = gen_create(c, cf, c->gen);
     lists = calloc(c->nworkers, sizeof(*lists));
@@ -648,14 +721,22 @@ core_drop_privileges(const char *user)
  * Each session takes two descriptors. Raise the soft limit as far as the
  * hard one allows and, if <want> sessions still do not fit, admit fewer
  * (haproxy does the same), so that accepting pauses at the limit instead
- * of running into EMFILE.
+ * of running into EMFILE. <want> 0 is max_connections = auto: up to
+ * CONFIG_MAX_CONNECTIONS_AUTO, as many as fit, quietly; only a number
+ * the user wrote is worth a warning when it does not fit.
  */
 static unsigned
 core_fit_fd_limit(unsigned want)
 {
+    bool chosen = want != 0;
     struct rlimit rl;
-    rlim_t need = (rlim_t)want * 2 + CORE_FD_RESERVE;
+    rlim_t need;
     unsigned fit;
+
+    if (!chosen) {
+        want = CONFIG_MAX_CONNECTIONS_AUTO;
+    }
+    need = (rlim_t)want * 2 + CORE_FD_RESERVE;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
         return want;
@@ -670,9 +751,16 @@ core_fit_fd_limit(unsigned want)
     }
     fit = rl.rlim_cur > CORE_FD_RESERVE * 2
           ? (unsigned)((rl.rlim_cur - CORE_FD_RESERVE) / 2) : 1;
-    log_warn("max_connections = %u needs %llu descriptors but the limit is "
-             "%llu: admitting at most %u sessions", want,
-             (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
+    if (chosen) {
+        log_warn("max_connections = %u needs %llu descriptors but the "
+                 "limit is %llu: admitting at most %u sessions", want,
+                 (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+                 fit);
+    } else {
+        log_notice("max_connections = auto: %u sessions fit the "
+                   "descriptor limit of %llu", fit,
+                   (unsigned long long)rl.rlim_cur);
+    }
     return fit;
 }
 
@@ -706,6 +794,9 @@ core_init(struct core *c, struct config *cf)
     memset(c, 0, sizeof(*c));
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    if (log_start() != MQ_OK) {
+        log_warn("no log writer thread: logging to stderr directly");
+    }
     c->max_connections = core_fit_fd_limit(cf->max_connections);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
@@ -764,9 +855,7 @@ core_init(struct core *c, struct config *cf)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
-    ops.ctx = c;
-    ops.snapshot = core_snapshot;
-    ops.action = core_action;
+    core_admin_ops(c, &ops);
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);
@@ -848,4 +937,5 @@ core_deinit(struct core *c)
         free(s);
     }
     c->stats = NULL;
+    log_stop();
 }

@@ -17,10 +17,13 @@
  * server still serves its sessions, it is not down until it is gone.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mqlb/backend.h"
@@ -385,6 +388,41 @@ check_schedule(struct check *c, int first)
     ev_timer_start(c->h->loop, &c->timer);
 }
 
+/*
+ * The MQTT client id of a check: host name, a random part drawn once per
+ * process and a sequence number, so that neither two instances (every
+ * container is PID 1) nor two checks of one broker take over each
+ * other's session. Fits 48 bytes.
+ */
+static void
+health_client_id(char *out, size_t size)
+{
+    static _Atomic uint32_t seq, rnd_once;
+    uint32_t rnd = atomic_load(&rnd_once);
+    char host[64];
+    size_t i;
+
+    if (rnd == 0) {
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK)
+            != (ssize_t)sizeof(rnd)) {
+            rnd = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+        }
+        rnd |= 1;   /* never 0, so drawn once */
+        atomic_store(&rnd_once, rnd);
+    }
+    if (gethostname(host, sizeof(host)) == -1) {
+        host[0] = '\0';
+    }
+    host[sizeof(host) - 1] = '\0';
+    for (i = 0; host[i] != '\0'; i++) {
+        if (!config_name_char((unsigned char)host[i])) {
+            host[i] = '-';
+        }
+    }
+    snprintf(out, size, "mqlb-check-%.18s-%08x-%u", host, (unsigned)rnd,
+             (unsigned)atomic_fetch_add(&seq, 1) % 100000u);
+}
+
 /* The watch heard lame duck mode: no new sessions from now on. */
 static void
 check_ldm_cb(void *ctx)
@@ -412,8 +450,7 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->fd = -1;
     c->ops = probe_ops_for(cf->check);
     snprintf(c->host, sizeof(c->host), "%s", b->addr.text);
-    snprintf(c->client_id, sizeof(c->client_id), "mqlb-check-%ld",
-             (long)getpid());
+    health_client_id(c->client_id, sizeof(c->client_id));
     c->params.send = cf->check_send;
     c->params.send_len = cf->check_send_len;
     c->params.expect = cf->check_expect;

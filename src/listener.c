@@ -23,6 +23,27 @@
 #define LISTENER_BACKLOG    4096
 #define LISTENER_BATCH      64      /* accepts per wake-up */
 
+/* Refusals are lines any client can cause: rate-limited, with a count. */
+static struct log_ratelimit listener_allow_rl;
+static struct log_ratelimit listener_source_rl;
+
+static void
+listener_log_refusal(struct log_ratelimit *rl, const char *addr,
+                     const char *why, const char *pool)
+{
+    uint64_t nsup;
+
+    if (!log_ratelimit_ok(rl, &nsup)) {
+        return;
+    }
+    if (nsup > 0) {
+        log_warn("client %s refused: %s in pool %s (%llu similar lines "
+                 "suppressed)", addr, why, pool, (unsigned long long)nsup);
+    } else {
+        log_warn("client %s refused: %s in pool %s", addr, why, pool);
+    }
+}
+
 static void
 listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -62,8 +83,8 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (cf->nallow > 0 &&
             !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&ss)) {
             net_format((struct sockaddr *)&ss, addr, sizeof(addr));
-            log_warn("client %s refused by the allow list of pool %s",
-                     addr, cf->name);
+            listener_log_refusal(&listener_allow_rl, addr,
+                                 "not in the allow list", cf->name);
             atomic_fetch_add_explicit(l->pool->nrejected, 1,
                                       memory_order_relaxed);
             close(fd);
@@ -76,9 +97,9 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             srclimit_acquire(l->pool->sources, (struct sockaddr *)&ss,
                              cf->max_conns_per_source) != MQ_OK) {
             net_format((struct sockaddr *)&ss, addr, sizeof(addr));
-            log_warn("client %s refused: %s in pool %s", addr,
-                     errno == ENOMEM ? "out of memory"
-                     : "max_conns_per_source reached", cf->name);
+            listener_log_refusal(&listener_source_rl, addr,
+                                 errno == ENOMEM ? "out of memory"
+                                 : "max_conns_per_source reached", cf->name);
             atomic_fetch_add_explicit(l->pool->nrejected, 1,
                                       memory_order_relaxed);
             close(fd);

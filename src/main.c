@@ -9,6 +9,7 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/core.h"
+#include "mqlb/ctl.h"
 #include "mqlb/log.h"
 
 #define MAIN_DEFAULT_CONFIG "etc/mqlb.ini"
@@ -19,6 +20,10 @@ main_usage(FILE *out)
     fprintf(out,
         "usage: mqlb [-c FILE]       run in the foreground (default %s)\n"
         "       mqlb -t [-c FILE]    check FILE and exit (0 valid, 1 not)\n"
+        "       mqlb -s reload|stop|status [-c FILE]\n"
+        "                            ask the running instance and wait for\n"
+        "                            the outcome (exit 1: failed, 3: not\n"
+        "                            running)\n"
         "       mqlb -V              print the version\n"
         "       mqlb -h              this help\n"
         "signals: HUP reloads, TERM/INT stop gracefully (twice: at once)\n",
@@ -29,19 +34,22 @@ int
 main(int argc, char **argv)
 {
     struct config_errors errs = { NULL, 0 };
-    const char *path = MAIN_DEFAULT_CONFIG;
+    const char *path = MAIN_DEFAULT_CONFIG, *signal_cmd = NULL;
     struct config *cf;
     struct core core;
     int opt, test = 0, rc;
     size_t i;
 
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:tVh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 't':
             test = 1;
+            break;
+        case 's':
+            signal_cmd = optarg;
             break;
         case 'V':
             printf("mqlb %s\n", MQLB_VERSION);
@@ -60,6 +68,9 @@ main(int argc, char **argv)
         return 2;
     }
 
+    if (signal_cmd != NULL) {
+        return ctl_run(signal_cmd, path);
+    }
     cf = config_load(path, &errs);
     if (cf == NULL) {
         for (i = 0; i < errs.nmsgs; i++) {

@@ -232,6 +232,146 @@ proxy_proto_write_local(int version, uint8_t *out, size_t cap)
     return PROXY_PROTO_V2_HDR;
 }
 
+/* Append TLV <type> of <n> bytes <v> at <*p>, if it fits before <end>. */
+static bool
+proxy_proto_tlv_put(uint8_t **p, const uint8_t *end, uint8_t type,
+                    const void *v, size_t n)
+{
+    if (n > 0xffff || (size_t)(end - *p) < 3 + n) {
+        return false;
+    }
+    (*p)[0] = type;
+    (*p)[1] = (uint8_t)(n >> 8);
+    (*p)[2] = (uint8_t)(n & 0xff);
+    memcpy(*p + 3, v, n);
+    *p += 3 + n;
+    return true;
+}
+
+size_t
+proxy_proto_write_tls(const struct sockaddr *src, const struct sockaddr *dst,
+                      const struct proxy_proto_tls *tls, uint8_t *out,
+                      size_t cap)
+{
+    const uint8_t *end = out + cap;
+    uint8_t *p, *ssl;
+    size_t n, body;
+    uint32_t verify;
+
+    n = proxy_proto_write(2, src, dst, out, cap);
+    if (n == 0) {
+        return 0;
+    }
+    p = out + n;
+    if (tls->alpn != NULL && tls->alpnlen > 0
+        && !proxy_proto_tlv_put(&p, end, PP2_TYPE_ALPN, tls->alpn,
+                                tls->alpnlen))
+    {
+        return 0;
+    }
+    if (tls->sni != NULL && tls->snilen > 0
+        && !proxy_proto_tlv_put(&p, end, PP2_TYPE_AUTHORITY, tls->sni,
+                                tls->snilen))
+    {
+        return 0;
+    }
+    /* PP2_TYPE_SSL: u8 client, u32 verify, then the sub-TLVs. */
+    if (end - p < 8) {
+        return 0;
+    }
+    ssl = p;
+    ssl[0] = PP2_TYPE_SSL;
+    ssl[3] = PP2_CLIENT_SSL;
+    verify = 0;
+    if (tls->cert) {
+        ssl[3] |= PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS;
+        verify = htonl(tls->verify);
+    }
+    memcpy(ssl + 4, &verify, 4);
+    p += 8;
+    if ((tls->version != NULL
+         && !proxy_proto_tlv_put(&p, end, PP2_SUBTYPE_SSL_VERSION,
+                                 tls->version, strlen(tls->version)))
+        || (tls->cn != NULL && tls->cnlen > 0
+            && !proxy_proto_tlv_put(&p, end, PP2_SUBTYPE_SSL_CN, tls->cn,
+                                    tls->cnlen))
+        || (tls->cipher != NULL
+            && !proxy_proto_tlv_put(&p, end, PP2_SUBTYPE_SSL_CIPHER,
+                                    tls->cipher, strlen(tls->cipher))))
+    {
+        return 0;
+    }
+    body = (size_t)(p - ssl) - 3;
+    ssl[1] = (uint8_t)(body >> 8);
+    ssl[2] = (uint8_t)(body & 0xff);
+    body = (size_t)(p - out) - PROXY_PROTO_V2_HDR;
+    if (body > 0xffff) {
+        return 0;
+    }
+    out[14] = (uint8_t)(body >> 8);
+    out[15] = (uint8_t)(body & 0xff);
+    return (size_t)(p - out);
+}
+
+/* Find <type> among the TLVs in [<p>, <end>), looking into PP2_TYPE_SSL. */
+static int
+proxy_proto_tlv_scan(const uint8_t *p, const uint8_t *end, uint8_t type,
+                     const uint8_t **val, size_t *vlen, bool top)
+{
+    size_t n;
+
+    while (end - p >= 3) {
+        n = (size_t)p[1] << 8 | p[2];
+        if ((size_t)(end - p - 3) < n) {
+            return 0;
+        }
+        if (p[0] == type) {
+            *val = p + 3;
+            *vlen = n;
+            return 1;
+        }
+        if (top && p[0] == PP2_TYPE_SSL && n >= 5
+            && proxy_proto_tlv_scan(p + 8, p + 3 + n, type, val, vlen,
+                                    false))
+        {
+            return 1;
+        }
+        p += 3 + n;
+    }
+    return 0;
+}
+
+int
+proxy_proto_tlv_find(const uint8_t *hdr, size_t len, uint8_t type,
+                     const uint8_t **val, size_t *vlen)
+{
+    size_t addrlen;
+
+    if (len < PROXY_PROTO_V2_HDR) {
+        return 0;
+    }
+    switch (hdr[13]) {
+    case PROXY_PROTO_FAM_TCP4:
+        addrlen = PROXY_PROTO_LEN_INET;
+        break;
+    case PROXY_PROTO_FAM_TCP6:
+        addrlen = PROXY_PROTO_LEN_INET6;
+        break;
+    case 0x31:                  /* UNIX stream, UNIX datagram */
+    case 0x32:
+        addrlen = PROXY_PROTO_LEN_UNIX;
+        break;
+    default:
+        addrlen = 0;
+        break;
+    }
+    if (len < PROXY_PROTO_V2_HDR + addrlen) {
+        return 0;
+    }
+    return proxy_proto_tlv_scan(hdr + PROXY_PROTO_V2_HDR + addrlen,
+                                hdr + len, type, val, vlen, true);
+}
+
 /* Set <ss> to <family> with address <ip> and port <port> (network order). */
 static void
 proxy_proto_ss_set(struct sockaddr_storage *ss, int family, const void *ip,

@@ -94,14 +94,31 @@ relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
     d->len = 0;
 }
 
+void
+relay_dir_shutdown(struct relay_dir *d)
+{
+    if (d->dst_io != NULL) {
+        d->dst_io->shutdown(d->dst_conn, d->dst);
+        return;
+    }
+    shutdown(d->dst, SHUT_WR);
+}
+
 /* Write what waits in <d>; RELAY_IDLE when all is out. */
 static enum relay_status
 relay_flush(struct relay_dir *d)
 {
     ssize_t n;
+    int want = RELAY_WANT_WRITE;
 
     while (d->off < d->len) {
-        n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+        if (d->dst_io != NULL) {
+            n = d->dst_io->send(d->dst_conn, d->buf + d->off,
+                                d->len - d->off, &want);
+        } else {
+            n = send(d->dst, d->buf + d->off, d->len - d->off,
+                     MSG_NOSIGNAL);
+        }
         if (n > 0) {
             d->off += (uint32_t)n;
             d->nbytes += (uint64_t)n;
@@ -111,6 +128,8 @@ relay_flush(struct relay_dir *d)
             continue;
         }
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            d->wait = want == RELAY_WANT_READ ? RELAY_WAIT_DST_READ
+                                              : RELAY_WAIT_DST_WRITE;
             return RELAY_BLOCKED;
         }
         return RELAY_ERR_DST;
@@ -151,14 +170,17 @@ relay_pump_splice(struct relay_dir *d, size_t budget)
                 continue;
             }
             if (n == -1 && errno == EAGAIN) {
+                d->wait = RELAY_WAIT_DST_WRITE;
                 return RELAY_BLOCKED;
             }
             return RELAY_ERR_DST;
         }
         if (d->eof) {
+            d->wait = RELAY_WAIT_NONE;
             return RELAY_EOF;
         }
         if (nread >= budget) {
+            d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_YIELD;
         }
         /* The pipe is empty here, so EAGAIN can only mean "no data". */
@@ -176,8 +198,20 @@ relay_pump_splice(struct relay_dir *d, size_t budget)
         if (errno == EINTR) {
             continue;
         }
+        d->wait = RELAY_WAIT_SRC_READ;
         return errno == EAGAIN ? RELAY_IDLE : RELAY_ERR_SRC;
     }
+}
+
+/* Read from d->src into <buf>: as recv(2), and <*want> as relay_io's. */
+static ssize_t
+relay_recv(struct relay_dir *d, void *buf, size_t len, int *want)
+{
+    *want = RELAY_WANT_READ;
+    if (d->src_io != NULL) {
+        return d->src_io->recv(d->src_conn, buf, len, want);
+    }
+    return recv(d->src, buf, len, 0);
 }
 
 enum relay_status
@@ -186,7 +220,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
     enum relay_status st;
     size_t nread = 0;
     ssize_t n;
-    int drained = 0;
+    int drained = 0, want;
 
     if (d->spliced) {
         return relay_pump_splice(d, budget);
@@ -205,18 +239,22 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
              * only return EAGAIN (haproxy does the same).
              */
             relay_dir_release(d, rp);
+            d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_IDLE;
         }
         if (d->eof) {
             relay_dir_release(d, rp);
+            d->wait = RELAY_WAIT_NONE;
             return RELAY_EOF;
         }
         if (nread >= budget) {
             /* Fairness: others on this loop get their turn first. */
             relay_dir_release(d, rp);
+            d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_YIELD;
         }
         if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
+            && d->src_io == NULL && d->dst_io == NULL
             && relay_splice_start(d) == MQ_OK) {
             relay_dir_release(d, rp);   /* empty: everything was sent */
             return relay_pump_splice(d, budget - nread);
@@ -229,11 +267,14 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         }
         d->off = 0;
         d->len = 0;
-        n = recv(d->src, d->buf, RELAY_BUF_SIZE, 0);
+        n = relay_recv(d, d->buf, RELAY_BUF_SIZE, &want);
         if (n > 0) {
             d->len = (uint32_t)n;
             nread += (size_t)n;
-            drained = n < RELAY_BUF_SIZE;
+            /* TLS returns one record at a time: a short read says the
+             * socket is empty only when nothing waits decrypted. */
+            drained = n < RELAY_BUF_SIZE && (d->src_io == NULL
+                      || d->src_io->pending(d->src_conn) == 0);
             if (d->tap != NULL && !d->tap_full) {
                 if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
                     memcpy(d->tap + d->taplen, d->buf, (size_t)n);
@@ -253,6 +294,8 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         }
         relay_dir_release(d, rp);
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            d->wait = want == RELAY_WANT_WRITE ? RELAY_WAIT_SRC_WRITE
+                                               : RELAY_WAIT_SRC_READ;
             return RELAY_IDLE;
         }
         return RELAY_ERR_SRC;

@@ -7,6 +7,11 @@
  * whose count drops to zero is removed at once with backward-shift
  * deletion (no tombstones), so a table holds only addresses with live
  * sessions and its size is bounded by max_connections.
+ *
+ * Addresses are hashed with SipHash-2-4 under a random key drawn when
+ * the table is made, as SipHash-keyed tables in Python, Rust and Redis
+ * do: a client cannot choose IPv6 sources that land in one probe run and
+ * turn every accept into a long scan under the shard lock.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,10 +19,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mqlb/common.h"
-#include "mqlb/lb.h"
 #include "mqlb/srclimit.h"
 
 #define SRCLIMIT_NSHARDS    16      /* power of two */
@@ -25,7 +32,7 @@
 
 /* One address and its live sessions; count 0 marks a free slot. */
 struct srclimit_entry {
-    uint64_t            hash;           /* lb_hash of <addr> */
+    uint64_t            hash;           /* srclimit_hash of <addr> */
     uint32_t            count;          /* live sessions, 0 = free slot */
     uint8_t             addr[16];       /* v6, or v4-mapped v6 */
 };
@@ -38,8 +45,62 @@ struct srclimit_shard {
 };
 
 struct srclimit {
+    uint64_t            key[2];         /* SipHash key, random per table */
     struct srclimit_shard shards[SRCLIMIT_NSHARDS];
 };
+
+#define SRCLIMIT_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define SRCLIMIT_SIPROUND(v0, v1, v2, v3)                                   \
+    do {                                                                    \
+        v0 += v1; v1 = SRCLIMIT_ROTL(v1, 13); v1 ^= v0;                     \
+        v0 = SRCLIMIT_ROTL(v0, 32);                                         \
+        v2 += v3; v3 = SRCLIMIT_ROTL(v3, 16); v3 ^= v2;                     \
+        v0 += v3; v3 = SRCLIMIT_ROTL(v3, 21); v3 ^= v0;                     \
+        v2 += v1; v1 = SRCLIMIT_ROTL(v1, 17); v1 ^= v2;                     \
+        v2 = SRCLIMIT_ROTL(v2, 32);                                         \
+    } while (0)
+
+static uint64_t
+srclimit_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* SipHash-2-4 of the 16-byte address <addr> under <t>'s key. */
+static uint64_t
+srclimit_hash(const struct srclimit *t, const uint8_t addr[16])
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ t->key[0];
+    uint64_t v1 = 0x646f72616e646f6dULL ^ t->key[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ t->key[0];
+    uint64_t v3 = 0x7465646279746573ULL ^ t->key[1];
+    uint64_t m, b = (uint64_t)16 << 56;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        m = srclimit_le64(addr + 8 * i);
+        v3 ^= m;
+        SRCLIMIT_SIPROUND(v0, v1, v2, v3);
+        SRCLIMIT_SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    v3 ^= b;
+    SRCLIMIT_SIPROUND(v0, v1, v2, v3);
+    SRCLIMIT_SIPROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (i = 0; i < 4; i++) {
+        SRCLIMIT_SIPROUND(v0, v1, v2, v3);
+    }
+    return v0 ^ v1 ^ v2 ^ v3;
+}
 
 struct srclimit *
 srclimit_create(void)
@@ -50,6 +111,12 @@ srclimit_create(void)
     t = calloc(1, sizeof(*t));
     if (t == NULL) {
         return NULL;
+    }
+    if (getrandom(t->key, sizeof(t->key), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(t->key)) {
+        /* No entropy yet (early boot): still unknown to a remote client. */
+        t->key[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
+        t->key[1] = (uint64_t)getpid() ^ (uint64_t)clock();
     }
     for (i = 0; i < SRCLIMIT_NSHARDS; i++) {
         pthread_mutex_init(&t->shards[i].lock, NULL);
@@ -179,7 +246,7 @@ srclimit_acquire(struct srclimit *t, const struct sockaddr *sa, unsigned max)
     if (!srclimit_key(sa, addr)) {
         return MQ_OK;
     }
-    hash = lb_hash(addr, sizeof(addr));
+    hash = srclimit_hash(t, addr);
     sh = srclimit_shard_of(t, hash);
     pthread_mutex_lock(&sh->lock);
     e = sh->nslots > 0 ? srclimit_find(sh, hash, addr) : NULL;
@@ -218,7 +285,7 @@ srclimit_release(struct srclimit *t, const struct sockaddr *sa)
     if (!srclimit_key(sa, addr)) {
         return;
     }
-    hash = lb_hash(addr, sizeof(addr));
+    hash = srclimit_hash(t, addr);
     sh = srclimit_shard_of(t, hash);
     pthread_mutex_lock(&sh->lock);
     if (sh->nslots > 0) {
@@ -244,7 +311,7 @@ srclimit_count(struct srclimit *t, const struct sockaddr *sa)
     if (!srclimit_key(sa, addr)) {
         return 0;
     }
-    hash = lb_hash(addr, sizeof(addr));
+    hash = srclimit_hash(t, addr);
     sh = srclimit_shard_of(t, hash);
     pthread_mutex_lock(&sh->lock);
     if (sh->nslots > 0) {
@@ -266,4 +333,29 @@ srclimit_naddrs(struct srclimit *t)
         pthread_mutex_unlock(&t->shards[i].lock);
     }
     return n;
+}
+
+unsigned
+srclimit_longest_probe(struct srclimit *t)
+{
+    struct srclimit_shard *sh;
+    size_t i, j, dist, mask;
+    unsigned worst = 0;
+
+    for (i = 0; i < SRCLIMIT_NSHARDS; i++) {
+        sh = &t->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        mask = sh->nslots - 1;
+        for (j = 0; j < sh->nslots; j++) {
+            if (sh->slots[j].count == 0) {
+                continue;
+            }
+            dist = (j - (sh->slots[j].hash & mask)) & mask;
+            if (dist + 1 > worst) {
+                worst = (unsigned)dist + 1;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return worst;
 }

@@ -568,6 +568,99 @@ stats_emit_since(struct stats_buf *b, const char *name,
                      (unsigned)(be->since_ms % 1000));
 }
 
+static void
+stats_emit_transitions(struct stats_buf *b, const char *name,
+                       const struct stats_pool *p,
+                       const struct stats_backend *be)
+{
+    size_t i;
+
+    for (i = 0; i < BACKEND_NSTATES; i++) {
+        stats_buf_sample_kv(b, name, p, be, "to",
+                            backend_state_name((enum backend_state)i),
+                            be->transitions[i]);
+    }
+}
+
+static void
+stats_emit_downtime(struct stats_buf *b, const char *name,
+                    const struct stats_pool *p,
+                    const struct stats_backend *be)
+{
+    stats_buf_labels(b, name, p, be);
+    stats_buf_printf(b, "} %" PRIu64 ".%03u\n", be->downtime_ms / 1000,
+                     (unsigned)(be->downtime_ms % 1000));
+}
+
+static void
+stats_emit_pool_sessions(struct stats_buf *b, const char *name,
+                         const struct stats_pool *p,
+                         const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->sessions);
+}
+
+static void
+stats_emit_pool_retries(struct stats_buf *b, const char *name,
+                        const struct stats_pool *p,
+                        const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->retries);
+}
+
+/* The _bucket/_sum/_count samples of <h> under the labels of <p>, <be>. */
+static void
+stats_buf_histo(struct stats_buf *b, const char *name,
+                const struct stats_pool *p, const struct stats_backend *be,
+                const struct histo_copy *h)
+{
+    struct stats_buf lab;
+    size_t need;
+
+    /* The label text, escaped, without the metric name and braces. */
+    memset(&lab, 0, sizeof(lab));
+    stats_buf_labels(&lab, "", p, be);
+    if (lab.oom) {
+        b->oom = true;
+        mq_free(lab.data);
+        return;
+    }
+    need = histo_render(h, name, lab.data + 1, NULL, 0);
+    stats_buf_reserve(b, need + 1);
+    if (!b->oom) {
+        histo_render(h, name, lab.data + 1, b->data + b->len, need + 1);
+        b->len += need;
+    }
+    mq_free(lab.data);
+}
+
+static void
+stats_emit_connect_time(struct stats_buf *b, const char *name,
+                        const struct stats_pool *p,
+                        const struct stats_backend *be)
+{
+    stats_buf_histo(b, name, p, be, &be->connect_time);
+}
+
+static void
+stats_emit_check_time(struct stats_buf *b, const char *name,
+                      const struct stats_pool *p,
+                      const struct stats_backend *be)
+{
+    stats_buf_histo(b, name, p, be, &be->check_time);
+}
+
+static void
+stats_emit_duration(struct stats_buf *b, const char *name,
+                    const struct stats_pool *p,
+                    const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_histo(b, name, p, NULL, &p->duration);
+}
+
 /* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
 static const struct stats_family stats_families[] = {
     { "mqlb_pool_rejected_total", "counter",
@@ -597,16 +690,87 @@ static const struct stats_family stats_families[] = {
     { "mqlb_backend_bytes_total", "counter",
       "Bytes relayed; direction in is client to backend, out is backend "
       "to client.", STATS_SCOPE_BACKEND, stats_emit_bytes },
-    { "mqlb_health_checks_total", "counter",
+    { "mqlb_backend_checks_total", "counter",
       "Active health checks of the backend by result.",
       STATS_SCOPE_BACKEND, stats_emit_checks },
+    { "mqlb_health_checks_total", "counter",
+      "Deprecated: the same as mqlb_backend_checks_total; removed in a "
+      "later release.", STATS_SCOPE_BACKEND, stats_emit_checks },
     { "mqlb_backend_check_latency_seconds", "gauge",
       "Latency of the last health check, connect to verdict.",
       STATS_SCOPE_BACKEND, stats_emit_latency },
     { "mqlb_backend_last_change_timestamp_seconds", "gauge",
       "Unix time of the backend's last state change.",
       STATS_SCOPE_BACKEND, stats_emit_since },
+    { "mqlb_backend_transitions_total", "counter",
+      "State changes of the backend, by the state it went to.",
+      STATS_SCOPE_BACKEND, stats_emit_transitions },
+    { "mqlb_backend_downtime_seconds_total", "counter",
+      "Seconds the backend has been down (health), the current period "
+      "included.", STATS_SCOPE_BACKEND, stats_emit_downtime },
+    { "mqlb_backend_connect_seconds", "histogram",
+      "Time to connect to the backend, for each successful connect.",
+      STATS_SCOPE_BACKEND, stats_emit_connect_time },
+    { "mqlb_backend_check_seconds", "histogram",
+      "Duration of the backend's health checks, connect to verdict.",
+      STATS_SCOPE_BACKEND, stats_emit_check_time },
+    { "mqlb_pool_sessions_total", "counter",
+      "Sessions the pool accepted.",
+      STATS_SCOPE_POOL, stats_emit_pool_sessions },
+    { "mqlb_pool_retries_total", "counter",
+      "Times a session of the pool tried another backend after a failed "
+      "connect.", STATS_SCOPE_POOL, stats_emit_pool_retries },
+    { "mqlb_session_duration_seconds", "histogram",
+      "Lifetime of the pool's finished sessions.",
+      STATS_SCOPE_POOL, stats_emit_duration },
 };
+
+/* process_* and the reload families, after the pools. */
+static void
+stats_render_process(struct stats_buf *b, const struct stats_process *pr)
+{
+    stats_buf_printf(b,
+        "# HELP mqlb_reloads_total Reloads (SIGHUP, mqlb -s reload) by "
+        "result.\n# TYPE mqlb_reloads_total counter\n"
+        "mqlb_reloads_total{result=\"success\"} %" PRIu64 "\n"
+        "mqlb_reloads_total{result=\"failure\"} %" PRIu64 "\n",
+        pr->reloads_ok, pr->reloads_failed);
+    stats_buf_printf(b,
+        "# HELP mqlb_config_last_reload_success_timestamp_seconds Unix "
+        "time of the last successful configuration load (the start "
+        "counts).\n"
+        "# TYPE mqlb_config_last_reload_success_timestamp_seconds gauge\n"
+        "mqlb_config_last_reload_success_timestamp_seconds %" PRIu64
+        ".%03u\n", pr->last_reload_ok_ms / 1000,
+        (unsigned)(pr->last_reload_ok_ms % 1000));
+    stats_buf_printf(b,
+        "# HELP mqlb_config_last_reload_successful 1 when the latest "
+        "reload succeeded (or none was tried), else 0.\n"
+        "# TYPE mqlb_config_last_reload_successful gauge\n"
+        "mqlb_config_last_reload_successful %d\n", pr->last_reload_ok);
+    if (!pr->proc_ok) {
+        return;
+    }
+    stats_buf_printf(b,
+        "# HELP process_cpu_seconds_total Total user and system CPU time "
+        "spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"
+        "process_cpu_seconds_total %.2f\n"
+        "# HELP process_start_time_seconds Start time of the process since "
+        "unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %.2f\n"
+        "# HELP process_resident_memory_bytes Resident memory size in "
+        "bytes.\n# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %" PRIu64 "\n"
+        "# HELP process_virtual_memory_bytes Virtual memory size in "
+        "bytes.\n# TYPE process_virtual_memory_bytes gauge\n"
+        "process_virtual_memory_bytes %" PRIu64 "\n"
+        "# HELP process_open_fds Number of open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %" PRIu64 "\n"
+        "# HELP process_max_fds Maximum number of open file descriptors."
+        "\n# TYPE process_max_fds gauge\nprocess_max_fds %" PRIu64 "\n",
+        pr->proc.cpu_s, pr->proc.start_time_s, pr->proc.rss_bytes,
+        pr->proc.vsize_bytes, pr->proc.open_fds, pr->proc.max_fds);
+}
 
 /*
  * The /metrics page in text exposition format 0.0.4: each family's
@@ -653,6 +817,7 @@ stats_render_metrics(const struct stats_snapshot *snap)
         }
     }
 
+    stats_render_process(&b, &snap->process);
     if (b.oom) {
         mq_free(b.data);
         return NULL;

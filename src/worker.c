@@ -35,15 +35,66 @@ worker_listeners_stop(struct worker *w)
     }
 }
 
+/* <a> with <b> appended; either may be NULL. */
+static struct listener *
+worker_lists_join(struct listener *a, struct listener *b)
+{
+    struct listener *l;
+
+    if (a == NULL) {
+        return b;
+    }
+    for (l = a; l->next != NULL; l = l->next) {
+    }
+    l->next = b;
+    return a;
+}
+
+static bool
+worker_list_has_fd(const struct listener *list, int fd)
+{
+    for (; list != NULL; list = list->next) {
+        if (list->fd == fd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Free every listener of <doomed> and close each socket once, unless
+ * <keep> (the list taking over) holds it. <doomed> may name one socket
+ * several times (the running list and lists handed over but never
+ * adopted): every socket in it is still open, because only this thread
+ * closes listener sockets, so equal numbers are the same socket and the
+ * last listener naming it closes it.
+ */
 static void
-worker_listeners_destroy(struct listener *list)
+worker_listeners_destroy(struct listener *doomed, const struct listener *keep)
 {
     struct listener *next;
 
-    for (; list != NULL; list = next) {
-        next = list->next;
-        listener_destroy(list, 0);
+    for (; doomed != NULL; doomed = next) {
+        next = doomed->next;
+        listener_destroy(doomed, worker_list_has_fd(keep, doomed->fd) ||
+                                 worker_list_has_fd(next, doomed->fd));
     }
+}
+
+/* Everything this worker holds or was handed: running, pending, retired. */
+static struct listener *
+worker_take_all_listeners(struct worker *w)
+{
+    struct listener *all;
+
+    pthread_mutex_lock(&w->pending_lock);
+    all = worker_lists_join(w->pending, w->retired);
+    w->pending = NULL;
+    w->retired = NULL;
+    pthread_mutex_unlock(&w->pending_lock);
+    all = worker_lists_join(w->listeners, all);
+    w->listeners = NULL;
+    return all;
 }
 
 static void
@@ -88,29 +139,26 @@ worker_session_closed(struct worker *w)
 
 /*
  * Swap in a new listener list (reload). Sockets the new list reuses stay
- * open; the old listener objects are freed without closing those fds.
+ * open; the old listener objects, and those of lists handed over but
+ * superseded before this thread took them, are freed here, each of their
+ * other sockets closed once.
  */
 static void
 worker_adopt_listeners(struct worker *w)
 {
-    struct listener *old, *next, *l;
-    int keep;
+    struct listener *old, *l;
 
     pthread_mutex_lock(&w->pending_lock);
-    old = w->listeners;
+    if (w->pending == NULL) {
+        pthread_mutex_unlock(&w->pending_lock);
+        return;
+    }
+    old = worker_lists_join(w->listeners, w->retired);
     w->listeners = w->pending;
     w->pending = NULL;
+    w->retired = NULL;
     pthread_mutex_unlock(&w->pending_lock);
-    for (; old != NULL; old = next) {
-        next = old->next;
-        keep = 0;
-        for (l = w->listeners; l != NULL; l = l->next) {
-            if (l->fd == old->fd) {
-                keep = 1;
-            }
-        }
-        listener_destroy(old, keep);
-    }
+    worker_listeners_destroy(old, w->listeners);
     if (!w->paused && !w->stopping) {
         worker_listeners_start(w);
     } else {
@@ -136,8 +184,7 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     if (cmds & WORKER_CMD_STOP_ACCEPT) {
         w->stopping = 1;
         ev_timer_stop(loop, &w->resume);
-        worker_listeners_destroy(w->listeners);
-        w->listeners = NULL;
+        worker_listeners_destroy(worker_take_all_listeners(w), NULL);
     }
     if (cmds & WORKER_CMD_CLOSE_ALL) {
         session_close_all(w, "shutdown");
@@ -200,28 +247,19 @@ worker_post(struct worker *w, unsigned cmd)
     ev_async_send(w->loop, &w->wake);
 }
 
+/*
+ * A list not adopted yet (two reloads in a row) is not freed here: its
+ * sockets may also be in the list the worker is running, and only the
+ * worker may close those. It is retired, and the worker frees it when it
+ * adopts <list>.
+ */
 void
 worker_set_listeners(struct worker *w, struct listener *list)
 {
-    struct listener *stale, *next, *l;
-    int keep;
-
     pthread_mutex_lock(&w->pending_lock);
-    stale = w->pending;
+    w->retired = worker_lists_join(w->pending, w->retired);
     w->pending = list;
     pthread_mutex_unlock(&w->pending_lock);
-    /* A list never adopted (two reloads in a row): close only the sockets
-     * the newer list does not take over. */
-    for (; stale != NULL; stale = next) {
-        next = stale->next;
-        keep = 0;
-        for (l = list; l != NULL; l = l->next) {
-            if (l->fd == stale->fd) {
-                keep = 1;
-            }
-        }
-        listener_destroy(stale, keep);
-    }
     worker_post(w, WORKER_CMD_LISTENERS);
 }
 
@@ -237,10 +275,9 @@ worker_destroy(struct worker *w)
     if (w == NULL) {
         return;
     }
-    worker_listeners_destroy(w->listeners);
-    w->listeners = NULL;
-    worker_listeners_destroy(w->pending);
-    w->pending = NULL;
+    /* A reload handed over just before exit: its list shares sockets
+     * with the running one; each is closed once. */
+    worker_listeners_destroy(worker_take_all_listeners(w), NULL);
     ev_loop_destroy(w->loop);
     relay_pool_deinit(&w->rp);
     pthread_mutex_destroy(&w->pending_lock);

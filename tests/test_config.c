@@ -6,15 +6,18 @@
  */
 #include <arpa/inet.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <glob.h>
 
 #include "mqlb/common.h"
 #include "mqlb/config.h"
+#include "mqlb/config_diff.h"
 #include "mqlb/log.h"
 
 /* Every error of the last load, one per line, for failure messages. */
@@ -256,7 +259,7 @@ Test(config, defaults_apply_when_keys_are_absent)
                           "backend = a 127.0.0.1:7002\n", &errs);
     cr_assert_not_null(cf, "errors:%s", test_config_all);
     cr_expect_gt(cf->workers, 0, "workers = 0 resolves to the CPU count");
-    cr_expect_eq(cf->max_connections, 100000);
+    cr_expect_eq(cf->max_connections, 0, "auto: sized at start");
     cr_expect_eq(cf->log_level, LOG_INFO);
     cr_expect_eq(cf->shutdown_timeout_ms, 30000);
     cr_expect_null(cf->user);
@@ -402,13 +405,14 @@ Test(config, line_of_198_characters_is_accepted)
     struct config_errors errs;
     struct config *cf;
 
-    /* "user = " is 7 characters; inih's buffer holds 198 plus "\n\0". */
-    snprintf(text, sizeof(text), "[global]\nuser = %0191d\n"
-             "[pool p]\nlisten = 127.0.0.1:7001\n"
+    /* "check_path = /" is 14 characters; inih's buffer holds 198 plus
+     * "\n\0". */
+    snprintf(text, sizeof(text), "[pool p]\ncheck_path = /%0184d\n"
+             "listen = 127.0.0.1:7001\n"
              "backend = a 127.0.0.1:7002\n", 0);
     cf = test_config_load(text, &errs);
     cr_assert_not_null(cf, "errors:%s", test_config_all);
-    cr_expect_eq(strlen(cf->user), 191);
+    cr_expect_eq(strlen(cf->pools[0].check_path), 185);
     config_destroy(cf);
     config_errors_deinit(&errs);
 }
@@ -463,18 +467,30 @@ Test(config, bad_value_of_each_typed_key_is_reported_with_its_line)
         { 'g', "workers = 257", "expected a whole number from 0 to 256" },
         { 'g', "workers = -1", "expected a whole number" },
         { 'g', "max_connections = 0",
-          "max_connections = 0: expected a whole number from 1 to 10000000" },
+          "max_connections = 0: expected auto or a whole number from 1 to "
+          "10000000" },
         { 'g', "log_level = loud",
-          "log_level = loud: expected error | warn | info | debug" },
-        { 'g', "log_level = notice", "expected error | warn | info" },
+          "log_level = loud: expected error | warn | notice | info | "
+          "debug" },
+        { 'g', "user = no-such-user-here",
+          "user = no-such-user-here: no such user on this system" },
         { 'g', "log_format = xml", "log_format = xml: expected text | json" },
         { 'g', "shutdown_timeout = 30",
           "shutdown_timeout = 30: expected a duration" },
         { 'a', "listen = nowhere",
-          "listen = nowhere: expected HOST:PORT or [IPV6]:PORT" },
-        { 'a', "listen = 127.0.0.1:0", "listen = 127.0.0.1:0: expected" },
-        { 'p', "listen = 1.2.3:7009", "listen = 1.2.3:7009: expected" },
-        { 'p', "listen = [::1]7009", "listen = [::1]7009: expected" },
+          "listen = nowhere: expected HOST:PORT, :PORT or [IPV6]:PORT" },
+        { 'a', "listen = 127.0.0.1:0",
+          "listen = 127.0.0.1:0: port 0 is out of range (1-65535)" },
+        { 'a', "listen = no-such-host.invalid:9000",
+          "listen = no-such-host.invalid:9000: host 'no-such-host.invalid' "
+          "does not resolve" },
+        { 'p', "listen = 1.2.3:7009",
+          "listen = 1.2.3:7009: '1.2.3' is not an IPv4 address" },
+        { 'p', "listen = [::1]7009",
+          "listen = [::1]7009: expected [IPV6]:PORT" },
+        { 'p', "listen = ::1:7009", "an IPv6 address goes in brackets" },
+        { 'p', "listen = 127.0.0.1:http", "port 'http' is not a number" },
+        { 'p', "listen = [nope]:7009", "'nope' is not an IPv6 address" },
         { 'p', "balance = weighted",
           "balance = weighted: expected roundrobin | leastconn | source" },
         { 'p', "health_check = ping", "health_check = ping: expected tcp" },
@@ -515,12 +531,20 @@ Test(config, bad_value_of_each_typed_key_is_reported_with_its_line)
         { 'p', "backend = b 127.0.0.1:7003 max_conns=x",
           "backend b: max_conns=x: max_conns is 0..10000000" },
         { 'p', "backend = b 127.0.0.1:7003 primary",
-          "backend b: unknown option 'primary'" },
+          "backend b: unknown option 'primary' (weight=N" },
+        { 'p', "backend = b 127.0.0.1:7003 weigth=3",
+          "backend b: unknown option 'weigth=3', did you mean 'weight'?" },
         { 'p', "backend = b", "backend = b: expected NAME HOST:PORT" },
         { 'p', "backend = b/c 127.0.0.1:7003", "backend name 'b/c'" },
         { 'p', "backend = b 1.2.3:7003",
-          "backend b: address '1.2.3:7003': expected HOST:PORT" },
-        { 'p', "backend = b 127.0.0.1:70000", "address '127.0.0.1:70000'" },
+          "backend b: address '1.2.3:7003': '1.2.3' is not an IPv4 "
+          "address" },
+        { 'p', "backend = b 127.0.0.1:70000",
+          "address '127.0.0.1:70000': port 70000 is out of range "
+          "(1-65535)" },
+        { 'p', "backend = b no-such-host.invalid:7003",
+          "backend b: address 'no-such-host.invalid:7003': host "
+          "'no-such-host.invalid' does not resolve" },
     };
     size_t i;
 
@@ -716,23 +740,226 @@ Test(config, non_loopback_admin_without_token_is_reported)
 
 Test(config, send_expect_without_check_expect_is_reported)
 {
+    /* At the health_check line, not at the [pool] header. */
     test_config_expect_one("[global]\n"
                            "[pool p]\nlisten = 127.0.0.1:7001\n"
                            "health_check = send-expect\n"
                            "check_send = PING\\r\\n\n"
-                           "backend = a 127.0.0.1:7002\n", 2,
+                           "backend = a 127.0.0.1:7002\n", 4,
                            "[pool p]: health_check = send-expect needs "
                            "check_expect");
 }
 
-Test(config, check_timeout_above_check_interval_is_reported)
+/* ---- check_timeout: min(1s, check_interval) unless written ----------- */
+
+static uint64_t
+test_config_check_timeout(const char *keys)
 {
-    test_config_expect_one("[global]\n\n"
-                           "[pool p]\nlisten = 127.0.0.1:7001\n"
-                           "check_interval = 1s\ncheck_timeout = 1001ms\n"
+    char text[512];
+    struct config_errors errs;
+    struct config *cf;
+    uint64_t ms;
+
+    snprintf(text, sizeof(text), "[pool p]\nlisten = 127.0.0.1:7001\n%s"
+             "backend = a 127.0.0.1:7002\n", keys);
+    cf = test_config_load(text, &errs);
+    cr_assert_not_null(cf, "refused:%s\nfor:\n%s", test_config_all, text);
+    ms = cf->pools[0].check_timeout_ms;
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    return ms;
+}
+
+Test(config, check_timeout_defaults_to_the_smaller_of_1s_and_the_interval)
+{
+    /* Only check_interval written: a default the user never wrote is
+     * never an error. */
+    cr_expect_eq(test_config_check_timeout("check_interval = 500ms\n"), 500);
+    cr_expect_eq(test_config_check_timeout("check_interval = 1ms\n"), 1);
+    cr_expect_eq(test_config_check_timeout("check_interval = 5s\n"), 1000);
+    cr_expect_eq(test_config_check_timeout(""), 1000);
+    /* After check_timeout in the file, too. */
+    cr_expect_eq(test_config_check_timeout("check_timeout = 300ms\n"
+                                           "check_interval = 200ms\n"), 300);
+}
+
+Test(config, explicit_check_timeout_longer_than_the_interval_is_allowed)
+{
+    cr_expect_eq(test_config_check_timeout("check_interval = 1s\n"
+                                           "check_timeout = 1001ms\n"),
+                 1001);
+    cr_expect_eq(test_config_check_timeout("check_interval = 100ms\n"
+                                           "check_timeout = 5s\n"), 5000);
+}
+
+Test(config, check_timeout_default_is_per_pool)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "check_interval = 300ms\n"
+                          "backend = a 127.0.0.1:7002\n"
+                          "[pool q]\nlisten = 127.0.0.1:7011\n"
+                          "check_timeout = 2s\n"
+                          "backend = a 127.0.0.1:7012\n"
+                          "[pool r]\nlisten = 127.0.0.1:7021\n"
+                          "backend = a 127.0.0.1:7022\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(cf->pools[0].check_timeout_ms, 300);
+    cr_expect_eq(cf->pools[1].check_timeout_ms, 2000);
+    cr_expect_eq(cf->pools[2].check_timeout_ms, 1000);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+/* ---- messages in the user's terms --------------------------------------- */
+
+Test(config, unknown_key_suggests_the_nearest_known_key)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "healthcheck = redis\n"
                            "backend = a 127.0.0.1:7002\n", 3,
-                           "[pool p]: check_timeout is longer than "
-                           "check_interval");
+                           "unknown key 'healthcheck' in [pool], did you "
+                           "mean 'health_check'?");
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "check_intervall = 1s\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "did you mean 'check_interval'?");
+    test_config_expect_one("[global]\nworker = 2\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "did you mean 'workers'?");
+}
+
+Test(config, unknown_key_far_from_any_suggests_nothing)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "colour = red\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_expect_null(cf);
+    cr_assert_eq(errs.nmsgs, 1, "%s", test_config_all);
+    cr_expect_null(strstr(errs.msgs[0], "did you mean"), "%s",
+                   errs.msgs[0]);
+    config_errors_deinit(&errs);
+}
+
+Test(config, key_of_another_section_says_where_it_belongs)
+{
+    test_config_expect_one("[global]\ntoken = s3cret\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 2,
+                           "unknown key 'token' in [global]: 'token' "
+                           "belongs in [admin]");
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "workers = 2\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "'workers' belongs in [global]");
+}
+
+Test(config, listen_without_host_means_every_ipv4_address)
+{
+    struct config_errors errs;
+    struct config *cf;
+    const struct sockaddr_in *s4;
+    const struct sockaddr_in6 *s6;
+
+    cf = test_config_load("[admin]\nlisten = 127.0.0.1:9100\n"
+                          "[pool p]\nlisten = :7001\nlisten = *:7002\n"
+                          "listen = [::]:7003\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    s4 = test_config_v4(&cf->pools[0].listens[0]);
+    cr_expect_eq(s4->sin_addr.s_addr, htonl(INADDR_ANY));
+    cr_expect_eq(ntohs(s4->sin_port), 7001);
+    s4 = test_config_v4(&cf->pools[0].listens[1]);
+    cr_expect_eq(s4->sin_addr.s_addr, htonl(INADDR_ANY));
+    cr_expect_eq(ntohs(s4->sin_port), 7002);
+    s6 = test_config_v6(&cf->pools[0].listens[2]);
+    cr_expect(IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr));
+    cr_expect_eq(ntohs(s6->sin6_port), 7003);
+    cr_expect_str_eq(cf->pools[0].listens[0].text, ":7001");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, log_level_takes_every_documented_level)
+{
+    static const struct { const char *name; int level; } levels[] = {
+        { "error", LOG_ERROR }, { "warn", LOG_WARN },
+        { "notice", LOG_NOTICE }, { "info", LOG_INFO },
+        { "debug", LOG_DEBUG },
+    };
+    char text[256];
+    struct config_errors errs;
+    struct config *cf;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(levels); i++) {
+        snprintf(text, sizeof(text), "[global]\nlog_level = %s\n"
+                 "[pool p]\nlisten = 127.0.0.1:7001\n"
+                 "backend = a 127.0.0.1:7002\n", levels[i].name);
+        cf = test_config_load(text, &errs);
+        cr_assert_not_null(cf, "log_level = %s:%s", levels[i].name,
+                           test_config_all);
+        cr_expect_eq(cf->log_level, levels[i].level);
+        config_destroy(cf);
+        config_errors_deinit(&errs);
+    }
+}
+
+Test(config, errors_sort_by_line_when_the_file_name_has_a_colon)
+{
+    struct config_errors errs = { 0 };
+    struct config *cf;
+
+    /* "a:9" must not be read as line 9. */
+    cf = config_load_string("[pool p]\nlisten = 127.0.0.1:7001\n"
+                            "health_check = send-expect\n"
+                            "balance = wat\n"
+                            "backend = a 127.0.0.1:7002\n", "a:9/t.ini",
+                            &errs);
+    cr_expect_null(cf);
+    cr_assert_eq(errs.nmsgs, 2);
+    cr_expect(strncmp(errs.msgs[0], "a:9/t.ini:3: ", 13) == 0, "%s",
+              errs.msgs[0]);
+    cr_expect(strncmp(errs.msgs[1], "a:9/t.ini:4: ", 13) == 0, "%s",
+              errs.msgs[1]);
+    config_errors_deinit(&errs);
+}
+
+Test(config, max_connections_auto_is_the_default_and_can_be_written)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[global]\nmax_connections = auto\n"
+                          "[pool p]\nlisten = 127.0.0.1:7001\n"
+                          "backend = a 127.0.0.1:7002\n", &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    cr_expect_eq(cf->max_connections, 0);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, backend_name_with_several_addresses_takes_the_first)
+{
+    struct addrinfo hints, *res;
+    struct config_addr a;
+
+    /* The first address getaddrinfo() gives, as documented. */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    cr_assert_eq(getaddrinfo("localhost", "7002", &hints, &res), 0);
+    cr_assert_eq(config_parse_addr("localhost:7002", &a), MQ_OK);
+    cr_expect_eq(a.len, res->ai_addrlen);
+    cr_expect_eq(memcmp(&a.ss, res->ai_addr, res->ai_addrlen), 0);
+    freeaddrinfo(res);
 }
 
 Test(config, every_error_is_reported_at_once_in_line_order)
@@ -743,9 +970,9 @@ Test(config, every_error_is_reported_at_once_in_line_order)
         "colour = red\n"                        /*  3 unknown key */
         "[admin]\n"                             /*  4 */
         "listen = 0.0.0.0:9100\n"               /*  5 no token */
-        "[pool p]\n"                            /*  6 send-expect */
+        "[pool p]\n"                            /*  6 */
         "listen = 127.0.0.1:7001\n"             /*  7 */
-        "health_check = send-expect\n"          /*  8 */
+        "health_check = send-expect\n"          /*  8 no check_expect */
         "balance = leastconn\n"                 /*  9 */
         "balance = random\n"                    /* 10 twice */
         "check_interval = 2\n"                  /* 11 bad duration */
@@ -759,7 +986,7 @@ Test(config, every_error_is_reported_at_once_in_line_order)
         { 2, "workers = lots" },
         { 3, "unknown key 'colour'" },
         { 5, "is not loopback" },
-        { 6, "needs check_expect" },
+        { 8, "needs check_expect" },
         { 10, "'balance' is set twice" },
         { 11, "check_interval = 2: expected a duration" },
         { 13, "duplicate backend name 'a'" },
@@ -946,9 +1173,9 @@ Test(config, parse_addr_rejects_bad_text)
         "1.2.3:80",         /* getaddrinfo would read it as 1.2.0.3 */
         "256.1.1.1:80",
         "host",
-        ":80",
         "1.2.3.4:0",
         "1.2.3.4:70000",
+        "1.2.3.4:99999999999999999999999",
         "1.2.3.4:",
         "1.2.3.4:http",
         "1.2.3.4:-80",
@@ -1041,7 +1268,7 @@ Test(config, check_proxy_protocol_follows_the_pool)
     config_destroy(cf);
     config_errors_deinit(&errs);
     test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = on\n"
-                           TEST_POOL_TAIL, 1,
+                           TEST_POOL_TAIL, 3,
                            "check_proxy_protocol = on needs proxy_protocol "
                            "= v1 or v2");
     test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = v2\n"
@@ -1049,7 +1276,7 @@ Test(config, check_proxy_protocol_follows_the_pool)
                            "check_proxy_protocol = v2: expected auto | on "
                            "| off | addresses");
     test_config_expect_one(TEST_POOL_HEAD "check_proxy_protocol = addresses\n"
-                           TEST_POOL_TAIL, 1,
+                           TEST_POOL_TAIL, 3,
                            "check_proxy_protocol = addresses needs "
                            "proxy_protocol");
 }
@@ -1080,23 +1307,23 @@ Test(config, check_credentials_are_kept_and_checked_per_kind)
 
     test_config_expect_one(TEST_POOL_HEAD "health_check = tcp\n"
                            "check_user = u\ncheck_password = p\n"
-                           TEST_POOL_TAIL, 1,
+                           TEST_POOL_TAIL, 4,
                            "health_check = tcp does not log in");
     test_config_expect_one(TEST_POOL_HEAD "health_check = redis\n"
-                           "check_user = u\n" TEST_POOL_TAIL, 1,
+                           "check_user = u\n" TEST_POOL_TAIL, 4,
                            "check_user needs check_password");
     test_config_expect_one(TEST_POOL_HEAD "health_check = mqtt\n"
-                           "check_password = p\n" TEST_POOL_TAIL, 1,
+                           "check_password = p\n" TEST_POOL_TAIL, 4,
                            "check_password needs check_user");
     test_config_expect_one(TEST_POOL_HEAD "health_check = amqp\n"
-                           "check_user = u\n" TEST_POOL_TAIL, 1,
+                           "check_user = u\n" TEST_POOL_TAIL, 4,
                            "logs in with both check_user and "
                            "check_password");
     test_config_expect_one(TEST_POOL_HEAD "health_check = redis\n"
-                           "check_vhost = /\n" TEST_POOL_TAIL, 1,
+                           "check_vhost = /\n" TEST_POOL_TAIL, 4,
                            "check_vhost is for health_check = amqp");
     test_config_expect_one(TEST_POOL_HEAD "health_check = http\n"
-                           "check_user = a:b\n" TEST_POOL_TAIL, 1,
+                           "check_user = a:b\n" TEST_POOL_TAIL, 4,
                            "may not contain ':'");
 }
 
@@ -1124,4 +1351,191 @@ Test(config, dump_shows_check_login_but_never_the_password)
     free(text);
     config_destroy(cf);
     config_errors_deinit(&errs);
+/* ---- -t output: a valid file that means the same ---------------------- */
+
+/* config_dump of <cf> as a string the caller frees. */
+static char *
+test_config_dump(const struct config *cf)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    cr_assert_not_null(f);
+    config_dump(cf, f);
+    fclose(f);
+    return buf;
+}
+
+/* The dump without its first line (a comment naming the file). */
+static const char *
+test_config_body(const char *dump)
+{
+    const char *nl = strchr(dump, '\n');
+
+    return nl != NULL ? nl + 1 : dump;
+}
+
+/*
+ * Load <cf>'s dump back: it must load, dump the same text, and mean the
+ * same (no pool or backend changed; of [global] and [admin], only the
+ * token differs, which prints as <set>).
+ */
+static void
+test_config_round_trip(const struct config *cf, const char *what)
+{
+    struct config_errors errs;
+    struct config *again;
+    struct config_diff d;
+    char *dump, *dump2;
+    char global[96];
+    size_t i;
+
+    dump = test_config_dump(cf);
+    again = test_config_load(dump, &errs);
+    cr_assert_not_null(again, "%s: -t output refused:%s\n%s", what,
+                       test_config_all, dump);
+    dump2 = test_config_dump(again);
+    cr_expect_str_eq(test_config_body(dump2), test_config_body(dump),
+                     "%s: printed differently the second time", what);
+    cr_assert_eq(config_diff(cf, again, &d), MQ_OK);
+    for (i = 0; i < d.nentries; i++) {
+        cr_expect_eq(d.entries[i].kind, DIFF_KEPT, "%s: %s/%s %s (%s)",
+                     what, d.entries[i].pool, d.entries[i].backend,
+                     config_diff_kind_name(d.entries[i].kind),
+                     d.entries[i].what);
+    }
+    config_global_changes(cf, again, global, sizeof(global));
+    cr_expect_str_eq(global, cf->admin_token != NULL ? "admin token" : "",
+                     "%s", what);
+    config_diff_deinit(&d);
+    config_destroy(again);
+    config_errors_deinit(&errs);
+    free(dump);
+    free(dump2);
+}
+
+Test(config, dump_of_every_key_loads_back_to_the_same_config)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(test_config_full, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    config_errors_deinit(&errs);
+    test_config_round_trip(cf, "the full file");
+    config_destroy(cf);
+}
+
+Test(config, dump_prints_values_in_the_syntax_the_parser_takes)
+{
+    struct config_errors errs;
+    struct config *cf;
+    char *dump;
+
+    cf = test_config_load(test_config_full, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    dump = test_config_dump(cf);
+    cr_expect_not_null(strstr(dump, "\nallow = 127.0.0.0/8\n"
+                                    "allow = ::1/128\n"
+                                    "allow = 10.0.0.0/8\n"
+                                    "allow = 192.168.1.0/24\n"), "%s", dump);
+    cr_expect_not_null(strstr(dump, "\ntcp_keepalive = 1m:10s:5\n"), "%s",
+                       dump);
+    cr_expect_not_null(strstr(dump, "\ntoken = <set>\n"), "%s", dump);
+    cr_expect_null(strstr(dump, "s3cret"), "the token is a secret");
+    cr_expect_not_null(strstr(dump, "\ncheck_send = PING\\r\\n\n"), "%s",
+                       dump);
+    cr_expect_not_null(strstr(dump, "\ncheck_expect = +PONG\\r\n"), "%s",
+                       dump);
+    cr_expect_not_null(strstr(dump, "\ncheck_interval = 5m\n"
+                                    "check_timeout = 2s\n"), "%s", dump);
+    cr_expect_not_null(strstr(dump, "\nconnect_timeout = 1500ms\n"), "%s",
+                       dump);
+    cr_expect_not_null(strstr(dump, "\nbackend = spare [::1]:6404 weight=0 "
+                                    "backup max_conns=50\n"), "%s", dump);
+    free(dump);
+    config_destroy(cf);
+}
+
+Test(config, dump_round_trips_awkward_values)
+{
+    static const char *const pools[] = {
+        /* bytes inih would strip, cut at a comment, or cannot carry */
+        "health_check = send-expect\ncheck_send = \\x20a;b #c\\\\\\x00\\x20\n"
+        "check_expect = \\xff\\x7f\\t\n",
+        "tcp_keepalive = 60s\n",
+        "tcp_keepalive = 1m:5s\n",
+        "tcp_keepalive = 2h:1s:127\n",
+        "allow = ::/0 0.0.0.0/0 ::ffff:10.0.0.0/104 2001:db8::/33\n",
+        "check_interval = 90s\nidle_timeout = 0\nslow_start = 1001ms\n",
+        "listen = :7005\nlisten = *:7006\nlisten = [::]:7007\n",
+        "max_conns_per_backend = 7\non_backend_down = close\n",
+    };
+    char text[1024];
+    struct config_errors errs;
+    struct config *cf;
+    size_t i;
+
+    for (i = 0; i < MQ_NELEMS(pools); i++) {
+        snprintf(text, sizeof(text), "[global]\nmax_connections = 12\n"
+                 "log_level = notice\nuser = root\n"
+                 "[pool p]\nlisten = 127.0.0.1:7001\n%s"
+                 "backend = a localhost:7002 max_conns=3\n", pools[i]);
+        cf = test_config_load(text, &errs);
+        cr_assert_not_null(cf, "errors:%s\nfor:\n%s", test_config_all, text);
+        config_errors_deinit(&errs);
+        test_config_round_trip(cf, pools[i]);
+        config_destroy(cf);
+    }
+}
+
+/* Every file the project ships (run from the repository root). */
+Test(config, dump_of_every_shipped_file_loads_back_to_the_same_config)
+{
+    struct config_errors errs = { 0 };
+    struct config *cf;
+    glob_t g;
+    size_t i;
+
+    cr_assert_eq(glob("etc/examples/*.ini", 0, NULL, &g), 0);
+    cr_assert_geq(g.gl_pathc, 5);
+    for (i = 0; i <= g.gl_pathc; i++) {
+        const char *path = i < g.gl_pathc ? g.gl_pathv[i] : "etc/mqlb.ini";
+
+        cf = config_load(path, &errs);
+        test_config_join(&errs);
+        cr_assert_not_null(cf, "%s:%s", path, test_config_all);
+        config_errors_deinit(&errs);
+        test_config_round_trip(cf, path);
+        config_destroy(cf);
+    }
+    globfree(&g);
+}
+
+Test(config, control_socket_and_state_file_are_absolute_paths)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load("[global]\ncontrol_socket = /run/mqlb/mqlb.sock\n"
+                          "state_file = /var/lib/mqlb/state\n"
+                          "[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_str_eq(cf->control_socket, "/run/mqlb/mqlb.sock");
+    cr_assert_str_eq(cf->state_file, "/var/lib/mqlb/state");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    cf = test_config_load("[pool p]\nlisten = 127.0.0.1:7000\n"
+                          "backend = a 127.0.0.1:1\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_null(cf->control_socket, "none unless set");
+    cr_assert_null(cf->state_file);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one("[global]\ncontrol_socket = mqlb.sock\n"
+                           "[pool p]\nlisten = 127.0.0.1:7000\n"
+                           "backend = a 127.0.0.1:1\n", 2,
+                           "control_socket = mqlb.sock: expected an absolute");
 }

@@ -388,3 +388,101 @@ Test(proxy_proto, local_header_of_a_health_check)
     cr_assert_eq(proxy_proto_write_local(2, out, 15), 0);
     cr_assert_eq(proxy_proto_write_local(1, out, 14), 0);
 }
+
+/* ---- TLS TLVs, in the layout of HAProxy's send-proxy-v2-ssl-cn ------ */
+
+Test(proxy_proto, v2_tls_tlvs_byte_for_byte_as_haproxy_writes_them)
+{
+    static const uint8_t want[] =
+        PP_SIG "\x21\x11\x00\x52"
+        "\x7f\x00\x00\x01" "\x7f\x00\x00\x02" "\x30\x39" "\x22\xb3"
+        "\x01\x00\x04" "mqtt"                           /* ALPN */
+        "\x02\x00\x06" "a.test"                         /* AUTHORITY */
+        "\x20\x00\x33"                                  /* SSL, 51 bytes */
+        "\x07" "\x00\x00\x00\x00"                       /* SSL|CONN|SESS, ok */
+        "\x21\x00\x07" "TLSv1.3"                        /* VERSION */
+        "\x22\x00\x08" "device-7"                       /* CN */
+        "\x23\x00\x16" "TLS_AES_256_GCM_SHA384";        /* CIPHER */
+    struct sockaddr_storage s, d;
+    struct proxy_proto_tls tls = {
+        .alpn = (const uint8_t *)"mqtt", .alpnlen = 4,
+        .sni = (const uint8_t *)"a.test", .snilen = 6,
+        .version = "TLSv1.3",
+        .cn = (const uint8_t *)"device-7", .cnlen = 8,
+        .cipher = "TLS_AES_256_GCM_SHA384",
+        .cert = 1, .verify = 0,
+    };
+    uint8_t out[PROXY_PROTO_V2_TLS_MAX];
+    size_t n;
+
+    n = proxy_proto_write_tls(pp_v4(&s, "127.0.0.1", 12345),
+                              pp_v4(&d, "127.0.0.2", 8883), &tls, out,
+                              sizeof(out));
+    cr_assert_eq(n, sizeof(want) - 1);
+    cr_assert_arr_eq(out, want, n);
+}
+
+Test(proxy_proto, v2_tls_without_a_client_certificate_sends_verify_zero)
+{
+    struct sockaddr_storage s, d, ps, pd;
+    struct proxy_proto_tls tls = {
+        .version = "TLSv1.2", .cipher = "ECDHE-RSA-AES128-GCM-SHA256",
+        .cert = 0, .verify = 20,    /* not sent without a certificate */
+    };
+    uint8_t out[PROXY_PROTO_V2_TLS_MAX];
+    const uint8_t *v;
+    size_t n, hdrlen, vlen;
+
+    n = proxy_proto_write_tls(pp_v4(&s, "10.0.0.1", 1000),
+                              pp_v4(&d, "10.0.0.2", 2000), &tls, out,
+                              sizeof(out));
+    cr_assert_gt(n, 28);
+    /* The address parser still reads it, TLVs included in the length. */
+    cr_assert_eq(proxy_proto_parse(out, n, &ps, &pd, &hdrlen), 1);
+    cr_assert_eq(hdrlen, n);
+    cr_assert_eq(proxy_proto_tlv_find(out, n, PP2_TYPE_SSL, &v, &vlen), 1);
+    cr_assert_eq(v[0], PP2_CLIENT_SSL);
+    cr_assert_arr_eq(v + 1, "\0\0\0\0", 4);
+    cr_assert_eq(proxy_proto_tlv_find(out, n, PP2_SUBTYPE_SSL_VERSION, &v,
+                                      &vlen), 1);
+    cr_assert_eq(vlen, 7);
+    cr_assert_arr_eq(v, "TLSv1.2", 7);
+    cr_assert_eq(proxy_proto_tlv_find(out, n, PP2_SUBTYPE_SSL_CN, &v, &vlen),
+                 0);
+    cr_assert_eq(proxy_proto_tlv_find(out, n, PP2_TYPE_AUTHORITY, &v,
+                                      &vlen), 0);
+}
+
+Test(proxy_proto, v2_tls_failed_verification_is_sent_in_network_order)
+{
+    struct sockaddr_storage s, d;
+    struct proxy_proto_tls tls = { .cert = 1, .verify = 0x0102 };
+    uint8_t out[PROXY_PROTO_V2_TLS_MAX];
+    const uint8_t *v;
+    size_t n, vlen;
+
+    n = proxy_proto_write_tls(pp_v6(&s, "2001:db8::1", 1),
+                              pp_v6(&d, "2001:db8::2", 2), &tls, out,
+                              sizeof(out));
+    cr_assert_eq(n, 16 + 36 + 8);
+    cr_assert_eq(proxy_proto_tlv_find(out, n, PP2_TYPE_SSL, &v, &vlen), 1);
+    cr_assert_eq(vlen, 5);
+    cr_assert_arr_eq(v, "\x07\x00\x00\x01\x02", 5);
+}
+
+Test(proxy_proto, v2_tls_too_small_a_buffer_writes_nothing)
+{
+    struct sockaddr_storage s, d;
+    struct proxy_proto_tls tls = { .version = "TLSv1.3" };
+    uint8_t out[PROXY_PROTO_V2_TLS_MAX];
+    size_t full, cap;
+
+    full = proxy_proto_write_tls(pp_v4(&s, "127.0.0.1", 1),
+                                 pp_v4(&d, "127.0.0.1", 2), &tls, out,
+                                 sizeof(out));
+    for (cap = 0; cap < full; cap++) {
+        cr_assert_eq(proxy_proto_write_tls((struct sockaddr *)&s,
+                                           (struct sockaddr *)&d, &tls, out,
+                                           cap), 0, "cap %zu", cap);
+    }
+}

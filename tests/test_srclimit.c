@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 
 #include "mqlb/common.h"
+#include "mqlb/lb.h"
 #include "mqlb/srclimit.h"
 
 /* A peer address (v4 or v6 text) as accept() would give it. */
@@ -240,4 +241,40 @@ Test(srclimit, threads_leave_no_count_behind)
         cr_expect_eq(srclimit_count(h[0].t, peer_n(&ss, i)), 0);
     }
     srclimit_destroy(h[0].t);
+}
+
+/*
+ * Issue 13: the sources an attacker would pick. With the public,
+ * unkeyed lb_hash, 64 IPv6 sources chosen to share shard and home slot
+ * make one probe run of 64; the table's own random key scatters them.
+ */
+Test(srclimit, chosen_ipv6_sources_do_not_build_a_long_chain)
+{
+    struct srclimit *t = srclimit_create();
+    struct sockaddr_storage ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    uint64_t h, want = 0;
+    unsigned found = 0, i;
+
+    cr_assert_not_null(t);
+    for (i = 0; found < 64 && i < 10000000; i++) {
+        memset(&ss, 0, sizeof(ss));
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr.s6_addr[0] = 0x20;
+        s6->sin6_addr.s6_addr[1] = 0x01;
+        memcpy(&s6->sin6_addr.s6_addr[12], &i, sizeof(i));
+        h = lb_hash(&s6->sin6_addr, 16);
+        /* shard: top 4 bits; home slot in a 128-slot shard: low 7 */
+        if (found == 0) {
+            want = h & 0xf00000000000007fULL;
+        } else if ((h & 0xf00000000000007fULL) != want) {
+            continue;
+        }
+        cr_assert_eq(srclimit_acquire(t, (struct sockaddr *)&ss, 5), MQ_OK);
+        found++;
+    }
+    cr_assert_eq(found, 64);
+    cr_assert_lt(srclimit_longest_probe(t), 16, "longest probe %u",
+                 srclimit_longest_probe(t));
+    srclimit_destroy(t);
 }

@@ -20,6 +20,13 @@ struct acl_cidr {
 int acl_parse_cidr(const char *text, struct acl_cidr *out);
 
 /* true if <sa> (AF_INET or AF_INET6) falls in any of <n> blocks. */
+/*
+ * Write <c> into <buf> (<len> >= ACL_CIDR_TEXT) as acl_parse_cidr reads
+ * it back: an IPv4 block as "10.0.0.0/8", an IPv6 one as "2001:db8::/32".
+ */
+#define ACL_CIDR_TEXT   64
+void acl_format_cidr(const struct acl_cidr *c, char *buf, size_t len);
+
 bool acl_match(const struct acl_cidr *list, size_t n, const struct sockaddr *sa);
 
 #endif /* MQLB_ACL_H */

@@ -85,6 +85,11 @@ unsigned admin_port(const struct admin *a);
  */
 struct admin *admin_start(const struct config_addr *listen, const char *token,
                           const struct admin_ops *ops, char *err);
+/*
+ * Replace the token of a running server (reload): requests from now on
+ * need <token> (NULL or "" = none). MQ_ERR on no memory, token kept.
+ */
+int admin_set_token(struct admin *a, const char *token);
 void admin_stop(struct admin *a);
 
 #endif /* MQLB_ADMIN_H */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/histo.h"
 
 enum backend_state {
     BACKEND_UP = 0,
@@ -19,6 +20,8 @@ enum backend_state {
     BACKEND_DRAIN,
     BACKEND_DISABLED,
 };
+
+#define BACKEND_NSTATES 4       /* the values of enum backend_state */
 
 enum backend_admin {
     BACKEND_ADMIN_NONE = 0,     /* health decides */
@@ -71,6 +74,12 @@ struct backend {
     _Atomic unsigned    nfails_row;     /* passive: connect failures in a row */
     _Atomic unsigned    refcnt;         /* pools and sessions holding it */
     _Atomic uint64_t    version;        /* bumped on every state/weight change */
+    _Atomic int         last_state;     /* enum backend_state, for transitions */
+    _Atomic uint64_t    ntransitions[BACKEND_NSTATES];  /* changes, by new state */
+    _Atomic uint64_t    down_since_ms;  /* monotonic; 0 while not down */
+    _Atomic uint64_t    downtime_ms;    /* finished down periods */
+    struct histo        connect_time;   /* connect to a broker, per success */
+    struct histo        check_time;     /* health check, connect to verdict */
     pthread_mutex_t     check_lock;     /* guards <check>, <down_reason>
                                            and <admin_by> */
     struct backend_check check;         /* last verdict */
@@ -95,6 +104,9 @@ bool backend_is_eligible(const struct backend *b);
 /* Weight after the slow-start ramp, at monotonic time <now_ms>. */
 unsigned backend_eff_weight(const struct backend *b, uint64_t now_ms,
                             uint64_t slow_start_ms);
+
+/* Seconds of downtime so far, the current down period included. */
+uint64_t backend_downtime_ms(const struct backend *b, uint64_t now_ms);
 
 /* Session accounting, called by the worker that owns the session. */
 void backend_session_start(struct backend *b);

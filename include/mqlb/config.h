@@ -16,6 +16,10 @@
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
 #define CONFIG_CRED_MAX     255     /* check_user, check_password, vhost */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
+#define CONFIG_MAX_CONNECTIONS_AUTO 100000 /* max_connections = auto, at
+                                              most (if descriptors allow) */
+#define CONFIG_CHECK_TIMEOUT_MS 1000 /* check_timeout unless check_interval
+                                        is shorter or the file says */
 
 enum config_balance {
     BALANCE_ROUNDROBIN = 0,
@@ -69,10 +73,26 @@ struct config_addr {
 struct config_backend {
     char                name[CONFIG_NAME_LEN]; /* unique within the pool */
     struct config_addr  addr;           /* where the broker listens */
+    char                host[256];      /* host as written, no port */
+    unsigned            port;           /* port as written */
+    unsigned            is_name:1;      /* host is a DNS name: re-resolved */
     unsigned            weight;         /* 0..256; 0 takes no new sessions */
     unsigned            max_conns;      /* 0 = unlimited */
     unsigned            backup:1;       /* used only while no primary is up */
     int                 line;           /* line of the backend = entry */
+};
+
+enum config_discover_kind {
+    DISCOVER_DNS = 0,                   /* discover = dns NAME:PORT */
+    DISCOVER_DNS_SRV,                   /* discover = dns-srv _svc._proto.NAME */
+};
+
+/* One discover = line: backends made from DNS answers. */
+struct config_discover {
+    enum config_discover_kind kind;
+    char                name[256];      /* the DNS name asked */
+    unsigned            port;           /* DISCOVER_DNS only */
+    int                 line;
 };
 
 struct config_keepalive {
@@ -116,16 +136,26 @@ struct config_pool {
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
     size_t              nbackends;
+    struct config_discover *discovers;  /* owned array */
+    size_t              ndiscovers;
 };
 
 struct config {
     char               *path;           /* file it was read from, owned */
     unsigned            workers;        /* resolved: 0 becomes the CPU count */
-    unsigned            max_connections;
+    unsigned            max_connections; /* 0 = auto: sized from the
+                                            descriptor limit at start */
     int                 log_level;      /* LOG_ERROR..LOG_DEBUG */
     enum config_log_format log_format;
     uint64_t            shutdown_timeout_ms;
     char               *user;           /* owned, NULL = keep the user */
+    char               *resolvers;      /* owned; NULL = /etc/resolv.conf */
+    uint64_t            resolve_interval_ms;
+    unsigned            resolvers_bad:1;    /* while loading: unusable */
+    char               *control_socket; /* owned, NULL = none (takeover,
+                                           mqlb -s) */
+    char               *state_file;     /* owned, NULL = runtime state
+                                           is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
     struct config_pool *pools;          /* owned array */
@@ -160,6 +190,17 @@ int config_parse_size(const char *text, uint64_t *bytes);
 int config_parse_uint(const char *text, unsigned min, unsigned max,
                       unsigned *out);
 int config_parse_addr(const char *text, struct config_addr *out);
+/*
+ * Split "host:port" or "[v6]:port" into <host> (<hostlen> bytes) and
+ * <*port> (1..65535), without resolving. MQ_ERR when it is not that form.
+ */
+int config_split_hostport(const char *text, char *host, size_t hostlen,
+                          unsigned *port);
+/* True when <host> is an IPv4 or IPv6 literal (not a name). */
+bool config_host_is_ip(const char *host);
+/* As config_parse_addr; on error <err> says why in the user's terms. */
+int config_parse_addr_err(const char *text, struct config_addr *out,
+                          char *err, size_t errlen);
 /* C escapes \r \n \t \\ \xHH into newly allocated bytes at <*out>. */
 int config_unescape(const char *text, char **out, size_t *len);
 
@@ -174,6 +215,30 @@ config_name_char(int c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
+
+/*
+ * What a reload changes, from the key table. config_pool_changes() puts
+ * the comma list of what differs between two pools of the same name
+ * ("listen", "balance", "checks", "sessions"; backends aside) in <what>,
+ * config_global_changes() the [global] and [admin] keys that differ; both
+ * return true if anything does.
+ */
+bool config_pool_changes(const struct config_pool *a,
+                         const struct config_pool *b, char *what,
+                         size_t size);
+bool config_global_changes(const struct config *a, const struct config *b,
+                           char *what, size_t size);
+
+/* What differs between two backends of the same name: a set of bits. */
+enum config_backend_change {
+    CONFIG_BACKEND_ADDRESS   = 1 << 0,
+    CONFIG_BACKEND_WEIGHT    = 1 << 1,
+    CONFIG_BACKEND_BACKUP    = 1 << 2,
+    CONFIG_BACKEND_MAX_CONNS = 1 << 3,
+};
+unsigned config_backend_changes(const struct config_backend *a,
+                                const struct config_backend *b);
+const char *config_backend_change_name(unsigned bit);
 
 const char *config_balance_name(enum config_balance b);
 const char *config_check_name(enum config_check c);

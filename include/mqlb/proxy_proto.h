@@ -27,6 +27,59 @@ size_t proxy_proto_write(int version, const struct sockaddr *src,
                          const struct sockaddr *dst, uint8_t *out,
                          size_t cap);
 
+/* PROXY v2 TLV types (proxy-protocol.txt 2.2.x). */
+#define PP2_TYPE_ALPN           0x01
+#define PP2_TYPE_AUTHORITY      0x02
+#define PP2_TYPE_SSL            0x20
+#define PP2_SUBTYPE_SSL_VERSION 0x21
+#define PP2_SUBTYPE_SSL_CN      0x22
+#define PP2_SUBTYPE_SSL_CIPHER  0x23
+#define PP2_CLIENT_SSL          0x01
+#define PP2_CLIENT_CERT_CONN    0x02
+#define PP2_CLIENT_CERT_SESS    0x04
+
+/* Room for a v2 header with every TLS TLV at its longest. */
+#define PROXY_PROTO_V2_TLS_MAX  (PROXY_PROTO_V2_MAX + 3 + 255 + 3 + 255 \
+                                 + 8 + 3 + 32 + 3 + 256 + 3 + 64)
+
+/*
+ * What a TLS listener knows of a client, for the v2 TLVs. A NULL pointer
+ * or zero length leaves its TLV out.
+ */
+struct proxy_proto_tls {
+    const uint8_t      *alpn;       /* protocol agreed: PP2_TYPE_ALPN */
+    size_t              alpnlen;
+    const uint8_t      *sni;        /* server name: PP2_TYPE_AUTHORITY */
+    size_t              snilen;
+    const char         *version;    /* "TLSv1.3": SSL_VERSION */
+    const uint8_t      *cn;         /* client certificate's CN: SSL_CN */
+    size_t              cnlen;
+    const char         *cipher;     /* OpenSSL's name: SSL_CIPHER */
+    uint32_t            verify;     /* X509_V_OK (0) or the failure */
+    unsigned            cert:1;     /* the client sent a certificate */
+};
+
+/*
+ * The v2 header as proxy_proto_write(2, ...) writes it, followed by the
+ * TLVs of <tls> in the order and layout of HAProxy's `send-proxy-v2-ssl-cn`
+ * with `proxy-v2-options ssl-cipher,authority`: ALPN, AUTHORITY, then
+ * SSL {client flags, verify, VERSION, CN, CIPHER}. As HAProxy does,
+ * <verify> is sent only when the client sent a certificate (0 otherwise).
+ * Returns the bytes written, or 0 if <cap> is too small.
+ */
+size_t proxy_proto_write_tls(const struct sockaddr *src,
+                             const struct sockaddr *dst,
+                             const struct proxy_proto_tls *tls,
+                             uint8_t *out, size_t cap);
+
+/*
+ * The TLV <type> of the complete v2 header <hdr> (<len> bytes, as
+ * proxy_proto_parse() measured it); for a sub-TLV of PP2_TYPE_SSL pass
+ * its subtype. Returns its value in <*val>/<*vlen>, 1 if found, else 0.
+ */
+int proxy_proto_tlv_find(const uint8_t *hdr, size_t len, uint8_t type,
+                         const uint8_t **val, size_t *vlen);
+
 /*
  * Write the header of a connection that relays no client (a health
  * check): "PROXY UNKNOWN\r\n" for <version> 1, the LOCAL command with no

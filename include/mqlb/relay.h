@@ -12,12 +12,42 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define RELAY_BUF_SIZE      16384   /* bytes per buffer */
 #define RELAY_BUDGET        65536   /* bytes per wake-up per direction */
 #define RELAY_SPLICE_MIN    262144  /* bytes a direction moves by copying
                                        before it switches to splice(2) */
 #define RELAY_SPLICE_CHUNK  65536   /* bytes per splice into the pipe */
+
+#define RELAY_WANT_READ     1       /* the operation waits to read */
+#define RELAY_WANT_WRITE    2       /* the operation waits to write */
+
+/*
+ * How one end of a direction is read or written when it is not a plain
+ * socket (TLS). Each returns what recv(2)/send(2) would: bytes moved, 0
+ * at the end of the stream (recv), or -1 with errno; EAGAIN comes with
+ * <*want> saying which readiness of the socket lets it go on (TLS may
+ * have to write to read, and read to write).
+ */
+struct relay_io {
+    ssize_t           (*recv)(void *conn, void *buf, size_t len, int *want);
+    ssize_t           (*send)(void *conn, const void *buf, size_t len,
+                              int *want);
+    /* Pass the end of the stream on (close_notify, then FIN on <fd>). */
+    void              (*shutdown)(void *conn, int fd);
+    /* Bytes already read from the socket and waiting to be returned. */
+    size_t            (*pending)(void *conn);
+};
+
+/* What a direction waits for before relay_pump() can go on. */
+enum relay_wait {
+    RELAY_WAIT_NONE = 0,        /* nothing: ended, or not started */
+    RELAY_WAIT_SRC_READ,        /* src readable (the usual case) */
+    RELAY_WAIT_SRC_WRITE,       /* src writable (TLS read wants write) */
+    RELAY_WAIT_DST_WRITE,       /* dst writable (backpressure) */
+    RELAY_WAIT_DST_READ,        /* dst readable (TLS write wants read) */
+};
 
 /* A free list of RELAY_BUF_SIZE buffers, owned by one worker thread. */
 struct relay_pool {
@@ -43,6 +73,11 @@ struct relay_dir {
     uint64_t            nbytes;     /* bytes delivered to dst */
     char               *tap;        /* if set, a copy of what src sent */
     uint32_t            taplen;     /* bytes in <tap> (RELAY_BUF_SIZE max) */
+    const struct relay_io *src_io;  /* NULL: plain recv(2) on <src> */
+    void               *src_conn;   /* <src_io>'s connection (an SSL) */
+    const struct relay_io *dst_io;  /* NULL: plain send(2) on <dst> */
+    void               *dst_conn;
+    enum relay_wait     wait;       /* set by every relay_pump() */
 };
 
 enum relay_status {
@@ -62,7 +97,9 @@ void relay_buf_put(struct relay_pool *rp, char *buf);
 
 /*
  * Move bytes from d->src to d->dst until one side would block, src ends,
- * or <budget> bytes were read. Adds the bytes delivered to d->nbytes.
+ * or <budget> bytes were read. Adds the bytes delivered to d->nbytes and
+ * says in d->wait what it waits for. Splice is used only when both ends
+ * are plain sockets.
  */
 enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
                              size_t budget);
@@ -71,5 +108,8 @@ enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
 void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);
 /* At session end: the buffer and the splice pipe. */
 void relay_dir_close(struct relay_dir *d, struct relay_pool *rp);
+
+/* Pass the end of the stream on to d->dst (FIN, or close_notify + FIN). */
+void relay_dir_shutdown(struct relay_dir *d);
 
 #endif /* MQLB_RELAY_H */

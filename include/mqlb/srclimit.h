@@ -34,4 +34,7 @@ unsigned srclimit_count(struct srclimit *t, const struct sockaddr *sa);
 /* Distinct addresses holding at least one session. */
 unsigned srclimit_naddrs(struct srclimit *t);
 
+/* Slots the longest lookup visits (for tests: chains stay short). */
+unsigned srclimit_longest_probe(struct srclimit *t);
+
 #endif /* MQLB_SRCLIMIT_H */

@@ -5,11 +5,14 @@
 #ifndef MQLB_STATS_H
 #define MQLB_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "mqlb/backend.h"
 #include "mqlb/config.h"
+#include "mqlb/histo.h"
+#include "mqlb/procstat.h"
 
 struct stats_backend {
     char                name[CONFIG_NAME_LEN];
@@ -30,6 +33,10 @@ struct stats_backend {
     uint64_t            checks_fail;
     struct backend_check check;         /* last check */
     uint64_t            since_ms;       /* wall clock of last state change */
+    uint64_t            transitions[BACKEND_NSTATES];   /* by new state */
+    uint64_t            downtime_ms;    /* down so far, current period too */
+    struct histo_copy   connect_time;
+    struct histo_copy   check_time;
 };
 
 struct stats_pool {
@@ -39,11 +46,25 @@ struct stats_pool {
     const char         *balance;        /* static string */
     const char         *check;          /* static string */
     uint64_t            rejected;       /* clients closed: no backend, acl... */
+    uint64_t            sessions;       /* sessions accepted, ever */
+    uint64_t            retries;        /* another backend tried for one */
+    struct histo_copy   duration;       /* finished sessions' lifetimes */
     struct stats_backend *backends;     /* owned array */
     size_t              nbackends;
 };
 
+/* Facts of the process and its reloads, for /metrics. */
+struct stats_process {
+    struct procstat     proc;           /* process_* */
+    bool                proc_ok;        /* <proc> could be read */
+    uint64_t            reloads_ok;
+    uint64_t            reloads_failed;
+    uint64_t            last_reload_ok_ms;  /* wall clock; start counts */
+    bool                last_reload_ok; /* the latest reload succeeded */
+};
+
 struct stats_snapshot {
+    struct stats_process process;
     uint64_t            uptime_s;
     uint64_t            now_ms;         /* wall clock when taken */
     struct stats_pool  *pools;          /* owned array */

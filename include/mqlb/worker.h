@@ -32,9 +32,13 @@ struct worker {
     pthread_t           thread;
     ev_async            wake;           /* main thread -> worker */
     _Atomic unsigned    cmds;           /* WORKER_CMD_* bits pending */
-    pthread_mutex_t     pending_lock;   /* guards <pending> */
+    pthread_mutex_t     pending_lock;   /* guards <pending>, <retired> */
     struct listener    *pending;        /* new listener set (reload) */
-    struct listener    *listeners;      /* owned list */
+    struct listener    *retired;        /* sets superseded before they
+                                           were adopted; freed (and their
+                                           sockets closed) by the worker */
+    struct listener    *listeners;      /* owned list; this thread alone
+                                           closes listener sockets */
     struct session     *sessions;       /* owned doubly linked list */
     size_t              nsessions;
     ev_timer            resume;         /* re-arm accept after a pause */

@@ -171,5 +171,50 @@ class Install(unittest.TestCase):
             shutil.rmtree(dest, ignore_errors=True)
 
 
+@unittest.skipUnless(shutil.which("make"), "make not installed")
+class InstallPrefixUsr(unittest.TestCase):
+    def test_man_pages_and_unit_name_the_installed_paths(self):
+        dest = tempfile.mkdtemp(prefix="mqlb-install-")
+        try:
+            r = subprocess.run(["make", "-s", "-C", ROOT, "BIN=" + MQLB_BIN, "-o", MQLB_BIN,
+                                "install", "DESTDIR=" + dest, "PREFIX=/usr"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertTrue(os.path.exists(os.path.join(dest, "etc/mqlb/mqlb.ini")),
+                            "PREFIX=/usr puts the config in /etc")
+            pages = {p: os.path.join(dest, "usr/share/man", p)
+                     for p in ("man8/mqlb.8", "man5/mqlb.ini.5")}
+            unit = os.path.join(dest, "usr/lib/systemd/system/mqlb.service")
+            for name, path in list(pages.items()) + [("unit", unit)]:
+                with open(path) as f:
+                    text = f.read()
+                with self.subTest(file=name):
+                    self.assertNotIn("/usr/local", text)
+            with open(pages["man8/mqlb.8"]) as f:
+                man8 = f.read()
+            self.assertIn("/etc/mqlb/mqlb.ini", man8)
+            self.assertIn("/usr/lib/systemd/system/mqlb.service", man8)
+            self.assertIn("/usr/share/doc/mqlb/examples/", man8)
+            with open(pages["man5/mqlb.ini.5"]) as f:
+                self.assertIn("/usr/share/doc/mqlb/examples/", f.read())
+            if shutil.which("groff"):
+                for path in pages.values():
+                    r = subprocess.run(["groff", "-man", "-ww", "-z", path],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(r.stderr, "")
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+class StandAloneDocs(unittest.TestCase):
+    def test_readme_and_man_pages_point_nowhere_users_cannot_go(self):
+        for rel in ("README.md", "man/mqlb.8", "man/mqlb.ini.5", "etc/mqlb.ini"):
+            with open(os.path.join(ROOT, rel)) as f:
+                text = f.read()
+            with self.subTest(file=rel):
+                self.assertNotIn("SPEC.md", text)
+                self.assertNotRegex(text, r"shared folder|\.\./shared")
+
+
 if __name__ == "__main__":
     unittest.main()

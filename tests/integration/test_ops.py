@@ -5,6 +5,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
 import unittest
@@ -85,15 +86,26 @@ class JsonLogs(unittest.TestCase):
 
 
 class SystemdUnit(unittest.TestCase):
-    def test_unit_checks_config_and_reloads_with_hup(self):
+    def test_unit_checks_config_and_reloads_with_outcome(self):
         with open(os.path.join(ROOT, "etc", "mqlb.service")) as f:
             unit = f.read()
         self.assertRegex(unit, r"(?m)^ExecStartPre=\S*mqlb -t -c \S+$")
-        self.assertRegex(unit, r"(?m)^ExecReload=/bin/kill -HUP \$MAINPID$")
+        # systemctl reload waits for the outcome and fails with the reload
+        self.assertRegex(unit, r"(?m)^ExecReload=\S*/mqlb -s reload -c \S+$")
+        self.assertRegex(unit, r"(?m)^Type=notify$")
         for opt in ("NoNewPrivileges=yes", "ProtectSystem=", "LimitNOFILE="):
             self.assertIn(opt, unit)
         exe = re.search(r"(?m)^ExecStart=(\S+)", unit).group(1)
         self.assertTrue(exe.endswith("/mqlb"))
+
+    @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze not installed")
+    def test_unit_exposure_score_is_low(self):
+        r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                            os.path.join(ROOT, "etc", "mqlb.service")],
+                           capture_output=True, text=True, timeout=60)
+        m = re.search(r"Overall exposure level for mqlb.service: ([0-9.]+)", r.stdout)
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        self.assertLessEqual(float(m.group(1)), 3.0, r.stdout)
 
 
 if __name__ == "__main__":

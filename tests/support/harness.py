@@ -285,7 +285,7 @@ class EchoServer:
 class Mqlb:
     """The real mqlb binary with a config written for the test."""
 
-    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True):
+    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True, env=None):
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-cfg-")
         self.path = os.path.join(self.dir, "mqlb.ini")
@@ -293,7 +293,7 @@ class Mqlb:
         self.admin_extra = admin_extra
         self.workers = workers
         self.write(pools)
-        self.proc = Proc([MQLB_BIN, "-c", self.path], "mqlb")
+        self.proc = Proc([MQLB_BIN, "-c", self.path], "mqlb", env=env)
         if check:
             self.wait_ready()
 

@@ -1,0 +1,675 @@
+/*
+ * handover.c: takeover frames to and from bytes (see handover.h for the
+ * layout and the conversation). Every read is bounds-checked: the
+ * decoder meets bytes from another process, and is fuzzed.
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqlb/common.h"
+#include "mqlb/handover.h"
+
+/* Session direction flags on the wire. */
+#define HO_DIR_EOF          0x01
+#define HO_DIR_SPLICED      0x02
+#define HO_DIR_NOSPLICE     0x04
+
+/* Client address families on the wire. */
+#define HO_AF_INET          4
+#define HO_AF_INET6         6
+
+/* ---- output ---------------------------------------------------------- */
+
+void
+handover_buf_init(struct handover_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->failed = 0;
+}
+
+void
+handover_buf_deinit(struct handover_buf *b)
+{
+    mq_free(b->data);
+    b->len = 0;
+    b->cap = 0;
+    b->failed = 0;
+}
+
+void
+handover_buf_reset(struct handover_buf *b)
+{
+    b->len = 0;
+    b->failed = 0;
+}
+
+static void
+ho_put(struct handover_buf *b, const void *p, size_t n)
+{
+    uint8_t *grown;
+    size_t cap;
+
+    if (b->failed) {
+        return;
+    }
+    if (b->len + n > b->cap) {
+        cap = b->cap > 0 ? b->cap : 256;
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+        grown = realloc(b->data, cap);
+        if (grown == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+}
+
+static void
+ho_u8(struct handover_buf *b, uint8_t v)
+{
+    ho_put(b, &v, 1);
+}
+
+static void
+ho_u16(struct handover_buf *b, uint16_t v)
+{
+    uint8_t o[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+
+    ho_put(b, o, sizeof(o));
+}
+
+static void
+ho_u32(struct handover_buf *b, uint32_t v)
+{
+    uint8_t o[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
+                     (uint8_t)(v >> 8), (uint8_t)v };
+
+    ho_put(b, o, sizeof(o));
+}
+
+static void
+ho_u64(struct handover_buf *b, uint64_t v)
+{
+    ho_u32(b, (uint32_t)(v >> 32));
+    ho_u32(b, (uint32_t)v);
+}
+
+/* A string as u16 length and bytes (no NUL); <max> bounds it. */
+static void
+ho_str(struct handover_buf *b, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    if (n >= max) {
+        b->failed = 1;      /* the decoder would refuse it */
+        return;
+    }
+    ho_u16(b, (uint16_t)n);
+    ho_put(b, s, n);
+}
+
+/* Start a frame of <type>; returns where its header starts. */
+static size_t
+ho_frame_begin(struct handover_buf *b, uint16_t version, uint16_t type)
+{
+    size_t start = b->len;
+
+    ho_u32(b, HANDOVER_MAGIC);
+    ho_u16(b, version);
+    ho_u16(b, type);
+    ho_u32(b, 0);           /* length, patched by ho_frame_end */
+    return start;
+}
+
+static int
+ho_frame_end(struct handover_buf *b, size_t start)
+{
+    size_t n;
+
+    if (b->failed) {
+        b->len = start;
+        return MQ_ERR;
+    }
+    n = b->len - start - HANDOVER_HEADER_LEN;
+    if (n > HANDOVER_MAX_PAYLOAD) {
+        b->len = start;
+        return MQ_ERR;
+    }
+    b->data[start + 8] = (uint8_t)(n >> 24);
+    b->data[start + 9] = (uint8_t)(n >> 16);
+    b->data[start + 10] = (uint8_t)(n >> 8);
+    b->data[start + 11] = (uint8_t)n;
+    return MQ_OK;
+}
+
+/* ---- input ----------------------------------------------------------- */
+
+/* A bounds-checked reader; <bad> sticks once a read went past the end. */
+struct ho_in {
+    const uint8_t      *p;
+    size_t              len;
+    size_t              off;
+    int                 bad;
+};
+
+static const uint8_t *
+ho_get(struct ho_in *in, size_t n)
+{
+    const uint8_t *p;
+
+    if (in->bad || in->len - in->off < n) {
+        in->bad = 1;
+        return NULL;
+    }
+    p = in->p + in->off;
+    in->off += n;
+    return p;
+}
+
+static uint8_t
+ho_get_u8(struct ho_in *in)
+{
+    const uint8_t *p = ho_get(in, 1);
+
+    return p != NULL ? p[0] : 0;
+}
+
+static uint16_t
+ho_get_u16(struct ho_in *in)
+{
+    const uint8_t *p = ho_get(in, 2);
+
+    return p != NULL ? (uint16_t)((p[0] << 8) | p[1]) : 0;
+}
+
+static uint32_t
+ho_get_u32(struct ho_in *in)
+{
+    const uint8_t *p = ho_get(in, 4);
+
+    if (p == NULL) {
+        return 0;
+    }
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t
+ho_get_u64(struct ho_in *in)
+{
+    uint64_t hi = ho_get_u32(in);
+
+    return (hi << 32) | ho_get_u32(in);
+}
+
+/* A string into <out> of <cap> bytes: shorter than <cap>, no NUL in it. */
+static void
+ho_get_str(struct ho_in *in, char *out, size_t cap)
+{
+    uint16_t n = ho_get_u16(in);
+    const uint8_t *p;
+
+    out[0] = '\0';
+    if (n >= cap) {
+        in->bad = 1;
+        return;
+    }
+    p = ho_get(in, n);
+    if (p == NULL || memchr(p, '\0', n) != NULL) {
+        in->bad = 1;
+        return;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void
+ho_in_init(struct ho_in *in, const uint8_t *p, size_t len)
+{
+    in->p = p;
+    in->len = len;
+    in->off = 0;
+    in->bad = 0;
+}
+
+/* Trailing bytes are fields of a newer build of the same version. */
+static int
+ho_in_done(const struct ho_in *in)
+{
+    return in->bad ? HANDOVER_EMALFORMED : MQ_OK;
+}
+
+int
+handover_header_decode(const uint8_t *in, struct handover_header *h)
+{
+    struct ho_in r;
+
+    ho_in_init(&r, in, HANDOVER_HEADER_LEN);
+    if (ho_get_u32(&r) != HANDOVER_MAGIC) {
+        return HANDOVER_EMAGIC;
+    }
+    h->version = ho_get_u16(&r);
+    h->type = ho_get_u16(&r);
+    h->length = ho_get_u32(&r);
+    if (h->version != HANDOVER_VERSION) {
+        return HANDOVER_EVERSION;
+    }
+    if (h->length > HANDOVER_MAX_PAYLOAD) {
+        return HANDOVER_ETOOBIG;
+    }
+    return MQ_OK;
+}
+
+/* ---- the messages ----------------------------------------------------- */
+
+int
+handover_encode_raw(struct handover_buf *b, uint16_t version, uint16_t type,
+                    const void *payload, uint32_t len)
+{
+    size_t start = ho_frame_begin(b, version, type);
+
+    ho_put(b, payload, len);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_encode_hello(struct handover_buf *b, const struct handover_hello *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_HELLO);
+
+    ho_u32(b, m->pid);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_hello(const uint8_t *p, size_t len, struct handover_hello *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->pid = ho_get_u32(&in);
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_error(struct handover_buf *b, const char *text)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_ERROR);
+    char t[HANDOVER_TEXT_LEN];
+
+    snprintf(t, sizeof(t), "%s", text);     /* long texts are cut */
+    ho_str(b, t, sizeof(t));
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_error(const uint8_t *p, size_t len, struct handover_error *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    ho_get_str(&in, m->text, sizeof(m->text));
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_begin(struct handover_buf *b, const struct handover_begin *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_BEGIN);
+
+    ho_u64(b, m->next_id);
+    ho_u32(b, m->nworkers);
+    ho_u32(b, m->pid);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_begin(const uint8_t *p, size_t len, struct handover_begin *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->next_id = ho_get_u64(&in);
+    m->nworkers = ho_get_u32(&in);
+    m->pid = ho_get_u32(&in);
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_listener(struct handover_buf *b,
+                         const struct handover_listener *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_LISTENER);
+
+    ho_u32(b, m->worker);
+    ho_str(b, m->addr, sizeof(m->addr));
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_listener(const uint8_t *p, size_t len,
+                         struct handover_listener *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->worker = ho_get_u32(&in);
+    ho_get_str(&in, m->addr, sizeof(m->addr));
+    return ho_in_done(&in);
+}
+
+static void
+ho_dir(struct handover_buf *b, const struct handover_dir *d)
+{
+    ho_u8(b, (uint8_t)((d->eof ? HO_DIR_EOF : 0) |
+                       (d->spliced ? HO_DIR_SPLICED : 0) |
+                       (d->nosplice ? HO_DIR_NOSPLICE : 0)));
+    ho_u64(b, d->nbytes);
+    ho_u32(b, d->len);
+    ho_put(b, d->data, d->len);
+}
+
+static void
+ho_get_dir(struct ho_in *in, struct handover_dir *d)
+{
+    uint8_t flags = ho_get_u8(in);
+
+    d->eof = (flags & HO_DIR_EOF) != 0;
+    d->spliced = (flags & HO_DIR_SPLICED) != 0;
+    d->nosplice = (flags & HO_DIR_NOSPLICE) != 0;
+    d->nbytes = ho_get_u64(in);
+    d->len = ho_get_u32(in);
+    d->data = ho_get(in, d->len);
+    if (d->data == NULL) {
+        d->len = 0;
+    }
+}
+
+/* An IPv4 or IPv6 address and port; anything else fails the frame. */
+static void
+ho_sockaddr(struct handover_buf *b, const struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+    if (ss->ss_family == AF_INET) {
+        ho_u8(b, HO_AF_INET);
+        ho_put(b, &s4->sin_addr, 4);
+        ho_put(b, &s4->sin_port, 2);    /* already network order */
+    } else if (ss->ss_family == AF_INET6) {
+        ho_u8(b, HO_AF_INET6);
+        ho_put(b, &s6->sin6_addr, 16);
+        ho_put(b, &s6->sin6_port, 2);
+    } else {
+        b->failed = 1;
+    }
+}
+
+static void
+ho_get_sockaddr(struct ho_in *in, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    uint8_t family = ho_get_u8(in);
+    const uint8_t *a, *port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (family == HO_AF_INET) {
+        a = ho_get(in, 4);
+        port = ho_get(in, 2);
+        if (a != NULL && port != NULL) {
+            s4->sin_family = AF_INET;
+            memcpy(&s4->sin_addr, a, 4);
+            memcpy(&s4->sin_port, port, 2);
+        }
+    } else if (family == HO_AF_INET6) {
+        a = ho_get(in, 16);
+        port = ho_get(in, 2);
+        if (a != NULL && port != NULL) {
+            s6->sin6_family = AF_INET6;
+            memcpy(&s6->sin6_addr, a, 16);
+            memcpy(&s6->sin6_port, port, 2);
+        }
+    } else {
+        in->bad = 1;
+    }
+}
+
+int
+handover_encode_session(struct handover_buf *b,
+                        const struct handover_session *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_SESSION);
+
+    ho_u64(b, m->id);
+    ho_u32(b, m->worker);
+    ho_str(b, m->pool, sizeof(m->pool));
+    ho_str(b, m->backend, sizeof(m->backend));
+    ho_sockaddr(b, &m->client);
+    ho_u64(b, m->key);
+    ho_u64(b, m->age_ms);
+    ho_u64(b, m->idle_ms);
+    ho_u64(b, m->idle_timeout_ms);
+    ho_u8(b, m->first_fin);
+    ho_dir(b, &m->up);
+    ho_dir(b, &m->down);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_session(const uint8_t *p, size_t len,
+                        struct handover_session *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->id = ho_get_u64(&in);
+    m->worker = ho_get_u32(&in);
+    ho_get_str(&in, m->pool, sizeof(m->pool));
+    ho_get_str(&in, m->backend, sizeof(m->backend));
+    ho_get_sockaddr(&in, &m->client);
+    m->key = ho_get_u64(&in);
+    m->age_ms = ho_get_u64(&in);
+    m->idle_ms = ho_get_u64(&in);
+    m->idle_timeout_ms = ho_get_u64(&in);
+    m->first_fin = ho_get_u8(&in);
+    ho_get_dir(&in, &m->up);
+    ho_get_dir(&in, &m->down);
+    if (m->first_fin > HANDOVER_FIN_BACKEND) {
+        in.bad = 1;
+    }
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_pool(struct handover_buf *b, const struct handover_pool *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_POOL);
+
+    ho_str(b, m->name, sizeof(m->name));
+    ho_u64(b, m->rejected);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_pool(const uint8_t *p, size_t len, struct handover_pool *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    ho_get_str(&in, m->name, sizeof(m->name));
+    m->rejected = ho_get_u64(&in);
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_backend(struct handover_buf *b,
+                        const struct handover_backend *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_BACKEND);
+
+    ho_str(b, m->pool, sizeof(m->pool));
+    ho_str(b, m->name, sizeof(m->name));
+    ho_str(b, m->addr, sizeof(m->addr));
+    ho_u8(b, m->up);
+    ho_u8(b, m->admin);
+    ho_u8(b, m->proto_drain);
+    ho_u8(b, m->backup);
+    ho_u32(b, m->weight);
+    ho_u32(b, m->config_weight);
+    ho_u32(b, m->max_conns);
+    ho_u32(b, m->nfails_row);
+    ho_u32(b, (uint32_t)m->health);
+    ho_u64(b, m->since_ms);
+    ho_u64(b, m->up_age_ms);
+    ho_u64(b, m->ntotal);
+    ho_u64(b, m->nfailed);
+    ho_u64(b, m->bytes_in);
+    ho_u64(b, m->bytes_out);
+    ho_u64(b, m->nchecks_pass);
+    ho_u64(b, m->nchecks_fail);
+    ho_u8(b, m->check_result);
+    ho_u32(b, m->check_latency_ms);
+    ho_u64(b, m->check_at_ms);
+    ho_str(b, m->check_reason, sizeof(m->check_reason));
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_backend(const uint8_t *p, size_t len,
+                        struct handover_backend *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    ho_get_str(&in, m->pool, sizeof(m->pool));
+    ho_get_str(&in, m->name, sizeof(m->name));
+    ho_get_str(&in, m->addr, sizeof(m->addr));
+    m->up = ho_get_u8(&in);
+    m->admin = ho_get_u8(&in);
+    m->proto_drain = ho_get_u8(&in);
+    m->backup = ho_get_u8(&in);
+    m->weight = ho_get_u32(&in);
+    m->config_weight = ho_get_u32(&in);
+    m->max_conns = ho_get_u32(&in);
+    m->nfails_row = ho_get_u32(&in);
+    m->health = (int32_t)ho_get_u32(&in);
+    m->since_ms = ho_get_u64(&in);
+    m->up_age_ms = ho_get_u64(&in);
+    m->ntotal = ho_get_u64(&in);
+    m->nfailed = ho_get_u64(&in);
+    m->bytes_in = ho_get_u64(&in);
+    m->bytes_out = ho_get_u64(&in);
+    m->nchecks_pass = ho_get_u64(&in);
+    m->nchecks_fail = ho_get_u64(&in);
+    m->check_result = ho_get_u8(&in);
+    m->check_latency_ms = ho_get_u32(&in);
+    m->check_at_ms = ho_get_u64(&in);
+    ho_get_str(&in, m->check_reason, sizeof(m->check_reason));
+    if (m->up > 1 || m->admin > 2 || m->proto_drain > 1 || m->backup > 1 ||
+        m->check_result > 2 || m->health < -1) {
+        in.bad = 1;
+    }
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_end(struct handover_buf *b, const struct handover_end *m)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_END);
+
+    ho_u32(b, m->nlisteners);
+    ho_u32(b, m->nsessions);
+    ho_u32(b, m->npools);
+    ho_u32(b, m->nbackends);
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_end(const uint8_t *p, size_t len, struct handover_end *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->nlisteners = ho_get_u32(&in);
+    m->nsessions = ho_get_u32(&in);
+    m->npools = ho_get_u32(&in);
+    m->nbackends = ho_get_u32(&in);
+    return ho_in_done(&in);
+}
+
+int
+handover_encode_ack(struct handover_buf *b, const uint64_t *ids, uint32_t n)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_ACK);
+    uint32_t i;
+
+    ho_u32(b, n);
+    for (i = 0; i < n; i++) {
+        ho_u64(b, ids[i]);
+    }
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_ack(const uint8_t *p, size_t len, struct handover_ack *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->ndeclined = ho_get_u32(&in);
+    if (m->ndeclined > HANDOVER_MAX_PAYLOAD / 8) {
+        in.bad = 1;
+    }
+    m->ids = in.bad ? NULL : ho_get(&in, (size_t)m->ndeclined * 8);
+    if (m->ids == NULL) {
+        m->ndeclined = 0;
+    }
+    return ho_in_done(&in);
+}
+
+uint64_t
+handover_ack_id(const struct handover_ack *m, uint32_t i)
+{
+    const uint8_t *p = m->ids + (size_t)i * 8;
+    uint64_t v = 0;
+    int k;
+
+    for (k = 0; k < 8; k++) {
+        v = (v << 8) | p[k];
+    }
+    return v;
+}
+
+int
+handover_encode_done(struct handover_buf *b)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_DONE);
+
+    return ho_frame_end(b, start);
+}
+
+const char *
+handover_type_name(uint16_t type)
+{
+    static const char *const names[] = {
+        "?", "HELLO", "ERROR", "BEGIN", "LISTENER", "SESSION", "POOL",
+        "BACKEND", "END", "ACK", "DONE",
+    };
+
+    if (type == 0 || type >= MQ_NELEMS(names)) {
+        return "unknown";
+    }
+    return names[type];
+}

@@ -1,0 +1,209 @@
+"""Operations under a service manager: sd_notify (READY, RELOADING, STATUS,
+STOPPING, WATCHDOG) on a NOTIFY_SOCKET the test owns, journald priority
+prefixes when JOURNAL_STREAM names stderr, and `mqlb -s reload|stop|status`
+waiting for the outcome."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import MQLB_BIN, Mqlb, RedisServer, free_port, wait_until
+
+
+class NotifySocket:
+    """The datagram socket systemd would listen on."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="mqlb-notify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.seen = []
+
+    def wait_for(self, key, timeout=10.0):
+        """Collect messages until one holds the line <key>; return it."""
+        deadline = time.monotonic() + timeout
+        for msg in self.seen:
+            if key in msg.split("\n"):
+                self.seen.remove(msg)
+                return msg
+        while time.monotonic() < deadline:
+            try:
+                msg = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            if key in msg.split("\n"):
+                return msg
+            self.seen.append(msg)
+        raise AssertionError("no %r from mqlb; got %r" % (key, self.seen))
+
+    def close(self):
+        self.sock.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+def pool_text(port, redis):
+    return "[pool r]\nlisten = 127.0.0.1:%d\nbackend = r1 127.0.0.1:%d\n" % (port, redis.port)
+
+
+class SdNotify(unittest.TestCase):
+    def setUp(self):
+        self.redis = RedisServer()
+        self.ns = NotifySocket()
+
+    def tearDown(self):
+        self.redis.stop()
+        self.ns.close()
+
+    def test_ready_reloading_status_stopping(self):
+        env = dict(os.environ, NOTIFY_SOCKET=self.ns.path)
+        lb = Mqlb(pool_text(free_port(), self.redis), env=env)
+        try:
+            ready = self.ns.wait_for("READY=1")
+            status = [l for l in ready.split("\n") if l.startswith("STATUS=")]
+            self.assertTrue(status, ready)
+            self.assertIn("1 pool", status[0])
+            lb.reload()
+            rel = self.ns.wait_for("RELOADING=1")
+            self.assertRegex(rel, r"MONOTONIC_USEC=\d+")
+            again = self.ns.wait_for("READY=1")
+            self.assertTrue(any(l.startswith("STATUS=") for l in again.split("\n")), again)
+            lb.proc.signal(signal.SIGTERM)
+            self.ns.wait_for("STOPPING=1")
+            wait_until(lambda: not lb.alive(), 10, what="mqlb exit")
+        finally:
+            lb.stop()
+
+    def test_watchdog_pings_from_the_main_loop(self):
+        env = dict(os.environ, NOTIFY_SOCKET=self.ns.path, WATCHDOG_USEC="400000")
+        lb = Mqlb(pool_text(free_port(), self.redis), env=env)
+        try:
+            self.ns.wait_for("READY=1")
+            self.ns.wait_for("WATCHDOG=1", timeout=5)
+            self.ns.wait_for("WATCHDOG=1", timeout=5)
+        finally:
+            lb.stop()
+
+    def test_no_notify_socket_changes_nothing(self):
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        lb = Mqlb(pool_text(free_port(), self.redis), env=env)
+        try:
+            self.assertTrue(lb.alive())
+            with self.assertRaises(socket.timeout):
+                self.ns.sock.settimeout(0.5)
+                self.ns.sock.recv(4096)
+        finally:
+            lb.stop()
+
+
+class Journald(unittest.TestCase):
+    def run_mqlb(self, match):
+        redis = RedisServer()
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="mqlb-journal-")
+        cfg = os.path.join(d, "mqlb.ini")
+        admin = free_port()
+        with open(cfg, "w") as f:
+            f.write("[global]\nworkers = 1\nlog_level = info\n[admin]\nlisten = 127.0.0.1:%d\n%s"
+                    % (admin, pool_text(port, redis)))
+        logpath = os.path.join(d, "stderr")
+        log = open(logpath, "wb")
+        st = os.fstat(log.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino + (0 if match else 1)))
+        p = subprocess.Popen([MQLB_BIN, "-c", cfg], stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL, env=env)
+        try:
+            wait_until(lambda: "started" in open(logpath).read(), 10, what="start line")
+            redis.stop()        # the backend goes down: a warning
+            wait_until(lambda: "is down" in open(logpath).read(), 15, what="down line")
+        finally:
+            p.terminate()
+            p.wait(10)
+            log.close()
+        return open(logpath).read()
+
+    def test_priorities_when_stream_is_stderr(self):
+        out = self.run_mqlb(True)
+        lines = [l for l in out.splitlines() if l]
+        start = [l for l in lines if "started" in l][0]
+        down = [l for l in lines if "is down" in l][0]
+        self.assertRegex(start, r"^<5>notice mqlb ")
+        self.assertRegex(down, r"^<4>warn backend r/r1 ")
+        # journald stamps the time itself
+        self.assertNotRegex(start, r"\d{4}-\d\d-\d\dT")
+
+    def test_no_prefix_otherwise(self):
+        out = self.run_mqlb(False)
+        for l in out.splitlines():
+            if l:
+                self.assertFalse(l.startswith("<"), l)
+                self.assertRegex(l, r"^\d{4}-\d\d-\d\dT")
+
+
+class SignalCommand(unittest.TestCase):
+    def ctl(self, lb, cmd):
+        return subprocess.run([MQLB_BIN, "-s", cmd, "-c", lb.path], capture_output=True,
+                              text=True, timeout=60)
+
+    def test_reload_good_bad_then_stop(self):
+        redis = RedisServer()
+        port = free_port()
+        lb = Mqlb(pool_text(port, redis), admin_extra="token = t0ken-for-ctl\n")
+        try:
+            r = self.ctl(lb, "status")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("pool r", r.stdout)
+            # a good file: exit 0 once the new generation runs
+            lb.write(pool_text(port, redis) + "[pool r2]\nlisten = 127.0.0.1:%d\n"
+                     "backend = x 127.0.0.1:%d\n" % (free_port(), redis.port))
+            r = self.ctl(lb, "reload")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            # a bad file: exit 1, the errors as FILE:LINE, the old config stays
+            lb.write(pool_text(port, redis) + "[pool r3]\nlisten = 127.0.0.1:%d\n"
+                     "backend = x 127.0.0.1:99999\nbalanse = rr\n" % free_port())
+            r = self.ctl(lb, "reload")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertRegex(r.stderr, r"%s:\d+: " % lb.path)
+            self.assertIn("balanse", r.stderr)
+            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            self.assertTrue(lb.alive())
+            # stop waits for the exit
+            r = self.ctl(lb, "stop")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # the admin port is closed at the very end of the exit
+            wait_until(lambda: not lb.alive(), 5, what="mqlb exit")
+            r = self.ctl(lb, "status")
+            self.assertEqual(r.returncode, 3)
+        finally:
+            lb.stop()
+            redis.stop()
+
+    def test_wrong_token_is_refused(self):
+        redis = RedisServer()
+        lb = Mqlb(pool_text(free_port(), redis), admin_extra="token = right-token-1\n")
+        try:
+            good = lb.path
+            with open(good) as f:
+                text = f.read()
+            other = os.path.join(lb.dir, "other.ini")
+            with open(other, "w") as f:
+                f.write(text.replace("right-token-1", "wrong-token-2"))
+            r = subprocess.run([MQLB_BIN, "-s", "reload", "-c", other], capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("refused", r.stderr)
+        finally:
+            lb.stop()
+            redis.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
