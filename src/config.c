@@ -753,6 +753,36 @@ cf_cred_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return cf_string_parse(ctx, base, k, v);
 }
 
+/*
+ * hosts: [admin] allowed_hosts, host names separated by blanks or commas,
+ * each of [A-Za-z0-9.-] (at most 253 characters).
+ */
+static int
+cf_hosts_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
+{
+    size_t n, i;
+    const char *p = v;
+
+    while (*p != '\0') {
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        for (i = 0; i < n; i++) {
+            if (!isalnum((unsigned char)p[i]) && p[i] != '.' &&
+                p[i] != '-') {
+                break;
+            }
+        }
+        if (i < n || n > 253) {
+            cf_error(ctx, "%s: '%.*s' is not a host name", k->name,
+                     (int)MQ_MIN(n, 64), p);
+            return MQ_ERR;
+        }
+        p += n;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
 /* path: a string starting with '/', no blanks */
 static int
 cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
@@ -1414,6 +1444,9 @@ static const struct cf_type cf_string = {
 static const struct cf_type cf_user = {
     cf_user_parse, cf_string_print, cf_string_equal, 1,
 };
+static const struct cf_type cf_hosts = {
+    cf_hosts_parse, cf_string_print, cf_string_equal, 1,
+};
 static const struct cf_type cf_cred = {
     cf_cred_parse, cf_string_print, cf_string_equal, 1,
 };
@@ -1527,6 +1560,8 @@ static const struct cf_key cf_keys[] = {
       .def = "127.0.0.1:9000" },
     { K(CF_ADMIN, "token", cf_string), G(admin_token), .def = "",
       .secret = 1 },
+    { K(CF_ADMIN, "allowed_hosts", cf_hosts), G(admin_allowed_hosts),
+      .def = "" },
 
     { K(CF_POOL, "listen", cf_listen), P(listens), PLEN(nlistens),
       .repeat = 1, .group = "listen" },

@@ -594,6 +594,12 @@ core_reload_admin(struct core *c, const struct config *cf)
                       err);
             return MQ_ERR;
         }
+        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
+            admin_stop(a);
+            log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                      "memory", cf->path);
+            return MQ_ERR;
+        }
         admin_stop(c->admin);
         c->admin = a;
         log_notice("reload: admin port moved from %s to %s",
@@ -602,6 +608,11 @@ core_reload_admin(struct core *c, const struct config *cf)
             log_notice("reload: admin token changed");
         }
         return MQ_OK;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                  "memory", cf->path);
+        return MQ_ERR;
     }
     if (!core_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
@@ -859,6 +870,10 @@ core_init(struct core *c, struct config *cf)
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);
+        goto fail;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("admin port: out of memory");
         goto fail;
     }
     if (cf->user != NULL && core_drop_privileges(cf->user) != MQ_OK) {

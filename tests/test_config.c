@@ -1351,6 +1351,8 @@ Test(config, dump_shows_check_login_but_never_the_password)
     free(text);
     config_destroy(cf);
     config_errors_deinit(&errs);
+}
+
 /* ---- -t output: a valid file that means the same ---------------------- */
 
 /* config_dump of <cf> as a string the caller frees. */

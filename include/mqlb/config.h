@@ -158,6 +158,9 @@ struct config {
                                            is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
+    char               *admin_allowed_hosts;  /* owned, NULL = none: host
+                                           names the admin port answers to
+                                           besides its listen address */
     struct config_pool *pools;          /* owned array */
     size_t              npools;
 };

@@ -209,7 +209,9 @@ class RedisMaster(Case):
         lb = self.mqlb(pool("r", port, [("a", a.port), ("b", b.port)], "redis-master",
                             "rise = %d\n" % rise))
         wait_passes(lb, "r", "a")
-        wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+        b_status = wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+        self.assertEqual((b_status["health"], b_status["admin"], b_status["reason"]),
+                         ("down", "ready", "check failed: not the master: role:slave"))
         self.assertEqual({redis_port_of(port) for _ in range(20)}, {a.port})
 
         # Promote the replica, then make the old master its replica.
@@ -278,6 +280,8 @@ class Nats(Case):
         n1.lame_duck()
         ldm_at = time.monotonic()
         lb.wait_state("n", "n1", "drain", timeout=grace - 1)
+        b = lb.backend("n", "n1")
+        self.assertEqual((b["health"], b["admin"], b["reason"]), ("up", "drain", "lame duck mode"))
         wait_until(lambda: re.search(r"backend n/n1 .* asks to drain \(lame duck mode\)",
                                      lb.output()), 5, what="drain logged")
         # No new sessions on n1.
