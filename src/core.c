@@ -43,7 +43,7 @@ struct gen {
 struct core_pool_stats {
     struct core_pool_stats *next;
     char                name[CONFIG_NAME_LEN];
-    _Atomic uint64_t    rejected;
+    _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -91,7 +91,7 @@ core_rejected_counter(struct core *c, const char *name)
 
     for (s = c->stats; s != NULL; s = s->next) {
         if (strcmp(s->name, name) == 0) {
-            return &s->rejected;
+            return s->rejected;
         }
     }
     s = calloc(1, sizeof(*s));
@@ -101,7 +101,7 @@ core_rejected_counter(struct core *c, const char *name)
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->next = c->stats;
     c->stats = s;
-    return &s->rejected;
+    return s->rejected;
 }
 
 /*
@@ -325,6 +325,7 @@ core_snapshot(void *ctx)
     struct backend *b;
     struct pool *p;
     size_t i, j;
+    unsigned r;
 
     snap = calloc(1, sizeof(*snap));
     if (snap == NULL) {
@@ -344,7 +345,15 @@ core_snapshot(void *ctx)
         snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
         sp->balance = config_balance_name(p->cf->balance);
         sp->check = config_check_name(p->cf->check);
-        sp->rejected = atomic_load(p->nrejected);
+        for (r = 0; r < REJECT_NREASONS; r++) {
+            sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
+            sp->rejected += sp->rejected_by[r];
+        }
+        sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
+        for (j = 0; j < TLS_NRESULTS; j++) {
+            sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],
+                                                      memory_order_relaxed);
+        }
         sp->listen = calloc(p->cf->nlistens, sizeof(*sp->listen));
         sp->backends = calloc(p->nbackends, sizeof(*sp->backends));
         if (sp->listen == NULL || sp->backends == NULL) {

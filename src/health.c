@@ -1,7 +1,9 @@
 /*
- * health.c: the checker. Each backend has a timer that fires every
- * check_interval (plus up to a tenth of it at random, so checks of many
- * backends do not fall on the same tick). A check connects without
+ * health.c: the checker. Each backend has one timer that fires
+ * check_interval after its previous check ended (plus up to a tenth of it
+ * at random, so checks of many backends do not fall on the same tick):
+ * checks of one backend never overlap, even with a check_timeout longer
+ * than check_interval. A check connects without
  * blocking, lets the probe say what to send and judge what comes back,
  * and ends in a verdict within check_timeout:
  *

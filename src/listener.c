@@ -85,8 +85,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             net_format((struct sockaddr *)&ss, addr, sizeof(addr));
             listener_log_refusal(&listener_allow_rl, addr,
                                  "not in the allow list", cf->name);
-            atomic_fetch_add_explicit(l->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(l->pool, REJECT_ALLOW);
             close(fd);
             core_session_done(w->core);
             continue;
@@ -100,13 +99,12 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             listener_log_refusal(&listener_source_rl, addr,
                                  errno == ENOMEM ? "out of memory"
                                  : "max_conns_per_source reached", cf->name);
-            atomic_fetch_add_explicit(l->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(l->pool, REJECT_SOURCE_LIMIT);
             close(fd);
             core_session_done(w->core);
             continue;
         }
-        if (session_create(w, l->pool, fd, &ss) != MQ_OK) {
+        if (session_create(w, l->pool, fd, &ss, l->addr.tls) != MQ_OK) {
             if (l->pool->sources != NULL) {
                 srclimit_release(l->pool->sources, (struct sockaddr *)&ss);
             }

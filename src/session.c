@@ -4,16 +4,22 @@
  * the one way out (nginx's ngx_stream_proxy_finalize); callbacks return
  * right after calling it.
  *
- *   accept ──> [PEEK] ──> CONNECTING ──connect ok──> RELAYING ──> close
- *    (mqtt-client-id:       │   ^                     both directions
- *     read CONNECT first)   │   │ connect failed or     ended, error,
- *                           └───┘ timed out: next       idle timeout,
- *                                 backend (retries)     shutdown
+ *   accept ─> [HANDSHAKE] ─> [PEEK] ─> CONNECTING ─ok─> [UP_HANDSHAKE] ─>
+ *    (tls listener:           (mqtt-client-id:   │  ^      (backend_tls)
+ *     TLS with the client,     read CONNECT)     │  │ failed or timed out:
+ *     tls_handshake_timeout)                     └──┘ next backend
  *
- * While relaying, each direction runs relay_pump(): when the receiving
- * side is full its reader stops and the receiving side's write watcher
- * starts (backpressure); a FIN is passed on with shutdown(SHUT_WR) once
- * every byte before it is delivered (half-close).
+ *   ─> RELAYING ──> close (both directions ended, error, idle timeout,
+ *                          shutdown)
+ *
+ * While relaying, each direction runs relay_pump() through the plain or
+ * TLS I/O ops of its ends, and says what it waits for; session_watch()
+ * turns the two directions' waits into the four watchers: a full
+ * receiver stops its sender's reader and starts its own writer
+ * (backpressure), and TLS that must write to read (or read to write) gets
+ * the other readiness of the same socket. An end of stream is passed on
+ * once every byte before it is delivered (half-close): FIN, or
+ * close_notify then FIN towards a TLS peer.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,6 +40,7 @@
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
 #include "mqlb/srclimit.h"
+#include "mqlb/tls.h"
 #include "mqlb/worker.h"
 
 /* A broker that drops a silent session this soon after the connect is
@@ -49,6 +56,8 @@ enum session_state {
     SESSION_CONNECTING,     /* non-blocking connect in flight */
     SESSION_RELAYING,
     SESSION_WAIT_FD,        /* no descriptor for the broker socket yet */
+    SESSION_HANDSHAKE,      /* TLS handshake with the client */
+    SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
 };
 
 struct session {
@@ -78,13 +87,16 @@ struct session {
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct sockaddr_storage client;
     char                client_text[64];
+    struct ssl_st      *cssl;           /* TLS with the client, or NULL */
+    struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
 };
 
 static void session_connect(struct session *s);
 static void session_connect_failed(struct session *s, const char *what,
                                    int err);
 static void session_replay(struct session *s, int err);
-static void session_pump(struct session *s, int from_upstream);
+static int session_pump(struct session *s, int from_upstream);
+static void session_begin(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
 
@@ -155,6 +167,14 @@ session_drop_upstream(struct session *s)
 
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
+    if (s->ussl != NULL) {
+        tls_free(s->ussl);
+        s->ussl = NULL;
+        s->up.dst_io = NULL;
+        s->up.dst_conn = NULL;
+        s->down.src_io = NULL;
+        s->down.src_conn = NULL;
+    }
     if (s->ufd != -1) {
         close(s->ufd);
         s->ufd = -1;
@@ -181,6 +201,10 @@ session_close(struct session *s, const char *reason)
     session_stop_watchers(s);
     session_account(s);
     session_drop_upstream(s);
+    if (s->cssl != NULL) {
+        tls_free(s->cssl);
+        s->cssl = NULL;
+    }
     close(s->cfd);
     relay_dir_close(&s->up, &w->rp);
     relay_dir_close(&s->down, &w->rp);
@@ -194,7 +218,11 @@ session_close(struct session *s, const char *reason)
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
     ls.end = reason;
-    log_session_end(&ls);
+    if (s->state != SESSION_HANDSHAKE) {
+        /* A client that never finished its TLS handshake (scanners, bad
+         * certificates) is counted by reason, not logged: no flood. */
+        log_session_end(&ls);
+    }
 
     if (s->b != NULL) {
         backend_session_end(s->b);
@@ -236,36 +264,96 @@ session_sweep_down(struct worker *w)
 
 /* ---- relaying -------------------------------------------------------- */
 
+/*
+ * A socket is ready: run the direction(s) waiting for that. Client
+ * readable serves the upstream direction's reads and, with TLS, a
+ * downstream write that needs to read first; and so on for the others.
+ */
 static void
 session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, c_r);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, c_r), 0);
+    if (s->down.wait == RELAY_WAIT_DST_READ && session_pump(s, 1) != MQ_OK) {
+        return;
+    }
+    if (s->up.wait == RELAY_WAIT_SRC_READ) {
+        session_pump(s, 0);
+    }
 }
 
 static void
 session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, u_w);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, u_w), 0);
+    if (s->down.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 1) != MQ_OK) {
+        return;
+    }
+    if (s->up.wait == RELAY_WAIT_DST_WRITE) {
+        session_pump(s, 0);
+    }
 }
 
 static void
 session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, u_r);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, u_r), 1);
+    if (s->up.wait == RELAY_WAIT_DST_READ && session_pump(s, 0) != MQ_OK) {
+        return;
+    }
+    if (s->down.wait == RELAY_WAIT_SRC_READ) {
+        session_pump(s, 1);
+    }
 }
 
 static void
 session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, c_w);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, c_w), 1);
+    if (s->up.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 0) != MQ_OK) {
+        return;
+    }
+    if (s->down.wait == RELAY_WAIT_DST_WRITE) {
+        session_pump(s, 1);
+    }
+}
+
+static void
+session_watch_one(struct ev_loop *loop, ev_io *w, bool on)
+{
+    if (on) {
+        ev_io_start(loop, w);
+    } else {
+        ev_io_stop(loop, w);
+    }
+}
+
+/* The four watchers from what the two directions wait for. */
+static void
+session_watch(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    enum relay_wait up = s->up.wait, down = s->down.wait;
+
+    session_watch_one(loop, &s->c_r, up == RELAY_WAIT_SRC_READ
+                      || down == RELAY_WAIT_DST_READ);
+    session_watch_one(loop, &s->c_w, down == RELAY_WAIT_DST_WRITE
+                      || up == RELAY_WAIT_SRC_WRITE);
+    session_watch_one(loop, &s->u_r, down == RELAY_WAIT_SRC_READ
+                      || up == RELAY_WAIT_DST_READ);
+    session_watch_one(loop, &s->u_w, up == RELAY_WAIT_DST_WRITE
+                      || down == RELAY_WAIT_SRC_WRITE);
 }
 
 /*
@@ -290,17 +378,16 @@ session_broker_failed(struct session *s, int from_upstream,
 }
 
 /*
- * Run one direction and set its watchers from the outcome. The direction
- * (and its reader, writer, names) comes from one flag, as nginx's
- * ngx_stream_proxy_process(s, from_upstream) does.
+ * Run one direction and set the watchers from the outcome. The direction
+ * (and its names) comes from one flag, as nginx's
+ * ngx_stream_proxy_process(s, from_upstream) does. MQ_ERR if the session
+ * is gone (closed, or handed to a replay).
  */
-static void
+static int
 session_pump(struct session *s, int from_upstream)
 {
     struct ev_loop *loop = s->w->loop;
     struct relay_dir *d = from_upstream ? &s->down : &s->up;
-    ev_io *reader = from_upstream ? &s->u_r : &s->c_r;
-    ev_io *writer = from_upstream ? &s->c_w : &s->u_w;
     const char *src = from_upstream ? "backend" : "client";
     const char *dst = from_upstream ? "client" : "backend";
     uint64_t before = d->nbytes;
@@ -325,31 +412,27 @@ session_pump(struct session *s, int from_upstream)
     }
     if (s->replayable && session_broker_failed(s, from_upstream, st)) {
         session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
-        return;
+        return MQ_ERR;
     }
     switch (st) {
     case RELAY_IDLE:
     case RELAY_YIELD:
-        ev_io_stop(loop, writer);
-        ev_io_start(loop, reader);
-        break;
     case RELAY_BLOCKED:
-        ev_io_stop(loop, reader);
-        ev_io_start(loop, writer);
+        session_watch(s);
         break;
     case RELAY_EOF:
-        ev_io_stop(loop, reader);
-        ev_io_stop(loop, writer);
-        /* Pass the FIN on; the other direction may still run. */
-        shutdown(d->dst, SHUT_WR);
+        /* Pass the end on; the other direction may still run. */
+        relay_dir_shutdown(d);
         if (s->first_fin == NULL) {
             s->first_fin = from_upstream ? "backend closed"
                                          : "client closed";
         }
         if (s->up.eof && s->down.eof) {
             session_close(s, s->first_fin);
+            return MQ_ERR;
         }
-        return;
+        session_watch(s);
+        return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
         snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
@@ -360,15 +443,16 @@ session_pump(struct session *s, int from_upstream)
                      st == RELAY_ERR_SRC ? src : dst, strerror(errno));
         }
         session_close(s, reason);
-        return;
+        return MQ_ERR;
     case RELAY_NOMEM:
         session_close(s, "out of memory");
-        return;
+        return MQ_ERR;
     }
     if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
                                       : s->bytes_in_acct)) >= 65536) {
         session_account(s);
     }
+    return MQ_OK;
 }
 
 static void
@@ -382,8 +466,15 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case SESSION_PEEK:
         session_close(s, "no MQTT CONNECT in time");
         return;
+    case SESSION_HANDSHAKE:
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_TIMEOUT], 1,
+                                  memory_order_relaxed);
+        session_close(s, "TLS handshake timeout");
+        return;
+    case SESSION_UP_HANDSHAKE:
     case SESSION_CONNECTING:
-        session_connect_failed(s, "connect", ETIMEDOUT);
+        session_connect_failed(s, s->state == SESSION_UP_HANDSHAKE
+                               ? "TLS handshake" : "connect", ETIMEDOUT);
         session_connect(s);
         return;
     case SESSION_WAIT_FD:
@@ -454,6 +545,7 @@ session_start_relay(struct session *s)
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
     s->down.dst = s->cfd;
+    s->down.wait = RELAY_WAIT_SRC_READ;
     if (s->replayable && s->up.tap == NULL && s->up.len > s->up.off) {
         /* Bytes read while peeking: keep a copy for a replay too. */
         s->up.tap = relay_buf_get(&s->w->rp);
@@ -472,22 +564,92 @@ session_start_relay(struct session *s)
     session_pump(s, 0);
 }
 
+/* The broker's TLS handshake, until done (then relay) or failed. */
+static void
+session_up_handshake(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    enum tls_result why;
+    char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
+    int want, rc;
+
+    rc = tls_handshake(s->ussl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(loop, &s->u_w);
+        ev_io_set(&s->u_w, s->ufd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                             : EV_READ);
+        ev_io_start(loop, &s->u_w);
+        return;
+    }
+    ev_io_stop(loop, &s->u_w);
+    if (rc == MQ_ERR) {
+        snprintf(what, sizeof(what), "TLS handshake failed (%s)", err);
+        session_connect_failed(s, what, EPROTO);
+        session_connect(s);
+        return;
+    }
+    s->up.dst_io = &tls_relay_io;
+    s->up.dst_conn = s->ussl;
+    s->down.src_io = &tls_relay_io;
+    s->down.src_conn = s->ussl;
+    session_start_relay(s);
+}
+
+static void
+session_up_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_up_handshake(container_of(w, struct session, u_w));
+}
+
+/* The host part of "host:port" or "[v6]:port" into <out>. */
+static void
+session_host_of(const char *text, char *out, size_t outlen)
+{
+    const char *end;
+
+    if (text[0] == '[') {
+        end = strchr(text, ']');
+        text++;
+    } else {
+        end = strrchr(text, ':');
+    }
+    if (end == NULL) {
+        end = text + strlen(text);
+    }
+    snprintf(out, outlen, "%.*s", (int)(end - text), text);
+}
+
 /* Send the PROXY protocol header; MQ_ERR if the socket would not take it. */
 static int
 session_send_proxy_header(struct session *s)
 {
     struct sockaddr_storage local;
     socklen_t len = sizeof(local);
-    uint8_t hdr[256];
+    uint8_t hdr[PROXY_PROTO_V2_TLS_MAX];
+    struct proxy_proto_tls pt;
+    char cn[256];
     size_t n;
     ssize_t w;
 
     if (getsockname(s->cfd, (struct sockaddr *)&local, &len) == -1) {
         return MQ_ERR;
     }
-    n = proxy_proto_write(s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V1
-                          ? 1 : 2, (struct sockaddr *)&s->client,
-                          (struct sockaddr *)&local, hdr, sizeof(hdr));
+    if (s->cssl != NULL
+        && s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V2)
+    {
+        /* What HAProxy's send-proxy-v2-ssl-cn tells a broker. */
+        tls_proxy_facts(s->cssl, &pt, cn, sizeof(cn));
+        n = proxy_proto_write_tls((struct sockaddr *)&s->client,
+                                  (struct sockaddr *)&local, &pt, hdr,
+                                  sizeof(hdr));
+    } else {
+        n = proxy_proto_write(s->pool->cf->proxy_protocol
+                              == PROXY_PROTOCOL_V1 ? 1 : 2,
+                              (struct sockaddr *)&s->client,
+                              (struct sockaddr *)&local, hdr, sizeof(hdr));
+    }
     if (n == 0) {
         return MQ_ERR;
     }
@@ -500,6 +662,7 @@ static void
 session_connected(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
+    char host[CONFIG_NAME_LEN + 80];
 
     backend_connect_ok(s->b);
     net_set_nodelay(s->ufd);
@@ -507,6 +670,25 @@ session_connected(struct session *s)
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
         session_send_proxy_header(s) != MQ_OK) {
         session_close(s, "PROXY header send failed");
+        return;
+    }
+    if (cf->tls_client != NULL) {
+        /* The PROXY header goes first, in the clear, as HAProxy does. */
+        session_host_of(s->b->addr.text, host, sizeof(host));
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, host);
+        if (s->ussl == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+        s->state = SESSION_UP_HANDSHAKE;
+        ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
+        if (!ev_is_active(&s->timer)) {
+            /* connect_timeout bounds the connect and the handshake */
+            ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
+                         / 1000.0, 0.);
+            ev_timer_start(s->w->loop, &s->timer);
+        }
+        session_up_handshake(s);
         return;
     }
     session_start_relay(s);
@@ -591,15 +773,13 @@ session_connect(struct session *s)
     s->state = SESSION_CONNECTING;
     for (;;) {
         if (s->ntries > cf->retries) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             session_close(s, "connect failed on every try");
             return;
         }
         s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
                      (unsigned long long)s->id, s->client_text);
@@ -635,6 +815,18 @@ session_connect(struct session *s)
 
 /* ---- MQTT CONNECT peek ----------------------------------------------- */
 
+/* Read what the client sent, decrypted if it speaks TLS: as recv(2). */
+static ssize_t
+session_client_recv(struct session *s, void *buf, size_t len)
+{
+    int want;
+
+    if (s->cssl != NULL) {
+        return tls_relay_io.recv(s->cssl, buf, len, &want);
+    }
+    return recv(s->cfd, buf, len, 0);
+}
+
 static void
 session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -653,7 +845,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
     }
-    n = read(s->cfd, d->buf + d->len, RELAY_BUF_SIZE - d->len);
+    n = session_client_recv(s, d->buf + d->len, RELAY_BUF_SIZE - d->len);
     if (n == 0) {
         session_close(s, "client closed before MQTT CONNECT");
         return;
@@ -669,6 +861,13 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     rc = mqtt_connect_client_id((const uint8_t *)d->buf, d->len, &id,
                                 &idlen);
     if (rc == MQTT_CONNECT_MORE) {
+        if (d->len < RELAY_BUF_SIZE && s->cssl != NULL
+            && tls_relay_io.pending(s->cssl) > 0) {
+            /* Decrypted bytes wait in OpenSSL, not in the socket: the
+             * watcher would not fire for them. */
+            session_peek_cb(loop, w, revents);
+            return;
+        }
         if (d->len == RELAY_BUF_SIZE) {
             log_warn("session #%llu client=%s: MQTT CONNECT larger than %d "
                      "bytes", (unsigned long long)s->id, s->client_text,
@@ -693,6 +892,74 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_connect(s);
 }
 
+/* ---- TLS with the client --------------------------------------------- */
+
+/* What the session does once the client is known (and decrypted). */
+static void
+session_begin(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    const struct config_pool *cf = s->pool->cf;
+
+    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
+        s->state = SESSION_PEEK;
+        ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
+        ev_io_start(loop, &s->c_r);
+        ev_timer_stop(loop, &s->timer);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
+                     0.);
+        ev_timer_start(loop, &s->timer);
+        return;
+    }
+    session_connect(s);
+}
+
+static void
+session_handshake(struct session *s)
+{
+    struct ev_loop *loop = s->w->loop;
+    enum tls_result why;
+    char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
+    int want, rc;
+
+    rc = tls_handshake(s->cssl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(loop, &s->c_r);
+        ev_io_set(&s->c_r, s->cfd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                             : EV_READ);
+        ev_io_start(loop, &s->c_r);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->pool->ntls[why], 1, memory_order_relaxed);
+    if (rc == MQ_ERR) {
+        /* Scanners and broken clients make these common: debug only, the
+         * counters by reason say how many. */
+        log_debug("session #%llu client=%s: TLS handshake failed: %s (%s)",
+                  (unsigned long long)s->id, s->client_text, err,
+                  tls_result_name(why));
+        snprintf(reason, sizeof(reason), "TLS handshake failed: %s",
+                 tls_result_name(why));
+        session_close(s, reason);
+        return;
+    }
+    ev_io_stop(loop, &s->c_r);
+    ev_timer_stop(loop, &s->timer);
+    s->up.src_io = &tls_relay_io;
+    s->up.src_conn = s->cssl;
+    s->down.dst_io = &tls_relay_io;
+    s->down.dst_conn = s->cssl;
+    session_begin(s);
+}
+
+static void
+session_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_handshake(container_of(w, struct session, c_r));
+}
+
 /* ---- creation -------------------------------------------------------- */
 
 static uint64_t
@@ -713,7 +980,7 @@ session_addr_hash(const struct sockaddr_storage *ss)
 
 int
 session_create(struct worker *w, struct pool *pool, int fd,
-               const struct sockaddr_storage *ss)
+               const struct sockaddr_storage *ss, int tls)
 {
     const struct config_pool *cf = pool->cf;
     struct session *s;
@@ -745,15 +1012,20 @@ session_create(struct worker *w, struct pool *pool, int fd,
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
-    if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
-        s->state = SESSION_PEEK;
-        ev_io_init(&s->c_r, session_peek_cb, fd, EV_READ);
-        ev_io_start(w->loop, &s->c_r);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
+    if (tls && cf->tls_server != NULL) {
+        s->cssl = tls_server_ssl(cf->tls_server, fd, NULL);
+        if (s->cssl == NULL) {
+            session_close(s, "out of memory");
+            return MQ_OK;
+        }
+        s->state = SESSION_HANDSHAKE;
+        ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
+                     / 1000.0, 0.);
         ev_timer_start(w->loop, &s->timer);
+        session_handshake(s);
         return MQ_OK;
     }
-    session_connect(s);
+    session_begin(s);
     return MQ_OK;
 }

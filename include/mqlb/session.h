@@ -13,11 +13,13 @@ struct session;
 
 /*
  * Start a session for the accepted <fd> from <ss> on pool <pool>; the
- * session now owns <fd> and takes a pool reference. Runs on <w>'s
- * thread. Returns MQ_ERR (and closes <fd>) on no memory.
+ * session now owns <fd> and takes a pool reference. With <tls> (the
+ * listen address has 'tls') it first runs the TLS handshake with the
+ * pool's certificates. Runs on <w>'s thread. Returns MQ_ERR (and closes
+ * <fd>) on no memory.
  */
 int session_create(struct worker *w, struct pool *pool, int fd,
-                   const struct sockaddr_storage *ss);
+                   const struct sockaddr_storage *ss, int tls);
 
 /* Close <s> with <reason>; releases everything it holds and frees it. */
 void session_close(struct session *s, const char *reason);
