@@ -992,12 +992,11 @@ Test(config, max_connections_auto_is_the_default_and_can_be_written)
     config_errors_deinit(&errs);
 }
 
-Test(config, backend_name_with_several_addresses_takes_the_first)
+Test(config, listen_name_takes_the_first_address_the_resolver_gives)
 {
     struct addrinfo hints, *res;
     struct config_addr a;
 
-    /* The first address getaddrinfo() gives, as documented. */
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
