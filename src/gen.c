@@ -108,8 +108,7 @@ gen_find_backend(struct gen *old, const char *pool,
         return NULL;
     }
     b = pool_find_backend(p, cb->name);
-    if (b != NULL && b->addr.len == cb->addr.len &&
-        memcmp(&b->addr.ss, &cb->addr.ss, cb->addr.len) == 0 &&
+    if (b != NULL && config_addr_equal(&b->addr, &cb->addr) &&
         (bool)b->backup == (bool)cb->backup) {
         return b;
     }
