@@ -130,7 +130,7 @@ core_init(struct core *c, struct config *cf)
         config_destroy(cf);
         return MQ_ERR;
     }
-    c->gen = gen_create(cf, NULL, &c->keep, core_backend_down, c);
+    c->gen = gen_create(cf, NULL, NULL, &c->keep, core_backend_down, c);
     if (c->gen == NULL) {
         log_error("out of memory building the pools");
         config_destroy(cf);

@@ -20,19 +20,16 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/worker.h"
 
-/* One notice per pool or backend a reload adds, removes or changes. */
+/* One notice per pool or backend the reload's diff <d> adds, removes or
+ * changes. */
 static void
-reload_log_diff(const struct config *old, const struct config *new)
+reload_log_diff(const struct config_diff *d)
 {
-    struct config_diff d;
     const struct config_diff_entry *e;
     size_t i;
 
-    if (config_diff(old, new, &d) != MQ_OK) {
-        return;
-    }
-    for (i = 0; i < d.nentries; i++) {
-        e = &d.entries[i];
+    for (i = 0; i < d->nentries; i++) {
+        e = &d->entries[i];
         if (e->kind == DIFF_KEPT) {
             continue;
         }
@@ -42,13 +39,12 @@ reload_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
-    if (d.global[0] != '\0') {
-        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    if (d->global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d->global);
     }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
-               d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
-               d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
-    config_diff_deinit(&d);
+               d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+               d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
 }
 
 static bool
@@ -133,6 +129,7 @@ core_reload(struct core *c)
 {
     struct listener **lists;
     struct listen_set sockets;
+    struct config_diff d;
     struct config *cf;
     struct gen *g, *old;
     unsigned w;
@@ -151,7 +148,13 @@ core_reload(struct core *c)
         config_destroy(cf);
         return;
     }
-    g = gen_create(cf, c->gen, &c->keep, core_backend_down, c);
+    /* One verdict: what the log says is kept is what gen_create reuses. */
+    if (config_diff(c->gen->cf, cf, &d) != MQ_OK) {
+        log_error("reload failed: out of memory, the running config stays");
+        config_destroy(cf);
+        return;
+    }
+    g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
     lists = calloc(c->nworkers, sizeof(*lists));
     if (g == NULL || lists == NULL ||
         listen_set_build(&sockets, &c->sockets, g->pools, g->npools,
@@ -165,7 +168,8 @@ core_reload(struct core *c)
         goto fail;
     }
     log_init(cf->log_level, cf->log_format);
-    reload_log_diff(c->gen->cf, cf);
+    reload_log_diff(&d);
+    config_diff_deinit(&d);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
         worker_set_listeners(c->workers[w], lists[w]);
@@ -182,6 +186,7 @@ core_reload(struct core *c)
     log_notice("reload done: %zu pools", g->npools);
     return;
 fail:
+    config_diff_deinit(&d);
     log_error("reload failed: out of memory, the running config stays");
     if (g == NULL) {
         config_destroy(cf);
