@@ -183,6 +183,10 @@ core_init(struct core *c, struct config *cf)
         log_error("admin port: %s", err);
         goto fail;
     }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("admin port: out of memory");
+        goto fail;
+    }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
     }

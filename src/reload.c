@@ -82,6 +82,12 @@ reload_admin(struct core *c, const struct config *cf)
                       err);
             return MQ_ERR;
         }
+        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
+            admin_stop(a);
+            log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                      "memory", cf->path);
+            return MQ_ERR;
+        }
         admin_stop(c->admin);
         c->admin = a;
         log_notice("reload: admin port moved from %s to %s",
@@ -90,6 +96,11 @@ reload_admin(struct core *c, const struct config *cf)
             log_notice("reload: admin token changed");
         }
         return MQ_OK;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                  "memory", cf->path);
+        return MQ_ERR;
     }
     if (!reload_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
