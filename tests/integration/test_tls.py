@@ -559,6 +559,8 @@ class TestLifecycle(TlsCase):
             old = tls_connect(port, self.ca.cert)
             self.assertEqual(serial_of(ssl.DER_cert_to_PEM_cert(
                 old.getpeercert(True)).encode()), 1001)
+            ok = metric(m, "mqlb_tls_handshakes_total", pool="e", result="ok")
+            self.assertGreaterEqual(ok, 1)
             shutil.copy(second, pem)
             m.reload()
             wait_until(lambda: serial_of(ssl.DER_cert_to_PEM_cert(
@@ -567,6 +569,9 @@ class TestLifecycle(TlsCase):
             old.sendall(b"still here")
             self.assertEqual(old.recv(100), b"still here")
             old.close()
+            # The counters belong to the pool's name: a reload keeps them.
+            self.assertGreater(metric(m, "mqlb_tls_handshakes_total", pool="e",
+                                      result="ok"), ok)
         finally:
             m.stop()
             echo.stop()
