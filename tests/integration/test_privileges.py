@@ -75,8 +75,10 @@ class ReloadAfterPrivilegeDrop(unittest.TestCase):
         lb.wait_ready()
         auth = {"Authorization": "Bearer s3cret"}
         pid = lb.proc.pid
-        # mqlb itself runs as nobody ...
-        self.assertEqual(int(status_field(pid, "Uid")[1]), self.nobody)
+        # mqlb itself runs as nobody (it drops root just after the admin
+        # port opens) ...
+        wait_until(lambda: int(status_field(pid, "Uid")[1]) == self.nobody, 5,
+                   what="mqlb running as nobody")
         with self.assertRaises(PermissionError):
             os.seteuid(self.nobody)
             try:
