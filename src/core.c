@@ -142,8 +142,8 @@ core_find_backend(struct gen *old, const char *pool,
             continue;
         }
         b = pool_find_backend(old->pools[i], cb->name);
-        if (b != NULL && b->addr.len == cb->addr.len &&
-            memcmp(&b->addr.ss, &cb->addr.ss, cb->addr.len) == 0 &&
+        if (b != NULL && backend_addr(b)->len == cb->addr.len &&
+            memcmp(&backend_addr(b)->ss, &cb->addr.ss, cb->addr.len) == 0 &&
             (bool)b->backup == (bool)cb->backup) {
             return b;
         }
@@ -363,7 +363,7 @@ core_snapshot(void *ctx)
             b = p->backends[j];
             sb = &sp->backends[j];
             snprintf(sb->name, sizeof(sb->name), "%s", b->name);
-            snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
+            snprintf(sb->address, sizeof(sb->address), "%s", backend_addr(b)->text);
             sb->state = backend_state(b);
             sb->weight = atomic_load(&b->weight);
             sb->active = atomic_load(&b->nactive);

@@ -48,6 +48,8 @@ struct check {
     struct pool        *pool;           /* one reference: the settings */
     struct backend     *b;              /* one reference */
     enum check_state    state;
+    unsigned            on_next:1;      /* probing the backend's new
+                                           address (backend_next_addr) */
     int                 fd;
     ev_io               io;
     ev_timer            timer;          /* interval, then timeout */
@@ -113,6 +115,12 @@ check_done(struct check *c, int pass, const char *reason)
         check_send(c);
     }
     check_close(c);
+    if (c->on_next) {
+        /* a new address on trial: its verdicts move only the trial */
+        backend_next_verdict(c->b, pass, reason, latency, cf->rise);
+        check_schedule(c, 0);
+        return;
+    }
     if (c->ops != NULL && pass) {
         backend_set_proto_drain(c->b, c->probe.drain || ldm);
     }
@@ -288,6 +296,7 @@ static void
 check_start(struct check *c)
 {
     const struct config_pool *cf = c->pool->cf;
+    const struct config_addr *addr;
     int in_progress;
 
     c->started_ms = mq_now_ms();
@@ -297,7 +306,13 @@ check_start(struct check *c)
     if (c->watch != NULL) {
         nats_watch_start(c->watch);
     }
-    c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
+    /* a new address waiting to be checked is what this check probes */
+    addr = backend_next_addr(c->b);
+    c->on_next = addr != NULL;
+    if (addr == NULL) {
+        addr = backend_addr(c->b);
+    }
+    c->fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                         &in_progress);
     if (c->fd == -1) {
         if (net_is_shortage(errno)) {
@@ -409,7 +424,7 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     backend_acquire(b);
     c->fd = -1;
     c->ops = probe_ops_for(cf->check);
-    snprintf(c->host, sizeof(c->host), "%s", b->addr.text);
+    snprintf(c->host, sizeof(c->host), "%s", backend_addr(b)->text);
     health_client_id(c->client_id, sizeof(c->client_id));
     c->params.send = cf->check_send;
     c->params.send_len = cf->check_send_len;
@@ -422,8 +437,8 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {
         c->watch = nats_watch_create(h->loop,
-                                     (struct sockaddr *)&b->addr.ss,
-                                     b->addr.len, check_ldm_cb, c);
+                                     (struct sockaddr *)&backend_addr(b)->ss,
+                                     backend_addr(b)->len, check_ldm_cb, c);
         if (c->watch == NULL) {
             check_destroy(c);
             return NULL;

@@ -523,7 +523,7 @@ session_connect_failed(struct session *s, const char *what, int err)
         core_backend_down(s->w->core, s->pool);
     }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
-             s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
+             s->pool->cf->name, s->b->name, backend_addr(s->b)->text, what, err,
              strerror(err), (unsigned long long)s->id, s->client_text);
     pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
@@ -586,6 +586,7 @@ session_connect(struct session *s)
 {
     struct ev_loop *loop = s->w->loop;
     const struct config_pool *cf = s->pool->cf;
+    const struct config_addr *addr;
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
@@ -605,7 +606,8 @@ session_connect(struct session *s)
             return;
         }
         s->ntries++;
-        fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
+        addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+        fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                          &in_progress);
         if (fd == -1) {
             if (net_is_shortage(errno)) {
