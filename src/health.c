@@ -510,6 +510,40 @@ health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
     return MQ_OK;
 }
 
+int
+health_add_backend(struct health *h, struct pool *p, struct backend *b)
+{
+    struct check *c;
+
+    if (p->cf->check == CHECK_NONE) {
+        return MQ_OK;
+    }
+    c = check_create(h, p, b);
+    if (c == NULL) {
+        return MQ_ERR;
+    }
+    c->next = h->checks;
+    h->checks = c;
+    check_schedule(c, 1);
+    return MQ_OK;
+}
+
+void
+health_remove_backend(struct health *h, struct backend *b)
+{
+    struct check **pp, *c;
+
+    for (pp = &h->checks; *pp != NULL;) {
+        c = *pp;
+        if (c->b == b) {
+            *pp = c->next;
+            check_destroy(c);
+            continue;
+        }
+        pp = &c->next;
+    }
+}
+
 void
 health_destroy(struct health *h)
 {
