@@ -1,7 +1,9 @@
 /*
- * health.c: the checker. Each backend has a timer that fires every
- * check_interval (plus up to a tenth of it at random, so checks of many
- * backends do not fall on the same tick). A check connects without
+ * health.c: the checker. Each backend has one timer that fires
+ * check_interval after its previous check ended (plus up to a tenth of it
+ * at random, so checks of many backends do not fall on the same tick):
+ * checks of one backend never overlap, even with a check_timeout longer
+ * than check_interval. A check connects without
  * blocking, lets the probe say what to send and judge what comes back,
  * and ends in a verdict within check_timeout:
  *
@@ -70,8 +72,6 @@ struct check {
 struct health {
     struct ev_loop     *loop;
     struct check       *checks;         /* owned list */
-    health_down_fn      on_down;
-    void               *ctx;
     uint64_t            rnd;            /* jitter PRNG state */
 };
 
@@ -129,8 +129,8 @@ check_done(struct check *c, int pass, const char *reason)
         backend_check_record(c->b, false, reason, latency);
     } else if (backend_check_done(c->b, pass, reason, latency, cf->rise,
                                   cf->fall)
-               && !pass && c->h->on_down != NULL) {
-        c->h->on_down(c->h->ctx, c->pool);
+               && !pass) {
+        pool_report_down(c->pool);
     }
     check_schedule(c, 0);
 }
@@ -459,7 +459,7 @@ check_destroy(struct check *c)
 }
 
 struct health *
-health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
+health_create(struct ev_loop *loop)
 {
     struct health *h;
 
@@ -468,31 +468,27 @@ health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
         return NULL;
     }
     h->loop = loop;
-    h->on_down = on_down;
-    h->ctx = ctx;
     h->rnd = mq_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
     return h;
 }
 
 static void
-health_clear(struct health *h)
+health_free_list(struct check *list)
 {
     struct check *c, *next;
 
-    for (c = h->checks; c != NULL; c = next) {
+    for (c = list; c != NULL; c = next) {
         next = c->next;
         check_destroy(c);
     }
-    h->checks = NULL;
 }
 
 int
 health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
 {
-    struct check *c;
+    struct check *list = NULL, *c;
     size_t i, j;
 
-    health_clear(h);
     for (i = 0; i < npools; i++) {
         if (pools[i]->cf->check == CHECK_NONE) {
             continue;
@@ -500,12 +496,17 @@ health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
         for (j = 0; j < pools[i]->nbackends; j++) {
             c = check_create(h, pools[i], pools[i]->backends[j]);
             if (c == NULL) {
+                health_free_list(list);
                 return MQ_ERR;
             }
-            c->next = h->checks;
-            h->checks = c;
-            check_schedule(c, 1);
+            c->next = list;
+            list = c;
         }
+    }
+    health_free_list(h->checks);
+    h->checks = list;
+    for (c = list; c != NULL; c = c->next) {
+        check_schedule(c, 1);
     }
     return MQ_OK;
 }
@@ -550,6 +551,7 @@ health_destroy(struct health *h)
     if (h == NULL) {
         return;
     }
-    health_clear(h);
+    health_free_list(h->checks);
+    h->checks = NULL;
     free(h);
 }

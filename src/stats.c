@@ -286,6 +286,39 @@ stats_json_rejected(const struct stats_pool *p)
     return o;
 }
 
+/* {"handshakes": done, "failed": n, "failures": {"reason": n, ...}} */
+static json_t *
+stats_json_tls(const struct stats_pool *p)
+{
+    json_t *o = json_object(), *why = json_object();
+    uint64_t failed = 0;
+    bool ok = o != NULL && why != NULL;
+    size_t r;
+
+    if (!ok) {
+        json_decref(o);
+        json_decref(why);
+        return NULL;
+    }
+    for (r = 0; r < TLS_NRESULTS; r++) {
+        if (r == TLS_RESULT_OK) {
+            continue;
+        }
+        failed += p->tls_results[r];
+        ok = stats_json_set(why, tls_result_name((enum tls_result)r),
+                            stats_json_u64(p->tls_results[r])) && ok;
+    }
+    ok = stats_json_set(o, "handshakes",
+                        stats_json_u64(p->tls_results[TLS_RESULT_OK])) && ok;
+    ok = stats_json_set(o, "failed", stats_json_u64(failed)) && ok;
+    ok = stats_json_set(o, "failures", why) && ok;
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *
 stats_json_pool(const struct stats_pool *p)
 {
@@ -320,6 +353,9 @@ stats_json_pool(const struct stats_pool *p)
                         stats_json_str(p->check != NULL ?
                                        p->check : "")) && ok;
     ok = stats_json_set(o, "rejected", stats_json_u64(p->rejected)) && ok;
+    if (p->tls) {
+        ok = stats_json_set(o, "tls", stats_json_tls(p)) && ok;
+    }
     ok = stats_json_set(o, "rejected_by", stats_json_rejected(p)) && ok;
     ok = stats_json_set(o, "queued", stats_json_u64(p->queued)) && ok;
     ok = stats_json_set(o, "queued_max", stats_json_u64(p->queued_max)) && ok;
@@ -530,6 +566,24 @@ stats_emit_rejected(struct stats_buf *b, const char *name,
         stats_buf_sample_kv(b, name, p, NULL, "reason",
                             reject_reason_name((enum reject_reason)r),
                             p->rejected_by[r]);
+    }
+}
+
+/* TLS pools: handshakes by result (ok, and each failure reason). */
+static void
+stats_emit_tls(struct stats_buf *b, const char *name,
+               const struct stats_pool *p, const struct stats_backend *be)
+{
+    size_t r;
+
+    (void)be;
+    if (!p->tls) {
+        return;
+    }
+    for (r = 0; r < TLS_NRESULTS; r++) {
+        stats_buf_sample_kv(b, name, p, NULL, "result",
+                            tls_result_name((enum tls_result)r),
+                            p->tls_results[r]);
     }
 }
 
@@ -770,6 +824,11 @@ static const struct stats_family stats_families[] = {
       "Sessions closed by rebalance = paced so that their clients "
       "reconnect to a backend under its share.",
       STATS_SCOPE_POOL, stats_emit_rebalanced },
+    { "mqlb_tls_handshakes_total", "counter",
+      "TLS handshakes with clients by result: ok, or why they failed "
+      "(timeout, sni, no_shared_cipher, protocol_version, no_client_cert, "
+      "bad_client_cert, not_tls, closed, error).",
+      STATS_SCOPE_POOL, stats_emit_tls },
     { "mqlb_pool_backends_up", "gauge",
       "Backends of the pool in state up.",
       STATS_SCOPE_POOL, stats_emit_pool_up },

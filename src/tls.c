@@ -79,6 +79,21 @@ tls_once(void)
 
 /* ---- certificates ---------------------------------------------------- */
 
+/* Can <path> be read? If not, "<key> <path>: cannot read: why" in <err>. */
+static int
+tls_readable(const char *key, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "%s %s: cannot read: %s", key, path,
+                 strerror(errno));
+        return MQ_ERR;
+    }
+    fclose(f);
+    return MQ_OK;
+}
+
 /* Add <name> (lower-cased) to <c>'s names. */
 static int
 tls_cert_add_name(struct tls_cert *c, const char *name, size_t len)
@@ -292,7 +307,7 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, cf->min_version == 13
+    SSL_CTX_set_min_proto_version(ctx, cf->min_version == TLS_MIN_13
                                   ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION
                         | SSL_OP_CIPHER_SERVER_PREFERENCE
@@ -301,6 +316,9 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mqlb", 4);
+    if (tls_readable("tls_cert", cert, err, errlen) != MQ_OK) {
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         tls_errstr(msg, sizeof(msg), "unreadable");
         snprintf(err, errlen, "tls_cert %s: cannot load a certificate: %s",
@@ -309,6 +327,9 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
     }
     if (cf->key != NULL) {
         *line = cf->key_line;
+        if (tls_readable("tls_key", key, err, errlen) != MQ_OK) {
+            goto fail;
+        }
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error())
@@ -371,6 +392,11 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
     }
     if (cf->client_ca != NULL) {
         *line = cf->client_ca_line;
+        if (tls_readable("tls_client_ca", cf->client_ca, err, errlen)
+            != MQ_OK)
+        {
+            goto fail;
+        }
         if (SSL_CTX_load_verify_locations(ctx, cf->client_ca, NULL) != 1) {
             tls_errstr(msg, sizeof(msg), "unreadable");
             snprintf(err, errlen, "tls_client_ca %s: cannot load: %s",
@@ -515,6 +541,10 @@ tls_client_create(const struct tls_client_conf *cf, char *err,
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (cf->ca != NULL) {
+        if (tls_readable("backend_tls_ca", cf->ca, err, errlen) != MQ_OK) {
+            tls_client_destroy(tc);
+            return NULL;
+        }
         if (SSL_CTX_load_verify_locations(tc->ctx, cf->ca, NULL) != 1) {
             tls_errstr(msg, sizeof(msg), "unreadable");
             snprintf(err, errlen, "backend_tls_ca %s: cannot load: %s",

@@ -143,7 +143,22 @@ static const char test_config_full[] =
     "allow = 10.0.0.0/8,192.168.1.0/24\n"               /* 37 */
     "backend = r1 127.0.0.1:6401 weight=3\n"            /* 38 */
     "backend = r2 127.0.0.1:6402 weight=1 max_conns=1000\n" /* 39 */
-    "backend = spare [::1]:6404 backup weight=0\n";     /* 40 */
+    "backend = spare [::1]:6404 backup weight=0\n"      /* 40 */
+    /* Keys added since: at the end, so that the lines above stay. */
+    "discover = dns brokers.example:5672\n"             /* 41 */
+    "max_session_duration = 12h\n"
+    "max_queue = 500\n"
+    "queue_timeout = 1500ms\n"
+    "max_connect_rate = 100\n"
+    "rebalance = paced\n"
+    "rebalance_rate = 50/s\n"
+    "rebalance_tolerance = 5%\n"
+    "rebalance_min_age = 1m\n"
+    "[global]\n"
+    "resolvers = 127.0.0.1:53\n"
+    "resolve_interval = 30s\n"
+    "control_socket = /run/mqlb/test.sock\n"
+    "state_file = /var/lib/mqlb/state\n";
 
 Test(config, full_file_sets_every_key)
 {
@@ -562,6 +577,19 @@ Test(config, unknown_section_is_reported_with_its_line)
                            "colour = red\n", 5,
                            "unknown section [pools q] (expected [global], "
                            "[admin] or [pool NAME])");
+}
+
+Test(config, misspelt_section_suggests_the_nearest)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n"
+                           "[pools q]\n", 4,
+                           "did you mean [pool q]?");
+    test_config_expect_one("[globl]\n"
+                           "[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "backend = a 127.0.0.1:7002\n", 1,
+                           "unknown section [globl] (expected [global], "
+                           "[admin] or [pool NAME]), did you mean [global]?");
 }
 
 Test(config, bad_pool_name_is_reported_with_its_line)
@@ -1401,6 +1429,36 @@ Test(config, dump_of_every_shipped_file_loads_back_to_the_same_config)
     globfree(&g);
 }
 
+/*
+ * A new key is one row of the key table; this makes it one line of
+ * test_config_full too, so that the full file (set away from every
+ * default) keeps covering the -t round trip of every key.
+ */
+Test(config, full_test_file_sets_every_key_that_dump_prints)
+{
+    struct config_errors errs;
+    struct config *cf;
+    char *dump, *line, *save = NULL, key[64], want[80];
+
+    cf = test_config_load(test_config_full, &errs);
+    cr_assert_not_null(cf, "errors:%s", test_config_all);
+    dump = test_config_dump(cf);
+    for (line = strtok_r(dump, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == ';' || line[0] == '[' ||
+            sscanf(line, "%63[a-z_] =", key) != 1) {
+            continue;
+        }
+        snprintf(want, sizeof(want), "\n%s = ", key);
+        cr_expect_not_null(strstr(test_config_full, want),
+                           "key '%s' is not in test_config_full: add it, "
+                           "set away from its default", key);
+    }
+    free(dump);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
 /* ---- the broker life cycle keys ---------------------------------------- */
 
 Test(config, life_cycle_keys_default_to_off)
@@ -1536,4 +1594,75 @@ Test(config, control_socket_and_state_file_are_absolute_paths)
                            "[pool p]\nlisten = 127.0.0.1:7000\n"
                            "backend = a 127.0.0.1:1\n", 2,
                            "control_socket = mqlb.sock: expected an absolute");
+}
+/* ---- TLS keys (issue 15) -------------------------------------------- */
+
+Test(config, tls_keys_parse_and_sni_pools_may_share_an_address)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(
+        "[pool a]\n"
+        "listen = 127.0.0.1:8883\n"
+        "sni = a.test *.a.test\n"
+        "backend_tls = on\n"
+        "backend_tls_verify = off\n"
+        "backend_tls_sni = broker.a.test\n"
+        "tls_handshake_timeout = 2s\n"
+        "backend = b 127.0.0.1:1\n"
+        "[pool b]\n"
+        "listen = 127.0.0.1:8883\n"
+        "sni = *\n"
+        "backend = b 127.0.0.1:2\n", &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_assert_eq(cf->pools[0].nsni, 2);
+    cr_assert_str_eq(cf->pools[0].sni[1], "*.a.test");
+    cr_assert_eq(cf->pools[0].backend_tls.enabled, 1);
+    cr_assert_eq(cf->pools[0].backend_tls.verify, 0);
+    cr_assert_not_null(cf->pools[0].tls_client);
+    cr_assert_eq(cf->pools[0].tls_handshake_timeout_ms, 2000);
+    cr_assert_eq(cf->pools[0].listens[0].tls, 0);
+    cr_assert_eq(cf->pools[1].tls_handshake_timeout_ms, 5000);
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+}
+
+Test(config, tls_errors_name_the_key_and_line)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(
+        "[pool a]\n"
+        "listen = 127.0.0.1:8883 tls\n"             /* 2: no tls_cert */
+        "tls_verify_client = maybe\n"               /* 3 */
+        "tls_min_version = 1.1\n"                   /* 4 */
+        "backend = b 127.0.0.1:1\n"
+        "[pool b]\n"
+        "listen = 127.0.0.1:8884 tlss\n"            /* 7 */
+        "sni = a..b/c\n"                            /* 8 */
+        "tls_cert = /nonexistent/b.pem\n"           /* 9: no tls listen */
+        "backend = b 127.0.0.1:1\n"
+        "[pool c]\n"
+        "listen = 127.0.0.1:8883\n"                 /* 12: shared, no sni */
+        "backend = b 127.0.0.1:1\n"
+        "[pool d]\n"
+        "listen = 127.0.0.1:9883 tls\n"
+        "tls_cert = /nonexistent/d.pem\n"           /* 16: unreadable */
+        "backend = b 127.0.0.1:1\n", &errs);
+    cr_assert_null(cf);
+    cr_assert(test_config_has(&errs, 2, "needs a certificate"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 3, "maybe"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 4, "1.2 | 1.3"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 7, "tlss"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 8, "not a host name"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 9, "no listen has 'tls'"), "%s",
+              test_config_all);
+    cr_assert(test_config_has(&errs, 12, "sni"), "%s", test_config_all);
+    cr_assert(test_config_has(&errs, 16, "cannot read"), "%s",
+              test_config_all);
+    config_errors_deinit(&errs);
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "mqlb/acl.h"
+#include "mqlb/tls.h"
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
@@ -66,6 +67,7 @@ struct config_addr {
     socklen_t               len;        /* length of <ss> */
     char                    text[80];   /* "127.0.0.1:6379", "[::1]:5672" */
     int                     line;       /* line it was declared on */
+    unsigned                tls:1;      /* listen = ADDR tls: terminate */
 };
 
 struct config_backend {
@@ -144,6 +146,15 @@ struct config_pool {
     unsigned            max_connect_rate;   /* backends' default, 0 = off */
     struct config_discover *discovers;  /* owned array */
     size_t              ndiscovers;
+    struct tls_server_conf tls;         /* tls_* keys; strings owned */
+    struct tls_server  *tls_server;     /* built from <tls> when a listen
+                                           has 'tls'; owned */
+    struct tls_client_conf backend_tls; /* backend_tls* keys */
+    struct tls_client  *tls_client;     /* built when backend_tls = on */
+    uint64_t            tls_handshake_timeout_ms;  /* also bounds the
+                                           wait for a ClientHello (sni) */
+    char              **sni;            /* sni = patterns, owned; NULL */
+    size_t              nsni;
 };
 
 struct config {

@@ -63,6 +63,8 @@ struct stats_pool {
     uint64_t            sessions;       /* sessions accepted, ever */
     uint64_t            retries;        /* another backend tried for one */
     struct histo_copy   duration;       /* finished sessions' lifetimes */
+    bool                tls;            /* terminates TLS or routes by SNI */
+    uint64_t            tls_results[TLS_NRESULTS]; /* handshakes by result */
     struct stats_backend *backends;     /* owned array */
     size_t              nbackends;
     struct stats_dns    dns;            /* DNS resolution of the pool */
