@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -254,6 +256,74 @@ session_sweep_down(struct session_env *env)
             session_close(s, "backend down");
         }
     }
+}
+
+/* True when <s> is in <pool> with <backend> (NULL or "" = any) and <id>. */
+static bool
+session_matches(const struct session *s, const char *pool,
+                const char *backend, uint64_t id)
+{
+    if (id != 0 && s->id != id) {
+        return false;
+    }
+    if (pool != NULL && pool[0] != '\0' &&
+        strcmp(s->pool->cf->name, pool) != 0) {
+        return false;
+    }
+    if (backend != NULL && backend[0] != '\0' &&
+        (s->b == NULL || strcmp(s->b->name, backend) != 0)) {
+        return false;
+    }
+    return true;
+}
+
+size_t
+session_list(struct session_env *env, const char *pool, const char *backend,
+             struct session_info *out, size_t max)
+{
+    struct session *s;
+    ev_tstamp now = ev_now(env->loop);
+    uint64_t now_ms = mq_now_ms();
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL && n < max; s = s->next) {
+        if (!session_matches(s, pool, backend, 0)) {
+            continue;
+        }
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].id = s->id;
+        snprintf(out[n].client, sizeof(out[n].client), "%s", s->client_text);
+        snprintf(out[n].pool, sizeof(out[n].pool), "%s", s->pool->cf->name);
+        if (s->b != NULL) {
+            snprintf(out[n].backend, sizeof(out[n].backend), "%s",
+                     s->b->name);
+        }
+        out[n].age_ms = now_ms > s->start_ms ? now_ms - s->start_ms : 0;
+        out[n].bytes_in = s->up.nbytes;
+        out[n].bytes_out = s->down.nbytes;
+        out[n].idle_ms = now > s->last_active && s->last_active > 0
+                         ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
+        out[n].idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+        n++;
+    }
+    return n;
+}
+
+size_t
+session_close_matching(struct session_env *env, const char *pool,
+                       const char *backend, uint64_t id, const char *reason)
+{
+    struct session *s, *next;
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (session_matches(s, pool, backend, id)) {
+            session_close(s, reason);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* ---- relaying -------------------------------------------------------- */
