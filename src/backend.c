@@ -191,7 +191,8 @@ backend_state(const struct backend *b)
     if (admin == BACKEND_ADMIN_DISABLE) {
         return BACKEND_DISABLED;
     }
-    if (admin == BACKEND_ADMIN_DRAIN) {
+    if (admin == BACKEND_ADMIN_DRAIN ||
+        atomic_load_explicit(&b->leaving, memory_order_relaxed)) {
         return BACKEND_DRAIN;
     }
     if (!atomic_load_explicit(&b->up, memory_order_relaxed)) {
