@@ -5,10 +5,18 @@
  * blanks (so indentation never turns into inih's multi-line values) and
  * reports over-long lines instead of letting inih cut them.
  *
+ * One key table lists every key once: its section, value type, field,
+ * default and bounds. A value type is a parser, a printer and an equal
+ * function side by side, so the defaults, `mqlb -t` output
+ * (config_dump), the reload diff (config_pool_changes) and freeing are
+ * walks over the table: a new key is one row.
+ *
  * Two passes, as nginx does: a section starts with every key at its
  * default (parsed from the same key table), the handler overwrites what the
- * file sets, then config_validate() checks what spans keys and sections.
- * Every error is collected; nothing stops at the first one.
+ * file sets; when a [pool] ends, the defaults that depend on other keys
+ * and the checks within it run (cf_pool_finish), and at the end of the
+ * file cf_validate() checks what spans sections. Every error is
+ * collected, at the line of the key at fault, and reported in line order.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -36,10 +36,13 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
+#include "mqlb/relay.h"
+#include "mqlb/tls.h"
 
 enum check_state {
     CHECK_IDLE = 0,
     CHECK_CONNECTING,
+    CHECK_TLS,              /* backend_tls: the handshake */
     CHECK_EXCHANGE,
 };
 
@@ -67,6 +70,7 @@ struct check {
     char                host[80];       /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
+    struct ssl_st      *ssl;            /* backend_tls: TLS, or NULL */
 };
 
 struct health {
@@ -95,6 +99,10 @@ check_close(struct check *c)
 {
     ev_io_stop(c->h->loop, &c->io);
     ev_timer_stop(c->h->loop, &c->timer);
+    if (c->ssl != NULL) {
+        tls_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd != -1) {
         close(c->fd);
         c->fd = -1;
@@ -158,8 +166,15 @@ check_send(struct check *c)
 {
     ssize_t n;
 
+    int want;
+
     while (c->outlen > 0) {
-        n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        if (c->ssl != NULL) {
+            n = tls_relay_io.send(c->ssl, c->out + c->outoff, c->outlen,
+                                  &want);
+        } else {
+            n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             c->outoff += (size_t)n;
             c->outlen -= (size_t)n;
@@ -221,12 +236,18 @@ check_read(struct check *c)
 {
     enum probe_verdict v;
     ssize_t n;
+    int want;
 
     if (c->inlen == sizeof(c->in)) {
         check_done(c, 0, "reply too large");
         return;
     }
-    n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    if (c->ssl != NULL) {
+        n = tls_relay_io.recv(c->ssl, c->in + c->inlen,
+                              sizeof(c->in) - c->inlen, &want);
+    } else {
+        n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             check_fail_errno(c, errno);
@@ -254,7 +275,51 @@ check_read(struct check *c)
     }
     if (c->probe.outlen > 0 && check_flush_probe(c) != MQ_OK) {
         check_fail_errno(c, errno);
+        return;
     }
+    if (c->ssl != NULL && tls_relay_io.pending(c->ssl) > 0) {
+        /* Decrypted bytes wait in OpenSSL: no readiness will say so. */
+        check_read(c);
+    }
+}
+
+/* The connect or TLS handshake is done: pass, or start the exchange. */
+static void
+check_connected(struct check *c)
+{
+    if (c->ops == NULL) {
+        check_done(c, 1, "");
+        return;
+    }
+    c->state = CHECK_EXCHANGE;
+    probe_init(&c->probe, c->ops, &c->params);
+    if (check_flush_probe(c) != MQ_OK) {
+        check_fail_errno(c, errno);
+    }
+}
+
+/* backend_tls: run the handshake; its failure is the check's verdict. */
+static void
+check_tls(struct check *c)
+{
+    enum tls_result why;
+    char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 16];
+    int want, rc;
+
+    rc = tls_handshake(c->ssl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(c->h->loop, &c->io);
+        ev_io_set(&c->io, c->fd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                           : EV_READ);
+        ev_io_start(c->h->loop, &c->io);
+        return;
+    }
+    if (rc == MQ_ERR) {
+        snprintf(reason, sizeof(reason), "TLS: %s", err);
+        check_done(c, 0, reason);
+        return;
+    }
+    check_connected(c);
 }
 
 static void
@@ -270,15 +335,23 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             check_fail_errno(c, err);
             return;
         }
-        if (c->ops == NULL) {
-            check_done(c, 1, "");
+        if (c->pool->cf->tls_client != NULL) {
+            /* Checks of a backend_tls broker run over TLS. */
+            c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
+                                    backend_addr(c->b)->text);
+            if (c->ssl == NULL) {
+                check_fail_errno(c, ENOMEM);
+                return;
+            }
+            c->state = CHECK_TLS;
+            check_tls(c);
             return;
         }
-        c->state = CHECK_EXCHANGE;
-        probe_init(&c->probe, c->ops, &c->params);
-        if (check_flush_probe(c) != MQ_OK) {
-            check_fail_errno(c, errno);
-        }
+        check_connected(c);
+        return;
+    }
+    if (c->state == CHECK_TLS) {
+        check_tls(c);
         return;
     }
     if ((revents & EV_WRITE) && c->outlen > 0) {

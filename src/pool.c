@@ -24,6 +24,7 @@
 #include "mqlb/common.h"
 #include "mqlb/lb.h"
 #include "mqlb/pool.h"
+#include "mqlb/rate.h"
 
 struct pool *
 pool_create(const struct config_pool *cf, struct backend *const *backends,
@@ -140,18 +141,35 @@ pool_usable(struct pool *p, struct backend *const *all, size_t n,
     }
 }
 
-/* Fill p->cands with group <backup> members that may take this session. */
+/* Has <b> a connect token at <now_ms>? (Takes none.) */
+static bool
+pool_has_token(const struct backend *b, uint64_t now_ms)
+{
+    return rate_has_token(&b->connect_rate,
+                          atomic_load_explicit(&b->max_connect_rate,
+                                               memory_order_relaxed),
+                          now_ms * 1000);
+}
+
+/*
+ * Fill p->cands with group <backup> members that may take this session:
+ * eligible, untried, and, with <room>, under their connect rate (without
+ * <room>, capacity is ignored: where a key maps, full or not).
+ */
 static size_t
 pool_collect(struct pool *p, const struct pool_tried *tried, bool backup,
-             uint64_t now_ms)
+             uint64_t now_ms, bool room)
 {
     struct backend *b;
     size_t i, n = 0;
 
     for (i = 0; i < p->nbackends; i++) {
         b = p->backends[i];
-        if (b->backup != backup || pool_tried_has(tried, (unsigned)i) ||
-            !backend_is_eligible(b)) {
+        if (b->backup != backup || pool_tried_has(tried, (unsigned)i)) {
+            continue;
+        }
+        if (room ? !backend_is_eligible(b) || !pool_has_token(b, now_ms)
+                 : !pool_backend_serves(b)) {
             continue;
         }
         p->cands[n].b = b;
@@ -163,17 +181,14 @@ pool_collect(struct pool *p, const struct pool_tried *tried, bool backup,
     return n;
 }
 
-struct backend *
-pool_pick(struct pool *p, const struct pool_tried *tried, uint64_t key,
-          uint64_t now_ms)
+/* Bring the balancer's table up to date (or ask for it); true if a
+ * primary serves. Called with the lock held. */
+static bool
+pool_refresh(struct pool *p)
 {
-    struct lb_pick pick;
-    struct backend *b = NULL;
     uint64_t version;
     bool primary_up = false;
-    size_t n;
 
-    pthread_mutex_lock(&p->lock);
     version = pool_version(p, &primary_up);
     if (version != p->lb_version) {
         if (p->lb->heavy && p->on_stale != NULL) {
@@ -192,18 +207,113 @@ pool_pick(struct pool *p, const struct pool_tried *tried, uint64_t key,
             p->lb_version = version;
         }
     }
-    n = pool_collect(p, tried, !primary_up, now_ms);
-    if (n == 0 && primary_up) {
-        n = pool_collect(p, tried, true, now_ms);
+    return primary_up;
+}
+
+static bool
+pool_is_hashed(const struct pool *p)
+{
+    return p->cf->balance == BALANCE_SOURCE ||
+           p->cf->balance == BALANCE_MQTT_CLIENT_ID;
+}
+
+/*
+ * While a rebalance runs, the candidate furthest below its weighted
+ * share (fewest sessions per weight), so that a client the rebalancer
+ * closed lands where it is wanted and is not moved again.
+ */
+static size_t
+pool_pick_emptiest(const struct lb_cand *c, size_t n)
+{
+    size_t i, best = 0;
+
+    for (i = 1; i < n; i++) {
+        /* a/wa < b/wb  <=>  a*wb < b*wa */
+        if (lb_cand_active(&c[i]) * c[best].weight <
+            lb_cand_active(&c[best]) * c[i].weight) {
+            best = i;
+        }
     }
-    if (n > 0) {
+    return best;
+}
+
+struct backend *
+pool_pick(struct pool *p, const struct pool_tried *tried, uint64_t key,
+          uint64_t now_ms)
+{
+    struct lb_pick pick;
+    struct backend *b = NULL;
+    bool primary_up;
+    size_t n, i;
+
+    pthread_mutex_lock(&p->lock);
+    primary_up = pool_refresh(p);
+    n = pool_collect(p, tried, !primary_up, now_ms, true);
+    if (n == 0 && primary_up) {
+        n = pool_collect(p, tried, true, now_ms, true);
+    }
+    while (n > 0) {
         pick.cands = p->cands;
         pick.ncands = n;
         pick.key = key;
-        pick.has_key = p->cf->balance == BALANCE_SOURCE ||
-                       p->cf->balance == BALANCE_MQTT_CLIENT_ID;
+        pick.has_key = pool_is_hashed(p);
+        if (!pick.has_key &&
+            atomic_load_explicit(&p->rebalancing, memory_order_relaxed)) {
+            i = pool_pick_emptiest(p->cands, n);
+        } else {
+            i = p->lb->pick(p->lb_state, &pick) % n;
+        }
+        b = p->cands[i].b;
+        if (rate_take(&b->connect_rate,
+                      atomic_load_explicit(&b->max_connect_rate,
+                                           memory_order_relaxed),
+                      now_ms * 1000)) {
+            backend_session_start(b);
+            break;
+        }
+        /* Another pool generation took its last token: the next one. */
+        p->cands[i] = p->cands[--n];
+        b = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+bool
+pool_is_saturated(struct pool *p, uint64_t now_ms)
+{
+    struct backend *b;
+    bool saturated = false;
+    size_t i;
+
+    pthread_mutex_lock(&p->lock);
+    for (i = 0; i < p->nbackends && !saturated; i++) {
+        b = p->backends[i];
+        saturated = pool_backend_serves(b) &&
+                    (!backend_is_eligible(b) || !pool_has_token(b, now_ms));
+    }
+    pthread_mutex_unlock(&p->lock);
+    return saturated;
+}
+
+struct backend *
+pool_key_owner(struct pool *p, uint64_t key, uint64_t now_ms)
+{
+    static const struct pool_tried none;
+    struct lb_pick pick;
+    struct backend *b = NULL;
+    bool primary_up;
+    size_t n;
+
+    pthread_mutex_lock(&p->lock);
+    primary_up = pool_refresh(p);
+    n = pool_collect(p, &none, !primary_up, now_ms, false);
+    if (n > 0 && pool_is_hashed(p)) {
+        pick.cands = p->cands;
+        pick.ncands = n;
+        pick.key = key;
+        pick.has_key = true;
         b = p->cands[p->lb->pick(p->lb_state, &pick) % n].b;
-        backend_session_start(b);
     }
     pthread_mutex_unlock(&p->lock);
     return b;

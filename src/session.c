@@ -667,23 +667,6 @@ session_up_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_up_handshake(container_of(w, struct session, u_w));
 }
 
-/* The host part of "host:port" or "[v6]:port" into <out>. */
-static void
-session_host_of(const char *text, char *out, size_t outlen)
-{
-    const char *end;
-
-    if (text[0] == '[') {
-        end = strchr(text, ']');
-        text++;
-    } else {
-        end = strrchr(text, ':');
-    }
-    if (end == NULL) {
-        end = text + strlen(text);
-    }
-    snprintf(out, outlen, "%.*s", (int)(end - text), text);
-}
 
 /* Send the PROXY protocol header; MQ_ERR if the socket would not take it. */
 static int
@@ -726,7 +709,6 @@ static void
 session_connected(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
-    char host[CONFIG_NAME_LEN + 80];
 
     backend_connect_ok(s->b);
     net_set_nodelay(s->ufd);
@@ -738,8 +720,7 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        session_host_of(backend_addr(s->b)->text, host, sizeof(host));
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, host);
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, backend_addr(s->b)->text);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;

@@ -61,6 +61,10 @@ struct pool {
     void               *on_down_ctx;    /* pool is shared, or NULL */
     _Atomic unsigned    refcnt;         /* generation and sessions */
     _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
+    _Atomic bool        rebalancing;    /* rebalance = paced is moving
+                                           sessions: new ones go to the
+                                           backend furthest below its share */
+    _Atomic uint64_t    nrebalanced;    /* sessions closed to rebalance */
 };
 
 /*
@@ -82,6 +86,21 @@ void pool_release(struct pool *p);
  */
 struct backend *pool_pick(struct pool *p, const struct pool_tried *tried,
                           uint64_t key, uint64_t now_ms);
+
+/*
+ * True when some backend that is up and ready could take a session but
+ * for its max_conns or its connect rate: a client may wait for it
+ * (max_queue) rather than be turned away.
+ */
+bool pool_is_saturated(struct pool *p, uint64_t now_ms);
+
+/*
+ * The backend <key> maps to now under a hashed policy (source,
+ * mqtt-client-id), whether or not it has room; NULL if none serves.
+ * Takes nothing.
+ */
+struct backend *pool_key_owner(struct pool *p, uint64_t key,
+                               uint64_t now_ms);
 
 /*
  * The position of <b> in <p>, for <struct pool_tried>. Not b->index: a
