@@ -21,19 +21,16 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/worker.h"
 
-/* One notice per pool or backend a reload adds, removes or changes. */
+/* One notice per pool or backend the reload's diff <d> adds, removes or
+ * changes. */
 static void
-reload_log_diff(const struct config *old, const struct config *new)
+reload_log_diff(const struct config_diff *d)
 {
-    struct config_diff d;
     const struct config_diff_entry *e;
     size_t i;
 
-    if (config_diff(old, new, &d) != MQ_OK) {
-        return;
-    }
-    for (i = 0; i < d.nentries; i++) {
-        e = &d.entries[i];
+    for (i = 0; i < d->nentries; i++) {
+        e = &d->entries[i];
         if (e->kind == DIFF_KEPT) {
             continue;
         }
@@ -43,13 +40,12 @@ reload_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
-    if (d.global[0] != '\0') {
-        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    if (d->global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d->global);
     }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
-               d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
-               d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
-    config_diff_deinit(&d);
+               d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+               d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
 }
 
 static bool
@@ -87,6 +83,12 @@ reload_admin(struct core *c, const struct config *cf)
                       err);
             return MQ_ERR;
         }
+        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
+            admin_stop(a);
+            log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                      "memory", cf->path);
+            return MQ_ERR;
+        }
         admin_stop(c->admin);
         c->admin = a;
         log_notice("reload: admin port moved from %s to %s",
@@ -95,6 +97,11 @@ reload_admin(struct core *c, const struct config *cf)
             log_notice("reload: admin token changed");
         }
         return MQ_OK;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                  "memory", cf->path);
+        return MQ_ERR;
     }
     if (!reload_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
@@ -134,6 +141,7 @@ core_reload(struct core *c)
 {
     struct listener **lists;
     struct listen_set sockets;
+    struct config_diff d;
     struct config *cf;
     struct gen *g, *old;
     unsigned w;
@@ -152,7 +160,13 @@ core_reload(struct core *c)
         config_destroy(cf);
         return;
     }
-    g = gen_create(cf, c->gen, &c->keep, core_backend_down, c);
+    /* One verdict: what the log says is kept is what gen_create reuses. */
+    if (config_diff(c->gen->cf, cf, &d) != MQ_OK) {
+        log_error("reload failed: out of memory, the running config stays");
+        config_destroy(cf);
+        return;
+    }
+    g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
     if (g != NULL) {
         members_carry(&c->members, c->gen, g);
     }
@@ -169,7 +183,8 @@ core_reload(struct core *c)
         goto fail;
     }
     log_init(cf->log_level, cf->log_format);
-    reload_log_diff(c->gen->cf, cf);
+    reload_log_diff(&d);
+    config_diff_deinit(&d);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
         worker_set_listeners(c->workers[w], lists[w]);
@@ -187,6 +202,7 @@ core_reload(struct core *c)
     log_notice("reload done: %zu pools", g->npools);
     return;
 fail:
+    config_diff_deinit(&d);
     log_error("reload failed: out of memory, the running config stays");
     if (g == NULL) {
         config_destroy(cf);
