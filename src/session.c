@@ -1078,7 +1078,7 @@ session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     session_route_switch(s, p);
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged; the MQTT
      * CONNECT is inside TLS, so the key stays the client's address. */
