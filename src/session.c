@@ -1231,9 +1231,7 @@ session_create(struct session_env *env, const struct session_entry *e,
         s->state = SESSION_HELLO;
         ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
         ev_io_start(env->loop, &s->c_r);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         return MQ_OK;
     }
     if (e->tls && cf->tls_server != NULL) {
