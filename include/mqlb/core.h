@@ -21,6 +21,7 @@ struct admin;
 struct gen;
 struct gen_keep;
 struct health;
+struct privsep;
 struct worker;
 
 struct core {
@@ -35,6 +36,8 @@ struct core {
     struct health      *health;         /* owned */
     struct members      members;        /* runtime membership, DNS */
     struct admin       *admin;          /* owned */
+    struct privsep     *privsep;        /* owned: root's helper after
+                                           `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
