@@ -23,6 +23,15 @@
 #include "mqlb/common.h"
 #include "mqlb/resolver.h"
 
+/*
+ * c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 by up to 31 places
+ * (undefined behaviour, which UBSan reports on every lookup): the same
+ * tests on an unsigned bit.
+ */
+#define RESOLVER_SOCK_READABLE(bits, i)  (((unsigned)(bits) >> (i)) & 1u)
+#define RESOLVER_SOCK_WRITABLE(bits, i)  \
+    (((unsigned)(bits) >> ((i) + ARES_GETSOCK_MAXNUM)) & 1u)
+
 #define RESOLVER_TIMEOUT_MS 1000    /* per try, per server */
 #define RESOLVER_TRIES      2
 #define RESOLVER_DNS_HEADER 12
@@ -709,14 +718,14 @@ resolver_lookup_sync(const char *servers, const char *host, unsigned port,
         }
         bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
         for (i = 0, n = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            if (!ARES_GETSOCK_READABLE(bits, i) &&
-                !ARES_GETSOCK_WRITABLE(bits, i)) {
+            if (!RESOLVER_SOCK_READABLE(bits, i) &&
+                !RESOLVER_SOCK_WRITABLE(bits, i)) {
                 continue;
             }
             pfd[n].fd = socks[i];
-            pfd[n].events = (short)((ARES_GETSOCK_READABLE(bits, i)
+            pfd[n].events = (short)((RESOLVER_SOCK_READABLE(bits, i)
                                      ? POLLIN : 0) |
-                                    (ARES_GETSOCK_WRITABLE(bits, i)
+                                    (RESOLVER_SOCK_WRITABLE(bits, i)
                                      ? POLLOUT : 0));
             pfd[n].revents = 0;
             n++;
