@@ -19,6 +19,7 @@ struct gen_keep {
     struct gen_keep    *next;
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
+    struct pool_counters ctr;           /* sessions, retries, durations */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -79,6 +80,7 @@ gen_keep_get(struct gen_keep **list, const char *name)
         return NULL;
     }
     snprintf(k->name, sizeof(k->name), "%s", name);
+    histo_init(&k->ctr.duration, HISTO_LONG);
     k->next = *list;
     *list = k;
     return k;
@@ -204,6 +206,7 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
         pool_release(p);            /* not yet the generation's */
         return NULL;
     }
+    p->ctr = &k->ctr;
     p->owner = g;
     p->owner_release = gen_release;
     return p;

@@ -28,7 +28,17 @@ struct admin_ops {
     struct stats_snapshot *(*snapshot)(void *ctx);
     int   (*action)(void *ctx, const char *pool, const char *backend,
                     enum admin_action action, unsigned value);
+    /*
+     * `mqlb -s`: carry out <what> (ADMIN_CONTROL_*) and answer with a
+     * JSON body the admin port frees, and its HTTP status in <*status>.
+     * NULL on no memory.
+     */
+    char *(*control)(void *ctx, int what, unsigned *status);
 };
+
+/* What POST /control/{reload,stop} asks. */
+#define ADMIN_CONTROL_RELOAD    1
+#define ADMIN_CONTROL_STOP      2
 
 struct admin;
 
@@ -41,6 +51,7 @@ enum admin_endpoint {
     ADMIN_EP_METRICS,           /* GET /metrics */
     ADMIN_EP_DASHBOARD,         /* GET / */
     ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
+    ADMIN_EP_CONTROL,           /* POST /control/{reload,stop} */
 };
 
 /* A routed request, filled by admin_route(). */
@@ -49,7 +60,8 @@ struct admin_req {
     enum admin_action   action;         /* ADMIN_EP_ACTION only */
     char                pool[CONFIG_NAME_LEN];      /* ADMIN_EP_ACTION */
     char                backend[CONFIG_NAME_LEN];   /* ADMIN_EP_ACTION */
-    unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256 */
+    unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256;
+                                           ADMIN_EP_CONTROL: what */
     const char         *allow;          /* on 405: the Allow header value */
     const char         *error;          /* on 4xx: short static message */
 };

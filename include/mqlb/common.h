@@ -35,6 +35,7 @@
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t mq_now_ms(void);
+uint64_t mq_now_us(void);
 uint64_t mq_wall_ms(void);
 
 #endif /* MQLB_COMMON_H */
