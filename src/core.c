@@ -291,7 +291,7 @@ core_init(struct core *c, struct config *cf)
         config_destroy(cf);
         return MQ_ERR;
     }
-    c->gen = gen_create(cf, NULL, &c->keep, core_backend_down, c);
+    c->gen = gen_create(cf, NULL, NULL, &c->keep, core_backend_down, c);
     if (c->gen == NULL) {
         log_error("out of memory building the pools");
         config_destroy(cf);
@@ -345,6 +345,10 @@ core_init(struct core *c, struct config *cf)
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);
+        goto fail;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("admin port: out of memory");
         goto fail;
     }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {

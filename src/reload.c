@@ -26,20 +26,16 @@
 /* How long a moved admin server keeps answering (the reload's reply). */
 #define RELOAD_ADMIN_LINGER_S   1.0
 
-/* One notice per pool or backend a reload adds, removes or changes. */
+/* One notice per pool or backend the reload's diff <d> adds, removes or
+ * changes; the counts also go to <summary>. */
 static void
-reload_log_diff(const struct config *old, const struct config *new,
-                char *summary, size_t size)
+reload_log_diff(const struct config_diff *d, char *summary, size_t size)
 {
-    struct config_diff d;
     const struct config_diff_entry *e;
     size_t i;
 
-    if (config_diff(old, new, &d) != MQ_OK) {
-        return;
-    }
-    for (i = 0; i < d.nentries; i++) {
-        e = &d.entries[i];
+    for (i = 0; i < d->nentries; i++) {
+        e = &d->entries[i];
         if (e->kind == DIFF_KEPT) {
             continue;
         }
@@ -49,16 +45,15 @@ reload_log_diff(const struct config *old, const struct config *new,
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
-    if (d.global[0] != '\0') {
-        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    if (d->global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d->global);
     }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
-               d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
-               d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
+               d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+               d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
     snprintf(summary, size, "%zu added, %zu removed, %zu changed, %zu kept",
-             d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
-             d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
-    config_diff_deinit(&d);
+             d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+             d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
 }
 
 /* Log <fmt> as an error and, when asked, keep it for the reply. */
@@ -134,6 +129,12 @@ reload_admin(struct core *c, const struct config *cf,
                          cf->admin_listen.text, err);
             return MQ_ERR;
         }
+        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
+            admin_stop(a);
+            reload_error(res, "%s: [admin] allowed_hosts cannot be applied: "
+                         "out of memory", cf->path);
+            return MQ_ERR;
+        }
         /*
          * The old server may be the one waiting for this reload's
          * outcome (mqlb -s reload): stopping it here would join its
@@ -154,6 +155,11 @@ reload_admin(struct core *c, const struct config *cf,
             log_notice("reload: admin token changed");
         }
         return MQ_OK;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        reload_error(res, "%s: [admin] allowed_hosts cannot be applied: out "
+                     "of memory", cf->path);
+        return MQ_ERR;
     }
     if (!reload_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
@@ -214,6 +220,7 @@ core_reload(struct core *c, struct reload_result *res)
 {
     struct listener **lists = NULL;
     struct listen_set sockets;
+    struct config_diff d;
     struct config *cf;
     struct gen *g = NULL, *old;
     char summary[sizeof(res->summary)] = "";
@@ -237,7 +244,15 @@ core_reload(struct core *c, struct reload_result *res)
         reload_finish(c, res, false);
         return;
     }
-    g = gen_create(cf, c->gen, &c->keep, core_backend_down, c);
+    /* One verdict: what the log says is kept is what gen_create reuses. */
+    if (config_diff(c->gen->cf, cf, &d) != MQ_OK) {
+        reload_error(res, "reload failed: out of memory, the running config "
+                     "stays");
+        config_destroy(cf);
+        reload_finish(c, res, false);
+        return;
+    }
+    g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
     lists = calloc(c->nworkers, sizeof(*lists));
     if (g == NULL || lists == NULL ||
         listen_set_build(&sockets, &c->sockets, g->pools, g->npools,
@@ -251,7 +266,8 @@ core_reload(struct core *c, struct reload_result *res)
         goto fail;
     }
     log_init(cf->log_level, cf->log_format);
-    reload_log_diff(c->gen->cf, cf, summary, sizeof(summary));
+    reload_log_diff(&d, summary, sizeof(summary));
+    config_diff_deinit(&d);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
         worker_set_listeners(c->workers[w], lists[w]);
@@ -274,6 +290,7 @@ core_reload(struct core *c, struct reload_result *res)
     reload_finish(c, res, true);
     return;
 fail:
+    config_diff_deinit(&d);
     reload_error(res, "reload failed: out of memory, the running config "
                  "stays");
     if (g == NULL) {
