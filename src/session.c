@@ -40,6 +40,7 @@
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
 #include "mqlb/tls.h"
+#include "mqlb/tls_hello.h"
 
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
@@ -55,6 +56,7 @@ enum session_state {
     SESSION_RELAYING,
     SESSION_WAIT_FD,        /* no descriptor for the broker socket yet */
     SESSION_HANDSHAKE,      /* TLS handshake with the client */
+    SESSION_HELLO,          /* reading a ClientHello: SNI passthrough */
     SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
 };
 
@@ -88,6 +90,12 @@ struct session {
     char                client_text[64];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
+    struct pool       **route;          /* SNI candidates, one reference
+                                           each, until the pick; owned */
+    size_t              nroute;
+    struct pool        *picked;         /* the candidate SNI chose */
+    struct tls_sni_hook sni_hook;       /* asks session_sni_pick */
+    unsigned            sni_refused:1;  /* no pool for the name */
 };
 
 static void session_connect(struct session *s);
@@ -96,6 +104,7 @@ static void session_connect_failed(struct session *s, const char *what,
 static void session_replay(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
+static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
 
@@ -204,6 +213,7 @@ session_close(struct session *s, const char *reason)
         tls_free(s->cssl);
         s->cssl = NULL;
     }
+    session_route_drop(s);
     close(s->cfd);
     relay_dir_close(&s->up, env->rp);
     relay_dir_close(&s->down, env->rp);
@@ -218,9 +228,10 @@ session_close(struct session *s, const char *reason)
     ls.duration_ms = mq_now_ms() - s->start_ms;
     pool_count_duration(s->pool, ls.duration_ms);
     ls.end = reason;
-    if (s->state != SESSION_HANDSHAKE) {
-        /* A client that never finished its TLS handshake (scanners, bad
-         * certificates) is counted by reason, not logged: no flood. */
+    if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
+        /* A client that never finished its TLS handshake or ClientHello
+         * (scanners, bad certificates) is counted by reason, not logged:
+         * no flood. */
         log_session_end(&ls);
     }
 
@@ -463,9 +474,11 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_close(s, "no MQTT CONNECT in time");
         return;
     case SESSION_HANDSHAKE:
+    case SESSION_HELLO:
         atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_TIMEOUT], 1,
                                   memory_order_relaxed);
-        session_close(s, "TLS handshake timeout");
+        session_close(s, s->state == SESSION_HELLO ? "no TLS ClientHello in "
+                      "time" : "TLS handshake timeout");
         return;
     case SESSION_UP_HANDSHAKE:
     case SESSION_CONNECTING:
@@ -874,6 +887,146 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_connect(s);
 }
 
+/* ---- SNI routing ---------------------------------------------------- */
+
+/* Give back the candidates' references (after the pick, or at close). */
+static void
+session_route_drop(struct session *s)
+{
+    while (s->nroute > 0) {
+        pool_release(s->route[--s->nroute]);
+    }
+    mq_free(s->route);
+}
+
+/*
+ * The candidate for server name <name> (<len> bytes; NULL if the client
+ * sent none): an exact name wins over "*.domain" (the longest first),
+ * which wins over "*"; ties go to the pool first in the file. NULL if
+ * none matches.
+ */
+static struct pool *
+session_sni_choose(struct session *s, const uint8_t *name, size_t len)
+{
+    struct pool *best = NULL;
+    size_t i, j, score, best_score = 0;
+    const char *pat;
+
+    for (i = 0; i < s->nroute; i++) {
+        for (j = 0; j < s->route[i]->cf->nsni; j++) {
+            pat = s->route[i]->cf->sni[j];
+            if (!tls_hello_sni_match(pat, name, len)) {
+                continue;
+            }
+            score = strcmp(pat, "*") == 0 ? 1
+                    : pat[0] == '*' ? 2 + strlen(pat) : 1000;
+            if (score > best_score) {
+                best = s->route[i];
+                best_score = score;
+            }
+        }
+    }
+    return best;
+}
+
+/* Move <s> to the pool SNI chose (it was on the address's first). */
+static void
+session_route_switch(struct session *s, struct pool *p)
+{
+    if (p != s->pool) {
+        pool_acquire(p);
+        pool_release(s->pool);
+        s->pool = p;
+    }
+    session_route_drop(s);
+}
+
+/* No pool for the name: counted on the address's first pool. */
+static void
+session_sni_refuse(struct session *s, const char *why)
+{
+    pool_reject(s->pool, REJECT_SNI);
+    atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_SNI], 1,
+                              memory_order_relaxed);
+    session_close(s, why);
+}
+
+/* The servername callback's hook: the certificate set to answer with. */
+static struct tls_server *
+session_sni_pick(void *arg, const char *name)
+{
+    struct session *s = arg;
+    struct pool *p;
+
+    p = session_sni_choose(s, (const uint8_t *)name, name != NULL
+                           ? strlen(name) : 0);
+    if (p == NULL || p->cf->tls_server == NULL) {
+        s->sni_refused = 1;
+        return NULL;
+    }
+    s->picked = p;
+    return p->cf->tls_server;
+}
+
+/* Passthrough: read the ClientHello (left in s->up for the broker). */
+static void
+session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct session *s = container_of(w, struct session, c_r);
+    struct relay_dir *d = &s->up;
+    struct tls_hello h;
+    struct pool *p;
+    ssize_t n;
+    int rc;
+
+    (void)revents;
+    if (d->buf == NULL) {
+        d->buf = relay_buf_get(s->env->rp);
+        if (d->buf == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
+    n = recv(s->cfd, d->buf + d->len, RELAY_BUF_SIZE - d->len, 0);
+    if (n == 0) {
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_CLOSED], 1,
+                                  memory_order_relaxed);
+        session_close(s, "client closed before its ClientHello");
+        return;
+    }
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EINTR) {
+            return;
+        }
+        session_close(s, "client error before its ClientHello");
+        return;
+    }
+    d->len += (uint32_t)n;
+    rc = tls_hello_parse((const uint8_t *)d->buf, d->len, &h);
+    if (rc == TLS_HELLO_MORE && d->len < RELAY_BUF_SIZE) {
+        return;
+    }
+    if (rc != TLS_HELLO_OK) {
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_NOT_TLS], 1,
+                                  memory_order_relaxed);
+        session_close(s, rc == TLS_HELLO_MORE ? "ClientHello too large"
+                      : "not a TLS ClientHello");
+        return;
+    }
+    p = session_sni_choose(s, h.sni, h.snilen);
+    if (p == NULL) {
+        session_sni_refuse(s, "no pool for the TLS server name");
+        return;
+    }
+    session_route_switch(s, p);
+    ev_io_stop(loop, w);
+    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_timer_stop(loop, &s->timer);
+    /* The bytes stay in s->up and go to the broker unchanged; the MQTT
+     * CONNECT is inside TLS, so the key stays the client's address. */
+    session_connect(s);
+}
+
 /* ---- TLS with the client --------------------------------------------- */
 
 /* What the session does once the client is known (and decrypted). */
@@ -912,6 +1065,15 @@ session_handshake(struct session *s)
                                                              : EV_READ);
         ev_io_start(loop, &s->c_r);
         return;
+    }
+    if (rc == MQ_ERR && s->sni_refused) {
+        session_sni_refuse(s, "TLS handshake failed: sni");
+        return;
+    }
+    if (rc == MQ_OK && s->nroute > 0) {
+        /* The servername callback chose (or the client sent no name and
+         * the first pool's certificate answered). */
+        session_route_switch(s, s->picked != NULL ? s->picked : s->pool);
     }
     atomic_fetch_add_explicit(&s->pool->ntls[why], 1, memory_order_relaxed);
     if (rc == MQ_ERR) {
@@ -961,11 +1123,13 @@ session_addr_hash(const struct sockaddr_storage *ss)
 }
 
 int
-session_create(struct session_env *env, struct pool *pool, int fd,
-               struct admission_ticket *t, int tls)
+session_create(struct session_env *env, const struct session_entry *e,
+               int fd, struct admission_ticket *t)
 {
+    struct pool *pool = e->pools[0];
     const struct config_pool *cf = pool->cf;
     struct session *s;
+    size_t i;
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -998,8 +1162,34 @@ session_create(struct session_env *env, struct pool *pool, int fd,
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
-    if (tls && cf->tls_server != NULL) {
-        s->cssl = tls_server_ssl(cf->tls_server, fd, NULL);
+    if (e->sni) {
+        /* Until the name picks one, every pool of the address may be the
+         * one: each is held. */
+        s->route = calloc(e->npools, sizeof(*s->route));
+        if (s->route == NULL) {
+            session_close(s, "out of memory");
+            return MQ_OK;
+        }
+        for (i = 0; i < e->npools; i++) {
+            s->route[i] = e->pools[i];
+            pool_acquire(e->pools[i]);
+        }
+        s->nroute = e->npools;
+        s->sni_hook.pick = session_sni_pick;
+        s->sni_hook.arg = s;
+    }
+    if (e->sni && !e->tls) {
+        s->state = SESSION_HELLO;
+        ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
+        ev_io_start(env->loop, &s->c_r);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
+                     / 1000.0, 0.);
+        ev_timer_start(env->loop, &s->timer);
+        return MQ_OK;
+    }
+    if (e->tls && cf->tls_server != NULL) {
+        s->cssl = tls_server_ssl(cf->tls_server, fd,
+                                 e->sni ? &s->sni_hook : NULL);
         if (s->cssl == NULL) {
             session_close(s, "out of memory");
             return MQ_OK;

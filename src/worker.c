@@ -163,8 +163,12 @@ worker_accept(void *ctx, struct listener *l, int fd,
               struct admission_ticket *t)
 {
     struct worker *w = ctx;
+    struct session_entry e = {
+        .pools = l->route, .npools = l->nroute, .tls = l->addr.tls,
+        .sni = l->sni,
+    };
 
-    if (session_create(&w->env, l->pool, fd, t, l->addr.tls) != MQ_OK) {
+    if (session_create(&w->env, &e, fd, t) != MQ_OK) {
         log_error("session for a client of %s: out of memory",
                   l->addr.text);
     }
