@@ -46,6 +46,10 @@
  * taken for dead, and the session moves on to another one. */
 #define SESSION_REPLAY_WINDOW_S 1.0
 
+/* Bytes relayed between two updates of the backend's byte counters (and
+ * at close), so that /status moves during a long transfer. */
+#define SESSION_ACCOUNT_BYTES   65536
+
 /* Out of descriptors for the broker socket: try again this often, for up
  * to connect_timeout, while the client waits. */
 #define SESSION_FD_RETRY_S      0.1
@@ -87,7 +91,7 @@ struct session {
     ev_tstamp           connected_at;   /* when the broker connect ended */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct admission_ticket ticket;     /* slots held; the client address */
-    char                client_text[64];
+    char                client_text[NET_ADDR_LEN];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
     struct pool       **route;          /* SNI candidates, one reference
@@ -165,6 +169,15 @@ session_stop_watchers(struct session *s)
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
     ev_timer_stop(loop, &s->timer);
+}
+
+/* (Re)start the session's one timer to fire once, <secs> from now. */
+static void
+session_timer_arm(struct session *s, ev_tstamp secs)
+{
+    ev_timer_stop(s->env->loop, &s->timer);
+    ev_timer_set(&s->timer, secs, 0.);
+    ev_timer_start(s->env->loop, &s->timer);
 }
 
 /* Drop the upstream connection (before a retry, or at close). */
@@ -272,67 +285,61 @@ session_sweep_down(struct session_env *env)
 /* ---- relaying -------------------------------------------------------- */
 
 /*
- * A socket is ready: run the direction(s) waiting for that. Client
- * readable serves the upstream direction's reads and, with TLS, a
- * downstream write that needs to read first; and so on for the others.
+ * One step of the TLS handshake on <ssl>, watched by <w> on <fd>. On
+ * MQ_AGAIN <w> waits for what OpenSSL wants next; otherwise <w> is
+ * stopped and MQ_OK or MQ_ERR (with <why> and <err>) returned.
+ */
+static int
+session_tls_step(struct session *s, struct ssl_st *ssl, ev_io *w, int fd,
+                 enum tls_result *why, char *err, size_t errlen)
+{
+    struct ev_loop *loop = s->env->loop;
+    int want, rc;
+
+    rc = tls_handshake(ssl, &want, why, err, errlen);
+    ev_io_stop(loop, w);
+    if (rc == MQ_AGAIN) {
+        ev_io_set(w, fd, want == RELAY_WANT_WRITE ? EV_WRITE : EV_READ);
+        ev_io_start(loop, w);
+    }
+    return rc;
+}
+
+/* Relay through <ssl> on the client's side (<client>) or the broker's. */
+static void
+session_use_tls(struct session *s, struct ssl_st *ssl, int client)
+{
+    struct relay_dir *from = client ? &s->up : &s->down;
+    struct relay_dir *to = client ? &s->down : &s->up;
+
+    from->src_io = to->dst_io = &tls_relay_io;
+    from->src_conn = to->dst_conn = ssl;
+}
+
+/*
+ * A relay watcher fired (the four share this callback; w->data is the
+ * session). A readable or writable socket serves the direction that
+ * waits for exactly that, first the one whose wait is the unusual kind
+ * (with TLS a write may need to read, a read to write): client readable
+ * runs the downstream direction if its write waits to read, then the
+ * upstream direction if it waits to read; and so on for the other three.
  */
 static void
-session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+session_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, c_r);
+    struct session *s = w->data;
+    int write = (revents & EV_WRITE) != 0;
+    int first = (w->fd == s->cfd) != write;     /* 1: the downstream */
+    struct relay_dir *d = first ? &s->down : &s->up;
+    struct relay_dir *other = first ? &s->up : &s->down;
 
     (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_DST_READ && session_pump(s, 1) != MQ_OK) {
+    if (d->wait == (write ? RELAY_WAIT_SRC_WRITE : RELAY_WAIT_DST_READ) &&
+        session_pump(s, first) != MQ_OK) {
         return;
     }
-    if (s->up.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 1) != MQ_OK) {
-        return;
-    }
-    if (s->up.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_r);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_DST_READ && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 1);
-    }
-}
-
-static void
-session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, c_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 1);
+    if (other->wait == (write ? RELAY_WAIT_DST_WRITE : RELAY_WAIT_SRC_READ)) {
+        session_pump(s, !first);
     }
 }
 
@@ -418,7 +425,7 @@ session_pump(struct session *s, int from_upstream)
         session_tap_release(s);     /* an idle session holds no buffer */
     }
     if (s->replayable && session_broker_failed(s, from_upstream, st)) {
-        session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
+        session_replay(s, st == RELAY_EOF ? ECONNRESET : d->err);
         return MQ_ERR;
     }
     switch (st) {
@@ -442,12 +449,12 @@ session_pump(struct session *s, int from_upstream)
         return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
-        snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
-                 : dst, errno == ECONNRESET ? "reset" : errno == EPIPE
-                 ? "closed" : "error");
-        if (errno != ECONNRESET && errno != EPIPE) {
+        if (d->err == ECONNRESET || d->err == EPIPE) {
+            snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC
+                     ? src : dst, d->err == EPIPE ? "closed" : "reset");
+        } else {
             snprintf(reason, sizeof(reason), "%s error: %s",
-                     st == RELAY_ERR_SRC ? src : dst, strerror(errno));
+                     st == RELAY_ERR_SRC ? src : dst, strerror(d->err));
         }
         session_close(s, reason);
         return MQ_ERR;
@@ -456,7 +463,8 @@ session_pump(struct session *s, int from_upstream)
         return MQ_ERR;
     }
     if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
-                                      : s->bytes_in_acct)) >= 65536) {
+                                      : s->bytes_in_acct))
+        >= SESSION_ACCOUNT_BYTES) {
         session_account(s);
     }
     return MQ_OK;
@@ -490,7 +498,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect(s);
         return;
     case SESSION_RELAYING:
-        idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
+        idle = mq_secs(s->pool->cf->idle_timeout_ms);
         left = s->last_active + idle - ev_now(loop);
         if (left > 0.001) {
             /* There was traffic since: sleep for the rest. */
@@ -548,8 +556,8 @@ session_start_relay(struct session *s)
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
     ev_timer_stop(loop, &s->timer);
-    ev_io_init(&s->u_r, session_upstream_read_cb, s->ufd, EV_READ);
-    ev_io_init(&s->u_w, session_upstream_write_cb, s->ufd, EV_WRITE);
+    ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
+    ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
     s->up.src = s->cfd;
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
@@ -565,7 +573,7 @@ session_start_relay(struct session *s)
     }
     s->last_active = ev_now(loop);
     if (cf->idle_timeout_ms > 0) {
-        s->timer.repeat = (ev_tstamp)cf->idle_timeout_ms / 1000.0;
+        s->timer.repeat = mq_secs(cf->idle_timeout_ms);
         ev_timer_again(loop, &s->timer);
     }
     ev_io_start(loop, &s->u_r);
@@ -577,30 +585,22 @@ session_start_relay(struct session *s)
 static void
 session_up_handshake(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->ussl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->ussl, &s->u_w, s->ufd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->u_w);
-        ev_io_set(&s->u_w, s->ufd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->u_w);
         return;
     }
-    ev_io_stop(loop, &s->u_w);
     if (rc == MQ_ERR) {
         snprintf(what, sizeof(what), "TLS handshake failed (%s)", err);
         session_connect_failed(s, what, EPROTO);
         session_connect(s);
         return;
     }
-    s->up.dst_io = &tls_relay_io;
-    s->up.dst_conn = s->ussl;
-    s->down.src_io = &tls_relay_io;
-    s->down.src_conn = s->ussl;
+    session_use_tls(s, s->ussl, 0);
     session_start_relay(s);
 }
 
@@ -675,9 +675,7 @@ session_connected(struct session *s)
         ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
         if (!ev_is_active(&s->timer)) {
             /* connect_timeout bounds the connect and the handshake */
-            ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
-                         / 1000.0, 0.);
-            ev_timer_start(s->env->loop, &s->timer);
+            session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         }
         session_up_handshake(s);
         return;
@@ -743,14 +741,12 @@ session_wait_fd(struct session *s, int err)
                  "waiting", (unsigned long long)s->id, s->client_text,
                  strerror(err));
     } else if (now - s->fd_wait_since >
-               (ev_tstamp)s->pool->cf->connect_timeout_ms / 1000.0) {
+               mq_secs(s->pool->cf->connect_timeout_ms)) {
         session_close(s, "no descriptor for the broker connection");
         return;
     }
     s->state = SESSION_WAIT_FD;
-    ev_timer_stop(loop, &s->timer);
-    ev_timer_set(&s->timer, SESSION_FD_RETRY_S, 0.);
-    ev_timer_start(loop, &s->timer);
+    session_timer_arm(s, SESSION_FD_RETRY_S);
 }
 
 /* Pick a backend not yet tried and connect to it, within the retries. */
@@ -800,10 +796,7 @@ session_connect(struct session *s)
         }
         ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
         ev_io_start(loop, &s->u_w);
-        ev_timer_stop(loop, &s->timer);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
 }
@@ -881,7 +874,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         s->key = lb_hash(id, idlen);
     }
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged. */
     session_connect(s);
@@ -1036,15 +1029,12 @@ session_begin(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
         s->state = SESSION_PEEK;
         ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
         ev_io_start(loop, &s->c_r);
-        ev_timer_stop(loop, &s->timer);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
     session_connect(s);
@@ -1056,14 +1046,11 @@ session_handshake(struct session *s)
     struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->cssl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->cssl, &s->c_r, s->cfd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->c_r);
-        ev_io_set(&s->c_r, s->cfd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->c_r);
         return;
     }
     if (rc == MQ_ERR && s->sni_refused) {
@@ -1089,10 +1076,7 @@ session_handshake(struct session *s)
     }
     ev_io_stop(loop, &s->c_r);
     ev_timer_stop(loop, &s->timer);
-    s->up.src_io = &tls_relay_io;
-    s->up.src_conn = s->cssl;
-    s->down.dst_io = &tls_relay_io;
-    s->down.dst_conn = s->cssl;
+    session_use_tls(s, s->cssl, 1);
     session_begin(s);
 }
 
@@ -1155,8 +1139,9 @@ session_create(struct session_env *env, const struct session_entry *e,
                sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
-    ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
-    ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
+    ev_io_init(&s->c_r, session_io_cb, fd, EV_READ);
+    ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
+    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
     session_link(env, s);
 
@@ -1196,9 +1181,7 @@ session_create(struct session_env *env, const struct session_entry *e,
         }
         s->state = SESSION_HANDSHAKE;
         ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         session_handshake(s);
         return MQ_OK;
     }
