@@ -79,13 +79,8 @@ core_shutdown_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 core_begin_stop(struct core *c)
 {
-<<<<<<< HEAD
     struct ev_loop *loop = c->loop;
-    double timeout = (double)c->gen->cf->shutdown_timeout_ms / 1000.0;
-=======
-    struct core *c = sig->data;
     double timeout = mq_secs(c->gen->cf->shutdown_timeout_ms);
->>>>>>> main
 
     if (c->stopping) {
         log_notice("second stop signal: closing every session now");
