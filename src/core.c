@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
@@ -24,7 +25,9 @@
 #include "mqlb/log.h"
 #include "mqlb/notify.h"
 #include "mqlb/backend.h"
+#include "mqlb/net.h"
 #include "mqlb/pool.h"
+#include "mqlb/privsep.h"
 #include "mqlb/proc.h"
 #include "mqlb/worker.h"
 
@@ -264,6 +267,14 @@ core_notify_start(struct core *c)
 
 /* ---- start and stop ---------------------------------------------------- */
 
+/* net_listen's hook after the privilege drop: the helper binds. */
+static int
+core_privsep_listen(void *ctx, const struct config_addr *a, int backlog,
+                    char *err)
+{
+    return privsep_listen(ctx, a, backlog, err);
+}
+
 int
 core_init(struct core *c, struct config *cf)
 {
@@ -280,6 +291,19 @@ core_init(struct core *c, struct config *cf)
     atomic_init(&c->last_reload_ok_ms, c->start_ms);
     atomic_init(&c->last_reload_ok, true);
     log_init(cf->log_level, cf->log_format);
+    /*
+     * With `user =`, a reload must still read a root-only config and
+     * listen below 1024: fork the helper that keeps those rights now,
+     * while no thread runs yet (privsep.h).
+     */
+    if (cf->user != NULL && geteuid() == 0) {
+        c->privsep = privsep_start(cf->path, err);
+        if (c->privsep == NULL) {
+            log_error("privileged helper: %s", err);
+            config_destroy(cf);
+            return MQ_ERR;
+        }
+    }
     if (log_start() != MQ_OK) {
         log_warn("no log writer thread: logging to stderr directly");
     }
@@ -354,6 +378,12 @@ core_init(struct core *c, struct config *cf)
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
     }
+    if (c->privsep != NULL) {
+        net_set_listen_hook(core_privsep_listen, c->privsep);
+        log_notice("privileged helper (pid %ld) keeps reading %s and "
+                   "binding listeners for reloads", (long)privsep_pid(
+                   c->privsep), cf->path);
+    }
     for (w = 0; w < c->nworkers; w++) {
         if (worker_start(c->workers[w]) != MQ_OK) {
             log_error("cannot start worker thread %u", w);
@@ -419,6 +449,11 @@ core_deinit(struct core *c)
     config_errors_deinit(&c->ctl_result.errs);
     pthread_cond_destroy(&c->ctl_cond);
     pthread_mutex_destroy(&c->ctl_lock);
+    if (c->privsep != NULL) {
+        net_set_listen_hook(NULL, NULL);
+        privsep_stop(c->privsep);
+        c->privsep = NULL;
+    }
     pthread_mutex_destroy(&c->gen_lock);
     log_stop();
 }

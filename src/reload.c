@@ -21,6 +21,7 @@
 #include "mqlb/log.h"
 #include "mqlb/mgmt.h"
 #include "mqlb/notify.h"
+#include "mqlb/privsep.h"
 #include "mqlb/worker.h"
 
 /* How long a moved admin server keeps answering (the reload's reply). */
@@ -172,15 +173,29 @@ reload_admin(struct core *c, const struct config *cf,
     return MQ_OK;
 }
 
-/* The new config, or NULL with its errors logged (and kept in <res>). */
+/*
+ * The new config, or NULL with its errors logged (and kept in <res>).
+ * After the privilege drop the privileged helper reads the file (it may
+ * be root's alone).
+ */
 static struct config *
-reload_load(const char *path, struct reload_result *res)
+reload_load(struct core *c, const char *path, struct reload_result *res)
 {
     struct config_errors errs = { NULL, 0 };
+    char err[MQ_ERR_LEN], *text;
     struct config *cf;
-    size_t i;
+    size_t i, len;
 
-    cf = config_load(path, &errs);
+    if (c->privsep == NULL) {
+        cf = config_load(path, &errs);
+    } else if ((text = privsep_read_config(c->privsep, &len, err)) == NULL) {
+        reload_error(res, "%s:0: %s", path, err);
+        log_error("reload failed: the running config stays");
+        return NULL;
+    } else {
+        cf = config_load_text(text, len, path, &errs);
+        free(text);
+    }
     if (cf == NULL) {
         for (i = 0; i < errs.nmsgs; i++) {
             reload_error(res, "%s", errs.msgs[i]);
@@ -227,7 +242,7 @@ core_reload(struct core *c, struct reload_result *res)
     notify_reloading();
     log_event(LOG_NOTICE, &(struct log_fields){ .event = "reload",
               .state = "started" }, "SIGHUP: reloading %s", c->gen->cf->path);
-    cf = reload_load(c->gen->cf->path, res);
+    cf = reload_load(c, c->gen->cf->path, res);
     if (cf == NULL) {
         reload_finish(c, res, false);
         return;

@@ -1013,7 +1013,7 @@ session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     session_route_switch(s, p);
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged; the MQTT
      * CONNECT is inside TLS, so the key stays the client's address. */
@@ -1167,9 +1167,7 @@ session_create(struct session_env *env, const struct session_entry *e,
         s->state = SESSION_HELLO;
         ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
         ev_io_start(env->loop, &s->c_r);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         return MQ_OK;
     }
     if (e->tls && cf->tls_server != NULL) {

@@ -21,6 +21,7 @@ struct admin;
 struct gen;
 struct gen_keep;
 struct health;
+struct privsep;
 struct worker;
 
 /* What one reload did, for `mqlb -s reload` (the admin port). */
@@ -48,6 +49,8 @@ struct core {
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
     struct admin       *admin;          /* owned */
+    struct privsep     *privsep;        /* owned: root's helper after
+                                           `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
