@@ -19,6 +19,7 @@
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/members.h"
 #include "mqlb/mgmt.h"
 #include "mqlb/notify.h"
 #include "mqlb/privsep.h"
@@ -266,6 +267,9 @@ core_reload(struct core *c, struct reload_result *res)
         return;
     }
     g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
+    if (g != NULL) {
+        members_carry(&c->members, c->gen, g);
+    }
     lists = calloc(c->nworkers, sizeof(*lists));
     if (g == NULL || lists == NULL ||
         listen_set_build(&sockets, &c->sockets, g->pools, g->npools,
@@ -293,6 +297,7 @@ core_reload(struct core *c, struct reload_result *res)
     old = c->gen;
     c->gen = g;
     pthread_mutex_unlock(&c->gen_lock);
+    members_use(&c->members, g);
     gen_retire(old);
     log_event(LOG_NOTICE, &(struct log_fields){ .event = "reload",
               .state = "done" }, "reload done: %zu pools", g->npools);

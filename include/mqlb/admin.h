@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "mqlb/admin_api.h"
 #include "mqlb/config.h"
 #include "mqlb/stats.h"
 
@@ -36,6 +37,9 @@ struct admin_ops {
      * NULL on no memory.
      */
     char *(*control)(void *ctx, int what, unsigned *status);
+    /* The runtime API (admin_api.h); NULL: answered 404. */
+    void  (*api)(void *ctx, const struct admin_api_req *req,
+                 struct admin_api_reply *out);
 };
 
 /* What POST /control/{reload,stop} asks. */
@@ -54,6 +58,7 @@ enum admin_endpoint {
     ADMIN_EP_DASHBOARD,         /* GET / */
     ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
     ADMIN_EP_CONTROL,           /* POST /control/{reload,stop} */
+    ADMIN_EP_API,               /* the runtime API: admin_api.h */
 };
 
 /* A routed request, filled by admin_route(). */
@@ -66,6 +71,8 @@ struct admin_req {
                                            ADMIN_EP_CONTROL: what */
     const char         *allow;          /* on 405: the Allow header value */
     const char         *error;          /* on 4xx: short static message */
+    struct admin_api_req api;           /* ADMIN_EP_API: its arguments
+                                           still to be taken (body, query) */
 };
 
 /*
