@@ -15,11 +15,13 @@
 #include "mqlb/admission.h"
 #include "mqlb/config.h"
 #include "mqlb/listen_set.h"
+#include "mqlb/members.h"
 
 struct admin;
 struct gen;
 struct gen_keep;
 struct health;
+struct privsep;
 struct worker;
 
 struct core {
@@ -32,7 +34,10 @@ struct core {
     unsigned            nworkers;
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
+    struct members      members;        /* runtime membership, DNS */
     struct admin       *admin;          /* owned */
+    struct privsep     *privsep;        /* owned: root's helper after
+                                           `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
