@@ -550,7 +550,10 @@ check_create(struct health *h, struct pool *p, struct backend *b)
         c->watch = nats_watch_create(h->loop,
                                      (struct sockaddr *)&b->addr.ss,
                                      b->addr.len, check_ldm_cb, c);
-        if (c->watch == NULL) {
+        /* It logs in as the checks do (PROXY header, credentials). */
+        if (c->watch == NULL ||
+            nats_watch_set_login(c->watch, c->pp, c->pplen, cf->check_user,
+                                 cf->check_password) != MQ_OK) {
             check_destroy(c);
             return NULL;
         }
