@@ -2,7 +2,7 @@
 # `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
-PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto
+PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto libcares
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wformat=2
 CFLAGS   ?= -O2 -g
@@ -54,7 +54,7 @@ INSTALL_PATHS  = -e 's|/usr/local/sbin|$(sbindir)|g' \
                  -e 's|/usr/local/lib/systemd/system|$(systemdunitdir)|g' \
                  -e 's|/usr/local/share/doc/mqlb|$(docdir)|g'
 
-.PHONY: all deps test unit integration test-brokers demo bench clean
+.PHONY: all deps test unit layers integration test-brokers demo bench clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -82,8 +82,12 @@ $(BUILD):
 deps:
 	@scripts/deps.sh
 
-unit: $(BUILD)/unit_tests
+unit: $(BUILD)/unit_tests layers
 	$(BUILD)/unit_tests --jobs 2
+
+# Calls go down, notifications come up through hooks (tests/check_layers.py).
+layers:
+	@python3 tests/check_layers.py
 
 integration: $(BIN)
 	MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py
@@ -188,8 +192,10 @@ $(FUZZ_BUILD)/tests/%.o: tests/fuzz/%.c $(FUZZ_BUILD)/dashboard.inc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -c -o $@ $<
 
 # --wrap: fuzz_config resolves numeric hosts only (no DNS per input).
+FUZZ_WRAP    := -Wl,--wrap=getaddrinfo
+$(FUZZ_BUILD)/fuzz_config: FUZZ_WRAP += -Wl,--wrap=resolver_lookup_sync
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz_%.o $(FUZZ_BUILD)/libmqlb.a
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -Wl,--wrap=getaddrinfo \
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_WRAP) \
 	    -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 fuzz: fuzz-build

@@ -32,6 +32,7 @@ backend_create(const struct config_backend *cb, const char *pool_name)
     b->backup = cb->backup;
     atomic_init(&b->weight, cb->weight);
     atomic_init(&b->max_conns, cb->max_conns);
+    atomic_init(&b->max_connect_rate, cb->max_connect_rate);
     /*
      * Up from the start, as haproxy does: health sits at <rise>, the
      * lowest "up" value, so the first failed check takes it down.

@@ -5,10 +5,18 @@
  * blanks (so indentation never turns into inih's multi-line values) and
  * reports over-long lines instead of letting inih cut them.
  *
+ * One key table lists every key once: its section, value type, field,
+ * default and bounds. A value type is a parser, a printer and an equal
+ * function side by side, so the defaults, `mqlb -t` output
+ * (config_dump), the reload diff (config_pool_changes) and freeing are
+ * walks over the table: a new key is one row.
+ *
  * Two passes, as nginx does: a section starts with every key at its
  * default (parsed from the same key table), the handler overwrites what the
- * file sets, then config_validate() checks what spans keys and sections.
- * Every error is collected; nothing stops at the first one.
+ * file sets; when a [pool] ends, the defaults that depend on other keys
+ * and the checks within it run (cf_pool_finish), and at the end of the
+ * file cf_validate() checks what spans sections. Every error is
+ * collected, at the line of the key at fault, and reported in line order.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -27,6 +35,10 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/log.h"
+#include "mqlb/resolver.h"
+
+/* A backend host name at load: c-ares tries each resolver twice, 1s each. */
+#define CF_RESOLVE_TIMEOUT_MS   2500
 
 enum cf_section {
     CF_NONE = 0,        /* before any section header */
@@ -314,6 +326,46 @@ config_parse_addr_err(const char *text, struct config_addr *out, char *err,
     freeaddrinfo(res);
     snprintf(out->text, sizeof(out->text), "%s", text);
     return MQ_OK;
+}
+
+int
+config_split_hostport(const char *text, char *host, size_t hostlen,
+                      unsigned *port)
+{
+    const char *colon, *ps;
+    size_t hlen;
+
+    if (text[0] == '[') {
+        colon = strchr(text, ']');
+        if (colon == NULL || colon[1] != ':') {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text - 1);
+        ps = colon + 2;
+        text++;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || memchr(text, ':', (size_t)(colon - text))) {
+            return MQ_ERR;
+        }
+        hlen = (size_t)(colon - text);
+        ps = colon + 1;
+    }
+    if (hlen == 0 || hlen >= hostlen) {
+        return MQ_ERR;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    return config_parse_uint(ps, 1, 65535, port);
+}
+
+bool
+config_host_is_ip(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 ||
+           inet_pton(AF_INET6, host, buf) == 1;
 }
 
 int
@@ -618,6 +670,47 @@ cf_string_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return MQ_OK;
 }
 
+/* resolvers: a resolv.conf path or a list of IP[:PORT] */
+static int
+cf_resolvers_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                   const char *v)
+{
+    char csv[1024], err[MQ_ERR_LEN];
+
+    ctx->cf->resolvers_bad = 0;
+    if (cf_string_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (v[0] == '/' && access(v, R_OK) == -1) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, strerror(errno));
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    if (v[0] != '\0' && v[0] != '/' &&
+        resolver_servers_csv(v, csv, sizeof(csv), err) != MQ_OK) {
+        cf_error(ctx, "%s = %s: %s", k->name, v, err);
+        ctx->cf->resolvers_bad = 1;
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+/* resolve_interval: DNS is asked at most once a second */
+static int
+cf_interval_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    if (cf_duration_parse(ctx, base, k, v) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (*CF_FIELD(base, k->offset, uint64_t) < 1000) {
+        cf_error(ctx, "%s = %s: at least 1s (DNS is never asked more than "
+                 "once a second)", k->name, v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
 static void
 cf_string_print(FILE *out, const struct cf_key *k, const void *base)
 {
@@ -796,19 +889,38 @@ cf_list_grow(void *base, const struct cf_key *k, size_t elem)
     return grown + (*n)++ * elem;
 }
 
-/* listen: addresses of a pool */
+/* listen: addresses of a pool, each optionally followed by "tls" */
 static int
 cf_listen_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 const char *v)
 {
     struct config_addr a, *slot;
-    char err[MQ_ERR_LEN];
+    char err[MQ_ERR_LEN], addr[128];
+    const char *opt;
+    size_t n;
 
-    if (config_parse_addr_err(v, &a, err, sizeof(err)) != MQ_OK) {
+    n = strcspn(v, " \t");
+    opt = v + n;
+    while (*opt == ' ' || *opt == '\t') {
+        opt++;
+    }
+    if (*opt != '\0' && strcmp(opt, "tls") != 0) {
+        cf_error(ctx, "%s = %s: unknown option '%s' (the only one is 'tls')",
+                 k->name, v, opt);
+        return MQ_ERR;
+    }
+    if (n >= sizeof(addr)) {
+        cf_error(ctx, "%s = %s: address too long", k->name, v);
+        return MQ_ERR;
+    }
+    memcpy(addr, v, n);
+    addr[n] = '\0';
+    if (config_parse_addr_err(addr, &a, err, sizeof(err)) != MQ_OK) {
         cf_error(ctx, "%s = %s: %s", k->name, v, err);
         return MQ_ERR;
     }
     a.line = ctx->line;
+    a.tls = *opt != '\0';
     slot = cf_list_grow(base, k, sizeof(a));
     if (slot == NULL) {
         cf_error(ctx, "%s: out of memory", k->name);
@@ -826,7 +938,8 @@ cf_listen_print(FILE *out, const struct cf_key *k, const void *base)
     size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
 
     for (i = 0; i < n; i++) {
-        fprintf(out, "%s = %s\n", k->name, a[i].text);
+        fprintf(out, "%s = %s%s\n", k->name, a[i].text,
+                a[i].tls ? " tls" : "");
     }
 }
 
@@ -843,11 +956,159 @@ cf_listen_equal(const struct cf_key *k, const void *a, const void *b)
         return false;
     }
     for (i = 0; i < n; i++) {
-        if (!cf_addr_equal(&x[i], &y[i])) {
+        if (!cf_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
             return false;
         }
     }
     return true;
+}
+
+/*
+ * Word lists (tls_cert, sni): an owned array of owned strings and its
+ * count. tls_cert adds one file a line (its line kept for errors); sni
+ * takes blank- or comma-separated names on one line.
+ */
+static int
+cf_words_add(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const char *word)
+{
+    char **slot, *copy;
+
+    copy = strdup(word);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    slot = cf_list_grow(base, k, sizeof(*slot));
+    if (slot == NULL) {
+        free(copy);
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = copy;
+    return MQ_OK;
+}
+
+static int
+cf_tls_cert_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct tls_server_conf *t = &((struct config_pool *)base)->tls;
+    int *lines;
+
+    if (*v == '\0' || strpbrk(v, " \t") != NULL) {
+        cf_error(ctx, "%s = %s: expected one PEM file", k->name, v);
+        return MQ_ERR;
+    }
+    lines = realloc(t->cert_lines, (t->ncerts + 1) * sizeof(*lines));
+    if (lines == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    t->cert_lines = lines;
+    lines[t->ncerts] = ctx->line;
+    return cf_words_add(ctx, base, k, v);
+}
+
+/* A host name as SNI, or (<pattern>) also "*" and "*.domain". */
+static bool
+cf_sni_ok(const char *s, bool pattern)
+{
+    if (pattern && strcmp(s, "*") == 0) {
+        return true;
+    }
+    if (pattern && s[0] == '*' && s[1] == '.') {
+        s += 2;
+    }
+    if (*s == '\0' || strlen(s) > 253 || *s == '.' || strstr(s, "..")) {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.'
+            && *s != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int
+cf_sni_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const char *v)
+{
+    char *copy, *tok, *save = NULL;
+    int rc = MQ_OK, n = 0;
+
+    copy = strdup(v);
+    if (copy == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save), n++) {
+        if (!cf_sni_ok(tok, true)) {
+            cf_error(ctx, "%s: '%s' is not a host name, *.domain or *",
+                     k->name, tok);
+            rc = MQ_ERR;
+        } else if (cf_words_add(ctx, base, k, tok) != MQ_OK) {
+            rc = MQ_ERR;
+            break;
+        }
+    }
+    free(copy);
+    if (n == 0) {
+        cf_error(ctx, "%s: expected host names, *.domain or *", k->name);
+        rc = MQ_ERR;
+    }
+    return rc;
+}
+
+static void
+cf_words_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const char *const *w = *CF_CFIELD(base, k->offset, char **);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+    bool one_line = strcmp(k->name, "sni") == 0;
+
+    for (i = 0; i < n; i++) {
+        if (one_line) {
+            fprintf(out, "%s%s", i == 0 ? "sni = " : " ", w[i]);
+        } else {
+            fprintf(out, "%s = %s\n", k->name, w[i]);
+        }
+    }
+    if (one_line && n > 0) {
+        fputc('\n', out);
+    }
+}
+
+static bool
+cf_words_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const char *const *x = *CF_CFIELD(a, k->offset, char **);
+    const char *const *y = *CF_CFIELD(b, k->offset, char **);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (strcmp(x[i], y[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Free a word list's strings (the array goes with the table's owns). */
+static void
+cf_words_free(char **w, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        mq_free(w[i]);
+    }
 }
 
 /* allow: CIDR blocks, blank- or comma-separated, any number of lines */
@@ -1048,8 +1309,109 @@ cf_name_ok(const char *s)
     return true;
 }
 
+/* rate: "N/s" or "N", new events a second, within k->min..k->max */
+static int
+cf_rate_value(const char *v, unsigned min, unsigned max, unsigned *out)
+{
+    char num[24];
+    size_t len = strlen(v);
+
+    if (len > 2 && strcmp(v + len - 2, "/s") == 0) {
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(num)) {
+        return MQ_ERR;
+    }
+    memcpy(num, v, len);
+    num[len] = '\0';
+    return config_parse_uint(num, min, max, out);
+}
+
+static int
+cf_rate_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (cf_rate_value(v, k->min, k->max,
+                      CF_FIELD(base, k->offset, unsigned)) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected a rate such as 20/s, from %u to "
+                 "%u a second", k->name, v, k->min, k->max);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static void
+cf_rate_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    unsigned v = *CF_CFIELD(base, k->offset, unsigned);
+
+    fprintf(out, v > 0 ? "%s = %u/s\n" : "%s = %u\n", k->name, v);
+}
+
+/* percent: "N%" or "N", 0..100 */
+static int
+cf_percent_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                 const char *v)
+{
+    char num[24];
+    size_t len = strlen(v);
+
+    if (len > 1 && v[len - 1] == '%') {
+        len--;
+    }
+    if (len == 0 || len >= sizeof(num)) {
+        len = sizeof(num) - 1;      /* fails below */
+    }
+    memcpy(num, v, len);
+    num[len] = '\0';
+    if (config_parse_uint(num, 0, 100, CF_FIELD(base, k->offset, unsigned))
+        != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected a percentage from 0%% to 100%%",
+                 k->name, v);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+static void
+cf_percent_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    fprintf(out, "%s = %u%%\n", k->name,
+            *CF_CFIELD(base, k->offset, unsigned));
+}
+
+/* idle timeout: a duration, or "auto" (CONFIG_IDLE_AUTO) */
+static int
+cf_idle_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    uint64_t ms;
+
+    if (strcmp(v, "auto") == 0) {
+        *CF_FIELD(base, k->offset, uint64_t) = CONFIG_IDLE_AUTO;
+        return MQ_OK;
+    }
+    if (config_parse_duration_ms(v, &ms) != MQ_OK) {
+        cf_error(ctx, "%s = %s: expected auto or a duration such as 90s, "
+                 "5m or 1h (0 = never)", k->name, v);
+        return MQ_ERR;
+    }
+    *CF_FIELD(base, k->offset, uint64_t) = ms;
+    return MQ_OK;
+}
+
+static void
+cf_idle_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    if (*CF_CFIELD(base, k->offset, uint64_t) == CONFIG_IDLE_AUTO) {
+        fprintf(out, "%s = auto\n", k->name);
+        return;
+    }
+    cf_duration_print(out, k, base);
+}
+
 static const char *const cf_backend_options[] = {
-    "weight", "backup", "max_conns", NULL,
+    "weight", "backup", "max_conns", "max_connect_rate", NULL,
 };
 
 /* backend = NAME HOST:PORT [weight=N] [backup] [max_conns=N] */
@@ -1079,6 +1441,15 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 rc = MQ_ERR;
             }
             snprintf(b.name, sizeof(b.name), "%s", tok);
+        } else if (n == 1 && tok[0] != '[' &&
+                   config_split_hostport(tok, b.host, sizeof(b.host),
+                                         &b.port) == MQ_OK &&
+                   strlen(tok) < sizeof(b.addr.text) &&
+                   !config_host_is_ip(b.host) &&
+                   strspn(b.host, "0123456789.*") != strlen(b.host)) {
+            /* a name: resolved once the whole file (resolvers) is read */
+            b.is_name = 1;
+            snprintf(b.addr.text, sizeof(b.addr.text), "%s", tok);
         } else if (n == 1) {
             if (config_parse_addr_err(tok, &b.addr, err, sizeof(err))
                 != MQ_OK) {
@@ -1099,13 +1470,22 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                          b.name, tok);
                 rc = MQ_ERR;
             }
+        } else if (strncmp(tok, "max_connect_rate=", 17) == 0) {
+            if (cf_rate_value(tok + 17, 0, 10000000, &b.max_connect_rate)
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: %s: max_connect_rate is a number "
+                         "of new sessions a second, 0..10000000", b.name,
+                         tok);
+                rc = MQ_ERR;
+            }
+            b.connect_rate_set = 1;
         } else if (strcmp(tok, "backup") == 0) {
             b.backup = 1;
         } else {
             snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(tok, "="), tok);
             near = cf_nearest(cf_backend_options, opt);
             cf_error(ctx, "backend %s: unknown option '%s'%s%s%s (weight=N, "
-                     "backup, max_conns=N)", b.name, tok,
+                     "backup, max_conns=N, max_connect_rate=N)", b.name, tok,
                      near != NULL ? ", did you mean '" : "",
                      near != NULL ? near : "", near != NULL ? "'?" : "");
             rc = MQ_ERR;
@@ -1114,7 +1494,7 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     free(copy);
     if (rc == MQ_OK && n < 2) {
         cf_error(ctx, "backend = %s: expected NAME HOST:PORT [weight=N] "
-                 "[backup] [max_conns=N]", v);
+                 "[backup] [max_conns=N] [max_connect_rate=N]", v);
         rc = MQ_ERR;
     }
     if (rc != MQ_OK) {
@@ -1143,8 +1523,118 @@ cf_backend_print(FILE *out, const struct cf_key *k, const void *base)
         if (b[i].max_conns > 0) {
             fprintf(out, " max_conns=%u", b[i].max_conns);
         }
+        /* Only where it differs from the pool's default (0 included). */
+        if (b[i].max_connect_rate !=
+            ((const struct config_pool *)base)->max_connect_rate) {
+            fprintf(out, " max_connect_rate=%u", b[i].max_connect_rate);
+        }
         fputc('\n', out);
     }
+}
+
+/* A DNS name: labels of [A-Za-z0-9_-], dots between, at most 253. */
+static bool
+cf_dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0, i;
+
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (label == 0 && !(i == n - 1 && i > 0)) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        if (!config_name_char((unsigned char)s[i]) || ++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* discover = dns NAME:PORT | dns-srv _service._proto.NAME */
+static int
+cf_discover_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+                  const char *v)
+{
+    struct config_discover d, *slot;
+    const char *sp;
+    size_t klen;
+
+    memset(&d, 0, sizeof(d));
+    d.line = ctx->line;
+    sp = v + strcspn(v, " \t");
+    klen = (size_t)(sp - v);
+    sp += strspn(sp, " \t");
+    if (klen == 3 && strncmp(v, "dns", 3) == 0) {
+        d.kind = DISCOVER_DNS;
+        if (config_split_hostport(sp, d.name, sizeof(d.name), &d.port)
+            != MQ_OK || !cf_dns_name_ok(d.name)) {
+            cf_error(ctx, "discover = %s: expected dns NAME:PORT", v);
+            return MQ_ERR;
+        }
+    } else if (klen == 7 && strncmp(v, "dns-srv", 7) == 0) {
+        d.kind = DISCOVER_DNS_SRV;
+        if (strlen(sp) >= sizeof(d.name) || !cf_dns_name_ok(sp) ||
+            sp[0] != '_') {
+            cf_error(ctx, "discover = %s: expected dns-srv "
+                     "_service._proto.NAME (e.g. _amqp._tcp.rabbit.svc)", v);
+            return MQ_ERR;
+        }
+        snprintf(d.name, sizeof(d.name), "%s", sp);
+    } else {
+        cf_error(ctx, "discover = %s: expected dns NAME:PORT or dns-srv "
+                 "_service._proto.NAME", v);
+        return MQ_ERR;
+    }
+    slot = cf_list_grow(base, k, sizeof(d));
+    if (slot == NULL) {
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
+    }
+    *slot = d;
+    return MQ_OK;
+}
+
+static void
+cf_discover_print(FILE *out, const struct cf_key *k, const void *base)
+{
+    const struct config_discover *d = *CF_CFIELD(base, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(base, k->len_offset, size_t), i;
+
+    for (i = 0; i < n; i++) {
+        if (d[i].kind == DISCOVER_DNS) {
+            fprintf(out, "%s = dns %s:%u\n", k->name, d[i].name, d[i].port);
+        } else {
+            fprintf(out, "%s = dns-srv %s\n", k->name, d[i].name);
+        }
+    }
+}
+
+static bool
+cf_discover_equal(const struct cf_key *k, const void *a, const void *b)
+{
+    const struct config_discover *x = *CF_CFIELD(a, k->offset,
+                                                 struct config_discover *);
+    const struct config_discover *y = *CF_CFIELD(b, k->offset,
+                                                 struct config_discover *);
+    size_t n = *CF_CFIELD(a, k->len_offset, size_t), i;
+
+    if (n != *CF_CFIELD(b, k->len_offset, size_t)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (x[i].kind != y[i].kind || x[i].port != y[i].port ||
+            strcmp(x[i].name, y[i].name) != 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 unsigned
@@ -1165,6 +1655,9 @@ config_backend_changes(const struct config_backend *a,
     if (a->max_conns != b->max_conns) {
         changes |= CONFIG_BACKEND_MAX_CONNS;
     }
+    if (a->max_connect_rate != b->max_connect_rate) {
+        changes |= CONFIG_BACKEND_CONNECT_RATE;
+    }
     return changes;
 }
 
@@ -1176,6 +1669,7 @@ config_backend_change_name(unsigned bit)
     case CONFIG_BACKEND_WEIGHT:     return "weight";
     case CONFIG_BACKEND_BACKUP:     return "backup";
     case CONFIG_BACKEND_MAX_CONNS:  return "max_conns";
+    case CONFIG_BACKEND_CONNECT_RATE: return "max_connect_rate";
     default:                        return "?";
     }
 }
@@ -1213,6 +1707,12 @@ static const struct cf_type cf_addr = {
 static const struct cf_type cf_listen = {
     cf_listen_parse, cf_listen_print, cf_listen_equal, 1,
 };
+static const struct cf_type cf_tls_cert = {
+    cf_tls_cert_parse, cf_words_print, cf_words_equal, 1,
+};
+static const struct cf_type cf_sni = {
+    cf_sni_parse, cf_words_print, cf_words_equal, 1,
+};
 static const struct cf_type cf_allow = {
     cf_allow_parse, cf_allow_print, cf_allow_equal, 1,
 };
@@ -1222,9 +1722,27 @@ static const struct cf_type cf_keepalive = {
 static const struct cf_type cf_on_down = {
     cf_on_down_parse, cf_on_down_print, cf_on_down_equal, 0,
 };
+static const struct cf_type cf_rate = {
+    cf_rate_parse, cf_rate_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_percent = {
+    cf_percent_parse, cf_percent_print, cf_uint_equal, 0,
+};
+static const struct cf_type cf_idle = {
+    cf_idle_parse, cf_idle_print, cf_duration_equal, 0,
+};
 /* Backends are compared one by one, by name (config_backend_changes). */
 static const struct cf_type cf_backend = {
     cf_backend_parse, cf_backend_print, NULL, 1,
+};
+static const struct cf_type cf_resolvers = {
+    cf_resolvers_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_interval = {
+    cf_interval_parse, cf_duration_print, cf_duration_equal, 0,
+};
+static const struct cf_type cf_discover = {
+    cf_discover_parse, cf_discover_print, cf_discover_equal, 1,
 };
 
 static const char *const cf_balance_names[] = {
@@ -1234,9 +1752,15 @@ static const char *const cf_check_names[] = {
     "tcp", "redis", "redis-master", "amqp", "mqtt", "nats", "kafka", "http",
     "send-expect", "none", NULL,
 };
+static const char *const cf_rebalance_names[] = { "off", "paced", NULL };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
+static const char *const cf_onoff_names[] = { "off", "on", NULL };
+static const char *const cf_tls_version_names[] = { "1.2", "1.3", NULL };
+static const char *const cf_verify_names[] = {
+    "off", "optional", "required", NULL,
+};
 
 const char *
 config_balance_name(enum config_balance b)
@@ -1275,6 +1799,9 @@ static const struct cf_key cf_keys[] = {
     { K(CF_GLOBAL, "shutdown_timeout", cf_duration),
       G(shutdown_timeout_ms), .def = "30s" },
     { K(CF_GLOBAL, "user", cf_user), G(user), .def = "" },
+    { K(CF_GLOBAL, "resolvers", cf_resolvers), G(resolvers), .def = "" },
+    { K(CF_GLOBAL, "resolve_interval", cf_interval),
+      G(resolve_interval_ms), .def = "10s", .min = 1 },
     { K(CF_GLOBAL, "control_socket", cf_file), G(control_socket),
       .def = "" },
     { K(CF_GLOBAL, "state_file", cf_file), G(state_file), .def = "" },
@@ -1306,7 +1833,7 @@ static const struct cf_key cf_keys[] = {
       .group = "checks" },
     { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
       .def = "3s", .min = 1, .group = "sessions" },
-    { K(CF_POOL, "idle_timeout", cf_duration), P(idle_timeout_ms),
+    { K(CF_POOL, "idle_timeout", cf_idle), P(idle_timeout_ms),
       .def = "1h", .group = "sessions" },
     { K(CF_POOL, "tcp_keepalive", cf_keepalive), P(keepalive),
       .def = "off", .group = "sessions" },
@@ -1328,8 +1855,53 @@ static const struct cf_key cf_keys[] = {
       .names = cf_pp_names, .def = "off", .group = "sessions" },
     { K(CF_POOL, "allow", cf_allow), P(allow), PLEN(nallow), .repeat = 1,
       .group = "sessions" },
+    { K(CF_POOL, "max_session_duration", cf_duration),
+      P(max_session_duration_ms), .def = "0", .group = "sessions" },
+    { K(CF_POOL, "max_queue", cf_uint), P(max_queue), .def = "0",
+      .max = 10000000, .group = "sessions" },
+    { K(CF_POOL, "queue_timeout", cf_duration), P(queue_timeout_ms),
+      .def = "5s", .min = 1, .group = "sessions" },
+    { K(CF_POOL, "max_connect_rate", cf_rate), P(max_connect_rate),
+      .def = "0", .max = 10000000, .group = "sessions" },
+    { K(CF_POOL, "rebalance", cf_enum), P(rebalance),
+      .names = cf_rebalance_names, .def = "off", .group = "rebalance" },
+    { K(CF_POOL, "rebalance_rate", cf_rate), P(rebalance_rate),
+      .def = "20/s", .min = 1, .max = 1000000, .group = "rebalance" },
+    { K(CF_POOL, "rebalance_tolerance", cf_percent),
+      P(rebalance_tolerance_pct), .def = "10%", .group = "rebalance" },
+    { K(CF_POOL, "rebalance_min_age", cf_duration),
+      P(rebalance_min_age_ms), .def = "30s", .group = "rebalance" },
+    { K(CF_POOL, "sni", cf_sni), P(sni), PLEN(nsni), .group = "listen" },
+    { K(CF_POOL, "tls_cert", cf_tls_cert), P(tls.certs), PLEN(tls.ncerts),
+      .repeat = 1, .group = "tls" },
+    { K(CF_POOL, "tls_key", cf_string), P(tls.key), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_min_version", cf_enum), P(tls.min_version),
+      .names = cf_tls_version_names, .def = "1.2", .group = "tls" },
+    { K(CF_POOL, "tls_ciphers", cf_string), P(tls.ciphers), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_ciphersuites", cf_string), P(tls.ciphersuites),
+      .def = "", .group = "tls" },
+    { K(CF_POOL, "tls_alpn", cf_string), P(tls.alpn), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_handshake_timeout", cf_duration),
+      P(tls_handshake_timeout_ms), .def = "5s", .min = 1, .group = "tls" },
+    { K(CF_POOL, "tls_client_ca", cf_string), P(tls.client_ca), .def = "",
+      .group = "tls" },
+    { K(CF_POOL, "tls_verify_client", cf_enum), P(tls.verify_client),
+      .names = cf_verify_names, .def = "off", .group = "tls" },
+    { K(CF_POOL, "backend_tls", cf_enum), P(backend_tls.enabled),
+      .names = cf_onoff_names, .def = "off", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_ca", cf_string), P(backend_tls.ca),
+      .def = "", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_verify", cf_enum), P(backend_tls.verify),
+      .names = cf_onoff_names, .def = "on", .group = "backend_tls" },
+    { K(CF_POOL, "backend_tls_sni", cf_string), P(backend_tls.sni),
+      .def = "", .group = "backend_tls" },
     { K(CF_POOL, "backend", cf_backend), P(backends), PLEN(nbackends),
       .repeat = 1 },
+    { K(CF_POOL, "discover", cf_discover), P(discovers), PLEN(ndiscovers),
+      .repeat = 1, .group = "discover" },
 };
 
 #undef K
@@ -1476,6 +2048,69 @@ cf_unknown_key(struct cf_ctx *ctx, const char *name)
 }
 
 /*
+ * The TLS keys of <p>, at the end of its section: their lines, the rules
+ * between them, and the contexts built from them (which loads and checks
+ * every certificate, key and CA file: mqlb -t reports them too).
+ */
+static void
+cf_pool_finish_tls(struct cf_ctx *ctx, struct config_pool *p)
+{
+    const struct config_addr *tls_listen = NULL;
+    char err[MQ_ERR_LEN];
+    size_t i;
+    int line;
+
+    p->tls.key_line = cf_seen_line(ctx, "tls_key");
+    p->tls.alpn_line = cf_seen_line(ctx, "tls_alpn");
+    p->tls.client_ca_line = cf_seen_line(ctx, "tls_client_ca");
+    p->tls.verify_line = cf_seen_line(ctx, "tls_verify_client");
+    p->backend_tls.ca_line = cf_seen_line(ctx, "backend_tls_ca");
+    for (i = 0; i < p->nlistens && tls_listen == NULL; i++) {
+        if (p->listens[i].tls) {
+            tls_listen = &p->listens[i];
+        }
+    }
+    if (p->backend_tls.sni != NULL && !cf_sni_ok(p->backend_tls.sni, false)) {
+        cf_error_at(ctx, cf_seen_line(ctx, "backend_tls_sni"), "[pool %s]: "
+                    "backend_tls_sni = %s is not a host name", p->name,
+                    p->backend_tls.sni);
+    }
+    if (p->backend_tls.enabled) {
+        p->tls_client = tls_client_create(&p->backend_tls, err, sizeof(err),
+                                          &line);
+        if (p->tls_client == NULL) {
+            cf_error_at(ctx, line > 0 ? line : cf_seen_line(ctx,
+                        "backend_tls"), "[pool %s]: %s", p->name, err);
+        }
+    }
+    if (tls_listen == NULL) {
+        if (p->tls.ncerts > 0) {
+            cf_error_at(ctx, p->tls.cert_lines[0], "[pool %s]: tls_cert is "
+                        "set but no listen has 'tls' (listen = ADDR tls)",
+                        p->name);
+        }
+        return;
+    }
+    if (p->tls.ncerts == 0) {
+        cf_error_at(ctx, tls_listen->line, "[pool %s]: listen %s tls needs "
+                    "a certificate: tls_cert = FILE.pem", p->name,
+                    tls_listen->text);
+        return;
+    }
+    if (p->tls.verify_client != TLS_VERIFY_OFF && p->tls.client_ca == NULL) {
+        cf_error_at(ctx, p->tls.verify_line, "[pool %s]: tls_verify_client "
+                    "= %s needs tls_client_ca", p->name,
+                    cf_verify_names[p->tls.verify_client]);
+        return;
+    }
+    p->tls_server = tls_server_create(&p->tls, err, sizeof(err), &line);
+    if (p->tls_server == NULL) {
+        cf_error_at(ctx, line > 0 ? line : tls_listen->line, "[pool %s]: %s",
+                    p->name, err);
+    }
+}
+
+/*
  * A [pool] section ended: the defaults that depend on other keys, and the
  * checks within the pool, each reported at the line of the key at fault
  * (the pool's header when a key is missing).
@@ -1494,8 +2129,9 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, p->line, "[pool %s]: no 'listen' address",
                     p->name);
     }
-    if (p->nbackends == 0) {
-        cf_error_at(ctx, p->line, "[pool %s]: no 'backend'", p->name);
+    if (p->nbackends == 0 && p->ndiscovers == 0) {
+        cf_error_at(ctx, p->line, "[pool %s]: no 'backend' (or 'discover')",
+                    p->name);
     }
     if (p->nbackends > CONFIG_MAX_BACKENDS) {
         cf_error_at(ctx, p->backends[CONFIG_MAX_BACKENDS].line, "[pool %s]: "
@@ -1513,6 +2149,9 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         if (p->backends[i].max_conns == 0) {
             p->backends[i].max_conns = p->max_conns_per_backend;
         }
+        if (!p->backends[i].connect_rate_set) {
+            p->backends[i].max_connect_rate = p->max_connect_rate;
+        }
     }
     for (i = 0; i < p->nlistens; i++) {
         for (j = 0; j < i; j++) {
@@ -1529,6 +2168,7 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
                     "health_check = send-expect needs check_expect",
                     p->name);
     }
+    cf_pool_finish_tls(ctx, p);
 }
 
 /* The current section ends (another begins, or the file does). */
@@ -1541,6 +2181,10 @@ cf_section_end(struct cf_ctx *ctx)
     ctx->pool = NULL;
     memset(ctx->seen, 0, sizeof(ctx->seen));
 }
+
+static const char *const cf_section_words[] = {
+    "global", "admin", "pool", NULL,
+};
 
 static void
 cf_section_begin(struct cf_ctx *ctx, const char *header)
@@ -1593,8 +2237,18 @@ cf_section_begin(struct cf_ctx *ctx, const char *header)
         cf_defaults(ctx, CF_POOL, ctx->pool);
         return;
     }
-    cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
-             "[pool NAME])", header);
+    n = strcspn(header, " \t");
+    snprintf(name, sizeof(name), "%.*s", (int)MQ_MIN(n, CONFIG_NAME_LEN),
+             header);
+    rest = cf_nearest(cf_section_words, name);
+    if (rest != NULL) {
+        cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
+                 "[pool NAME]), did you mean [%s%s]?", header, rest,
+                 header[n] != '\0' ? header + n : "");
+    } else {
+        cf_error(ctx, "unknown section [%s] (expected [global], [admin] or "
+                 "[pool NAME])", header);
+    }
     ctx->section = CF_UNKNOWN;
 }
 
@@ -1713,12 +2367,75 @@ cf_addr_is_loopback(const struct config_addr *a)
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
+/* Resolve the backend host names of <p> through the configured resolvers. */
+static void
+cf_resolve_pool(struct cf_ctx *ctx, struct config_pool *p)
+{
+    struct config_backend *b;
+    struct resolver_addr ra;
+    char err[MQ_ERR_LEN];
+    size_t i;
+
+    for (i = 0; i < p->nbackends; i++) {
+        b = &p->backends[i];
+        if (!b->is_name) {
+            continue;
+        }
+        if (resolver_lookup_sync(ctx->cf->resolvers, b->host, b->port,
+                                 CF_RESOLVE_TIMEOUT_MS, &ra, err) != MQ_OK) {
+            cf_error_at(ctx, b->line, "backend %s: address '%s': host "
+                        "'%s' does not resolve: %s", b->name, b->addr.text,
+                        b->host, err);
+            continue;
+        }
+        memcpy(&b->addr.ss, &ra.ss, ra.len);
+        b->addr.len = ra.len;
+    }
+}
+
+/* Every backend host name through the configured resolvers (c-ares). */
+static void
+cf_validate_dns(struct cf_ctx *ctx)
+{
+    size_t i;
+
+    if (ctx->cf->resolvers_bad) {
+        return;     /* reported on its line; nothing would resolve */
+    }
+    for (i = 0; i < ctx->cf->npools; i++) {
+        cf_resolve_pool(ctx, &ctx->cf->pools[i]);
+    }
+}
+
+/*
+ * Listen <k> of <p> is listen <l> of the earlier pool <q>: allowed when
+ * both route by SNI (sni = ...) and agree on terminating TLS there.
+ */
+static void
+cf_validate_shared(struct cf_ctx *ctx, const struct config_pool *p,
+                   const struct config_pool *q, size_t k, size_t l)
+{
+    const struct config_addr *a = &p->listens[k];
+
+    if (p->nsni == 0 || q->nsni == 0) {
+        cf_error_at(ctx, a->line, "listen %s is already used by pool '%s' "
+                    "(pools may share an address only when each sets "
+                    "sni = NAMES)", a->text, q->name);
+    } else if (a->tls != q->listens[l].tls) {
+        cf_error_at(ctx, a->line, "listen %s: pool '%s' %s TLS there, so "
+                    "this pool must too", a->text, q->name,
+                    q->listens[l].tls ? "terminates" : "does not terminate");
+    }
+}
+
 static void
 cf_validate(struct cf_ctx *ctx)
 {
     struct config *cf = ctx->cf;
     size_t i, j, k, l;
     long ncpu;
+
+    cf_validate_dns(ctx);
 
     for (i = 0; i < cf->npools; i++) {
         for (j = 0; j < i; j++) {
@@ -1731,10 +2448,8 @@ cf_validate(struct cf_ctx *ctx)
                 for (l = 0; l < cf->pools[j].nlistens; l++) {
                     if (cf_addr_equal(&cf->pools[i].listens[k],
                                       &cf->pools[j].listens[l])) {
-                        cf_error_at(ctx, cf->pools[i].listens[k].line,
-                                    "listen %s is already used by pool "
-                                    "'%s'", cf->pools[i].listens[k].text,
-                                    cf->pools[j].name);
+                        cf_validate_shared(ctx, &cf->pools[i],
+                                           &cf->pools[j], k, l);
                     }
                 }
             }
@@ -1777,6 +2492,13 @@ config_destroy(struct config *cf)
         return;
     }
     for (i = 0; i < cf->npools; i++) {
+        cf_words_free(cf->pools[i].tls.certs, cf->pools[i].tls.ncerts);
+        cf_words_free(cf->pools[i].sni, cf->pools[i].nsni);
+        mq_free(cf->pools[i].tls.cert_lines);
+        tls_server_destroy(cf->pools[i].tls_server);
+        cf->pools[i].tls_server = NULL;
+        tls_client_destroy(cf->pools[i].tls_client);
+        cf->pools[i].tls_client = NULL;
         cf_free_section(CF_POOL, &cf->pools[i]);
     }
     cf_free_section(CF_GLOBAL, cf);

@@ -77,7 +77,8 @@ config_diff_backend_what(unsigned changes, char *what, size_t size)
     size_t n = 0;
 
     what[0] = '\0';
-    for (bit = 1; bit <= CONFIG_BACKEND_MAX_CONNS && n < size; bit <<= 1) {
+    for (bit = 1; bit <= CONFIG_BACKEND_CONNECT_RATE && n < size;
+         bit <<= 1) {
         if (changes & bit) {
             n += (size_t)snprintf(what + n, size - n, "%s%s",
                                   n > 0 ? "," : "",

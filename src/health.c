@@ -1,7 +1,9 @@
 /*
- * health.c: the checker. Each backend has a timer that fires every
- * check_interval (plus up to a tenth of it at random, so checks of many
- * backends do not fall on the same tick). A check connects without
+ * health.c: the checker. Each backend has one timer that fires
+ * check_interval after its previous check ended (plus up to a tenth of it
+ * at random, so checks of many backends do not fall on the same tick):
+ * checks of one backend never overlap, even with a check_timeout longer
+ * than check_interval. A check connects without
  * blocking, lets the probe say what to send and judge what comes back,
  * and ends in a verdict within check_timeout:
  *
@@ -34,10 +36,13 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
+#include "mqlb/relay.h"
+#include "mqlb/tls.h"
 
 enum check_state {
     CHECK_IDLE = 0,
     CHECK_CONNECTING,
+    CHECK_TLS,              /* backend_tls: the handshake */
     CHECK_EXCHANGE,
 };
 
@@ -63,13 +68,12 @@ struct check {
     char                host[80];       /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
+    struct ssl_st      *ssl;            /* backend_tls: TLS, or NULL */
 };
 
 struct health {
     struct ev_loop     *loop;
     struct check       *checks;         /* owned list */
-    health_down_fn      on_down;
-    void               *ctx;
     uint64_t            rnd;            /* jitter PRNG state */
 };
 
@@ -93,6 +97,10 @@ check_close(struct check *c)
 {
     ev_io_stop(c->h->loop, &c->io);
     ev_timer_stop(c->h->loop, &c->timer);
+    if (c->ssl != NULL) {
+        tls_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd != -1) {
         close(c->fd);
         c->fd = -1;
@@ -121,8 +129,8 @@ check_done(struct check *c, int pass, const char *reason)
         backend_check_record(c->b, false, reason, latency);
     } else if (backend_check_done(c->b, pass, reason, latency, cf->rise,
                                   cf->fall)
-               && !pass && c->h->on_down != NULL) {
-        c->h->on_down(c->h->ctx, c->pool);
+               && !pass) {
+        pool_report_down(c->pool);
     }
     check_schedule(c, 0);
 }
@@ -150,8 +158,15 @@ check_send(struct check *c)
 {
     ssize_t n;
 
+    int want;
+
     while (c->outlen > 0) {
-        n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        if (c->ssl != NULL) {
+            n = tls_relay_io.send(c->ssl, c->out + c->outoff, c->outlen,
+                                  &want);
+        } else {
+            n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             c->outoff += (size_t)n;
             c->outlen -= (size_t)n;
@@ -213,12 +228,18 @@ check_read(struct check *c)
 {
     enum probe_verdict v;
     ssize_t n;
+    int want;
 
     if (c->inlen == sizeof(c->in)) {
         check_done(c, 0, "reply too large");
         return;
     }
-    n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    if (c->ssl != NULL) {
+        n = tls_relay_io.recv(c->ssl, c->in + c->inlen,
+                              sizeof(c->in) - c->inlen, &want);
+    } else {
+        n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             check_fail_errno(c, errno);
@@ -246,7 +267,51 @@ check_read(struct check *c)
     }
     if (c->probe.outlen > 0 && check_flush_probe(c) != MQ_OK) {
         check_fail_errno(c, errno);
+        return;
     }
+    if (c->ssl != NULL && tls_relay_io.pending(c->ssl) > 0) {
+        /* Decrypted bytes wait in OpenSSL: no readiness will say so. */
+        check_read(c);
+    }
+}
+
+/* The connect or TLS handshake is done: pass, or start the exchange. */
+static void
+check_connected(struct check *c)
+{
+    if (c->ops == NULL) {
+        check_done(c, 1, "");
+        return;
+    }
+    c->state = CHECK_EXCHANGE;
+    probe_init(&c->probe, c->ops, &c->params);
+    if (check_flush_probe(c) != MQ_OK) {
+        check_fail_errno(c, errno);
+    }
+}
+
+/* backend_tls: run the handshake; its failure is the check's verdict. */
+static void
+check_tls(struct check *c)
+{
+    enum tls_result why;
+    char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 16];
+    int want, rc;
+
+    rc = tls_handshake(c->ssl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(c->h->loop, &c->io);
+        ev_io_set(&c->io, c->fd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                           : EV_READ);
+        ev_io_start(c->h->loop, &c->io);
+        return;
+    }
+    if (rc == MQ_ERR) {
+        snprintf(reason, sizeof(reason), "TLS: %s", err);
+        check_done(c, 0, reason);
+        return;
+    }
+    check_connected(c);
 }
 
 static void
@@ -262,15 +327,23 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             check_fail_errno(c, err);
             return;
         }
-        if (c->ops == NULL) {
-            check_done(c, 1, "");
+        if (c->pool->cf->tls_client != NULL) {
+            /* Checks of a backend_tls broker run over TLS. */
+            c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
+                                    c->b->addr.text);
+            if (c->ssl == NULL) {
+                check_fail_errno(c, ENOMEM);
+                return;
+            }
+            c->state = CHECK_TLS;
+            check_tls(c);
             return;
         }
-        c->state = CHECK_EXCHANGE;
-        probe_init(&c->probe, c->ops, &c->params);
-        if (check_flush_probe(c) != MQ_OK) {
-            check_fail_errno(c, errno);
-        }
+        check_connected(c);
+        return;
+    }
+    if (c->state == CHECK_TLS) {
+        check_tls(c);
         return;
     }
     if ((revents & EV_WRITE) && c->outlen > 0) {
@@ -444,7 +517,7 @@ check_destroy(struct check *c)
 }
 
 struct health *
-health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
+health_create(struct ev_loop *loop)
 {
     struct health *h;
 
@@ -453,31 +526,27 @@ health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
         return NULL;
     }
     h->loop = loop;
-    h->on_down = on_down;
-    h->ctx = ctx;
     h->rnd = mq_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
     return h;
 }
 
 static void
-health_clear(struct health *h)
+health_free_list(struct check *list)
 {
     struct check *c, *next;
 
-    for (c = h->checks; c != NULL; c = next) {
+    for (c = list; c != NULL; c = next) {
         next = c->next;
         check_destroy(c);
     }
-    h->checks = NULL;
 }
 
 int
 health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
 {
-    struct check *c;
+    struct check *list = NULL, *c;
     size_t i, j;
 
-    health_clear(h);
     for (i = 0; i < npools; i++) {
         if (pools[i]->cf->check == CHECK_NONE) {
             continue;
@@ -485,12 +554,17 @@ health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
         for (j = 0; j < pools[i]->nbackends; j++) {
             c = check_create(h, pools[i], pools[i]->backends[j]);
             if (c == NULL) {
+                health_free_list(list);
                 return MQ_ERR;
             }
-            c->next = h->checks;
-            h->checks = c;
-            check_schedule(c, 1);
+            c->next = list;
+            list = c;
         }
+    }
+    health_free_list(h->checks);
+    h->checks = list;
+    for (c = list; c != NULL; c = c->next) {
+        check_schedule(c, 1);
     }
     return MQ_OK;
 }
@@ -501,6 +575,7 @@ health_destroy(struct health *h)
     if (h == NULL) {
         return;
     }
-    health_clear(h);
+    health_free_list(h->checks);
+    h->checks = NULL;
     free(h);
 }

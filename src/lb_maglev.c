@@ -443,5 +443,6 @@ const struct lb_ops lb_maglev_ops = {
     .create = lb_maglev_create,
     .destroy = lb_maglev_destroy,
     .rebuild = lb_maglev_rebuild,
+    .heavy = 1,
     .pick = lb_maglev_pick,
 };

@@ -254,7 +254,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             return RELAY_YIELD;
         }
         if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
-            && d->src_io == NULL && d->dst_io == NULL
+            && d->src_io == NULL && d->dst_io == NULL && d->observe == NULL
             && relay_splice_start(d) == MQ_OK) {
             relay_dir_release(d, rp);   /* empty: everything was sent */
             return relay_pump_splice(d, budget - nread);
@@ -275,6 +275,9 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
              * socket is empty only when nothing waits decrypted. */
             drained = n < RELAY_BUF_SIZE && (d->src_io == NULL
                       || d->src_io->pending(d->src_conn) == 0);
+            if (d->observe != NULL) {
+                d->observe(d->observe_arg, d->buf, (size_t)n);
+            }
             if (d->tap != NULL && !d->tap_full) {
                 if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
                     memcpy(d->tap + d->taplen, d->buf, (size_t)n);

@@ -4,16 +4,22 @@
  * the one way out (nginx's ngx_stream_proxy_finalize); callbacks return
  * right after calling it.
  *
- *   accept ──> [PEEK] ──> CONNECTING ──connect ok──> RELAYING ──> close
- *    (mqtt-client-id:       │   ^                     both directions
- *     read CONNECT first)   │   │ connect failed or     ended, error,
- *                           └───┘ timed out: next       idle timeout,
- *                                 backend (retries)     shutdown
+ *   accept ─> [HANDSHAKE] ─> [PEEK] ─> CONNECTING ─ok─> [UP_HANDSHAKE] ─>
+ *    (tls listener:           (mqtt-client-id:   │  ^      (backend_tls)
+ *     TLS with the client,     read CONNECT)     │  │ failed or timed out:
+ *     tls_handshake_timeout)                     └──┘ next backend
  *
- * While relaying, each direction runs relay_pump(): when the receiving
- * side is full its reader stops and the receiving side's write watcher
- * starts (backpressure); a FIN is passed on with shutdown(SHUT_WR) once
- * every byte before it is delivered (half-close).
+ *   ─> RELAYING ──> close (both directions ended, error, idle timeout,
+ *                          shutdown)
+ *
+ * While relaying, each direction runs relay_pump() through the plain or
+ * TLS I/O ops of its ends, and says what it waits for; session_watch()
+ * turns the two directions' waits into the four watchers: a full
+ * receiver stops its sender's reader and starts its own writer
+ * (backpressure), and TLS that must write to read (or read to write) gets
+ * the other readiness of the same socket. An end of stream is passed on
+ * once every byte before it is delivered (half-close): FIN, or
+ * close_notify then FIN towards a TLS peer.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,9 +28,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mqlb/admission.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
-#include "mqlb/core.h"
 #include "mqlb/lb.h"
 #include "mqlb/log.h"
 #include "mqlb/mqtt_connect.h"
@@ -33,8 +39,7 @@
 #include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
-#include "mqlb/srclimit.h"
-#include "mqlb/worker.h"
+#include "mqlb/tls.h"
 
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
@@ -49,11 +54,13 @@ enum session_state {
     SESSION_CONNECTING,     /* non-blocking connect in flight */
     SESSION_RELAYING,
     SESSION_WAIT_FD,        /* no descriptor for the broker socket yet */
+    SESSION_HANDSHAKE,      /* TLS handshake with the client */
+    SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
 };
 
 struct session {
-    struct session     *prev, *next;    /* worker's list */
-    struct worker      *w;              /* owner thread */
+    struct session     *prev, *next;    /* env->sessions */
+    struct session_env *env;            /* the owner's loop, buffers */
     struct pool        *pool;           /* one reference */
     struct backend     *b;              /* chosen backend, counted */
     uint64_t            id;
@@ -76,42 +83,45 @@ struct session {
     unsigned            replayable:1;   /* broker has not answered yet */
     ev_tstamp           connected_at;   /* when the broker connect ended */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
-    struct sockaddr_storage client;
+    struct admission_ticket ticket;     /* slots held; the client address */
     char                client_text[64];
+    struct ssl_st      *cssl;           /* TLS with the client, or NULL */
+    struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
 };
 
 static void session_connect(struct session *s);
 static void session_connect_failed(struct session *s, const char *what,
                                    int err);
 static void session_replay(struct session *s, int err);
-static void session_pump(struct session *s, int from_upstream);
+static int session_pump(struct session *s, int from_upstream);
+static void session_begin(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
 
 static void
-session_link(struct worker *w, struct session *s)
+session_link(struct session_env *env, struct session *s)
 {
     s->prev = NULL;
-    s->next = w->sessions;
-    if (w->sessions != NULL) {
-        w->sessions->prev = s;
+    s->next = env->sessions;
+    if (env->sessions != NULL) {
+        env->sessions->prev = s;
     }
-    w->sessions = s;
-    w->nsessions++;
+    env->sessions = s;
+    env->nsessions++;
 }
 
 static void
-session_unlink(struct worker *w, struct session *s)
+session_unlink(struct session_env *env, struct session *s)
 {
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
-        w->sessions = s->next;
+        env->sessions = s->next;
     }
     if (s->next != NULL) {
         s->next->prev = s->prev;
     }
-    w->nsessions--;
+    env->nsessions--;
 }
 
 /* Move the bytes relayed since last time into the backend's counters. */
@@ -138,7 +148,7 @@ session_account(struct session *s)
 static void
 session_stop_watchers(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     ev_io_stop(loop, &s->c_r);
     ev_io_stop(loop, &s->c_w);
@@ -151,10 +161,18 @@ session_stop_watchers(struct session *s)
 static void
 session_drop_upstream(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
+    if (s->ussl != NULL) {
+        tls_free(s->ussl);
+        s->ussl = NULL;
+        s->up.dst_io = NULL;
+        s->up.dst_conn = NULL;
+        s->down.src_io = NULL;
+        s->down.src_conn = NULL;
+    }
     if (s->ufd != -1) {
         close(s->ufd);
         s->ufd = -1;
@@ -166,7 +184,7 @@ static void
 session_tap_release(struct session *s)
 {
     if (s->up.tap != NULL) {
-        relay_buf_put(&s->w->rp, s->up.tap);
+        relay_buf_put(s->env->rp, s->up.tap);
         s->up.tap = NULL;
     }
     s->up.taplen = 0;
@@ -175,15 +193,19 @@ session_tap_release(struct session *s)
 void
 session_close(struct session *s, const char *reason)
 {
-    struct worker *w = s->w;
+    struct session_env *env = s->env;
     struct log_session ls;
 
     session_stop_watchers(s);
     session_account(s);
     session_drop_upstream(s);
+    if (s->cssl != NULL) {
+        tls_free(s->cssl);
+        s->cssl = NULL;
+    }
     close(s->cfd);
-    relay_dir_close(&s->up, &w->rp);
-    relay_dir_close(&s->down, &w->rp);
+    relay_dir_close(&s->up, env->rp);
+    relay_dir_close(&s->down, env->rp);
     session_tap_release(s);
 
     ls.id = s->id;
@@ -194,37 +216,37 @@ session_close(struct session *s, const char *reason)
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
     ls.end = reason;
-    log_session_end(&ls);
+    if (s->state != SESSION_HANDSHAKE) {
+        /* A client that never finished its TLS handshake (scanners, bad
+         * certificates) is counted by reason, not logged: no flood. */
+        log_session_end(&ls);
+    }
 
     if (s->b != NULL) {
         backend_session_end(s->b);
         s->b = NULL;
     }
-    session_unlink(w, s);
-    if (s->pool->sources != NULL) {
-        /* Counted by the listener at accept. */
-        srclimit_release(s->pool->sources, (struct sockaddr *)&s->client);
-    }
+    session_unlink(env, s);
+    admission_return(&s->ticket);
     pool_release(s->pool);
     free(s);
-    core_session_done(w->core);
-    worker_session_closed(w);
+    env->on_closed(env->ctx);
 }
 
 void
-session_close_all(struct worker *w, const char *reason)
+session_close_all(struct session_env *env, const char *reason)
 {
-    while (w->sessions != NULL) {
-        session_close(w->sessions, reason);
+    while (env->sessions != NULL) {
+        session_close(env->sessions, reason);
     }
 }
 
 void
-session_sweep_down(struct worker *w)
+session_sweep_down(struct session_env *env)
 {
     struct session *s, *next;
 
-    for (s = w->sessions; s != NULL; s = next) {
+    for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->pool->cf->close_on_down && s->b != NULL &&
             s->state == SESSION_RELAYING &&
@@ -236,36 +258,96 @@ session_sweep_down(struct worker *w)
 
 /* ---- relaying -------------------------------------------------------- */
 
+/*
+ * A socket is ready: run the direction(s) waiting for that. Client
+ * readable serves the upstream direction's reads and, with TLS, a
+ * downstream write that needs to read first; and so on for the others.
+ */
 static void
 session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, c_r);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, c_r), 0);
+    if (s->down.wait == RELAY_WAIT_DST_READ && session_pump(s, 1) != MQ_OK) {
+        return;
+    }
+    if (s->up.wait == RELAY_WAIT_SRC_READ) {
+        session_pump(s, 0);
+    }
 }
 
 static void
 session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, u_w);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, u_w), 0);
+    if (s->down.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 1) != MQ_OK) {
+        return;
+    }
+    if (s->up.wait == RELAY_WAIT_DST_WRITE) {
+        session_pump(s, 0);
+    }
 }
 
 static void
 session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, u_r);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, u_r), 1);
+    if (s->up.wait == RELAY_WAIT_DST_READ && session_pump(s, 0) != MQ_OK) {
+        return;
+    }
+    if (s->down.wait == RELAY_WAIT_SRC_READ) {
+        session_pump(s, 1);
+    }
 }
 
 static void
 session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct session *s = container_of(w, struct session, c_w);
+
     (void)loop;
     (void)revents;
-    session_pump(container_of(w, struct session, c_w), 1);
+    if (s->up.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 0) != MQ_OK) {
+        return;
+    }
+    if (s->down.wait == RELAY_WAIT_DST_WRITE) {
+        session_pump(s, 1);
+    }
+}
+
+static void
+session_watch_one(struct ev_loop *loop, ev_io *w, bool on)
+{
+    if (on) {
+        ev_io_start(loop, w);
+    } else {
+        ev_io_stop(loop, w);
+    }
+}
+
+/* The four watchers from what the two directions wait for. */
+static void
+session_watch(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    enum relay_wait up = s->up.wait, down = s->down.wait;
+
+    session_watch_one(loop, &s->c_r, up == RELAY_WAIT_SRC_READ
+                      || down == RELAY_WAIT_DST_READ);
+    session_watch_one(loop, &s->c_w, down == RELAY_WAIT_DST_WRITE
+                      || up == RELAY_WAIT_SRC_WRITE);
+    session_watch_one(loop, &s->u_r, down == RELAY_WAIT_SRC_READ
+                      || up == RELAY_WAIT_DST_READ);
+    session_watch_one(loop, &s->u_w, up == RELAY_WAIT_DST_WRITE
+                      || down == RELAY_WAIT_SRC_WRITE);
 }
 
 /*
@@ -286,21 +368,20 @@ session_broker_failed(struct session *s, int from_upstream,
         return 0;
     }
     return s->up.taplen > 0 ||
-           ev_now(s->w->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+           ev_now(s->env->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
 }
 
 /*
- * Run one direction and set its watchers from the outcome. The direction
- * (and its reader, writer, names) comes from one flag, as nginx's
- * ngx_stream_proxy_process(s, from_upstream) does.
+ * Run one direction and set the watchers from the outcome. The direction
+ * (and its names) comes from one flag, as nginx's
+ * ngx_stream_proxy_process(s, from_upstream) does. MQ_ERR if the session
+ * is gone (closed, or handed to a replay).
  */
-static void
+static int
 session_pump(struct session *s, int from_upstream)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     struct relay_dir *d = from_upstream ? &s->down : &s->up;
-    ev_io *reader = from_upstream ? &s->u_r : &s->c_r;
-    ev_io *writer = from_upstream ? &s->c_w : &s->u_w;
     const char *src = from_upstream ? "backend" : "client";
     const char *dst = from_upstream ? "client" : "backend";
     uint64_t before = d->nbytes;
@@ -311,9 +392,9 @@ session_pump(struct session *s, int from_upstream)
         /* Until the broker says a word, keep what the client sent, so a
          * broker that dies now can be replaced without the client
          * noticing. */
-        s->up.tap = relay_buf_get(&s->w->rp);
+        s->up.tap = relay_buf_get(s->env->rp);
     }
-    st = relay_pump(d, &s->w->rp, RELAY_BUDGET);
+    st = relay_pump(d, s->env->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
     }
@@ -325,31 +406,27 @@ session_pump(struct session *s, int from_upstream)
     }
     if (s->replayable && session_broker_failed(s, from_upstream, st)) {
         session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
-        return;
+        return MQ_ERR;
     }
     switch (st) {
     case RELAY_IDLE:
     case RELAY_YIELD:
-        ev_io_stop(loop, writer);
-        ev_io_start(loop, reader);
-        break;
     case RELAY_BLOCKED:
-        ev_io_stop(loop, reader);
-        ev_io_start(loop, writer);
+        session_watch(s);
         break;
     case RELAY_EOF:
-        ev_io_stop(loop, reader);
-        ev_io_stop(loop, writer);
-        /* Pass the FIN on; the other direction may still run. */
-        shutdown(d->dst, SHUT_WR);
+        /* Pass the end on; the other direction may still run. */
+        relay_dir_shutdown(d);
         if (s->first_fin == NULL) {
             s->first_fin = from_upstream ? "backend closed"
                                          : "client closed";
         }
         if (s->up.eof && s->down.eof) {
             session_close(s, s->first_fin);
+            return MQ_ERR;
         }
-        return;
+        session_watch(s);
+        return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
         snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
@@ -360,15 +437,16 @@ session_pump(struct session *s, int from_upstream)
                      st == RELAY_ERR_SRC ? src : dst, strerror(errno));
         }
         session_close(s, reason);
-        return;
+        return MQ_ERR;
     case RELAY_NOMEM:
         session_close(s, "out of memory");
-        return;
+        return MQ_ERR;
     }
     if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
                                       : s->bytes_in_acct)) >= 65536) {
         session_account(s);
     }
+    return MQ_OK;
 }
 
 static void
@@ -382,8 +460,15 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case SESSION_PEEK:
         session_close(s, "no MQTT CONNECT in time");
         return;
+    case SESSION_HANDSHAKE:
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_TIMEOUT], 1,
+                                  memory_order_relaxed);
+        session_close(s, "TLS handshake timeout");
+        return;
+    case SESSION_UP_HANDSHAKE:
     case SESSION_CONNECTING:
-        session_connect_failed(s, "connect", ETIMEDOUT);
+        session_connect_failed(s, s->state == SESSION_UP_HANDSHAKE
+                               ? "TLS handshake" : "connect", ETIMEDOUT);
         session_connect(s);
         return;
     case SESSION_WAIT_FD:
@@ -410,19 +495,19 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 session_replay(struct session *s, int err)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     session_account(s);
     session_connect_failed(s, "broker failed before answering", err);
     ev_io_stop(loop, &s->c_r);
     ev_io_stop(loop, &s->c_w);
     ev_timer_stop(loop, &s->timer);
-    relay_dir_release(&s->up, &s->w->rp);
-    relay_dir_release(&s->down, &s->w->rp);
+    relay_dir_release(&s->up, s->env->rp);
+    relay_dir_release(&s->down, s->env->rp);
     if (s->up.taplen > 0) {
         /* (A broker that went away right after the connect, before the
          * client said anything, leaves nothing to send again.) */
-        s->up.buf = relay_buf_get(&s->w->rp);
+        s->up.buf = relay_buf_get(s->env->rp);
         if (s->up.buf == NULL) {
             session_close(s, "out of memory");
             return;
@@ -442,7 +527,7 @@ session_replay(struct session *s, int err)
 static void
 session_start_relay(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
     s->state = SESSION_RELAYING;
@@ -454,9 +539,10 @@ session_start_relay(struct session *s)
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
     s->down.dst = s->cfd;
+    s->down.wait = RELAY_WAIT_SRC_READ;
     if (s->replayable && s->up.tap == NULL && s->up.len > s->up.off) {
         /* Bytes read while peeking: keep a copy for a replay too. */
-        s->up.tap = relay_buf_get(&s->w->rp);
+        s->up.tap = relay_buf_get(s->env->rp);
         if (s->up.tap != NULL) {
             memcpy(s->up.tap, s->up.buf + s->up.off, s->up.len - s->up.off);
             s->up.taplen = s->up.len - s->up.off;
@@ -472,22 +558,75 @@ session_start_relay(struct session *s)
     session_pump(s, 0);
 }
 
+/* The broker's TLS handshake, until done (then relay) or failed. */
+static void
+session_up_handshake(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    enum tls_result why;
+    char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
+    int want, rc;
+
+    rc = tls_handshake(s->ussl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(loop, &s->u_w);
+        ev_io_set(&s->u_w, s->ufd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                             : EV_READ);
+        ev_io_start(loop, &s->u_w);
+        return;
+    }
+    ev_io_stop(loop, &s->u_w);
+    if (rc == MQ_ERR) {
+        snprintf(what, sizeof(what), "TLS handshake failed (%s)", err);
+        session_connect_failed(s, what, EPROTO);
+        session_connect(s);
+        return;
+    }
+    s->up.dst_io = &tls_relay_io;
+    s->up.dst_conn = s->ussl;
+    s->down.src_io = &tls_relay_io;
+    s->down.src_conn = s->ussl;
+    session_start_relay(s);
+}
+
+static void
+session_up_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_up_handshake(container_of(w, struct session, u_w));
+}
+
+
 /* Send the PROXY protocol header; MQ_ERR if the socket would not take it. */
 static int
 session_send_proxy_header(struct session *s)
 {
     struct sockaddr_storage local;
     socklen_t len = sizeof(local);
-    uint8_t hdr[256];
+    uint8_t hdr[PROXY_PROTO_V2_TLS_MAX];
+    struct proxy_proto_tls pt;
+    char cn[256];
     size_t n;
     ssize_t w;
 
     if (getsockname(s->cfd, (struct sockaddr *)&local, &len) == -1) {
         return MQ_ERR;
     }
-    n = proxy_proto_write(s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V1
-                          ? 1 : 2, (struct sockaddr *)&s->client,
-                          (struct sockaddr *)&local, hdr, sizeof(hdr));
+    if (s->cssl != NULL
+        && s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V2)
+    {
+        /* What HAProxy's send-proxy-v2-ssl-cn tells a broker. */
+        tls_proxy_facts(s->cssl, &pt, cn, sizeof(cn));
+        n = proxy_proto_write_tls((struct sockaddr *)&s->ticket.peer,
+                                  (struct sockaddr *)&local, &pt, hdr,
+                                  sizeof(hdr));
+    } else {
+        n = proxy_proto_write(s->pool->cf->proxy_protocol
+                              == PROXY_PROTOCOL_V1 ? 1 : 2,
+                              (struct sockaddr *)&s->ticket.peer,
+                              (struct sockaddr *)&local, hdr, sizeof(hdr));
+    }
     if (n == 0) {
         return MQ_ERR;
     }
@@ -509,6 +648,24 @@ session_connected(struct session *s)
         session_close(s, "PROXY header send failed");
         return;
     }
+    if (cf->tls_client != NULL) {
+        /* The PROXY header goes first, in the clear, as HAProxy does. */
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, s->b->addr.text);
+        if (s->ussl == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+        s->state = SESSION_UP_HANDSHAKE;
+        ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
+        if (!ev_is_active(&s->timer)) {
+            /* connect_timeout bounds the connect and the handshake */
+            ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
+                         / 1000.0, 0.);
+            ev_timer_start(s->env->loop, &s->timer);
+        }
+        session_up_handshake(s);
+        return;
+    }
     session_start_relay(s);
 }
 
@@ -520,7 +677,7 @@ session_connect_failed(struct session *s, const char *what, int err)
 
     snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
     if (backend_connect_fail(s->b, s->pool->cf->max_fails, reason)) {
-        core_backend_down(s->w->core, s->pool);
+        pool_report_down(s->pool);
     }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
              s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
@@ -557,13 +714,13 @@ session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 session_wait_fd(struct session *s, int err)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     ev_tstamp now = ev_now(loop);
 
     backend_session_end(s->b);
     s->b = NULL;
     s->ntries--;
-    worker_pause_accept(s->w);
+    s->env->on_shortage(s->env->ctx);
     if (s->fd_wait_since == 0) {
         s->fd_wait_since = now;
         log_warn("session #%llu client=%s: no socket for the broker (%s), "
@@ -584,22 +741,20 @@ session_wait_fd(struct session *s, int err)
 static void
 session_connect(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
     for (;;) {
         if (s->ntries > cf->retries) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             session_close(s, "connect failed on every try");
             return;
         }
         s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
-            atomic_fetch_add_explicit(s->pool->nrejected, 1,
-                                      memory_order_relaxed);
+            pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
                      (unsigned long long)s->id, s->client_text);
@@ -635,6 +790,18 @@ session_connect(struct session *s)
 
 /* ---- MQTT CONNECT peek ----------------------------------------------- */
 
+/* Read what the client sent, decrypted if it speaks TLS: as recv(2). */
+static ssize_t
+session_client_recv(struct session *s, void *buf, size_t len)
+{
+    int want;
+
+    if (s->cssl != NULL) {
+        return tls_relay_io.recv(s->cssl, buf, len, &want);
+    }
+    return recv(s->cfd, buf, len, 0);
+}
+
 static void
 session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -647,13 +814,13 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)revents;
     if (d->buf == NULL) {
-        d->buf = relay_buf_get(&s->w->rp);
+        d->buf = relay_buf_get(s->env->rp);
         if (d->buf == NULL) {
             session_close(s, "out of memory");
             return;
         }
     }
-    n = read(s->cfd, d->buf + d->len, RELAY_BUF_SIZE - d->len);
+    n = session_client_recv(s, d->buf + d->len, RELAY_BUF_SIZE - d->len);
     if (n == 0) {
         session_close(s, "client closed before MQTT CONNECT");
         return;
@@ -669,6 +836,13 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     rc = mqtt_connect_client_id((const uint8_t *)d->buf, d->len, &id,
                                 &idlen);
     if (rc == MQTT_CONNECT_MORE) {
+        if (d->len < RELAY_BUF_SIZE && s->cssl != NULL
+            && tls_relay_io.pending(s->cssl) > 0) {
+            /* Decrypted bytes wait in OpenSSL, not in the socket: the
+             * watcher would not fire for them. */
+            session_peek_cb(loop, w, revents);
+            return;
+        }
         if (d->len == RELAY_BUF_SIZE) {
             log_warn("session #%llu client=%s: MQTT CONNECT larger than %d "
                      "bytes", (unsigned long long)s->id, s->client_text,
@@ -693,6 +867,74 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_connect(s);
 }
 
+/* ---- TLS with the client --------------------------------------------- */
+
+/* What the session does once the client is known (and decrypted). */
+static void
+session_begin(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    const struct config_pool *cf = s->pool->cf;
+
+    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
+        s->state = SESSION_PEEK;
+        ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
+        ev_io_start(loop, &s->c_r);
+        ev_timer_stop(loop, &s->timer);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
+                     0.);
+        ev_timer_start(loop, &s->timer);
+        return;
+    }
+    session_connect(s);
+}
+
+static void
+session_handshake(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    enum tls_result why;
+    char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
+    int want, rc;
+
+    rc = tls_handshake(s->cssl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(loop, &s->c_r);
+        ev_io_set(&s->c_r, s->cfd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                             : EV_READ);
+        ev_io_start(loop, &s->c_r);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->pool->ntls[why], 1, memory_order_relaxed);
+    if (rc == MQ_ERR) {
+        /* Scanners and broken clients make these common: debug only, the
+         * counters by reason say how many. */
+        log_debug("session #%llu client=%s: TLS handshake failed: %s (%s)",
+                  (unsigned long long)s->id, s->client_text, err,
+                  tls_result_name(why));
+        snprintf(reason, sizeof(reason), "TLS handshake failed: %s",
+                 tls_result_name(why));
+        session_close(s, reason);
+        return;
+    }
+    ev_io_stop(loop, &s->c_r);
+    ev_timer_stop(loop, &s->timer);
+    s->up.src_io = &tls_relay_io;
+    s->up.src_conn = s->cssl;
+    s->down.dst_io = &tls_relay_io;
+    s->down.dst_conn = s->cssl;
+    session_begin(s);
+}
+
+static void
+session_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_handshake(container_of(w, struct session, c_r));
+}
+
 /* ---- creation -------------------------------------------------------- */
 
 static uint64_t
@@ -712,8 +954,8 @@ session_addr_hash(const struct sockaddr_storage *ss)
 }
 
 int
-session_create(struct worker *w, struct pool *pool, int fd,
-               const struct sockaddr_storage *ss)
+session_create(struct session_env *env, struct pool *pool, int fd,
+               struct admission_ticket *t, int tls)
 {
     const struct config_pool *cf = pool->cf;
     struct session *s;
@@ -721,39 +963,47 @@ session_create(struct worker *w, struct pool *pool, int fd,
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         close(fd);
+        admission_return(t);
         return MQ_ERR;
     }
-    s->w = w;
+    s->env = env;
+    s->ticket = *t;
+    t->adm = NULL;          /* the session holds the slots now */
+    t->sources = NULL;
     s->pool = pool;
     pool_acquire(pool);
-    s->id = atomic_fetch_add_explicit(&w->core->next_id, 1,
+    s->id = atomic_fetch_add_explicit(env->next_id, 1,
                                       memory_order_relaxed) + 1;
     s->cfd = fd;
     s->ufd = -1;
-    s->client = *ss;
     s->start_ms = mq_now_ms();
-    s->key = session_addr_hash(ss);
+    s->key = session_addr_hash(&s->ticket.peer);
     s->replayable = 1;
-    net_format((const struct sockaddr *)ss, s->client_text,
+    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
                sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
     ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
     ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
     ev_init(&s->timer, session_timer_cb);
-    session_link(w, s);
+    session_link(env, s);
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
-    if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
-        s->state = SESSION_PEEK;
-        ev_io_init(&s->c_r, session_peek_cb, fd, EV_READ);
-        ev_io_start(w->loop, &s->c_r);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(w->loop, &s->timer);
+    if (tls && cf->tls_server != NULL) {
+        s->cssl = tls_server_ssl(cf->tls_server, fd, NULL);
+        if (s->cssl == NULL) {
+            session_close(s, "out of memory");
+            return MQ_OK;
+        }
+        s->state = SESSION_HANDSHAKE;
+        ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
+        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
+                     / 1000.0, 0.);
+        ev_timer_start(env->loop, &s->timer);
+        session_handshake(s);
         return MQ_OK;
     }
-    session_connect(s);
+    session_begin(s);
     return MQ_OK;
 }

@@ -228,6 +228,56 @@ stats_json_backend(const struct stats_backend *be)
     return o;
 }
 
+/* {"no_backend":N,"allow":N,...}: every reason, zero or not. */
+static json_t *
+stats_json_rejected(const struct stats_pool *p)
+{
+    json_t *o = json_object();
+    unsigned r;
+
+    for (r = 0; o != NULL && r < REJECT_NREASONS; r++) {
+        if (json_object_set_new(o, reject_reason_name((enum reject_reason)r),
+                                stats_json_u64(p->rejected_by[r])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* {"handshakes": done, "failed": n, "failures": {"reason": n, ...}} */
+static json_t *
+stats_json_tls(const struct stats_pool *p)
+{
+    json_t *o = json_object(), *why = json_object();
+    uint64_t failed = 0;
+    bool ok = o != NULL && why != NULL;
+    size_t r;
+
+    if (!ok) {
+        json_decref(o);
+        json_decref(why);
+        return NULL;
+    }
+    for (r = 0; r < TLS_NRESULTS; r++) {
+        if (r == TLS_RESULT_OK) {
+            continue;
+        }
+        failed += p->tls_results[r];
+        ok = stats_json_set(why, tls_result_name((enum tls_result)r),
+                            stats_json_u64(p->tls_results[r])) && ok;
+    }
+    ok = stats_json_set(o, "handshakes",
+                        stats_json_u64(p->tls_results[TLS_RESULT_OK])) && ok;
+    ok = stats_json_set(o, "failed", stats_json_u64(failed)) && ok;
+    ok = stats_json_set(o, "failures", why) && ok;
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *
 stats_json_pool(const struct stats_pool *p)
 {
@@ -262,6 +312,13 @@ stats_json_pool(const struct stats_pool *p)
                         stats_json_str(p->check != NULL ?
                                        p->check : "")) && ok;
     ok = stats_json_set(o, "rejected", stats_json_u64(p->rejected)) && ok;
+    if (p->tls) {
+        ok = stats_json_set(o, "tls", stats_json_tls(p)) && ok;
+    }
+    ok = stats_json_set(o, "rejected_by", stats_json_rejected(p)) && ok;
+    ok = stats_json_set(o, "queued", stats_json_u64(p->queued)) && ok;
+    ok = stats_json_set(o, "queued_max", stats_json_u64(p->queued_max)) && ok;
+    ok = stats_json_set(o, "rebalanced", stats_json_u64(p->rebalanced)) && ok;
     ok = stats_json_set(o, "backends", backends) && ok;
     if (!ok) {
         /* every stats_json_set call consumed its value, even on failure */
@@ -274,7 +331,8 @@ stats_json_pool(const struct stats_pool *p)
 /*
  * The /status document:
  *   {"version","uptime_s","now","pools":[{"name","listen":[...],"balance",
- *    "check_kind","rejected","backends":[{"name","address","state",
+ *    "check_kind","rejected","rejected_by":{"no_backend",...},"queued",
+ *    "queued_max","rebalanced","backends":[{"name","address","state",
  *    "weight","active","total","failed","bytes_in","bytes_out",
  *    "checks_pass","checks_fail","check":{"result","reason","latency_ms",
  *    "at"},"since"}]}]}
@@ -451,13 +509,64 @@ stats_buf_sample_kv(struct stats_buf *b, const char *name,
     stats_buf_printf(b, ",%s=\"%s\"} %" PRIu64 "\n", key, val, value);
 }
 
+/* One sample per reason, every reason always present. */
 static void
 stats_emit_rejected(struct stats_buf *b, const char *name,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
+    unsigned r;
+
     (void)be;
-    stats_buf_sample(b, name, p, NULL, p->rejected);
+    for (r = 0; r < REJECT_NREASONS; r++) {
+        stats_buf_sample_kv(b, name, p, NULL, "reason",
+                            reject_reason_name((enum reject_reason)r),
+                            p->rejected_by[r]);
+    }
+}
+
+/* TLS pools: handshakes by result (ok, and each failure reason). */
+static void
+stats_emit_tls(struct stats_buf *b, const char *name,
+               const struct stats_pool *p, const struct stats_backend *be)
+{
+    size_t r;
+
+    (void)be;
+    if (!p->tls) {
+        return;
+    }
+    for (r = 0; r < TLS_NRESULTS; r++) {
+        stats_buf_sample_kv(b, name, p, NULL, "result",
+                            tls_result_name((enum tls_result)r),
+                            p->tls_results[r]);
+    }
+}
+
+static void
+stats_emit_queued(struct stats_buf *b, const char *name,
+                  const struct stats_pool *p, const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->queued);
+}
+
+static void
+stats_emit_queued_max(struct stats_buf *b, const char *name,
+                      const struct stats_pool *p,
+                      const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->queued_max);
+}
+
+static void
+stats_emit_rebalanced(struct stats_buf *b, const char *name,
+                      const struct stats_pool *p,
+                      const struct stats_backend *be)
+{
+    (void)be;
+    stats_buf_sample(b, name, p, NULL, p->rebalanced);
 }
 
 static void
@@ -658,8 +767,24 @@ stats_emit_duration(struct stats_buf *b, const char *name,
 /* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
 static const struct stats_family stats_families[] = {
     { "mqlb_pool_rejected_total", "counter",
-      "Clients closed by the pool without a backend (none live, acl, "
-      "limits).", STATS_SCOPE_POOL, stats_emit_rejected },
+      "Clients the pool turned away, by reason: no_backend, allow, "
+      "source_limit, max_connections, queue, sni.",
+      STATS_SCOPE_POOL, stats_emit_rejected },
+    { "mqlb_pool_queued", "gauge",
+      "Clients waiting in the pool's queue for a backend slot.",
+      STATS_SCOPE_POOL, stats_emit_queued },
+    { "mqlb_pool_queued_max", "gauge",
+      "The most clients that waited in the pool's queue at once.",
+      STATS_SCOPE_POOL, stats_emit_queued_max },
+    { "mqlb_pool_rebalanced_total", "counter",
+      "Sessions closed by rebalance = paced so that their clients "
+      "reconnect to a backend under its share.",
+      STATS_SCOPE_POOL, stats_emit_rebalanced },
+    { "mqlb_tls_handshakes_total", "counter",
+      "TLS handshakes with clients by result: ok, or why they failed "
+      "(timeout, sni, no_shared_cipher, protocol_version, no_client_cert, "
+      "bad_client_cert, not_tls, closed, error).",
+      STATS_SCOPE_POOL, stats_emit_tls },
     { "mqlb_pool_backends_up", "gauge",
       "Backends of the pool in state up.",
       STATS_SCOPE_POOL, stats_emit_pool_up },

@@ -10,6 +10,7 @@
  * buffers; SSL_OP_IGNORE_UNEXPECTED_EOF makes a client that closes TCP
  * without close_notify (most MQTT clients) a plain end of stream.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,21 @@ tls_once(void)
 }
 
 /* ---- certificates ---------------------------------------------------- */
+
+/* Can <path> be read? If not, "<key> <path>: cannot read: why" in <err>. */
+static int
+tls_readable(const char *key, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "%s %s: cannot read: %s", key, path,
+                 strerror(errno));
+        return MQ_ERR;
+    }
+    fclose(f);
+    return MQ_OK;
+}
 
 /* Add <name> (lower-cased) to <c>'s names. */
 static int
@@ -292,7 +308,7 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, cf->min_version == 13
+    SSL_CTX_set_min_proto_version(ctx, cf->min_version == TLS_MIN_13
                                   ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION
                         | SSL_OP_CIPHER_SERVER_PREFERENCE
@@ -301,6 +317,9 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mqlb", 4);
+    if (tls_readable("tls_cert", cert, err, errlen) != MQ_OK) {
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         tls_errstr(msg, sizeof(msg), "unreadable");
         snprintf(err, errlen, "tls_cert %s: cannot load a certificate: %s",
@@ -309,6 +328,9 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
     }
     if (cf->key != NULL) {
         *line = cf->key_line;
+        if (tls_readable("tls_key", key, err, errlen) != MQ_OK) {
+            goto fail;
+        }
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error())
@@ -371,6 +393,11 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
     }
     if (cf->client_ca != NULL) {
         *line = cf->client_ca_line;
+        if (tls_readable("tls_client_ca", cf->client_ca, err, errlen)
+            != MQ_OK)
+        {
+            goto fail;
+        }
         if (SSL_CTX_load_verify_locations(ctx, cf->client_ca, NULL) != 1) {
             tls_errstr(msg, sizeof(msg), "unreadable");
             snprintf(err, errlen, "tls_client_ca %s: cannot load: %s",
@@ -514,7 +541,12 @@ tls_client_create(const struct tls_client_conf *cf, char *err,
     SSL_CTX_set_mode(tc->ctx, SSL_MODE_RELEASE_BUFFERS
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (cf->ca != NULL) {
+    if (cf->ca != NULL && cf->verify) {
+        /* (Without verification the CA file is not used, nor read.) */
+        if (tls_readable("backend_tls_ca", cf->ca, err, errlen) != MQ_OK) {
+            tls_client_destroy(tc);
+            return NULL;
+        }
         if (SSL_CTX_load_verify_locations(tc->ctx, cf->ca, NULL) != 1) {
             tls_errstr(msg, sizeof(msg), "unreadable");
             snprintf(err, errlen, "backend_tls_ca %s: cannot load: %s",
@@ -541,11 +573,34 @@ tls_client_destroy(struct tls_client *tc)
     free(tc);
 }
 
-SSL *
-tls_client_ssl(struct tls_client *tc, int fd, const char *host)
+/* The host part of "host:port" or "[v6]:port" into <out>. */
+static void
+tls_host_of(const char *text, char *out, size_t outlen)
 {
-    const char *name = tc->sni != NULL ? tc->sni : host;
+    const char *end;
+
+    if (text[0] == '[') {
+        end = strchr(text, ']');
+        text++;
+    } else {
+        end = strrchr(text, ':');
+    }
+    if (end == NULL) {
+        end = text + strlen(text);
+    }
+    snprintf(out, outlen, "%.*s", (int)(end - text), text);
+}
+
+SSL *
+tls_client_ssl(struct tls_client *tc, int fd, const char *addr)
+{
+    const char *name;
+    char host[256];
+    struct in6_addr ip;
     SSL *ssl;
+
+    tls_host_of(addr, host, sizeof(host));
+    name = tc->sni != NULL ? tc->sni : host;
 
     ssl = SSL_new(tc->ctx);
     if (ssl == NULL) {
@@ -556,14 +611,24 @@ tls_client_ssl(struct tls_client *tc, int fd, const char *host)
         goto fail;
     }
     if (name != NULL && name[0] != '\0') {
-        /* An IP address is no server name; it is still checked. */
-        if (strspn(name, "0123456789.:abcdefABCDEF") != strlen(name)
-            && SSL_set_tlsext_host_name(ssl, name) != 1)
+        /* An IP address is no server name (RFC 6066); it is checked
+         * against the certificate's IP SANs instead. */
+        if (inet_pton(AF_INET, name, &ip) == 1
+            || inet_pton(AF_INET6, name, &ip) == 1)
         {
-            goto fail;
-        }
-        if (tc->verify && SSL_set1_host(ssl, name) != 1) {
-            goto fail;
+            if (tc->verify
+                && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+                   != 1)
+            {
+                goto fail;
+            }
+        } else {
+            if (SSL_set_tlsext_host_name(ssl, name) != 1) {
+                goto fail;
+            }
+            if (tc->verify && SSL_set1_host(ssl, name) != 1) {
+                goto fail;
+            }
         }
     }
     SSL_set_connect_state(ssl);

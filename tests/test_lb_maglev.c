@@ -484,3 +484,73 @@ Test(lb_maglev, slow_start_returns_keys_in_step_with_the_ramp)
               share[2], mine);
     mg_deinit(&mp);
 }
+
+/*
+ * Membership changes (a discovered backend joins or leaves the pool, not
+ * just goes down): the pool builds a fresh state over the new member
+ * list. Keys are compared by backend name, since positions may differ.
+ * Maglev's disruption is close to the ideal 1/N: measured here over
+ * MG_NKEYS hashed keys, with every moved key accounted for.
+ */
+static void
+mg_names_of(struct mg_pool *mp, unsigned *out)
+{
+    size_t k;
+
+    /* test pools are built from one name list: the position is the name */
+    for (k = 0; k < MG_NKEYS; k++) {
+        out[k] = mg_pick(mp, mg_key(k));
+    }
+}
+
+Test(lb_maglev, membership_change_moves_about_one_nth_of_keys)
+{
+    static unsigned before[MG_NKEYS], after[MG_NKEYS];
+    static const char *const names[] = {
+        "redis-0", "redis-1", "redis-2", "redis-3", "redis-4", "redis-5",
+        "redis-6", "redis-7", "redis-8", "redis-9", "redis-10",
+    };
+    struct mg_pool mp;
+    size_t k, moved, to_new, from_gone, n = 10;
+    double ideal;
+
+    /* join: 10 -> 11 members */
+    mg_init(&mp, n, names, NULL);
+    mg_names_of(&mp, before);
+    mg_deinit(&mp);
+    mg_init(&mp, n + 1, names, NULL);
+    mg_names_of(&mp, after);
+    moved = to_new = 0;
+    for (k = 0; k < MG_NKEYS; k++) {
+        if (before[k] != after[k]) {
+            moved++;
+            to_new += after[k] == n;
+        }
+    }
+    ideal = (double)MG_NKEYS / (double)(n + 1);
+    cr_log_info("join: %zu of %d keys moved (ideal %.0f), %zu to the "
+                "newcomer", moved, MG_NKEYS, ideal, to_new);
+    cr_assert(moved >= ideal * 0.9 && moved <= ideal * 1.1,
+              "join moved %zu keys, ideal %.0f", moved, ideal);
+    cr_assert_geq(to_new, moved * 95 / 100,
+                  "moved keys go to the newcomer: %zu of %zu", to_new, moved);
+
+    /* leave: 11 -> 10 members (the last one leaves the member list) */
+    memcpy(before, after, sizeof(before));
+    mg_deinit(&mp);
+    mg_init(&mp, n, names, NULL);
+    mg_names_of(&mp, after);
+    moved = from_gone = 0;
+    for (k = 0; k < MG_NKEYS; k++) {
+        if (before[k] != after[k]) {
+            moved++;
+            from_gone += before[k] == n;
+        }
+    }
+    cr_log_info("leave: %zu of %d keys moved (ideal %.0f), %zu were the "
+                "leaver's", moved, MG_NKEYS, ideal, from_gone);
+    cr_assert(moved >= ideal * 0.9 && moved <= ideal * 1.1,
+              "leave moved %zu keys, ideal %.0f", moved, ideal);
+    cr_assert_geq(from_gone, moved * 95 / 100);
+    mg_deinit(&mp);
+}

@@ -14,6 +14,7 @@
 #include "mqlb/common.h"
 #include "mqlb/config.h"
 #include "mqlb/pool.h"
+#include "mqlb/rate.h"
 
 #define TP_MAX  8       /* backends in a test pool */
 
@@ -23,7 +24,7 @@ struct pool_fx {
     struct backend     *b[TP_MAX];      /* one reference each */
     size_t              n;
     struct pool        *p;
-    _Atomic uint64_t    nrejected;
+    _Atomic uint64_t    nrejected[REJECT_NREASONS];
 };
 
 static struct pool_fx tp;
@@ -49,7 +50,7 @@ tp_init(const char *lines)
         tp.b[i] = backend_create(&tp.cf->pools[0].backends[i], "p");
         cr_assert_not_null(tp.b[i]);
     }
-    tp.p = pool_create(&tp.cf->pools[0], tp.b, &tp.nrejected);
+    tp.p = pool_create(&tp.cf->pools[0], tp.b, tp.nrejected);
     cr_assert_not_null(tp.p);
 }
 
@@ -426,4 +427,90 @@ Test(pool, pool_holds_its_own_backend_references)
     pool_acquire(tp.p);
     pool_release(tp.p);
     cr_expect_eq(atomic_load(&tp.p->refcnt), 1);
+}
+
+/* ---- connect rate, saturation, rebalancing picks, key owners ----------- */
+
+Test(pool, a_backend_over_its_connect_rate_is_passed_over)
+{
+    size_t count[TP_MAX] = { 0 };
+    size_t i;
+    int idx;
+
+    tp_init("backend = a 127.0.0.1:7101 max_connect_rate=100\n"
+            "backend = b 127.0.0.1:7102\n");
+    /* At one instant: a's burst (a tenth of a second's worth), then b. */
+    for (i = 0; i < 200; i++) {
+        idx = tp_pick(NULL);
+        cr_assert_geq(idx, 0);
+        count[idx]++;
+    }
+    cr_expect_eq(count[0], rate_burst(100));
+    cr_expect_eq(count[1], 200 - rate_burst(100));
+}
+
+Test(pool, all_at_their_rate_or_max_conns_is_saturated_not_down)
+{
+    tp_init("max_connect_rate = 10\n"
+            "backend = a 127.0.0.1:7101\n"
+            "backend = b 127.0.0.1:7102 max_conns=1\n");
+    cr_expect_not(pool_is_saturated(tp.p, mq_now_ms()));
+    while (tp_pick(NULL) >= 0) {
+    }
+    /* Nothing can be picked, yet both serve: a client may wait. */
+    cr_expect(pool_is_saturated(tp.p, mq_now_ms()));
+    tp_set_up(0, false);
+    tp_set_up(1, false);
+    cr_expect_not(pool_is_saturated(tp.p, mq_now_ms()),
+                  "nothing up: nothing to wait for");
+}
+
+Test(pool, while_rebalancing_new_sessions_go_to_the_emptiest)
+{
+    size_t i;
+
+    tp_init(tp_three);
+    for (i = 0; i < 30; i++) {
+        tp_pick(NULL);      /* 10 each, kept */
+    }
+    atomic_fetch_add(&tp.b[1]->nactive, 5);
+    atomic_fetch_sub(&tp.b[2]->nactive, 7);
+    atomic_store(&tp.p->rebalancing, true);
+    for (i = 0; i < 7; i++) {
+        cr_expect_eq(tp_pick(NULL), 2, "pick %zu", i);
+    }
+    /* 10/15/10 now: round-robin would give b its turn; not while
+     * rebalancing. */
+    cr_expect_neq(tp_pick(NULL), 1);
+    cr_expect_neq(tp_pick(NULL), 1);
+}
+
+Test(pool, key_owner_is_where_the_key_maps_full_or_not)
+{
+    struct backend *owner;
+    int picked;
+    uint64_t key;
+
+    tp_init("balance = source\n"
+            "backend = a 127.0.0.1:7101 max_conns=1\n"
+            "backend = b 127.0.0.1:7102 max_conns=1\n"
+            "backend = c 127.0.0.1:7103 max_conns=1\n");
+    for (key = 1; key < 50; key++) {
+        static const struct pool_tried none;
+        struct backend *b;
+
+        owner = pool_key_owner(tp.p, key * 7919, mq_now_ms());
+        cr_assert_not_null(owner);
+        b = pool_pick(tp.p, &none, key * 7919, mq_now_ms());
+        picked = b == NULL ? -1 : (int)b->index;
+        cr_assert_eq(picked, (int)owner->index, "key %llu",
+                     (unsigned long long)key);
+        /* The owner is full now; it still owns the key. */
+        cr_assert_eq(pool_key_owner(tp.p, key * 7919, mq_now_ms()), owner);
+        backend_session_end(b);
+    }
+    tp_set_up(0, false);
+    for (key = 1; key < 50; key++) {
+        cr_assert_neq(pool_key_owner(tp.p, key * 7919, mq_now_ms()), tp.b[0]);
+    }
 }

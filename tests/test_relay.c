@@ -437,3 +437,54 @@ Test(relay, read_errors_survive_giving_the_buffer_back_to_malloc)
     cr_expect_eq(errno, EBADF);
     relay_pool_deinit(&none);
 }
+
+/* An observer that checks it sees the stream, in order, once. */
+struct rf_seen {
+    uint64_t    n;
+    unsigned    calls;
+};
+
+static void
+rf_observe(void *arg, const char *p, size_t n)
+{
+    struct rf_seen *seen = arg;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        cr_assert_eq((uint8_t)p[i], rf_byte(seen->n + i), "observed byte %llu",
+                     (unsigned long long)(seen->n + i));
+    }
+    seen->n += n;
+    seen->calls++;
+}
+
+Test(relay, an_observer_sees_every_byte_in_order_and_keeps_it_copying)
+{
+    const uint64_t total = 1 << 20;
+    struct rf_seen seen = { 0, 0 };
+    uint64_t sent = 0, got = 0;
+    int rounds = 0;
+
+    rf.d.observe = rf_observe;
+    rf.d.observe_arg = &seen;
+    while (got < total) {
+        cr_assert_lt(++rounds, 100000, "no progress");
+        rf_write_pattern(rf.client[0], &sent, total);
+        relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+        rf_read_check(rf.server[1], &got);
+    }
+    cr_expect_eq(seen.n, total, "every byte shown once");
+    cr_expect_gt(seen.calls, 1);
+    cr_expect_not(rf.d.spliced, "no splicing while observed");
+    /* Taken away: the direction may splice again. */
+    rf.d.observe = NULL;
+    sent = got = 0;
+    while (got < total) {
+        cr_assert_lt(++rounds, 200000, "no progress");
+        rf_write_pattern(rf.client[0], &sent, total);
+        relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+        rf_read_check(rf.server[1], &got);
+    }
+    cr_expect(rf.d.spliced);
+    cr_expect_eq(seen.n, total);
+}

@@ -75,6 +75,11 @@ test_stats_fixture_init(struct test_stats_fixture *f)
     f->pools[0].balance = "leastconn";
     f->pools[0].check = "mqtt";
     f->pools[0].rejected = 9;
+    f->pools[0].rejected_by[REJECT_NO_BACKEND] = 4;
+    f->pools[0].rejected_by[REJECT_QUEUE] = 5;
+    f->pools[0].queued = 3;
+    f->pools[0].queued_max = 7;
+    f->pools[0].rebalanced = 11;
     f->pools[0].backends = &f->backends[0];
     f->pools[0].nbackends = 2;
 
@@ -153,6 +158,17 @@ Test(stats, json_has_every_field_of_the_spec)
     cr_assert_str_eq(test_stats_str(p, "balance"), "leastconn");
     cr_assert_str_eq(test_stats_str(p, "check_kind"), "mqtt");
     cr_assert_eq(test_stats_int(p, "rejected"), 9);
+    cr_assert_eq(test_stats_int(json_object_get(p, "rejected_by"),
+                                "no_backend"), 4);
+    cr_assert_eq(test_stats_int(json_object_get(p, "rejected_by"),
+                                "queue"), 5);
+    cr_assert_eq(test_stats_int(json_object_get(p, "rejected_by"), "sni"),
+                 0);
+    cr_assert_eq(json_object_size(json_object_get(p, "rejected_by")),
+                 REJECT_NREASONS);
+    cr_assert_eq(test_stats_int(p, "queued"), 3);
+    cr_assert_eq(test_stats_int(p, "queued_max"), 7);
+    cr_assert_eq(test_stats_int(p, "rebalanced"), 11);
     cr_assert_eq(json_array_size(json_object_get(p, "listen")), 2);
     cr_assert_str_eq(json_string_value(
         json_array_get(json_object_get(p, "listen"), 1)), "[::]:1883");
@@ -312,6 +328,9 @@ Test(stats, metrics_every_family_has_help_and_type)
     static const char *const families[][2] = {
         { "mqlb_uptime_seconds", "gauge" },
         { "mqlb_pool_rejected_total", "counter" },
+        { "mqlb_pool_queued", "gauge" },
+        { "mqlb_pool_queued_max", "gauge" },
+        { "mqlb_pool_rebalanced_total", "counter" },
         { "mqlb_backend_up", "gauge" },
         { "mqlb_backend_state", "gauge" },
         { "mqlb_backend_weight", "gauge" },
@@ -396,8 +415,17 @@ Test(stats, metrics_sample_values)
     text = stats_render_metrics(&f.snap);
     cr_assert_not_null(text);
     test_stats_has_line(text, "mqlb_uptime_seconds 3600");
-    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"mqtt\"} 9");
-    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"redis\"} 0");
+    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"mqtt\","
+                        "reason=\"no_backend\"} 4");
+    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"mqtt\","
+                        "reason=\"queue\"} 5");
+    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"mqtt\","
+                        "reason=\"allow\"} 0");
+    test_stats_has_line(text, "mqlb_pool_rejected_total{pool=\"redis\","
+                        "reason=\"sni\"} 0");
+    test_stats_has_line(text, "mqlb_pool_queued{pool=\"mqtt\"} 3");
+    test_stats_has_line(text, "mqlb_pool_queued_max{pool=\"mqtt\"} 7");
+    test_stats_has_line(text, "mqlb_pool_rebalanced_total{pool=\"mqtt\"} 11");
     test_stats_has_line(text,
         "mqlb_backend_up{pool=\"mqtt\",backend=\"m1\"} 1");
     test_stats_has_line(text,
@@ -457,7 +485,8 @@ Test(stats, metrics_label_values_are_escaped)
     text = stats_render_metrics(&f.snap);
     cr_assert_not_null(text);
     test_stats_has_line(text,
-        "mqlb_pool_rejected_total{pool=\"a\\\"b\\\\c\\nd\"} 9");
+        "mqlb_pool_rejected_total{pool=\"a\\\"b\\\\c\\nd\","
+        "reason=\"queue\"} 5");
     test_stats_has_line(text, "mqlb_backend_up{pool=\"a\\\"b\\\\c\\nd\","
                         "backend=\"\\\\\\\"\\n\"} 1");
     /* no raw newline sneaks in: every line still starts as expected */

@@ -118,7 +118,7 @@ tt_conf(struct tt_conf *c, const char *const *names, size_t n)
     c->cf.certs = c->certs;
     c->cf.cert_lines = c->lines;
     c->cf.ncerts = n;
-    c->cf.min_version = 12;
+    c->cf.min_version = TLS_MIN_12;
     c->cf.key_line = 20;
     c->cf.alpn_line = 21;
 }
@@ -158,7 +158,7 @@ Test(tls, reports_each_fault_at_its_line)
     struct tt_conf c;
 
     tt_conf(&c, two, 2);
-    tt_expect_error(&c, 11, "cannot load a certificate");
+    tt_expect_error(&c, 11, "cannot read");
 
     tt_conf(&c, old, 1);
     tt_expect_error(&c, 10, "expired");

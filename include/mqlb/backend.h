@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/rate.h"
 #include "mqlb/histo.h"
 
 enum backend_state {
@@ -56,6 +57,11 @@ struct backend {
     unsigned            backup:1;       /* only while no primary is up */
     _Atomic unsigned    weight;         /* configured, or set by admin */
     _Atomic unsigned    max_conns;      /* 0 = unlimited */
+    _Atomic unsigned    max_connect_rate;   /* new sessions a second, 0 =
+                                           unlimited */
+    struct rate         connect_rate;   /* its token bucket, all workers */
+    _Atomic int64_t     shed;           /* sessions the rebalancer asks the
+                                           workers to close on it now */
     _Atomic bool        up;             /* health verdict (active+passive) */
     _Atomic int         admin;          /* enum backend_admin */
     _Atomic bool        proto_drain;    /* broker asked to drain (NATS ldm) */

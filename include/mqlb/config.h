@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "mqlb/acl.h"
+#include "mqlb/tls.h"
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
@@ -47,6 +48,14 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_V2,
 };
 
+/* idle_timeout = auto: each session's timeout comes from its protocol. */
+#define CONFIG_IDLE_AUTO    UINT64_MAX
+
+enum config_rebalance {
+    REBALANCE_OFF = 0,
+    REBALANCE_PACED,
+};
+
 enum config_log_format {
     LOG_FORMAT_TEXT = 0,
     LOG_FORMAT_JSON,
@@ -58,15 +67,35 @@ struct config_addr {
     socklen_t               len;        /* length of <ss> */
     char                    text[80];   /* "127.0.0.1:6379", "[::1]:5672" */
     int                     line;       /* line it was declared on */
+    unsigned                tls:1;      /* listen = ADDR tls: terminate */
 };
 
 struct config_backend {
     char                name[CONFIG_NAME_LEN]; /* unique within the pool */
     struct config_addr  addr;           /* where the broker listens */
+    char                host[256];      /* host as written, no port */
+    unsigned            port;           /* port as written */
+    unsigned            is_name:1;      /* host is a DNS name: re-resolved */
     unsigned            weight;         /* 0..256; 0 takes no new sessions */
     unsigned            max_conns;      /* 0 = unlimited */
+    unsigned            max_connect_rate;   /* new sessions a second, 0 =
+                                           unlimited; the pool's unless set */
+    unsigned            connect_rate_set:1; /* max_connect_rate= on the line */
     unsigned            backup:1;       /* used only while no primary is up */
     int                 line;           /* line of the backend = entry */
+};
+
+enum config_discover_kind {
+    DISCOVER_DNS = 0,                   /* discover = dns NAME:PORT */
+    DISCOVER_DNS_SRV,                   /* discover = dns-srv _svc._proto.NAME */
+};
+
+/* One discover = line: backends made from DNS answers. */
+struct config_discover {
+    enum config_discover_kind kind;
+    char                name[256];      /* the DNS name asked */
+    unsigned            port;           /* DISCOVER_DNS only */
+    int                 line;
 };
 
 struct config_keepalive {
@@ -93,7 +122,8 @@ struct config_pool {
     size_t              check_expect_len;
     char               *check_path;     /* owned, starts with '/' */
     uint64_t            connect_timeout_ms;
-    uint64_t            idle_timeout_ms;    /* 0 = never */
+    uint64_t            idle_timeout_ms;    /* 0 = never; CONFIG_IDLE_AUTO:
+                                               from each client's keepalive */
     struct config_keepalive keepalive;
     unsigned            retries;
     unsigned            max_fails;      /* 0 = passive ejection off */
@@ -106,6 +136,25 @@ struct config_pool {
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
     size_t              nbackends;
+    enum config_rebalance rebalance;
+    unsigned            rebalance_rate;     /* closes a second, >= 1 */
+    unsigned            rebalance_tolerance_pct;
+    uint64_t            rebalance_min_age_ms;
+    uint64_t            max_session_duration_ms;    /* 0 = off */
+    unsigned            max_queue;          /* 0 = no queue */
+    uint64_t            queue_timeout_ms;
+    unsigned            max_connect_rate;   /* backends' default, 0 = off */
+    struct config_discover *discovers;  /* owned array */
+    size_t              ndiscovers;
+    struct tls_server_conf tls;         /* tls_* keys; strings owned */
+    struct tls_server  *tls_server;     /* built from <tls> when a listen
+                                           has 'tls'; owned */
+    struct tls_client_conf backend_tls; /* backend_tls* keys */
+    struct tls_client  *tls_client;     /* built when backend_tls = on */
+    uint64_t            tls_handshake_timeout_ms;  /* also bounds the
+                                           wait for a ClientHello (sni) */
+    char              **sni;            /* sni = patterns, owned; NULL */
+    size_t              nsni;
 };
 
 struct config {
@@ -117,6 +166,9 @@ struct config {
     enum config_log_format log_format;
     uint64_t            shutdown_timeout_ms;
     char               *user;           /* owned, NULL = keep the user */
+    char               *resolvers;      /* owned; NULL = /etc/resolv.conf */
+    uint64_t            resolve_interval_ms;
+    unsigned            resolvers_bad:1;    /* while loading: unusable */
     char               *control_socket; /* owned, NULL = none (takeover,
                                            mqlb -s) */
     char               *state_file;     /* owned, NULL = runtime state
@@ -155,6 +207,14 @@ int config_parse_size(const char *text, uint64_t *bytes);
 int config_parse_uint(const char *text, unsigned min, unsigned max,
                       unsigned *out);
 int config_parse_addr(const char *text, struct config_addr *out);
+/*
+ * Split "host:port" or "[v6]:port" into <host> (<hostlen> bytes) and
+ * <*port> (1..65535), without resolving. MQ_ERR when it is not that form.
+ */
+int config_split_hostport(const char *text, char *host, size_t hostlen,
+                          unsigned *port);
+/* True when <host> is an IPv4 or IPv6 literal (not a name). */
+bool config_host_is_ip(const char *host);
 /* As config_parse_addr; on error <err> says why in the user's terms. */
 int config_parse_addr_err(const char *text, struct config_addr *out,
                           char *err, size_t errlen);
@@ -192,6 +252,7 @@ enum config_backend_change {
     CONFIG_BACKEND_WEIGHT    = 1 << 1,
     CONFIG_BACKEND_BACKUP    = 1 << 2,
     CONFIG_BACKEND_MAX_CONNS = 1 << 3,
+    CONFIG_BACKEND_CONNECT_RATE = 1 << 4,
 };
 unsigned config_backend_changes(const struct config_backend *a,
                                 const struct config_backend *b);

@@ -42,6 +42,11 @@ struct lb_ops {
      */
     void          (*rebuild)(void *st, struct backend *const *all,
                              const bool *usable, size_t n);
+    /*
+     * Set when rebuild is costly (a table of tens of thousands of slots):
+     * the pool then rebuilds off the workers' path (pool.c).
+     */
+    unsigned        heavy:1;
     /* Index into <p->cands> of the chosen backend. */
     size_t        (*pick)(void *st, const struct lb_pick *p);
 };

@@ -12,11 +12,21 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/reject.h"
+#include "mqlb/tls.h"
 
 struct backend;
+struct pool;
 struct lb_ops;
 struct lb_cand;
 struct srclimit;
+
+/* The owner's hook: a backend of <pool> went down (any thread). */
+typedef void (*pool_down_fn)(void *ctx, struct pool *pool);
+
+/* The owner's hook: the balancer of <pool> needs a rebuild (any thread,
+ * called with the pool lock held: post, do not rebuild here). */
+typedef void (*pool_stale_fn)(void *ctx, struct pool *pool);
 
 /* Backends already tried by one session (bit = backend index). */
 struct pool_tried {
@@ -27,19 +37,34 @@ struct pool {
     const struct config_pool *cf;       /* settings, owned by <owner> */
     void               *owner;          /* the config generation */
     void              (*owner_release)(void *owner);
-    struct backend    **backends;       /* one reference each */
+    struct backend    **backends;       /* one reference each; room for
+                                           CONFIG_MAX_BACKENDS; changed
+                                           by the owner's thread only,
+                                           under <lock> */
     size_t              nbackends;
+    uint64_t            members_version;    /* bumped by every change */
     const struct lb_ops *lb;
     void               *lb_state;       /* guarded by <lock> */
     pthread_mutex_t     lock;           /* guards picking and lb state */
     uint64_t            lb_version;     /* backend versions seen by lb */
+    uint64_t            lb_asked;       /* version on_stale was told of */
+    pool_stale_fn       on_stale;       /* set by the owner before the */
+    void               *on_stale_ctx;   /* pool is shared, or NULL */
     bool               *usable;         /* scratch, guarded by <lock> */
     struct lb_cand     *cands;          /* scratch, guarded by <lock> */
-    _Atomic uint64_t   *nrejected;      /* shared across reloads */
+    _Atomic uint64_t   *nrejected;      /* REJECT_NREASONS counters, by
+                                           reason, shared across reloads */
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
+    pool_down_fn        on_down;        /* set by the owner before the */
+    void               *on_down_ctx;    /* pool is shared, or NULL */
     _Atomic unsigned    refcnt;         /* generation and sessions */
+    _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
+    _Atomic bool        rebalancing;    /* rebalance = paced is moving
+                                           sessions: new ones go to the
+                                           backend furthest below its share */
+    _Atomic uint64_t    nrebalanced;    /* sessions closed to rebalance */
 };
 
 /*
@@ -63,8 +88,24 @@ struct backend *pool_pick(struct pool *p, const struct pool_tried *tried,
                           uint64_t key, uint64_t now_ms);
 
 /*
+ * True when some backend that is up and ready could take a session but
+ * for its max_conns or its connect rate: a client may wait for it
+ * (max_queue) rather than be turned away.
+ */
+bool pool_is_saturated(struct pool *p, uint64_t now_ms);
+
+/*
+ * The backend <key> maps to now under a hashed policy (source,
+ * mqtt-client-id), whether or not it has room; NULL if none serves.
+ * Takes nothing.
+ */
+struct backend *pool_key_owner(struct pool *p, uint64_t key,
+                               uint64_t now_ms);
+
+/*
  * The position of <b> in <p>, for <struct pool_tried>. Not b->index: a
  * backend kept across a reload may sit elsewhere in the newer pool.
+ * CONFIG_MAX_BACKENDS when <b> has left the pool.
  */
 unsigned pool_backend_index(const struct pool *p, const struct backend *b);
 
@@ -73,16 +114,48 @@ struct backend *pool_find_backend(struct pool *p, const char *name);
 
 bool pool_has_up_backend(const struct pool *p);
 
+/*
+ * A backend of <p> went down, as the health checker or a session's
+ * failed connects found it: tell the owner through its on_down hook.
+ */
+void pool_report_down(struct pool *p);
+
+/* Count a client <p> turned away for <why>. */
+static inline void
+pool_reject(struct pool *p, enum reject_reason why)
+{
+    atomic_fetch_add_explicit(&p->nrejected[why], 1, memory_order_relaxed);
+}
+
+/*
+ * Membership, on the owner's thread only. Add <b> (the pool takes a
+ * reference) or remove it (the pool drops its reference): the balancer
+ * is rebuilt for the new members before the lock is taken, then both are
+ * swapped in at once. MQ_ERR with errno ENOSPC (full), ENOENT (not a
+ * member) or ENOMEM; nothing changed then.
+ */
+int pool_add_backend(struct pool *p, struct backend *b);
+int pool_remove_backend(struct pool *p, struct backend *b);
+
+/*
+ * Rebuild the balancer from the backends' current states (the owner's
+ * answer to on_stale), off the lock; no-op when nothing changed.
+ */
+void pool_rebuild(struct pool *p);
+
+/* Out-of-range positions (a backend that left the pool) are ignored. */
 static inline void
 pool_tried_set(struct pool_tried *t, unsigned idx)
 {
-    t->bits[idx / 64] |= 1ULL << (idx % 64);
+    if (idx < CONFIG_MAX_BACKENDS) {
+        t->bits[idx / 64] |= 1ULL << (idx % 64);
+    }
 }
 
 static inline bool
 pool_tried_has(const struct pool_tried *t, unsigned idx)
 {
-    return (t->bits[idx / 64] >> (idx % 64)) & 1;
+    return idx < CONFIG_MAX_BACKENDS && ((t->bits[idx / 64] >> (idx % 64)) & 1);
 }
 
 #endif /* MQLB_POOL_H */

@@ -78,6 +78,11 @@ struct relay_dir {
     const struct relay_io *dst_io;  /* NULL: plain send(2) on <dst> */
     void               *dst_conn;
     enum relay_wait     wait;       /* set by every relay_pump() */
+    void              (*observe)(void *arg, const char *p, size_t n);
+                                    /* if set, shown every byte read from
+                                       src, in order (a passive protocol
+                                       reader); no splicing meanwhile */
+    void               *observe_arg;
 };
 
 enum relay_status {

@@ -13,6 +13,7 @@
 #include "mqlb/config.h"
 #include "mqlb/histo.h"
 #include "mqlb/procstat.h"
+#include "mqlb/reject.h"
 
 struct stats_backend {
     char                name[CONFIG_NAME_LEN];
@@ -40,10 +41,16 @@ struct stats_pool {
     size_t              nlisten;
     const char         *balance;        /* static string */
     const char         *check;          /* static string */
-    uint64_t            rejected;       /* clients closed: no backend, acl... */
+    uint64_t            rejected;       /* clients turned away, all reasons */
+    uint64_t            rejected_by[REJECT_NREASONS];   /* by reason */
+    uint64_t            queued;         /* clients waiting for a slot now */
+    uint64_t            queued_max;     /* most that ever waited at once */
+    uint64_t            rebalanced;     /* sessions closed to rebalance */
     uint64_t            sessions;       /* sessions accepted, ever */
     uint64_t            retries;        /* another backend tried for one */
     struct histo_copy   duration;       /* finished sessions' lifetimes */
+    bool                tls;            /* terminates TLS or routes by SNI */
+    uint64_t            tls_results[TLS_NRESULTS]; /* handshakes by result */
     struct stats_backend *backends;     /* owned array */
     size_t              nbackends;
 };

@@ -23,6 +23,11 @@ enum tls_verify {
     TLS_VERIFY_REQUIRED,            /* asked and required */
 };
 
+enum tls_min {
+    TLS_MIN_12 = 0,                 /* tls_min_version = 1.2 */
+    TLS_MIN_13,                     /* tls_min_version = 1.3 */
+};
+
 /* A pool's termination settings, as the config file gives them. */
 struct tls_server_conf {
     char              **certs;      /* tls_cert files (PEM chain [+ key]) */
@@ -30,21 +35,21 @@ struct tls_server_conf {
     size_t              ncerts;
     char               *key;        /* tls_key, or NULL: key in the PEM */
     int                 key_line;
-    unsigned            min_version;/* 12 or 13 (TLS 1.2, TLS 1.3) */
+    int                 min_version;/* TLS_MIN_12 or TLS_MIN_13 */
     char               *ciphers;    /* TLS 1.2 cipher list, or NULL */
     char               *ciphersuites; /* TLS 1.3 suites, or NULL */
     char               *alpn;       /* "mqtt,amqp", or NULL */
     int                 alpn_line;
     char               *client_ca;  /* CA file for client certificates */
     int                 client_ca_line;
-    enum tls_verify     verify_client;
-    uint32_t            handshake_timeout_ms;
+    int                 verify_client;  /* enum tls_verify */
+    int                 verify_line;
 };
 
 /* TLS towards a pool's brokers. */
 struct tls_client_conf {
-    unsigned            enabled:1;  /* backend_tls = on */
-    unsigned            verify:1;   /* backend_tls_verify */
+    int                 enabled;    /* backend_tls = on */
+    int                 verify;     /* backend_tls_verify */
     char               *ca;         /* backend_tls_ca, or NULL: system */
     int                 ca_line;
     char               *sni;        /* backend_tls_sni, or NULL: host */
@@ -110,11 +115,13 @@ struct tls_client *tls_client_create(const struct tls_client_conf *cf,
                                      char *err, size_t errlen, int *line);
 void tls_client_destroy(struct tls_client *tc);
 /*
- * A new SSL in connect state on <fd>, sending <host> as SNI and (with
- * backend_tls_verify) checking the broker's certificate for it.
+ * A new SSL in connect state on <fd> to the broker at <addr> ("host:port"
+ * as written in the config): sends backend_tls_sni, or the host, as SNI
+ * (not an IP address) and, with backend_tls_verify, checks the broker's
+ * certificate for that name.
  */
 struct ssl_st *tls_client_ssl(struct tls_client *tc, int fd,
-                              const char *host);
+                              const char *addr);
 
 /*
  * Drive a handshake. MQ_OK when done; MQ_AGAIN when the socket must

@@ -7,21 +7,51 @@
  * Addresses are resolved with getaddrinfo(), which for a host name would
  * ask the resolver on every input: the link wraps it (-Wl,--wrap) so that
  * only numeric hosts and "localhost" resolve, quickly and the same way
- * every run.
+ * every run. Backend host names go through resolver_lookup_sync()
+ * (c-ares), wrapped the same way.
  */
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqlb/common.h"
 #include "mqlb/config.h"
+#include "mqlb/resolver.h"
 
 int __real_getaddrinfo(const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res);
 int __wrap_getaddrinfo(const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_resolver_lookup_sync(const char *servers, const char *host,
+                                unsigned port, unsigned timeout_ms,
+                                struct resolver_addr *out, char *err);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Backend host names resolve through c-ares: only "localhost" here. */
+int
+__wrap_resolver_lookup_sync(const char *servers, const char *host,
+                            unsigned port, unsigned timeout_ms,
+                            struct resolver_addr *out, char *err)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+
+    (void)servers;
+    (void)timeout_ms;
+    if (strcmp(host, "localhost") != 0) {
+        snprintf(err, MQ_ERR_LEN, "NXDOMAIN (no such name)");
+        return MQ_ERR;
+    }
+    memset(out, 0, sizeof(*out));
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    out->len = sizeof(*sin);
+    return MQ_OK;
+}
 
 int
 __wrap_getaddrinfo(const char *node, const char *service,

@@ -101,6 +101,12 @@ def sample(samples, name, **labels):
     return samples[name][frozenset(labels.items())]
 
 
+def rejected(samples, pool):
+    """mqlb_pool_rejected_total of <pool> summed over its reasons."""
+    return sum(v for labels, v in samples["mqlb_pool_rejected_total"].items()
+               if ("pool", pool) in labels)
+
+
 def is_time(v):
     """null or an ISO-8601 UTC time with milliseconds."""
     if v is None:
@@ -210,7 +216,7 @@ class Endpoints(unittest.TestCase):
                       "mqlb_backend_failures_total": bkeys,
                       "mqlb_backend_bytes_total": bkeys | {"direction"},
                       "mqlb_health_checks_total": bkeys | {"result"},
-                      "mqlb_pool_rejected_total": {"pool"}}
+                      "mqlb_pool_rejected_total": {"pool", "reason"}}
         for name, keys in label_keys.items():
             self.assertIn(name, samples)
             for labels in samples[name]:
@@ -218,10 +224,8 @@ class Endpoints(unittest.TestCase):
 
         for p1, p2 in zip(s1["pools"], s2["pools"]):
             pn = p1["name"]
-            self.assertLessEqual(p1["rejected"],
-                                 sample(samples, "mqlb_pool_rejected_total", pool=pn))
-            self.assertLessEqual(sample(samples, "mqlb_pool_rejected_total", pool=pn),
-                                 p2["rejected"])
+            self.assertLessEqual(p1["rejected"], rejected(samples, pn))
+            self.assertLessEqual(rejected(samples, pn), p2["rejected"])
             for b1, b2 in zip(p1["backends"], p2["backends"]):
                 lb = dict(pool=pn, backend=b1["name"])
                 self.assertEqual(b1["state"], b2["state"])
@@ -447,9 +451,10 @@ class HealthDown(unittest.TestCase):
                     pass
             wait_until(lambda: lb.status()["pools"][0]["rejected"] >= 1, what="rejected")
             _, samples = metrics(lb)
-            self.assertEqual(sample(samples, "mqlb_pool_rejected_total", pool="p"),
-                             lb.status()["pools"][0]["rejected"])
-            self.assertEqual(sample(samples, "mqlb_pool_rejected_total", pool="q"), 0)
+            self.assertEqual(rejected(samples, "p"), lb.status()["pools"][0]["rejected"])
+            self.assertEqual(sample(samples, "mqlb_pool_rejected_total", pool="p",
+                                    reason="no_backend"), rejected(samples, "p"))
+            self.assertEqual(rejected(samples, "q"), 0)
             for name in ("r1", "r2"):
                 self.assertEqual(sample(samples, "mqlb_backend_up", pool="p", backend=name), 0)
                 self.assertGreater(sample(samples, "mqlb_health_checks_total", pool="p",

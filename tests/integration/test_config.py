@@ -8,6 +8,7 @@ the user chose the number."""
 import glob
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,8 @@ import threading
 import time
 import unittest
 
-from harness import MQLB_BIN, ROOT, Mqlb, check_sanitizers, free_port, port_open, wait_until
+from harness import (MQLB_BIN, ROOT, EchoServer, Mqlb, check_sanitizers, free_port,
+                     port_open, wait_until)
 
 
 def run_t(path):
@@ -181,6 +183,61 @@ class CheckTimeout(unittest.TestCase):
         # The next check starts check_interval after the previous ended:
         # with a 400ms timeout and a 100ms interval, one at a time.
         self.assertEqual(silent.max_open, 1)
+
+
+@unittest.skipUnless(shutil.which("dnsmasq"), "dnsmasq not installed")
+class SeveralAddresses(unittest.TestCase):
+    def test_backend_name_with_v6_and_v4_addresses_uses_the_v4_one(self):
+        from dns_server import DnsServer, ZONE
+        echo = EchoServer()             # 127.0.0.1 only: ::1 would refuse
+        self.addCleanup(echo.stop)
+        dns = DnsServer(hosts={"multi." + ZONE: ["::1", "127.0.0.1"]})
+        self.addCleanup(dns.stop)
+        listen = free_port()
+        lb = Mqlb("[pool p]\nlisten = 127.0.0.1:%d\nhealth_check = none\n"
+                  "retries = 0\nbackend = a multi.%s:%d\n" % (listen, ZONE, echo.port),
+                  global_extra="resolvers = %s\n" % dns.resolvers)
+        self.addCleanup(lb.stop)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", listen), timeout=5) as c:
+                c.sendall(b"which one")
+                c.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    data = c.recv(4096)
+                    if not data:
+                        break
+                    got += data
+            self.assertEqual(got, b"which one")
+        self.assertGreaterEqual(echo.conns, 3)
+
+
+class ReloadDiff(unittest.TestCase):
+    def test_reload_names_what_changed_allow_and_check_keys_included(self):
+        echo = EchoServer()
+        self.addCleanup(echo.stop)
+        listen = free_port()
+
+        def pool(allow, path):
+            return ("[pool p]\nlisten = 127.0.0.1:%d\nhealth_check = http\n"
+                    "check_path = %s\nallow = %s\nbackend = a 127.0.0.1:%d\n"
+                    % (listen, path, allow, echo.port))
+
+        lb = Mqlb(pool("10.0.0.0/8 127.0.0.1", "/a"))
+        self.addCleanup(lb.stop)
+        # Same number of blocks, other blocks: once logged as "kept".
+        lb.write(pool("10.0.0.0/9 127.0.0.1", "/a"))
+        lb.reload()
+        wait_until(lambda: lb.output().count("reload: 0 added") >= 1, 10, what="reload 1")
+        self.assertIn("reload: pool p changed (sessions)", lb.output())
+        # check_path once ignored
+        lb.global_extra = "log_level = notice\n"
+        lb.write(pool("10.0.0.0/9 127.0.0.1", "/b"))
+        lb.reload()
+        wait_until(lambda: lb.output().count("reload: 0 added") >= 2, 10, what="reload 2")
+        self.assertIn("reload: pool p changed (checks)", lb.output())
+        self.assertIn("reload: [global]/[admin] changed (log_level)", lb.output())
+        self.assertIn("reload: 0 added, 0 removed, 1 changed, 1 kept", lb.output())
 
 
 class MaxConnections(unittest.TestCase):

@@ -1,0 +1,554 @@
+"""Issue 15: TLS. Termination in front of plain brokers (redis-cli --tls,
+mosquitto with --cafile, 32 MiB each way, half-close through close_notify),
+client certificates and the PROXY v2 TLS TLVs, SNI routing (terminating
+and passthrough), TLS to brokers with checks over TLS, certificate reload,
+and clients that never finish a handshake. Certificates are made by the
+test with the openssl command line (tests/support/certs.py)."""
+
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from certs import CA, serial_of
+from harness import (EchoServer, Mqlb, MQLB_BIN, Proc, RedisServer, free_port, nfds,
+                     redis_command, wait_port, wait_until)
+
+
+def client_ctx(ca, cert=None):
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert:
+        ctx.load_cert_chain(cert)
+    return ctx
+
+
+def tls_connect(port, ca, sni="a.test", cert=None, source=None, timeout=5):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                   source_address=(source, 0) if source else None)
+    return client_ctx(ca, cert).wrap_socket(raw, server_hostname=sni)
+
+
+def tls_redis(port, ca, *args, sni="a.test"):
+    with tls_connect(port, ca, sni) as s:
+        return redis_command(s, *args)
+
+
+def redis_run_id(port, ca=None, sni="a.test"):
+    """run_id from INFO of whoever answers on <port>, plain or TLS."""
+    if ca:
+        info = tls_redis(port, ca, "INFO", "server", sni=sni)
+    else:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            info = redis_command(s, "INFO", "server")
+    for line in info.splitlines():
+        if line.startswith("run_id:"):
+            return line.split(":")[1].strip()
+    raise ValueError("no run_id")
+
+
+def metric(m, name, **labels):
+    """Value of one sample of /metrics, 0 if absent."""
+    _, body, _ = m.http("GET", "/metrics")
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in body.splitlines():
+        if line.startswith(name + "{"):
+            lab, _, val = line[len(name) + 1:].partition("} ")
+            if ",".join(sorted(lab.split(","))) == want:
+                return float(val)
+    return 0.0
+
+
+class TlsCase(unittest.TestCase):
+    """A test CA with a.test, b.test, a client certificate, and a foreign CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mqlb-tls-")
+        cls.ca = CA(cls.dir)
+        cls.a_pem, _ = cls.ca.issue("a", "a.test", dns=["a.test"])
+        cls.b_pem, _ = cls.ca.issue("b", "b.test", dns=["b.test"])
+        cls.cli_pem, _ = cls.ca.issue("cli", "device-7", client=True)
+        other = os.path.join(cls.dir, "other")
+        os.mkdir(other)
+        cls.other = CA(other, cn="someone else")
+        cls.bad_cli_pem, _ = cls.other.issue("cli", "intruder", client=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def tls_pool(self, name, port, backends, extra=""):
+        return ("[pool %s]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\n"
+                "check_interval = 200ms\n%s\n%s\n"
+                % (name, port, self.a_pem, extra,
+                   "".join("backend = %s 127.0.0.1:%d\n" % (n, p) for n, p in backends)))
+
+
+class TestTermination(TlsCase):
+
+    def test_redis_cli_tls_through_a_tls_listener(self):
+        r = RedisServer()
+        port = free_port()
+        m = Mqlb(self.tls_pool("r", port, [("r1", r.port)], "health_check = redis\n"))
+        try:
+            m.wait_state("r", "r1", "up")
+            out = subprocess.run(["redis-cli", "--tls", "--cacert", self.ca.cert, "--sni",
+                                  "a.test", "-h", "127.0.0.1", "-p", str(port), "SET", "k",
+                                  "via-tls"], capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+            self.assertEqual(r.command("GET", "k"), "via-tls")
+            out = subprocess.run(["redis-benchmark", "--tls", "--cacert", self.ca.cert,
+                                  "--sni", "a.test", "-h", "127.0.0.1", "-p", str(port),
+                                  "-n", "2000", "-c", "8", "-t", "ping", "-q"],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertIn("requests per second", out.stdout, out.stderr)
+            st = [p for p in m.status()["pools"] if p["name"] == "r"][0]
+            self.assertGreaterEqual(st["tls"]["handshakes"], 9)
+            self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="r",
+                                           result="ok"), 9)
+        finally:
+            m.stop()
+            r.stop()
+
+    def test_32_mib_each_way_and_half_close(self):
+        echo = EchoServer()
+        sha = EchoServer(reply_on_eof=True)
+        port, port2 = free_port(), free_port()
+        m = Mqlb(self.tls_pool("e", port, [("e1", echo.port)])
+                 + self.tls_pool("h", port2, [("h1", sha.port)]))
+        try:
+            m.wait_state("e", "e1", "up")
+            size = 32 << 20
+            block = os.urandom(1 << 20)
+            s = tls_connect(port, self.ca.cert)
+            got = hashlib.sha256()
+            n = [0]
+
+            def reader():
+                while n[0] < size:
+                    d = s.recv(1 << 20)
+                    if not d:
+                        break
+                    got.update(d)
+                    n[0] += len(d)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            want = hashlib.sha256()
+            for _ in range(32):
+                s.sendall(block)
+                want.update(block)
+            t.join(120)
+            s.close()
+            self.assertEqual(n[0], size)
+            self.assertEqual(got.hexdigest(), want.hexdigest())
+
+            # Half-close: the client's close_notify becomes a FIN to the
+            # broker, whose answer (sent after that FIN) still arrives,
+            # followed by the broker's FIN as close_notify.
+            m.wait_state("h", "h1", "up")
+            c = BioClient(port2, self.ca.cert)
+            data = os.urandom(300000)
+            c.send(data)
+            c.close_notify()
+            reply = c.read_to_end()
+            self.assertEqual(reply, hashlib.sha256(data).hexdigest().encode())
+            self.assertTrue(c.got_close_notify)
+            c.close()
+        finally:
+            m.stop()
+            echo.stop()
+            sha.stop()
+
+
+class BioClient:
+    """A TLS client over a memory BIO, so that it can send close_notify and
+    go on reading (what a half-closing client does)."""
+
+    def __init__(self, port, ca, sni="a.test"):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_ctx(ca).wrap_bio(self.inc, self.out, server_hostname=sni)
+        self.got_close_notify = False
+        self._io(self.obj.do_handshake)
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _io(self, op, *args):
+        while True:
+            try:
+                r = op(*args)
+                self._flush()
+                return r
+            except ssl.SSLWantReadError:
+                self._flush()
+                d = self.sock.recv(65536)
+                if not d:
+                    self.inc.write_eof()
+                else:
+                    self.inc.write(d)
+
+    def send(self, data):
+        self._io(self.obj.write, data)
+
+    def close_notify(self):
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        self._flush()
+
+    def read_to_end(self):
+        buf = b""
+        while True:
+            try:
+                d = self._io(self.obj.read, 65536)
+            except ssl.SSLZeroReturnError:
+                self.got_close_notify = True
+                return buf
+            if not d:
+                self.got_close_notify = True
+                return buf
+            buf += d
+
+    def close(self):
+        self.sock.close()
+
+
+class TestMqtt(TlsCase):
+
+    def mosquitto(self):
+        port = free_port()
+        conf = os.path.join(self.dir, "mosq-%d.conf" % port)
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+        p = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % port)
+        wait_port(port)
+        return p, port
+
+    def test_mosquitto_qos1_and_client_id_stickiness_over_tls(self):
+        b1, p1 = self.mosquitto()
+        b2, p2 = self.mosquitto()
+        port = free_port()
+        m = Mqlb(self.tls_pool("mq", port, [("m1", p1), ("m2", p2)],
+                               "balance = mqtt-client-id\ntls_alpn = mqtt\n"))
+        try:
+            m.wait_state("mq", "m1", "up")
+            m.wait_state("mq", "m2", "up")
+            tls = ["--cafile", self.ca.cert, "--insecure", "-h", "127.0.0.1", "-p", str(port)]
+            # --insecure: mosquitto clients check the name against -h
+            # (127.0.0.1); the chain is still verified against the CA.
+            sub = subprocess.Popen(["mosquitto_sub", *tls, "-i", "sub-1", "-q", "1", "-t",
+                                    "t/1", "-C", "20", "-W", "20"], stdout=subprocess.PIPE,
+                                   text=True)
+            wait_until(lambda: sum(b["active"] for b in
+                                   m.status()["pools"][0]["backends"]) == 1,
+                       what="subscriber connected")
+            for i in range(20):
+                subprocess.run(["mosquitto_pub", *tls, "-i", "pub-1", "-q", "1", "-t", "t/1",
+                                "-m", "msg-%d" % i], check=True, timeout=10)
+            out, _ = sub.communicate(timeout=30)
+            # pub-1 and sub-1 may land on different brokers: the
+            # messages arrive only if they share one. Either way, every
+            # message sent to the subscriber's broker is delivered.
+            self.assertEqual(out.split(), ["msg-%d" % i for i in range(20)])
+        except subprocess.TimeoutExpired:
+            sub.kill()
+            raise
+        finally:
+            m.stop()
+            b1.stop()
+            b2.stop()
+
+    def test_client_id_returns_to_its_broker_from_another_address(self):
+        b1, p1 = self.mosquitto()
+        b2, p2 = self.mosquitto()
+        port = free_port()
+        m = Mqlb(self.tls_pool("mq", port, [("m1", p1), ("m2", p2)],
+                               "balance = mqtt-client-id\n"))
+        try:
+            m.wait_state("mq", "m1", "up")
+            m.wait_state("mq", "m2", "up")
+
+            def totals():
+                return {b["name"]: b["total"] for b in m.status()["pools"][0]["backends"]}
+
+            for cid in ("sensor-1", "sensor-2", "sensor-3"):
+                where = []
+                for src in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+                    before = totals()
+                    s = tls_connect(port, self.ca.cert, source=src)
+                    s.sendall(mqtt_connect(cid))
+                    self.assertEqual(s.recv(4)[:2], b"\x20\x02")     # CONNACK
+                    s.close()
+                    after = wait_until(lambda: totals() != before and totals(),
+                                       what="session counted")
+                    where += [n for n in after if after[n] != before[n]]
+                self.assertEqual(len(set(where)), 1, where)
+        finally:
+            m.stop()
+            b1.stop()
+            b2.stop()
+
+
+def mqtt_connect(cid):
+    cid = cid.encode()
+    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    body = vh + struct.pack(">H", len(cid)) + cid
+    return bytes([0x10, len(body)]) + body
+
+
+class ProxyV2Reader:
+    """A backend that reads a PROXY v2 header, keeps its TLVs, and then
+    echoes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.headers = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        try:
+            c.settimeout(10)
+            hdr = self._exact(c, 16)
+            body = self._exact(c, struct.unpack(">H", hdr[14:16])[0])
+            tlvs = {}
+            addrlen = {0x11: 12, 0x21: 36}.get(hdr[13], 0)
+            self._tlvs(body[addrlen:], tlvs)
+            self.headers.append((hdr[12], tlvs))
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def _tlvs(self, b, out):
+        while len(b) >= 3:
+            t, n = b[0], struct.unpack(">H", b[1:3])[0]
+            v = b[3:3 + n]
+            out[t] = v
+            if t == 0x20:
+                out["client"], out["verify"] = v[0], struct.unpack(">I", v[1:5])[0]
+                self._tlvs(v[5:], out)
+            b = b[3 + n:]
+
+    @staticmethod
+    def _exact(c, n):
+        b = b""
+        while len(b) < n:
+            d = c.recv(n - len(b))
+            if not d:
+                raise OSError("short")
+            b += d
+        return b
+
+    def stop(self):
+        self.sock.close()
+
+
+class TestClientCertificates(TlsCase):
+
+    def test_mtls_required_and_proxy_v2_tlvs(self):
+        be = ProxyV2Reader()
+        port = free_port()
+        m = Mqlb(self.tls_pool("m", port, [("b1", be.port)],
+                               "tls_client_ca = %s\ntls_verify_client = required\n"
+                               "proxy_protocol = v2\n"
+                               "tls_alpn = mqtt\n" % self.ca.cert))
+        try:
+            m.wait_state("m", "b1", "up")
+            # openssl s_client with the client certificate: passes, and the
+            # broker learns the CN, the SNI, the version and the cipher.
+            p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                  "-servername", "a.test", "-CAfile", self.ca.cert,
+                                  "-cert", self.cli_pem, "-alpn", "mqtt", "-quiet",
+                                  "-verify_return_error"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)
+            killer = threading.Timer(10, p.kill)
+            killer.start()
+            try:
+                p.stdin.write(b"hello-mtls\n")
+                p.stdin.flush()
+                self.assertEqual(p.stdout.readline(), b"hello-mtls\n")
+            finally:
+                killer.cancel()
+                p.kill()
+                p.wait()
+            tlvs = [h for h in be.headers if 0x20 in h[1]][-1][1]
+            self.assertEqual(tlvs[0x22], b"device-7")               # CN
+            self.assertEqual(tlvs[0x02], b"a.test")                 # AUTHORITY
+            self.assertEqual(tlvs[0x01], b"mqtt")                   # ALPN
+            self.assertIn(tlvs[0x21], (b"TLSv1.2", b"TLSv1.3"))     # VERSION
+            self.assertTrue(tlvs[0x23])                             # CIPHER
+            self.assertEqual(tlvs["client"], 0x07)
+            self.assertEqual(tlvs["verify"], 0)
+            # No certificate, and one from another CA: refused.
+            for cert, reason in ((None, "no_client_cert"), (self.bad_cli_pem,
+                                                            "bad_client_cert")):
+                before = metric(m, "mqlb_tls_handshakes_total", pool="m", result=reason)
+                with self.assertRaises((ssl.SSLError, OSError, ConnectionError)):
+                    s = tls_connect(port, self.ca.cert, cert=cert)
+                    s.sendall(b"x")
+                    if not s.recv(10):      # TLS 1.3: refused after the handshake
+                        raise ConnectionError("closed")
+                wait_until(lambda: metric(m, "mqlb_tls_handshakes_total", pool="m",
+                                          result=reason) == before + 1, what=reason)
+        finally:
+            m.stop()
+            be.stop()
+
+
+class TestBackendTls(TlsCase):
+
+    def test_plain_clients_to_a_tls_redis_with_verification(self):
+        crt = os.path.join(self.dir, "a.crt")
+        key = os.path.join(self.dir, "a.key")
+        tport = free_port()
+        r = RedisServer(extra=["--tls-port", str(tport), "--tls-cert-file", crt,
+                               "--tls-key-file", key, "--tls-ca-cert-file", self.ca.cert,
+                               "--tls-auth-clients", "no"])
+        port, port2 = free_port(), free_port()
+        m = Mqlb("[pool good]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                 "check_interval = 200ms\nbackend_tls = on\nbackend_tls_ca = %s\n"
+                 "backend_tls_sni = a.test\nbackend = r1 127.0.0.1:%d\n\n"
+                 "[pool wrong]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                 "check_interval = 200ms\nbackend_tls = on\nbackend_tls_ca = %s\n"
+                 "backend_tls_sni = a.test\nbackend = r1 127.0.0.1:%d\n"
+                 % (port, self.ca.cert, tport, port2, self.other.cert, tport))
+        try:
+            m.wait_state("good", "r1", "up")
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                self.assertEqual(redis_command(s, "SET", "tls-k", "v"), "OK")
+            self.assertEqual(r.command("GET", "tls-k"), "v")
+            # The wrong CA never verifies: down, and the reason says why.
+            b = wait_until(lambda: (lambda b: b["check"]["reason"] and b)(
+                m.backend("wrong", "r1")), what="check reason")
+            self.assertEqual(b["state"], "down")
+            self.assertIn("certificate verify failed", b["check"]["reason"])
+        finally:
+            m.stop()
+            r.stop()
+
+
+class TestLifecycle(TlsCase):
+
+    def test_reload_swaps_the_certificate_and_keeps_sessions(self):
+        echo = EchoServer()
+        pem = os.path.join(self.dir, "live.pem")
+        first, _ = self.ca.issue("live1", "a.test", dns=["a.test"], serial=1001)
+        second, _ = self.ca.issue("live2", "a.test", dns=["a.test"], serial=2002)
+        shutil.copy(first, pem)
+        port = free_port()
+        m = Mqlb(self.tls_pool("e", port, [("e1", echo.port)]).replace(self.a_pem, pem))
+        try:
+            m.wait_state("e", "e1", "up")
+            old = tls_connect(port, self.ca.cert)
+            self.assertEqual(serial_of(ssl.DER_cert_to_PEM_cert(
+                old.getpeercert(True)).encode()), 1001)
+            shutil.copy(second, pem)
+            m.reload()
+            wait_until(lambda: serial_of(ssl.DER_cert_to_PEM_cert(
+                tls_connect(port, self.ca.cert).getpeercert(True)).encode()) == 2002,
+                what="new certificate served")
+            old.sendall(b"still here")
+            self.assertEqual(old.recv(100), b"still here")
+            old.close()
+        finally:
+            m.stop()
+            echo.stop()
+
+    def test_check_mode_reports_certificate_faults_at_their_line(self):
+        path = os.path.join(self.dir, "t.ini")
+        key_b = os.path.join(self.dir, "b.key")
+        with open(path, "w") as f:
+            f.write("[admin]\nlisten = 127.0.0.1:%d\n\n"
+                    "[pool p]\nlisten = 127.0.0.1:%d tls\n"          # line 4-5
+                    "tls_cert = %s\n"                                 # line 6
+                    "tls_key = %s\n"                                  # line 7
+                    "backend = b 127.0.0.1:1\n\n"
+                    "[pool q]\nlisten = 127.0.0.1:%d tls\n"           # 10-11
+                    "tls_cert = %s/missing.pem\n"                     # 12
+                    "backend = b 127.0.0.1:1\n"
+                    % (free_port(), free_port(), os.path.join(self.dir, "a.crt"), key_b,
+                       free_port(), self.dir))
+        p = subprocess.run([MQLB_BIN, "-t", "-c", path], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:7: " % path, p.stderr)
+        self.assertIn("does not match", p.stderr)
+        self.assertIn("%s:12: " % path, p.stderr)
+
+
+class TestHandshakeTimeout(TlsCase):
+
+    def test_garbage_halfway_and_silent_clients_are_closed(self):
+        echo = EchoServer()
+        port = free_port()
+        m = Mqlb(self.tls_pool("e", port, [("e1", echo.port)],
+                               "tls_handshake_timeout = 500ms\n"))
+        try:
+            m.wait_state("e", "e1", "up")
+            base = nfds(m.proc.pid)
+            # garbage: refused at once, counted as not_tls
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    self.assertFalse(s.recv(100).startswith(b"HTTP"))
+                except ConnectionResetError:
+                    pass
+            # halfway: the first half of a ClientHello, then nothing
+            with open(os.path.join(os.path.dirname(__file__), "..", "fuzz", "corpus",
+                                   "fuzz_clienthello", "openssl_sni_alpn"), "rb") as f:
+                hello = f.read()
+            half = socket.create_connection(("127.0.0.1", port), timeout=5)
+            half.sendall(hello[:len(hello) // 2])
+            # silent: 1000 clients that open TCP and never say a word
+            silent = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                      for _ in range(1000)]
+            wait_until(lambda: nfds(m.proc.pid) >= base + 1000, what="clients accepted")
+            start = time.monotonic()
+            wait_until(lambda: nfds(m.proc.pid) <= base, timeout=10,
+                       what="descriptors back to the baseline")
+            self.assertLess(time.monotonic() - start, 9)
+            half.settimeout(5)
+            self.assertEqual(half.recv(10), b"")
+            for s in silent:
+                s.close()
+            half.close()
+            self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="e",
+                                           result="timeout"), 1000)
+            self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="e",
+                                           result="not_tls"), 1)
+        finally:
+            m.stop()
+            echo.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
