@@ -13,14 +13,19 @@
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
-#include "mqlb/mgmt.h"
 #include "mqlb/core.h"
+#include "mqlb/ctlsock.h"
 #include "mqlb/gen.h"
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/mgmt.h"
+#include "mqlb/notify.h"
+#include "mqlb/persist.h"
 #include "mqlb/pool.h"
 #include "mqlb/proc.h"
+#include "mqlb/session.h"
+#include "mqlb/takeover.h"
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
@@ -68,6 +73,22 @@ core_shutdown_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* No new sessions; leave when the last one ends or at shutdown_timeout. */
+static void
+core_wind_down(struct core *c)
+{
+    double timeout = (double)c->gen->cf->shutdown_timeout_ms / 1000.0;
+
+    c->stopping = 1;
+    core_post_all(c, WORKER_CMD_STOP_ACCEPT);
+    health_set_pools(c->health, NULL, 0);
+    ev_timer_init(&c->shutdown_timer, core_shutdown_timer_cb, timeout, 0.);
+    ev_timer_start(c->loop, &c->shutdown_timer);
+    ev_timer_init(&c->drain_poll, core_drain_poll_cb, CORE_DRAIN_POLL_S,
+                  CORE_DRAIN_POLL_S);
+    ev_timer_start(c->loop, &c->drain_poll);
+}
+
 static void
 core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
@@ -81,16 +102,35 @@ core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    c->stopping = 1;
     log_notice("stopping: no new sessions, %u in flight get up to %.1fs",
                admission_nlive(&c->adm), timeout);
-    core_post_all(c, WORKER_CMD_STOP_ACCEPT);
-    health_set_pools(c->health, NULL, 0);
-    ev_timer_init(&c->shutdown_timer, core_shutdown_timer_cb, timeout, 0.);
-    ev_timer_start(loop, &c->shutdown_timer);
-    ev_timer_init(&c->drain_poll, core_drain_poll_cb, CORE_DRAIN_POLL_S,
-                  CORE_DRAIN_POLL_S);
-    ev_timer_start(loop, &c->drain_poll);
+    core_wind_down(c);
+}
+
+void
+core_retire(struct core *c)
+{
+    if (c->admin != NULL) {
+        /* The successor's admin port answers now (SO_REUSEPORT). */
+        admin_stop(c->admin);
+        c->admin = NULL;
+    }
+    core_wind_down(c);
+}
+
+void
+core_control_socket_start(struct core *c)
+{
+    char err[MQ_ERR_LEN];
+
+    if (c->ctl != NULL || c->gen->cf->control_socket == NULL) {
+        return;
+    }
+    c->ctl = ctlsock_start(c->loop, c->gen->cf->control_socket,
+                           takeover_serve, c, err);
+    if (c->ctl == NULL) {
+        log_warn("%s; no takeover possible", err);
+    }
 }
 
 static void
@@ -108,12 +148,15 @@ core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 /* ---- start and stop ---------------------------------------------------- */
 
 int
-core_init(struct core *c, struct config *cf)
+core_init(struct core *c, struct config *cf, bool takeover)
 {
     struct admin_ops ops;
     struct listener **lists = NULL;
+    struct takeover_in *tin = NULL;
+    struct listen_set inherited;
     char err[MQ_ERR_LEN];
     unsigned w;
+    int rc;
 
     memset(c, 0, sizeof(*c));
     pthread_mutex_init(&c->gen_lock, NULL);
@@ -130,11 +173,37 @@ core_init(struct core *c, struct config *cf)
         config_destroy(cf);
         return MQ_ERR;
     }
+    if (takeover) {
+        /* Everything comes from the running instance, before anything
+         * here is bound: its sockets are reused, not bound again. */
+        if (cf->control_socket == NULL) {
+            log_error("--takeover: %s sets no control_socket in [global]",
+                      cf->path);
+            config_destroy(cf);
+            core_deinit(c);
+            return MQ_ERR;
+        }
+        tin = takeover_receive(cf->control_socket, err);
+        if (tin == NULL) {
+            log_error("--takeover: %s", err);
+            config_destroy(cf);
+            core_deinit(c);
+            return MQ_ERR;
+        }
+    }
     c->gen = gen_create(cf, NULL, &c->keep, core_backend_down, c);
     if (c->gen == NULL) {
         log_error("out of memory building the pools");
         config_destroy(cf);
+        takeover_in_free(tin);
+        core_deinit(c);
         return MQ_ERR;
+    }
+    if (tin != NULL) {
+        takeover_apply_state(tin, c->gen);
+        atomic_store(&c->next_id, takeover_next_id(tin));
+    } else {
+        persist_restore(c->gen, cf->state_file);
     }
     c->nworkers = cf->workers;
     c->workers = calloc(c->nworkers, sizeof(*c->workers));
@@ -150,13 +219,29 @@ core_init(struct core *c, struct config *cf)
             goto fail;
         }
     }
-    if (listen_set_build(&c->sockets, NULL, c->gen->pools, c->gen->npools,
-                         &c->adm, c->nworkers, 1, lists) != MQ_OK) {
+    if (tin != NULL &&
+        takeover_listen_set(tin, c->nworkers, &inherited) != MQ_OK) {
+        log_error("out of memory");
+        goto fail;
+    }
+    rc = listen_set_build(&c->sockets, tin != NULL ? &inherited : NULL,
+                          c->gen->pools, c->gen->npools, &c->adm,
+                          c->nworkers, 1, lists);
+    if (tin != NULL) {
+        if (rc == MQ_OK) {
+            takeover_listeners_taken(tin, &c->sockets);
+        }
+        listen_set_deinit(&inherited);
+    }
+    if (rc != MQ_OK) {
         goto fail;
     }
     for (w = 0; w < c->nworkers; w++) {
         worker_add_listeners(c->workers[w], lists[w]);
         lists[w] = NULL;
+    }
+    if (tin != NULL) {
+        takeover_adopt(tin, c);
     }
     c->health = health_create(c->loop);
     if (c->health == NULL ||
@@ -183,6 +268,23 @@ core_init(struct core *c, struct config *cf)
         log_error("admin port: %s", err);
         goto fail;
     }
+    if (tin != NULL) {
+        /* The commit: from here on the sessions are ours alone. */
+        if (takeover_commit(tin, err) != MQ_OK) {
+            log_error("--takeover: %s; the running mqlb keeps serving", err);
+            goto fail;
+        }
+        takeover_in_free(tin);
+        tin = NULL;
+        core_control_socket_start(c);
+    } else if (cf->control_socket != NULL) {
+        c->ctl = ctlsock_start(c->loop, cf->control_socket, takeover_serve,
+                               c, err);
+        if (c->ctl == NULL) {
+            log_error("%s", err);
+            goto fail;
+        }
+    }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
     }
@@ -197,9 +299,21 @@ core_init(struct core *c, struct config *cf)
     log_notice("mqlb %s started: %u workers, %zu pools, admin on %s",
                MQLB_VERSION, c->nworkers, c->gen->npools,
                cf->admin_listen.text);
+    if (takeover) {
+        notify_mainpid();
+    }
     return MQ_OK;
 fail:
     free(lists);
+    if (tin != NULL) {
+        /* Our copies only (no FIN): the old process keeps serving. */
+        for (w = 0; c->workers != NULL && w < c->nworkers; w++) {
+            if (c->workers[w] != NULL) {
+                session_close_all(&c->workers[w]->env, "takeover failed");
+            }
+        }
+        takeover_in_free(tin);
+    }
     core_deinit(c);
     return MQ_ERR;
 }
@@ -223,6 +337,8 @@ core_deinit(struct core *c)
 {
     unsigned w;
 
+    ctlsock_stop(c->ctl);
+    c->ctl = NULL;
     if (c->admin != NULL) {
         admin_stop(c->admin);
         c->admin = NULL;
@@ -242,6 +358,7 @@ core_deinit(struct core *c)
     }
     gen_keep_free(c->keep);
     c->keep = NULL;
+    mq_free(c->handover_keep);
     pthread_mutex_destroy(&c->gen_lock);
     log_stop();
 }

@@ -23,7 +23,7 @@ LAYERS = [
         stats rebalancer"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
-    ("process", True, "gen admin mgmt proc core reload"),
+    ("process", True, "gen admin mgmt proc core reload persist takeover"),
     ("program", True, "main"),
 ]
 

@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mqlb/admission.h"
@@ -17,6 +18,7 @@
 #include "mqlb/listen_set.h"
 
 struct admin;
+struct ctlsock;
 struct gen;
 struct gen_keep;
 struct health;
@@ -33,6 +35,9 @@ struct core {
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
     struct admin       *admin;          /* owned */
+    struct ctlsock     *ctl;            /* control_socket, or NULL */
+    uint64_t           *handover_keep;  /* session ids a successor
+                                           declined (read by workers) */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
@@ -43,9 +48,10 @@ struct core {
     int                 exit_code;
 };
 
-/* Build everything from <cf> (core takes it) and bind; MQ_ERR on failure
- * with the reason logged. */
-int core_init(struct core *c, struct config *cf);
+/* Build everything from <cf> (core takes it) and bind, or with
+ * <takeover> receive the sockets, sessions and state of the instance on
+ * cf->control_socket; MQ_ERR on failure with the reason logged. */
+int core_init(struct core *c, struct config *cf, bool takeover);
 /* Run until stopped; returns the exit code. */
 int core_run(struct core *c);
 void core_deinit(struct core *c);
@@ -53,6 +59,14 @@ void core_deinit(struct core *c);
 /* The pools' on_down hook (any thread): with on_backend_down = close,
  * every worker closes the sessions of backends that are down. */
 void core_backend_down(void *ctx, struct pool *pool);
+
+/* A successor took over (takeover.c): no checks, no admin port, no new
+ * sessions; leave once the sessions that stayed have ended, or at
+ * shutdown_timeout. */
+void core_retire(struct core *c);
+
+/* (Re)open cf->control_socket; a warning if it cannot be. */
+void core_control_socket_start(struct core *c);
 
 /* Re-read the config file and switch to it, or keep the running one
  * (reload.c; SIGHUP on the main loop). */

@@ -24,6 +24,11 @@ struct listener;
 #define WORKER_CMD_EXIT         0x04    /* leave the loop */
 #define WORKER_CMD_SWEEP        0x08    /* a backend went down */
 #define WORKER_CMD_LISTENERS    0x10    /* adopt <pending> listeners */
+#define WORKER_CMD_FREEZE       0x20    /* takeover: stop accepting, freeze
+                                           the movable sessions */
+#define WORKER_CMD_THAW         0x40    /* takeover failed: resume all */
+#define WORKER_CMD_HANDED       0x80    /* takeover done: let the frozen
+                                           sessions go (but <keep>) */
 
 struct worker {
     unsigned            id;             /* 0..workers-1 */
@@ -45,6 +50,16 @@ struct worker {
     struct relay_pool   rp;             /* buffers for this loop */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
+    unsigned            handing:1;      /* frozen for a takeover */
+    struct session_export *exports;     /* the frozen sessions; read by
+                                           the main thread between
+                                           FREEZE and THAW/HANDED */
+    size_t              nexports;
+    const uint64_t     *keep;           /* HANDED: ids (sorted) the
+                                           successor declined */
+    size_t              nkeep;
+    _Atomic unsigned    handover_seq;   /* bumped after each FREEZE,
+                                           THAW, HANDED */
 };
 
 /* Worker <id>; its sessions take ids from <next_id>. NULL on failure. */
@@ -58,6 +73,11 @@ void worker_post(struct worker *w, unsigned cmd);
 /* Hand over a new listener list (reload); the worker swaps it in. */
 void worker_set_listeners(struct worker *w, struct listener *list);
 void worker_join(struct worker *w);
+
+/* Takeover (main thread): how many FREEZE/THAW/HANDED <w> has finished,
+ * to wait for the next; and the ids HANDED keeps (set before posting). */
+unsigned worker_handover_seq(struct worker *w);
+void worker_handover_keep(struct worker *w, const uint64_t *ids, size_t n);
 void worker_destroy(struct worker *w);
 
 #endif /* MQLB_WORKER_H */
