@@ -744,6 +744,53 @@ cf_user_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     return cf_string_parse(ctx, base, k, v);
 }
 
+/*
+ * cred: check_user, check_password, check_vhost: a string of at most
+ * CONFIG_CRED_MAX bytes (an AMQP short string; every probe's request
+ * stays bounded).
+ */
+static int
+cf_cred_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (strlen(v) > CONFIG_CRED_MAX) {
+        cf_error(ctx, "%s: at most %d characters", k->name,
+                 CONFIG_CRED_MAX);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
+/*
+ * hosts: [admin] allowed_hosts, host names separated by blanks or commas,
+ * each of [A-Za-z0-9.-] (at most 253 characters).
+ */
+static int
+cf_hosts_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
+{
+    size_t n, i;
+    const char *p = v;
+
+    while (*p != '\0') {
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        for (i = 0; i < n; i++) {
+            if (!isalnum((unsigned char)p[i]) && p[i] != '.' &&
+                p[i] != '-') {
+                break;
+            }
+        }
+        if (i < n || n > 253) {
+            cf_error(ctx, "%s: '%.*s' is not a host name", k->name,
+                     (int)MQ_MIN(n, 64), p);
+            return MQ_ERR;
+        }
+        p += n;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
 /* path: a string starting with '/', no blanks */
 static int
 cf_path_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
@@ -858,15 +905,9 @@ cf_addr_print(FILE *out, const struct cf_key *k, const void *base)
 }
 
 static bool
-cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-static bool
 cf_addr_key_equal(const struct cf_key *k, const void *a, const void *b)
 {
-    return cf_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
+    return config_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
                          CF_CFIELD(b, k->offset, struct config_addr));
 }
 
@@ -956,7 +997,7 @@ cf_listen_equal(const struct cf_key *k, const void *a, const void *b)
         return false;
     }
     for (i = 0; i < n; i++) {
-        if (!cf_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
+        if (!config_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
             return false;
         }
     }
@@ -1458,9 +1499,10 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "weight=", 7) == 0) {
-            if (config_parse_uint(tok + 7, 0, 256, &b.weight) != MQ_OK) {
-                cf_error(ctx, "backend %s: %s: weight is 0..256", b.name,
-                         tok);
+            if (config_parse_uint(tok + 7, 0, CONFIG_WEIGHT_MAX, &b.weight)
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: %s: weight is 0..%u", b.name,
+                         tok, CONFIG_WEIGHT_MAX);
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "max_conns=", 10) == 0) {
@@ -1643,7 +1685,7 @@ config_backend_changes(const struct config_backend *a,
 {
     unsigned changes = 0;
 
-    if (!cf_addr_equal(&a->addr, &b->addr)) {
+    if (!config_addr_equal(&a->addr, &b->addr)) {
         changes |= CONFIG_BACKEND_ADDRESS;
     }
     if (a->weight != b->weight) {
@@ -1691,6 +1733,12 @@ static const struct cf_type cf_string = {
 };
 static const struct cf_type cf_user = {
     cf_user_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_hosts = {
+    cf_hosts_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_cred = {
+    cf_cred_parse, cf_string_print, cf_string_equal, 1,
 };
 static const struct cf_type cf_path = {
     cf_path_parse, cf_string_print, cf_string_equal, 1,
@@ -1754,6 +1802,9 @@ static const char *const cf_check_names[] = {
 };
 static const char *const cf_rebalance_names[] = { "off", "paced", NULL };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_check_pp_names[] = {
+    "auto", "on", "off", "addresses", NULL,
+};
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
 static const char *const cf_onoff_names[] = { "off", "on", NULL };
@@ -1772,6 +1823,16 @@ const char *
 config_check_name(enum config_check c)
 {
     return cf_check_names[c];
+}
+
+int
+config_check_pp_version(const struct config_pool *p)
+{
+    if (p->check_proxy_protocol == CHECK_PP_OFF) {
+        return 0;
+    }
+    return p->proxy_protocol == PROXY_PROTOCOL_V1 ? 1 :
+           p->proxy_protocol == PROXY_PROTOCOL_V2 ? 2 : 0;
 }
 
 /* ---- the key table ----------------------------------------------------
@@ -1810,6 +1871,8 @@ static const struct cf_key cf_keys[] = {
       .def = "127.0.0.1:9000" },
     { K(CF_ADMIN, "token", cf_string), G(admin_token), .def = "",
       .secret = 1 },
+    { K(CF_ADMIN, "allowed_hosts", cf_hosts), G(admin_allowed_hosts),
+      .def = "" },
 
     { K(CF_POOL, "listen", cf_listen), P(listens), PLEN(nlistens),
       .repeat = 1, .group = "listen" },
@@ -1830,6 +1893,14 @@ static const struct cf_key cf_keys[] = {
     { K(CF_POOL, "check_expect", cf_bytes), P(check_expect),
       PLEN(check_expect_len), .def = "", .group = "checks" },
     { K(CF_POOL, "check_path", cf_path), P(check_path), .def = "/",
+      .group = "checks" },
+    { K(CF_POOL, "check_proxy_protocol", cf_enum), P(check_proxy_protocol),
+      .names = cf_check_pp_names, .def = "auto", .group = "checks" },
+    { K(CF_POOL, "check_user", cf_cred), P(check_user), .def = "",
+      .group = "checks" },
+    { K(CF_POOL, "check_password", cf_cred), P(check_password), .def = "",
+      .secret = 1, .group = "checks" },
+    { K(CF_POOL, "check_vhost", cf_cred), P(check_vhost), .def = "",
       .group = "checks" },
     { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
       .def = "3s", .min = 1, .group = "sessions" },
@@ -2047,6 +2118,72 @@ cf_unknown_key(struct cf_ctx *ctx, const char *name)
     }
 }
 
+/* The line of key <name> in this pool, or the pool's header line. */
+static int
+cf_key_line(const struct cf_ctx *ctx, const struct config_pool *p,
+            const char *name)
+{
+    int line = cf_seen_line(ctx, name);
+
+    return line > 0 ? line : p->line;
+}
+
+/*
+ * check_user / check_password / check_vhost, for the kinds that log in:
+ * what each needs (MQTT has no password without a user name; AMQP PLAIN
+ * needs both and opens the vhost after logging in). Like check_path for
+ * a non-http check, they are ignored by the kinds that do not log in.
+ */
+static void
+cf_check_login(struct cf_ctx *ctx, const struct config_pool *p)
+{
+    const char *kind = cf_check_names[p->check];
+    bool user = p->check_user != NULL, pass = p->check_password != NULL;
+    int line;
+
+    if (p->check_vhost != NULL && p->check == CHECK_AMQP && !user) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_vhost"), "[pool %s]: "
+                    "check_vhost needs check_user and check_password (the "
+                    "check opens the vhost after logging in)", p->name);
+    }
+    if (!user && !pass) {
+        return;
+    }
+    line = cf_key_line(ctx, p, user ? "check_user" : "check_password");
+    switch (p->check) {
+    case CHECK_REDIS:
+    case CHECK_REDIS_MASTER:
+    case CHECK_NATS:
+        if (user && !pass) {
+            cf_error_at(ctx, line, "[pool %s]: check_user needs "
+                        "check_password for health_check = %s", p->name,
+                        kind);
+        }
+        break;
+    case CHECK_MQTT:
+        if (pass && !user) {
+            cf_error_at(ctx, line, "[pool %s]: check_password needs "
+                        "check_user for health_check = mqtt (MQTT sends no "
+                        "password without a user name)", p->name);
+        }
+        break;
+    case CHECK_AMQP:
+        if (!user || !pass) {
+            cf_error_at(ctx, line, "[pool %s]: health_check = amqp logs in "
+                        "with both check_user and check_password", p->name);
+        }
+        break;
+    case CHECK_HTTP:
+        if (user && strchr(p->check_user, ':') != NULL) {
+            cf_error_at(ctx, line, "[pool %s]: check_user may not contain "
+                        "':' for HTTP Basic authorization", p->name);
+        }
+        break;
+    default:
+        break;      /* tcp, kafka, send-expect, none: nothing to log in */
+    }
+}
+
 /*
  * The TLS keys of <p>, at the end of its section: their lines, the rules
  * between them, and the contexts built from them (which loads and checks
@@ -2155,7 +2292,7 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
     }
     for (i = 0; i < p->nlistens; i++) {
         for (j = 0; j < i; j++) {
-            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
+            if (config_addr_equal(&p->listens[i], &p->listens[j])) {
                 cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
                             "%s is given twice", p->name,
                             p->listens[i].text);
@@ -2167,6 +2304,16 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: "
                     "health_check = send-expect needs check_expect",
                     p->name);
+    }
+    cf_check_login(ctx, p);
+    if ((p->check_proxy_protocol == CHECK_PP_ON ||
+         p->check_proxy_protocol == CHECK_PP_ADDRESSES) &&
+        p->proxy_protocol == PROXY_PROTOCOL_OFF) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_proxy_protocol"),
+                    "[pool %s]: check_proxy_protocol = %s needs "
+                    "proxy_protocol = v1 or v2 (the checks send the pool's "
+                    "version)", p->name,
+                    cf_check_pp_names[p->check_proxy_protocol]);
     }
     cf_pool_finish_tls(ctx, p);
 }
@@ -2446,7 +2593,7 @@ cf_validate(struct cf_ctx *ctx)
             }
             for (k = 0; k < cf->pools[i].nlistens; k++) {
                 for (l = 0; l < cf->pools[j].nlistens; l++) {
-                    if (cf_addr_equal(&cf->pools[i].listens[k],
+                    if (config_addr_equal(&cf->pools[i].listens[k],
                                       &cf->pools[j].listens[l])) {
                         cf_validate_shared(ctx, &cf->pools[i],
                                            &cf->pools[j], k, l);
@@ -2612,18 +2759,27 @@ config_load(const char *path, struct config_errors *errs)
         }
     }
     text[len] = '\0';
+    cf = config_load_text(text, len, path, errs);
+out:
+    free(text);
+    fclose(f);
+    return cf;
+}
+
+struct config *
+config_load_text(const char *text, size_t len, const char *path,
+                 struct config_errors *errs)
+{
+    struct cf_ctx ctx;
+
     if (memchr(text, '\0', len) != NULL) {
         memset(&ctx, 0, sizeof(ctx));
         ctx.name = path;
         ctx.errs = errs;
         cf_error_at(&ctx, 1, "file contains a NUL byte");
-        goto out;
+        return NULL;
     }
-    cf = config_load_string(text, path, errs);
-out:
-    free(text);
-    fclose(f);
-    return cf;
+    return config_load_string(text, path, errs);
 }
 
 /* ---- dump ------------------------------------------------------------ */

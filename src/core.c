@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
@@ -22,7 +23,9 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/notify.h"
 #include "mqlb/persist.h"
+#include "mqlb/net.h"
 #include "mqlb/pool.h"
+#include "mqlb/privsep.h"
 #include "mqlb/proc.h"
 #include "mqlb/session.h"
 #include "mqlb/takeover.h"
@@ -93,7 +96,7 @@ static void
 core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     struct core *c = sig->data;
-    double timeout = (double)c->gen->cf->shutdown_timeout_ms / 1000.0;
+    double timeout = mq_secs(c->gen->cf->shutdown_timeout_ms);
 
     (void)revents;
     if (c->stopping) {
@@ -147,6 +150,14 @@ core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 /* ---- start and stop ---------------------------------------------------- */
 
+/* net_listen's hook after the privilege drop: the helper binds. */
+static int
+core_privsep_listen(void *ctx, const struct config_addr *a, int backlog,
+                    char *err)
+{
+    return privsep_listen(ctx, a, backlog, err);
+}
+
 int
 core_init(struct core *c, struct config *cf, bool takeover)
 {
@@ -162,6 +173,19 @@ core_init(struct core *c, struct config *cf, bool takeover)
     pthread_mutex_init(&c->gen_lock, NULL);
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    /*
+     * With `user =`, a reload must still read a root-only config and
+     * listen below 1024: fork the helper that keeps those rights now,
+     * while no thread runs yet (privsep.h).
+     */
+    if (cf->user != NULL && geteuid() == 0) {
+        c->privsep = privsep_start(cf->path, err);
+        if (c->privsep == NULL) {
+            log_error("privileged helper: %s", err);
+            config_destroy(cf);
+            return MQ_ERR;
+        }
+    }
     if (log_start() != MQ_OK) {
         log_warn("no log writer thread: logging to stderr directly");
     }
@@ -191,7 +215,7 @@ core_init(struct core *c, struct config *cf, bool takeover)
             return MQ_ERR;
         }
     }
-    c->gen = gen_create(cf, NULL, &c->keep, core_backend_down, c);
+    c->gen = gen_create(cf, NULL, NULL, &c->keep, core_backend_down, c);
     if (c->gen == NULL) {
         log_error("out of memory building the pools");
         config_destroy(cf);
@@ -268,6 +292,10 @@ core_init(struct core *c, struct config *cf, bool takeover)
         log_error("admin port: %s", err);
         goto fail;
     }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("admin port: out of memory");
+        goto fail;
+    }
     if (tin != NULL) {
         /* The commit: from here on the sessions are ours alone. */
         if (takeover_commit(tin, err) != MQ_OK) {
@@ -287,6 +315,12 @@ core_init(struct core *c, struct config *cf, bool takeover)
     }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
+    }
+    if (c->privsep != NULL) {
+        net_set_listen_hook(core_privsep_listen, c->privsep);
+        log_notice("privileged helper (pid %ld) keeps reading %s and "
+                   "binding listeners for reloads", (long)privsep_pid(
+                   c->privsep), cf->path);
     }
     for (w = 0; w < c->nworkers; w++) {
         if (worker_start(c->workers[w]) != MQ_OK) {
@@ -359,6 +393,11 @@ core_deinit(struct core *c)
     gen_keep_free(c->keep);
     c->keep = NULL;
     mq_free(c->handover_keep);
+    if (c->privsep != NULL) {
+        net_set_listen_hook(NULL, NULL);
+        privsep_stop(c->privsep);
+        c->privsep = NULL;
+    }
     pthread_mutex_destroy(&c->gen_lock);
     log_stop();
 }

@@ -10,6 +10,7 @@
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
 #include "mqlb/config.h"
+#include "mqlb/config_diff.h"
 #include "mqlb/gen.h"
 #include "mqlb/pool.h"
 #include "mqlb/srclimit.h"
@@ -19,6 +20,7 @@ struct gen_keep {
     struct gen_keep    *next;
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
+    _Atomic uint64_t    tls[TLS_NRESULTS];  /* TLS handshakes by result */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -96,45 +98,23 @@ gen_keep_free(struct gen_keep *keep)
     }
 }
 
-/* The running backend to reuse for <cb> of pool <pool>, or NULL. */
+/*
+ * The running backend of <old> to reuse for <cb> of pool <pool>, or NULL:
+ * the reload's diff <d> says whether it carries over (kept, or changed
+ * only in what applies to a running backend).
+ */
 static struct backend *
-gen_find_backend(struct gen *old, const char *pool,
-                 const struct config_backend *cb)
+gen_find_backend(struct gen *old, const struct config_diff *d,
+                 const char *pool, const struct config_backend *cb)
 {
-    struct backend *b;
     struct pool *p;
 
-    if (old == NULL || (p = gen_find_pool(old, pool)) == NULL) {
+    if (old == NULL || d == NULL ||
+        !config_diff_keeps_backend(d, pool, cb->name) ||
+        (p = gen_find_pool(old, pool)) == NULL) {
         return NULL;
     }
-    b = pool_find_backend(p, cb->name);
-    if (b != NULL && b->addr.len == cb->addr.len &&
-        memcmp(&b->addr.ss, &cb->addr.ss, cb->addr.len) == 0 &&
-        (bool)b->backup == (bool)cb->backup) {
-        return b;
-    }
-    return NULL;
-}
-
-/* The config backend <b> came from in <old>, for weight changes. */
-static const struct config_backend *
-gen_old_config_backend(struct gen *old, const char *pool, const char *name)
-{
-    const struct config_pool *p;
-    size_t i, j;
-
-    for (i = 0; old != NULL && i < old->cf->npools; i++) {
-        p = &old->cf->pools[i];
-        if (strcmp(p->name, pool) != 0) {
-            continue;
-        }
-        for (j = 0; j < p->nbackends; j++) {
-            if (strcmp(p->backends[j].name, name) == 0) {
-                return &p->backends[j];
-            }
-        }
-    }
-    return NULL;
+    return pool_find_backend(p, cb->name);
 }
 
 /*
@@ -144,18 +124,18 @@ gen_old_config_backend(struct gen *old, const char *pool, const char *name)
  */
 static int
 gen_backends(const struct config_pool *cp, struct gen *old,
-             struct backend **bs)
+             const struct config_diff *d, struct backend **bs)
 {
-    const struct config_backend *ocb;
+    const struct config_diff_entry *e;
     size_t j;
 
     for (j = 0; j < cp->nbackends; j++) {
-        bs[j] = gen_find_backend(old, cp->name, &cp->backends[j]);
+        bs[j] = gen_find_backend(old, d, cp->name, &cp->backends[j]);
         if (bs[j] != NULL) {
             backend_acquire(bs[j]);
-            ocb = gen_old_config_backend(old, cp->name, bs[j]->name);
+            e = config_diff_find(d, cp->name, bs[j]->name);
             /* A weight the file changed wins over one set at runtime. */
-            if (ocb != NULL && ocb->weight != cp->backends[j].weight) {
+            if (e != NULL && (e->changes & CONFIG_BACKEND_WEIGHT)) {
                 backend_set_weight(bs[j], cp->backends[j].weight);
             }
             atomic_store(&bs[j]->max_conns, cp->backends[j].max_conns);
@@ -175,14 +155,14 @@ gen_backends(const struct config_pool *cp, struct gen *old,
 /* The pool of <cp> for <g>, or NULL on no memory. */
 static struct pool *
 gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
-         struct gen_keep **keep)
+         const struct config_diff *d, struct gen_keep **keep)
 {
     struct backend *bs[CONFIG_MAX_BACKENDS];
     struct gen_keep *k;
     struct pool *p;
     size_t j;
 
-    if (gen_backends(cp, old, bs) != MQ_OK) {
+    if (gen_backends(cp, old, d, bs) != MQ_OK) {
         return NULL;
     }
     k = gen_keep_get(keep, cp->name);
@@ -204,14 +184,15 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
         pool_release(p);            /* not yet the generation's */
         return NULL;
     }
+    p->ntls = k->tls;
     p->owner = g;
     p->owner_release = gen_release;
     return p;
 }
 
 struct gen *
-gen_create(struct config *cf, struct gen *old, struct gen_keep **keep,
-           pool_down_fn on_down, void *ctx)
+gen_create(struct config *cf, struct gen *old, const struct config_diff *d,
+           struct gen_keep **keep, pool_down_fn on_down, void *ctx)
 {
     struct gen *g;
     size_t i;
@@ -228,7 +209,7 @@ gen_create(struct config *cf, struct gen *old, struct gen_keep **keep,
         return NULL;
     }
     for (i = 0; i < cf->npools; i++) {
-        g->pools[i] = gen_pool(g, &cf->pools[i], old, keep);
+        g->pools[i] = gen_pool(g, &cf->pools[i], old, d, keep);
         if (g->pools[i] == NULL) {
             g->cf = NULL;       /* the caller still owns <cf> */
             gen_retire(g);

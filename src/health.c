@@ -36,6 +36,7 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
+#include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/tls.h"
 
@@ -65,9 +66,11 @@ struct check {
     size_t              outlen;         /* unsent bytes from outoff */
     uint8_t             in[PROBE_IN_MAX];
     size_t              inlen;
-    char                host[80];       /* http Host header */
+    char                host[CONFIG_ADDR_TEXT_LEN]; /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
+    uint8_t             pp[PROXY_PROTO_V1_MAX];  /* PROXY header, or none */
+    size_t              pplen;
     struct ssl_st      *ssl;            /* backend_tls: TLS, or NULL */
 };
 
@@ -314,6 +317,40 @@ check_tls(struct check *c)
     check_connected(c);
 }
 
+/*
+ * Queue the PROXY header the pool's checks send first (check.pp):
+ * LOCAL (v2) or UNKNOWN (v1), or with check_proxy_protocol = addresses
+ * the check connection's own endpoints, for receivers that reject LOCAL
+ * (RabbitMQ before 3.11.19 and 3.12.1 drops such connections).
+ */
+static void
+check_proxy_header(struct check *c)
+{
+    const struct config_pool *cf = c->pool->cf;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    size_t n;
+
+    c->outoff = 0;
+    c->outlen = 0;
+    if (c->pplen == 0) {
+        return;
+    }
+    if (cf->check_proxy_protocol == CHECK_PP_ADDRESSES &&
+        getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) {
+        n = proxy_proto_write(config_check_pp_version(cf),
+                              (struct sockaddr *)&local,
+                              (struct sockaddr *)&c->b->addr.ss, c->out,
+                              sizeof(c->out));
+        if (n > 0) {
+            c->outlen = n;
+            return;
+        }
+    }
+    memcpy(c->out, c->pp, c->pplen);
+    c->outlen = c->pplen;
+}
+
 static void
 check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -327,6 +364,17 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             check_fail_errno(c, err);
             return;
         }
+        /*
+         * A broker that requires PROXY drops a check without one. It goes
+         * first, in the clear (before TLS too, as HAProxy sends it), into
+         * an empty socket buffer: it is sent whole at once.
+         */
+        check_proxy_header(c);
+        if (c->outlen > 0 && check_send(c) != MQ_OK) {
+            check_done(c, 0, "cannot send the PROXY header");
+            return;
+        }
+        c->outoff = 0;
         if (c->pool->cf->tls_client != NULL) {
             /* Checks of a backend_tls broker run over TLS. */
             c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
@@ -386,7 +434,7 @@ check_start(struct check *c)
     c->state = CHECK_CONNECTING;
     ev_io_init(&c->io, check_io_cb, c->fd, EV_WRITE);
     ev_io_start(c->h->loop, &c->io);
-    ev_timer_set(&c->timer, (ev_tstamp)cf->check_timeout_ms / 1000.0, 0.);
+    ev_timer_set(&c->timer, mq_secs(cf->check_timeout_ms), 0.);
     ev_timer_start(c->h->loop, &c->timer);
 }
 
@@ -417,7 +465,7 @@ check_schedule(struct check *c, int first)
         ms = cf->check_interval_ms +
              (jitter > 0 ? health_rand(c->h) % jitter : 0);
     }
-    ev_timer_set(&c->timer, (ev_tstamp)ms / 1000.0, 0.);
+    ev_timer_set(&c->timer, mq_secs(ms), 0.);
     ev_timer_start(c->h->loop, &c->timer);
 }
 
@@ -491,6 +539,11 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.path = cf->check_path;
     c->params.host = c->host;
     c->params.client_id = c->client_id;
+    c->params.user = cf->check_user;
+    c->params.password = cf->check_password;
+    c->params.vhost = cf->check_vhost;
+    c->pplen = proxy_proto_write_local(config_check_pp_version(cf), c->pp,
+                                       sizeof(c->pp));
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {

@@ -25,6 +25,9 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
     snprintf(sb->name, sizeof(sb->name), "%s", b->name);
     snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
     sb->state = backend_state(b);
+    sb->down = !backend_is_up(b);
+    snprintf(sb->admin, sizeof(sb->admin), "%s", backend_admin_name(b));
+    backend_reason(b, sb->reason, sizeof(sb->reason));
     sb->weight = atomic_load(&b->weight);
     sb->active = atomic_load(&b->nactive);
     sb->total = atomic_load(&b->ntotal);
@@ -107,7 +110,7 @@ fail:
 
 static int
 mgmt_action(void *ctx, const char *pool, const char *backend,
-               enum admin_action action, unsigned value)
+            enum admin_action action, unsigned value, const char *who)
 {
     struct core *c = ctx;
     struct backend *b;
@@ -122,11 +125,11 @@ mgmt_action(void *ctx, const char *pool, const char *backend,
     } else if (b == NULL) {
         rc = ADMIN_NO_BACKEND;
     } else if (action == ADMIN_ACTION_DRAIN) {
-        backend_set_admin(b, BACKEND_ADMIN_DRAIN);
+        backend_set_admin_by(b, BACKEND_ADMIN_DRAIN, who);
     } else if (action == ADMIN_ACTION_DISABLE) {
-        backend_set_admin(b, BACKEND_ADMIN_DISABLE);
+        backend_set_admin_by(b, BACKEND_ADMIN_DISABLE, who);
     } else if (action == ADMIN_ACTION_ENABLE) {
-        backend_set_admin(b, BACKEND_ADMIN_NONE);
+        backend_set_admin_by(b, BACKEND_ADMIN_NONE, who);
     } else if (value > ADMIN_WEIGHT_MAX) {
         rc = ADMIN_BAD_VALUE;
     } else {

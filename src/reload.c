@@ -18,21 +18,19 @@
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
 #include "mqlb/mgmt.h"
+#include "mqlb/privsep.h"
 #include "mqlb/worker.h"
 
-/* One notice per pool or backend a reload adds, removes or changes. */
+/* One notice per pool or backend the reload's diff <d> adds, removes or
+ * changes. */
 static void
-reload_log_diff(const struct config *old, const struct config *new)
+reload_log_diff(const struct config_diff *d)
 {
-    struct config_diff d;
     const struct config_diff_entry *e;
     size_t i;
 
-    if (config_diff(old, new, &d) != MQ_OK) {
-        return;
-    }
-    for (i = 0; i < d.nentries; i++) {
-        e = &d.entries[i];
+    for (i = 0; i < d->nentries; i++) {
+        e = &d->entries[i];
         if (e->kind == DIFF_KEPT) {
             continue;
         }
@@ -42,13 +40,12 @@ reload_log_diff(const struct config *old, const struct config *new)
                    e->what[0] != '\0' ? " (" : "", e->what,
                    e->what[0] != '\0' ? ")" : "");
     }
-    if (d.global[0] != '\0') {
-        log_notice("reload: [global]/[admin] changed (%s)", d.global);
+    if (d->global[0] != '\0') {
+        log_notice("reload: [global]/[admin] changed (%s)", d->global);
     }
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
-               d.counts[DIFF_ADDED], d.counts[DIFF_REMOVED],
-               d.counts[DIFF_CHANGED], d.counts[DIFF_KEPT]);
-    config_diff_deinit(&d);
+               d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+               d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
 }
 
 static bool
@@ -75,15 +72,19 @@ reload_admin(struct core *c, const struct config *cf)
     struct admin *a;
     char err[MQ_ERR_LEN];
 
-    if (old->admin_listen.len != cf->admin_listen.len ||
-        memcmp(&old->admin_listen.ss, &cf->admin_listen.ss,
-               cf->admin_listen.len) != 0) {
+    if (!config_addr_equal(&old->admin_listen, &cf->admin_listen)) {
         mgmt_ops(c, &ops);
         a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
         if (a == NULL) {
             log_error("%s:%d: [admin] listen = %s cannot be applied: %s",
                       cf->path, cf->admin_listen.line, cf->admin_listen.text,
                       err);
+            return MQ_ERR;
+        }
+        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
+            admin_stop(a);
+            log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                      "memory", cf->path);
             return MQ_ERR;
         }
         admin_stop(c->admin);
@@ -94,6 +95,11 @@ reload_admin(struct core *c, const struct config *cf)
             log_notice("reload: admin token changed");
         }
         return MQ_OK;
+    }
+    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
+        log_error("%s: [admin] allowed_hosts cannot be applied: out of "
+                  "memory", cf->path);
+        return MQ_ERR;
     }
     if (!reload_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
@@ -108,15 +114,28 @@ reload_admin(struct core *c, const struct config *cf)
     return MQ_OK;
 }
 
-/* The new config, or NULL with its errors logged. */
+/*
+ * The new config, or NULL with its errors logged. After the privilege
+ * drop the privileged helper reads the file (it may be root's alone).
+ */
 static struct config *
-reload_load(const char *path)
+reload_load(struct core *c, const char *path)
 {
     struct config_errors errs = { NULL, 0 };
+    char err[MQ_ERR_LEN], *text;
     struct config *cf;
-    size_t i;
+    size_t i, len;
 
-    cf = config_load(path, &errs);
+    if (c->privsep == NULL) {
+        cf = config_load(path, &errs);
+    } else if ((text = privsep_read_config(c->privsep, &len, err)) == NULL) {
+        log_error("%s:0: %s", path, err);
+        log_error("reload failed: the running config stays");
+        return NULL;
+    } else {
+        cf = config_load_text(text, len, path, &errs);
+        free(text);
+    }
     if (cf == NULL) {
         for (i = 0; i < errs.nmsgs; i++) {
             log_error("%s", errs.msgs[i]);
@@ -133,12 +152,13 @@ core_reload(struct core *c)
 {
     struct listener **lists;
     struct listen_set sockets;
+    struct config_diff d;
     struct config *cf;
     struct gen *g, *old;
     unsigned w;
 
     log_notice("SIGHUP: reloading %s", c->gen->cf->path);
-    cf = reload_load(c->gen->cf->path);
+    cf = reload_load(c, c->gen->cf->path);
     if (cf == NULL) {
         return;
     }
@@ -151,7 +171,13 @@ core_reload(struct core *c)
         config_destroy(cf);
         return;
     }
-    g = gen_create(cf, c->gen, &c->keep, core_backend_down, c);
+    /* One verdict: what the log says is kept is what gen_create reuses. */
+    if (config_diff(c->gen->cf, cf, &d) != MQ_OK) {
+        log_error("reload failed: out of memory, the running config stays");
+        config_destroy(cf);
+        return;
+    }
+    g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
     lists = calloc(c->nworkers, sizeof(*lists));
     if (g == NULL || lists == NULL ||
         listen_set_build(&sockets, &c->sockets, g->pools, g->npools,
@@ -165,7 +191,8 @@ core_reload(struct core *c)
         goto fail;
     }
     log_init(cf->log_level, cf->log_format);
-    reload_log_diff(c->gen->cf, cf);
+    reload_log_diff(&d);
+    config_diff_deinit(&d);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
         worker_set_listeners(c->workers[w], lists[w]);
@@ -182,6 +209,7 @@ core_reload(struct core *c)
     log_notice("reload done: %zu pools", g->npools);
     return;
 fail:
+    config_diff_deinit(&d);
     log_error("reload failed: out of memory, the running config stays");
     if (g == NULL) {
         config_destroy(cf);

@@ -9,12 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "mqlb/acl.h"
 #include "mqlb/tls.h"
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
+#define CONFIG_CRED_MAX     255     /* check_user, check_password, vhost */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
 #define CONFIG_MAX_CONNECTIONS_AUTO 100000 /* max_connections = auto, at
                                               most (if descriptors allow) */
@@ -48,6 +50,15 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_V2,
 };
 
+/* check_proxy_protocol: does a check send a PROXY header first? */
+enum config_check_pp {
+    CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
+    CHECK_PP_ON,
+    CHECK_PP_OFF,
+    CHECK_PP_ADDRESSES,         /* the check connection's own addresses
+                                   (PROXY command), not LOCAL/UNKNOWN */
+};
+
 /* idle_timeout = auto: each session's timeout comes from its protocol. */
 #define CONFIG_IDLE_AUTO    UINT64_MAX
 
@@ -61,14 +72,25 @@ enum config_log_format {
     LOG_FORMAT_JSON,
 };
 
+#define CONFIG_ADDR_TEXT_LEN    80      /* "host.name:port" as written */
+#define CONFIG_WEIGHT_MAX       256     /* a backend's largest weight */
+
 /* A socket address with its text form as written in the file. */
 struct config_addr {
     struct sockaddr_storage ss;         /* resolved address */
     socklen_t               len;        /* length of <ss> */
-    char                    text[80];   /* "127.0.0.1:6379", "[::1]:5672" */
+    char                    text[CONFIG_ADDR_TEXT_LEN];
+                                        /* "127.0.0.1:6379", "[::1]:5672" */
     int                     line;       /* line it was declared on */
     unsigned                tls:1;      /* listen = ADDR tls: terminate */
 };
+
+/* Do <a> and <b> name the same socket address? */
+static inline bool
+config_addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
 
 struct config_backend {
     char                name[CONFIG_NAME_LEN]; /* unique within the pool */
@@ -121,6 +143,10 @@ struct config_pool {
     char               *check_expect;   /* unescaped bytes, owned */
     size_t              check_expect_len;
     char               *check_path;     /* owned, starts with '/' */
+    enum config_check_pp check_proxy_protocol;
+    char               *check_user;     /* owned, NULL = none */
+    char               *check_password; /* owned, NULL = none; a secret */
+    char               *check_vhost;    /* owned, amqp; NULL = "/" */
     uint64_t            connect_timeout_ms;
     uint64_t            idle_timeout_ms;    /* 0 = never; CONFIG_IDLE_AUTO:
                                                from each client's keepalive */
@@ -175,6 +201,9 @@ struct config {
                                            is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
+    char               *admin_allowed_hosts;  /* owned, NULL = none: host
+                                           names the admin port answers to
+                                           besides its listen address */
     struct config_pool *pools;          /* owned array */
     size_t              npools;
 };
@@ -194,6 +223,14 @@ struct config *config_load(const char *path, struct config_errors *errs);
 /* As config_load, from <text>; <name> stands for the file in messages. */
 struct config *config_load_string(const char *text, const char *name,
                                   struct config_errors *errs);
+
+/*
+ * As config_load, from the <len> bytes of <text> (NUL-terminated) read
+ * from <path> by someone else (the privileged helper at a reload).
+ */
+struct config *config_load_text(const char *text, size_t len,
+                                const char *path,
+                                struct config_errors *errs);
 
 void config_destroy(struct config *cf);
 void config_errors_deinit(struct config_errors *errs);
@@ -260,5 +297,11 @@ const char *config_backend_change_name(unsigned bit);
 
 const char *config_balance_name(enum config_balance b);
 const char *config_check_name(enum config_check c);
+
+/*
+ * The PROXY protocol version (0 = none, 1, 2) the checks of <p> send
+ * first: the pool's own version unless check_proxy_protocol = off.
+ */
+int config_check_pp_version(const struct config_pool *p);
 
 #endif /* MQLB_CONFIG_H */

@@ -22,6 +22,7 @@ struct ctlsock;
 struct gen;
 struct gen_keep;
 struct health;
+struct privsep;
 struct worker;
 
 struct core {
@@ -38,6 +39,8 @@ struct core {
     struct ctlsock     *ctl;            /* control_socket, or NULL */
     uint64_t           *handover_keep;  /* session ids a successor
                                            declined (read by workers) */
+    struct privsep     *privsep;        /* owned: root's helper after
+                                           `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */

@@ -2,8 +2,9 @@
  * gen.h: config generations. A generation owns a config and the pools
  * built from it; the core holds the one in force, each pool holds its
  * generation, so a reload's old generation is freed when its last
- * session ends. A backend a reload keeps (same pool, name, address and
- * role) is reused, so its health, counters and admin state survive.
+ * session ends. A backend the reload's diff keeps (same pool and name;
+ * address and role unchanged) is reused, so its health, counters and
+ * admin state survive.
  */
 #ifndef MQLB_GEN_H
 #define MQLB_GEN_H
@@ -14,6 +15,7 @@
 #include "mqlb/pool.h"
 
 struct config;
+struct config_diff;
 struct gen_keep;
 
 struct gen {
@@ -24,15 +26,17 @@ struct gen {
 };
 
 /*
- * Build the pools of <cf>, reusing the backends of <old> (may be NULL).
+ * Build the pools of <cf>, reusing the backends of <old> (may be NULL)
+ * that <d>, the diff from <old>'s config to <cf>, keeps (config_diff:
+ * one verdict for the log and the reuse; NULL with no <old>).
  * Counters kept per pool name across generations live in <*keep> (grown
  * as needed; free with gen_keep_free). Each pool reports a backend going
  * down to <on_down>(<ctx>, pool). Takes <cf> on success; NULL on no
  * memory (the caller still owns <cf>).
  */
 struct gen *gen_create(struct config *cf, struct gen *old,
-                       struct gen_keep **keep, pool_down_fn on_down,
-                       void *ctx);
+                       const struct config_diff *d, struct gen_keep **keep,
+                       pool_down_fn on_down, void *ctx);
 
 /* Give up the generation's own pool references and the core's one. */
 void gen_retire(struct gen *g);
