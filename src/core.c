@@ -224,10 +224,7 @@ core_init(struct core *c, struct config *cf, bool takeover)
         return MQ_ERR;
     }
     if (tin != NULL) {
-        takeover_apply_state(tin, c->gen);
         atomic_store(&c->next_id, takeover_next_id(tin));
-    } else {
-        persist_restore(c->gen, cf->state_file);
     }
     c->nworkers = cf->workers;
     c->workers = calloc(c->nworkers, sizeof(*c->workers));
@@ -264,15 +261,23 @@ core_init(struct core *c, struct config *cf, bool takeover)
         worker_add_listeners(c->workers[w], lists[w]);
         lists[w] = NULL;
     }
-    if (tin != NULL) {
-        takeover_adopt(tin, c);
-    }
     c->health = health_create(c->loop);
     if (c->health == NULL ||
         health_set_pools(c->health, c->gen->pools, c->gen->npools)
         != MQ_OK) {
         log_error("cannot start the health checker");
         goto fail;
+    }
+    if (members_init(&c->members, c, cf) != MQ_OK) {
+        goto fail;
+    }
+    members_use(&c->members, c->gen);
+    if (tin != NULL) {
+        /* The old process's state wins over the file's: it is newer. */
+        takeover_apply_state(tin, c);
+        takeover_adopt(tin, c);
+    } else {
+        persist_restore(c, cf->state_file);
     }
     /*
      * Catch the signals before the admin port opens: callers take an open
@@ -377,6 +382,7 @@ core_deinit(struct core *c)
         admin_stop(c->admin);
         c->admin = NULL;
     }
+    members_deinit(&c->members);
     if (c->health != NULL) {
         health_destroy(c->health);
         c->health = NULL;

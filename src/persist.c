@@ -7,6 +7,7 @@
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
 #include "mqlb/config.h"
+#include "mqlb/core.h"
 #include "mqlb/gen.h"
 #include "mqlb/log.h"
 #include "mqlb/persist.h"
@@ -56,11 +57,23 @@ persist_save(struct gen *g, const char *path)
             admin = atomic_load(&b->admin);
             w = atomic_load(&b->weight);
             fw = persist_file_weight(p, b->name);
-            if (admin == BACKEND_ADMIN_NONE && (fw < 0 || (unsigned)fw == w)) {
-                continue;
+            if (atomic_load(&b->leaving) || b->source == BACKEND_SOURCE_DNS ||
+                (b->source == BACKEND_SOURCE_CONFIG &&
+                 admin == BACKEND_ADMIN_NONE &&
+                 (fw < 0 || (unsigned)fw == w))) {
+                continue;       /* DNS finds its own again */
             }
             snprintf(e[n].pool, sizeof(e[n].pool), "%s", p->cf->name);
             snprintf(e[n].backend, sizeof(e[n].backend), "%s", b->name);
+            if (b->source == BACKEND_SOURCE_API) {
+                e[n].added = true;
+                snprintf(e[n].addr, sizeof(e[n].addr), "%s",
+                         backend_addr(b)->text);
+                e[n].weight = w;
+                e[n].max_conns = atomic_load(&b->max_conns);
+                e[n].backup = b->backup;
+                fw = -1;
+            }
             e[n].admin = admin == BACKEND_ADMIN_DRAIN ? STATE_ADMIN_DRAIN
                          : admin == BACKEND_ADMIN_DISABLE
                          ? STATE_ADMIN_DISABLE : STATE_ADMIN_READY;
@@ -87,9 +100,30 @@ persist_warn(void *ctx, const char *msg)
     log_warn("%s", msg);
 }
 
-void
-persist_restore(struct gen *g, const char *path)
+/* An "add" line: the backend the API had added, checked before use. */
+static struct backend *
+persist_add(struct core *c, struct pool *p, const struct state_entry *e)
 {
+    struct config_backend cb;
+
+    memset(&cb, 0, sizeof(cb));
+    snprintf(cb.name, sizeof(cb.name), "%s", e->backend);
+    if (config_parse_addr(e->addr, &cb.addr) != MQ_OK) {
+        return NULL;
+    }
+    cb.weight = e->weight;
+    cb.max_conns = e->max_conns;
+    cb.backup = e->backup;
+    if (members_add(&c->members, p, &cb, BACKEND_SOURCE_API) != MQ_OK) {
+        return NULL;
+    }
+    return pool_find_backend(p, e->backend);
+}
+
+void
+persist_restore(struct core *c, const char *path)
+{
+    struct gen *g = c->gen;
     struct state_entry *e;
     struct backend *b;
     struct pool *p;
@@ -112,9 +146,19 @@ persist_restore(struct gen *g, const char *path)
                      path, e[i].line, e[i].pool);
             continue;
         }
-        if (b == NULL || e[i].added) {
-            log_warn("state_file %s:%d: pool %s has no backend %s, ignored",
-                     path, e[i].line, e[i].pool, e[i].backend);
+        if (e[i].added && b == NULL) {
+            b = persist_add(c, p, &e[i]);
+            if (b == NULL) {
+                log_warn("state_file %s:%d: backend %s/%s (%s) cannot be "
+                         "added again, ignored", path, e[i].line, e[i].pool,
+                         e[i].backend, e[i].addr);
+                continue;
+            }
+        } else if (b == NULL || e[i].added) {
+            log_warn("state_file %s:%d: pool %s has no backend %s%s, "
+                     "ignored", path, e[i].line, e[i].pool, e[i].backend,
+                     b != NULL ? " added at runtime (the file has it now)"
+                     : "");
             continue;
         }
         atomic_store(&b->admin, e[i].admin == STATE_ADMIN_DRAIN

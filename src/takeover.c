@@ -41,7 +41,9 @@
 #include "mqlb/handover.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/members.h"
 #include "mqlb/pool.h"
+#include "mqlb/reject.h"
 #include "mqlb/session.h"
 #include "mqlb/srclimit.h"
 #include "mqlb/takeover.h"
@@ -216,7 +218,9 @@ takeover_backend_msg(const struct pool *p, const struct backend *b,
     memset(m, 0, sizeof(*m));
     snprintf(m->pool, sizeof(m->pool), "%s", p->cf->name);
     snprintf(m->name, sizeof(m->name), "%s", b->name);
-    snprintf(m->addr, sizeof(m->addr), "%s", b->addr.text);
+    snprintf(m->addr, sizeof(m->addr), "%s", backend_addr(b)->text);
+    m->source = (uint8_t)b->source;
+    m->max_connect_rate = atomic_load(&b->max_connect_rate);
     m->up = atomic_load(&b->up) ? 1 : 0;
     m->admin = (uint8_t)atomic_load(&b->admin);
     m->proto_drain = atomic_load(&b->proto_drain) ? 1 : 0;
@@ -246,6 +250,10 @@ takeover_backend_msg(const struct pool *p, const struct backend *b,
     m->check_latency_ms = chk.latency_ms;
     m->check_at_ms = chk.at_ms;
     snprintf(m->check_reason, sizeof(m->check_reason), "%s", chk.reason);
+    pthread_mutex_lock((pthread_mutex_t *)&b->check_lock);
+    snprintf(m->down_reason, sizeof(m->down_reason), "%s", b->down_reason);
+    snprintf(m->admin_by, sizeof(m->admin_by), "%s", b->admin_by);
+    pthread_mutex_unlock((pthread_mutex_t *)&b->check_lock);
 }
 
 /* Everything after HELLO up to END. <*nsent> counts sessions. */
@@ -308,7 +316,10 @@ takeover_send_all(struct core *c, int sock, size_t *nsent, char *err)
         p = c->gen->pools[i];
         memset(&hp, 0, sizeof(hp));
         snprintf(hp.name, sizeof(hp.name), "%s", p->cf->name);
-        hp.rejected = p->nrejected != NULL ? atomic_load(p->nrejected) : 0;
+        hp.nrejected = REJECT_NREASONS;
+        for (j = 0; p->nrejected != NULL && j < REJECT_NREASONS; j++) {
+            hp.rejected[j] = atomic_load(&p->nrejected[j]);
+        }
         if (handover_encode_pool(&b, &hp) != MQ_OK ||
             takeover_send(sock, &b, NULL, 0) != MQ_OK) {
             goto io;
@@ -747,17 +758,47 @@ takeover_next_id(const struct takeover_in *in)
     return in->begin.next_id;
 }
 
+/*
+ * A backend the old process had added at runtime (DNS, the API): add it
+ * here too, so that its sessions and state have a place. NULL if it
+ * cannot be.
+ */
+static struct backend *
+takeover_add_backend(const struct handover_backend *m, struct core *c,
+                     struct pool *p)
+{
+    struct config_backend cb;
+
+    memset(&cb, 0, sizeof(cb));
+    snprintf(cb.name, sizeof(cb.name), "%s", m->name);
+    if (config_parse_addr(m->addr, &cb.addr) != MQ_OK) {
+        return NULL;
+    }
+    cb.weight = m->weight;
+    cb.max_conns = m->max_conns;
+    cb.max_connect_rate = m->max_connect_rate;
+    cb.backup = m->backup != 0;
+    if (members_add(&c->members, p, &cb, (enum backend_source)m->source)
+        != MQ_OK) {
+        return NULL;
+    }
+    return pool_find_backend(p, m->name);
+}
+
 /* Apply one backend's state; false if the config no longer has it. */
 static bool
-takeover_apply_backend(const struct handover_backend *m, struct gen *g)
+takeover_apply_backend(const struct handover_backend *m, struct core *c)
 {
-    struct pool *p = gen_find_pool(g, m->pool);
+    struct pool *p = gen_find_pool(c->gen, m->pool);
     struct backend *b = p != NULL ? pool_find_backend(p, m->name) : NULL;
-    unsigned file_weight = 0;
+    unsigned file_weight = m->config_weight;
     uint64_t now = mq_now_ms();
     size_t i;
 
-    if (b == NULL || strcmp(b->addr.text, m->addr) != 0) {
+    if (b == NULL && p != NULL && m->source != BACKEND_SOURCE_CONFIG) {
+        b = takeover_add_backend(m, c, p);
+    }
+    if (b == NULL || strcmp(backend_addr(b)->text, m->addr) != 0) {
         return false;
     }
     for (i = 0; i < p->cf->nbackends; i++) {
@@ -770,6 +811,7 @@ takeover_apply_backend(const struct handover_backend *m, struct gen *g)
         atomic_store(&b->weight, m->weight);
     }
     atomic_store(&b->up, m->up != 0);
+    atomic_store(&b->last_state, m->up != 0 ? BACKEND_UP : BACKEND_DOWN);
     atomic_store(&b->admin, (int)m->admin);
     atomic_store(&b->proto_drain, m->proto_drain != 0);
     atomic_store(&b->nfails_row, m->nfails_row);
@@ -790,24 +832,27 @@ takeover_apply_backend(const struct handover_backend *m, struct gen *g)
     b->check.at_ms = m->check_at_ms;
     snprintf(b->check.reason, sizeof(b->check.reason), "%s",
              m->check_reason);
+    snprintf(b->down_reason, sizeof(b->down_reason), "%s", m->down_reason);
+    snprintf(b->admin_by, sizeof(b->admin_by), "%s", m->admin_by);
     pthread_mutex_unlock(&b->check_lock);
     return true;
 }
 
 void
-takeover_apply_state(struct takeover_in *in, struct gen *g)
+takeover_apply_state(struct takeover_in *in, struct core *c)
 {
     struct pool *p;
-    size_t i;
+    size_t i, j;
 
     for (i = 0; i < in->npools; i++) {
-        p = gen_find_pool(g, in->pools[i].name);
-        if (p != NULL && p->nrejected != NULL) {
-            atomic_store(p->nrejected, in->pools[i].rejected);
+        p = gen_find_pool(c->gen, in->pools[i].name);
+        for (j = 0; p != NULL && p->nrejected != NULL &&
+             j < in->pools[i].nrejected && j < REJECT_NREASONS; j++) {
+            atomic_store(&p->nrejected[j], in->pools[i].rejected[j]);
         }
     }
     for (i = 0; i < in->nbackends; i++) {
-        if (!takeover_apply_backend(&in->backends[i], g)) {
+        if (!takeover_apply_backend(&in->backends[i], c)) {
             log_warn("takeover: backend %s/%s (%s) is not in this config, "
                      "its runtime state is dropped", in->backends[i].pool,
                      in->backends[i].name, in->backends[i].addr);

@@ -16,6 +16,7 @@
 #include "mqlb/admission.h"
 #include "mqlb/config.h"
 #include "mqlb/listen_set.h"
+#include "mqlb/members.h"
 
 struct admin;
 struct ctlsock;
@@ -35,6 +36,7 @@ struct core {
     unsigned            nworkers;
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
+    struct members      members;        /* runtime membership, DNS */
     struct admin       *admin;          /* owned */
     struct ctlsock     *ctl;            /* control_socket, or NULL */
     uint64_t           *handover_keep;  /* session ids a successor

@@ -62,8 +62,10 @@ int takeover_listen_set(struct takeover_in *in, unsigned nworkers,
 void takeover_listeners_taken(struct takeover_in *in,
                               const struct listen_set *built);
 
-/* Apply the backends' runtime state and the pools' counters to <g>. */
-void takeover_apply_state(struct takeover_in *in, struct gen *g);
+/* Apply the backends' runtime state and the pools' counters to <c>'s
+ * generation; backends added at runtime there are added here (after
+ * members_use). */
+void takeover_apply_state(struct takeover_in *in, struct core *c);
 
 /* The next session id the old process would have used. */
 uint64_t takeover_next_id(const struct takeover_in *in);

@@ -342,6 +342,10 @@ class Takeover(TakeoverCase):
         for path in ("/pools/p/backends/b1/drain", "/pools/p/backends/b2/disable",
                      "/pools/p/backends/b3/weight?value=7"):
             self.assertEqual(lb.http("POST", path)[0], 200, path)
+        # a backend added at runtime goes across too
+        code, body, _ = lb.http("POST", "/pools/p/backends", body=json.dumps(
+            {"name": "b5", "address": "127.0.0.1:%d" % echoes[0].port, "weight": 3}))
+        self.assertEqual(code, 201, body)
         # b4 refuses: passive failures take it down (no checks bring it up).
         for _ in range(8):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -349,14 +353,15 @@ class Takeover(TakeoverCase):
                 s.recv(1)
             if lb.backend("p", "b4")["state"] == "down":
                 break
+        names = ("b1", "b2", "b3", "b4", "b5")
         want = {n: (lb.backend("p", n)["state"], lb.backend("p", n)["weight"])
-                for n in ("b1", "b2", "b3", "b4")}
+                for n in names}
         self.assertEqual(want, {"b1": ("drain", 1), "b2": ("disabled", 1),
-                                "b3": ("up", 7), "b4": ("down", 1)})
+                                "b3": ("up", 7), "b4": ("down", 1), "b5": ("up", 3)})
         old = self.takeover(lb)
         wait_until(lambda: not old.alive(), 5, what="old exit")
         got = {n: (lb.backend("p", n)["state"], lb.backend("p", n)["weight"])
-               for n in ("b1", "b2", "b3", "b4")}
+               for n in names}
         self.assertEqual(got, want)
 
     def test_state_file_keeps_admin_changes_across_a_restart(self):
@@ -376,8 +381,12 @@ class Takeover(TakeoverCase):
         for path in ("/pools/p/backends/b1/drain", "/pools/p/backends/b2/disable",
                      "/pools/p/backends/b3/weight?value=7"):
             self.assertEqual(lb.http("POST", path)[0], 200, path)
+        code, body, _ = lb.http("POST", "/pools/p/backends", body=json.dumps(
+            {"name": "b9", "address": "127.0.0.1:%d" % echoes[1].port, "weight": 2}))
+        self.assertEqual(code, 201, body)
         with open(state) as f:
             text = f.read()
+        self.assertIn("add p b9 127.0.0.1:%d weight=2" % echoes[1].port, text)
         self.assertIn("backend p b1 admin=drain", text)
         self.assertIn("backend p b3 weight=7 file_weight=1 admin=ready", text)
         lb.proc.stop()
@@ -385,8 +394,9 @@ class Takeover(TakeoverCase):
         lb.proc.start()
         lb.wait_ready()
         got = {n: (lb.backend("p", n)["state"], lb.backend("p", n)["weight"])
-               for n in ("b1", "b2", "b3")}
-        self.assertEqual(got, {"b1": ("drain", 1), "b2": ("disabled", 1), "b3": ("up", 7)})
+               for n in ("b1", "b2", "b3", "b9")}
+        self.assertEqual(got, {"b1": ("drain", 1), "b2": ("disabled", 1), "b3": ("up", 7),
+                               "b9": ("up", 2)})
         # enable goes into the file too
         self.assertEqual(lb.http("POST", "/pools/p/backends/b1/enable")[0], 200)
         with open(state) as f:
