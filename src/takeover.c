@@ -465,8 +465,8 @@ takeover_serve(void *ctx, int fd, pid_t pid)
         goto thaw;
     }
     /* The commit. The path is free before the successor hears DONE. */
-    ctlsock_stop(c->ctl);
-    c->ctl = NULL;
+    ctlsock_stop(c->ctlsock);
+    c->ctlsock = NULL;
     {
         struct handover_buf b;
 
