@@ -4,13 +4,27 @@
  * the one way out (nginx's ngx_stream_proxy_finalize); callbacks return
  * right after calling it.
  *
- *   accept ─> [HANDSHAKE] ─> [PEEK] ─> CONNECTING ─ok─> [UP_HANDSHAKE] ─>
- *    (tls listener:           (mqtt-client-id:   │  ^      (backend_tls)
- *     TLS with the client,     read CONNECT)     │  │ failed or timed out:
- *     tls_handshake_timeout)                     └──┘ next backend
+ *  accept ─┬─> [HANDSHAKE] ─┬─> [PEEK] ─┐    [X]: only with a tls listener,
+ *          ├────────────────┘           │    mqtt-client-id, sni on a plain
+ *          └─> [HELLO] ─────────────┐   │    address, backend_tls
+ *                                   v   v
+ *           ┌─ next backend ──> CONNECTING <─── retry, 0.1 s ───┐
+ *           │  (refused or        │ │    │                       │
+ *           │   timed out,        │ │    └─ no socket ─> WAIT_FD ─┘
+ *           │   within retries) ──┘ │
+ *           │                       │ connected
+ *           │                       v
+ *           │               [UP_HANDSHAKE]
+ *           │                       │
+ *           │                       v
+ *           └── replay ────── RELAYING ──────> closed
+ *        (the broker failed before its first byte:
+ *         the client's bytes go to the next backend)
  *
- *   ─> RELAYING ──> close (both directions ended, error, idle timeout,
- *                          shutdown)
+ * Every state ends in session_close(): both directions ended, an error,
+ * the idle timeout, the down sweep, shutdown, no live backend, the
+ * retries used up, a timeout while peeking or handshaking, or no
+ * descriptor for connect_timeout.
  *
  * While relaying, each direction runs relay_pump() through the plain or
  * TLS I/O ops of its ends, and says what it waits for; session_watch()
