@@ -29,8 +29,7 @@ listen_set_reuse(const struct listen_set_fd *old, size_t nold,
     bool taken;
 
     for (k = 0; k < nold; k++) {
-        if (old[k].addr.len != a->len ||
-            memcmp(&old[k].addr.ss, &a->ss, a->len) != 0) {
+        if (!config_addr_equal(&old[k].addr, a)) {
             continue;
         }
         taken = false;

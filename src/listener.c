@@ -49,7 +49,7 @@ listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
                 enum reject_reason reason, struct log_ratelimit *rl,
                 const char *why)
 {
-    char addr[64];
+    char addr[NET_ADDR_LEN];
 
     net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
     listener_log_refusal(rl, addr, why, l->pool->cf->name);

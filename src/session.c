@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,6 +47,10 @@
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
 #define SESSION_REPLAY_WINDOW_S 1.0
+
+/* Bytes relayed between two updates of the backend's byte counters (and
+ * at close), so that /status moves during a long transfer. */
+#define SESSION_ACCOUNT_BYTES   65536
 
 /* Out of descriptors for the broker socket: try again this often, for up
  * to connect_timeout, while the client waits. */
@@ -79,6 +85,7 @@ struct session {
     uint64_t            key;            /* hash for source/client-id */
     ev_tstamp           last_active;    /* for the idle timeout */
     uint64_t            start_ms;
+    uint64_t            connect_at_us;  /* monotonic, of the connect */
     uint64_t            bytes_in_acct;  /* already added to the backend */
     uint64_t            bytes_out_acct;
     const char         *first_fin;      /* who ended first, for the log */
@@ -86,7 +93,7 @@ struct session {
     ev_tstamp           connected_at;   /* when the broker connect ended */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct admission_ticket ticket;     /* slots held; the client address */
-    char                client_text[64];
+    char                client_text[NET_ADDR_LEN];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
     struct pool       **route;          /* SNI candidates, one reference
@@ -166,6 +173,15 @@ session_stop_watchers(struct session *s)
     ev_timer_stop(loop, &s->timer);
 }
 
+/* (Re)start the session's one timer to fire once, <secs> from now. */
+static void
+session_timer_arm(struct session *s, ev_tstamp secs)
+{
+    ev_timer_stop(s->env->loop, &s->timer);
+    ev_timer_set(&s->timer, secs, 0.);
+    ev_timer_start(s->env->loop, &s->timer);
+}
+
 /* Drop the upstream connection (before a retry, or at close). */
 static void
 session_drop_upstream(struct session *s)
@@ -225,6 +241,7 @@ session_close(struct session *s, const char *reason)
     ls.bytes_in = s->up.nbytes;
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
+    pool_count_duration(s->pool, ls.duration_ms);
     ls.end = reason;
     if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
         /* A client that never finished its TLS handshake or ClientHello
@@ -267,70 +284,132 @@ session_sweep_down(struct session_env *env)
     }
 }
 
+/* True when <s> is in <pool> with <backend> (NULL or "" = any) and <id>. */
+static bool
+session_matches(const struct session *s, const char *pool,
+                const char *backend, uint64_t id)
+{
+    if (id != 0 && s->id != id) {
+        return false;
+    }
+    if (pool != NULL && pool[0] != '\0' &&
+        strcmp(s->pool->cf->name, pool) != 0) {
+        return false;
+    }
+    if (backend != NULL && backend[0] != '\0' &&
+        (s->b == NULL || strcmp(s->b->name, backend) != 0)) {
+        return false;
+    }
+    return true;
+}
+
+size_t
+session_list(struct session_env *env, const char *pool, const char *backend,
+             struct session_info *out, size_t max)
+{
+    struct session *s;
+    ev_tstamp now = ev_now(env->loop);
+    uint64_t now_ms = mq_now_ms();
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL && n < max; s = s->next) {
+        if (!session_matches(s, pool, backend, 0)) {
+            continue;
+        }
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].id = s->id;
+        snprintf(out[n].client, sizeof(out[n].client), "%s", s->client_text);
+        snprintf(out[n].pool, sizeof(out[n].pool), "%s", s->pool->cf->name);
+        if (s->b != NULL) {
+            snprintf(out[n].backend, sizeof(out[n].backend), "%s",
+                     s->b->name);
+        }
+        out[n].age_ms = now_ms > s->start_ms ? now_ms - s->start_ms : 0;
+        out[n].bytes_in = s->up.nbytes;
+        out[n].bytes_out = s->down.nbytes;
+        out[n].idle_ms = now > s->last_active && s->last_active > 0
+                         ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
+        out[n].idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+        n++;
+    }
+    return n;
+}
+
+size_t
+session_close_matching(struct session_env *env, const char *pool,
+                       const char *backend, uint64_t id, const char *reason)
+{
+    struct session *s, *next;
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (session_matches(s, pool, backend, id)) {
+            session_close(s, reason);
+            n++;
+        }
+    }
+    return n;
+}
+
 /* ---- relaying -------------------------------------------------------- */
 
 /*
- * A socket is ready: run the direction(s) waiting for that. Client
- * readable serves the upstream direction's reads and, with TLS, a
- * downstream write that needs to read first; and so on for the others.
+ * One step of the TLS handshake on <ssl>, watched by <w> on <fd>. On
+ * MQ_AGAIN <w> waits for what OpenSSL wants next; otherwise <w> is
+ * stopped and MQ_OK or MQ_ERR (with <why> and <err>) returned.
+ */
+static int
+session_tls_step(struct session *s, struct ssl_st *ssl, ev_io *w, int fd,
+                 enum tls_result *why, char *err, size_t errlen)
+{
+    struct ev_loop *loop = s->env->loop;
+    int want, rc;
+
+    rc = tls_handshake(ssl, &want, why, err, errlen);
+    ev_io_stop(loop, w);
+    if (rc == MQ_AGAIN) {
+        ev_io_set(w, fd, want == RELAY_WANT_WRITE ? EV_WRITE : EV_READ);
+        ev_io_start(loop, w);
+    }
+    return rc;
+}
+
+/* Relay through <ssl> on the client's side (<client>) or the broker's. */
+static void
+session_use_tls(struct session *s, struct ssl_st *ssl, int client)
+{
+    struct relay_dir *from = client ? &s->up : &s->down;
+    struct relay_dir *to = client ? &s->down : &s->up;
+
+    from->src_io = to->dst_io = &tls_relay_io;
+    from->src_conn = to->dst_conn = ssl;
+}
+
+/*
+ * A relay watcher fired (the four share this callback; w->data is the
+ * session). A readable or writable socket serves the direction that
+ * waits for exactly that, first the one whose wait is the unusual kind
+ * (with TLS a write may need to read, a read to write): client readable
+ * runs the downstream direction if its write waits to read, then the
+ * upstream direction if it waits to read; and so on for the other three.
  */
 static void
-session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+session_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, c_r);
+    struct session *s = w->data;
+    int write = (revents & EV_WRITE) != 0;
+    int first = (w->fd == s->cfd) != write;     /* 1: the downstream */
+    struct relay_dir *d = first ? &s->down : &s->up;
+    struct relay_dir *other = first ? &s->up : &s->down;
 
     (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_DST_READ && session_pump(s, 1) != MQ_OK) {
+    if (d->wait == (write ? RELAY_WAIT_SRC_WRITE : RELAY_WAIT_DST_READ) &&
+        session_pump(s, first) != MQ_OK) {
         return;
     }
-    if (s->up.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 1) != MQ_OK) {
-        return;
-    }
-    if (s->up.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_r);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_DST_READ && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 1);
-    }
-}
-
-static void
-session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, c_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 1);
+    if (other->wait == (write ? RELAY_WAIT_DST_WRITE : RELAY_WAIT_SRC_READ)) {
+        session_pump(s, !first);
     }
 }
 
@@ -416,7 +495,7 @@ session_pump(struct session *s, int from_upstream)
         session_tap_release(s);     /* an idle session holds no buffer */
     }
     if (s->replayable && session_broker_failed(s, from_upstream, st)) {
-        session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
+        session_replay(s, st == RELAY_EOF ? ECONNRESET : d->err);
         return MQ_ERR;
     }
     switch (st) {
@@ -440,12 +519,12 @@ session_pump(struct session *s, int from_upstream)
         return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
-        snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
-                 : dst, errno == ECONNRESET ? "reset" : errno == EPIPE
-                 ? "closed" : "error");
-        if (errno != ECONNRESET && errno != EPIPE) {
+        if (d->err == ECONNRESET || d->err == EPIPE) {
+            snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC
+                     ? src : dst, d->err == EPIPE ? "closed" : "reset");
+        } else {
             snprintf(reason, sizeof(reason), "%s error: %s",
-                     st == RELAY_ERR_SRC ? src : dst, strerror(errno));
+                     st == RELAY_ERR_SRC ? src : dst, strerror(d->err));
         }
         session_close(s, reason);
         return MQ_ERR;
@@ -454,7 +533,8 @@ session_pump(struct session *s, int from_upstream)
         return MQ_ERR;
     }
     if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
-                                      : s->bytes_in_acct)) >= 65536) {
+                                      : s->bytes_in_acct))
+        >= SESSION_ACCOUNT_BYTES) {
         session_account(s);
     }
     return MQ_OK;
@@ -488,7 +568,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect(s);
         return;
     case SESSION_RELAYING:
-        idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
+        idle = mq_secs(s->pool->cf->idle_timeout_ms);
         left = s->last_active + idle - ev_now(loop);
         if (left > 0.001) {
             /* There was traffic since: sleep for the rest. */
@@ -546,8 +626,8 @@ session_start_relay(struct session *s)
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
     ev_timer_stop(loop, &s->timer);
-    ev_io_init(&s->u_r, session_upstream_read_cb, s->ufd, EV_READ);
-    ev_io_init(&s->u_w, session_upstream_write_cb, s->ufd, EV_WRITE);
+    ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
+    ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
     s->up.src = s->cfd;
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
@@ -563,7 +643,7 @@ session_start_relay(struct session *s)
     }
     s->last_active = ev_now(loop);
     if (cf->idle_timeout_ms > 0) {
-        s->timer.repeat = (ev_tstamp)cf->idle_timeout_ms / 1000.0;
+        s->timer.repeat = mq_secs(cf->idle_timeout_ms);
         ev_timer_again(loop, &s->timer);
     }
     ev_io_start(loop, &s->u_r);
@@ -575,30 +655,22 @@ session_start_relay(struct session *s)
 static void
 session_up_handshake(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->ussl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->ussl, &s->u_w, s->ufd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->u_w);
-        ev_io_set(&s->u_w, s->ufd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->u_w);
         return;
     }
-    ev_io_stop(loop, &s->u_w);
     if (rc == MQ_ERR) {
         snprintf(what, sizeof(what), "TLS handshake failed (%s)", err);
         session_connect_failed(s, what, EPROTO);
         session_connect(s);
         return;
     }
-    s->up.dst_io = &tls_relay_io;
-    s->up.dst_conn = s->ussl;
-    s->down.src_io = &tls_relay_io;
-    s->down.src_conn = s->ussl;
+    session_use_tls(s, s->ussl, 0);
     session_start_relay(s);
 }
 
@@ -654,6 +726,7 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
+    histo_observe_us(&s->b->connect_time, mq_now_us() - s->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -663,7 +736,7 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, s->b->addr.text);
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, backend_addr(s->b)->text);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;
@@ -672,9 +745,7 @@ session_connected(struct session *s)
         ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
         if (!ev_is_active(&s->timer)) {
             /* connect_timeout bounds the connect and the handshake */
-            ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
-                         / 1000.0, 0.);
-            ev_timer_start(s->env->loop, &s->timer);
+            session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         }
         session_up_handshake(s);
         return;
@@ -693,7 +764,7 @@ session_connect_failed(struct session *s, const char *what, int err)
         pool_report_down(s->pool);
     }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
-             s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
+             s->pool->cf->name, s->b->name, backend_addr(s->b)->text, what, err,
              strerror(err), (unsigned long long)s->id, s->client_text);
     pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
@@ -740,14 +811,12 @@ session_wait_fd(struct session *s, int err)
                  "waiting", (unsigned long long)s->id, s->client_text,
                  strerror(err));
     } else if (now - s->fd_wait_since >
-               (ev_tstamp)s->pool->cf->connect_timeout_ms / 1000.0) {
+               mq_secs(s->pool->cf->connect_timeout_ms)) {
         session_close(s, "no descriptor for the broker connection");
         return;
     }
     s->state = SESSION_WAIT_FD;
-    ev_timer_stop(loop, &s->timer);
-    ev_timer_set(&s->timer, SESSION_FD_RETRY_S, 0.);
-    ev_timer_start(loop, &s->timer);
+    session_timer_arm(s, SESSION_FD_RETRY_S);
 }
 
 /* Pick a backend not yet tried and connect to it, within the retries. */
@@ -756,6 +825,7 @@ session_connect(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
+    const struct config_addr *addr;
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
@@ -774,8 +844,13 @@ session_connect(struct session *s)
             session_close(s, "no live backends");
             return;
         }
+        if (s->ntries > 0) {
+            pool_count_retry(s->pool);
+        }
         s->ntries++;
-        fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
+        addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+        s->connect_at_us = mq_now_us();
+        fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                          &in_progress);
         if (fd == -1) {
             if (net_is_shortage(errno)) {
@@ -793,10 +868,7 @@ session_connect(struct session *s)
         }
         ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
         ev_io_start(loop, &s->u_w);
-        ev_timer_stop(loop, &s->timer);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
 }
@@ -874,7 +946,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         s->key = lb_hash(id, idlen);
     }
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged. */
     session_connect(s);
@@ -1013,7 +1085,7 @@ session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     session_route_switch(s, p);
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged; the MQTT
      * CONNECT is inside TLS, so the key stays the client's address. */
@@ -1029,15 +1101,12 @@ session_begin(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
         s->state = SESSION_PEEK;
         ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
         ev_io_start(loop, &s->c_r);
-        ev_timer_stop(loop, &s->timer);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
     session_connect(s);
@@ -1049,14 +1118,11 @@ session_handshake(struct session *s)
     struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->cssl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->cssl, &s->c_r, s->cfd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->c_r);
-        ev_io_set(&s->c_r, s->cfd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->c_r);
         return;
     }
     if (rc == MQ_ERR && s->sni_refused) {
@@ -1082,10 +1148,7 @@ session_handshake(struct session *s)
     }
     ev_io_stop(loop, &s->c_r);
     ev_timer_stop(loop, &s->timer);
-    s->up.src_io = &tls_relay_io;
-    s->up.src_conn = s->cssl;
-    s->down.dst_io = &tls_relay_io;
-    s->down.dst_conn = s->cssl;
+    session_use_tls(s, s->cssl, 1);
     session_begin(s);
 }
 
@@ -1141,14 +1204,16 @@ session_create(struct session_env *env, const struct session_entry *e,
     s->cfd = fd;
     s->ufd = -1;
     s->start_ms = mq_now_ms();
+    pool_count_session(pool);
     s->key = session_addr_hash(&s->ticket.peer);
     s->replayable = 1;
     net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
                sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
-    ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
-    ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
+    ev_io_init(&s->c_r, session_io_cb, fd, EV_READ);
+    ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
+    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
     session_link(env, s);
 
@@ -1174,9 +1239,7 @@ session_create(struct session_env *env, const struct session_entry *e,
         s->state = SESSION_HELLO;
         ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
         ev_io_start(env->loop, &s->c_r);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         return MQ_OK;
     }
     if (e->tls && cf->tls_server != NULL) {
@@ -1188,9 +1251,7 @@ session_create(struct session_env *env, const struct session_entry *e,
         }
         s->state = SESSION_HANDSHAKE;
         ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         session_handshake(s);
         return MQ_OK;
     }

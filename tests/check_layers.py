@@ -18,12 +18,12 @@ LAYERS = [
         proxy_proto mqtt_connect probe nats_watch histo procstat notify
         tls tls_hello heartbeat lifetime rate rebalance fdpass handover
         ctlsock ctl state_file reject
-        admin_api admin_guard resolver waitq"""),
+        admin_api admin_guard privsep resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health
-        stats rebalancer"""),
+        stats rebalancer discovery"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
-    ("process", True, "gen admin mgmt proc core reload"),
+    ("process", True, "gen admin mgmt mgmt_api members proc core reload"),
     ("program", True, "main"),
 ]
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/histo.h"
 #include "mqlb/reject.h"
 #include "mqlb/tls.h"
 
@@ -31,6 +32,16 @@ typedef void (*pool_stale_fn)(void *ctx, struct pool *pool);
 /* Backends already tried by one session (bit = backend index). */
 struct pool_tried {
     uint64_t            bits[CONFIG_MAX_BACKENDS / 64];
+};
+
+/*
+ * Counters of a pool name that outlive reloads (kept by the owner beside
+ * the rejections), for /metrics.
+ */
+struct pool_counters {
+    _Atomic uint64_t    sessions;       /* sessions accepted */
+    _Atomic uint64_t    retries;        /* another backend tried */
+    struct histo        duration;       /* finished sessions' lifetimes */
 };
 
 struct pool {
@@ -54,6 +65,8 @@ struct pool {
     struct lb_cand     *cands;          /* scratch, guarded by <lock> */
     _Atomic uint64_t   *nrejected;      /* REJECT_NREASONS counters, by
                                            reason, shared across reloads */
+    struct pool_counters *ctr;          /* shared across reloads; set by
+                                           the owner, may be NULL */
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
@@ -124,6 +137,31 @@ bool pool_has_up_backend(const struct pool *p);
  */
 void pool_report_down(struct pool *p);
 
+/* Session accounting for /metrics (any worker). */
+static inline void
+pool_count_session(struct pool *p)
+{
+    if (p->ctr != NULL) {
+        atomic_fetch_add_explicit(&p->ctr->sessions, 1, memory_order_relaxed);
+    }
+}
+
+static inline void
+pool_count_retry(struct pool *p)
+{
+    if (p->ctr != NULL) {
+        atomic_fetch_add_explicit(&p->ctr->retries, 1, memory_order_relaxed);
+    }
+}
+
+static inline void
+pool_count_duration(struct pool *p, uint64_t ms)
+{
+    if (p->ctr != NULL) {
+        histo_observe_us(&p->ctr->duration, ms * 1000);
+    }
+}
+
 /* Count a client <p> turned away for <why>. */
 static inline void
 pool_reject(struct pool *p, enum reject_reason why)
@@ -135,11 +173,12 @@ pool_reject(struct pool *p, enum reject_reason why)
  * Membership, on the owner's thread only. Add <b> (the pool takes a
  * reference) or remove it (the pool drops its reference): the balancer
  * is rebuilt for the new members before the lock is taken, then both are
- * swapped in at once. MQ_ERR with errno ENOSPC (full), ENOENT (not a
- * member) or ENOMEM; nothing changed then.
+ * swapped in at once. With <if_idle>, only while <b> has no session
+ * (checked under the lock). MQ_ERR with errno ENOSPC (full), ENOENT (not
+ * a member), EBUSY (a session) or ENOMEM; nothing changed then.
  */
 int pool_add_backend(struct pool *p, struct backend *b);
-int pool_remove_backend(struct pool *p, struct backend *b);
+int pool_remove_backend(struct pool *p, struct backend *b, bool if_idle);
 
 /*
  * Rebuild the balancer from the backends' current states (the owner's

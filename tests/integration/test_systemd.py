@@ -3,6 +3,7 @@ STOPPING, WATCHDOG) on a NOTIFY_SOCKET the test owns, journald priority
 prefixes when JOURNAL_STREAM names stderr, and `mqlb -s reload|stop|status`
 waiting for the outcome."""
 
+import json
 import os
 import signal
 import socket
@@ -152,6 +153,13 @@ class SignalCommand(unittest.TestCase):
         return subprocess.run([MQLB_BIN, "-s", cmd, "-c", lb.path], capture_output=True,
                               text=True, timeout=60)
 
+    @staticmethod
+    def pools(lb):
+        code, body, _ = lb.http("GET", "/status",
+                                headers={"Authorization": "Bearer t0ken-for-ctl"})
+        assert code == 200, code
+        return [p["name"] for p in json.loads(body)["pools"]]
+
     def test_reload_good_bad_then_stop(self):
         redis = RedisServer()
         port = free_port()
@@ -165,7 +173,7 @@ class SignalCommand(unittest.TestCase):
                      "backend = x 127.0.0.1:%d\n" % (free_port(), redis.port))
             r = self.ctl(lb, "reload")
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            self.assertIn("r2", self.pools(lb))
             # a bad file: exit 1, the errors as FILE:LINE, the old config stays
             lb.write(pool_text(port, redis) + "[pool r3]\nlisten = 127.0.0.1:%d\n"
                      "backend = x 127.0.0.1:99999\nbalanse = rr\n" % free_port())
@@ -173,7 +181,7 @@ class SignalCommand(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertRegex(r.stderr, r"%s:\d+: " % lb.path)
             self.assertIn("balanse", r.stderr)
-            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            self.assertIn("r2", self.pools(lb))
             self.assertTrue(lb.alive())
             # stop waits for the exit
             r = self.ctl(lb, "stop")
@@ -207,3 +215,35 @@ class SignalCommand(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class JsonEvents(unittest.TestCase):
+    def test_state_change_and_admin_action_carry_fields(self):
+        redis = RedisServer()
+        port = free_port()
+        lb = Mqlb("[pool r]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                  "check_interval = 200ms\nfall = 1\nbackend = r1 127.0.0.1:%d\n"
+                  % (port, redis.port), global_extra="log_format = json\n")
+        try:
+            code, _, _ = lb.http("POST", "/pools/r/backends/r1/drain")
+            self.assertEqual(code, 200)
+            redis.stop()
+
+            def events():
+                out = []
+                for line in lb.output().splitlines():
+                    obj = json.loads(line)
+                    if obj.get("event") in ("backend_state", "backend_admin"):
+                        out.append(obj)
+                return out
+            wait_until(lambda: any(e.get("to") == "down" for e in events()), 10,
+                       what="down event")
+            down = [e for e in events() if e.get("to") == "down"][0]
+            self.assertEqual((down["pool"], down["backend"], down["from"], down["state"]),
+                             ("r", "r1", "up", "down"))
+            self.assertTrue(down["reason"].startswith("check failed: "), down)
+            self.assertEqual(down["level"], "warn")
+            admin = [e for e in events() if e["event"] == "backend_admin"][0]
+            self.assertEqual((admin["state"], admin["client"]), ("drain", "127.0.0.1"))
+        finally:
+            lb.stop()
