@@ -19,7 +19,8 @@
  *           │                       v
  *           └── replay ────── RELAYING ──────> closed
  *        (the broker failed before its first byte:
- *         the client's bytes go to the next backend)
+ *         the client's bytes go to the next backend;
+ *         once the client spoke, only with replay = on)
  *
  * Every state ends in session_close(): both directions ended, an error,
  * the idle timeout, the down sweep, shutdown, no live backend, the

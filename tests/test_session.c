@@ -505,7 +505,7 @@ Test(session, a_broker_dying_before_its_first_byte_is_replaced_unseen)
     enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
     int c, a, b;
 
-    bench_start(k, 2, "retries = 1\n");
+    bench_start(k, 2, "retries = 1\nreplay = on\n");
     c = bench_client();
     a = bench_accept(0);
     bench_send(c, "SET k v\r\n");
@@ -516,7 +516,9 @@ Test(session, a_broker_dying_before_its_first_byte_is_replaced_unseen)
     bench_expect(b, "SET k v\r\n");
     bench_send(b, "+OK\r\n");
     bench_expect(c, "+OK\r\n");
-    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0,
+                 "a close after the client spoke is never the broker's "
+                 "failure: clients cannot take a broker down");
     cr_expect_eq(B.nclosed, 0, "the client never noticed");
     /* After the replay the session relays as any other. */
     bench_send(c, "GET k\r\n");
@@ -528,6 +530,25 @@ Test(session, a_broker_dying_before_its_first_byte_is_replaced_unseen)
     bench_expect_gone(1);
     cr_expect_eq(atomic_load(&bench_backend(1)->bytes_in), 16,
                  "bytes counted once, on the backend that took them");
+    bench_stop();
+}
+
+Test(session, without_replay_a_broker_dying_after_the_client_spoke_ends_it)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    int c, a;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client();
+    a = bench_accept(0);
+    bench_send(c, "INCR n\r\n");
+    bench_expect(a, "INCR n\r\n");
+    close(a);
+    bench_expect_eof(c);
+    close(c);
+    bench_expect_gone(1);
+    bench_no_accept(1, 50);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0);
     bench_stop();
 }
 
