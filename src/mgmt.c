@@ -16,6 +16,7 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/core.h"
 #include "mqlb/gen.h"
+#include "mqlb/persist.h"
 #include "mqlb/members.h"
 #include "mqlb/pool.h"
 #include "mqlb/procstat.h"
@@ -175,6 +176,10 @@ mgmt_action(void *ctx, const char *pool, const char *backend,
         rc = ADMIN_BAD_VALUE;
     } else {
         backend_set_weight(b, value);
+    }
+    if (rc == MQ_OK) {
+        /* A restart keeps what the operator set (state_file). */
+        (void)persist_save(c->gen, c->gen->cf->state_file);
     }
     pthread_mutex_unlock(&c->gen_lock);
     return rc;
