@@ -217,6 +217,8 @@ session_close(struct session *s, const char *reason)
     ls.bytes_in = s->up.nbytes;
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.idle_ms = s->pool->cf->idle_timeout_ms == CONFIG_IDLE_AUTO ? 0
+                 : s->pool->cf->idle_timeout_ms;
     ls.end = reason;
     if (s->state != SESSION_HANDSHAKE) {
         /* A client that never finished its TLS handshake (scanners, bad
