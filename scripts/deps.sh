@@ -11,7 +11,7 @@ mosquitto-clients nats-server procps iproute2 python3-prometheus-client
 chromium nodejs nginx libnginx-mod-stream libssl-dev openssl libc-ares-dev
 libsystemd-dev dnsmasq-base prometheus"
 # `deps.sh brokers`: also the brokers of `make test-brokers` (slow to start).
-[ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server"
+[ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server python3-pika"
 # `deps.sh --fuzz`: clang-14 and its runtime, which carries libFuzzer.
 [ "$1" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
