@@ -54,7 +54,7 @@ INSTALL_PATHS  = -e 's|/usr/local/sbin|$(sbindir)|g' \
                  -e 's|/usr/local/lib/systemd/system|$(systemdunitdir)|g' \
                  -e 's|/usr/local/share/doc/mqlb|$(docdir)|g'
 
-.PHONY: all deps test unit integration test-brokers demo bench clean
+.PHONY: all deps test unit layers integration test-brokers demo bench clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -82,8 +82,12 @@ $(BUILD):
 deps:
 	@scripts/deps.sh
 
-unit: $(BUILD)/unit_tests
+unit: $(BUILD)/unit_tests layers
 	$(BUILD)/unit_tests --jobs 2
+
+# Calls go down, notifications come up through hooks (tests/check_layers.py).
+layers:
+	@python3 tests/check_layers.py
 
 integration: $(BIN)
 	MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py

@@ -22,10 +22,13 @@
  * slot for seconds at most and never all of them: a GET /health sent in
  * one packet, as keepalived sends it, always finds a slot.
  *
- * Auth: with a token, every request needs "Authorization: Bearer TOKEN".
- * The dashboard page alone also accepts "?token=TOKEN", because a browser
- * cannot add a header to the address it is told to open; the page holds no
- * data and sends the token as a header on its own requests.
+ * Browser guards first (admin_guard.h): a Host that is not this admin
+ * port's (DNS rebinding) and, on POST, an Origin of another site are
+ * refused with 403, token or not.
+ *
+ * Auth: with a token, every request needs "Authorization: Bearer TOKEN",
+ * except GET / : the dashboard page holds no data, asks for the token and
+ * sends it as a header on its own requests.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -44,6 +49,7 @@
 #include <microhttpd.h>
 
 #include "mqlb/admin.h"
+#include "mqlb/admin_guard.h"
 #include "mqlb/common.h"
 #include "mqlb/log.h"
 
@@ -91,8 +97,12 @@ struct admin_conn {
 struct admin {
     struct MHD_Daemon  *daemon;         /* NULL until started */
     struct admin_ops    ops;            /* copied from the caller */
-    pthread_mutex_t     token_lock;     /* guards <token> (reload) */
+    pthread_mutex_t     token_lock;     /* guards <token> and <hosts>
+                                           (reload) */
     char               *token;          /* owned; NULL = no auth */
+    char               *hosts;          /* owned [admin] allowed_hosts;
+                                           NULL = none */
+    struct config_addr  listen;         /* for the Host check */
     atomic_bool         starting;       /* MHD messages go to start_err */
     char                start_err[MQ_ERR_LEN];  /* last message at start */
     pthread_mutex_t     conns_lock;     /* guards the members below */
@@ -459,10 +469,38 @@ admin_action_name(enum admin_action act)
     return "unknown";
 }
 
+/* The client's address as text ("127.0.0.1", "::1") into <out>. */
+static void
+admin_peer(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *info;
+    const struct sockaddr *sa;
+    const void *ip;
+
+    snprintf(out, size, "unknown");
+    info = MHD_get_connection_info(conn,
+                                   MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL) {
+        return;
+    }
+    sa = info->client_addr;
+    if (sa->sa_family == AF_INET) {
+        ip = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        ip = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    } else {
+        return;
+    }
+    if (inet_ntop(sa->sa_family, ip, out, (socklen_t)size) == NULL) {
+        snprintf(out, size, "unknown");
+    }
+}
+
 static enum MHD_Result
 admin_do_action(struct admin *a, struct MHD_Connection *conn,
                 const struct admin_req *req)
 {
+    char who[INET6_ADDRSTRLEN];
     json_t *o;
     char *text;
     int rc;
@@ -471,8 +509,9 @@ admin_do_action(struct admin *a, struct MHD_Connection *conn,
         return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                 "actions unavailable", NULL, false);
     }
+    admin_peer(conn, who, sizeof(who));
     rc = a->ops.action(a->ops.ctx, req->pool, req->backend, req->action,
-                       req->value);
+                       req->value, who);
     switch (rc) {
     case MQ_OK:
         break;
@@ -514,41 +553,74 @@ admin_do_action(struct admin *a, struct MHD_Connection *conn,
 
 /* True when the request may proceed: see the auth note at the top. */
 static bool
-admin_authorized(struct admin *a, struct MHD_Connection *conn,
-                 const char *method, const char *url)
+admin_authorized(struct admin *a, struct MHD_Connection *conn)
 {
-    const char *hdr, *qtoken;
+    const char *hdr;
     bool ok;
 
     pthread_mutex_lock(&a->token_lock);
     if (a->token == NULL) {
         ok = true;
-        goto out;
+    } else {
+        hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                          MHD_HTTP_HEADER_AUTHORIZATION);
+        ok = admin_token_ok(hdr, a->token);
     }
-    hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                      MHD_HTTP_HEADER_AUTHORIZATION);
-    ok = admin_token_ok(hdr, a->token);
-    if (ok || strcmp(url, "/") != 0 || !admin_is_get(method)) {
-        goto out;
-    }
-    qtoken = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-                                         "token");
-    ok = admin_token_equal(qtoken, a->token);
-out:
     pthread_mutex_unlock(&a->token_lock);
     return ok;
 }
 
-/* Answer a complete request: auth, route, then the endpoint. */
+/*
+ * The browser guards (admin_guard.h): 0 when the request may go on, else
+ * the 403 message. A Host that is not ours (DNS rebinding) is refused on
+ * every request; an Origin that is not ours on every request that acts.
+ */
+static const char *
+admin_guarded(struct admin *a, struct MHD_Connection *conn,
+              const char *method)
+{
+    const char *host, *origin;
+    bool ok;
+
+    host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_HOST);
+    pthread_mutex_lock(&a->token_lock);
+    ok = admin_guard_host_ok(host, &a->listen, a->hosts);
+    pthread_mutex_unlock(&a->token_lock);
+    if (!ok) {
+        return "host not allowed: add it to [admin] allowed_hosts";
+    }
+    if (admin_is_get(method)) {
+        return NULL;
+    }
+    origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_ORIGIN);
+    if (!admin_guard_origin_ok(origin, host)) {
+        return "cross-site request refused";
+    }
+    return NULL;
+}
+
+/*
+ * Answer a complete request: the browser guards, auth, route, then the
+ * endpoint. The dashboard page needs no token: it holds no data, and it
+ * asks for the token the API wants.
+ */
 static enum MHD_Result
 admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
              const char *method)
 {
     struct admin_req req;
-    const char *value;
+    const char *value, *refused;
     int status;
 
-    if (!admin_authorized(a, conn, method, url)) {
+    refused = admin_guarded(a, conn, method);
+    if (refused != NULL) {
+        return admin_send_error(conn, MHD_HTTP_FORBIDDEN, refused, NULL,
+                                false);
+    }
+    if (!(strcmp(url, "/") == 0 && admin_is_get(method)) &&
+        !admin_authorized(a, conn)) {
         return admin_send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                                 NULL, true);
     }
@@ -885,6 +957,7 @@ admin_start(const struct config_addr *listen, const char *token,
         return NULL;
     }
     a->ops = *ops;
+    a->listen = *listen;
     pthread_mutex_init(&a->token_lock, NULL);
     pthread_mutex_init(&a->conns_lock, NULL);
     pthread_cond_init(&a->conns_cond, NULL);
@@ -945,6 +1018,24 @@ admin_start(const struct config_addr *listen, const char *token,
 }
 
 int
+admin_set_hosts(struct admin *a, const char *names)
+{
+    char *copy = NULL;
+
+    if (names != NULL && names[0] != '\0') {
+        copy = strdup(names);
+        if (copy == NULL) {
+            return MQ_ERR;
+        }
+    }
+    pthread_mutex_lock(&a->token_lock);
+    free(a->hosts);
+    a->hosts = copy;
+    pthread_mutex_unlock(&a->token_lock);
+    return MQ_OK;
+}
+
+int
 admin_set_token(struct admin *a, const char *token)
 {
     char *copy = NULL;
@@ -996,6 +1087,7 @@ admin_stop(struct admin *a)
         a->daemon = NULL;
     }
     mq_free(a->token);
+    mq_free(a->hosts);
     pthread_mutex_destroy(&a->token_lock);
     pthread_mutex_destroy(&a->conns_lock);
     pthread_cond_destroy(&a->conns_cond);

@@ -5,6 +5,7 @@
  * clamp gives the hysteresis. Passive failures from real traffic can take
  * a backend down at once (nginx's max_fails, twemproxy's auto-eject).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,19 +68,24 @@ backend_release(struct backend *b)
     }
 }
 
+/*
+ * The one-word state: down wins over the admin states (a drained dead
+ * broker is shown down; "admin" and "reason" say it is drained too),
+ * then disabled, drain, the broker's own drain, up.
+ */
 enum backend_state
 backend_state(const struct backend *b)
 {
     int admin = atomic_load_explicit(&b->admin, memory_order_relaxed);
 
+    if (!atomic_load_explicit(&b->up, memory_order_relaxed)) {
+        return BACKEND_DOWN;
+    }
     if (admin == BACKEND_ADMIN_DISABLE) {
         return BACKEND_DISABLED;
     }
     if (admin == BACKEND_ADMIN_DRAIN) {
         return BACKEND_DRAIN;
-    }
-    if (!atomic_load_explicit(&b->up, memory_order_relaxed)) {
-        return BACKEND_DOWN;
     }
     if (atomic_load_explicit(&b->proto_drain, memory_order_relaxed)) {
         return BACKEND_DRAIN;
@@ -190,12 +196,30 @@ backend_changed(struct backend *b)
     backend_count_transition(b);
 }
 
-/* Move <b> to up or down; true if that was a change. */
+/*
+ * Move <b> to up or down; true if that was a change. Going down records
+ * <why> (printf-style) as the down reason, under the lock.
+ */
 static bool
-backend_set_up(struct backend *b, bool up)
-{
-    bool was = atomic_exchange(&b->up, up);
+backend_set_up(struct backend *b, bool up, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
+static bool
+backend_set_up(struct backend *b, bool up, const char *fmt, ...)
+{
+    va_list ap;
+    bool was;
+
+    pthread_mutex_lock(&b->check_lock);
+    was = atomic_exchange(&b->up, up);
+    if (was != up && !up) {
+        va_start(ap, fmt);
+        vsnprintf(b->down_reason, sizeof(b->down_reason), fmt, ap);
+        va_end(ap);
+    } else if (was != up) {
+        b->down_reason[0] = '\0';
+    }
+    pthread_mutex_unlock(&b->check_lock);
     if (was == up) {
         return false;
     }
@@ -217,11 +241,12 @@ backend_connect_fail(struct backend *b, unsigned max_fails,
     if (max_fails == 0 || row < max_fails) {
         return false;
     }
-    if (!backend_set_up(b, false)) {
+    if (!backend_set_up(b, false, "%u connect failures in a row: %s", row,
+                        reason)) {
         return false;
     }
-    log_warn("backend %s/%s (%s) is down: %u connect failures in a row, "
-             "last: %s", b->pool_name, b->name, b->addr.text, row, reason);
+    log_warn("backend %s/%s (%s) is down: %u connect failures in a row: %s",
+             b->pool_name, b->name, b->addr.text, row, reason);
     return true;
 }
 
@@ -286,14 +311,14 @@ backend_check_done(struct backend *b, bool pass, const char *reason,
     b->health = h;
 
     if (h >= (int)rise && !up) {
-        changed = backend_set_up(b, true);
+        changed = backend_set_up(b, true, "%s", "");
         if (changed) {
             atomic_store(&b->nfails_row, 0);
             log_notice("backend %s/%s (%s) is up: %u checks passed",
                        b->pool_name, b->name, b->addr.text, rise);
         }
     } else if (h < (int)rise && up) {
-        changed = backend_set_up(b, false);
+        changed = backend_set_up(b, false, "check failed: %s", reason);
         if (changed) {
             log_warn("backend %s/%s (%s) is down: check failed: %s",
                      b->pool_name, b->name, b->addr.text, reason);
@@ -305,12 +330,29 @@ backend_check_done(struct backend *b, bool pass, const char *reason,
 void
 backend_set_admin(struct backend *b, enum backend_admin a)
 {
-    static const char *const names[] = { "enabled", "drained", "disabled" };
+    backend_set_admin_by(b, a, NULL);
+}
 
-    if (atomic_exchange(&b->admin, (int)a) != (int)a) {
+void
+backend_set_admin_by(struct backend *b, enum backend_admin a,
+                     const char *who)
+{
+    static const char *const names[] = { "enabled", "drained", "disabled" };
+    bool changed;
+
+    pthread_mutex_lock(&b->check_lock);
+    changed = atomic_exchange(&b->admin, (int)a) != (int)a;
+    if (changed) {
+        snprintf(b->admin_by, sizeof(b->admin_by), "%s",
+                 who != NULL ? who : "");
+    }
+    pthread_mutex_unlock(&b->check_lock);
+    if (changed) {
         backend_changed(b);
-        log_notice("backend %s/%s (%s) %s by the admin port", b->pool_name,
-                   b->name, b->addr.text, names[a]);
+        log_notice("backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
+                   b->name, b->addr.text, names[a],
+                   who != NULL ? " (" : "", who != NULL ? who : "",
+                   who != NULL ? ")" : "");
     }
 }
 
@@ -340,5 +382,59 @@ backend_get_check(struct backend *b, struct backend_check *out)
 {
     pthread_mutex_lock(&b->check_lock);
     *out = b->check;
+    pthread_mutex_unlock(&b->check_lock);
+}
+
+bool
+backend_is_up(const struct backend *b)
+{
+    return atomic_load_explicit(&b->up, memory_order_relaxed);
+}
+
+const char *
+backend_admin_name(const struct backend *b)
+{
+    int admin = atomic_load_explicit(&b->admin, memory_order_relaxed);
+
+    if (admin == BACKEND_ADMIN_DISABLE) {
+        return "disabled";
+    }
+    if (admin == BACKEND_ADMIN_DRAIN ||
+        atomic_load_explicit(&b->proto_drain, memory_order_relaxed)) {
+        return "drain";
+    }
+    return "ready";
+}
+
+void
+backend_reason(struct backend *b, char *out, size_t size)
+{
+    static const char *const verbs[] = { "", "drained", "disabled" };
+    const char *sep;
+    size_t n = 0;
+    int admin;
+
+    if (size == 0) {
+        return;
+    }
+    out[0] = '\0';
+    pthread_mutex_lock(&b->check_lock);
+    if (!atomic_load(&b->up)) {
+        n = (size_t)snprintf(out, size, "%s", b->down_reason[0] != '\0'
+                             ? b->down_reason : "down");
+    }
+    sep = n > 0 ? "; " : "";
+    n = MQ_MIN(n, size - 1);
+    admin = atomic_load(&b->admin);
+    if (admin == BACKEND_ADMIN_DRAIN || admin == BACKEND_ADMIN_DISABLE) {
+        if (b->admin_by[0] != '\0') {
+            snprintf(out + n, size - n, "%s%s by admin (%s)", sep,
+                     verbs[admin], b->admin_by);
+        } else {
+            snprintf(out + n, size - n, "%s%s by admin", sep, verbs[admin]);
+        }
+    } else if (atomic_load(&b->proto_drain)) {
+        snprintf(out + n, size - n, "%slame duck mode", sep);
+    }
     pthread_mutex_unlock(&b->check_lock);
 }

@@ -5,10 +5,18 @@
  * blanks (so indentation never turns into inih's multi-line values) and
  * reports over-long lines instead of letting inih cut them.
  *
+ * One key table lists every key once: its section, value type, field,
+ * default and bounds. A value type is a parser, a printer and an equal
+ * function side by side, so the defaults, `mqlb -t` output
+ * (config_dump), the reload diff (config_pool_changes) and freeing are
+ * walks over the table: a new key is one row.
+ *
  * Two passes, as nginx does: a section starts with every key at its
  * default (parsed from the same key table), the handler overwrites what the
- * file sets, then config_validate() checks what spans keys and sections.
- * Every error is collected; nothing stops at the first one.
+ * file sets; when a [pool] ends, the defaults that depend on other keys
+ * and the checks within it run (cf_pool_finish), and at the end of the
+ * file cf_validate() checks what spans sections. Every error is
+ * collected, at the line of the key at fault, and reported in line order.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -732,6 +740,53 @@ cf_user_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     if (*v != '\0' && getpwnam(v) == NULL) {
         cf_error(ctx, "%s = %s: no such user on this system", k->name, v);
         return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
+/*
+ * cred: check_user, check_password, check_vhost: a string of at most
+ * CONFIG_CRED_MAX bytes (an AMQP short string; every probe's request
+ * stays bounded).
+ */
+static int
+cf_cred_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+              const char *v)
+{
+    if (strlen(v) > CONFIG_CRED_MAX) {
+        cf_error(ctx, "%s: at most %d characters", k->name,
+                 CONFIG_CRED_MAX);
+        return MQ_ERR;
+    }
+    return cf_string_parse(ctx, base, k, v);
+}
+
+/*
+ * hosts: [admin] allowed_hosts, host names separated by blanks or commas,
+ * each of [A-Za-z0-9.-] (at most 253 characters).
+ */
+static int
+cf_hosts_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+               const char *v)
+{
+    size_t n, i;
+    const char *p = v;
+
+    while (*p != '\0') {
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        for (i = 0; i < n; i++) {
+            if (!isalnum((unsigned char)p[i]) && p[i] != '.' &&
+                p[i] != '-') {
+                break;
+            }
+        }
+        if (i < n || n > 253) {
+            cf_error(ctx, "%s: '%.*s' is not a host name", k->name,
+                     (int)MQ_MIN(n, 64), p);
+            return MQ_ERR;
+        }
+        p += n;
     }
     return cf_string_parse(ctx, base, k, v);
 }
@@ -1684,6 +1739,12 @@ static const struct cf_type cf_string = {
 static const struct cf_type cf_user = {
     cf_user_parse, cf_string_print, cf_string_equal, 1,
 };
+static const struct cf_type cf_hosts = {
+    cf_hosts_parse, cf_string_print, cf_string_equal, 1,
+};
+static const struct cf_type cf_cred = {
+    cf_cred_parse, cf_string_print, cf_string_equal, 1,
+};
 static const struct cf_type cf_path = {
     cf_path_parse, cf_string_print, cf_string_equal, 1,
 };
@@ -1746,6 +1807,9 @@ static const char *const cf_check_names[] = {
 };
 static const char *const cf_rebalance_names[] = { "off", "paced", NULL };
 static const char *const cf_pp_names[] = { "off", "v1", "v2", NULL };
+static const char *const cf_check_pp_names[] = {
+    "auto", "on", "off", "addresses", NULL,
+};
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
 static const char *const cf_onoff_names[] = { "off", "on", NULL };
@@ -1764,6 +1828,16 @@ const char *
 config_check_name(enum config_check c)
 {
     return cf_check_names[c];
+}
+
+int
+config_check_pp_version(const struct config_pool *p)
+{
+    if (p->check_proxy_protocol == CHECK_PP_OFF) {
+        return 0;
+    }
+    return p->proxy_protocol == PROXY_PROTOCOL_V1 ? 1 :
+           p->proxy_protocol == PROXY_PROTOCOL_V2 ? 2 : 0;
 }
 
 /* ---- the key table ----------------------------------------------------
@@ -1802,6 +1876,8 @@ static const struct cf_key cf_keys[] = {
       .def = "127.0.0.1:9000" },
     { K(CF_ADMIN, "token", cf_string), G(admin_token), .def = "",
       .secret = 1 },
+    { K(CF_ADMIN, "allowed_hosts", cf_hosts), G(admin_allowed_hosts),
+      .def = "" },
 
     { K(CF_POOL, "listen", cf_listen), P(listens), PLEN(nlistens),
       .repeat = 1, .group = "listen" },
@@ -1822,6 +1898,14 @@ static const struct cf_key cf_keys[] = {
     { K(CF_POOL, "check_expect", cf_bytes), P(check_expect),
       PLEN(check_expect_len), .def = "", .group = "checks" },
     { K(CF_POOL, "check_path", cf_path), P(check_path), .def = "/",
+      .group = "checks" },
+    { K(CF_POOL, "check_proxy_protocol", cf_enum), P(check_proxy_protocol),
+      .names = cf_check_pp_names, .def = "auto", .group = "checks" },
+    { K(CF_POOL, "check_user", cf_cred), P(check_user), .def = "",
+      .group = "checks" },
+    { K(CF_POOL, "check_password", cf_cred), P(check_password), .def = "",
+      .secret = 1, .group = "checks" },
+    { K(CF_POOL, "check_vhost", cf_cred), P(check_vhost), .def = "",
       .group = "checks" },
     { K(CF_POOL, "connect_timeout", cf_duration), P(connect_timeout_ms),
       .def = "3s", .min = 1, .group = "sessions" },
@@ -2039,6 +2123,72 @@ cf_unknown_key(struct cf_ctx *ctx, const char *name)
     }
 }
 
+/* The line of key <name> in this pool, or the pool's header line. */
+static int
+cf_key_line(const struct cf_ctx *ctx, const struct config_pool *p,
+            const char *name)
+{
+    int line = cf_seen_line(ctx, name);
+
+    return line > 0 ? line : p->line;
+}
+
+/*
+ * check_user / check_password / check_vhost, for the kinds that log in:
+ * what each needs (MQTT has no password without a user name; AMQP PLAIN
+ * needs both and opens the vhost after logging in). Like check_path for
+ * a non-http check, they are ignored by the kinds that do not log in.
+ */
+static void
+cf_check_login(struct cf_ctx *ctx, const struct config_pool *p)
+{
+    const char *kind = cf_check_names[p->check];
+    bool user = p->check_user != NULL, pass = p->check_password != NULL;
+    int line;
+
+    if (p->check_vhost != NULL && p->check == CHECK_AMQP && !user) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_vhost"), "[pool %s]: "
+                    "check_vhost needs check_user and check_password (the "
+                    "check opens the vhost after logging in)", p->name);
+    }
+    if (!user && !pass) {
+        return;
+    }
+    line = cf_key_line(ctx, p, user ? "check_user" : "check_password");
+    switch (p->check) {
+    case CHECK_REDIS:
+    case CHECK_REDIS_MASTER:
+    case CHECK_NATS:
+        if (user && !pass) {
+            cf_error_at(ctx, line, "[pool %s]: check_user needs "
+                        "check_password for health_check = %s", p->name,
+                        kind);
+        }
+        break;
+    case CHECK_MQTT:
+        if (pass && !user) {
+            cf_error_at(ctx, line, "[pool %s]: check_password needs "
+                        "check_user for health_check = mqtt (MQTT sends no "
+                        "password without a user name)", p->name);
+        }
+        break;
+    case CHECK_AMQP:
+        if (!user || !pass) {
+            cf_error_at(ctx, line, "[pool %s]: health_check = amqp logs in "
+                        "with both check_user and check_password", p->name);
+        }
+        break;
+    case CHECK_HTTP:
+        if (user && strchr(p->check_user, ':') != NULL) {
+            cf_error_at(ctx, line, "[pool %s]: check_user may not contain "
+                        "':' for HTTP Basic authorization", p->name);
+        }
+        break;
+    default:
+        break;      /* tcp, kafka, send-expect, none: nothing to log in */
+    }
+}
+
 /*
  * The TLS keys of <p>, at the end of its section: their lines, the rules
  * between them, and the contexts built from them (which loads and checks
@@ -2159,6 +2309,16 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
         cf_error_at(ctx, line > 0 ? line : p->line, "[pool %s]: "
                     "health_check = send-expect needs check_expect",
                     p->name);
+    }
+    cf_check_login(ctx, p);
+    if ((p->check_proxy_protocol == CHECK_PP_ON ||
+         p->check_proxy_protocol == CHECK_PP_ADDRESSES) &&
+        p->proxy_protocol == PROXY_PROTOCOL_OFF) {
+        cf_error_at(ctx, cf_key_line(ctx, p, "check_proxy_protocol"),
+                    "[pool %s]: check_proxy_protocol = %s needs "
+                    "proxy_protocol = v1 or v2 (the checks send the pool's "
+                    "version)", p->name,
+                    cf_check_pp_names[p->check_proxy_protocol]);
     }
     cf_pool_finish_tls(ctx, p);
 }

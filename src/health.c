@@ -36,10 +36,14 @@
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/probe.h"
+#include "mqlb/proxy_proto.h"
+#include "mqlb/relay.h"
+#include "mqlb/tls.h"
 
 enum check_state {
     CHECK_IDLE = 0,
     CHECK_CONNECTING,
+    CHECK_TLS,              /* backend_tls: the handshake */
     CHECK_EXCHANGE,
 };
 
@@ -65,13 +69,14 @@ struct check {
     char                host[80];       /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
+    uint8_t             pp[PROXY_PROTO_V1_MAX];  /* PROXY header, or none */
+    size_t              pplen;
+    struct ssl_st      *ssl;            /* backend_tls: TLS, or NULL */
 };
 
 struct health {
     struct ev_loop     *loop;
     struct check       *checks;         /* owned list */
-    health_down_fn      on_down;
-    void               *ctx;
     uint64_t            rnd;            /* jitter PRNG state */
 };
 
@@ -95,6 +100,10 @@ check_close(struct check *c)
 {
     ev_io_stop(c->h->loop, &c->io);
     ev_timer_stop(c->h->loop, &c->timer);
+    if (c->ssl != NULL) {
+        tls_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd != -1) {
         close(c->fd);
         c->fd = -1;
@@ -123,8 +132,8 @@ check_done(struct check *c, int pass, const char *reason)
         backend_check_record(c->b, false, reason, latency);
     } else if (backend_check_done(c->b, pass, reason, latency, cf->rise,
                                   cf->fall)
-               && !pass && c->h->on_down != NULL) {
-        c->h->on_down(c->h->ctx, c->pool);
+               && !pass) {
+        pool_report_down(c->pool);
     }
     check_schedule(c, 0);
 }
@@ -152,8 +161,15 @@ check_send(struct check *c)
 {
     ssize_t n;
 
+    int want;
+
     while (c->outlen > 0) {
-        n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        if (c->ssl != NULL) {
+            n = tls_relay_io.send(c->ssl, c->out + c->outoff, c->outlen,
+                                  &want);
+        } else {
+            n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             c->outoff += (size_t)n;
             c->outlen -= (size_t)n;
@@ -215,12 +231,18 @@ check_read(struct check *c)
 {
     enum probe_verdict v;
     ssize_t n;
+    int want;
 
     if (c->inlen == sizeof(c->in)) {
         check_done(c, 0, "reply too large");
         return;
     }
-    n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    if (c->ssl != NULL) {
+        n = tls_relay_io.recv(c->ssl, c->in + c->inlen,
+                              sizeof(c->in) - c->inlen, &want);
+    } else {
+        n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+    }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             check_fail_errno(c, errno);
@@ -248,7 +270,85 @@ check_read(struct check *c)
     }
     if (c->probe.outlen > 0 && check_flush_probe(c) != MQ_OK) {
         check_fail_errno(c, errno);
+        return;
     }
+    if (c->ssl != NULL && tls_relay_io.pending(c->ssl) > 0) {
+        /* Decrypted bytes wait in OpenSSL: no readiness will say so. */
+        check_read(c);
+    }
+}
+
+/* The connect or TLS handshake is done: pass, or start the exchange. */
+static void
+check_connected(struct check *c)
+{
+    if (c->ops == NULL) {
+        check_done(c, 1, "");
+        return;
+    }
+    c->state = CHECK_EXCHANGE;
+    probe_init(&c->probe, c->ops, &c->params);
+    if (check_flush_probe(c) != MQ_OK) {
+        check_fail_errno(c, errno);
+    }
+}
+
+/* backend_tls: run the handshake; its failure is the check's verdict. */
+static void
+check_tls(struct check *c)
+{
+    enum tls_result why;
+    char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 16];
+    int want, rc;
+
+    rc = tls_handshake(c->ssl, &want, &why, err, sizeof(err));
+    if (rc == MQ_AGAIN) {
+        ev_io_stop(c->h->loop, &c->io);
+        ev_io_set(&c->io, c->fd, want == RELAY_WANT_WRITE ? EV_WRITE
+                                                           : EV_READ);
+        ev_io_start(c->h->loop, &c->io);
+        return;
+    }
+    if (rc == MQ_ERR) {
+        snprintf(reason, sizeof(reason), "TLS: %s", err);
+        check_done(c, 0, reason);
+        return;
+    }
+    check_connected(c);
+}
+
+/*
+ * Queue the PROXY header the pool's checks send first (check.pp):
+ * LOCAL (v2) or UNKNOWN (v1), or with check_proxy_protocol = addresses
+ * the check connection's own endpoints, for receivers that reject LOCAL
+ * (RabbitMQ before 3.11.19 and 3.12.1 drops such connections).
+ */
+static void
+check_proxy_header(struct check *c)
+{
+    const struct config_pool *cf = c->pool->cf;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    size_t n;
+
+    c->outoff = 0;
+    c->outlen = 0;
+    if (c->pplen == 0) {
+        return;
+    }
+    if (cf->check_proxy_protocol == CHECK_PP_ADDRESSES &&
+        getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) {
+        n = proxy_proto_write(config_check_pp_version(cf),
+                              (struct sockaddr *)&local,
+                              (struct sockaddr *)&c->b->addr.ss, c->out,
+                              sizeof(c->out));
+        if (n > 0) {
+            c->outlen = n;
+            return;
+        }
+    }
+    memcpy(c->out, c->pp, c->pplen);
+    c->outlen = c->pplen;
 }
 
 static void
@@ -264,15 +364,34 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             check_fail_errno(c, err);
             return;
         }
-        if (c->ops == NULL) {
-            check_done(c, 1, "");
+        /*
+         * A broker that requires PROXY drops a check without one. It goes
+         * first, in the clear (before TLS too, as HAProxy sends it), into
+         * an empty socket buffer: it is sent whole at once.
+         */
+        check_proxy_header(c);
+        if (c->outlen > 0 && check_send(c) != MQ_OK) {
+            check_done(c, 0, "cannot send the PROXY header");
             return;
         }
-        c->state = CHECK_EXCHANGE;
-        probe_init(&c->probe, c->ops, &c->params);
-        if (check_flush_probe(c) != MQ_OK) {
-            check_fail_errno(c, errno);
+        c->outoff = 0;
+        if (c->pool->cf->tls_client != NULL) {
+            /* Checks of a backend_tls broker run over TLS. */
+            c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
+                                    c->b->addr.text);
+            if (c->ssl == NULL) {
+                check_fail_errno(c, ENOMEM);
+                return;
+            }
+            c->state = CHECK_TLS;
+            check_tls(c);
+            return;
         }
+        check_connected(c);
+        return;
+    }
+    if (c->state == CHECK_TLS) {
+        check_tls(c);
         return;
     }
     if ((revents & EV_WRITE) && c->outlen > 0) {
@@ -420,6 +539,11 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.path = cf->check_path;
     c->params.host = c->host;
     c->params.client_id = c->client_id;
+    c->params.user = cf->check_user;
+    c->params.password = cf->check_password;
+    c->params.vhost = cf->check_vhost;
+    c->pplen = proxy_proto_write_local(config_check_pp_version(cf), c->pp,
+                                       sizeof(c->pp));
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {
@@ -446,7 +570,7 @@ check_destroy(struct check *c)
 }
 
 struct health *
-health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
+health_create(struct ev_loop *loop)
 {
     struct health *h;
 
@@ -455,31 +579,27 @@ health_create(struct ev_loop *loop, health_down_fn on_down, void *ctx)
         return NULL;
     }
     h->loop = loop;
-    h->on_down = on_down;
-    h->ctx = ctx;
     h->rnd = mq_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
     return h;
 }
 
 static void
-health_clear(struct health *h)
+health_free_list(struct check *list)
 {
     struct check *c, *next;
 
-    for (c = h->checks; c != NULL; c = next) {
+    for (c = list; c != NULL; c = next) {
         next = c->next;
         check_destroy(c);
     }
-    h->checks = NULL;
 }
 
 int
 health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
 {
-    struct check *c;
+    struct check *list = NULL, *c;
     size_t i, j;
 
-    health_clear(h);
     for (i = 0; i < npools; i++) {
         if (pools[i]->cf->check == CHECK_NONE) {
             continue;
@@ -487,12 +607,17 @@ health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
         for (j = 0; j < pools[i]->nbackends; j++) {
             c = check_create(h, pools[i], pools[i]->backends[j]);
             if (c == NULL) {
+                health_free_list(list);
                 return MQ_ERR;
             }
-            c->next = h->checks;
-            h->checks = c;
-            check_schedule(c, 1);
+            c->next = list;
+            list = c;
         }
+    }
+    health_free_list(h->checks);
+    h->checks = list;
+    for (c = list; c != NULL; c = c->next) {
+        check_schedule(c, 1);
     }
     return MQ_OK;
 }
@@ -503,6 +628,7 @@ health_destroy(struct health *h)
     if (h == NULL) {
         return;
     }
-    health_clear(h);
+    health_free_list(h->checks);
+    h->checks = NULL;
     free(h);
 }

@@ -10,15 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mqlb/admission.h"
 #include "mqlb/common.h"
-#include "mqlb/core.h"
 #include "mqlb/listener.h"
 #include "mqlb/log.h"
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
-#include "mqlb/session.h"
-#include "mqlb/srclimit.h"
-#include "mqlb/worker.h"
 
 #define LISTENER_BACKLOG    4096
 #define LISTENER_BATCH      64      /* accepts per wake-up */
@@ -44,28 +41,42 @@ listener_log_refusal(struct log_ratelimit *rl, const char *addr,
     }
 }
 
+/* Refuse the client on <fd> for <why>: a rate-limited line from <rl>,
+ * one count under <reason>, and its ticket back. */
+static void
+listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
+                enum reject_reason reason, struct log_ratelimit *rl,
+                const char *why)
+{
+    char addr[64];
+
+    net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
+    listener_log_refusal(rl, addr, why, l->pool->cf->name);
+    pool_reject(l->pool, reason);
+    close(fd);
+    admission_return(t);
+}
+
 static void
 listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct listener *l = (struct listener *)io;     /* io is first */
-    struct worker *w = l->worker;
     const struct config_pool *cf = l->pool->cf;
-    struct sockaddr_storage ss;
+    struct admission_ticket t;
     socklen_t len;
-    char addr[64];
     int fd, i;
 
     (void)loop;
     (void)revents;
     for (i = 0; i < LISTENER_BATCH; i++) {
-        if (!core_session_admit(w->core)) {
+        if (admission_take(l->adm, &t) != MQ_OK) {
             /* Full: leave the rest in the backlog until a session ends. */
-            worker_pause_accept(w);
+            l->on_full(l->ctx);
             return;
         }
-        fd = net_accept(l->fd, &ss, &len);
+        fd = net_accept(l->fd, &t.peer, &len);
         if (fd == -1) {
-            core_session_done(w->core);
+            admission_return(&t);
             if (errno == EAGAIN || errno == EWOULDBLOCK ||
                 errno == ECONNABORTED) {
                 return;
@@ -73,7 +84,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             if (net_is_shortage(errno)) {
                 log_warn("accept on %s failed: %s, pausing accepts",
                          l->addr.text, strerror(errno));
-                worker_pause_accept(w);
+                l->on_full(l->ctx);
                 return;
             }
             log_warn("accept on %s failed: %s, ignored", l->addr.text,
@@ -81,43 +92,29 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         if (cf->nallow > 0 &&
-            !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&ss)) {
-            net_format((struct sockaddr *)&ss, addr, sizeof(addr));
-            listener_log_refusal(&listener_allow_rl, addr,
-                                 "not in the allow list", cf->name);
-            pool_reject(l->pool, REJECT_ALLOW);
-            close(fd);
-            core_session_done(w->core);
+            !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&t.peer)) {
+            listener_refuse(l, fd, &t, REJECT_ALLOW, &listener_allow_rl,
+                            "not in the allow list");
             continue;
         }
         /* Counted before the session exists, as the allow list, so a
          * client over its share costs no allocation. */
         if (l->pool->sources != NULL &&
-            srclimit_acquire(l->pool->sources, (struct sockaddr *)&ss,
-                             cf->max_conns_per_source) != MQ_OK) {
-            net_format((struct sockaddr *)&ss, addr, sizeof(addr));
-            listener_log_refusal(&listener_source_rl, addr,
-                                 errno == ENOMEM ? "out of memory"
-                                 : "max_conns_per_source reached", cf->name);
-            pool_reject(l->pool, REJECT_SOURCE_LIMIT);
-            close(fd);
-            core_session_done(w->core);
+            admission_take_source(&t, l->pool->sources,
+                                  cf->max_conns_per_source) != MQ_OK) {
+            listener_refuse(l, fd, &t, REJECT_SOURCE_LIMIT,
+                            &listener_source_rl, errno == ENOMEM
+                            ? "out of memory"
+                            : "max_conns_per_source reached");
             continue;
         }
-        if (session_create(w, l->pool, fd, &ss, l->addr.tls) != MQ_OK) {
-            if (l->pool->sources != NULL) {
-                srclimit_release(l->pool->sources, (struct sockaddr *)&ss);
-            }
-            core_session_done(w->core);
-            log_error("session for a client of %s: out of memory",
-                      l->addr.text);
-        }
+        l->on_accept(l->ctx, l, fd, &t);
     }
 }
 
 struct listener *
-listener_create(const struct config_addr *addr, struct pool *pool, int fd,
-                char *err)
+listener_create(const struct config_addr *addr, struct pool *pool,
+                struct admission *adm, int fd, char *err)
 {
     struct listener *l;
 
@@ -135,6 +132,7 @@ listener_create(const struct config_addr *addr, struct pool *pool, int fd,
     }
     l->fd = fd;
     l->addr = *addr;
+    l->adm = adm;
     l->pool = pool;
     pool_acquire(pool);
     ev_io_init(&l->io, listener_accept_cb, fd, EV_READ);
@@ -142,17 +140,27 @@ listener_create(const struct config_addr *addr, struct pool *pool, int fd,
 }
 
 void
-listener_start(struct listener *l, struct worker *w)
+listener_attach(struct listener *l, struct ev_loop *loop,
+                listener_accept_fn on_accept, listener_full_fn on_full,
+                void *ctx)
 {
-    l->worker = w;
-    ev_io_start(w->loop, &l->io);
+    l->loop = loop;
+    l->on_accept = on_accept;
+    l->on_full = on_full;
+    l->ctx = ctx;
+}
+
+void
+listener_start(struct listener *l)
+{
+    ev_io_start(l->loop, &l->io);
 }
 
 void
 listener_stop(struct listener *l)
 {
-    if (l->worker != NULL) {
-        ev_io_stop(l->worker->loop, &l->io);
+    if (l->loop != NULL) {
+        ev_io_stop(l->loop, &l->io);
     }
 }
 

@@ -364,6 +364,14 @@ pool_has_up_backend(const struct pool *p)
     return false;
 }
 
+void
+pool_report_down(struct pool *p)
+{
+    if (p->on_down != NULL) {
+        p->on_down(p->on_down_ctx, p);
+    }
+}
+
 /*
  * A balancer state for <all> (n backends) as they are now, built without
  * the lock. Also returns the version it matches in <*version> (computed

@@ -49,6 +49,13 @@ probe_init(struct probe *p, const struct probe_ops *ops,
     }
 }
 
+bool
+probe_has_auth(const struct probe_params *params)
+{
+    return params != NULL &&
+           (params->user != NULL || params->password != NULL);
+}
+
 enum probe_verdict
 probe_fail(struct probe *p, const char *fmt, ...)
 {

@@ -2,7 +2,9 @@
  * probe_nats.c: the nats check. The server speaks first with an
  * "INFO {...}" line; then PING must bring PONG. An INFO that carries
  * "ldm":true (lame duck mode: the server is shutting down) sets p->drain,
- * and the check still passes if PONG comes.
+ * and the check still passes if PONG comes. With check_user and
+ * check_password, a CONNECT carrying them ("user", "pass") goes before
+ * the PING; a check_password alone is sent as "auth_token".
  */
 #include <stdio.h>
 #include <string.h>
@@ -109,19 +111,105 @@ probe_nats_info(struct probe *p, const uint8_t *line, size_t len)
 }
 
 /* Fail with the text of a "-ERR 'Authorization Violation'" <line>. */
+/*
+ * An "-ERR ..." line. With credentials, a server that refuses them says
+ * "Authorization Violation" (or "Authentication ..."): name it a refused
+ * login.
+ */
 static enum probe_verdict
 probe_nats_error(struct probe *p, const uint8_t *line, size_t len)
 {
     char text[PROBE_REASON_MAX];
 
     probe_escape(text, sizeof(text), line + 1, len - 1);
+    if (probe_has_auth(p->params) &&
+        (strstr(text, "Authorization") != NULL ||
+         strstr(text, "Authentication") != NULL)) {
+        return probe_fail(p, PROBE_AUTH_REFUSED ": nats error: %s", text);
+    }
     return probe_fail(p, "nats error: %s", text);
 }
 
+/* Append <s> to <o> (<cap> bytes, at <*at>) as a JSON string; false if
+ * it does not fit. */
+static bool
+probe_nats_json(char *o, size_t cap, size_t *at, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char c;
+
+    if (*at + 1 >= cap) {
+        return false;
+    }
+    o[(*at)++] = '"';
+    for (; *s != '\0'; s++) {
+        c = (unsigned char)*s;
+        if (*at + 7 >= cap) {
+            return false;
+        }
+        if (c == '"' || c == '\\') {
+            o[(*at)++] = '\\';
+            o[(*at)++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(o + *at, "\\u00", 4);
+            *at += 4;
+            o[(*at)++] = hex[c >> 4];
+            o[(*at)++] = hex[c & 0x0f];
+        } else {
+            o[(*at)++] = (char)c;
+        }
+    }
+    o[(*at)++] = '"';
+    return true;
+}
+
 /*
- * Lines after PING: PONG passes; INFO updates (lame duck mode arrives as
- * one), +OK and a PING of the server's own are tolerated.
+ * Queue CONNECT with the credentials: "user"/"pass", or "auth_token" for
+ * a password alone. Queues nothing if they do not fit p->out; the server
+ * then refuses the PING, which names the problem well enough.
  */
+/* Append the literal <lit> to <o> (<cap> bytes, at <*at>); false if it
+ * does not fit. */
+static bool
+probe_nats_lit(char *o, size_t cap, size_t *at, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if (n > cap - *at) {
+        return false;
+    }
+    memcpy(o + *at, lit, n);
+    *at += n;
+    return true;
+}
+
+static void
+probe_nats_connect(struct probe *p)
+{
+    const struct probe_params *pp = p->params;
+    char   o[PROBE_OUT_MAX];
+    size_t at = 0;
+    bool   ok;
+
+    ok = probe_nats_lit(o, sizeof(o), &at,
+                        "CONNECT {\"verbose\":false,\"pedantic\":false,");
+    if (pp->user != NULL) {
+        ok = ok && probe_nats_lit(o, sizeof(o), &at, "\"user\":") &&
+             probe_nats_json(o, sizeof(o), &at, pp->user);
+        if (pp->password != NULL) {
+            ok = ok && probe_nats_lit(o, sizeof(o), &at, ",\"pass\":") &&
+                 probe_nats_json(o, sizeof(o), &at, pp->password);
+        }
+    } else {
+        ok = ok && probe_nats_lit(o, sizeof(o), &at, "\"auth_token\":") &&
+             probe_nats_json(o, sizeof(o), &at, pp->password);
+    }
+    ok = ok && probe_nats_lit(o, sizeof(o), &at, "}\r\n");
+    if (ok) {
+        probe_out_append(p, o, at);
+    }
+}
+
 static enum probe_verdict
 probe_nats_after_ping(struct probe *p, const uint8_t *buf, size_t len)
 {
@@ -183,6 +271,9 @@ probe_nats_judge(struct probe *p, const uint8_t *buf, size_t len)
         }
         p->consumed = used;
         p->step = PROBE_NATS_WANT_PONG;
+        if (probe_has_auth(p->params)) {
+            probe_nats_connect(p);
+        }
         probe_out_append(p, PROBE_NATS_PING, sizeof(PROBE_NATS_PING) - 1);
     }
     return probe_nats_after_ping(p, buf, len);

@@ -2,7 +2,9 @@
  * probe_redis.c: the redis and redis-master checks. Both send PING and
  * want +PONG; redis-master then sends INFO replication and passes only if
  * the bulk reply has a "role:master" line, so that sessions go to the
- * master alone.
+ * master alone. With check_password (and check_user, for an ACL user),
+ * "AUTH [user] password" goes first, in the same write as PING: redis
+ * answers in order, so the first reply is AUTH's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,12 +20,69 @@
 enum probe_redis_step {
     PROBE_REDIS_WANT_PONG = 0,  /* PING sent */
     PROBE_REDIS_WANT_INFO,      /* INFO replication sent */
+    PROBE_REDIS_WANT_AUTH,      /* AUTH and PING sent */
 };
+
+/* Append one RESP bulk string "$<n>\r\n<s>\r\n" to p->out. */
+static void
+probe_redis_bulk(struct probe *p, const char *s)
+{
+    char head[16];
+    int  n;
+
+    n = snprintf(head, sizeof(head), "$%zu\r\n", strlen(s));
+    probe_out_append(p, head, (size_t)n);
+    probe_out_append(p, s, strlen(s));
+    probe_out_append(p, "\r\n", 2);
+}
 
 static void
 probe_redis_start(struct probe *p)
 {
+    const struct probe_params *pp = p->params;
+
+    /* As an array of bulk strings: any byte of a password is safe. */
+    if (pp != NULL && pp->password != NULL) {
+        probe_out_append(p, pp->user != NULL ? "*3\r\n" : "*2\r\n", 4);
+        probe_redis_bulk(p, "AUTH");
+        if (pp->user != NULL) {
+            probe_redis_bulk(p, pp->user);
+        }
+        probe_redis_bulk(p, pp->password);
+        p->step = PROBE_REDIS_WANT_AUTH;
+    }
     probe_out_append(p, PROBE_REDIS_PING, sizeof(PROBE_REDIS_PING) - 1);
+}
+
+/*
+ * The reply to AUTH at the start of <buf>: on "+OK" move past it (into
+ * p->consumed) and on to the PING reply; an error reply is a refused
+ * login, named so.
+ */
+static enum probe_verdict
+probe_redis_auth(struct probe *p, const uint8_t *buf, size_t len)
+{
+    char   text[PROBE_REASON_MAX];
+    size_t linelen, used;
+
+    if (len > 0 && buf[0] != '+' && buf[0] != '-') {
+        probe_fail_unexpected(p, buf, len);
+        return PROBE_FAIL;
+    }
+    if (!probe_line(buf, len, &linelen, &used)) {
+        return probe_more(p, len);
+    }
+    if (buf[0] == '-') {
+        probe_escape(text, sizeof(text), buf + 1, linelen - 1);
+        return probe_fail(p, PROBE_AUTH_REFUSED ": %s", text);
+    }
+    if (linelen != 3 || memcmp(buf, "+OK", 3) != 0) {
+        probe_fail_unexpected(p, buf, len);
+        return PROBE_FAIL;
+    }
+    p->consumed = used;
+    p->step = PROBE_REDIS_WANT_PONG;
+    return PROBE_PASS;
 }
 
 /*
@@ -74,7 +133,13 @@ probe_redis_judge(struct probe *p, const uint8_t *buf, size_t len)
     enum probe_verdict v;
     size_t             used;
 
-    v = probe_redis_pong(p, buf, len, &used);
+    if (p->step == PROBE_REDIS_WANT_AUTH) {
+        v = probe_redis_auth(p, buf, len);
+        if (v != PROBE_PASS) {
+            return v;
+        }
+    }
+    v = probe_redis_pong(p, buf + p->consumed, len - p->consumed, &used);
     return v == PROBE_MORE ? probe_more(p, len) : v;
 }
 
@@ -172,12 +237,18 @@ probe_redis_master_judge(struct probe *p, const uint8_t *buf, size_t len)
     enum probe_verdict v;
     size_t             used;
 
+    if (p->step == PROBE_REDIS_WANT_AUTH) {
+        v = probe_redis_auth(p, buf, len);
+        if (v != PROBE_PASS) {
+            return v;
+        }
+    }
     if (p->step == PROBE_REDIS_WANT_PONG) {
-        v = probe_redis_pong(p, buf, len, &used);
+        v = probe_redis_pong(p, buf + p->consumed, len - p->consumed, &used);
         if (v != PROBE_PASS) {
             return v == PROBE_MORE ? probe_more(p, len) : v;
         }
-        p->consumed = used;
+        p->consumed += used;
         p->step = PROBE_REDIS_WANT_INFO;
         probe_out_append(p, PROBE_REDIS_INFO, sizeof(PROBE_REDIS_INFO) - 1);
     }

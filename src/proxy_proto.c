@@ -209,6 +209,29 @@ proxy_proto_write(int version, const struct sockaddr *src,
     return 0;
 }
 
+size_t
+proxy_proto_write_local(int version, uint8_t *out, size_t cap)
+{
+    static const char v1[] = "PROXY UNKNOWN\r\n";
+
+    if (version == 1) {
+        if (cap < sizeof(v1) - 1) {
+            return 0;
+        }
+        memcpy(out, v1, sizeof(v1) - 1);
+        return sizeof(v1) - 1;
+    }
+    if (version != 2 || cap < PROXY_PROTO_V2_HDR) {
+        return 0;
+    }
+    memcpy(out, proxy_proto_sig, PROXY_PROTO_SIG_LEN);
+    out[12] = PROXY_PROTO_V2_LOCAL;
+    out[13] = PROXY_PROTO_FAM_UNSPEC;
+    out[14] = 0;
+    out[15] = 0;
+    return PROXY_PROTO_V2_HDR;
+}
+
 /* Append TLV <type> of <n> bytes <v> at <*p>, if it fits before <end>. */
 static bool
 proxy_proto_tlv_put(uint8_t **p, const uint8_t *end, uint8_t type,

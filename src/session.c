@@ -28,9 +28,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mqlb/admission.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
-#include "mqlb/core.h"
 #include "mqlb/lb.h"
 #include "mqlb/log.h"
 #include "mqlb/mqtt_connect.h"
@@ -39,9 +39,7 @@
 #include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
-#include "mqlb/srclimit.h"
 #include "mqlb/tls.h"
-#include "mqlb/worker.h"
 
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
@@ -61,8 +59,8 @@ enum session_state {
 };
 
 struct session {
-    struct session     *prev, *next;    /* worker's list */
-    struct worker      *w;              /* owner thread */
+    struct session     *prev, *next;    /* env->sessions */
+    struct session_env *env;            /* the owner's loop, buffers */
     struct pool        *pool;           /* one reference */
     struct backend     *b;              /* chosen backend, counted */
     uint64_t            id;
@@ -85,7 +83,7 @@ struct session {
     unsigned            replayable:1;   /* broker has not answered yet */
     ev_tstamp           connected_at;   /* when the broker connect ended */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
-    struct sockaddr_storage client;
+    struct admission_ticket ticket;     /* slots held; the client address */
     char                client_text[64];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
@@ -101,29 +99,29 @@ static void session_begin(struct session *s);
 /* ---- bookkeeping ----------------------------------------------------- */
 
 static void
-session_link(struct worker *w, struct session *s)
+session_link(struct session_env *env, struct session *s)
 {
     s->prev = NULL;
-    s->next = w->sessions;
-    if (w->sessions != NULL) {
-        w->sessions->prev = s;
+    s->next = env->sessions;
+    if (env->sessions != NULL) {
+        env->sessions->prev = s;
     }
-    w->sessions = s;
-    w->nsessions++;
+    env->sessions = s;
+    env->nsessions++;
 }
 
 static void
-session_unlink(struct worker *w, struct session *s)
+session_unlink(struct session_env *env, struct session *s)
 {
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
-        w->sessions = s->next;
+        env->sessions = s->next;
     }
     if (s->next != NULL) {
         s->next->prev = s->prev;
     }
-    w->nsessions--;
+    env->nsessions--;
 }
 
 /* Move the bytes relayed since last time into the backend's counters. */
@@ -150,7 +148,7 @@ session_account(struct session *s)
 static void
 session_stop_watchers(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     ev_io_stop(loop, &s->c_r);
     ev_io_stop(loop, &s->c_w);
@@ -163,7 +161,7 @@ session_stop_watchers(struct session *s)
 static void
 session_drop_upstream(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
@@ -186,7 +184,7 @@ static void
 session_tap_release(struct session *s)
 {
     if (s->up.tap != NULL) {
-        relay_buf_put(&s->w->rp, s->up.tap);
+        relay_buf_put(s->env->rp, s->up.tap);
         s->up.tap = NULL;
     }
     s->up.taplen = 0;
@@ -195,7 +193,7 @@ session_tap_release(struct session *s)
 void
 session_close(struct session *s, const char *reason)
 {
-    struct worker *w = s->w;
+    struct session_env *env = s->env;
     struct log_session ls;
 
     session_stop_watchers(s);
@@ -206,8 +204,8 @@ session_close(struct session *s, const char *reason)
         s->cssl = NULL;
     }
     close(s->cfd);
-    relay_dir_close(&s->up, &w->rp);
-    relay_dir_close(&s->down, &w->rp);
+    relay_dir_close(&s->up, env->rp);
+    relay_dir_close(&s->down, env->rp);
     session_tap_release(s);
 
     ls.id = s->id;
@@ -230,31 +228,27 @@ session_close(struct session *s, const char *reason)
         backend_session_end(s->b);
         s->b = NULL;
     }
-    session_unlink(w, s);
-    if (s->pool->sources != NULL) {
-        /* Counted by the listener at accept. */
-        srclimit_release(s->pool->sources, (struct sockaddr *)&s->client);
-    }
+    session_unlink(env, s);
+    admission_return(&s->ticket);
     pool_release(s->pool);
     free(s);
-    core_session_done(w->core);
-    worker_session_closed(w);
+    env->on_closed(env->ctx);
 }
 
 void
-session_close_all(struct worker *w, const char *reason)
+session_close_all(struct session_env *env, const char *reason)
 {
-    while (w->sessions != NULL) {
-        session_close(w->sessions, reason);
+    while (env->sessions != NULL) {
+        session_close(env->sessions, reason);
     }
 }
 
 void
-session_sweep_down(struct worker *w)
+session_sweep_down(struct session_env *env)
 {
     struct session *s, *next;
 
-    for (s = w->sessions; s != NULL; s = next) {
+    for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->pool->cf->close_on_down && s->b != NULL &&
             s->state == SESSION_RELAYING &&
@@ -345,7 +339,7 @@ session_watch_one(struct ev_loop *loop, ev_io *w, bool on)
 static void
 session_watch(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     enum relay_wait up = s->up.wait, down = s->down.wait;
 
     session_watch_one(loop, &s->c_r, up == RELAY_WAIT_SRC_READ
@@ -376,7 +370,7 @@ session_broker_failed(struct session *s, int from_upstream,
         return 0;
     }
     return s->up.taplen > 0 ||
-           ev_now(s->w->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+           ev_now(s->env->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
 }
 
 /*
@@ -388,7 +382,7 @@ session_broker_failed(struct session *s, int from_upstream,
 static int
 session_pump(struct session *s, int from_upstream)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     struct relay_dir *d = from_upstream ? &s->down : &s->up;
     const char *src = from_upstream ? "backend" : "client";
     const char *dst = from_upstream ? "client" : "backend";
@@ -400,9 +394,9 @@ session_pump(struct session *s, int from_upstream)
         /* Until the broker says a word, keep what the client sent, so a
          * broker that dies now can be replaced without the client
          * noticing. */
-        s->up.tap = relay_buf_get(&s->w->rp);
+        s->up.tap = relay_buf_get(s->env->rp);
     }
-    st = relay_pump(d, &s->w->rp, RELAY_BUDGET);
+    st = relay_pump(d, s->env->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
     }
@@ -503,19 +497,19 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 session_replay(struct session *s, int err)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
 
     session_account(s);
     session_connect_failed(s, "broker failed before answering", err);
     ev_io_stop(loop, &s->c_r);
     ev_io_stop(loop, &s->c_w);
     ev_timer_stop(loop, &s->timer);
-    relay_dir_release(&s->up, &s->w->rp);
-    relay_dir_release(&s->down, &s->w->rp);
+    relay_dir_release(&s->up, s->env->rp);
+    relay_dir_release(&s->down, s->env->rp);
     if (s->up.taplen > 0) {
         /* (A broker that went away right after the connect, before the
          * client said anything, leaves nothing to send again.) */
-        s->up.buf = relay_buf_get(&s->w->rp);
+        s->up.buf = relay_buf_get(s->env->rp);
         if (s->up.buf == NULL) {
             session_close(s, "out of memory");
             return;
@@ -535,7 +529,7 @@ session_replay(struct session *s, int err)
 static void
 session_start_relay(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
     s->state = SESSION_RELAYING;
@@ -550,7 +544,7 @@ session_start_relay(struct session *s)
     s->down.wait = RELAY_WAIT_SRC_READ;
     if (s->replayable && s->up.tap == NULL && s->up.len > s->up.off) {
         /* Bytes read while peeking: keep a copy for a replay too. */
-        s->up.tap = relay_buf_get(&s->w->rp);
+        s->up.tap = relay_buf_get(s->env->rp);
         if (s->up.tap != NULL) {
             memcpy(s->up.tap, s->up.buf + s->up.off, s->up.len - s->up.off);
             s->up.taplen = s->up.len - s->up.off;
@@ -570,7 +564,7 @@ session_start_relay(struct session *s)
 static void
 session_up_handshake(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
     int want, rc;
@@ -605,23 +599,6 @@ session_up_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
     session_up_handshake(container_of(w, struct session, u_w));
 }
 
-/* The host part of "host:port" or "[v6]:port" into <out>. */
-static void
-session_host_of(const char *text, char *out, size_t outlen)
-{
-    const char *end;
-
-    if (text[0] == '[') {
-        end = strchr(text, ']');
-        text++;
-    } else {
-        end = strrchr(text, ':');
-    }
-    if (end == NULL) {
-        end = text + strlen(text);
-    }
-    snprintf(out, outlen, "%.*s", (int)(end - text), text);
-}
 
 /* Send the PROXY protocol header; MQ_ERR if the socket would not take it. */
 static int
@@ -643,13 +620,13 @@ session_send_proxy_header(struct session *s)
     {
         /* What HAProxy's send-proxy-v2-ssl-cn tells a broker. */
         tls_proxy_facts(s->cssl, &pt, cn, sizeof(cn));
-        n = proxy_proto_write_tls((struct sockaddr *)&s->client,
+        n = proxy_proto_write_tls((struct sockaddr *)&s->ticket.peer,
                                   (struct sockaddr *)&local, &pt, hdr,
                                   sizeof(hdr));
     } else {
         n = proxy_proto_write(s->pool->cf->proxy_protocol
                               == PROXY_PROTOCOL_V1 ? 1 : 2,
-                              (struct sockaddr *)&s->client,
+                              (struct sockaddr *)&s->ticket.peer,
                               (struct sockaddr *)&local, hdr, sizeof(hdr));
     }
     if (n == 0) {
@@ -664,7 +641,6 @@ static void
 session_connected(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
-    char host[CONFIG_NAME_LEN + 80];
 
     backend_connect_ok(s->b);
     net_set_nodelay(s->ufd);
@@ -676,8 +652,7 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        session_host_of(s->b->addr.text, host, sizeof(host));
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, host);
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, s->b->addr.text);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;
@@ -688,7 +663,7 @@ session_connected(struct session *s)
             /* connect_timeout bounds the connect and the handshake */
             ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
                          / 1000.0, 0.);
-            ev_timer_start(s->w->loop, &s->timer);
+            ev_timer_start(s->env->loop, &s->timer);
         }
         session_up_handshake(s);
         return;
@@ -704,7 +679,7 @@ session_connect_failed(struct session *s, const char *what, int err)
 
     snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
     if (backend_connect_fail(s->b, s->pool->cf->max_fails, reason)) {
-        core_backend_down(s->w->core, s->pool);
+        pool_report_down(s->pool);
     }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
              s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
@@ -741,13 +716,13 @@ session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 session_wait_fd(struct session *s, int err)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     ev_tstamp now = ev_now(loop);
 
     backend_session_end(s->b);
     s->b = NULL;
     s->ntries--;
-    worker_pause_accept(s->w);
+    s->env->on_shortage(s->env->ctx);
     if (s->fd_wait_since == 0) {
         s->fd_wait_since = now;
         log_warn("session #%llu client=%s: no socket for the broker (%s), "
@@ -768,7 +743,7 @@ session_wait_fd(struct session *s, int err)
 static void
 session_connect(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
     int fd, in_progress;
 
@@ -841,7 +816,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)revents;
     if (d->buf == NULL) {
-        d->buf = relay_buf_get(&s->w->rp);
+        d->buf = relay_buf_get(s->env->rp);
         if (d->buf == NULL) {
             session_close(s, "out of memory");
             return;
@@ -900,7 +875,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 session_begin(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
     ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
@@ -920,7 +895,7 @@ session_begin(struct session *s)
 static void
 session_handshake(struct session *s)
 {
-    struct ev_loop *loop = s->w->loop;
+    struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
     int want, rc;
@@ -981,8 +956,8 @@ session_addr_hash(const struct sockaddr_storage *ss)
 }
 
 int
-session_create(struct worker *w, struct pool *pool, int fd,
-               const struct sockaddr_storage *ss, int tls)
+session_create(struct session_env *env, struct pool *pool, int fd,
+               struct admission_ticket *t, int tls)
 {
     const struct config_pool *cf = pool->cf;
     struct session *s;
@@ -990,27 +965,30 @@ session_create(struct worker *w, struct pool *pool, int fd,
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         close(fd);
+        admission_return(t);
         return MQ_ERR;
     }
-    s->w = w;
+    s->env = env;
+    s->ticket = *t;
+    t->adm = NULL;          /* the session holds the slots now */
+    t->sources = NULL;
     s->pool = pool;
     pool_acquire(pool);
-    s->id = atomic_fetch_add_explicit(&w->core->next_id, 1,
+    s->id = atomic_fetch_add_explicit(env->next_id, 1,
                                       memory_order_relaxed) + 1;
     s->cfd = fd;
     s->ufd = -1;
-    s->client = *ss;
     s->start_ms = mq_now_ms();
-    s->key = session_addr_hash(ss);
+    s->key = session_addr_hash(&s->ticket.peer);
     s->replayable = 1;
-    net_format((const struct sockaddr *)ss, s->client_text,
+    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
                sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
     ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
     ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
     ev_init(&s->timer, session_timer_cb);
-    session_link(w, s);
+    session_link(env, s);
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
@@ -1024,7 +1002,7 @@ session_create(struct worker *w, struct pool *pool, int fd,
         ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
         ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
                      / 1000.0, 0.);
-        ev_timer_start(w->loop, &s->timer);
+        ev_timer_start(env->loop, &s->timer);
         session_handshake(s);
         return MQ_OK;
     }

@@ -209,6 +209,12 @@ stats_json_backend(const struct stats_backend *be)
     ok = stats_json_set(o, "address", stats_json_str(be->address)) && ok;
     ok = stats_json_set(o, "state",
                         json_string(backend_state_name(be->state))) && ok;
+    ok = stats_json_set(o, "health",
+                        json_string(be->down ? "down" : "up")) && ok;
+    ok = stats_json_set(o, "admin", stats_json_str(be->admin[0] != '\0'
+                                                   ? be->admin : "ready"))
+         && ok;
+    ok = stats_json_set(o, "reason", stats_json_str(be->reason)) && ok;
     ok = stats_json_set(o, "weight", json_integer(be->weight)) && ok;
     ok = stats_json_set(o, "active", json_integer(be->active)) && ok;
     ok = stats_json_set(o, "total", stats_json_u64(be->total)) && ok;
@@ -333,7 +339,8 @@ stats_json_pool(const struct stats_pool *p)
  *   {"version","uptime_s","now","pools":[{"name","listen":[...],"balance",
  *    "check_kind","rejected","rejected_by":{"no_backend",...},"queued",
  *    "queued_max","rebalanced","backends":[{"name","address","state",
- *    "weight","active","total","failed","bytes_in","bytes_out",
+ *    "health","admin","reason","weight","active","total","failed",
+ *    "bytes_in","bytes_out",
  *    "checks_pass","checks_fail","check":{"result","reason","latency_ms",
  *    "at"},"since"}]}]}
  * with a trailing newline, for curl users.

@@ -10,6 +10,7 @@
  * buffers; SSL_OP_IGNORE_UNEXPECTED_EOF makes a client that closes TCP
  * without close_notify (most MQTT clients) a plain end of stream.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -572,11 +573,34 @@ tls_client_destroy(struct tls_client *tc)
     free(tc);
 }
 
-SSL *
-tls_client_ssl(struct tls_client *tc, int fd, const char *host)
+/* The host part of "host:port" or "[v6]:port" into <out>. */
+static void
+tls_host_of(const char *text, char *out, size_t outlen)
 {
-    const char *name = tc->sni != NULL ? tc->sni : host;
+    const char *end;
+
+    if (text[0] == '[') {
+        end = strchr(text, ']');
+        text++;
+    } else {
+        end = strrchr(text, ':');
+    }
+    if (end == NULL) {
+        end = text + strlen(text);
+    }
+    snprintf(out, outlen, "%.*s", (int)(end - text), text);
+}
+
+SSL *
+tls_client_ssl(struct tls_client *tc, int fd, const char *addr)
+{
+    const char *name;
+    char host[256];
+    struct in6_addr ip;
     SSL *ssl;
+
+    tls_host_of(addr, host, sizeof(host));
+    name = tc->sni != NULL ? tc->sni : host;
 
     ssl = SSL_new(tc->ctx);
     if (ssl == NULL) {
@@ -587,14 +611,24 @@ tls_client_ssl(struct tls_client *tc, int fd, const char *host)
         goto fail;
     }
     if (name != NULL && name[0] != '\0') {
-        /* An IP address is no server name; it is still checked. */
-        if (strspn(name, "0123456789.:abcdefABCDEF") != strlen(name)
-            && SSL_set_tlsext_host_name(ssl, name) != 1)
+        /* An IP address is no server name (RFC 6066); it is checked
+         * against the certificate's IP SANs instead. */
+        if (inet_pton(AF_INET, name, &ip) == 1
+            || inet_pton(AF_INET6, name, &ip) == 1)
         {
-            goto fail;
-        }
-        if (tc->verify && SSL_set1_host(ssl, name) != 1) {
-            goto fail;
+            if (tc->verify
+                && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+                   != 1)
+            {
+                goto fail;
+            }
+        } else {
+            if (SSL_set_tlsext_host_name(ssl, name) != 1) {
+                goto fail;
+            }
+            if (tc->verify && SSL_set1_host(ssl, name) != 1) {
+                goto fail;
+            }
         }
     }
     SSL_set_connect_state(ssl);

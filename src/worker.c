@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "mqlb/common.h"
-#include "mqlb/core.h"
+#include "mqlb/admission.h"
 #include "mqlb/listener.h"
 #include "mqlb/log.h"
 #include "mqlb/session.h"
@@ -15,13 +15,27 @@
 
 #define WORKER_PAUSE_S      0.1     /* accept retry after EMFILE/limit */
 
+static void worker_accept(void *ctx, struct listener *l, int fd,
+                          struct admission_ticket *t);
+static void worker_pause_accept(void *ctx);
+
+/* Make <w> the owner of every listener of <list>. */
+static void
+worker_attach(struct worker *w, struct listener *list)
+{
+    for (; list != NULL; list = list->next) {
+        listener_attach(list, w->loop, worker_accept, worker_pause_accept,
+                        w);
+    }
+}
+
 static void
 worker_listeners_start(struct worker *w)
 {
     struct listener *l;
 
     for (l = w->listeners; l != NULL; l = l->next) {
-        listener_start(l, w);
+        listener_start(l);
     }
 }
 
@@ -111,9 +125,12 @@ worker_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
     worker_listeners_start(w);
 }
 
-void
-worker_pause_accept(struct worker *w)
+/* Stop accepting on every listener for a short while (EMFILE, limit). */
+static void
+worker_pause_accept(void *ctx)
 {
+    struct worker *w = ctx;
+
     if (w->paused) {
         return;
     }
@@ -124,16 +141,32 @@ worker_pause_accept(struct worker *w)
     ev_timer_start(w->loop, &w->resume);
 }
 
-void
-worker_session_closed(struct worker *w)
+/* A session ended: resume accepting if paused for the limit. */
+static void
+worker_session_closed(void *ctx)
 {
+    struct worker *w = ctx;
+
     if (w->paused && !w->stopping) {
         ev_timer_stop(w->loop, &w->resume);
         w->paused = 0;
         worker_listeners_start(w);
     }
-    if (w->stopping && w->nsessions == 0 && w->listeners == NULL) {
+    if (w->stopping && w->env.nsessions == 0 && w->listeners == NULL) {
         ev_break(w->loop, EVBREAK_ALL);
+    }
+}
+
+/* The listener admitted a client: it becomes a session of this worker. */
+static void
+worker_accept(void *ctx, struct listener *l, int fd,
+              struct admission_ticket *t)
+{
+    struct worker *w = ctx;
+
+    if (session_create(&w->env, l->pool, fd, t, l->addr.tls) != MQ_OK) {
+        log_error("session for a client of %s: out of memory",
+                  l->addr.text);
     }
 }
 
@@ -146,7 +179,7 @@ worker_session_closed(struct worker *w)
 static void
 worker_adopt_listeners(struct worker *w)
 {
-    struct listener *old, *l;
+    struct listener *old;
 
     pthread_mutex_lock(&w->pending_lock);
     if (w->pending == NULL) {
@@ -158,13 +191,10 @@ worker_adopt_listeners(struct worker *w)
     w->pending = NULL;
     w->retired = NULL;
     pthread_mutex_unlock(&w->pending_lock);
+    worker_attach(w, w->listeners);
     worker_listeners_destroy(old, w->listeners);
     if (!w->paused && !w->stopping) {
         worker_listeners_start(w);
-    } else {
-        for (l = w->listeners; l != NULL; l = l->next) {
-            l->worker = w;
-        }
     }
 }
 
@@ -179,7 +209,7 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
         worker_adopt_listeners(w);
     }
     if (cmds & WORKER_CMD_SWEEP) {
-        session_sweep_down(w);
+        session_sweep_down(&w->env);
     }
     if (cmds & WORKER_CMD_STOP_ACCEPT) {
         w->stopping = 1;
@@ -187,10 +217,10 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
         worker_listeners_destroy(worker_take_all_listeners(w), NULL);
     }
     if (cmds & WORKER_CMD_CLOSE_ALL) {
-        session_close_all(w, "shutdown");
+        session_close_all(&w->env, "shutdown");
     }
     if ((cmds & WORKER_CMD_EXIT) ||
-        (w->stopping && w->nsessions == 0)) {
+        (w->stopping && w->env.nsessions == 0)) {
         ev_break(loop, EVBREAK_ALL);
     }
 }
@@ -203,12 +233,12 @@ worker_main(void *arg)
     worker_listeners_start(w);
     ev_run(w->loop, 0);
     /* Leaving: nothing may outlive the loop. */
-    session_close_all(w, "shutdown");
+    session_close_all(&w->env, "shutdown");
     return NULL;
 }
 
 struct worker *
-worker_create(struct core *core, unsigned id)
+worker_create(unsigned id, _Atomic uint64_t *next_id)
 {
     struct worker *w;
 
@@ -222,13 +252,25 @@ worker_create(struct core *core, unsigned id)
         return NULL;
     }
     w->id = id;
-    w->core = core;
     pthread_mutex_init(&w->pending_lock, NULL);
     relay_pool_init(&w->rp, 1024);
+    w->env.loop = w->loop;
+    w->env.rp = &w->rp;
+    w->env.next_id = next_id;
+    w->env.on_closed = worker_session_closed;
+    w->env.on_shortage = worker_pause_accept;
+    w->env.ctx = w;
     ev_async_init(&w->wake, worker_wake_cb);
     ev_async_start(w->loop, &w->wake);
     ev_init(&w->resume, worker_resume_cb);
     return w;
+}
+
+void
+worker_add_listeners(struct worker *w, struct listener *list)
+{
+    worker_attach(w, list);
+    w->listeners = list;
 }
 
 int

@@ -204,6 +204,7 @@ struct test_admin_fake {
     char                backend[CONFIG_NAME_LEN];  /* last action's */
     enum admin_action   action;         /* last action */
     unsigned            value;          /* last action's value */
+    char                who[64];        /* last action's client address */
 };
 
 static struct test_admin_fake test_admin_fake = {
@@ -251,7 +252,7 @@ test_admin_snapshot(void *ctx)
 
 static int
 test_admin_action(void *ctx, const char *pool, const char *backend,
-                  enum admin_action action, unsigned value)
+                  enum admin_action action, unsigned value, const char *who)
 {
     struct test_admin_fake *f = ctx;
 
@@ -267,6 +268,7 @@ test_admin_action(void *ctx, const char *pool, const char *backend,
     snprintf(f->backend, sizeof(f->backend), "%s", backend);
     f->action = action;
     f->value = value;
+    snprintf(f->who, sizeof(f->who), "%s", who);
     pthread_mutex_unlock(&f->lock);
     return MQ_OK;
 }
@@ -583,7 +585,7 @@ Test(admin_http, post_actions_reach_the_core)
 {
     static const char with_body[] =
         "POST /pools/p1/backends/b1/enable HTTP/1.1\r\n"
-        "Host: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+        "Host: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
     struct test_admin_resp r;
     json_t *j;
 
@@ -601,6 +603,7 @@ Test(admin_http, post_actions_reach_the_core)
     cr_assert_str_eq(test_admin_fake.pool, "p1");
     cr_assert_str_eq(test_admin_fake.backend, "b1");
     cr_assert_eq(test_admin_fake.action, ADMIN_ACTION_DRAIN);
+    cr_assert_str_eq(test_admin_fake.who, "127.0.0.1", "the client's address");
     pthread_mutex_unlock(&test_admin_fake.lock);
 
     r = test_admin_req("POST", "/pools/p1/backends/b1/weight?value=17",
@@ -627,8 +630,8 @@ Test(admin_http, post_actions_reach_the_core)
 Test(admin_http, keep_alive_serves_several_requests)
 {
     static const char two[] =
-        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-        "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     struct test_admin_resp r;
 
     r = test_admin_raw(two, sizeof(two) - 1);
@@ -639,7 +642,7 @@ Test(admin_http, keep_alive_serves_several_requests)
 
 Test(admin_http, huge_headers_are_refused_and_server_lives)
 {
-    static const char head[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
+    static const char head[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     struct test_admin_resp r;
     size_t big = 1024 * 1024, len;
     char *req;
@@ -672,7 +675,7 @@ Test(admin_http, garbage_and_half_requests_do_not_stall_it)
         "GARBAGE\r\n\r\n",
         "GET\r\n\r\n",
         "GET /health HTTP/9.9\r\n\r\n",
-        "GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     };
     struct test_admin_resp r;
     int held[8];
@@ -725,7 +728,7 @@ Test(admin_auth, token_is_required_everywhere, .init = test_admin_start_token,
      .fini = test_admin_stop, .timeout = 60)
 {
     static const char *const gets[] = { "/health", "/status", "/metrics",
-                                        "/", "/nope" };
+                                        "/nope" };
     struct test_admin_resp r;
     size_t i;
 
@@ -758,15 +761,68 @@ Test(admin_auth, token_is_required_everywhere, .init = test_admin_start_token,
     test_admin_resp_free(&r);
     cr_assert_eq(test_admin_fake.nactions, 1);
 
-    /* the dashboard page alone takes ?token= (a browser cannot add it) */
-    r = test_admin_req("GET", "/?token=s3cret", NULL);
+    /* The dashboard page holds no data: it is served without the token
+     * and asks for it (issue 12 item 8); a token in the query opens
+     * nothing. */
+    r = test_admin_req("GET", "/", NULL);
     cr_assert_eq(r.status, 200, "%s", r.raw);
-    test_admin_resp_free(&r);
-    r = test_admin_req("GET", "/?token=nope", NULL);
-    cr_assert_eq(r.status, 401, "%s", r.raw);
+    cr_assert(test_admin_has_header(&r, "Content-Type: text/html; "
+                                    "charset=utf-8"), "%s", r.raw);
+    cr_assert_not_null(strstr(r.body, "id=\"tokenbox\""));
     test_admin_resp_free(&r);
     r = test_admin_req("GET", "/status?token=s3cret", NULL);
     cr_assert_eq(r.status, 401, "%s", r.raw);
+    test_admin_resp_free(&r);
+}
+
+Test(admin_guard_http, foreign_host_and_cross_site_post_are_refused,
+     .init = test_admin_start_open, .fini = test_admin_stop, .timeout = 60)
+{
+    static const char rebound[] =
+        "GET /status HTTP/1.1\r\nHost: evil.example:9000\r\n"
+        "Connection: close\r\n\r\n";
+    struct test_admin_resp r;
+    char req[256];
+
+    /* DNS rebinding: a page of evil.example reads /status no more. */
+    r = test_admin_raw(rebound, sizeof(rebound) - 1);
+    cr_assert_eq(r.status, 403, "%s", r.raw);
+    cr_assert_not_null(strstr(r.body, "allowed_hosts"), "%s", r.body);
+    test_admin_resp_free(&r);
+    /* Our own address (the port aside) and localhost are fine. */
+    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: "
+             "127.0.0.1:%u\r\nConnection: close\r\n\r\n",
+             test_admin_port);
+    r = test_admin_raw(req, strlen(req));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    test_admin_resp_free(&r);
+    /* A cross-site POST: refused, and nothing happened. */
+    r = test_admin_req("POST", "/pools/p1/backends/b1/drain",
+                       "Origin: https://evil.example");
+    cr_assert_eq(r.status, 403, "%s", r.raw);
+    test_admin_resp_free(&r);
+    r = test_admin_req("POST", "/pools/p1/backends/b1/drain",
+                       "Origin: null");
+    cr_assert_eq(r.status, 403, "%s", r.raw);
+    test_admin_resp_free(&r);
+    pthread_mutex_lock(&test_admin_fake.lock);
+    cr_assert_eq(test_admin_fake.nactions, 0);
+    pthread_mutex_unlock(&test_admin_fake.lock);
+    /* The page's own POST (same origin) and a script's (no Origin) act. */
+    r = test_admin_req("POST", "/pools/p1/backends/b1/drain",
+                       "Origin: http://localhost");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    test_admin_resp_free(&r);
+    r = test_admin_req("POST", "/pools/p1/backends/b1/enable", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    test_admin_resp_free(&r);
+    /* allowed_hosts: a name the operator gave it. */
+    cr_assert_eq(admin_set_hosts(test_admin_server, "lb.example, mqlb"),
+                 MQ_OK);
+    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: MQLB:%u\r\n"
+             "Connection: close\r\n\r\n", test_admin_port);
+    r = test_admin_raw(req, strlen(req));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
     test_admin_resp_free(&r);
 }
 

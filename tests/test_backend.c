@@ -218,7 +218,8 @@ Test(backend, drained_backends_checks_still_count)
     backend_set_admin(tb, BACKEND_ADMIN_DRAIN);
     cr_expect(tb_check(false));
     cr_expect_not(atomic_load(&tb->up));
-    cr_expect_eq(backend_state(tb), BACKEND_DRAIN);
+    cr_expect_eq(backend_state(tb), BACKEND_DOWN, "down wins over drain");
+    cr_expect_str_eq(backend_admin_name(tb), "drain");
 }
 
 Test(backend, rise_passes_are_needed_after_a_passive_ejection)
@@ -332,18 +333,25 @@ Test(backend, recovery_by_checks_starts_the_ramp)
 
 /* ---- state ------------------------------------------------------------- */
 
-Test(backend, state_precedence_is_disabled_drain_down_proto_drain_up)
+Test(backend, state_precedence_is_down_disabled_drain_proto_drain_up)
 {
+    /* Down wins over drain and disabled (SPEC part two): the admin
+     * state is shown apart, in "admin" and "reason". */
     atomic_store(&tb->up, false);
     atomic_store(&tb->proto_drain, true);
+    atomic_store(&tb->admin, BACKEND_ADMIN_DISABLE);
+    cr_expect_eq(backend_state(tb), BACKEND_DOWN);
+    atomic_store(&tb->admin, BACKEND_ADMIN_DRAIN);
+    cr_expect_eq(backend_state(tb), BACKEND_DOWN);
+    atomic_store(&tb->admin, BACKEND_ADMIN_NONE);
+    cr_expect_eq(backend_state(tb), BACKEND_DOWN, "down beats proto drain");
+    atomic_store(&tb->up, true);
+    cr_expect_eq(backend_state(tb), BACKEND_DRAIN, "proto drain while up");
     atomic_store(&tb->admin, BACKEND_ADMIN_DISABLE);
     cr_expect_eq(backend_state(tb), BACKEND_DISABLED);
     atomic_store(&tb->admin, BACKEND_ADMIN_DRAIN);
     cr_expect_eq(backend_state(tb), BACKEND_DRAIN);
     atomic_store(&tb->admin, BACKEND_ADMIN_NONE);
-    cr_expect_eq(backend_state(tb), BACKEND_DOWN, "down beats proto drain");
-    atomic_store(&tb->up, true);
-    cr_expect_eq(backend_state(tb), BACKEND_DRAIN, "proto drain while up");
     atomic_store(&tb->proto_drain, false);
     cr_expect_eq(backend_state(tb), BACKEND_UP);
 }
@@ -391,4 +399,87 @@ Test(backend, eligible_needs_up_weight_and_room)
     backend_set_proto_drain(tb, false);
     atomic_store(&tb->up, false);
     cr_expect_not(backend_is_eligible(tb), "down");
+}
+
+/* ---- health, admin and reason, as /status shows them ------------------ */
+
+static const char *
+tb_reason(void)
+{
+    static char buf[BACKEND_REASON_MAX];
+
+    backend_reason(tb, buf, sizeof(buf));
+    return buf;
+}
+
+Test(backend, up_and_ready_has_no_reason)
+{
+    cr_expect(backend_is_up(tb));
+    cr_expect_str_eq(backend_admin_name(tb), "ready");
+    cr_expect_str_eq(tb_reason(), "");
+}
+
+Test(backend, check_down_says_check_failed_and_up_clears_it)
+{
+    cr_expect(tb_check(false));
+    cr_expect_not(backend_is_up(tb));
+    cr_expect_str_eq(backend_admin_name(tb), "ready");
+    cr_expect_str_eq(tb_reason(), "check failed: refused");
+    tb_check(true);
+    cr_expect(tb_check(true));
+    cr_expect_str_eq(tb_reason(), "");
+}
+
+Test(backend, passive_down_says_how_many_failures_and_the_last)
+{
+    cr_expect_not(backend_connect_fail(tb, 3, "refused"));
+    cr_expect_not(backend_connect_fail(tb, 3, "refused"));
+    cr_expect(backend_connect_fail(tb, 3, "timeout"));
+    cr_expect_str_eq(tb_reason(), "3 connect failures in a row: timeout");
+    /* A check that passes now and then does not rewrite the cause. */
+    cr_expect_not(backend_connect_fail(tb, 3, "refused"));
+    cr_expect_str_eq(tb_reason(), "3 connect failures in a row: timeout");
+}
+
+Test(backend, admin_states_name_who_and_a_dead_drained_backend_says_both)
+{
+    backend_set_admin_by(tb, BACKEND_ADMIN_DRAIN, "127.0.0.1");
+    cr_expect(backend_is_up(tb));
+    cr_expect_str_eq(backend_admin_name(tb), "drain");
+    cr_expect_str_eq(tb_reason(), "drained by admin (127.0.0.1)");
+    cr_expect(tb_check(false));
+    cr_expect_eq(backend_state(tb), BACKEND_DOWN, "down wins in state");
+    cr_expect_str_eq(tb_reason(), "check failed: refused; drained by admin "
+                     "(127.0.0.1)");
+    backend_set_admin_by(tb, BACKEND_ADMIN_DISABLE, "::1");
+    cr_expect_str_eq(backend_admin_name(tb), "disabled");
+    cr_expect_str_eq(tb_reason(), "check failed: refused; disabled by admin "
+                     "(::1)");
+    backend_set_admin(tb, BACKEND_ADMIN_DRAIN);
+    cr_expect_str_eq(tb_reason(), "check failed: refused; drained by admin");
+    backend_set_admin_by(tb, BACKEND_ADMIN_NONE, "127.0.0.1");
+    cr_expect_str_eq(backend_admin_name(tb), "ready");
+    cr_expect_str_eq(tb_reason(), "check failed: refused");
+}
+
+Test(backend, lame_duck_mode_is_a_drain_with_its_reason)
+{
+    backend_set_proto_drain(tb, true);
+    cr_expect(backend_is_up(tb));
+    cr_expect_str_eq(backend_admin_name(tb), "drain");
+    cr_expect_str_eq(tb_reason(), "lame duck mode");
+    backend_set_proto_drain(tb, false);
+    cr_expect_str_eq(tb_reason(), "");
+}
+
+Test(backend, reason_fits_any_buffer)
+{
+    char small[8];
+
+    backend_set_admin_by(tb, BACKEND_ADMIN_DRAIN, "127.0.0.1");
+    tb_check(false);
+    backend_reason(tb, small, sizeof(small));
+    cr_expect_str_eq(small, "check f");
+    backend_reason(tb, small, 1);
+    cr_expect_str_eq(small, "");
 }

@@ -1485,3 +1485,431 @@ Test(probe_send_expect, garbage_never_passes)
     test_garbage(&probe_send_expect_ops, &pp, LIT("+PONG"), 23);
     test_mutate(&probe_send_expect_ops, &pp, LIT("+PONG ready\r\n"), 24);
 }
+
+/* ---- credentials: check_user, check_password, check_vhost ------------- */
+
+Test(probe_auth, has_auth_needs_a_user_or_a_password)
+{
+    struct probe_params none = { 0 }, user = { .user = "u" },
+                        pass = { .password = "p" };
+
+    cr_assert(!probe_has_auth(NULL));
+    cr_assert(!probe_has_auth(&none));
+    cr_assert(probe_has_auth(&user));
+    cr_assert(probe_has_auth(&pass));
+}
+
+Test(probe_redis_auth, password_alone_sends_auth_then_ping)
+{
+    static const char want[] = "*2\r\n$4\r\nAUTH\r\n$6\r\ns3cr3t\r\nPING\r\n";
+    struct probe_params pp = { .password = "s3cr3t" };
+    struct probe        p;
+
+    test_start(&p, &probe_redis_ops, &pp);
+    cr_assert_eq(test_wire.nsent, sizeof(want) - 1);
+    cr_assert(memcmp(test_wire.sent, want, sizeof(want) - 1) == 0);
+    cr_assert_eq(test_split(&p, &probe_redis_ops, &pp,
+                            LIT("+OK\r\n+PONG\r\n")), PROBE_PASS);
+}
+
+Test(probe_redis_auth, acl_user_sends_auth_user_password)
+{
+    static const char want[] =
+        "*3\r\n$4\r\nAUTH\r\n$7\r\nchecker\r\n$4\r\na b\n\r\nPING\r\n";
+    struct probe_params pp = { .user = "checker", .password = "a b\n" };
+    struct probe        p;
+
+    test_start(&p, &probe_redis_ops, &pp);
+    cr_assert_eq(test_wire.nsent, sizeof(want) - 1);
+    cr_assert(memcmp(test_wire.sent, want, sizeof(want) - 1) == 0);
+}
+
+Test(probe_redis_auth, wrong_password_is_a_refused_login)
+{
+    struct probe_params pp = { .user = "checker", .password = "nope" };
+    struct probe        p;
+
+    cr_assert_eq(test_split(&p, &probe_redis_ops, &pp,
+                            LIT("-WRONGPASS invalid username-password pair "
+                                "or user is disabled.\r\n")), PROBE_FAIL);
+    cr_assert_str_eq(p.reason, "authentication refused: WRONGPASS invalid "
+                     "username-password pair or user is disabled.");
+    /* A server without requirepass refuses AUTH as well. */
+    test_fails_with(&probe_redis_master_ops, &pp,
+                    LIT("-ERR AUTH <password> called without any password "
+                        "configured for the default user.\r\n"),
+                    "authentication refused: ERR AUTH");
+    test_fails_with(&probe_redis_ops, &pp, LIT("+PONG\r\n"),
+                    "unexpected reply: +PONG");
+    test_fails_with(&probe_redis_ops, &pp, LIT("$3\r\n"),
+                    "unexpected reply");
+}
+
+Test(probe_redis_auth, master_logs_in_then_reads_the_role)
+{
+    static const char info[] = "# Replication\r\nrole:master\r\n";
+    struct probe_params pp = { .password = "x" };
+    struct probe        p;
+    char                buf[256];
+    int                 n;
+
+    n = snprintf(buf, sizeof(buf), "+OK\r\n+PONG\r\n$%zu\r\n%s\r\n",
+                 sizeof(info) - 1, info);
+    cr_assert_eq(test_split(&p, &probe_redis_master_ops, &pp, buf,
+                            (size_t)n), PROBE_PASS);
+    cr_assert(memcmp(test_wire.sent, "*2\r\n$4\r\nAUTH\r\n", 14) == 0);
+    test_garbage(&probe_redis_master_ops, &pp, LIT("+OK\r\n"), 31);
+}
+
+Test(probe_mqtt_auth, connect_carries_user_and_password)
+{
+    static const uint8_t want[] = {
+        0x10, 10 + 12 + 7 + 4, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xc2, 0, 10,
+        0, 10, 'm', 'q', 'l', 'b', '-', 'c', 'h', 'e', 'c', 'k',
+        0, 5, 'a', 'l', 'i', 'c', 'e', 0, 2, 'p', 'w',
+    };
+    struct probe_params pp = { .user = "alice", .password = "pw" };
+    struct probe        p;
+
+    test_start(&p, &probe_mqtt_ops, &pp);
+    cr_assert_eq(test_wire.nsent, sizeof(want));
+    cr_assert(memcmp(test_wire.sent, want, sizeof(want)) == 0);
+}
+
+Test(probe_mqtt_auth, user_alone_sets_only_the_user_flag)
+{
+    struct probe_params pp = { .user = "bob" };
+    struct probe        p;
+
+    test_start(&p, &probe_mqtt_ops, &pp);
+    cr_assert_eq(test_wire.sent[9], 0x82);
+    cr_assert_eq(test_wire.nsent, 2 + 10 + 12 + 5);
+    cr_assert(memcmp(test_wire.sent + 24, "\x00\x03" "bob", 5) == 0);
+}
+
+Test(probe_mqtt_auth, refused_login_says_so)
+{
+    struct probe_params pp = { .user = "alice", .password = "bad" };
+    struct probe        p;
+
+    cr_assert_eq(test_split(&p, &probe_mqtt_ops, &pp,
+                            LIT("\x20\x02\x00\x05")), PROBE_FAIL);
+    cr_assert_str_eq(p.reason, "authentication refused: connack 5 "
+                     "(not authorized)");
+    test_fails_with(&probe_mqtt_ops, &pp, LIT("\x20\x02\x00\x04"),
+                    "authentication refused: connack 4 (bad user name or "
+                    "password)");
+    /* Other refusals keep their own words. */
+    test_fails_with(&probe_mqtt_ops, &pp, LIT("\x20\x02\x00\x03"),
+                    "connack refused: 3 (server unavailable)");
+    cr_assert_eq(test_once(&p, &probe_mqtt_ops, &pp,
+                           LIT("\x20\x02\x00\x00")), PROBE_PASS);
+}
+
+#define TEST_NATS_AUTH_INFO \
+    "INFO {\"server_id\":\"X\",\"auth_required\":true} \r\n"
+
+Test(probe_nats_auth, connect_with_user_and_pass_goes_before_ping)
+{
+    static const char want[] =
+        "CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"u\\\"1\","
+        "\"pass\":\"p\\\\\\u000a\"}\r\nPING\r\n";
+    struct probe_params pp = { .user = "u\"1", .password = "p\\\n" };
+    struct probe        p;
+
+    test_start(&p, &probe_nats_ops, &pp);
+    cr_assert_eq(test_wire.nsent, 0);
+    cr_assert_eq(test_judge(&p, LIT(TEST_NATS_AUTH_INFO)), PROBE_MORE);
+    cr_assert_eq(test_wire.nlast, sizeof(want) - 1, "sent %.*s",
+                 (int)test_wire.nlast, test_wire.last);
+    cr_assert(memcmp(test_wire.last, want, sizeof(want) - 1) == 0);
+    cr_assert_eq(test_split(&p, &probe_nats_ops, &pp,
+                            LIT(TEST_NATS_AUTH_INFO "+OK\r\nPONG\r\n")),
+                 PROBE_PASS);
+}
+
+Test(probe_nats_auth, password_alone_is_an_auth_token)
+{
+    static const char want[] =
+        "CONNECT {\"verbose\":false,\"pedantic\":false,"
+        "\"auth_token\":\"t0k\"}\r\nPING\r\n";
+    struct probe_params pp = { .password = "t0k" };
+    struct probe        p;
+
+    test_start(&p, &probe_nats_ops, &pp);
+    cr_assert_eq(test_judge(&p, LIT(TEST_NATS_AUTH_INFO)), PROBE_MORE);
+    cr_assert_eq(test_wire.nlast, sizeof(want) - 1);
+    cr_assert(memcmp(test_wire.last, want, sizeof(want) - 1) == 0);
+}
+
+Test(probe_nats_auth, authorization_violation_is_a_refused_login)
+{
+    struct probe_params pp = { .user = "u", .password = "bad" };
+
+    test_fails_with(&probe_nats_ops, &pp,
+                    LIT(TEST_NATS_AUTH_INFO
+                        "-ERR 'Authorization Violation'\r\n"),
+                    "authentication refused: nats error: ERR 'Authorization "
+                    "Violation'");
+    /* Without credentials the same line is only a nats error. */
+    test_fails_with(&probe_nats_ops, NULL,
+                    LIT(TEST_NATS_AUTH_INFO
+                        "-ERR 'Authorization Violation'\r\n"),
+                    "nats error: ERR 'Authorization Violation'");
+}
+
+Test(probe_nats_auth, huge_credentials_never_overflow)
+{
+    struct probe_params pp;
+    struct probe        p;
+    char                user[PROBE_CRED_MAX + 1], pass[PROBE_CRED_MAX + 1];
+
+    /* Control characters take six bytes each in JSON. */
+    memset(user, '\x01', sizeof(user) - 1);
+    user[sizeof(user) - 1] = '\0';
+    memset(pass, '"', sizeof(pass) - 1);
+    pass[sizeof(pass) - 1] = '\0';
+    pp = (struct probe_params){ .user = user, .password = pass };
+    test_start(&p, &probe_nats_ops, &pp);
+    cr_assert_eq(test_judge(&p, LIT(TEST_NATS_AUTH_INFO)), PROBE_MORE);
+    cr_assert(test_wire.nlast <= PROBE_OUT_MAX);
+}
+
+Test(probe_http_auth, basic_authorization_is_sent)
+{
+    static const char want[] = "GET /api/health HTTP/1.1\r\n"
+                               "Host: 127.0.0.1:15672\r\n"
+                               "Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n"
+                               "User-Agent: mqlb-check\r\n"
+                               "Connection: close\r\n\r\n";
+    struct probe_params pp = { .path = "/api/health",
+                               .host = "127.0.0.1:15672",
+                               .user = "guest", .password = "guest" };
+    struct probe        p;
+
+    test_start(&p, &probe_http_ops, &pp);
+    cr_assert_eq(test_wire.nsent, sizeof(want) - 1, "sent %.*s",
+                 (int)test_wire.nsent, test_wire.sent);
+    cr_assert(memcmp(test_wire.sent, want, sizeof(want) - 1) == 0);
+    /* Every padding length: "u:" "u:p" "u:pw" -> dTo= dTpw dTpwdw== */
+    pp = (struct probe_params){ .user = "u" };
+    test_start(&p, &probe_http_ops, &pp);
+    cr_assert(memmem(test_wire.sent, test_wire.nsent, "Basic dTo=\r\n", 12));
+    pp.password = "p";
+    test_start(&p, &probe_http_ops, &pp);
+    cr_assert(memmem(test_wire.sent, test_wire.nsent, "Basic dTpw\r\n", 12));
+    pp.password = "pw";
+    test_start(&p, &probe_http_ops, &pp);
+    cr_assert(memmem(test_wire.sent, test_wire.nsent, "Basic dTpwdw==\r\n",
+                     16));
+}
+
+Test(probe_http_auth, unauthorized_is_a_refused_login)
+{
+    struct probe_params pp = { .user = "u", .password = "bad" };
+    struct probe        p;
+
+    cr_assert_eq(test_split(&p, &probe_http_ops, &pp, LIT("HTTP/1.0 401 ")),
+                 PROBE_FAIL);
+    cr_assert_str_eq(p.reason, "authentication refused: http status 401");
+    test_fails_with(&probe_http_ops, &pp, LIT("HTTP/1.1 403 Forbidden\r\n"),
+                    "authentication refused: http status 403");
+    test_fails_with(&probe_http_ops, NULL, LIT("HTTP/1.1 401 No\r\n"),
+                    "http status 401");
+    cr_assert_eq(test_once(&p, &probe_http_ops, &pp,
+                           LIT("HTTP/1.1 200 OK\r\n")), PROBE_PASS);
+}
+
+/* ---- amqp login ------------------------------------------------------- */
+
+/* A Connection method frame from the server: <args> after class/method. */
+static size_t
+test_amqp_method(uint8_t *out, unsigned method, const void *args,
+                 size_t alen)
+{
+    size_t size = 4 + alen;
+
+    out[0] = 1;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = (uint8_t)(size >> 24);
+    out[4] = (uint8_t)(size >> 16);
+    out[5] = (uint8_t)(size >> 8);
+    out[6] = (uint8_t)size;
+    out[7] = 0;
+    out[8] = 10;
+    out[9] = (uint8_t)(method >> 8);
+    out[10] = (uint8_t)method;
+    if (alen > 0) {
+        memcpy(out + 11, args, alen);
+    }
+    out[11 + alen] = 0xce;
+    return 12 + alen;
+}
+
+/* Connection.Close with <code> and <text>, as RabbitMQ sends it. */
+static size_t
+test_amqp_close(uint8_t *out, unsigned code, const char *text)
+{
+    uint8_t args[300];
+    size_t  n = strlen(text);
+
+    args[0] = (uint8_t)(code >> 8);
+    args[1] = (uint8_t)code;
+    args[2] = (uint8_t)n;
+    memcpy(args + 3, text, n);
+    memset(args + 3 + n, 0, 4);     /* class-id, method-id */
+    return test_amqp_method(out, 50, args, 3 + n + 4);
+}
+
+/* Tune: channel-max 2047, frame-max 131072, heartbeat 60. */
+#define TEST_AMQP_TUNE_ARGS "\x07\xff\x00\x02\x00\x00\x00\x3c"
+
+/* The server's side of a whole login: Start, Tune, Open-Ok, Close-Ok. */
+static size_t
+test_amqp_login(uint8_t *out)
+{
+    size_t at;
+
+    at = test_amqp_start(out, 10, 10);
+    at += test_amqp_method(out + at, 30, TEST_AMQP_TUNE_ARGS, 8);
+    at += test_amqp_method(out + at, 41, "\x00", 1);
+    at += test_amqp_method(out + at, 51, NULL, 0);
+    return at;
+}
+
+Test(probe_amqp_login, start_ok_tune_ok_open_close_on_the_wire)
+{
+    static const uint8_t start_ok_args[] =
+        "\x00\x00\x00\x42"
+        "\x07" "product" "S" "\x00\x00\x00\x04" "mqlb"
+        "\x0c" "capabilities" "F" "\x00\x00\x00\x1f"
+        "\x1c" "authentication_failure_close" "t" "\x01"
+        "\x05" "PLAIN"
+        "\x00\x00\x00\x09" "\x00" "guest" "\x00" "pw"
+        "\x05" "en_US";
+    struct probe_params pp = { .user = "guest", .password = "pw",
+                               .vhost = "/prod" };
+    uint8_t      buf[1024], want[1024];
+    struct probe p;
+    size_t       n, w, at;
+
+    test_start(&p, &probe_amqp_ops, &pp);
+    cr_assert(memcmp(test_wire.sent, "AMQP\x00\x00\x09\x01", 8) == 0);
+    /* Connection.Start -> Start-Ok */
+    n = test_amqp_start(buf, 10, 10);
+    cr_assert_eq(test_judge(&p, buf, n), PROBE_MORE);
+    w = test_amqp_method(want, 11, start_ok_args, sizeof(start_ok_args) - 1);
+    cr_assert_eq(test_wire.nlast, w);
+    cr_assert(memcmp(test_wire.last, want, w) == 0);
+    /* Tune -> Tune-Ok (the server's limits, no heartbeat), Open /prod */
+    n += test_amqp_method(buf + n, 30, TEST_AMQP_TUNE_ARGS, 8);
+    cr_assert_eq(test_judge(&p, buf, n), PROBE_MORE);
+    w = test_amqp_method(want, 31, "\x07\xff\x00\x02\x00\x00\x00\x00", 8);
+    at = w;
+    w += test_amqp_method(want + at, 40, "\x05/prod\x00\x00", 8);
+    cr_assert_eq(test_wire.nlast, w);
+    cr_assert(memcmp(test_wire.last, want, w) == 0);
+    /* Open-Ok -> Close 200 */
+    n += test_amqp_method(buf + n, 41, "\x00", 1);
+    cr_assert_eq(test_judge(&p, buf, n), PROBE_MORE);
+    w = test_amqp_method(want, 50, "\x00\xc8\x11health check done"
+                         "\x00\x00\x00\x00", 2 + 1 + 17 + 4);
+    cr_assert_eq(test_wire.nlast, w);
+    cr_assert(memcmp(test_wire.last, want, w) == 0);
+    /* Close-Ok: done */
+    n += test_amqp_method(buf + n, 51, NULL, 0);
+    cr_assert_eq(test_judge(&p, buf, n), PROBE_PASS);
+}
+
+Test(probe_amqp_login, whole_login_split_at_every_byte)
+{
+    struct probe_params pp = { .user = "guest", .password = "guest" };
+    uint8_t      buf[1024];
+    struct probe p;
+    size_t       n;
+
+    n = test_amqp_login(buf);
+    cr_assert_eq(test_split(&p, &probe_amqp_ops, &pp, buf, n), PROBE_PASS);
+    /* Heartbeats between the methods are skipped. */
+    n = test_amqp_start(buf, 10, 10);
+    memcpy(buf + n, "\x08\x00\x00\x00\x00\x00\x00\xce", 8);
+    n += 8;
+    n += test_amqp_method(buf + n, 30, TEST_AMQP_TUNE_ARGS, 8);
+    n += test_amqp_method(buf + n, 41, "\x00", 1);
+    n += test_amqp_method(buf + n, 51, NULL, 0);
+    cr_assert_eq(test_once(&p, &probe_amqp_ops, &pp, buf, n), PROBE_PASS);
+}
+
+Test(probe_amqp_login, refused_login_names_the_server_reply)
+{
+    struct probe_params pp = { .user = "guest", .password = "bad" };
+    uint8_t      buf[1024];
+    struct probe p;
+    size_t       n;
+
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_close(buf + n, 403, "ACCESS_REFUSED - Login was refused "
+                         "using authentication mechanism PLAIN.");
+    cr_assert_eq(test_split(&p, &probe_amqp_ops, &pp, buf, n), PROBE_FAIL);
+    cr_assert(strncmp(p.reason, "authentication refused: 403 ACCESS_REFUSED"
+                      " - Login was refused", 62) == 0, "%s", p.reason);
+}
+
+Test(probe_amqp_login, refused_vhost_names_it)
+{
+    struct probe_params pp = { .user = "guest", .password = "guest",
+                               .vhost = "/nope" };
+    uint8_t      buf[1024];
+    struct probe p;
+    size_t       n;
+
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_method(buf + n, 30, TEST_AMQP_TUNE_ARGS, 8);
+    n += test_amqp_close(buf + n, 530, "NOT_ALLOWED - vhost /nope not found");
+    cr_assert_eq(test_once(&p, &probe_amqp_ops, &pp, buf, n), PROBE_FAIL);
+    cr_assert_str_eq(p.reason, "vhost /nope refused: 530 NOT_ALLOWED - "
+                     "vhost /nope not found");
+}
+
+Test(probe_amqp_login, other_replies_fail)
+{
+    struct probe_params pp = { .user = "guest", .password = "guest" };
+    uint8_t buf[1024], *mech;
+    size_t  n;
+
+    /* A server that offers no PLAIN. */
+    n = test_amqp_start(buf, 10, 10);
+    mech = memmem(buf, n, "AMQPLAIN PLAIN", 14);
+    cr_assert(mech != NULL);
+    mech[13] = 'X';
+    test_fails_with(&probe_amqp_ops, &pp, buf, n, "does not offer PLAIN");
+    /* Secure instead of Tune; Open-Ok skipped. */
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_method(buf + n, 20, "\x00\x00\x00\x00", 4);
+    test_fails_with(&probe_amqp_ops, &pp, buf, n, "SASL challenge");
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_method(buf + n, 30, TEST_AMQP_TUNE_ARGS, 8);
+    n += test_amqp_method(buf + n, 51, NULL, 0);
+    test_fails_with(&probe_amqp_ops, &pp, buf, n,
+                    "amqp method 10.51 instead of Connection.Open-Ok");
+    /* A short Tune, a malformed Close. */
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_method(buf + n, 30, "\x00\x00", 2);
+    test_fails_with(&probe_amqp_ops, &pp, buf, n, "Tune is malformed");
+    n = test_amqp_start(buf, 10, 10);
+    n += test_amqp_method(buf + n, 50, "\x01\x93\x7f", 3);
+    test_fails_with(&probe_amqp_ops, &pp, buf, n, "Close is malformed");
+}
+
+Test(probe_amqp_login, garbage_after_start_never_passes)
+{
+    struct probe_params pp = { .user = "guest", .password = "guest" };
+    uint8_t buf[1024];
+    size_t  n;
+
+    n = test_amqp_start(buf, 10, 10);
+    test_garbage(&probe_amqp_ops, &pp, buf, n, 41);
+    n = test_amqp_login(buf);
+    test_mutate(&probe_amqp_ops, &pp, buf, n, 42);
+}

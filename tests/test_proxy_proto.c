@@ -360,6 +360,35 @@ Test(proxy_proto, parse_needs_more_on_prefixes)
                                    &hdrlen), 0);
 }
 
+Test(proxy_proto, local_header_of_a_health_check)
+{
+    static const uint8_t v2[] = {
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+        0x20, 0x00, 0x00, 0x00,
+    };
+    struct sockaddr_storage ps, pd;
+    uint8_t out[PROXY_PROTO_V1_MAX];
+    size_t n, hdrlen;
+
+    n = proxy_proto_write_local(1, out, sizeof(out));
+    cr_assert_eq(n, 15);
+    cr_assert(memcmp(out, "PROXY UNKNOWN\r\n", 15) == 0);
+    cr_assert_eq(proxy_proto_parse(out, n, &ps, &pd, &hdrlen), 1);
+    cr_assert_eq(hdrlen, n);
+    cr_assert_eq(ps.ss_family, AF_UNSPEC);
+
+    n = proxy_proto_write_local(2, out, sizeof(out));
+    cr_assert_eq(n, sizeof(v2));
+    cr_assert(memcmp(out, v2, sizeof(v2)) == 0);
+    cr_assert_eq(proxy_proto_parse(out, n, &ps, &pd, &hdrlen), 1);
+    cr_assert_eq(hdrlen, n);
+    cr_assert_eq(pd.ss_family, AF_UNSPEC);
+
+    cr_assert_eq(proxy_proto_write_local(0, out, sizeof(out)), 0);
+    cr_assert_eq(proxy_proto_write_local(2, out, 15), 0);
+    cr_assert_eq(proxy_proto_write_local(1, out, 14), 0);
+}
+
 /* ---- TLS TLVs, in the layout of HAProxy's send-proxy-v2-ssl-cn ------ */
 
 Test(proxy_proto, v2_tls_tlvs_byte_for_byte_as_haproxy_writes_them)

@@ -54,6 +54,8 @@ test_stats_fixture_init(struct test_stats_fixture *f)
     snprintf(b->name, sizeof(b->name), "m2");
     snprintf(b->address, sizeof(b->address), "[fd00::2]:1883");
     b->state = BACKEND_DOWN;
+    b->down = 1;
+    snprintf(b->reason, sizeof(b->reason), "check failed: refused");
     b->weight = 0;
     b->check.result = BACKEND_CHECK_FAIL;
     snprintf(b->check.reason, sizeof(b->check.reason),
@@ -66,6 +68,8 @@ test_stats_fixture_init(struct test_stats_fixture *f)
     snprintf(b->name, sizeof(b->name), "r1");
     snprintf(b->address, sizeof(b->address), "127.0.0.1:6379");
     b->state = BACKEND_DRAIN;
+    snprintf(b->admin, sizeof(b->admin), "drain");
+    snprintf(b->reason, sizeof(b->reason), "drained by admin (127.0.0.1)");
     b->weight = 256;
     b->check.result = BACKEND_CHECK_NONE;
 
@@ -136,7 +140,7 @@ Test(stats, json_has_every_field_of_the_spec)
     static const char *const bkeys[] = {
         "name", "address", "state", "weight", "active", "total", "failed",
         "bytes_in", "bytes_out", "checks_pass", "checks_fail", "check",
-        "since",
+        "since", "health", "admin", "reason",
     };
     struct test_stats_fixture f;
     json_t *root, *pools, *p, *bs, *b, *c;
@@ -183,6 +187,9 @@ Test(stats, json_has_every_field_of_the_spec)
     cr_assert_str_eq(test_stats_str(b, "name"), "m1");
     cr_assert_str_eq(test_stats_str(b, "address"), "10.0.0.1:1883");
     cr_assert_str_eq(test_stats_str(b, "state"), "up");
+    cr_assert_str_eq(test_stats_str(b, "health"), "up");
+    cr_assert_str_eq(test_stats_str(b, "admin"), "ready");
+    cr_assert_str_eq(test_stats_str(b, "reason"), "");
     cr_assert_eq(test_stats_int(b, "weight"), 100);
     cr_assert_eq(test_stats_int(b, "active"), 7);
     cr_assert_eq(test_stats_int(b, "total"), 1234);
@@ -201,6 +208,8 @@ Test(stats, json_has_every_field_of_the_spec)
 
     b = json_array_get(bs, 1);
     cr_assert_str_eq(test_stats_str(b, "state"), "down");
+    cr_assert_str_eq(test_stats_str(b, "health"), "down");
+    cr_assert_str_eq(test_stats_str(b, "reason"), "check failed: refused");
     cr_assert_str_eq(test_stats_str(b, "address"), "[fd00::2]:1883");
     c = json_object_get(b, "check");
     cr_assert_str_eq(test_stats_str(c, "result"), "fail");
@@ -213,6 +222,10 @@ Test(stats, json_has_every_field_of_the_spec)
     cr_assert_eq(json_array_size(json_object_get(p, "listen")), 0);
     b = json_array_get(json_object_get(p, "backends"), 0);
     cr_assert_str_eq(test_stats_str(b, "state"), "drain");
+    cr_assert_str_eq(test_stats_str(b, "health"), "up");
+    cr_assert_str_eq(test_stats_str(b, "admin"), "drain");
+    cr_assert_str_eq(test_stats_str(b, "reason"),
+                     "drained by admin (127.0.0.1)");
     cr_assert_eq(test_stats_int(b, "weight"), 256);
     json_decref(root);
 }

@@ -26,8 +26,10 @@ struct admin_ops {
     void   *ctx;
     /* A new snapshot the admin port frees with stats_snapshot_free. */
     struct stats_snapshot *(*snapshot)(void *ctx);
+    /* <who>: the admin client's address, for the reason and the log. */
     int   (*action)(void *ctx, const char *pool, const char *backend,
-                    enum admin_action action, unsigned value);
+                    enum admin_action action, unsigned value,
+                    const char *who);
 };
 
 struct admin;
@@ -88,6 +90,14 @@ struct admin *admin_start(const struct config_addr *listen, const char *token,
  * need <token> (NULL or "" = none). MQ_ERR on no memory, token kept.
  */
 int admin_set_token(struct admin *a, const char *token);
+
+/*
+ * The host names, besides its listen address (and "localhost" on a
+ * loopback listen), that requests may give as Host: [admin]
+ * allowed_hosts, blank- or comma-separated; NULL for none. Copied.
+ * MQ_ERR on no memory (the old list stays).
+ */
+int admin_set_hosts(struct admin *a, const char *names);
 void admin_stop(struct admin *a);
 
 #endif /* MQLB_ADMIN_H */

@@ -36,6 +36,9 @@ enum backend_check_result {
     BACKEND_CHECK_FAIL,
 };
 
+#define BACKEND_REASON_MAX  256     /* "why not up and ready", in words */
+#define BACKEND_WHO_MAX     64      /* admin peer address text */
+
 /* The last health check, shown by the admin port. Guarded by check_lock. */
 struct backend_check {
     enum backend_check_result result;
@@ -83,8 +86,13 @@ struct backend {
     _Atomic uint64_t    downtime_ms;    /* finished down periods */
     struct histo        connect_time;   /* connect to a broker, per success */
     struct histo        check_time;     /* health check, connect to verdict */
-    pthread_mutex_t     check_lock;     /* guards <check> */
+    pthread_mutex_t     check_lock;     /* guards <check>, <down_reason>
+                                           and <admin_by> */
     struct backend_check check;         /* last verdict */
+    char                down_reason[BACKEND_REASON_MAX];  /* why it went
+                                           down: "check failed: refused" */
+    char                admin_by[BACKEND_WHO_MAX];  /* who drained or
+                                           disabled it ("127.0.0.1") */
     int                 health;         /* checker only: 0..rise+fall-1 */
 };
 
@@ -130,13 +138,32 @@ void backend_check_record(struct backend *b, bool pass, const char *reason,
 bool backend_check_done(struct backend *b, bool pass, const char *reason,
                         uint32_t latency_ms, unsigned rise, unsigned fall);
 
-/* Admin actions. */
+/*
+ * Admin actions. backend_set_admin_by: <who> names the admin client (its
+ * address) for the reason and the log line; NULL when unknown.
+ */
 void backend_set_admin(struct backend *b, enum backend_admin a);
+void backend_set_admin_by(struct backend *b, enum backend_admin a,
+                          const char *who);
 void backend_set_weight(struct backend *b, unsigned weight);
 void backend_set_proto_drain(struct backend *b, bool drain);
 
 /* Copy the last check under its lock. */
 void backend_get_check(struct backend *b, struct backend_check *out);
+
+/* The health verdict alone: "up" or "down" (admin state aside). */
+bool backend_is_up(const struct backend *b);
+
+/* The admin side: "ready", "drain" (by admin or the broker) or "disabled". */
+const char *backend_admin_name(const struct backend *b);
+
+/*
+ * Why <b> is not up and ready, in words, into <out> (<size> bytes): the
+ * health part ("check failed: refused", "3 connect failures in a row:
+ * refused") and the admin part ("drained by admin (127.0.0.1)", "lame
+ * duck mode"), joined by "; ". Empty when it is up and ready.
+ */
+void backend_reason(struct backend *b, char *out, size_t size);
 
 /*
  * Pure rise/fall step (haproxy's health counter): <health> in

@@ -15,6 +15,7 @@
 #include "mqlb/tls.h"
 
 #define CONFIG_NAME_LEN     64      /* pool and backend names */
+#define CONFIG_CRED_MAX     255     /* check_user, check_password, vhost */
 #define CONFIG_MAX_BACKENDS 256     /* per pool: fits the session's tried map */
 #define CONFIG_MAX_CONNECTIONS_AUTO 100000 /* max_connections = auto, at
                                               most (if descriptors allow) */
@@ -46,6 +47,15 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_OFF = 0,
     PROXY_PROTOCOL_V1,
     PROXY_PROTOCOL_V2,
+};
+
+/* check_proxy_protocol: does a check send a PROXY header first? */
+enum config_check_pp {
+    CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
+    CHECK_PP_ON,
+    CHECK_PP_OFF,
+    CHECK_PP_ADDRESSES,         /* the check connection's own addresses
+                                   (PROXY command), not LOCAL/UNKNOWN */
 };
 
 /* idle_timeout = auto: each session's timeout comes from its protocol. */
@@ -121,6 +131,10 @@ struct config_pool {
     char               *check_expect;   /* unescaped bytes, owned */
     size_t              check_expect_len;
     char               *check_path;     /* owned, starts with '/' */
+    enum config_check_pp check_proxy_protocol;
+    char               *check_user;     /* owned, NULL = none */
+    char               *check_password; /* owned, NULL = none; a secret */
+    char               *check_vhost;    /* owned, amqp; NULL = "/" */
     uint64_t            connect_timeout_ms;
     uint64_t            idle_timeout_ms;    /* 0 = never; CONFIG_IDLE_AUTO:
                                                from each client's keepalive */
@@ -175,6 +189,9 @@ struct config {
                                            is not kept across restarts */
     struct config_addr  admin_listen;
     char               *admin_token;    /* owned, NULL = no token */
+    char               *admin_allowed_hosts;  /* owned, NULL = none: host
+                                           names the admin port answers to
+                                           besides its listen address */
     struct config_pool *pools;          /* owned array */
     size_t              npools;
 };
@@ -260,5 +277,11 @@ const char *config_backend_change_name(unsigned bit);
 
 const char *config_balance_name(enum config_balance b);
 const char *config_check_name(enum config_check c);
+
+/*
+ * The PROXY protocol version (0 = none, 1, 2) the checks of <p> send
+ * first: the pool's own version unless check_proxy_protocol = off.
+ */
+int config_check_pp_version(const struct config_pool *p);
 
 #endif /* MQLB_CONFIG_H */

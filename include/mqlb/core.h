@@ -1,38 +1,39 @@
 /*
  * core.h: the running process: the config generation in force, the
  * workers, the health checker and the admin port, and their start, stop
- * and reload order. Only main.c drives it.
+ * and reload order. main.c drives it; reload.c and mgmt.c (the admin
+ * callbacks) read and change it.
  */
 #ifndef MQLB_CORE_H
 #define MQLB_CORE_H
 
 #include <ev.h>
+#include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
 
+#include "mqlb/admission.h"
 #include "mqlb/config.h"
+#include "mqlb/listen_set.h"
 
 struct admin;
+struct gen;
+struct gen_keep;
 struct health;
 struct worker;
-struct gen;
-struct pool;
-struct core_lfd;
-struct core_pool_stats;
 
 struct core {
     struct ev_loop     *loop;           /* main thread: signals, checks */
+    pthread_mutex_t     gen_lock;       /* guards <gen> against the admin
+                                           thread while a reload swaps it */
     struct gen         *gen;            /* config generation in force */
+    struct gen_keep    *keep;           /* per pool name, across reloads */
     struct worker     **workers;        /* owned, nworkers */
     unsigned            nworkers;
+    struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
     struct admin       *admin;          /* owned */
-    struct core_pool_stats *stats;      /* per pool name, across reloads */
-    struct core_lfd   **lfds;           /* per worker: listening sockets */
-    size_t             *nlfds;          /* per worker: how many */
-    _Atomic unsigned    nlive;          /* sessions in the whole process */
-    unsigned            max_connections;
+    struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
     ev_signal           sigterm, sigint, sighup;
@@ -49,12 +50,12 @@ int core_init(struct core *c, struct config *cf);
 int core_run(struct core *c);
 void core_deinit(struct core *c);
 
-/* Admission: claim one of max_connections; false if the process is full. */
-bool core_session_admit(struct core *c);
-void core_session_done(struct core *c);
+/* The pools' on_down hook (any thread): with on_backend_down = close,
+ * every worker closes the sessions of backends that are down. */
+void core_backend_down(void *ctx, struct pool *pool);
 
-/* A backend of <pool> went down (checks or passive failures, any thread):
- * with on_backend_down = close, every worker closes its sessions. */
-void core_backend_down(struct core *c, const struct pool *pool);
+/* Re-read the config file and switch to it, or keep the running one
+ * (reload.c; SIGHUP on the main loop). */
+void core_reload(struct core *c);
 
 #endif /* MQLB_CORE_H */

@@ -11,14 +11,13 @@
 struct pool;
 struct health;
 
-/* Called on the main loop when a check took a backend down. */
-typedef void (*health_down_fn)(void *ctx, struct pool *pool);
-
-struct health *health_create(struct ev_loop *loop, health_down_fn on_down,
-                             void *ctx);
+/* A checker on <loop>. A backend it takes down is reported through
+ * pool_report_down(). NULL on no memory. */
+struct health *health_create(struct ev_loop *loop);
 /*
- * Check the backends of these <npools> pools from now on (replacing any
- * earlier set; checks in flight are cancelled). Takes pool references.
+ * Check the backends of these <npools> pools from now on, replacing the
+ * earlier set (checks in flight are cancelled). Takes pool references.
+ * All or nothing: on MQ_ERR (no memory) the earlier set runs on.
  */
 int health_set_pools(struct health *h, struct pool *const *pools,
                      size_t npools);

@@ -1,7 +1,10 @@
 /*
  * listener.h: one listening socket of one worker, for one pool address.
  * Admission happens here, before any session memory is taken (redis'
- * acceptCommonHandler): the process-wide limit and the allow list.
+ * acceptCommonHandler): a ticket (admission.h) for the process-wide
+ * limit and the client's address, and the allow list. An admitted client
+ * goes to the accept hook its owner installed; the listener knows no
+ * session.
  */
 #ifndef MQLB_LISTENER_H
 #define MQLB_LISTENER_H
@@ -10,26 +13,48 @@
 
 #include "mqlb/config.h"
 
+struct admission;
+struct admission_ticket;
 struct pool;
-struct worker;
+
+/*
+ * The owner's hooks. on_accept takes <fd> and the ticket <t> (and must
+ * give both back if it cannot use them); on_full is called when the
+ * process is at max_connections or out of descriptors, so the owner
+ * stops accepting for a while.
+ */
+struct listener;
+typedef void (*listener_accept_fn)(void *ctx, struct listener *l, int fd,
+                                   struct admission_ticket *t);
+typedef void (*listener_full_fn)(void *ctx);
 
 struct listener {
     ev_io               io;             /* accept watcher; first member */
-    struct listener    *next;           /* worker's list */
-    struct worker      *worker;         /* set when adopted */
+    struct listener    *next;           /* owner's list */
+    struct ev_loop     *loop;           /* set by listener_attach */
+    listener_accept_fn  on_accept;      /* set by listener_attach */
+    listener_full_fn    on_full;
+    void               *ctx;            /* for the hooks */
+    struct admission   *adm;            /* tickets come from here */
     struct pool        *pool;           /* one reference */
     struct config_addr  addr;           /* copy of the listen address */
     int                 fd;
 };
 
 /*
- * A listener for <addr> serving <pool> (takes a pool reference). With
- * <fd> >= 0 that socket is reused (reload), else a new one is bound.
- * NULL with <err> on failure.
+ * A listener for <addr> serving <pool> (takes a pool reference), taking
+ * tickets from <adm>. With <fd> >= 0 that socket is reused (reload),
+ * else a new one is bound. NULL with <err> on failure.
  */
 struct listener *listener_create(const struct config_addr *addr,
-                                 struct pool *pool, int fd, char *err);
-void listener_start(struct listener *l, struct worker *w);
+                                 struct pool *pool, struct admission *adm,
+                                 int fd, char *err);
+/* Give <l> to an owner: its loop and its hooks. Not started yet. */
+void listener_attach(struct listener *l, struct ev_loop *loop,
+                     listener_accept_fn on_accept, listener_full_fn on_full,
+                     void *ctx);
+/* Start or stop accepting (attached listeners only). */
+void listener_start(struct listener *l);
 void listener_stop(struct listener *l);
 /* Stop, close the fd unless <keep_fd>, drop the pool, free. */
 void listener_destroy(struct listener *l, int keep_fd);

@@ -21,6 +21,9 @@ struct lb_ops;
 struct lb_cand;
 struct srclimit;
 
+/* The owner's hook: a backend of <pool> went down (any thread). */
+typedef void (*pool_down_fn)(void *ctx, struct pool *pool);
+
 /* The owner's hook: the balancer of <pool> needs a rebuild (any thread,
  * called with the pool lock held: post, do not rebuild here). */
 typedef void (*pool_stale_fn)(void *ctx, struct pool *pool);
@@ -54,6 +57,8 @@ struct pool {
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
+    pool_down_fn        on_down;        /* set by the owner before the */
+    void               *on_down_ctx;    /* pool is shared, or NULL */
     _Atomic unsigned    refcnt;         /* generation and sessions */
     _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
     _Atomic bool        rebalancing;    /* rebalance = paced is moving
@@ -108,6 +113,12 @@ unsigned pool_backend_index(const struct pool *p, const struct backend *b);
 struct backend *pool_find_backend(struct pool *p, const char *name);
 
 bool pool_has_up_backend(const struct pool *p);
+
+/*
+ * A backend of <p> went down, as the health checker or a session's
+ * failed connects found it: tell the owner through its on_down hook.
+ */
+void pool_report_down(struct pool *p);
 
 /* Count a client <p> turned away for <why>. */
 static inline void

@@ -18,7 +18,10 @@
 
 #include "mqlb/config.h"
 
-#define PROBE_OUT_MAX       512     /* largest request a probe sends */
+#define PROBE_OUT_MAX       1024    /* largest request a probe sends */
+#define PROBE_CRED_MAX      CONFIG_CRED_MAX  /* longest check_user,
+                                       check_password, check_vhost: all
+                                       fit one request */
 #define PROBE_IN_MAX        16384   /* bytes kept for judging; more fails */
 #define PROBE_REASON_MAX    128
 
@@ -37,7 +40,13 @@ struct probe_params {
     const char         *path;           /* http path */
     const char         *host;           /* http Host header, "ip:port" */
     const char         *client_id;      /* mqtt client identifier */
+    const char         *user;           /* check_user or NULL */
+    const char         *password;       /* check_password or NULL */
+    const char         *vhost;          /* amqp check_vhost; NULL = "/" */
 };
+
+/* The words that start the reason of a check whose login was refused. */
+#define PROBE_AUTH_REFUSED  "authentication refused"
 
 /* One check in progress; lives inside the checker's per-check state. */
 struct probe {
@@ -67,6 +76,9 @@ const struct probe_ops *probe_ops_for(enum config_check check);
 /* Reset <p> for a new check with <ops> and <params>, then call start. */
 void probe_init(struct probe *p, const struct probe_ops *ops,
                 const struct probe_params *params);
+
+/* True when <params> carry credentials (check_user or check_password). */
+bool probe_has_auth(const struct probe_params *params);
 
 /*
  * Write "unexpected reply: <first bytes, escaped>" into p->reason; shared

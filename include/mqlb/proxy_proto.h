@@ -81,6 +81,15 @@ int proxy_proto_tlv_find(const uint8_t *hdr, size_t len, uint8_t type,
                          const uint8_t **val, size_t *vlen);
 
 /*
+ * Write the header of a connection that relays no client (a health
+ * check): "PROXY UNKNOWN\r\n" for <version> 1, the LOCAL command with no
+ * addresses for 2, which a receiver must accept and then use the real
+ * connection's addresses. Returns the bytes written, 0 if <cap> is too
+ * small or <version> unknown.
+ */
+size_t proxy_proto_write_local(int version, uint8_t *out, size_t cap);
+
+/*
  * Parse a v1 or v2 header at the start of <buf> (<len> bytes). Returns 1
  * when complete, with the addresses in <src>/<dst> (ss_family AF_UNSPEC
  * for UNKNOWN, LOCAL and UNSPEC) and the header's length, TLVs included,

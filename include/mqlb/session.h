@@ -1,34 +1,54 @@
 /*
- * session.h: one client connection and its broker connection. Sessions
- * live on their worker's list and are only touched by that worker.
+ * session.h: one client connection and its broker connection. A session
+ * knows no worker: its owner hands it a loop, a buffer pool, an id source
+ * and two hooks (struct session_env), and keeps the list of its sessions
+ * there. Sessions are only touched from the thread that runs that loop.
  */
 #ifndef MQLB_SESSION_H
 #define MQLB_SESSION_H
 
-#include <sys/socket.h>
+#include <ev.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 
+struct admission_ticket;
 struct pool;
-struct worker;
+struct relay_pool;
 struct session;
 
+/* What an owner (a worker) gives its sessions, and their list. */
+struct session_env {
+    struct ev_loop     *loop;           /* the owner's loop */
+    struct relay_pool  *rp;             /* the owner's relay buffers */
+    _Atomic uint64_t   *next_id;        /* session ids, process-wide */
+    void              (*on_closed)(void *ctx);  /* a session was freed */
+    void              (*on_shortage)(void *ctx);/* out of descriptors:
+                                                   stop accepting a while */
+    void               *ctx;            /* for the two hooks */
+    struct session     *sessions;       /* live sessions, doubly linked */
+    size_t              nsessions;
+};
+
 /*
- * Start a session for the accepted <fd> from <ss> on pool <pool>; the
- * session now owns <fd> and takes a pool reference. With <tls> (the
+ * Start a session for the accepted <fd> on pool <pool>. The session takes
+ * <fd>, the ticket <t> (the client's address is t->peer; <t> is left
+ * empty) and a pool reference, and joins env->sessions. With <tls> (the
  * listen address has 'tls') it first runs the TLS handshake with the
- * pool's certificates. Runs on <w>'s thread. Returns MQ_ERR (and closes
- * <fd>) on no memory.
+ * pool's certificates. On no memory it closes <fd>, returns the ticket
+ * and returns MQ_ERR.
  */
-int session_create(struct worker *w, struct pool *pool, int fd,
-                   const struct sockaddr_storage *ss, int tls);
+int session_create(struct session_env *env, struct pool *pool, int fd,
+                   struct admission_ticket *t, int tls);
 
 /* Close <s> with <reason>; releases everything it holds and frees it. */
 void session_close(struct session *s, const char *reason);
 
-/* Close every session of <w> with <reason>. */
-void session_close_all(struct worker *w, const char *reason);
+/* Close every session of <env> with <reason>. */
+void session_close_all(struct session_env *env, const char *reason);
 
-/* Close the sessions of <w> whose backend went down, in pools that ask
+/* Close the sessions of <env> whose backend went down, in pools that ask
  * for it (on_backend_down = close). */
-void session_sweep_down(struct worker *w);
+void session_sweep_down(struct session_env *env);
 
 #endif /* MQLB_SESSION_H */

@@ -19,6 +19,11 @@ struct stats_backend {
     char                name[CONFIG_NAME_LEN];
     char                address[80];
     enum backend_state  state;
+    unsigned            down:1;         /* health verdict: down */
+    char                admin[16];      /* "ready" ("" too), "drain",
+                                           "disabled" */
+    char                reason[BACKEND_REASON_MAX];  /* why not up and
+                                           ready; "" when it is */
     unsigned            weight;
     int64_t             active;
     uint64_t            total;

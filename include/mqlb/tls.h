@@ -115,11 +115,13 @@ struct tls_client *tls_client_create(const struct tls_client_conf *cf,
                                      char *err, size_t errlen, int *line);
 void tls_client_destroy(struct tls_client *tc);
 /*
- * A new SSL in connect state on <fd>, sending <host> as SNI and (with
- * backend_tls_verify) checking the broker's certificate for it.
+ * A new SSL in connect state on <fd> to the broker at <addr> ("host:port"
+ * as written in the config): sends backend_tls_sni, or the host, as SNI
+ * (not an IP address) and, with backend_tls_verify, checks the broker's
+ * certificate for that name.
  */
 struct ssl_st *tls_client_ssl(struct tls_client *tc, int fd,
-                              const char *host);
+                              const char *addr);
 
 /*
  * Drive a handshake. MQ_OK when done; MQ_AGAIN when the socket must

@@ -11,12 +11,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mqlb/relay.h"
+#include "mqlb/session.h"
 
-struct core;
 struct listener;
-struct session;
 
 /* Commands from the main thread, as bits in worker->cmds. */
 #define WORKER_CMD_STOP_ACCEPT  0x01    /* close listeners (shutdown) */
@@ -27,7 +27,6 @@ struct session;
 
 struct worker {
     unsigned            id;             /* 0..workers-1 */
-    struct core        *core;           /* not owned */
     struct ev_loop     *loop;           /* owned */
     pthread_t           thread;
     ev_async            wake;           /* main thread -> worker */
@@ -39,15 +38,19 @@ struct worker {
                                            sockets closed) by the worker */
     struct listener    *listeners;      /* owned list; this thread alone
                                            closes listener sockets */
-    struct session     *sessions;       /* owned doubly linked list */
-    size_t              nsessions;
+    struct session_env  env;            /* owned sessions, and what they
+                                           are given: loop, buffers, ids,
+                                           the closed/shortage hooks */
     ev_timer            resume;         /* re-arm accept after a pause */
     struct relay_pool   rp;             /* buffers for this loop */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
 };
 
-struct worker *worker_create(struct core *core, unsigned id);
+/* Worker <id>; its sessions take ids from <next_id>. NULL on failure. */
+struct worker *worker_create(unsigned id, _Atomic uint64_t *next_id);
+/* Give the first listener list (owned from now on), before the start. */
+void worker_add_listeners(struct worker *w, struct listener *list);
 /* Start the thread; listeners already added start with it. */
 int worker_start(struct worker *w);
 /* Post <cmd> bits and wake the loop (any thread). */
@@ -56,11 +59,5 @@ void worker_post(struct worker *w, unsigned cmd);
 void worker_set_listeners(struct worker *w, struct listener *list);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
-
-/* Called from the worker's own thread. */
-/* Stop accepting on every listener for a short while (EMFILE, limit). */
-void worker_pause_accept(struct worker *w);
-/* A session ended: resume accepting if paused for the limit. */
-void worker_session_closed(struct worker *w);
 
 #endif /* MQLB_WORKER_H */

@@ -2,14 +2,20 @@
 // dashboard.js: load the mqlb admin dashboard in Debian's headless Chromium
 // (driven by playwright-core), report what it shows, click one backend's
 // Drain button and wait until the page shows that backend as drained.
+// With TOKEN, the page must ask for it (its token field appears when the
+// API answers 401); the script types it in and goes on.
 //
-//   node dashboard.js BASE_URL POOL BACKEND
+//   node dashboard.js BASE_URL POOL BACKEND [TOKEN]
 //
 // Prints one JSON object on stdout:
-//   {"rows": [{pool, backend, state, badge}, ...]      before the click,
+//   {"rows": [{pool, backend, state, badge, health, admin, reason}, ...]
+//                                                       before the click,
 //    "after": [...]                                     after it,
+//    "asked_token": bool       the token field appeared before any data,
+//    "token_visible": bool     the token field is shown with the data,
 //    "requests": [url, ...]    every request the page made,
-//    "errors": [text, ...]}    console errors and page errors
+//    "errors": [text, ...]}    console errors and page errors (a 401 the
+//                              page answers by asking is not one)
 // and exits 0, or prints the error on stderr and exits 1. The python test
 // (tests/integration/test_admin.py) makes the assertions.
 "use strict";
@@ -28,11 +34,14 @@ async function rows(page) {
     backend: tr.dataset.backend,
     state: tr.dataset.state,
     badge: (tr.querySelector(".badge") || {}).textContent || "",
+    health: tr.dataset.health,
+    admin: tr.dataset.admin,
+    reason: (tr.querySelector(".reason.why") || {}).textContent || "",
   })));
 }
 
 async function main() {
-  const [base, pool, backend] = process.argv.slice(2);
+  const [base, pool, backend, token] = process.argv.slice(2);
   if (!base || !pool || !backend) {
     throw new Error("usage: dashboard.js BASE_URL POOL BACKEND");
   }
@@ -53,12 +62,23 @@ async function main() {
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     page.on("request", (r) => requests.push(r.url()));
     page.on("console", (m) => {
-      if (m.type() === "error") errors.push("console: " + m.text());
+      // Chromium logs the 401 that makes the page ask for the token.
+      if (m.type() === "error" && !(token && /status of 401/.test(m.text()))) {
+        errors.push("console: " + m.text());
+      }
     });
     page.on("pageerror", (e) => errors.push("page: " + e.message));
 
     await page.goto(base + "/", { waitUntil: "load" });
+    let askedToken = false;
+    if (token) {
+      await page.waitForSelector("#tokenbox.show", { state: "visible" });
+      askedToken = (await page.$$("tr[data-backend]")).length === 0;
+      await page.fill("#token", token);
+      await page.click("#tokenbox button[type=submit]");
+    }
     await page.waitForSelector("tr[data-backend]");
+    const tokenVisible = await page.isVisible("#tokenbox");
     const before = await rows(page);
 
     const sel = (extra) => `tr[data-pool="${pool}"][data-backend="${backend}"]` + extra;
@@ -66,7 +86,9 @@ async function main() {
     await page.waitForSelector(sel("[data-state='drain'] .badge.state-drain"));
     const after = await rows(page);
 
-    process.stdout.write(JSON.stringify({ rows: before, after, requests, errors }) + "\n");
+    process.stdout.write(JSON.stringify({ rows: before, after, requests, errors,
+                                          asked_token: askedToken,
+                                          token_visible: tokenVisible }) + "\n");
   } finally {
     if (context !== null) {
       await context.close().catch(() => {});

@@ -19,8 +19,8 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (MQLB_BIN, ROOT, Mqlb, RedisClient, RedisServer, free_port,
-                     redis_encode, redis_port_of, redis_read, wait_until)
+from harness import (MQLB_BIN, ROOT, Mqlb, Proc, RedisClient, RedisServer, free_port,
+                     port_open, redis_encode, redis_port_of, redis_read, wait_until)
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -140,8 +140,8 @@ class Endpoints(unittest.TestCase):
     def test_half_closed_requests_are_answered_then_closed(self):
         # a client that sends its request and half-closes (nc -N, scripts) gets
         # the answer and the close at once; a partial one just the close
-        for data, want in ((b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 200 "),
-                           (b"FOO /status HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 405 "),
+        for data, want in ((b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 200 "),
+                           (b"FOO /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 405 "),
                            (b"GET /stat", b""), (b"!", b"")):
             for _ in range(3):
                 t = time.monotonic()
@@ -468,6 +468,78 @@ class HealthDown(unittest.TestCase):
             e.stop()
 
 
+class Reasons(unittest.TestCase):
+    """Issue 12 item 4: every backend in /status carries "health" (up |
+    down), "admin" (ready | drain | disabled) and "reason", non-empty
+    whenever it is not up and ready, and the log lines carry the same
+    reason; "state" shows down over drain/disabled."""
+
+    def sides(self, lb, pool_name, name):
+        b = lb.backend(pool_name, name)
+        return b["state"], b["health"], b["admin"], b["reason"]
+
+    def test_passive_failures_give_their_count_and_cause(self):
+        dead = free_port()      # nothing listens there
+        port = free_port()
+        lb = Mqlb(pool("p", port, [("gone", dead, "")],
+                       "health_check = none\nmax_fails = 2\nretries = 0\n"))
+        try:
+            self.assertEqual(self.sides(lb, "p", "gone"), ("up", "up", "ready", ""))
+            for _ in range(2):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    try:
+                        s.recv(1)
+                    except ConnectionResetError:
+                        pass
+            lb.wait_state("p", "gone", "down")
+            state, health, admin, reason = self.sides(lb, "p", "gone")
+            self.assertEqual((state, health, admin), ("down", "down", "ready"))
+            self.assertRegex(reason, r"^2 connect failures in a row: \S")
+            # the check block says nothing ran; the reason says why it is down
+            self.assertEqual(lb.backend("p", "gone")["check"]["result"], "none")
+            wait_until(lambda: re.search(r"backend p/gone .* is down: 2 connect failures "
+                                         r"in a row: \S", lb.output()), 5,
+                       what="down logged with its reason")
+        finally:
+            lb.stop()
+
+    def test_admin_states_name_who_and_a_drained_dead_backend_shows_both(self):
+        r = RedisServer()
+        port = free_port()
+        lb = Mqlb(pool("p", port, [("r1", r.port, ""), ("r2", REDIS[1].port, "")]))
+        try:
+            wait_all_up(lb)
+            self.assertEqual(self.sides(lb, "p", "r1"), ("up", "up", "ready", ""))
+            self.assertEqual(lb.http("POST", "/pools/p/backends/r1/drain")[0], 200)
+            self.assertEqual(self.sides(lb, "p", "r1"),
+                             ("drain", "up", "drain", "drained by admin (127.0.0.1)"))
+            wait_until(lambda: re.search(r"backend p/r1 .* drained by admin \(127\.0\.0\.1\)",
+                                         lb.output()), 5, what="drain logged with who")
+            # The broker dies while drained: down wins in state, both are told.
+            r.kill9()
+            wait_until(lambda: self.sides(lb, "p", "r1")[1] == "down", what="r1 down")
+            state, health, admin, reason = self.sides(lb, "p", "r1")
+            self.assertEqual((state, health, admin), ("down", "down", "drain"))
+            self.assertRegex(reason, r"^check failed: \S.*; drained by admin \(127\.0\.0\.1\)$")
+            wait_until(lambda: re.search(r"backend p/r1 .* is down: check failed: \S",
+                                         lb.output()), 5, what="down logged with its reason")
+            self.assertEqual(lb.http("POST", "/pools/p/backends/r2/disable")[0], 200)
+            self.assertEqual(self.sides(lb, "p", "r2"),
+                             ("disabled", "up", "disabled", "disabled by admin (127.0.0.1)"))
+            self.assertEqual(lb.http("POST", "/pools/p/backends/r2/enable")[0], 200)
+            self.assertEqual(self.sides(lb, "p", "r2"), ("up", "up", "ready", ""))
+            # Every backend, every state: a reason whenever not up and ready.
+            for p in lb.status()["pools"]:
+                for b in p["backends"]:
+                    self.assertIn(b["health"], ("up", "down"))
+                    self.assertIn(b["admin"], ("ready", "drain", "disabled"))
+                    self.assertEqual(b["reason"] == "",
+                                     b["health"] == "up" and b["admin"] == "ready", b)
+        finally:
+            lb.stop()
+            r.stop()
+
+
 class Token(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -488,15 +560,24 @@ class Token(unittest.TestCase):
                      {"Authorization": "Basic s3cret"}, {"Authorization": "s3cret"},
                      {"X-Token": "s3cret"}):
             for method, path in (("GET", "/status"), ("GET", "/health"), ("GET", "/metrics"),
-                                 ("GET", "/"), ("GET", "/nope"),
-                                 ("POST", "/pools/p/backends/r1/drain")):
+                                 ("GET", "/nope"), ("POST", "/pools/p/backends/r1/drain")):
                 code, body, headers = self.lb.http(method, path, hdrs)
                 json_error(self, code, body, headers, 401)
                 self.assertIn("Bearer", headers.get("WWW-Authenticate", ""))
-        self.assertEqual(self.lb.http("GET", "/?token=wrong")[0], 401)
         # the unauthorized POSTs changed nothing
         code, body, _ = self.lb.http("GET", "/status", {"Authorization": "Bearer s3cret"})
         self.assertEqual(json.loads(body)["pools"][0]["backends"][0]["state"], "up")
+
+    def test_the_dashboard_page_is_served_without_the_token_and_asks_for_it(self):
+        """Issue 12 item 8: with a token, GET / serves the page (it holds
+        no data); the page asks for the token the API needs."""
+        for hdrs in ({}, {"Authorization": "Bearer wrong"}):
+            code, body, headers = self.lb.http("GET", "/", hdrs)
+            self.assertEqual(code, 200)
+            self.assertTrue(headers["Content-Type"].startswith("text/html"), headers)
+            self.assertIn('id="tokenbox"', body)
+        self.assertEqual(self.lb.http("GET", "/?token=wrong")[0], 200)
+        self.assertEqual(self.lb.http("GET", "/status")[0], 401)
 
     def test_200_with_bearer_token(self):
         auth = {"Authorization": "Bearer s3cret"}
@@ -535,6 +616,54 @@ class Token(unittest.TestCase):
         self.assertEqual(self.check(path).returncode, 0)
         path = self.write("listen = 127.0.0.1:%d\n" % free_port())
         self.assertEqual(self.check(path).returncode, 0)
+
+
+class BrowserGuards(unittest.TestCase):
+    """Issue 12 item 8: a web page in the operator's browser cannot use the
+    admin port: a Host that is not the admin's (DNS rebinding) and a POST
+    with another site's Origin are refused with 403, token or not."""
+
+    def raw(self, lb, method, path, host, extra=""):
+        with socket.create_connection(("127.0.0.1", lb.admin_port), timeout=5) as s:
+            s.sendall(("%s %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n"
+                       % (method, path, host, extra)).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body.decode()
+
+    def test_rebinding_and_cross_site_posts_are_refused(self):
+        lb = Mqlb(pool("p", free_port(), [("r1", REDIS[0].port, "")]),
+                  admin_extra="allowed_hosts = mqlb.example.test\n")
+        try:
+            own = "127.0.0.1:%d" % lb.admin_port
+            for path in ("/status", "/metrics", "/health", "/"):
+                code, body = self.raw(lb, "GET", path, "rebind.example.test:%d" % lb.admin_port)
+                self.assertEqual(code, 403, path)
+                self.assertIn("allowed_hosts", json.loads(body)["error"])
+            self.assertEqual(self.raw(lb, "GET", "/status", own)[0], 200)
+            self.assertEqual(self.raw(lb, "GET", "/status", "localhost:%d" % lb.admin_port)[0],
+                             200)
+            self.assertEqual(self.raw(lb, "GET", "/status", "MQLB.example.test:%d" %
+                                      lb.admin_port)[0], 200)
+            # a cross-site POST (no token configured) drains nothing
+            for origin in ("http://evil.example.test", "null", "http://127.0.0.1:1"):
+                code, body = self.raw(lb, "POST", "/pools/p/backends/r1/drain", own,
+                                      "Origin: %s\r\n" % origin)
+                self.assertEqual(code, 403, origin)
+                self.assertEqual(json.loads(body)["error"], "cross-site request refused")
+            self.assertEqual(lb.backend("p", "r1")["admin"], "ready")
+            # the page's own POST, and a script's without Origin, act
+            self.assertEqual(self.raw(lb, "POST", "/pools/p/backends/r1/drain", own,
+                                      "Origin: http://%s\r\n" % own)[0], 200)
+            self.assertEqual(lb.backend("p", "r1")["admin"], "drain")
+            self.assertEqual(lb.http("POST", "/pools/p/backends/r1/enable")[0], 200)
+        finally:
+            lb.stop()
 
 
 def exchange(port, data, timeout=2.0):
@@ -718,8 +847,9 @@ class Robustness(unittest.TestCase):
                     code = int(m.group(1)) if m else (0 if out == b"" else -1)
                     answers[(kind, code)] += 1
                     # MHD tolerates some oddities (no Host, bare LF...): those may get
-                    # 100 or 200; nothing may get a 5xx other than 501 or 505
-                    allowed = {0, 400, 404, 405, 413, 414, 431, 501, 505}
+                    # 100 or 200, or 403 for a Host that is not ours; nothing may
+                    # get a 5xx other than 501 or 505
+                    allowed = {0, 400, 403, 404, 405, 413, 414, 431, 501, 505}
                     if not kind.startswith("garbage"):
                         allowed |= {100, 200}
                     self.assertIn(code, allowed, (kind, data[:80], out[:200]))
@@ -800,6 +930,74 @@ class Browser(unittest.TestCase):
             self.assertEqual(page["errors"], [])
             self.assertIn(base + "/pools/p/backends/r2/drain", page["requests"])
             self.assertEqual([u for u in page["requests"] if not u.startswith(base + "/")], [])
+            # issue 12 item 4: health and admin apart, and the reason
+            self.assertEqual((rows[("q", "q1")]["health"], rows[("q", "q1")]["admin"],
+                              rows[("q", "q1")]["reason"]),
+                             ("up", "disabled", "disabled by admin (127.0.0.1)"))
+            self.assertEqual((rows[("p", "r1")]["admin"], rows[("p", "r1")]["reason"]),
+                             ("ready", ""))
+            self.assertEqual(after[("p", "r2")]["admin"], "drain")
+            # issue 12 item 8: no token configured, no token field
+            self.assertFalse(page["asked_token"])
+            self.assertFalse(page["token_visible"])
+        finally:
+            lb.stop()
+
+    def test_with_a_token_the_page_asks_for_it_and_then_works(self):
+        """Issue 12 item 8: with a token, GET / serves the dashboard, which
+        asks for the token (the API needs it) and works once given."""
+        port = free_port()
+        lb = Mqlb(pool("p", port, [("r1", REDIS[0].port, ""), ("r2", REDIS[1].port, "")]),
+                  admin_extra="token = s3cret\n")
+        try:
+            auth = {"Authorization": "Bearer s3cret"}
+            wait_until(lambda: all(b["check"]["result"] == "pass" for b in json.loads(
+                lb.http("GET", "/status", auth)[1])["pools"][0]["backends"]),
+                what="every backend checked")
+            base = "http://127.0.0.1:%d" % lb.admin_port
+            r = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.js"), base, "p",
+                                "r2", "s3cret"],
+                               capture_output=True, text=True, timeout=90, cwd=BROWSER_DIR)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+            page = json.loads(r.stdout)
+            self.assertTrue(page["asked_token"], "the page asked before showing data")
+            self.assertTrue(page["token_visible"])
+            self.assertEqual({x["backend"] for x in page["rows"]}, {"r1", "r2"})
+            self.assertEqual(page["errors"], [])
+            st = json.loads(lb.http("GET", "/status", auth)[1])
+            self.assertEqual(st["pools"][0]["backends"][1]["admin"], "drain")
+        finally:
+            lb.stop()
+
+    def test_a_web_page_can_neither_rebind_nor_post_cross_site(self):
+        """Issue 12 item 8, from a real browser: a page whose host name is
+        rebound to 127.0.0.1 gets 403, and a cross-site fetch() POST from
+        another origin drains nothing (no token configured)."""
+        docroot = tempfile.mkdtemp(prefix="mqlb-evil-")
+        self.addCleanup(shutil.rmtree, docroot, ignore_errors=True)
+        with open(os.path.join(docroot, "index.html"), "w") as f:
+            f.write("<!DOCTYPE html><title>elsewhere</title>\n")
+        evil_port = free_port()
+        evil = Proc([sys.executable, "-m", "http.server", str(evil_port), "--bind", "127.0.0.1",
+                     "--directory", docroot], "evil-%d" % evil_port)
+        self.addCleanup(evil.stop)
+        lb = Mqlb(pool("p", free_port(), [("r1", REDIS[0].port, "")]))
+        try:
+            wait_all_up(lb)
+            wait_until(lambda: port_open(evil_port), what="evil page server")
+            r = subprocess.run(["node", os.path.join(BROWSER_DIR, "attack.js"),
+                                str(lb.admin_port), "http://127.0.0.1:%d/" % evil_port, "p",
+                                "r1"],
+                               capture_output=True, text=True, timeout=90, cwd=BROWSER_DIR)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+            out = json.loads(r.stdout)
+            self.assertEqual(out["rebind_status"], 403, out)
+            self.assertNotIn("pools", out["rebind_body"])
+            self.assertEqual(out["post"], "sent")
+            # the POST reached mqlb (it logs the 403 reason nowhere else): the
+            # backend stays ready
+            self.assertEqual(lb.backend("p", "r1")["admin"], "ready")
+            self.assertEqual(lb.backend("p", "r1")["state"], "up")
         finally:
             lb.stop()
 

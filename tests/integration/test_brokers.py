@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -22,7 +23,7 @@ class RabbitMQ:
     """A real RabbitMQ node on loopback, with its own epmd, data and logs in
     a temporary directory; no plugins."""
 
-    def __init__(self):
+    def __init__(self, proxy_protocol=False):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-rabbitmq-")
         epmd_port = free_port()
@@ -39,6 +40,9 @@ class RabbitMQ:
                    ERL_EPMD_PORT=str(epmd_port), ERL_EPMD_ADDRESS="127.0.0.1")
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
             f.write("listeners.tcp.default = 127.0.0.1:%d\n" % self.port)
+            if proxy_protocol:
+                # Every AMQP connection must start with a PROXY header.
+                f.write("proxy_protocol = true\n")
         # Our own epmd in the foreground, so that Erlang starts no daemon
         # that would outlive the test.
         self.epmd = Proc(["epmd", "-port", str(epmd_port), "-address", "127.0.0.1"], "epmd",
@@ -151,6 +155,142 @@ class Amqp(unittest.TestCase):
             beating.close()
             wait_until(lambda: len(re.findall(r"idle=5000ms end=", lb.output())) == 2, 10,
                        what="the beating session's line")
+        finally:
+            lb.stop()
+
+
+def amqp_pool(name, port, rabbit_port, extra=""):
+    return ("[pool %s]\nlisten = 127.0.0.1:%d\nhealth_check = amqp\n"
+            "check_interval = 500ms\ncheck_timeout = 400ms\nrise = 1\nfall = 1\n%s"
+            "backend = rabbit 127.0.0.1:%d\n\n" % (name, port, extra, rabbit_port))
+
+
+def wait_check(lb, pool, state, reason_re, timeout=15):
+    import re
+
+    def ok():
+        b = lb.backend(pool, "rabbit")
+        return b["state"] == state and re.search(reason_re, b["check"]["reason"]) and b
+    try:
+        return wait_until(ok, timeout, what="%s %s %s" % (pool, state, reason_re))
+    except AssertionError as e:
+        raise AssertionError("%s; last: %r" % (e, lb.backend(pool, "rabbit"))) from None
+
+
+def pika_round_trip(port, user="guest", password="guest", vhost="/"):
+    """A real AMQP client (pika) through mqlb: declare a queue, publish one
+    message and get it back."""
+    try:
+        import pika
+    except ImportError:
+        # Debian's python3-pika, when python3 is not Debian's own
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import pika
+
+    params = pika.ConnectionParameters("127.0.0.1", port, vhost,
+                                       pika.PlainCredentials(user, password),
+                                       connection_attempts=1, socket_timeout=5,
+                                       blocked_connection_timeout=5)
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.basic_publish("", q, b"through mqlb")
+        for _ in range(50):
+            method, _, body = ch.basic_get(q, auto_ack=True)
+            if method is not None:
+                return body
+            conn.sleep(0.05)
+        return None
+    finally:
+        conn.close()
+
+
+@unittest.skipUnless(ENABLED, "RabbitMQ is slow to start: run `make test-brokers`")
+class AmqpLogin(unittest.TestCase):
+    """Issue 12 item 3: the amqp check logs in with PLAIN, opens
+    check_vhost and closes, against a real RabbitMQ."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(RABBITMQ):
+            raise unittest.SkipTest("rabbitmq-server is not installed")
+        cls.rabbit = RabbitMQ()
+        cls.rabbit.ctl("await_startup")
+        cls.rabbit.ctl("add_vhost", "prod")
+        cls.rabbit.ctl("add_user", "mqlb", "s3cr3t")
+        cls.rabbit.ctl("set_permissions", "-p", "prod", "mqlb", ".*", ".*", ".*")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rabbit.stop()
+
+    def test_login_passes_wrong_password_and_vhost_fail_saying_why(self):
+        good, port = free_port(), self.rabbit.port
+        text = amqp_pool("good", good, port,
+                         "check_user = mqlb\ncheck_password = s3cr3t\ncheck_vhost = prod\n")
+        text += amqp_pool("bad", free_port(), port,
+                          "check_user = mqlb\ncheck_password = wrong\ncheck_vhost = prod\n")
+        # mqlb may log in, but has no permission on vhost "/".
+        text += amqp_pool("novhost", free_port(), port,
+                          "check_user = mqlb\ncheck_password = s3cr3t\n")
+        lb = Mqlb(text)
+        try:
+            wait_until(lambda: lb.backend("good", "rabbit")["check"]["result"] == "pass",
+                       15, what="login check passes")
+            wait_check(lb, "bad", "down", r"^authentication refused: 403 ACCESS_REFUSED")
+            wait_check(lb, "novhost", "down", r"^vhost / refused: (530|403) ")
+            # A real client through the checked pool.
+            self.assertEqual(pika_round_trip(good, "mqlb", "s3cr3t", "prod"), b"through mqlb")
+            # Each check closed its connection cleanly (Connection.Close).
+            self.assertNotRegex(self.rabbit.proc.output(),
+                                r"(?s)user 'mqlb'.{0,400}closed abruptly|"
+                                r"client unexpectedly closed TCP connection")
+        finally:
+            lb.stop()
+
+
+@unittest.skipUnless(ENABLED, "RabbitMQ is slow to start: run `make test-brokers`")
+class AmqpProxyProtocol(unittest.TestCase):
+    """Issue 12 item 2: a real broker that requires the PROXY header
+    (RabbitMQ with proxy_protocol = true) accepts mqlb's checks, which send
+    the pool's header first; without it the pool goes down."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(RABBITMQ):
+            raise unittest.SkipTest("rabbitmq-server is not installed")
+        cls.rabbit = RabbitMQ(proxy_protocol=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rabbit.stop()
+
+    def test_checks_send_the_header_and_without_it_the_pool_goes_down(self):
+        port = self.rabbit.port
+        v1, v2 = free_port(), free_port()
+        text = amqp_pool("v1", v1, port, "proxy_protocol = v1\n")
+        text += amqp_pool("v2", v2, port, "proxy_protocol = v2\n"
+                          "check_user = guest\ncheck_password = guest\n")
+        text += amqp_pool("off", free_port(), port,
+                          "proxy_protocol = v2\ncheck_proxy_protocol = off\n")
+        lb = Mqlb(text)
+        try:
+            for name in ("v1", "v2"):
+                wait_until(lambda: lb.backend(name, "rabbit")["check"]["result"] == "pass",
+                           20, what="%s check passes" % name)
+            wait_check(lb, "off", "down", r".")
+            self.assertEqual(lb.backend("v1", "rabbit")["state"], "up")
+            # A real client through a PROXY pool reaches the strict broker.
+            self.assertEqual(pika_round_trip(v2), b"through mqlb")
+            # A client straight to the broker, without a header, is dropped.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(AMQP_HEADER)
+                s.settimeout(10)
+                try:
+                    self.assertEqual(s.recv(64), b"")
+                except ConnectionResetError:
+                    pass
         finally:
             lb.stop()
 

@@ -70,15 +70,27 @@ def wait_passes(lb, pool_name, name, n=1, timeout=5.0):
 
 
 class Mosquitto:
-    """A real mosquitto on loopback with a conf file of our own."""
+    """A real mosquitto on loopback with a conf file of our own; <users>
+    ({name: password}) go into a password_file made by mosquitto_passwd."""
 
-    def __init__(self, anonymous=True):
+    def __init__(self, anonymous=True, users=None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-mosquitto-")
         conf = os.path.join(self.dir, "mosquitto.conf")
+        extra = ""
+        if users:
+            pwfile = os.path.join(self.dir, "passwd")
+            for i, (name, password) in enumerate(users.items()):
+                subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) +
+                               [pwfile, name, password], check=True, timeout=10,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # mosquitto started as root reads it as user mosquitto
+            os.chmod(self.dir, 0o755)
+            os.chmod(pwfile, 0o644)
+            extra = "password_file %s\n" % pwfile
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous %s\npersistence false\n"
-                    % (self.port, "true" if anonymous else "false"))
+            f.write("listener %d 127.0.0.1\nallow_anonymous %s\npersistence false\n%s"
+                    % (self.port, "true" if anonymous else "false", extra))
         self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
         wait_port(self.port)
 
@@ -92,12 +104,15 @@ class NatsServer:
     (nats-server's minimum); the grace period before it closes its clients
     is kept short."""
 
-    def __init__(self, grace="3s"):
+    def __init__(self, grace="3s", user=None, password=None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-nats-")
         conf = os.path.join(self.dir, "nats.conf")
         with open(conf, "w") as f:
             f.write('lame_duck_duration: "30s"\nlame_duck_grace_period: "%s"\n' % grace)
+            if user is not None:
+                f.write('authorization {\n  user: "%s"\n  password: "%s"\n}\n'
+                        % (user, password))
         self.proc = Proc(["nats-server", "-c", conf, "-a", "127.0.0.1", "-p", str(self.port)],
                          "nats-%d" % self.port)
         wait_port(self.port)
@@ -194,7 +209,9 @@ class RedisMaster(Case):
         lb = self.mqlb(pool("r", port, [("a", a.port), ("b", b.port)], "redis-master",
                             "rise = %d\n" % rise))
         wait_passes(lb, "r", "a")
-        wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+        b_status = wait_check(lb, "r", "b", "down", r"^not the master: role:slave")
+        self.assertEqual((b_status["health"], b_status["admin"], b_status["reason"]),
+                         ("down", "ready", "check failed: not the master: role:slave"))
         self.assertEqual({redis_port_of(port) for _ in range(20)}, {a.port})
 
         # Promote the replica, then make the old master its replica.
@@ -263,6 +280,8 @@ class Nats(Case):
         n1.lame_duck()
         ldm_at = time.monotonic()
         lb.wait_state("n", "n1", "drain", timeout=grace - 1)
+        b = lb.backend("n", "n1")
+        self.assertEqual((b["health"], b["admin"], b["reason"]), ("up", "drain", "lame duck mode"))
         wait_until(lambda: re.search(r"backend n/n1 .* asks to drain \(lame duck mode\)",
                                      lb.output()), 5, what="drain logged")
         # No new sessions on n1.
@@ -309,6 +328,120 @@ class Kafka(Case):
         lb = self.mqlb(pool("k", free_port(), [("ok", ok_port), ("bad", bad_port)], "kafka"))
         wait_passes(lb, "k", "ok")
         wait_check(lb, "k", "bad", "down", r"^kafka error code 35$")
+
+
+class HAProxyAcceptProxy:
+    """A strict PROXY-requiring front: HAProxy with `accept-proxy` before a
+    real broker. It takes v1 and v2 headers (v2 LOCAL included) and drops a
+    connection whose first bytes are not a valid header. (Debian 12's
+    redis-server, mosquitto 2.0 and nats-server 2.9 cannot require the
+    header; RabbitMQ can, see test_brokers.py.)"""
+
+    def __init__(self, target_port):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-haproxy-")
+        conf = os.path.join(self.dir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write("defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n"
+                    "  timeout server 10s\n"
+                    "frontend strict\n  bind 127.0.0.1:%d accept-proxy\n"
+                    "  default_backend broker\n"
+                    "backend broker\n  server b 127.0.0.1:%d\n" % (self.port, target_port))
+        self.proc = Proc(["haproxy", "-db", "-f", conf], "haproxy-%d" % self.port)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CheckProxyProtocol(Case):
+    """Item 2 of issue 12: checks send the pool's PROXY header first (v1
+    "PROXY UNKNOWN", v2 LOCAL), so a broker that requires the header takes
+    them; without it (check_proxy_protocol = off) the pool goes down."""
+
+    def test_checks_pass_a_broker_that_requires_proxy_and_fail_without_the_header(self):
+        redis = self.start(RedisServer())
+        strict = self.start(HAProxyAcceptProxy(redis.port))
+        # Nothing gets through without a header: the front is strict.
+        with self.assertRaises((ConnectionError, OSError, ValueError)):
+            redis_port_of(strict.port)
+        v1, v2 = free_port(), free_port()
+        text = pool("v1", v1, [("r", strict.port)], "redis", "proxy_protocol = v1\n")
+        text += pool("v2", v2, [("r", strict.port)], "redis", "proxy_protocol = v2\n")
+        text += pool("on", free_port(), [("r", strict.port)], "redis",
+                     "proxy_protocol = v2\ncheck_proxy_protocol = on\n")
+        text += pool("off", free_port(), [("r", strict.port)], "redis",
+                     "proxy_protocol = v2\ncheck_proxy_protocol = off\n")
+        lb = self.mqlb(text)
+        for name in ("v1", "v2", "on"):
+            wait_passes(lb, name, "r", 2)
+        b = wait_check(lb, "off", "r", "down", r"closed by peer|timeout|reset")
+        self.assertEqual(b["check"]["result"], "fail")
+        # Clients through the checked pools reach redis through the front.
+        self.assertEqual(redis_port_of(v1), redis.port)
+        self.assertEqual(redis_port_of(v2), redis.port)
+
+
+class CheckLogin(Case):
+    """Item 3 of issue 12: check_user / check_password (and check_vhost for
+    amqp, in test_brokers.py) against real servers that require a login;
+    wrong credentials fail with a reason that says the login was refused."""
+
+    def test_redis_requirepass_and_acl_user(self):
+        rp = self.start(RedisServer(extra=["--requirepass", "s3cr3t"]))
+        acl = self.start(RedisServer(extra=["--user", "checker", "on", ">pw2", "+ping",
+                                            "+info", "--user", "default", "off"]))
+        text = pool("good", free_port(), [("r", rp.port)], "redis", "check_password = s3cr3t\n")
+        text += pool("bad", free_port(), [("r", rp.port)], "redis", "check_password = nope\n")
+        text += pool("aclgood", free_port(), [("r", acl.port)], "redis-master",
+                     "check_user = checker\ncheck_password = pw2\n")
+        text += pool("aclbad", free_port(), [("r", acl.port)], "redis-master",
+                     "check_user = checker\ncheck_password = wrong\n")
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "r", 2)
+        wait_passes(lb, "aclgood", "r", 2)
+        wait_check(lb, "bad", "r", "down", r"^authentication refused: WRONGPASS")
+        wait_check(lb, "aclbad", "r", "down", r"^authentication refused: WRONGPASS")
+
+    def test_mosquitto_password_file(self):
+        m = self.start(Mosquitto(anonymous=False, users={"mqlb": "pw", "other": "x"}))
+        text = pool("good", free_port(), [("m", m.port)], "mqtt",
+                    "check_user = mqlb\ncheck_password = pw\n")
+        text += pool("bad", free_port(), [("m", m.port)], "mqtt",
+                     "check_user = mqlb\ncheck_password = wrong\n")
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "m", 2)
+        wait_check(lb, "bad", "m", "down",
+                   r"^authentication refused: connack [45] \((not authori[sz]ed|bad user)")
+
+    def test_nats_authorization(self):
+        n = self.start(NatsServer(user="mqlb", password="pw"))
+        text = pool("good", free_port(), [("n", n.port)], "nats",
+                    "check_user = mqlb\ncheck_password = pw\n")
+        text += pool("bad", free_port(), [("n", n.port)], "nats",
+                     "check_user = mqlb\ncheck_password = wrong\n")
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "n", 2)
+        wait_check(lb, "bad", "n", "down",
+                   r"^authentication refused: nats error: ERR 'Authorization Violation'")
+
+    def test_http_basic(self):
+        port = free_port()
+        server = self.start(Proc([sys.executable, os.path.join(ROOT, "tests", "support",
+                                                               "http_basic.py"),
+                                  str(port), "mqlb", "pw"], "http-basic-%d" % port))
+        wait_port(port)
+        text = pool("good", free_port(), [("h", port)], "http",
+                    "check_user = mqlb\ncheck_password = pw\n")
+        text += pool("bad", free_port(), [("h", port)], "http",
+                     "check_user = mqlb\ncheck_password = wrong\n")
+        text += pool("none", free_port(), [("h", port)], "http")
+        lb = self.mqlb(text)
+        wait_passes(lb, "good", "h", 2)
+        wait_check(lb, "bad", "h", "down", r"^authentication refused: http status 401$")
+        wait_check(lb, "none", "h", "down", r"^http status 401$")
+        self.assertIn("auth 'Basic bXFsYjpwdw=='", server.output())
 
 
 class EchoFails(Case):

@@ -17,6 +17,7 @@ import threading
 import time
 import unittest
 
+from test_examples import with_test_certs
 from harness import (MQLB_BIN, ROOT, EchoServer, Mqlb, check_sanitizers, free_port,
                      port_open, wait_until)
 
@@ -45,7 +46,8 @@ class CheckCommand(unittest.TestCase):
         self.assertGreaterEqual(len(files), 6)
         for path in files:
             with self.subTest(path=os.path.relpath(path, ROOT)):
-                first = run_t(path)
+                # certificates made for the test where the file names some
+                first = run_t(with_test_certs(path))
                 self.assertEqual(first.returncode, 0, first.stderr)
                 again_path = write(first.stdout)
                 try:
@@ -210,6 +212,34 @@ class SeveralAddresses(unittest.TestCase):
                     got += data
             self.assertEqual(got, b"which one")
         self.assertGreaterEqual(echo.conns, 3)
+
+
+class ReloadDiff(unittest.TestCase):
+    def test_reload_names_what_changed_allow_and_check_keys_included(self):
+        echo = EchoServer()
+        self.addCleanup(echo.stop)
+        listen = free_port()
+
+        def pool(allow, path):
+            return ("[pool p]\nlisten = 127.0.0.1:%d\nhealth_check = http\n"
+                    "check_path = %s\nallow = %s\nbackend = a 127.0.0.1:%d\n"
+                    % (listen, path, allow, echo.port))
+
+        lb = Mqlb(pool("10.0.0.0/8 127.0.0.1", "/a"))
+        self.addCleanup(lb.stop)
+        # Same number of blocks, other blocks: once logged as "kept".
+        lb.write(pool("10.0.0.0/9 127.0.0.1", "/a"))
+        lb.reload()
+        wait_until(lambda: lb.output().count("reload: 0 added") >= 1, 10, what="reload 1")
+        self.assertIn("reload: pool p changed (sessions)", lb.output())
+        # check_path once ignored
+        lb.global_extra = "log_level = notice\n"
+        lb.write(pool("10.0.0.0/9 127.0.0.1", "/b"))
+        lb.reload()
+        wait_until(lambda: lb.output().count("reload: 0 added") >= 2, 10, what="reload 2")
+        self.assertIn("reload: pool p changed (checks)", lb.output())
+        self.assertIn("reload: [global]/[admin] changed (log_level)", lb.output())
+        self.assertIn("reload: 0 added, 0 removed, 1 changed, 1 kept", lb.output())
 
 
 class MaxConnections(unittest.TestCase):

@@ -16,9 +16,33 @@ from harness import MQLB_BIN, ROOT
 EXAMPLES = os.path.join(ROOT, "etc", "examples")
 
 
+def with_test_certs(path):
+    """<path>, or for an example naming certificates under /etc/mqlb/ a
+    copy that names certificates made for the test (mqlb -t loads them)."""
+    with open(path) as f:
+        text = f.read()
+    files = sorted(set(re.findall(r"/etc/mqlb/([\w.-]+\.pem)", text)))
+    if not files:
+        return path
+    from certs import CA
+    d = tempfile.mkdtemp(prefix="mqlb-example-certs-")
+    ca = CA(d)
+    for name in files:
+        if name.endswith("-ca.pem"):
+            shutil.copy(ca.cert, os.path.join(d, name))
+        else:
+            host = name[:-len(".pem")]
+            pem, _ = ca.issue(host, host, dns=[host])
+            os.replace(pem, os.path.join(d, name))
+    out = os.path.join(d, os.path.basename(path))
+    with open(out, "w") as f:
+        f.write(text.replace("/etc/mqlb/", d + "/"))
+    return out
+
+
 def check(path):
-    return subprocess.run([MQLB_BIN, "-t", "-c", path], capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run([MQLB_BIN, "-t", "-c", with_test_certs(path)],
+                          capture_output=True, text=True, timeout=30)
 
 
 def effective(path):
@@ -52,7 +76,7 @@ class Examples(unittest.TestCase):
         files = sorted(glob.glob(os.path.join(EXAMPLES, "*.ini")))
         names = [os.path.basename(f) for f in files]
         for want in ("rabbitmq.ini", "mqtt.ini", "redis-master.ini", "nats.ini",
-                     "kafka-bootstrap.ini"):
+                     "kafka-bootstrap.ini", "mqtt-tls.ini"):
             self.assertIn(want, names)
         for path in files + [os.path.join(ROOT, "etc", "mqlb.ini")]:
             with self.subTest(path=os.path.relpath(path, ROOT)):
@@ -69,6 +93,14 @@ class Examples(unittest.TestCase):
         # AMQP heartbeat: 60 s by default; the idle timeout is well above it
         self.assertGreaterEqual(duration_s(rabbit["idle_timeout"][0]), 180)
         self.assertNotEqual(rabbit["tcp_keepalive"], ["off"])
+
+        tls = effective(os.path.join(EXAMPLES, "mqtt-tls.ini"))
+        self.assertTrue(tls["mqtt"]["listen"][0].endswith(":8883 tls"))
+        self.assertEqual(tls["mqtt"]["tls_verify_client"], ["required"])
+        self.assertEqual(tls["mqtt"]["proxy_protocol"], ["v2"])
+        self.assertEqual(tls["mqtt"]["balance"], ["mqtt-client-id"])
+        self.assertEqual(tls["tenant-b"]["listen"], tls["mqtt"]["listen"])
+        self.assertEqual(tls["tenant-b"]["sni"], ["b.example.com *.b.example.com"])
 
         mqtt = effective(os.path.join(EXAMPLES, "mqtt.ini"))["mqtt"]
         self.assertEqual(mqtt["health_check"], ["mqtt"])

@@ -424,6 +424,38 @@ class TestClientCertificates(TlsCase):
             be.stop()
 
 
+class TestBackendTls(TlsCase):
+
+    def test_plain_clients_to_a_tls_redis_with_verification(self):
+        crt = os.path.join(self.dir, "a.crt")
+        key = os.path.join(self.dir, "a.key")
+        tport = free_port()
+        r = RedisServer(extra=["--tls-port", str(tport), "--tls-cert-file", crt,
+                               "--tls-key-file", key, "--tls-ca-cert-file", self.ca.cert,
+                               "--tls-auth-clients", "no"])
+        port, port2 = free_port(), free_port()
+        m = Mqlb("[pool good]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                 "check_interval = 200ms\nbackend_tls = on\nbackend_tls_ca = %s\n"
+                 "backend_tls_sni = a.test\nbackend = r1 127.0.0.1:%d\n\n"
+                 "[pool wrong]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                 "check_interval = 200ms\nbackend_tls = on\nbackend_tls_ca = %s\n"
+                 "backend_tls_sni = a.test\nbackend = r1 127.0.0.1:%d\n"
+                 % (port, self.ca.cert, tport, port2, self.other.cert, tport))
+        try:
+            m.wait_state("good", "r1", "up")
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                self.assertEqual(redis_command(s, "SET", "tls-k", "v"), "OK")
+            self.assertEqual(r.command("GET", "tls-k"), "v")
+            # The wrong CA never verifies: down, and the reason says why.
+            b = wait_until(lambda: (lambda b: b["check"]["reason"] and b)(
+                m.backend("wrong", "r1")), what="check reason")
+            self.assertEqual(b["state"], "down")
+            self.assertIn("certificate verify failed", b["check"]["reason"])
+        finally:
+            m.stop()
+            r.stop()
+
+
 class TestLifecycle(TlsCase):
 
     def test_reload_swaps_the_certificate_and_keeps_sessions(self):

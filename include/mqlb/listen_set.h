@@ -1,0 +1,43 @@
+/*
+ * listen_set.h: the listening sockets each worker has open, by address,
+ * kept from one generation to the next so that a reload reuses a socket
+ * for an address it keeps and refuses no connect.
+ */
+#ifndef MQLB_LISTEN_SET_H
+#define MQLB_LISTEN_SET_H
+
+#include <stddef.h>
+
+struct admission;
+struct listen_set_fd;
+struct listener;
+struct pool;
+
+struct listen_set {
+    unsigned            nworkers;
+    struct listen_set_fd **fds;         /* per worker: address and fd */
+    size_t             *nfds;           /* per worker: how many */
+};
+
+/*
+ * Make <nworkers> listener lists (<lists>, one per worker) for the
+ * listen addresses of <pools>, taking tickets from <adm>, and describe
+ * their sockets in <out>. A socket of <old> (may be NULL) with the same
+ * address is reused. An address that cannot be bound is logged and
+ * skipped, or fails the whole set if <strict> (start-up). MQ_ERR on
+ * failure, with nothing left to free.
+ */
+int listen_set_build(struct listen_set *out, const struct listen_set *old,
+                     struct pool *const *pools, size_t npools,
+                     struct admission *adm, unsigned nworkers, int strict,
+                     struct listener **lists);
+
+/* Destroy lists made by listen_set_build that no worker took, closing
+ * only the sockets that were not <old>'s. */
+void listen_set_discard(struct listener **lists, unsigned nworkers,
+                        const struct listen_set *old);
+
+/* Forget the inventory (the sockets belong to the listeners). */
+void listen_set_deinit(struct listen_set *s);
+
+#endif /* MQLB_LISTEN_SET_H */

@@ -1,0 +1,63 @@
+/*
+ * admission.c: the max_connections and max_conns_per_source slots a
+ * session holds, taken and returned in one place.
+ */
+#include <stddef.h>
+
+#include "mqlb/admission.h"
+#include "mqlb/common.h"
+#include "mqlb/srclimit.h"
+
+void
+admission_init(struct admission *a, unsigned max)
+{
+    atomic_init(&a->nlive, 0);
+    a->max = max;
+}
+
+int
+admission_take(struct admission *a, struct admission_ticket *t)
+{
+    unsigned n = atomic_fetch_add_explicit(&a->nlive, 1,
+                                           memory_order_relaxed);
+
+    t->adm = NULL;
+    t->sources = NULL;
+    if (n >= a->max) {
+        atomic_fetch_sub_explicit(&a->nlive, 1, memory_order_relaxed);
+        return MQ_ERR;
+    }
+    t->adm = a;
+    return MQ_OK;
+}
+
+int
+admission_take_source(struct admission_ticket *t, struct srclimit *sources,
+                      unsigned max)
+{
+    if (srclimit_acquire(sources, (struct sockaddr *)&t->peer, max)
+        != MQ_OK) {
+        return MQ_ERR;
+    }
+    t->sources = sources;
+    return MQ_OK;
+}
+
+void
+admission_return(struct admission_ticket *t)
+{
+    if (t->sources != NULL) {
+        srclimit_release(t->sources, (struct sockaddr *)&t->peer);
+        t->sources = NULL;
+    }
+    if (t->adm != NULL) {
+        atomic_fetch_sub_explicit(&t->adm->nlive, 1, memory_order_relaxed);
+        t->adm = NULL;
+    }
+}
+
+unsigned
+admission_nlive(struct admission *a)
+{
+    return atomic_load_explicit(&a->nlive, memory_order_relaxed);
+}

@@ -1,0 +1,165 @@
+/*
+ * listen_set.c: the inventory of listening sockets per worker, and the
+ * listener lists built from it for a new generation.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqlb/common.h"
+#include "mqlb/config.h"
+#include "mqlb/listen_set.h"
+#include "mqlb/listener.h"
+#include "mqlb/log.h"
+#include "mqlb/pool.h"
+
+/* One worker's listening socket, as the main thread knows it. */
+struct listen_set_fd {
+    struct config_addr  addr;
+    int                 fd;
+};
+
+/* The socket <old> has open for <a> that <mine> has not taken yet, or -1. */
+static int
+listen_set_reuse(const struct listen_set_fd *old, size_t nold,
+                 const struct listen_set_fd *mine, size_t nmine,
+                 const struct config_addr *a)
+{
+    size_t k, m;
+    bool taken;
+
+    for (k = 0; k < nold; k++) {
+        if (old[k].addr.len != a->len ||
+            memcmp(&old[k].addr.ss, &a->ss, a->len) != 0) {
+            continue;
+        }
+        taken = false;
+        for (m = 0; m < nmine; m++) {
+            taken = taken || mine[m].fd == old[k].fd;
+        }
+        if (!taken) {
+            return old[k].fd;
+        }
+    }
+    return -1;
+}
+
+/* Is <fd> one of worker <w>'s sockets in <old>? */
+static bool
+listen_set_has(const struct listen_set *old, unsigned w, int fd)
+{
+    size_t k;
+
+    for (k = 0; old != NULL && w < old->nworkers && k < old->nfds[w]; k++) {
+        if (old->fds[w][k].fd == fd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Worker <w>'s list for <pools>; MQ_ERR only on no memory or <strict>. */
+static int
+listen_set_build_one(struct listen_set *out, const struct listen_set *old,
+                     struct pool *const *pools, size_t npools,
+                     struct admission *adm, unsigned w, int strict,
+                     struct listener **list)
+{
+    const struct listen_set_fd *ofds = NULL;
+    struct listen_set_fd *mine = out->fds[w];
+    char err[MQ_ERR_LEN];
+    struct listener *l;
+    size_t i, j, nold = 0;
+    int fd;
+
+    if (old != NULL && w < old->nworkers) {
+        ofds = old->fds[w];
+        nold = old->nfds[w];
+    }
+    for (i = 0; i < npools; i++) {
+        for (j = 0; j < pools[i]->cf->nlistens; j++) {
+            const struct config_addr *a = &pools[i]->cf->listens[j];
+
+            fd = listen_set_reuse(ofds, nold, mine, out->nfds[w], a);
+            l = listener_create(a, pools[i], adm, fd, err);
+            if (l == NULL) {
+                log_error("pool %s: %s", pools[i]->cf->name, err);
+                if (strict) {
+                    return MQ_ERR;
+                }
+                continue;
+            }
+            l->next = *list;
+            *list = l;
+            mine[out->nfds[w]].addr = *a;
+            mine[out->nfds[w]].fd = l->fd;
+            out->nfds[w]++;
+        }
+    }
+    return MQ_OK;
+}
+
+int
+listen_set_build(struct listen_set *out, const struct listen_set *old,
+                 struct pool *const *pools, size_t npools,
+                 struct admission *adm, unsigned nworkers, int strict,
+                 struct listener **lists)
+{
+    size_t i, total = 0;
+    unsigned w;
+
+    for (i = 0; i < npools; i++) {
+        total += pools[i]->cf->nlistens;
+    }
+    memset(out, 0, sizeof(*out));
+    out->nworkers = nworkers;
+    out->fds = calloc(nworkers, sizeof(*out->fds));
+    out->nfds = calloc(nworkers, sizeof(*out->nfds));
+    if (out->fds == NULL || out->nfds == NULL) {
+        listen_set_deinit(out);
+        return MQ_ERR;
+    }
+    for (w = 0; w < nworkers; w++) {
+        lists[w] = NULL;
+    }
+    for (w = 0; w < nworkers; w++) {
+        out->fds[w] = calloc(total > 0 ? total : 1, sizeof(**out->fds));
+        if (out->fds[w] == NULL ||
+            listen_set_build_one(out, old, pools, npools, adm, w, strict,
+                                 &lists[w]) != MQ_OK) {
+            listen_set_discard(lists, nworkers, old);
+            listen_set_deinit(out);
+            return MQ_ERR;
+        }
+    }
+    return MQ_OK;
+}
+
+void
+listen_set_discard(struct listener **lists, unsigned nworkers,
+                   const struct listen_set *old)
+{
+    struct listener *l, *next;
+    unsigned w;
+
+    for (w = 0; lists != NULL && w < nworkers; w++) {
+        for (l = lists[w]; l != NULL; l = next) {
+            next = l->next;
+            listener_destroy(l, listen_set_has(old, w, l->fd));
+        }
+        lists[w] = NULL;
+    }
+}
+
+void
+listen_set_deinit(struct listen_set *s)
+{
+    unsigned w;
+
+    for (w = 0; s->fds != NULL && w < s->nworkers; w++) {
+        free(s->fds[w]);
+    }
+    mq_free(s->fds);
+    mq_free(s->nfds);
+    s->nworkers = 0;
+}

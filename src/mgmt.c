@@ -1,0 +1,147 @@
+/*
+ * mgmt.c: the admin port's callbacks. They run on libmicrohttpd's
+ * thread and hold the core's generation lock while they read or change
+ * the generation in force, so a reload cannot retire it under them.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqlb/admin.h"
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/mgmt.h"
+#include "mqlb/core.h"
+#include "mqlb/gen.h"
+#include "mqlb/pool.h"
+#include "mqlb/stats.h"
+
+/* The snapshot of one backend, read from its atomics. */
+static void
+mgmt_backend(struct stats_backend *sb, struct backend *b)
+{
+    snprintf(sb->name, sizeof(sb->name), "%s", b->name);
+    snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
+    sb->state = backend_state(b);
+    sb->down = !backend_is_up(b);
+    snprintf(sb->admin, sizeof(sb->admin), "%s", backend_admin_name(b));
+    backend_reason(b, sb->reason, sizeof(sb->reason));
+    sb->weight = atomic_load(&b->weight);
+    sb->active = atomic_load(&b->nactive);
+    sb->total = atomic_load(&b->ntotal);
+    sb->failed = atomic_load(&b->nfailed);
+    sb->bytes_in = atomic_load(&b->bytes_in);
+    sb->bytes_out = atomic_load(&b->bytes_out);
+    sb->checks_pass = atomic_load(&b->nchecks_pass);
+    sb->checks_fail = atomic_load(&b->nchecks_fail);
+    sb->since_ms = atomic_load(&b->since_ms);
+    backend_get_check(b, &sb->check);
+}
+
+/* The snapshot of pool <p>; MQ_ERR on no memory. */
+static int
+mgmt_pool(struct stats_pool *sp, struct pool *p)
+{
+    unsigned r;
+    size_t j;
+
+    snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
+    sp->balance = config_balance_name(p->cf->balance);
+    sp->check = config_check_name(p->cf->check);
+    for (r = 0; r < REJECT_NREASONS; r++) {
+        sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
+        sp->rejected += sp->rejected_by[r];
+    }
+    sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
+    for (j = 0; j < TLS_NRESULTS; j++) {
+        sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],
+                                                  memory_order_relaxed);
+    }
+    sp->listen = calloc(p->cf->nlistens, sizeof(*sp->listen));
+    sp->backends = calloc(p->nbackends, sizeof(*sp->backends));
+    if (sp->listen == NULL || sp->backends == NULL) {
+        return MQ_ERR;
+    }
+    for (j = 0; j < p->cf->nlistens; j++) {
+        snprintf(sp->listen[j], sizeof(sp->listen[j]), "%s",
+                 p->cf->listens[j].text);
+    }
+    sp->nlisten = p->cf->nlistens;
+    for (j = 0; j < p->nbackends; j++) {
+        mgmt_backend(&sp->backends[j], p->backends[j]);
+    }
+    sp->nbackends = p->nbackends;
+    return MQ_OK;
+}
+
+static struct stats_snapshot *
+mgmt_snapshot(void *ctx)
+{
+    struct core *c = ctx;
+    struct stats_snapshot *snap;
+    size_t i;
+
+    snap = calloc(1, sizeof(*snap));
+    if (snap == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&c->gen_lock);
+    snap->now_ms = mq_wall_ms();
+    snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;
+    snap->pools = calloc(c->gen->npools, sizeof(*snap->pools));
+    if (snap->pools == NULL) {
+        goto fail;
+    }
+    for (i = 0; i < c->gen->npools; i++) {
+        snap->npools++;
+        if (mgmt_pool(&snap->pools[i], c->gen->pools[i]) != MQ_OK) {
+            goto fail;
+        }
+    }
+    pthread_mutex_unlock(&c->gen_lock);
+    return snap;
+fail:
+    pthread_mutex_unlock(&c->gen_lock);
+    stats_snapshot_free(snap);
+    return NULL;
+}
+
+static int
+mgmt_action(void *ctx, const char *pool, const char *backend,
+            enum admin_action action, unsigned value, const char *who)
+{
+    struct core *c = ctx;
+    struct backend *b;
+    struct pool *p;
+    int rc = MQ_OK;
+
+    pthread_mutex_lock(&c->gen_lock);
+    p = gen_find_pool(c->gen, pool);
+    b = p != NULL ? pool_find_backend(p, backend) : NULL;
+    if (p == NULL) {
+        rc = ADMIN_NO_POOL;
+    } else if (b == NULL) {
+        rc = ADMIN_NO_BACKEND;
+    } else if (action == ADMIN_ACTION_DRAIN) {
+        backend_set_admin_by(b, BACKEND_ADMIN_DRAIN, who);
+    } else if (action == ADMIN_ACTION_DISABLE) {
+        backend_set_admin_by(b, BACKEND_ADMIN_DISABLE, who);
+    } else if (action == ADMIN_ACTION_ENABLE) {
+        backend_set_admin_by(b, BACKEND_ADMIN_NONE, who);
+    } else if (value > ADMIN_WEIGHT_MAX) {
+        rc = ADMIN_BAD_VALUE;
+    } else {
+        backend_set_weight(b, value);
+    }
+    pthread_mutex_unlock(&c->gen_lock);
+    return rc;
+}
+
+void
+mgmt_ops(struct core *c, struct admin_ops *ops)
+{
+    ops->ctx = c;
+    ops->snapshot = mgmt_snapshot;
+    ops->action = mgmt_action;
+}
