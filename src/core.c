@@ -21,6 +21,7 @@
 #include "mqlb/log.h"
 #include "mqlb/pool.h"
 #include "mqlb/proc.h"
+#include "mqlb/rebalancer.h"
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
@@ -105,6 +106,34 @@ core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     }
 }
 
+/* ---- rebalance = paced ------------------------------------------------ */
+
+/* Every REBALANCE_TICK_MS: each pool's controller; workers close what it
+ * hands out. */
+static void
+core_rebalance_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = t->data;
+    uint64_t now_ms = mq_now_ms();
+    bool wake = false;
+    size_t i;
+
+    (void)loop;
+    (void)revents;
+    if (c->stopping) {
+        return;     /* sessions are ending anyway */
+    }
+    for (i = 0; i < c->gen->npools; i++) {
+        if (rebalancer_tick(&c->gen->pools[i]->rebal, c->gen->pools[i],
+                            now_ms)) {
+            wake = true;
+        }
+    }
+    if (wake) {
+        core_post_all(c, WORKER_CMD_REBALANCE);
+    }
+}
+
 /* ---- start and stop ---------------------------------------------------- */
 
 int
@@ -177,6 +206,10 @@ core_init(struct core *c, struct config *cf)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
+    ev_timer_init(&c->rebalance, core_rebalance_cb,
+                  REBALANCE_TICK_MS / 1000.0, REBALANCE_TICK_MS / 1000.0);
+    c->rebalance.data = c;
+    ev_timer_start(c->loop, &c->rebalance);
     mgmt_ops(c, &ops);
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {

@@ -43,7 +43,7 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
 static int
 mgmt_pool(struct stats_pool *sp, struct pool *p)
 {
-    unsigned r;
+    unsigned r, queued, queued_max;
     size_t j;
 
     snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
@@ -53,6 +53,10 @@ mgmt_pool(struct stats_pool *sp, struct pool *p)
         sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
         sp->rejected += sp->rejected_by[r];
     }
+    waitq_counts(&p->queue, &queued, &queued_max);
+    sp->queued = queued;
+    sp->queued_max = queued_max;
+    sp->rebalanced = atomic_load(p->nrebalanced);
     sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
     for (j = 0; j < TLS_NRESULTS; j++) {
         sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],

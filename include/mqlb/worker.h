@@ -24,6 +24,8 @@ struct listener;
 #define WORKER_CMD_EXIT         0x04    /* leave the loop */
 #define WORKER_CMD_SWEEP        0x08    /* a backend went down */
 #define WORKER_CMD_LISTENERS    0x10    /* adopt <pending> listeners */
+#define WORKER_CMD_QUEUE        0x20    /* queued sessions were granted */
+#define WORKER_CMD_REBALANCE    0x40    /* close what the rebalancer asks */
 
 struct worker {
     unsigned            id;             /* 0..workers-1 */
