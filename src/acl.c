@@ -11,15 +11,7 @@
 
 #include "mqlb/acl.h"
 #include "mqlb/common.h"
-
-static void
-acl_map_v4(const struct in_addr *in, uint8_t out[16])
-{
-    memset(out, 0, 10);
-    out[10] = 0xff;
-    out[11] = 0xff;
-    memcpy(out + 12, &in->s_addr, 4);
-}
+#include "mqlb/net.h"
 
 int
 acl_parse_cidr(const char *text, struct acl_cidr *out)
@@ -39,7 +31,7 @@ acl_parse_cidr(const char *text, struct acl_cidr *out)
         *slash++ = '\0';
     }
     if (inet_pton(AF_INET, buf, &a4) == 1) {
-        acl_map_v4(&a4, out->addr);
+        net_map_v4(&a4, out->addr);
         maxp = 32;
     } else if (inet_pton(AF_INET6, buf, &a6) == 1) {
         memcpy(out->addr, &a6, 16);
@@ -104,11 +96,7 @@ acl_match(const struct acl_cidr *list, size_t n, const struct sockaddr *sa)
     uint8_t a[16];
     size_t i;
 
-    if (sa->sa_family == AF_INET) {
-        acl_map_v4(&((const struct sockaddr_in *)sa)->sin_addr, a);
-    } else if (sa->sa_family == AF_INET6) {
-        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    } else {
+    if (!net_addr128(sa, a)) {
         return false;
     }
     for (i = 0; i < n; i++) {

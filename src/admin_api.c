@@ -373,7 +373,8 @@ admin_api_parse_backend(const char *body, size_t len,
         goto out;
     }
     snprintf(out->address, sizeof(out->address), "%s", s);
-    if (admin_api_int_field(o, "weight", 0, 256, &out->weight, err, errlen)
+    if (admin_api_int_field(o, "weight", 0, CONFIG_WEIGHT_MAX, &out->weight,
+                            err, errlen)
         != MQ_OK ||
         admin_api_int_field(o, "max_conns", 0, 10000000, &out->max_conns,
                             err, errlen) != MQ_OK) {

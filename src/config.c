@@ -905,15 +905,9 @@ cf_addr_print(FILE *out, const struct cf_key *k, const void *base)
 }
 
 static bool
-cf_addr_equal(const struct config_addr *a, const struct config_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-static bool
 cf_addr_key_equal(const struct cf_key *k, const void *a, const void *b)
 {
-    return cf_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
+    return config_addr_equal(CF_CFIELD(a, k->offset, struct config_addr),
                          CF_CFIELD(b, k->offset, struct config_addr));
 }
 
@@ -1003,7 +997,7 @@ cf_listen_equal(const struct cf_key *k, const void *a, const void *b)
         return false;
     }
     for (i = 0; i < n; i++) {
-        if (!cf_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
+        if (!config_addr_equal(&x[i], &y[i]) || x[i].tls != y[i].tls) {
             return false;
         }
     }
@@ -1505,9 +1499,10 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "weight=", 7) == 0) {
-            if (config_parse_uint(tok + 7, 0, 256, &b.weight) != MQ_OK) {
-                cf_error(ctx, "backend %s: %s: weight is 0..256", b.name,
-                         tok);
+            if (config_parse_uint(tok + 7, 0, CONFIG_WEIGHT_MAX, &b.weight)
+                != MQ_OK) {
+                cf_error(ctx, "backend %s: %s: weight is 0..%u", b.name,
+                         tok, CONFIG_WEIGHT_MAX);
                 rc = MQ_ERR;
             }
         } else if (strncmp(tok, "max_conns=", 10) == 0) {
@@ -1690,7 +1685,7 @@ config_backend_changes(const struct config_backend *a,
 {
     unsigned changes = 0;
 
-    if (!cf_addr_equal(&a->addr, &b->addr)) {
+    if (!config_addr_equal(&a->addr, &b->addr)) {
         changes |= CONFIG_BACKEND_ADDRESS;
     }
     if (a->weight != b->weight) {
@@ -2297,7 +2292,7 @@ cf_pool_finish(struct cf_ctx *ctx, struct config_pool *p)
     }
     for (i = 0; i < p->nlistens; i++) {
         for (j = 0; j < i; j++) {
-            if (cf_addr_equal(&p->listens[i], &p->listens[j])) {
+            if (config_addr_equal(&p->listens[i], &p->listens[j])) {
                 cf_error_at(ctx, p->listens[i].line, "[pool %s]: listen "
                             "%s is given twice", p->name,
                             p->listens[i].text);
@@ -2598,7 +2593,7 @@ cf_validate(struct cf_ctx *ctx)
             }
             for (k = 0; k < cf->pools[i].nlistens; k++) {
                 for (l = 0; l < cf->pools[j].nlistens; l++) {
-                    if (cf_addr_equal(&cf->pools[i].listens[k],
+                    if (config_addr_equal(&cf->pools[i].listens[k],
                                       &cf->pools[j].listens[l])) {
                         cf_validate_shared(ctx, &cf->pools[i],
                                            &cf->pools[j], k, l);

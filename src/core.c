@@ -73,7 +73,7 @@ static void
 core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     struct core *c = sig->data;
-    double timeout = (double)c->gen->cf->shutdown_timeout_ms / 1000.0;
+    double timeout = mq_secs(c->gen->cf->shutdown_timeout_ms);
 
     (void)revents;
     if (c->stopping) {

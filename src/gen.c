@@ -21,6 +21,7 @@ struct gen_keep {
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
     _Atomic uint64_t    rebalanced;     /* sessions moved by rebalance */
+    _Atomic uint64_t    tls[TLS_NRESULTS];  /* TLS handshakes by result */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
 };
@@ -189,6 +190,7 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
         pool_release(p);            /* not yet the generation's */
         return NULL;
     }
+    p->ntls = k->tls;
     p->owner = g;
     p->owner_release = gen_release;
     return p;

@@ -66,7 +66,7 @@ struct check {
     size_t              outlen;         /* unsent bytes from outoff */
     uint8_t             in[PROBE_IN_MAX];
     size_t              inlen;
-    char                host[80];       /* http Host header */
+    char                host[CONFIG_ADDR_TEXT_LEN]; /* http Host header */
     char                client_id[48];  /* mqtt client id */
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
     uint8_t             pp[PROXY_PROTO_V1_MAX];  /* PROXY header, or none */
@@ -434,7 +434,7 @@ check_start(struct check *c)
     c->state = CHECK_CONNECTING;
     ev_io_init(&c->io, check_io_cb, c->fd, EV_WRITE);
     ev_io_start(c->h->loop, &c->io);
-    ev_timer_set(&c->timer, (ev_tstamp)cf->check_timeout_ms / 1000.0, 0.);
+    ev_timer_set(&c->timer, mq_secs(cf->check_timeout_ms), 0.);
     ev_timer_start(c->h->loop, &c->timer);
 }
 
@@ -465,7 +465,7 @@ check_schedule(struct check *c, int first)
         ms = cf->check_interval_ms +
              (jitter > 0 ? health_rand(c->h) % jitter : 0);
     }
-    ev_timer_set(&c->timer, (ev_tstamp)ms / 1000.0, 0.);
+    ev_timer_set(&c->timer, mq_secs(ms), 0.);
     ev_timer_start(c->h->loop, &c->timer);
 }
 

@@ -29,8 +29,7 @@ listen_set_reuse(const struct listen_set_fd *old, size_t nold,
     bool taken;
 
     for (k = 0; k < nold; k++) {
-        if (old[k].addr.len != a->len ||
-            memcmp(&old[k].addr.ss, &a->ss, a->len) != 0) {
+        if (!config_addr_equal(&old[k].addr, a)) {
             continue;
         }
         taken = false;
@@ -42,6 +41,19 @@ listen_set_reuse(const struct listen_set_fd *old, size_t nold,
         }
     }
     return -1;
+}
+
+/* The listener of <list> for address <a>, or NULL. */
+static struct listener *
+listen_set_find(struct listener *list, const struct config_addr *a)
+{
+    for (; list != NULL; list = list->next) {
+        if (list->addr.len == a->len &&
+            memcmp(&list->addr.ss, &a->ss, a->len) == 0) {
+            return list;
+        }
+    }
+    return NULL;
 }
 
 /* Is <fd> one of worker <w>'s sockets in <old>? */
@@ -68,7 +80,7 @@ listen_set_build_one(struct listen_set *out, const struct listen_set *old,
     const struct listen_set_fd *ofds = NULL;
     struct listen_set_fd *mine = out->fds[w];
     char err[MQ_ERR_LEN];
-    struct listener *l;
+    struct listener *l, *shared;
     size_t i, j, nold = 0;
     int fd;
 
@@ -80,6 +92,15 @@ listen_set_build_one(struct listen_set *out, const struct listen_set *old,
         for (j = 0; j < pools[i]->cf->nlistens; j++) {
             const struct config_addr *a = &pools[i]->cf->listens[j];
 
+            shared = listen_set_find(*list, a);
+            if (shared != NULL) {
+                /* Pools sharing an address (sni = ...): one socket, and
+                 * the session picks the pool by the server name. */
+                if (listener_add_route(shared, pools[i]) != MQ_OK) {
+                    return MQ_ERR;
+                }
+                continue;
+            }
             fd = listen_set_reuse(ofds, nold, mine, out->nfds[w], a);
             l = listener_create(a, pools[i], adm, fd, err);
             if (l == NULL) {

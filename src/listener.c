@@ -6,6 +6,7 @@
  * kernel backlog, instead of the loop spinning on a readable socket.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
                 enum reject_reason reason, struct log_ratelimit *rl,
                 const char *why)
 {
-    char addr[64];
+    char addr[NET_ADDR_LEN];
 
     net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
     listener_log_refusal(rl, addr, why, l->pool->cf->name);
@@ -117,6 +118,7 @@ listener_create(const struct config_addr *addr, struct pool *pool,
                 struct admission *adm, int fd, char *err)
 {
     struct listener *l;
+    bool bound = false;
 
     l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -129,14 +131,40 @@ listener_create(const struct config_addr *addr, struct pool *pool,
             free(l);
             return NULL;
         }
+        bound = true;
     }
     l->fd = fd;
     l->addr = *addr;
     l->adm = adm;
     l->pool = pool;
+    l->sni = pool->cf->nsni > 0;
+    if (listener_add_route(l, pool) != MQ_OK) {
+        if (bound) {
+            close(fd);
+        }
+        free(l);
+        snprintf(err, MQ_ERR_LEN, "out of memory");
+        return NULL;
+    }
     pool_acquire(pool);
     ev_io_init(&l->io, listener_accept_cb, fd, EV_READ);
     return l;
+}
+
+int
+listener_add_route(struct listener *l, struct pool *pool)
+{
+    struct pool **route;
+
+    route = realloc(l->route, (l->nroute + 1) * sizeof(*route));
+    if (route == NULL) {
+        return MQ_ERR;
+    }
+    l->route = route;
+    route[l->nroute++] = pool;
+    pool_acquire(pool);
+    l->sni = l->sni || pool->cf->nsni > 0;
+    return MQ_OK;
 }
 
 void
@@ -174,6 +202,10 @@ listener_destroy(struct listener *l, int keep_fd)
     if (!keep_fd && l->fd != -1) {
         close(l->fd);
     }
+    while (l->nroute > 0) {
+        pool_release(l->route[--l->nroute]);
+    }
+    mq_free(l->route);
     pool_release(l->pool);
     free(l);
 }

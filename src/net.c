@@ -1,5 +1,6 @@
 /*
- * net.c: small socket helpers. EINTR is retried here and nowhere else.
+ * net.c: small socket helpers that know nothing of sessions. accept and
+ * connect retry EINTR here; the relay retries its own reads and writes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -173,4 +174,27 @@ bool
 net_is_shortage(int err)
 {
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+void
+net_map_v4(const struct in_addr *in, uint8_t out[16])
+{
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, &in->s_addr, 4);
+}
+
+bool
+net_addr128(const struct sockaddr *sa, uint8_t out[16])
+{
+    if (sa->sa_family == AF_INET) {
+        net_map_v4(&((const struct sockaddr_in *)sa)->sin_addr, out);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return true;
+    }
+    return false;
 }

@@ -41,6 +41,7 @@ pool_create(const struct config_pool *cf, struct backend *const *backends,
     p->nrejected = nrejected;
     p->nrebalanced = &p->own_rebalanced;
     rebalancer_init(&p->rebal);
+    p->ntls = p->ntls_own;
     p->lb = lb_ops_for(cf->balance);
     p->backends = calloc(CONFIG_MAX_BACKENDS, sizeof(*p->backends));
     p->usable = calloc(CONFIG_MAX_BACKENDS, sizeof(*p->usable));

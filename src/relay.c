@@ -132,6 +132,7 @@ relay_flush(struct relay_dir *d)
                                               : RELAY_WAIT_DST_WRITE;
             return RELAY_BLOCKED;
         }
+        d->err = errno;
         return RELAY_ERR_DST;
     }
     return RELAY_IDLE;
@@ -173,6 +174,7 @@ relay_pump_splice(struct relay_dir *d, size_t budget)
                 d->wait = RELAY_WAIT_DST_WRITE;
                 return RELAY_BLOCKED;
             }
+            d->err = errno;
             return RELAY_ERR_DST;
         }
         if (d->eof) {
@@ -199,7 +201,8 @@ relay_pump_splice(struct relay_dir *d, size_t budget)
             continue;
         }
         d->wait = RELAY_WAIT_SRC_READ;
-        return errno == EAGAIN ? RELAY_IDLE : RELAY_ERR_SRC;
+        d->err = errno;
+        return d->err == EAGAIN ? RELAY_IDLE : RELAY_ERR_SRC;
     }
 }
 
@@ -295,8 +298,10 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         if (errno == EINTR) {
             continue;
         }
+        /* Kept before the release: free() may change errno. */
+        d->err = errno;
         relay_dir_release(d, rp);
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (d->err == EAGAIN || d->err == EWOULDBLOCK) {
             d->wait = want == RELAY_WANT_WRITE ? RELAY_WAIT_SRC_WRITE
                                                : RELAY_WAIT_SRC_READ;
             return RELAY_IDLE;

@@ -71,9 +71,7 @@ reload_admin(struct core *c, const struct config *cf)
     struct admin *a;
     char err[MQ_ERR_LEN];
 
-    if (old->admin_listen.len != cf->admin_listen.len ||
-        memcmp(&old->admin_listen.ss, &cf->admin_listen.ss,
-               cf->admin_listen.len) != 0) {
+    if (!config_addr_equal(&old->admin_listen, &cf->admin_listen)) {
         mgmt_ops(c, &ops);
         a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
         if (a == NULL) {

@@ -48,10 +48,15 @@
 #include "mqlb/session.h"
 #include "mqlb/tls.h"
 #include "mqlb/waitq.h"
+#include "mqlb/tls_hello.h"
 
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
 #define SESSION_REPLAY_WINDOW_S 1.0
+
+/* Bytes relayed between two updates of the backend's byte counters (and
+ * at close), so that /status moves during a long transfer. */
+#define SESSION_ACCOUNT_BYTES   65536
 
 /* Out of descriptors for the broker socket: try again this often, for up
  * to connect_timeout, while the client waits. */
@@ -63,6 +68,7 @@ enum session_state {
     SESSION_RELAYING,
     SESSION_WAIT_FD,        /* no descriptor for the broker socket yet */
     SESSION_HANDSHAKE,      /* TLS handshake with the client */
+    SESSION_HELLO,          /* reading a ClientHello: SNI passthrough */
     SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
     SESSION_QUEUED,         /* waiting in the pool's queue for a slot */
 };
@@ -99,7 +105,7 @@ struct session {
     ev_tstamp           connected_at;   /* when the broker connect ended */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct admission_ticket ticket;     /* slots held; the client address */
-    char                client_text[64];
+    char                client_text[NET_ADDR_LEN];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
     ev_timer            life;           /* max_session_duration */
@@ -111,6 +117,12 @@ struct session {
     struct heartbeat_reader hb;         /* idle_timeout = auto */
     struct waitq_entry  qe;             /* in the pool's queue */
     struct session     *qprev, *qnext;  /* env->queued, while QUEUED */
+    struct pool       **route;          /* SNI candidates, one reference
+                                           each, until the pick; owned */
+    size_t              nroute;
+    struct pool        *picked;         /* the candidate SNI chose */
+    struct tls_sni_hook sni_hook;       /* asks session_sni_pick */
+    unsigned            sni_refused:1;  /* no pool for the name */
 };
 
 static void session_connect(struct session *s);
@@ -124,6 +136,7 @@ static void session_dequeue(struct session *s);
 static void session_queue_kick(struct pool *pool);
 static void session_idle_arm(struct session *s);
 static void session_observe(void *arg, const char *p, size_t n);
+static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
 
@@ -187,6 +200,15 @@ session_stop_watchers(struct session *s)
     ev_timer_stop(loop, &s->life);
 }
 
+/* (Re)start the session's one timer to fire once, <secs> from now. */
+static void
+session_timer_arm(struct session *s, ev_tstamp secs)
+{
+    ev_timer_stop(s->env->loop, &s->timer);
+    ev_timer_set(&s->timer, secs, 0.);
+    ev_timer_start(s->env->loop, &s->timer);
+}
+
 /* Drop the upstream connection (before a retry, or at close). */
 static void
 session_drop_upstream(struct session *s)
@@ -233,6 +255,7 @@ session_close(struct session *s, const char *reason)
         tls_free(s->cssl);
         s->cssl = NULL;
     }
+    session_route_drop(s);
     close(s->cfd);
     relay_dir_close(&s->up, env->rp);
     relay_dir_close(&s->down, env->rp);
@@ -247,9 +270,10 @@ session_close(struct session *s, const char *reason)
     ls.duration_ms = mq_now_ms() - s->start_ms;
     ls.idle_ms = s->idle_ms;
     ls.end = reason;
-    if (s->state != SESSION_HANDSHAKE) {
-        /* A client that never finished its TLS handshake (scanners, bad
-         * certificates) is counted by reason, not logged: no flood. */
+    if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
+        /* A client that never finished its TLS handshake or ClientHello
+         * (scanners, bad certificates) is counted by reason, not logged:
+         * no flood. */
         log_session_end(&ls);
     }
 
@@ -295,67 +319,61 @@ session_sweep_down(struct session_env *env)
 /* ---- relaying -------------------------------------------------------- */
 
 /*
- * A socket is ready: run the direction(s) waiting for that. Client
- * readable serves the upstream direction's reads and, with TLS, a
- * downstream write that needs to read first; and so on for the others.
+ * One step of the TLS handshake on <ssl>, watched by <w> on <fd>. On
+ * MQ_AGAIN <w> waits for what OpenSSL wants next; otherwise <w> is
+ * stopped and MQ_OK or MQ_ERR (with <why> and <err>) returned.
+ */
+static int
+session_tls_step(struct session *s, struct ssl_st *ssl, ev_io *w, int fd,
+                 enum tls_result *why, char *err, size_t errlen)
+{
+    struct ev_loop *loop = s->env->loop;
+    int want, rc;
+
+    rc = tls_handshake(ssl, &want, why, err, errlen);
+    ev_io_stop(loop, w);
+    if (rc == MQ_AGAIN) {
+        ev_io_set(w, fd, want == RELAY_WANT_WRITE ? EV_WRITE : EV_READ);
+        ev_io_start(loop, w);
+    }
+    return rc;
+}
+
+/* Relay through <ssl> on the client's side (<client>) or the broker's. */
+static void
+session_use_tls(struct session *s, struct ssl_st *ssl, int client)
+{
+    struct relay_dir *from = client ? &s->up : &s->down;
+    struct relay_dir *to = client ? &s->down : &s->up;
+
+    from->src_io = to->dst_io = &tls_relay_io;
+    from->src_conn = to->dst_conn = ssl;
+}
+
+/*
+ * A relay watcher fired (the four share this callback; w->data is the
+ * session). A readable or writable socket serves the direction that
+ * waits for exactly that, first the one whose wait is the unusual kind
+ * (with TLS a write may need to read, a read to write): client readable
+ * runs the downstream direction if its write waits to read, then the
+ * upstream direction if it waits to read; and so on for the other three.
  */
 static void
-session_client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+session_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, c_r);
+    struct session *s = w->data;
+    int write = (revents & EV_WRITE) != 0;
+    int first = (w->fd == s->cfd) != write;     /* 1: the downstream */
+    struct relay_dir *d = first ? &s->down : &s->up;
+    struct relay_dir *other = first ? &s->up : &s->down;
 
     (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_DST_READ && session_pump(s, 1) != MQ_OK) {
+    if (d->wait == (write ? RELAY_WAIT_SRC_WRITE : RELAY_WAIT_DST_READ) &&
+        session_pump(s, first) != MQ_OK) {
         return;
     }
-    if (s->up.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->down.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 1) != MQ_OK) {
-        return;
-    }
-    if (s->up.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 0);
-    }
-}
-
-static void
-session_upstream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, u_r);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_DST_READ && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_SRC_READ) {
-        session_pump(s, 1);
-    }
-}
-
-static void
-session_client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct session *s = container_of(w, struct session, c_w);
-
-    (void)loop;
-    (void)revents;
-    if (s->up.wait == RELAY_WAIT_SRC_WRITE && session_pump(s, 0) != MQ_OK) {
-        return;
-    }
-    if (s->down.wait == RELAY_WAIT_DST_WRITE) {
-        session_pump(s, 1);
+    if (other->wait == (write ? RELAY_WAIT_DST_WRITE : RELAY_WAIT_SRC_READ)) {
+        session_pump(s, !first);
     }
 }
 
@@ -444,7 +462,7 @@ session_pump(struct session *s, int from_upstream)
         session_tap_release(s);     /* an idle session holds no buffer */
     }
     if (s->replayable && session_broker_failed(s, from_upstream, st)) {
-        session_replay(s, st == RELAY_EOF ? ECONNRESET : errno);
+        session_replay(s, st == RELAY_EOF ? ECONNRESET : d->err);
         return MQ_ERR;
     }
     switch (st) {
@@ -468,12 +486,12 @@ session_pump(struct session *s, int from_upstream)
         return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
-        snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC ? src
-                 : dst, errno == ECONNRESET ? "reset" : errno == EPIPE
-                 ? "closed" : "error");
-        if (errno != ECONNRESET && errno != EPIPE) {
+        if (d->err == ECONNRESET || d->err == EPIPE) {
+            snprintf(reason, sizeof(reason), "%s %s", st == RELAY_ERR_SRC
+                     ? src : dst, d->err == EPIPE ? "closed" : "reset");
+        } else {
             snprintf(reason, sizeof(reason), "%s error: %s",
-                     st == RELAY_ERR_SRC ? src : dst, strerror(errno));
+                     st == RELAY_ERR_SRC ? src : dst, strerror(d->err));
         }
         session_close(s, reason);
         return MQ_ERR;
@@ -482,7 +500,8 @@ session_pump(struct session *s, int from_upstream)
         return MQ_ERR;
     }
     if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
-                                      : s->bytes_in_acct)) >= 65536) {
+                                      : s->bytes_in_acct))
+        >= SESSION_ACCOUNT_BYTES) {
         session_account(s);
     }
     return MQ_OK;
@@ -500,9 +519,11 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_close(s, "no MQTT CONNECT in time");
         return;
     case SESSION_HANDSHAKE:
+    case SESSION_HELLO:
         atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_TIMEOUT], 1,
                                   memory_order_relaxed);
-        session_close(s, "TLS handshake timeout");
+        session_close(s, s->state == SESSION_HELLO ? "no TLS ClientHello in "
+                      "time" : "TLS handshake timeout");
         return;
     case SESSION_UP_HANDSHAKE:
     case SESSION_CONNECTING:
@@ -522,7 +543,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (s->idle_ms == 0) {
             return;
         }
-        idle = (ev_tstamp)s->idle_ms / 1000.0;
+        idle = mq_secs(s->idle_ms);
         left = (s->idle_client ? s->last_client : s->last_active) + idle
                - ev_now(loop);
         if (left > 0.001) {
@@ -726,9 +747,7 @@ session_enqueue(struct session *s)
                       SESSION_QUEUE_POLL_S, SESSION_QUEUE_POLL_S);
         ev_timer_start(env->loop, &env->queue_poll);
     }
-    ev_timer_stop(env->loop, &s->timer);
-    ev_timer_set(&s->timer, (ev_tstamp)cf->queue_timeout_ms / 1000.0, 0.);
-    ev_timer_start(env->loop, &s->timer);
+    session_timer_arm(s, mq_secs(cf->queue_timeout_ms));
     /* Room may have come back since the pick: serve the oldest. */
     session_queue_kick(s->pool);
 }
@@ -845,8 +864,8 @@ session_start_relay(struct session *s)
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
     ev_timer_stop(loop, &s->timer);
-    ev_io_init(&s->u_r, session_upstream_read_cb, s->ufd, EV_READ);
-    ev_io_init(&s->u_w, session_upstream_write_cb, s->ufd, EV_WRITE);
+    ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
+    ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
     s->up.src = s->cfd;
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
@@ -886,30 +905,22 @@ session_start_relay(struct session *s)
 static void
 session_up_handshake(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->ussl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->ussl, &s->u_w, s->ufd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->u_w);
-        ev_io_set(&s->u_w, s->ufd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->u_w);
         return;
     }
-    ev_io_stop(loop, &s->u_w);
     if (rc == MQ_ERR) {
         snprintf(what, sizeof(what), "TLS handshake failed (%s)", err);
         session_connect_failed(s, what, EPROTO);
         session_connect(s);
         return;
     }
-    s->up.dst_io = &tls_relay_io;
-    s->up.dst_conn = s->ussl;
-    s->down.src_io = &tls_relay_io;
-    s->down.src_conn = s->ussl;
+    session_use_tls(s, s->ussl, 0);
     session_start_relay(s);
 }
 
@@ -983,9 +994,7 @@ session_connected(struct session *s)
         ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
         if (!ev_is_active(&s->timer)) {
             /* connect_timeout bounds the connect and the handshake */
-            ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms
-                         / 1000.0, 0.);
-            ev_timer_start(s->env->loop, &s->timer);
+            session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         }
         session_up_handshake(s);
         return;
@@ -1051,14 +1060,12 @@ session_wait_fd(struct session *s, int err)
                  "waiting", (unsigned long long)s->id, s->client_text,
                  strerror(err));
     } else if (now - s->fd_wait_since >
-               (ev_tstamp)s->pool->cf->connect_timeout_ms / 1000.0) {
+               mq_secs(s->pool->cf->connect_timeout_ms)) {
         session_close(s, "no descriptor for the broker connection");
         return;
     }
     s->state = SESSION_WAIT_FD;
-    ev_timer_stop(loop, &s->timer);
-    ev_timer_set(&s->timer, SESSION_FD_RETRY_S, 0.);
-    ev_timer_start(loop, &s->timer);
+    session_timer_arm(s, SESSION_FD_RETRY_S);
 }
 
 /*
@@ -1091,9 +1098,7 @@ session_dial(struct session *s)
     }
     ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
     ev_io_start(loop, &s->u_w);
-    ev_timer_stop(loop, &s->timer);
-    ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0, 0.);
-    ev_timer_start(loop, &s->timer);
+    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
     return false;
 }
 
@@ -1210,9 +1215,149 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         s->key = lb_hash(id, idlen);
     }
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged. */
+    session_connect(s);
+}
+
+/* ---- SNI routing ---------------------------------------------------- */
+
+/* Give back the candidates' references (after the pick, or at close). */
+static void
+session_route_drop(struct session *s)
+{
+    while (s->nroute > 0) {
+        pool_release(s->route[--s->nroute]);
+    }
+    mq_free(s->route);
+}
+
+/*
+ * The candidate for server name <name> (<len> bytes; NULL if the client
+ * sent none): an exact name wins over "*.domain" (the longest first),
+ * which wins over "*"; ties go to the pool first in the file. NULL if
+ * none matches.
+ */
+static struct pool *
+session_sni_choose(struct session *s, const uint8_t *name, size_t len)
+{
+    struct pool *best = NULL;
+    size_t i, j, score, best_score = 0;
+    const char *pat;
+
+    for (i = 0; i < s->nroute; i++) {
+        for (j = 0; j < s->route[i]->cf->nsni; j++) {
+            pat = s->route[i]->cf->sni[j];
+            if (!tls_hello_sni_match(pat, name, len)) {
+                continue;
+            }
+            score = strcmp(pat, "*") == 0 ? 1
+                    : pat[0] == '*' ? 2 + strlen(pat) : 1000;
+            if (score > best_score) {
+                best = s->route[i];
+                best_score = score;
+            }
+        }
+    }
+    return best;
+}
+
+/* Move <s> to the pool SNI chose (it was on the address's first). */
+static void
+session_route_switch(struct session *s, struct pool *p)
+{
+    if (p != s->pool) {
+        pool_acquire(p);
+        pool_release(s->pool);
+        s->pool = p;
+    }
+    session_route_drop(s);
+}
+
+/* No pool for the name: counted on the address's first pool. */
+static void
+session_sni_refuse(struct session *s, const char *why)
+{
+    pool_reject(s->pool, REJECT_SNI);
+    atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_SNI], 1,
+                              memory_order_relaxed);
+    session_close(s, why);
+}
+
+/* The servername callback's hook: the certificate set to answer with. */
+static struct tls_server *
+session_sni_pick(void *arg, const char *name)
+{
+    struct session *s = arg;
+    struct pool *p;
+
+    p = session_sni_choose(s, (const uint8_t *)name, name != NULL
+                           ? strlen(name) : 0);
+    if (p == NULL || p->cf->tls_server == NULL) {
+        s->sni_refused = 1;
+        return NULL;
+    }
+    s->picked = p;
+    return p->cf->tls_server;
+}
+
+/* Passthrough: read the ClientHello (left in s->up for the broker). */
+static void
+session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct session *s = container_of(w, struct session, c_r);
+    struct relay_dir *d = &s->up;
+    struct tls_hello h;
+    struct pool *p;
+    ssize_t n;
+    int rc;
+
+    (void)revents;
+    if (d->buf == NULL) {
+        d->buf = relay_buf_get(s->env->rp);
+        if (d->buf == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
+    n = recv(s->cfd, d->buf + d->len, RELAY_BUF_SIZE - d->len, 0);
+    if (n == 0) {
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_CLOSED], 1,
+                                  memory_order_relaxed);
+        session_close(s, "client closed before its ClientHello");
+        return;
+    }
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EINTR) {
+            return;
+        }
+        session_close(s, "client error before its ClientHello");
+        return;
+    }
+    d->len += (uint32_t)n;
+    rc = tls_hello_parse((const uint8_t *)d->buf, d->len, &h);
+    if (rc == TLS_HELLO_MORE && d->len < RELAY_BUF_SIZE) {
+        return;
+    }
+    if (rc != TLS_HELLO_OK) {
+        atomic_fetch_add_explicit(&s->pool->ntls[TLS_RESULT_NOT_TLS], 1,
+                                  memory_order_relaxed);
+        session_close(s, rc == TLS_HELLO_MORE ? "ClientHello too large"
+                      : "not a TLS ClientHello");
+        return;
+    }
+    p = session_sni_choose(s, h.sni, h.snilen);
+    if (p == NULL) {
+        session_sni_refuse(s, "no pool for the TLS server name");
+        return;
+    }
+    session_route_switch(s, p);
+    ev_io_stop(loop, w);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
+    ev_timer_stop(loop, &s->timer);
+    /* The bytes stay in s->up and go to the broker unchanged; the MQTT
+     * CONNECT is inside TLS, so the key stays the client's address. */
     session_connect(s);
 }
 
@@ -1225,15 +1370,12 @@ session_begin(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    ev_io_init(&s->c_r, session_client_read_cb, s->cfd, EV_READ);
+    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
     if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
         s->state = SESSION_PEEK;
         ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
         ev_io_start(loop, &s->c_r);
-        ev_timer_stop(loop, &s->timer);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->connect_timeout_ms / 1000.0,
-                     0.);
-        ev_timer_start(loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
     session_connect(s);
@@ -1245,15 +1387,21 @@ session_handshake(struct session *s)
     struct ev_loop *loop = s->env->loop;
     enum tls_result why;
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
-    int want, rc;
+    int rc;
 
-    rc = tls_handshake(s->cssl, &want, &why, err, sizeof(err));
+    rc = session_tls_step(s, s->cssl, &s->c_r, s->cfd, &why, err,
+                          sizeof(err));
     if (rc == MQ_AGAIN) {
-        ev_io_stop(loop, &s->c_r);
-        ev_io_set(&s->c_r, s->cfd, want == RELAY_WANT_WRITE ? EV_WRITE
-                                                             : EV_READ);
-        ev_io_start(loop, &s->c_r);
         return;
+    }
+    if (rc == MQ_ERR && s->sni_refused) {
+        session_sni_refuse(s, "TLS handshake failed: sni");
+        return;
+    }
+    if (rc == MQ_OK && s->nroute > 0) {
+        /* The servername callback chose (or the client sent no name and
+         * the first pool's certificate answered). */
+        session_route_switch(s, s->picked != NULL ? s->picked : s->pool);
     }
     atomic_fetch_add_explicit(&s->pool->ntls[why], 1, memory_order_relaxed);
     if (rc == MQ_ERR) {
@@ -1269,10 +1417,7 @@ session_handshake(struct session *s)
     }
     ev_io_stop(loop, &s->c_r);
     ev_timer_stop(loop, &s->timer);
-    s->up.src_io = &tls_relay_io;
-    s->up.src_conn = s->cssl;
-    s->down.dst_io = &tls_relay_io;
-    s->down.dst_conn = s->cssl;
+    session_use_tls(s, s->cssl, 1);
     session_begin(s);
 }
 
@@ -1303,11 +1448,13 @@ session_addr_hash(const struct sockaddr_storage *ss)
 }
 
 int
-session_create(struct session_env *env, struct pool *pool, int fd,
-               struct admission_ticket *t, int tls)
+session_create(struct session_env *env, const struct session_entry *e,
+               int fd, struct admission_ticket *t)
 {
+    struct pool *pool = e->pools[0];
     const struct config_pool *cf = pool->cf;
     struct session *s;
+    size_t i;
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -1332,8 +1479,9 @@ session_create(struct session_env *env, struct pool *pool, int fd,
                sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
-    ev_io_init(&s->c_r, session_client_read_cb, fd, EV_READ);
-    ev_io_init(&s->c_w, session_client_write_cb, fd, EV_WRITE);
+    ev_io_init(&s->c_r, session_io_cb, fd, EV_READ);
+    ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
+    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
     ev_init(&s->life, session_life_cb);
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
@@ -1341,25 +1489,46 @@ session_create(struct session_env *env, struct pool *pool, int fd,
     session_link(env, s);
     if (cf->max_session_duration_ms > 0) {
         /* Jitter spreads the reconnects of clients that came together. */
-        ev_timer_set(&s->life, (ev_tstamp)lifetime_max_ms(
-            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))
-            / 1000.0, 0.);
+        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
+            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
         ev_timer_start(env->loop, &s->life);
     }
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
-    if (tls && cf->tls_server != NULL) {
-        s->cssl = tls_server_ssl(cf->tls_server, fd, NULL);
+    if (e->sni) {
+        /* Until the name picks one, every pool of the address may be the
+         * one: each is held. */
+        s->route = calloc(e->npools, sizeof(*s->route));
+        if (s->route == NULL) {
+            session_close(s, "out of memory");
+            return MQ_OK;
+        }
+        for (i = 0; i < e->npools; i++) {
+            s->route[i] = e->pools[i];
+            pool_acquire(e->pools[i]);
+        }
+        s->nroute = e->npools;
+        s->sni_hook.pick = session_sni_pick;
+        s->sni_hook.arg = s;
+    }
+    if (e->sni && !e->tls) {
+        s->state = SESSION_HELLO;
+        ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
+        ev_io_start(env->loop, &s->c_r);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
+        return MQ_OK;
+    }
+    if (e->tls && cf->tls_server != NULL) {
+        s->cssl = tls_server_ssl(cf->tls_server, fd,
+                                 e->sni ? &s->sni_hook : NULL);
         if (s->cssl == NULL) {
             session_close(s, "out of memory");
             return MQ_OK;
         }
         s->state = SESSION_HANDSHAKE;
         ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
-        ev_timer_set(&s->timer, (ev_tstamp)cf->tls_handshake_timeout_ms
-                     / 1000.0, 0.);
-        ev_timer_start(env->loop, &s->timer);
+        session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         session_handshake(s);
         return MQ_OK;
     }

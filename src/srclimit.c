@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "mqlb/common.h"
+#include "mqlb/net.h"
 #include "mqlb/srclimit.h"
 
 #define SRCLIMIT_NSHARDS    16      /* power of two */
@@ -139,26 +140,6 @@ srclimit_destroy(struct srclimit *t)
     free(t);
 }
 
-/* The 128-bit form of <sa> in <out>; false for a family not counted. */
-static bool
-srclimit_key(const struct sockaddr *sa, uint8_t out[16])
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-        memset(out, 0, 10);
-        out[10] = 0xff;
-        out[11] = 0xff;
-        memcpy(out + 12, &s4->sin_addr, 4);
-        return true;
-    }
-    if (sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-        return true;
-    }
-    return false;
-}
-
 static struct srclimit_shard *
 srclimit_shard_of(struct srclimit *t, uint64_t hash)
 {
@@ -243,7 +224,7 @@ srclimit_acquire(struct srclimit *t, const struct sockaddr *sa, unsigned max)
     uint64_t hash;
     int rc = MQ_OK;
 
-    if (!srclimit_key(sa, addr)) {
+    if (!net_addr128(sa, addr)) {
         return MQ_OK;
     }
     hash = srclimit_hash(t, addr);
@@ -282,7 +263,7 @@ srclimit_release(struct srclimit *t, const struct sockaddr *sa)
     uint8_t addr[16];
     uint64_t hash;
 
-    if (!srclimit_key(sa, addr)) {
+    if (!net_addr128(sa, addr)) {
         return;
     }
     hash = srclimit_hash(t, addr);
@@ -308,7 +289,7 @@ srclimit_count(struct srclimit *t, const struct sockaddr *sa)
     uint64_t hash;
     unsigned n = 0;
 
-    if (!srclimit_key(sa, addr)) {
+    if (!net_addr128(sa, addr)) {
         return 0;
     }
     hash = srclimit_hash(t, addr);

@@ -80,14 +80,14 @@ state_option(struct state_entry *e, char *tok)
         return "admin must be ready, drain or disable";
     }
     if (strcmp(tok, "weight") == 0) {
-        if (!state_uint(val, 256, &e->weight)) {
+        if (!state_uint(val, CONFIG_WEIGHT_MAX, &e->weight)) {
             return "weight must be 0..256";
         }
         e->has_weight = true;
         return NULL;
     }
     if (strcmp(tok, "file_weight") == 0) {
-        return state_uint(val, 256, &e->file_weight) ? NULL
+        return state_uint(val, CONFIG_WEIGHT_MAX, &e->file_weight) ? NULL
                : "file_weight must be 0..256";
     }
     if (strcmp(tok, "max_conns") == 0 && e->added) {

@@ -14,6 +14,8 @@
 #include "mqlb/worker.h"
 
 #define WORKER_PAUSE_S      0.1     /* accept retry after EMFILE/limit */
+#define WORKER_BUFS_KEPT    1024    /* idle relay buffers kept for reuse
+                                       (16 MiB); more go back to free() */
 
 static void worker_accept(void *ctx, struct listener *l, int fd,
                           struct admission_ticket *t);
@@ -163,8 +165,12 @@ worker_accept(void *ctx, struct listener *l, int fd,
               struct admission_ticket *t)
 {
     struct worker *w = ctx;
+    struct session_entry e = {
+        .pools = l->route, .npools = l->nroute, .tls = l->addr.tls,
+        .sni = l->sni,
+    };
 
-    if (session_create(&w->env, l->pool, fd, t, l->addr.tls) != MQ_OK) {
+    if (session_create(&w->env, &e, fd, t) != MQ_OK) {
         log_error("session for a client of %s: out of memory",
                   l->addr.text);
     }
@@ -266,7 +272,7 @@ worker_create(unsigned id, _Atomic uint64_t *next_id)
     }
     w->id = id;
     pthread_mutex_init(&w->pending_lock, NULL);
-    relay_pool_init(&w->rp, 1024);
+    relay_pool_init(&w->rp, WORKER_BUFS_KEPT);
     w->env.loop = w->loop;
     w->env.rp = &w->rp;
     w->env.next_id = next_id;

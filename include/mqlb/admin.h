@@ -34,7 +34,7 @@ struct admin_ops {
 
 struct admin;
 
-#define ADMIN_WEIGHT_MAX    256     /* largest weight ?value= accepts */
+#define ADMIN_WEIGHT_MAX    CONFIG_WEIGHT_MAX /* largest ?value= weight */
 
 /* The endpoints a request can be routed to. */
 enum admin_endpoint {

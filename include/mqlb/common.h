@@ -37,4 +37,11 @@
 uint64_t mq_now_ms(void);
 uint64_t mq_wall_ms(void);
 
+/* <ms> milliseconds in seconds, as libev's ev_tstamp counts time. */
+static inline double
+mq_secs(uint64_t ms)
+{
+    return (double)ms / 1000.0;
+}
+
 #endif /* MQLB_COMMON_H */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "mqlb/acl.h"
@@ -71,14 +72,25 @@ enum config_log_format {
     LOG_FORMAT_JSON,
 };
 
+#define CONFIG_ADDR_TEXT_LEN    80      /* "host.name:port" as written */
+#define CONFIG_WEIGHT_MAX       256     /* a backend's largest weight */
+
 /* A socket address with its text form as written in the file. */
 struct config_addr {
     struct sockaddr_storage ss;         /* resolved address */
     socklen_t               len;        /* length of <ss> */
-    char                    text[80];   /* "127.0.0.1:6379", "[::1]:5672" */
+    char                    text[CONFIG_ADDR_TEXT_LEN];
+                                        /* "127.0.0.1:6379", "[::1]:5672" */
     int                     line;       /* line it was declared on */
     unsigned                tls:1;      /* listen = ADDR tls: terminate */
 };
+
+/* Do <a> and <b> name the same socket address? */
+static inline bool
+config_addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
 
 struct config_backend {
     char                name[CONFIG_NAME_LEN]; /* unique within the pool */

@@ -35,10 +35,10 @@ struct lb_ops {
     void          (*destroy)(void *st);
     /*
      * Optional (NULL: nothing to precompute). Membership, state or weight
-     * changed: <all> is every backend of the
-     * pool (index order: all[i] is at position i) and <usable> says which
-     * may be chosen now. Positions are the pool's, never b->index: a
-     * backend kept across a reload may sit elsewhere in the new pool.
+     * changed: <all> is every backend of the pool (index order: all[i] is
+     * at position i) and <usable> says which may be chosen now. Positions
+     * are the pool's, never b->index: a backend kept across a reload may
+     * sit elsewhere in the new pool.
      */
     void          (*rebuild)(void *st, struct backend *const *all,
                              const bool *usable, size_t n);

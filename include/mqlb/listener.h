@@ -36,7 +36,13 @@ struct listener {
     listener_full_fn    on_full;
     void               *ctx;            /* for the hooks */
     struct admission   *adm;            /* tickets come from here */
-    struct pool        *pool;           /* one reference */
+    struct pool        *pool;           /* one reference; the first pool
+                                           to declare the address */
+    struct pool       **route;          /* every pool on the address, in
+                                           file order ([0] is <pool>), one
+                                           reference each */
+    size_t              nroute;
+    unsigned            sni:1;          /* pools chosen by TLS server name */
     struct config_addr  addr;           /* copy of the listen address */
     int                 fd;
 };
@@ -49,6 +55,12 @@ struct listener {
 struct listener *listener_create(const struct config_addr *addr,
                                  struct pool *pool, struct admission *adm,
                                  int fd, char *err);
+/*
+ * Another pool, <pool>, on <l>'s address (sni = ... routing): added to
+ * <l>'s route (a reference taken). MQ_ERR on no memory.
+ */
+int listener_add_route(struct listener *l, struct pool *pool);
+
 /* Give <l> to an owner: its loop and its hooks. Not started yet. */
 void listener_attach(struct listener *l, struct ev_loop *loop,
                      listener_accept_fn on_accept, listener_full_fn on_full,

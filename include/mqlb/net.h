@@ -6,8 +6,10 @@
 #ifndef MQLB_NET_H
 #define MQLB_NET_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "mqlb/config.h"
@@ -35,6 +37,18 @@ int net_set_keepalive(int fd, const struct config_keepalive *ka);
  * socket memory: our shortage, to wait out, not the peer's failure.
  */
 bool net_is_shortage(int err);
+
+/* IPv4 <in> as the v4-mapped IPv6 address ::ffff:a.b.c.d in <out>. */
+void net_map_v4(const struct in_addr *in, uint8_t out[16]);
+
+/*
+ * The 128-bit form of <sa> in <out>, IPv4 v4-mapped, so that one form
+ * serves v4, v6 and v4-mapped peers. false for other families.
+ */
+bool net_addr128(const struct sockaddr *sa, uint8_t out[16]);
+
+/* Room for net_format's longest text, "[ffff:...:ffff]:65535". */
+#define NET_ADDR_LEN    64
 
 /* "1.2.3.4:56" or "[::1]:56" into <buf>. */
 void net_format(const struct sockaddr *sa, char *buf, size_t size);

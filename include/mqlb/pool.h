@@ -62,7 +62,11 @@ struct pool {
     pool_down_fn        on_down;        /* set by the owner before the */
     void               *on_down_ctx;    /* pool is shared, or NULL */
     _Atomic unsigned    refcnt;         /* generation and sessions */
-    _Atomic uint64_t    ntls[TLS_NRESULTS]; /* TLS handshakes by result */
+    _Atomic uint64_t   *ntls;           /* TLS_NRESULTS counters of TLS
+                                           handshakes by result: kept
+                                           across reloads by the owner,
+                                           else <ntls_own> */
+    _Atomic uint64_t    ntls_own[TLS_NRESULTS];
     _Atomic bool        rebalancing;    /* rebalance = paced is moving
                                            sessions: new ones go to the
                                            backend furthest below its share */

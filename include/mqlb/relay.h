@@ -83,6 +83,7 @@ struct relay_dir {
                                        src, in order (a passive protocol
                                        reader); no splicing meanwhile */
     void               *observe_arg;
+    int                 err;        /* errno of the last RELAY_ERR_* */
 };
 
 enum relay_status {
@@ -90,8 +91,8 @@ enum relay_status {
     RELAY_BLOCKED,      /* dst cannot take more: wait for it */
     RELAY_YIELD,        /* budget used up; more may be readable */
     RELAY_EOF,          /* src closed and every byte is delivered */
-    RELAY_ERR_SRC,      /* reading src failed (errno set) */
-    RELAY_ERR_DST,      /* writing dst failed (errno set) */
+    RELAY_ERR_SRC,      /* reading src failed (d->err set) */
+    RELAY_ERR_DST,      /* writing dst failed (d->err set) */
     RELAY_NOMEM,        /* no buffer could be had */
 };
 

@@ -36,16 +36,26 @@ struct session_env {
     ev_timer            queue_poll;     /* while any wait: rate tokens */
 };
 
+/* Where a client came in: the pools of its listen address. */
+struct session_entry {
+    struct pool *const *pools;          /* [0] counts refusals; several:
+                                           chosen by TLS server name */
+    size_t              npools;
+    unsigned            tls:1;          /* terminate TLS (listen ... tls) */
+    unsigned            sni:1;          /* route by server name (sni =) */
+};
+
 /*
- * Start a session for the accepted <fd> on pool <pool>. The session takes
- * <fd>, the ticket <t> (the client's address is t->peer; <t> is left
- * empty) and a pool reference, and joins env->sessions. With <tls> (the
- * listen address has 'tls') it first runs the TLS handshake with the
- * pool's certificates. On no memory it closes <fd>, returns the ticket
- * and returns MQ_ERR.
+ * Start a session for the accepted <fd> entering through <e>. The session
+ * takes <fd>, the ticket <t> (the client's address is t->peer; <t> is left
+ * empty) and a pool reference, and joins env->sessions. With e->tls it
+ * first runs the TLS handshake; with e->sni it picks its pool by the
+ * server name: from the handshake, or (plain address) from the
+ * ClientHello, whose bytes then go to the broker unchanged. On no memory
+ * it closes <fd>, returns the ticket and returns MQ_ERR.
  */
-int session_create(struct session_env *env, struct pool *pool, int fd,
-                   struct admission_ticket *t, int tls);
+int session_create(struct session_env *env, const struct session_entry *e,
+                   int fd, struct admission_ticket *t);
 
 /* Close <s> with <reason>; releases everything it holds and frees it. */
 void session_close(struct session *s, const char *reason);

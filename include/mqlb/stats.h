@@ -17,7 +17,7 @@
 
 struct stats_backend {
     char                name[CONFIG_NAME_LEN];
-    char                address[80];
+    char                address[CONFIG_ADDR_TEXT_LEN];
     enum backend_state  state;
     unsigned            down:1;         /* health verdict: down */
     char                admin[16];      /* "ready" ("" too), "drain",
@@ -42,7 +42,8 @@ struct stats_backend {
 
 struct stats_pool {
     char                name[CONFIG_NAME_LEN];
-    char              (*listen)[80];    /* owned array of listen addresses */
+    char              (*listen)[CONFIG_ADDR_TEXT_LEN]; /* owned array of
+                                           listen addresses */
     size_t              nlisten;
     const char         *balance;        /* static string */
     const char         *check;          /* static string */

@@ -424,6 +424,94 @@ class TestClientCertificates(TlsCase):
             be.stop()
 
 
+class TestSni(TlsCase):
+
+    def test_sni_routing_terminating(self):
+        ra, rb, rs = RedisServer(), RedisServer(), RedisServer()
+        port = free_port()
+        pools = ""
+        for name, r, sni, pem in (("a", ra, "a.test", self.a_pem),
+                                  ("b", rb, "b.test", self.b_pem)):
+            pools += ("[pool %s]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\nsni = %s\n"
+                      "check_interval = 200ms\nbackend = %s1 127.0.0.1:%d\n\n"
+                      % (name, port, pem, sni, name, r.port))
+        m = Mqlb(pools)
+        try:
+            m.wait_state("a", "a1", "up")
+            m.wait_state("b", "b1", "up")
+            ids = {n: redis_run_id(r.port) for n, r in (("a", ra), ("b", rb))}
+            self.assertEqual(redis_run_id(port, self.ca.cert, sni="a.test"), ids["a"])
+            # b.test is answered with b's certificate (verified by name).
+            self.assertEqual(redis_run_id(port, self.ca.cert, sni="b.test"), ids["b"])
+            # No pool for c.test and no "*": refused in the handshake,
+            # counted on the first pool that declared the address.
+            with self.assertRaises(ssl.SSLError):
+                redis_run_id(port, self.ca.cert, sni="c.test")
+            wait_until(lambda: metric(m, "mqlb_pool_rejected_total", pool="a",
+                                      reason="sni") == 1, what="sni rejection counted")
+            self.assertEqual(metric(m, "mqlb_tls_handshakes_total", pool="a",
+                                    result="sni"), 1)
+            # A catch-all pool takes the rest.
+            m.write(pools + ("[pool rest]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\n"
+                             "sni = *\ncheck_interval = 200ms\nbackend = s1 127.0.0.1:%d\n"
+                             % (port, self.a_pem, rs.port)))
+            m.reload()
+            m.wait_state("rest", "s1", "up")
+            ctx = ssl.create_default_context(cafile=self.ca.cert)
+            ctx.check_hostname = False
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                 server_hostname="c.test") as s:
+                info = redis_command(s, "INFO", "server")
+            self.assertIn("run_id:" + redis_run_id(rs.port), info)
+        finally:
+            m.stop()
+            for r in (ra, rb, rs):
+                r.stop()
+
+    def tls_redis_server(self, pem_name):
+        crt = os.path.join(self.dir, pem_name + ".crt")
+        key = os.path.join(self.dir, pem_name + ".key")
+        port = free_port()
+        r = RedisServer(port=free_port(), extra=["--tls-port", str(port), "--tls-cert-file",
+                                                  crt, "--tls-key-file", key,
+                                                  "--tls-ca-cert-file", self.ca.cert,
+                                                  "--tls-auth-clients", "no"])
+        r.tls_port = port
+        return r
+
+    def test_sni_passthrough_bytes_unchanged(self):
+        ra, rb = self.tls_redis_server("a"), self.tls_redis_server("b")
+        port = free_port()
+        pools = ""
+        for name, r, sni in (("a", ra, "a.test"), ("b", rb, "*.b.test b.test")):
+            pools += ("[pool %s]\nlisten = 127.0.0.1:%d\nsni = %s\ncheck_interval = 200ms\n"
+                      "tls_handshake_timeout = 1s\nbackend = %s1 127.0.0.1:%d\n\n"
+                      % (name, port, sni, name, r.tls_port))
+        m = Mqlb(pools)
+        try:
+            m.wait_state("a", "a1", "up")
+            m.wait_state("b", "b1", "up")
+            # The brokers terminate TLS: the certificate the client checks
+            # is theirs, so the bytes went through untouched.
+            self.assertEqual(redis_run_id(port, self.ca.cert, sni="a.test"),
+                             redis_run_id(ra.port))
+            self.assertEqual(redis_run_id(port, self.ca.cert, sni="b.test"),
+                             redis_run_id(rb.port))
+            # No match and no "*": closed, counted as rejected (reason sni)
+            with self.assertRaises((ssl.SSLError, OSError)):
+                redis_run_id(port, self.ca.cert, sni="c.test")
+            wait_until(lambda: metric(m, "mqlb_pool_rejected_total", pool="a",
+                                      reason="sni") >= 1, what="rejected sni")
+            # Not TLS at all: closed at once.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"PING\r\n")
+                self.assertEqual(s.recv(10), b"")
+        finally:
+            m.stop()
+            ra.stop()
+            rb.stop()
+
+
 class TestBackendTls(TlsCase):
 
     def test_plain_clients_to_a_tls_redis_with_verification(self):
@@ -471,6 +559,8 @@ class TestLifecycle(TlsCase):
             old = tls_connect(port, self.ca.cert)
             self.assertEqual(serial_of(ssl.DER_cert_to_PEM_cert(
                 old.getpeercert(True)).encode()), 1001)
+            ok = metric(m, "mqlb_tls_handshakes_total", pool="e", result="ok")
+            self.assertGreaterEqual(ok, 1)
             shutil.copy(second, pem)
             m.reload()
             wait_until(lambda: serial_of(ssl.DER_cert_to_PEM_cert(
@@ -479,6 +569,9 @@ class TestLifecycle(TlsCase):
             old.sendall(b"still here")
             self.assertEqual(old.recv(100), b"still here")
             old.close()
+            # The counters belong to the pool's name: a reload keeps them.
+            self.assertGreater(metric(m, "mqlb_tls_handshakes_total", pool="e",
+                                      result="ok"), ok)
         finally:
             m.stop()
             echo.stop()
