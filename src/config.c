@@ -2759,18 +2759,27 @@ config_load(const char *path, struct config_errors *errs)
         }
     }
     text[len] = '\0';
+    cf = config_load_text(text, len, path, errs);
+out:
+    free(text);
+    fclose(f);
+    return cf;
+}
+
+struct config *
+config_load_text(const char *text, size_t len, const char *path,
+                 struct config_errors *errs)
+{
+    struct cf_ctx ctx;
+
     if (memchr(text, '\0', len) != NULL) {
         memset(&ctx, 0, sizeof(ctx));
         ctx.name = path;
         ctx.errs = errs;
         cf_error_at(&ctx, 1, "file contains a NUL byte");
-        goto out;
+        return NULL;
     }
-    cf = config_load_string(text, path, errs);
-out:
-    free(text);
-    fclose(f);
-    return cf;
+    return config_load_string(text, path, errs);
 }
 
 /* ---- dump ------------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
@@ -19,7 +20,9 @@
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/net.h"
 #include "mqlb/pool.h"
+#include "mqlb/privsep.h"
 #include "mqlb/proc.h"
 #include "mqlb/rebalancer.h"
 #include "mqlb/worker.h"
@@ -136,6 +139,14 @@ core_rebalance_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- start and stop ---------------------------------------------------- */
 
+/* net_listen's hook after the privilege drop: the helper binds. */
+static int
+core_privsep_listen(void *ctx, const struct config_addr *a, int backlog,
+                    char *err)
+{
+    return privsep_listen(ctx, a, backlog, err);
+}
+
 int
 core_init(struct core *c, struct config *cf)
 {
@@ -148,6 +159,19 @@ core_init(struct core *c, struct config *cf)
     pthread_mutex_init(&c->gen_lock, NULL);
     c->start_ms = mq_wall_ms();
     log_init(cf->log_level, cf->log_format);
+    /*
+     * With `user =`, a reload must still read a root-only config and
+     * listen below 1024: fork the helper that keeps those rights now,
+     * while no thread runs yet (privsep.h).
+     */
+    if (cf->user != NULL && geteuid() == 0) {
+        c->privsep = privsep_start(cf->path, err);
+        if (c->privsep == NULL) {
+            log_error("privileged helper: %s", err);
+            config_destroy(cf);
+            return MQ_ERR;
+        }
+    }
     if (log_start() != MQ_OK) {
         log_warn("no log writer thread: logging to stderr directly");
     }
@@ -223,6 +247,12 @@ core_init(struct core *c, struct config *cf)
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
     }
+    if (c->privsep != NULL) {
+        net_set_listen_hook(core_privsep_listen, c->privsep);
+        log_notice("privileged helper (pid %ld) keeps reading %s and "
+                   "binding listeners for reloads", (long)privsep_pid(
+                   c->privsep), cf->path);
+    }
     for (w = 0; w < c->nworkers; w++) {
         if (worker_start(c->workers[w]) != MQ_OK) {
             log_error("cannot start worker thread %u", w);
@@ -279,6 +309,11 @@ core_deinit(struct core *c)
     }
     gen_keep_free(c->keep);
     c->keep = NULL;
+    if (c->privsep != NULL) {
+        net_set_listen_hook(NULL, NULL);
+        privsep_stop(c->privsep);
+        c->privsep = NULL;
+    }
     pthread_mutex_destroy(&c->gen_lock);
     log_stop();
 }

@@ -15,11 +15,25 @@
 #include "mqlb/common.h"
 #include "mqlb/net.h"
 
+/* net_set_listen_hook: the main thread's alone, like every listener. */
+static net_listen_fn net_listen_hook;
+static void *net_listen_hook_ctx;
+
+void
+net_set_listen_hook(net_listen_fn fn, void *ctx)
+{
+    net_listen_hook = fn;
+    net_listen_hook_ctx = ctx;
+}
+
 int
 net_listen(const struct config_addr *a, int backlog, char *err)
 {
     int fd, on = 1;
 
+    if (net_listen_hook != NULL) {
+        return net_listen_hook(net_listen_hook_ctx, a, backlog, err);
+    }
     fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 0);
     if (fd == -1) {

@@ -18,6 +18,7 @@
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
 #include "mqlb/mgmt.h"
+#include "mqlb/privsep.h"
 #include "mqlb/worker.h"
 
 /* One notice per pool or backend the reload's diff <d> adds, removes or
@@ -113,15 +114,28 @@ reload_admin(struct core *c, const struct config *cf)
     return MQ_OK;
 }
 
-/* The new config, or NULL with its errors logged. */
+/*
+ * The new config, or NULL with its errors logged. After the privilege
+ * drop the privileged helper reads the file (it may be root's alone).
+ */
 static struct config *
-reload_load(const char *path)
+reload_load(struct core *c, const char *path)
 {
     struct config_errors errs = { NULL, 0 };
+    char err[MQ_ERR_LEN], *text;
     struct config *cf;
-    size_t i;
+    size_t i, len;
 
-    cf = config_load(path, &errs);
+    if (c->privsep == NULL) {
+        cf = config_load(path, &errs);
+    } else if ((text = privsep_read_config(c->privsep, &len, err)) == NULL) {
+        log_error("%s:0: %s", path, err);
+        log_error("reload failed: the running config stays");
+        return NULL;
+    } else {
+        cf = config_load_text(text, len, path, &errs);
+        free(text);
+    }
     if (cf == NULL) {
         for (i = 0; i < errs.nmsgs; i++) {
             log_error("%s", errs.msgs[i]);
@@ -144,7 +158,7 @@ core_reload(struct core *c)
     unsigned w;
 
     log_notice("SIGHUP: reloading %s", c->gen->cf->path);
-    cf = reload_load(c->gen->cf->path);
+    cf = reload_load(c, c->gen->cf->path);
     if (cf == NULL) {
         return;
     }

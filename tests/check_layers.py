@@ -18,7 +18,7 @@ LAYERS = [
         proxy_proto mqtt_connect probe nats_watch histo procstat notify
         tls tls_hello heartbeat lifetime rate rebalance fdpass handover
         ctlsock ctl state_file reject
-        admin_api admin_guard resolver waitq"""),
+        admin_api admin_guard privsep resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health
         stats rebalancer"""),
     ("connection", False, "session listener"),

@@ -50,7 +50,9 @@ static void
 hb_put(struct hb_stream *s, const void *p, size_t n)
 {
     cr_assert_leq(s->n + n, sizeof(s->b));
-    memcpy(s->b + s->n, p, n);
+    if (n > 0) {
+        memcpy(s->b + s->n, p, n);  /* p may be NULL with n == 0 */
+    }
     s->n += n;
 }
 

@@ -224,6 +224,14 @@ struct config *config_load(const char *path, struct config_errors *errs);
 struct config *config_load_string(const char *text, const char *name,
                                   struct config_errors *errs);
 
+/*
+ * As config_load, from the <len> bytes of <text> (NUL-terminated) read
+ * from <path> by someone else (the privileged helper at a reload).
+ */
+struct config *config_load_text(const char *text, size_t len,
+                                const char *path,
+                                struct config_errors *errs);
+
 void config_destroy(struct config *cf);
 void config_errors_deinit(struct config_errors *errs);
 

@@ -20,6 +20,7 @@ struct admin;
 struct gen;
 struct gen_keep;
 struct health;
+struct privsep;
 struct worker;
 
 struct core {
@@ -33,6 +34,8 @@ struct core {
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
     struct admin       *admin;          /* owned */
+    struct privsep     *privsep;        /* owned: root's helper after
+                                           `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */

@@ -17,6 +17,19 @@
 /* A listening socket on <a> with SO_REUSEPORT; the fd, or -1 and <err>. */
 int net_listen(const struct config_addr *a, int backlog, char *err);
 
+/* Who makes listening sockets instead of net_listen itself. */
+typedef int (*net_listen_fn)(void *ctx, const struct config_addr *a,
+                             int backlog, char *err);
+
+/*
+ * From now on net_listen() hands every listening socket to <fn> (with
+ * <ctx>); NULL makes it bind by itself again. After the privilege drop
+ * the core routes them to the privileged helper (privsep.h), so that a
+ * reload can listen below port 1024. Listeners are only made on the main
+ * thread; so is this call.
+ */
+void net_set_listen_hook(net_listen_fn fn, void *ctx);
+
 /* accept4 non-blocking and close-on-exec; -1 with errno (EAGAIN too). */
 int net_accept(int lfd, struct sockaddr_storage *ss, socklen_t *len);
 

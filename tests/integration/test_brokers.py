@@ -250,11 +250,33 @@ class AmqpLogin(unittest.TestCase):
             lb.stop()
 
 
+def rabbitmq_version():
+    """The installed RabbitMQ's version as a tuple, (0,) if unknown."""
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"],
+                       capture_output=True, text=True, timeout=10)
+    digits = r.stdout.split("-")[0].split(".")
+    try:
+        return tuple(int(d) for d in digits)
+    except ValueError:
+        return (0,)
+
+
+def rabbitmq_takes_local(version):
+    """RabbitMQ crashed the reader of a connection whose PROXY header is v2
+    LOCAL or v1 UNKNOWN (rabbitmq-server issue 8654) until the fix of June
+    2023 (pull request 8664: 3.11.19, 3.12.1). Debian 12 ships 3.10.8."""
+    return version >= (3, 12, 1) or (3, 11, 19) <= version < (3, 12)
+
+
 @unittest.skipUnless(ENABLED, "RabbitMQ is slow to start: run `make test-brokers`")
 class AmqpProxyProtocol(unittest.TestCase):
     """Issue 12 item 2: a real broker that requires the PROXY header
     (RabbitMQ with proxy_protocol = true) accepts mqlb's checks, which send
-    the pool's header first; without it the pool goes down."""
+    the pool's header first; without it the pool goes down. The header of
+    a check is v2 LOCAL / v1 UNKNOWN (the PROXY protocol's own words for a
+    connection that relays no client); RabbitMQ before 3.11.19 drops those,
+    and check_proxy_protocol = addresses sends the check connection's own
+    addresses instead."""
 
     @classmethod
     def setUpClass(cls):
@@ -269,9 +291,11 @@ class AmqpProxyProtocol(unittest.TestCase):
     def test_checks_send_the_header_and_without_it_the_pool_goes_down(self):
         port = self.rabbit.port
         v1, v2 = free_port(), free_port()
-        text = amqp_pool("v1", v1, port, "proxy_protocol = v1\n")
-        text += amqp_pool("v2", v2, port, "proxy_protocol = v2\n"
+        text = amqp_pool("v1", v1, port, "proxy_protocol = v1\ncheck_proxy_protocol = addresses\n")
+        text += amqp_pool("v2", v2, port, "proxy_protocol = v2\ncheck_proxy_protocol = addresses\n"
                           "check_user = guest\ncheck_password = guest\n")
+        text += amqp_pool("local", free_port(), port, "proxy_protocol = v2\n")
+        text += amqp_pool("unknown", free_port(), port, "proxy_protocol = v1\n")
         text += amqp_pool("off", free_port(), port,
                           "proxy_protocol = v2\ncheck_proxy_protocol = off\n")
         lb = Mqlb(text)
@@ -280,6 +304,13 @@ class AmqpProxyProtocol(unittest.TestCase):
                 wait_until(lambda: lb.backend(name, "rabbit")["check"]["result"] == "pass",
                            20, what="%s check passes" % name)
             wait_check(lb, "off", "down", r".")
+            version = rabbitmq_version()
+            for name in ("local", "unknown"):
+                if rabbitmq_takes_local(version):
+                    wait_until(lambda: lb.backend(name, "rabbit")["check"]["result"] == "pass",
+                               20, what="%s check passes" % name)
+                else:
+                    wait_check(lb, name, "down", r".")
             self.assertEqual(lb.backend("v1", "rabbit")["state"], "up")
             # A real client through a PROXY pool reaches the strict broker.
             self.assertEqual(pika_round_trip(v2), b"through mqlb")
