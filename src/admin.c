@@ -30,7 +30,9 @@
  * except GET / : the dashboard page holds no data, asks for the token and
  * sends it as a header on its own requests.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -326,6 +328,7 @@ admin_route(const char *method, const char *path, const char *value,
         { "/",          ADMIN_EP_DASHBOARD },
     };
     size_t i;
+    int status;
 
     memset(out, 0, sizeof(*out));
     if (method == NULL || path == NULL) {
@@ -343,6 +346,12 @@ admin_route(const char *method, const char *path, const char *value,
         }
         out->endpoint = gets[i].endpoint;
         return MHD_HTTP_OK;
+    }
+    status = admin_api_route(method, path, &out->api, &out->allow,
+                             &out->error);
+    if (status != 0) {
+        out->endpoint = ADMIN_EP_API;
+        return status;
     }
     return admin_route_action(method, path, value, out);
 }
@@ -402,6 +411,30 @@ admin_send_error(struct MHD_Connection *conn, unsigned status,
     }
     return admin_send(conn, status, ADMIN_CT_JSON, body, (size_t)n,
                       MHD_RESPMEM_MUST_COPY, allow, auth);
+}
+
+/*
+ * Send {"error":"<reason>"}: a reason in words, which may quote what the
+ * client sent (a JSON parse error does), so it is escaped by jansson.
+ */
+static enum MHD_Result
+admin_send_reason(struct MHD_Connection *conn, unsigned status,
+                  const char *reason)
+{
+    json_t *o;
+    char *text;
+    size_t n;
+
+    o = json_pack("{ss}", "error", reason);
+    text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII)
+                     : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        return admin_send_error(conn, status, "error", NULL, false);
+    }
+    n = strlen(text);
+    return admin_send(conn, status, ADMIN_CT_JSON, text, n,
+                      MHD_RESPMEM_MUST_FREE, NULL, false);
 }
 
 /* Send a string we allocated; NULL means we ran out of memory. */
@@ -551,6 +584,110 @@ admin_do_action(struct admin *a, struct MHD_Connection *conn,
     return admin_send_owned(conn, ADMIN_CT_JSON, text);
 }
 
+/* What <*req_cls> holds when it is not a body being gathered. */
+static char admin_mark_wait;        /* headers seen, answer when complete */
+static char admin_mark_done;        /* answered early */
+
+static bool
+admin_is_body(const void *req_cls)
+{
+    return req_cls != &admin_mark_wait && req_cls != &admin_mark_done;
+}
+
+/* The body of a POST /pools/P/backends, gathered across MHD's calls. */
+struct admin_body {
+    char                buf[ADMIN_API_BODY_MAX + 1];
+    size_t              len;            /* bytes kept in <buf> */
+    bool                too_large;      /* more came than ADMIN_API_BODY_MAX */
+};
+
+/* The admin client's address, for the log lines of changes. */
+static void
+admin_client_text(struct MHD_Connection *conn, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *info;
+    char ip[64];
+    const void *src;
+    int family;
+
+    snprintf(out, len, "?");
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL) {
+        return;
+    }
+    family = info->client_addr->sa_family;
+    if (family == AF_INET) {
+        src = &((const struct sockaddr_in *)info->client_addr)->sin_addr;
+    } else if (family == AF_INET6) {
+        src = &((const struct sockaddr_in6 *)info->client_addr)->sin6_addr;
+    } else {
+        return;
+    }
+    if (inet_ntop(family, src, ip, sizeof(ip)) != NULL) {
+        snprintf(out, len, "%s", ip);
+    }
+}
+
+/* The runtime API: take the query and body arguments, ask the core. */
+static enum MHD_Result
+admin_do_api(struct admin *a, struct MHD_Connection *conn,
+             struct admin_req *req, const struct admin_body *body)
+{
+    struct admin_api_reply reply;
+    char err[200];
+    int rc = MQ_OK;
+
+    if (a->ops.api == NULL) {
+        return admin_send_error(conn, MHD_HTTP_NOT_FOUND, "not found", NULL,
+                                false);
+    }
+    admin_client_text(conn, req->api.who, sizeof(req->api.who));
+    err[0] = '\0';
+    switch (req->api.op) {
+    case ADMIN_API_SESSIONS:
+        rc = admin_api_sessions_args(
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pool"),
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                        "backend"),
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+            &req->api, err, sizeof(err));
+        break;
+    case ADMIN_API_ADDRESS:
+        rc = admin_api_address_arg(
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "value"),
+            &req->api, err, sizeof(err));
+        break;
+    case ADMIN_API_ADD_BACKEND:
+        if (body == NULL) {
+            rc = admin_api_parse_backend("", 0, &req->api.spec, err,
+                                         sizeof(err));
+        } else if (body->too_large) {
+            snprintf(err, sizeof(err), "body too large (at most %d bytes)",
+                     ADMIN_API_BODY_MAX);
+            rc = MQ_ERR;
+        } else {
+            rc = admin_api_parse_backend(body->buf, body->len,
+                                         &req->api.spec, err, sizeof(err));
+        }
+        break;
+    default:
+        break;
+    }
+    if (rc != MQ_OK) {
+        return admin_send_reason(conn, MHD_HTTP_BAD_REQUEST, err);
+    }
+    a->ops.api(a->ops.ctx, &req->api, &reply);
+    if (reply.status < 200 || reply.status > 299 || reply.body == NULL) {
+        free(reply.body);
+        return admin_send_reason(conn, reply.status >= 400 ? reply.status
+                                 : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                 reply.error[0] != '\0' ? reply.error
+                                                        : "failed");
+    }
+    return admin_send(conn, reply.status, ADMIN_CT_JSON, reply.body,
+                      strlen(reply.body), MHD_RESPMEM_MUST_FREE, NULL, false);
+}
+
 /* True when the request may proceed: see the auth note at the top. */
 static bool
 admin_authorized(struct admin *a, struct MHD_Connection *conn)
@@ -608,7 +745,7 @@ admin_guarded(struct admin *a, struct MHD_Connection *conn,
  */
 static enum MHD_Result
 admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
-             const char *method)
+             const char *method, const struct admin_body *body)
 {
     struct admin_req req;
     const char *value, *refused;
@@ -645,6 +782,8 @@ admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
                           NULL, false);
     case ADMIN_EP_ACTION:
         return admin_do_action(a, conn, &req);
+    case ADMIN_EP_API:
+        return admin_do_api(a, conn, &req, body);
     }
     return admin_send_error(conn, MHD_HTTP_NOT_FOUND, "not found", NULL,
                             false);
@@ -801,9 +940,12 @@ static void
 admin_request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
                    enum MHD_RequestTerminationCode toe)
 {
-    (void)req_cls;
     (void)toe;
     admin_conn_answering(cls, conn, false);
+    if (req_cls != NULL && *req_cls != NULL && admin_is_body(*req_cls)) {
+        free(*req_cls);     /* ended before its answer (client gone) */
+        *req_cls = NULL;
+    }
 }
 
 /* The sweeper thread: cut connections past the header deadline. */
@@ -851,8 +993,26 @@ admin_has_body(struct MHD_Connection *conn)
 }
 
 /*
- * MHD's access handler; <*req_cls> marks how far the request got. See the
- * top comment for why a request with a body is answered at once.
+ * Does this request carry a body we read: an authorized POST
+ * /pools/P/backends. Anything else with a body is answered at once.
+ */
+static bool
+admin_wants_body(struct admin *a, struct MHD_Connection *conn,
+                 const char *url, const char *method)
+{
+    struct admin_api_req api;
+    const char *allow, *error;
+
+    return admin_api_route(method, url, &api, &allow, &error) == 200 &&
+           api.op == ADMIN_API_ADD_BACKEND &&
+           admin_guarded(a, conn, method) == NULL &&
+           admin_authorized(a, conn);
+}
+
+/*
+ * MHD's access handler; <*req_cls> marks how far the request got: NULL
+ * (new), a mark, or the body being gathered. See the top comment for why
+ * other requests with a body are answered at once.
  */
 static enum MHD_Result
 admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -860,22 +1020,50 @@ admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
               const char *upload_data, size_t *upload_data_size,
               void **req_cls)
 {
-    static char admin_mark_wait;    /* headers seen, answer when complete */
-    static char admin_mark_done;    /* answered early */
     struct admin *a = cls;
+    struct admin_body *body;
+    enum MHD_Result ret;
+    size_t n;
 
     (void)version;
-    (void)upload_data;
 
     if (*req_cls == NULL) {
         admin_conn_answering(a, conn, true);
+        if (admin_wants_body(a, conn, url, method)) {
+            /* POST /pools/P/backends: gather the body (bounded) first */
+            body = calloc(1, sizeof(*body));
+            if (body == NULL) {
+                *req_cls = &admin_mark_done;
+                return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                        "out of memory", NULL, false);
+            }
+            *req_cls = body;
+            return MHD_YES;
+        }
         if (!admin_has_body(conn)) {
             /* answer on the next call: the connection can be kept alive */
             *req_cls = &admin_mark_wait;
             return MHD_YES;
         }
         *req_cls = &admin_mark_done;
-        return admin_answer(a, conn, url, method);
+        return admin_answer(a, conn, url, method, NULL);
+    }
+    if (admin_is_body(*req_cls)) {
+        body = *req_cls;
+        if (*upload_data_size != 0) {
+            n = MQ_MIN(*upload_data_size, ADMIN_API_BODY_MAX - body->len);
+            memcpy(body->buf + body->len, upload_data, n);
+            body->len += n;
+            if (n < *upload_data_size) {
+                body->too_large = true;     /* the rest is dropped */
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        ret = admin_answer(a, conn, url, method, body);
+        free(body);
+        *req_cls = &admin_mark_done;
+        return ret;
     }
     if (*upload_data_size != 0 || *req_cls == &admin_mark_done) {
         /* a body we never asked for: drop it */
@@ -883,7 +1071,7 @@ admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
         return MHD_YES;
     }
     *req_cls = &admin_mark_done;
-    return admin_answer(a, conn, url, method);
+    return admin_answer(a, conn, url, method, NULL);
 }
 
 /*

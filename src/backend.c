@@ -21,15 +21,25 @@ static const char *const backend_state_names[] = {
 struct backend *
 backend_create(const struct config_backend *cb, const char *pool_name)
 {
+    struct backend_addr *ba;
     struct backend *b;
 
     b = calloc(1, sizeof(*b));
-    if (b == NULL) {
+    ba = calloc(1, sizeof(*ba));
+    if (b == NULL || ba == NULL) {
+        free(b);
+        free(ba);
         return NULL;
     }
     memcpy(b->name, cb->name, sizeof(b->name));
     snprintf(b->pool_name, sizeof(b->pool_name), "%s", pool_name);
-    b->addr = cb->addr;
+    ba->a = cb->addr;
+    atomic_init(&b->addr, ba);
+    atomic_init(&b->next, NULL);
+    if (cb->is_name) {
+        snprintf(b->host, sizeof(b->host), "%s", cb->host);
+        b->port = cb->port;
+    }
     b->backup = cb->backup;
     atomic_init(&b->weight, cb->weight);
     atomic_init(&b->max_conns, cb->max_conns);
@@ -49,6 +59,107 @@ backend_create(const struct config_backend *cb, const char *pool_name)
     return b;
 }
 
+struct backend *
+backend_create_unchecked(const struct config_backend *cb,
+                         const char *pool_name, bool checked)
+{
+    struct backend *b = backend_create(cb, pool_name);
+
+    if (b != NULL && checked) {
+        /* health 0: <rise> passes bring it up, like any down backend */
+        atomic_store(&b->up, false);
+        atomic_store(&b->last_state, BACKEND_DOWN);
+        atomic_store(&b->down_since_ms, 0);
+        b->health = 0;
+    }
+    return b;
+}
+
+int
+backend_readdress(struct backend *b, const struct config_addr *a,
+                  bool checked)
+{
+    struct backend_addr *cur, *n;
+
+    cur = atomic_load(&b->addr);
+    if (cur->a.len == a->len && memcmp(&cur->a.ss, &a->ss, a->len) == 0) {
+        if (atomic_load(&b->next) != NULL) {
+            log_notice("backend %s/%s: address stays %s", b->pool_name,
+                       b->name, cur->a.text);
+            atomic_store(&b->next, NULL);
+        }
+        return MQ_OK;
+    }
+    n = atomic_load(&b->next);
+    if (checked && n != NULL && n->a.len == a->len &&
+        memcmp(&n->a.ss, &a->ss, a->len) == 0) {
+        return MQ_OK;       /* already being checked */
+    }
+    n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return MQ_ERR;
+    }
+    n->a = *a;
+    /* every address stays reachable from <addr> until the backend goes */
+    n->prev = cur->prev;
+    cur->prev = n;
+    b->next_passes = 0;
+    if (!checked) {
+        atomic_store(&b->next, NULL);
+        atomic_store_explicit(&b->addr, n, memory_order_release);
+        atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+        log_notice("backend %s/%s: address %s -> %s", b->pool_name, b->name,
+                   cur->a.text, n->a.text);
+        return MQ_OK;
+    }
+    atomic_store_explicit(&b->next, n, memory_order_release);
+    log_notice("backend %s/%s: checking new address %s (sessions go to %s "
+               "until it passes)", b->pool_name, b->name, n->a.text,
+               cur->a.text);
+    return MQ_OK;
+}
+
+bool
+backend_next_verdict(struct backend *b, bool pass, const char *reason,
+                     uint32_t latency_ms, unsigned rise)
+{
+    struct backend_addr *n = atomic_load(&b->next), *cur;
+    char why[200];
+
+    if (n == NULL) {
+        return false;
+    }
+    if (!pass) {
+        b->next_passes = 0;
+        snprintf(why, sizeof(why), "new address %s: %s", n->a.text, reason);
+        backend_check_record(b, false, why, latency_ms);
+        return false;
+    }
+    backend_check_record(b, true, "", latency_ms);
+    if (++b->next_passes < rise) {
+        return false;
+    }
+    cur = atomic_load(&b->addr);
+    /* <n> already hangs on cur's chain; make it the head, cur behind */
+    for (struct backend_addr **pp = &cur->prev; *pp != NULL;
+         pp = &(*pp)->prev) {
+        if (*pp == n) {
+            *pp = n->prev;
+            break;
+        }
+    }
+    n->prev = cur;
+    atomic_store(&b->next, NULL);
+    atomic_store_explicit(&b->addr, n, memory_order_release);
+    b->next_passes = 0;
+    atomic_store(&b->nfails_row, 0);
+    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    log_notice("backend %s/%s: address %s -> %s (%u checks passed; sessions "
+               "on the old address go on)", b->pool_name, b->name,
+               cur->a.text, n->a.text, rise);
+    return true;
+}
+
 void
 backend_acquire(struct backend *b)
 {
@@ -63,6 +174,12 @@ backend_release(struct backend *b)
     }
     if (atomic_fetch_sub_explicit(&b->refcnt, 1, memory_order_acq_rel)
         == 1) {
+        struct backend_addr *a, *prev;
+
+        for (a = atomic_load(&b->addr); a != NULL; a = prev) {
+            prev = a->prev;
+            free(a);
+        }
         pthread_mutex_destroy(&b->check_lock);
         free(b);
     }
@@ -84,7 +201,8 @@ backend_state(const struct backend *b)
     if (admin == BACKEND_ADMIN_DISABLE) {
         return BACKEND_DISABLED;
     }
-    if (admin == BACKEND_ADMIN_DRAIN) {
+    if (admin == BACKEND_ADMIN_DRAIN ||
+        atomic_load_explicit(&b->leaving, memory_order_relaxed)) {
         return BACKEND_DRAIN;
     }
     if (atomic_load_explicit(&b->proto_drain, memory_order_relaxed)) {
@@ -246,7 +364,7 @@ backend_connect_fail(struct backend *b, unsigned max_fails,
         return false;
     }
     log_warn("backend %s/%s (%s) is down: %u connect failures in a row: %s",
-             b->pool_name, b->name, b->addr.text, row, reason);
+             b->pool_name, b->name, backend_addr(b)->text, row, reason);
     return true;
 }
 
@@ -315,13 +433,13 @@ backend_check_done(struct backend *b, bool pass, const char *reason,
         if (changed) {
             atomic_store(&b->nfails_row, 0);
             log_notice("backend %s/%s (%s) is up: %u checks passed",
-                       b->pool_name, b->name, b->addr.text, rise);
+                       b->pool_name, b->name, backend_addr(b)->text, rise);
         }
     } else if (h < (int)rise && up) {
         changed = backend_set_up(b, false, "check failed: %s", reason);
         if (changed) {
             log_warn("backend %s/%s (%s) is down: check failed: %s",
-                     b->pool_name, b->name, b->addr.text, reason);
+                     b->pool_name, b->name, backend_addr(b)->text, reason);
         }
     }
     return changed;
@@ -350,7 +468,7 @@ backend_set_admin_by(struct backend *b, enum backend_admin a,
     if (changed) {
         backend_changed(b);
         log_notice("backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
-                   b->name, b->addr.text, names[a],
+                   b->name, backend_addr(b)->text, names[a],
                    who != NULL ? " (" : "", who != NULL ? who : "",
                    who != NULL ? ")" : "");
     }
@@ -372,7 +490,7 @@ backend_set_proto_drain(struct backend *b, bool drain)
     if (atomic_exchange(&b->proto_drain, drain) != drain) {
         backend_changed(b);
         log_notice("backend %s/%s (%s) %s", b->pool_name, b->name,
-                   b->addr.text, drain ? "asks to drain (lame duck mode)"
+                   backend_addr(b)->text, drain ? "asks to drain (lame duck mode)"
                    : "no longer drains");
     }
 }

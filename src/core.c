@@ -218,6 +218,10 @@ core_init(struct core *c, struct config *cf)
         log_error("cannot start the health checker");
         goto fail;
     }
+    if (members_init(&c->members, c, cf) != MQ_OK) {
+        goto fail;
+    }
+    members_use(&c->members, c->gen);
     /*
      * Catch the signals before the admin port opens: callers take an open
      * admin port as "ready", and a SIGHUP sent then must reload, not kill
@@ -294,6 +298,7 @@ core_deinit(struct core *c)
         admin_stop(c->admin);
         c->admin = NULL;
     }
+    members_deinit(&c->members);
     if (c->health != NULL) {
         health_destroy(c->health);
         c->health = NULL;

@@ -54,6 +54,8 @@ struct check {
     struct pool        *pool;           /* one reference: the settings */
     struct backend     *b;              /* one reference */
     enum check_state    state;
+    unsigned            on_next:1;      /* probing the backend's new
+                                           address (backend_next_addr) */
     int                 fd;
     ev_io               io;
     ev_timer            timer;          /* interval, then timeout */
@@ -124,6 +126,12 @@ check_done(struct check *c, int pass, const char *reason)
         check_send(c);
     }
     check_close(c);
+    if (c->on_next) {
+        /* a new address on trial: its verdicts move only the trial */
+        backend_next_verdict(c->b, pass, reason, latency, cf->rise);
+        check_schedule(c, 0);
+        return;
+    }
     if (c->ops != NULL && pass) {
         backend_set_proto_drain(c->b, c->probe.drain || ldm);
     }
@@ -340,7 +348,7 @@ check_proxy_header(struct check *c)
         getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) {
         n = proxy_proto_write(config_check_pp_version(cf),
                               (struct sockaddr *)&local,
-                              (struct sockaddr *)&c->b->addr.ss, c->out,
+                              (const struct sockaddr *)&backend_addr(c->b)->ss, c->out,
                               sizeof(c->out));
         if (n > 0) {
             c->outlen = n;
@@ -378,7 +386,7 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (c->pool->cf->tls_client != NULL) {
             /* Checks of a backend_tls broker run over TLS. */
             c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
-                                    c->b->addr.text);
+                                    backend_addr(c->b)->text);
             if (c->ssl == NULL) {
                 check_fail_errno(c, ENOMEM);
                 return;
@@ -409,6 +417,7 @@ static void
 check_start(struct check *c)
 {
     const struct config_pool *cf = c->pool->cf;
+    const struct config_addr *addr;
     int in_progress;
 
     c->started_ms = mq_now_ms();
@@ -418,7 +427,13 @@ check_start(struct check *c)
     if (c->watch != NULL) {
         nats_watch_start(c->watch);
     }
-    c->fd = net_connect((struct sockaddr *)&c->b->addr.ss, c->b->addr.len,
+    /* a new address waiting to be checked is what this check probes */
+    addr = backend_next_addr(c->b);
+    c->on_next = addr != NULL;
+    if (addr == NULL) {
+        addr = backend_addr(c->b);
+    }
+    c->fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                         &in_progress);
     if (c->fd == -1) {
         if (net_is_shortage(errno)) {
@@ -530,7 +545,7 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     backend_acquire(b);
     c->fd = -1;
     c->ops = probe_ops_for(cf->check);
-    snprintf(c->host, sizeof(c->host), "%s", b->addr.text);
+    snprintf(c->host, sizeof(c->host), "%s", backend_addr(b)->text);
     health_client_id(c->client_id, sizeof(c->client_id));
     c->params.send = cf->check_send;
     c->params.send_len = cf->check_send_len;
@@ -548,8 +563,8 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {
         c->watch = nats_watch_create(h->loop,
-                                     (struct sockaddr *)&b->addr.ss,
-                                     b->addr.len, check_ldm_cb, c);
+                                     (struct sockaddr *)&backend_addr(b)->ss,
+                                     backend_addr(b)->len, check_ldm_cb, c);
         if (c->watch == NULL) {
             check_destroy(c);
             return NULL;
@@ -620,6 +635,40 @@ health_set_pools(struct health *h, struct pool *const *pools, size_t npools)
         check_schedule(c, 1);
     }
     return MQ_OK;
+}
+
+int
+health_add_backend(struct health *h, struct pool *p, struct backend *b)
+{
+    struct check *c;
+
+    if (p->cf->check == CHECK_NONE) {
+        return MQ_OK;
+    }
+    c = check_create(h, p, b);
+    if (c == NULL) {
+        return MQ_ERR;
+    }
+    c->next = h->checks;
+    h->checks = c;
+    check_schedule(c, 1);
+    return MQ_OK;
+}
+
+void
+health_remove_backend(struct health *h, struct backend *b)
+{
+    struct check **pp, *c;
+
+    for (pp = &h->checks; *pp != NULL;) {
+        c = *pp;
+        if (c->b == b) {
+            *pp = c->next;
+            check_destroy(c);
+            continue;
+        }
+        pp = &c->next;
+    }
 }
 
 void

@@ -274,6 +274,9 @@ lb_maglev_collect(struct lb_maglev *mg, struct backend *const *all,
         if (primary_only && all[i]->backup) {
             continue;
         }
+        if (atomic_load_explicit(&all[i]->leaving, memory_order_relaxed)) {
+            continue;   /* removed, draining: its home slots go now */
+        }
         weight = atomic_load_explicit(&all[i]->weight, memory_order_relaxed);
         if (weight == 0) {
             continue;

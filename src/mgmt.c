@@ -14,15 +14,20 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/core.h"
 #include "mqlb/gen.h"
+#include "mqlb/members.h"
 #include "mqlb/pool.h"
 #include "mqlb/stats.h"
 
+static const char *const mgmt_source_names[] = { "config", "dns", "api" };
+
 /* The snapshot of one backend, read from its atomics. */
-static void
+void
 mgmt_backend(struct stats_backend *sb, struct backend *b)
 {
+    const struct config_addr *next = backend_next_addr(b);
+
     snprintf(sb->name, sizeof(sb->name), "%s", b->name);
-    snprintf(sb->address, sizeof(sb->address), "%s", b->addr.text);
+    snprintf(sb->address, sizeof(sb->address), "%s", backend_addr(b)->text);
     sb->state = backend_state(b);
     sb->down = !backend_is_up(b);
     snprintf(sb->admin, sizeof(sb->admin), "%s", backend_admin_name(b));
@@ -37,14 +42,29 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
     sb->checks_fail = atomic_load(&b->nchecks_fail);
     sb->since_ms = atomic_load(&b->since_ms);
     backend_get_check(b, &sb->check);
+    sb->source = mgmt_source_names[b->source];
+    snprintf(sb->host, sizeof(sb->host), "%s", b->host);
+    snprintf(sb->next_address, sizeof(sb->next_address), "%s",
+             next != NULL ? next->text : "");
+    sb->leaving = atomic_load(&b->leaving);
 }
 
 /* The snapshot of pool <p>; MQ_ERR on no memory. */
-static int
-mgmt_pool(struct stats_pool *sp, struct pool *p)
+int
+mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
 {
+    struct discovery_status ds;
     unsigned r, queued, queued_max;
     size_t j;
+
+    members_dns_status(&c->members, p->cf->name, &ds);
+    sp->dns.active = ds.active;
+    sp->dns.last_ok_ms = ds.last_ok_ms;
+    sp->dns.last_error_ms = ds.last_error_ms;
+    snprintf(sp->dns.last_error, sizeof(sp->dns.last_error), "%s",
+             ds.last_error);
+    sp->dns.rounds = ds.nrounds;
+    sp->dns.failed_rounds = ds.nfailed;
 
     snprintf(sp->name, sizeof(sp->name), "%s", p->cf->name);
     sp->balance = config_balance_name(p->cf->balance);
@@ -99,7 +119,7 @@ mgmt_snapshot(void *ctx)
     }
     for (i = 0; i < c->gen->npools; i++) {
         snap->npools++;
-        if (mgmt_pool(&snap->pools[i], c->gen->pools[i]) != MQ_OK) {
+        if (mgmt_pool(c, &snap->pools[i], c->gen->pools[i]) != MQ_OK) {
             goto fail;
         }
     }
@@ -148,4 +168,5 @@ mgmt_ops(struct core *c, struct admin_ops *ops)
     ops->ctx = c;
     ops->snapshot = mgmt_snapshot;
     ops->action = mgmt_action;
+    ops->api = mgmt_api;
 }

@@ -461,7 +461,7 @@ pool_add_backend(struct pool *p, struct backend *b)
 }
 
 int
-pool_remove_backend(struct pool *p, struct backend *b)
+pool_remove_backend(struct pool *p, struct backend *b, bool if_idle)
 {
     struct backend *all[CONFIG_MAX_BACKENDS];
     uint64_t version;
@@ -481,6 +481,17 @@ pool_remove_backend(struct pool *p, struct backend *b)
     if (st == NULL) {
         errno = ENOMEM;
         return MQ_ERR;
+    }
+    if (if_idle) {
+        /* a worker may have picked it just now: look under the lock */
+        pthread_mutex_lock(&p->lock);
+        if (atomic_load(&b->nactive) > 0) {
+            pthread_mutex_unlock(&p->lock);
+            p->lb->destroy(st);
+            errno = EBUSY;
+            return MQ_ERR;
+        }
+        pthread_mutex_unlock(&p->lock);
     }
     pool_publish(p, st, version, all, n, p->members_version + 1);
     backend_release(b);     /* the pool's reference */

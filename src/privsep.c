@@ -184,6 +184,12 @@ privsep_limit(void)
     memset(&hdr, 0, sizeof(hdr));
     memset(data, 0, sizeof(data));
     hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    /* Of those, what we have (a unit's CapabilityBoundingSet may have
+     * left out CAP_DAC_READ_SEARCH: root still reads its own files). */
+    if (syscall(SYS_capget, &hdr, data) == 0) {
+        keep &= data[0].permitted;
+    }
+    memset(data, 0, sizeof(data));
     data[0].effective = keep;
     data[0].permitted = keep;
     (void)syscall(SYS_capset, &hdr, data);

@@ -17,6 +17,7 @@
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/members.h"
 #include "mqlb/mgmt.h"
 #include "mqlb/privsep.h"
 #include "mqlb/worker.h"
@@ -178,6 +179,9 @@ core_reload(struct core *c)
         return;
     }
     g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
+    if (g != NULL) {
+        members_carry(&c->members, c->gen, g);
+    }
     lists = calloc(c->nworkers, sizeof(*lists));
     if (g == NULL || lists == NULL ||
         listen_set_build(&sockets, &c->sockets, g->pools, g->npools,
@@ -205,6 +209,7 @@ core_reload(struct core *c)
     old = c->gen;
     c->gen = g;
     pthread_mutex_unlock(&c->gen_lock);
+    members_use(&c->members, g);
     gen_retire(old);
     log_notice("reload done: %zu pools", g->npools);
     return;

@@ -27,6 +27,8 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -314,6 +316,74 @@ session_sweep_down(struct session_env *env)
             session_close(s, "backend down");
         }
     }
+}
+
+/* True when <s> is in <pool> with <backend> (NULL or "" = any) and <id>. */
+static bool
+session_matches(const struct session *s, const char *pool,
+                const char *backend, uint64_t id)
+{
+    if (id != 0 && s->id != id) {
+        return false;
+    }
+    if (pool != NULL && pool[0] != '\0' &&
+        strcmp(s->pool->cf->name, pool) != 0) {
+        return false;
+    }
+    if (backend != NULL && backend[0] != '\0' &&
+        (s->b == NULL || strcmp(s->b->name, backend) != 0)) {
+        return false;
+    }
+    return true;
+}
+
+size_t
+session_list(struct session_env *env, const char *pool, const char *backend,
+             struct session_info *out, size_t max)
+{
+    struct session *s;
+    ev_tstamp now = ev_now(env->loop);
+    uint64_t now_ms = mq_now_ms();
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL && n < max; s = s->next) {
+        if (!session_matches(s, pool, backend, 0)) {
+            continue;
+        }
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].id = s->id;
+        snprintf(out[n].client, sizeof(out[n].client), "%s", s->client_text);
+        snprintf(out[n].pool, sizeof(out[n].pool), "%s", s->pool->cf->name);
+        if (s->b != NULL) {
+            snprintf(out[n].backend, sizeof(out[n].backend), "%s",
+                     s->b->name);
+        }
+        out[n].age_ms = now_ms > s->start_ms ? now_ms - s->start_ms : 0;
+        out[n].bytes_in = s->up.nbytes;
+        out[n].bytes_out = s->down.nbytes;
+        out[n].idle_ms = now > s->last_active && s->last_active > 0
+                         ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
+        out[n].idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+        n++;
+    }
+    return n;
+}
+
+size_t
+session_close_matching(struct session_env *env, const char *pool,
+                       const char *backend, uint64_t id, const char *reason)
+{
+    struct session *s, *next;
+    size_t n = 0;
+
+    for (s = env->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (session_matches(s, pool, backend, id)) {
+            session_close(s, reason);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* ---- relaying -------------------------------------------------------- */
@@ -985,7 +1055,7 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, s->b->addr.text);
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, backend_addr(s->b)->text);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;
@@ -1013,7 +1083,7 @@ session_connect_failed(struct session *s, const char *what, int err)
         pool_report_down(s->pool);
     }
     log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
-             s->pool->cf->name, s->b->name, s->b->addr.text, what, err,
+             s->pool->cf->name, s->b->name, backend_addr(s->b)->text, what, err,
              strerror(err), (unsigned long long)s->id, s->client_text);
     pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
@@ -1078,10 +1148,12 @@ session_dial(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
+    const struct config_addr *addr;
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
-    fd = net_connect((struct sockaddr *)&s->b->addr.ss, s->b->addr.len,
+    addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+    fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                      &in_progress);
     if (fd == -1) {
         if (net_is_shortage(errno)) {

@@ -227,6 +227,47 @@ stats_json_backend(const struct stats_backend *be)
                         stats_json_u64(be->checks_fail)) && ok;
     ok = stats_json_set(o, "check", stats_json_check(&be->check)) && ok;
     ok = stats_json_set(o, "since", stats_json_time(be->since_ms)) && ok;
+    ok = stats_json_set(o, "source", stats_json_str(be->source != NULL ?
+                                                    be->source : "config"))
+         && ok;
+    if (be->host[0] != '\0') {
+        ok = stats_json_set(o, "host", stats_json_str(be->host)) && ok;
+    }
+    if (be->next_address[0] != '\0') {
+        ok = stats_json_set(o, "next_address",
+                            stats_json_str(be->next_address)) && ok;
+    }
+    if (be->leaving) {
+        ok = stats_json_set(o, "leaving", json_true()) && ok;
+    }
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* {"last_resolution","last_error","last_error_at","rounds",...} */
+static json_t *
+stats_json_dns(const struct stats_dns *d)
+{
+    json_t *o = json_object();
+    bool ok;
+
+    if (o == NULL) {
+        return NULL;
+    }
+    ok = stats_json_set(o, "last_resolution",
+                        d->last_ok_ms != 0 ? stats_json_time(d->last_ok_ms)
+                                           : json_null());
+    ok = stats_json_set(o, "last_error", d->last_error[0] != '\0'
+                        ? stats_json_str(d->last_error) : json_null()) && ok;
+    ok = stats_json_set(o, "last_error_at", d->last_error_ms != 0
+                        ? stats_json_time(d->last_error_ms) : json_null())
+         && ok;
+    ok = stats_json_set(o, "rounds", stats_json_u64(d->rounds)) && ok;
+    ok = stats_json_set(o, "failed_rounds",
+                        stats_json_u64(d->failed_rounds)) && ok;
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -326,6 +367,9 @@ stats_json_pool(const struct stats_pool *p)
     ok = stats_json_set(o, "queued_max", stats_json_u64(p->queued_max)) && ok;
     ok = stats_json_set(o, "rebalanced", stats_json_u64(p->rebalanced)) && ok;
     ok = stats_json_set(o, "backends", backends) && ok;
+    if (p->dns.active) {
+        ok = stats_json_set(o, "dns", stats_json_dns(&p->dns)) && ok;
+    }
     if (!ok) {
         /* every stats_json_set call consumed its value, even on failure */
         json_decref(o);
@@ -973,4 +1017,42 @@ stats_all_pools_up(const struct stats_snapshot *snap)
         }
     }
     return 1;
+}
+
+/* <o> as compact JSON with a newline; consumes <o>. NULL on no memory. */
+static char *
+stats_dump_one(json_t *o)
+{
+    char *text, *nl;
+    size_t n;
+
+    if (o == NULL) {
+        return NULL;
+    }
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text == NULL) {
+        return NULL;
+    }
+    n = strlen(text);
+    nl = realloc(text, n + 2);
+    if (nl == NULL) {
+        free(text);
+        return NULL;
+    }
+    nl[n] = '\n';
+    nl[n + 1] = '\0';
+    return nl;
+}
+
+char *
+stats_render_pool_json(const struct stats_pool *p)
+{
+    return stats_dump_one(stats_json_pool(p));
+}
+
+char *
+stats_render_backend_json(const struct stats_backend *b)
+{
+    return stats_dump_one(stats_json_backend(b));
 }

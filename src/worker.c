@@ -211,6 +211,60 @@ worker_queue_wake(void *ctx)
     worker_post(ctx, WORKER_CMD_QUEUE);
 }
 
+/* Run the pending call (or, when <run> is false, refuse it) and say so. */
+static void
+worker_run_call(struct worker *w, bool run)
+{
+    worker_call_fn fn;
+    void *arg;
+
+    pthread_mutex_lock(&w->call_lock);
+    fn = w->call_fn;
+    arg = w->call_arg;
+    pthread_mutex_unlock(&w->call_lock);
+    if (fn == NULL) {
+        return;
+    }
+    if (run) {
+        fn(w, arg);
+    }
+    pthread_mutex_lock(&w->call_lock);
+    w->call_fn = NULL;
+    w->call_ran = run;
+    w->call_done = 1;
+    pthread_cond_broadcast(&w->call_cond);
+    pthread_mutex_unlock(&w->call_lock);
+}
+
+int
+worker_call(struct worker *w, worker_call_fn fn, void *arg)
+{
+    int rc = MQ_OK;
+
+    pthread_mutex_lock(&w->call_serial);
+    pthread_mutex_lock(&w->call_lock);
+    if (w->exited) {
+        pthread_mutex_unlock(&w->call_lock);
+        pthread_mutex_unlock(&w->call_serial);
+        return MQ_ERR;
+    }
+    w->call_fn = fn;
+    w->call_arg = arg;
+    w->call_done = 0;
+    pthread_mutex_unlock(&w->call_lock);
+    worker_post(w, WORKER_CMD_CALL);
+    pthread_mutex_lock(&w->call_lock);
+    while (!w->call_done) {
+        pthread_cond_wait(&w->call_cond, &w->call_lock);
+    }
+    if (!w->call_ran) {
+        rc = MQ_ERR;
+    }
+    pthread_mutex_unlock(&w->call_lock);
+    pthread_mutex_unlock(&w->call_serial);
+    return rc;
+}
+
 static void
 worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
@@ -229,6 +283,9 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
     if (cmds & WORKER_CMD_REBALANCE) {
         session_shed(&w->env);
+    }
+    if (cmds & WORKER_CMD_CALL) {
+        worker_run_call(w, true);
     }
     if (cmds & WORKER_CMD_STOP_ACCEPT) {
         w->stopping = 1;
@@ -253,6 +310,10 @@ worker_main(void *arg)
     ev_run(w->loop, 0);
     /* Leaving: nothing may outlive the loop. */
     session_close_all(&w->env, "shutdown");
+    pthread_mutex_lock(&w->call_lock);
+    w->exited = 1;
+    pthread_mutex_unlock(&w->call_lock);
+    worker_run_call(w, false);      /* a caller waiting now gets no run */
     return NULL;
 }
 
@@ -272,6 +333,9 @@ worker_create(unsigned id, _Atomic uint64_t *next_id)
     }
     w->id = id;
     pthread_mutex_init(&w->pending_lock, NULL);
+    pthread_mutex_init(&w->call_lock, NULL);
+    pthread_cond_init(&w->call_cond, NULL);
+    pthread_mutex_init(&w->call_serial, NULL);
     relay_pool_init(&w->rp, WORKER_BUFS_KEPT);
     w->env.loop = w->loop;
     w->env.rp = &w->rp;
@@ -343,5 +407,8 @@ worker_destroy(struct worker *w)
     ev_loop_destroy(w->loop);
     relay_pool_deinit(&w->rp);
     pthread_mutex_destroy(&w->pending_lock);
+    pthread_mutex_destroy(&w->call_lock);
+    pthread_cond_destroy(&w->call_cond);
+    pthread_mutex_destroy(&w->call_serial);
     free(w);
 }

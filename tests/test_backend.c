@@ -124,7 +124,7 @@ Test(backend, new_backend_is_up_with_one_reference)
 {
     cr_expect_str_eq(tb->name, "b1");
     cr_expect_str_eq(tb->pool_name, "p");
-    cr_expect_str_eq(tb->addr.text, "127.0.0.1:7101");
+    cr_expect_str_eq(backend_addr(tb)->text, "127.0.0.1:7101");
     cr_expect(atomic_load(&tb->up));
     cr_expect_eq(atomic_load(&tb->weight), 10);
     cr_expect_eq(atomic_load(&tb->refcnt), 1);

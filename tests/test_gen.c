@@ -41,6 +41,7 @@ Test(gen, reload_reuses_the_backends_the_diff_keeps)
     struct gen *g1, *g2;
     struct config_diff d;
     struct backend *kept, *weighted, *moved, *role, *runtime;
+    struct config_addr moved_to;
 
     cf1 = test_gen_load("[pool a]\nlisten = 127.0.0.1:7001\n"
                         "backend = kept 127.0.0.1:8001\n"
@@ -69,7 +70,8 @@ Test(gen, reload_reuses_the_backends_the_diff_keeps)
      * diff says kept, so it is the same backend, not a second verdict
      * from the running address. */
     runtime = test_gen_backend(g1, "runtime");
-    cr_assert_eq(config_parse_addr("127.0.0.1:9007", &runtime->addr), 0);
+    cr_assert_eq(config_parse_addr("127.0.0.1:9007", &moved_to), 0);
+    cr_assert_eq(backend_readdress(runtime, &moved_to, false), 0);
 
     cr_assert_eq(config_diff(cf1, cf2, &d), 0);
     g2 = gen_create(cf2, g1, &d, &keep, NULL, NULL);
@@ -83,7 +85,7 @@ Test(gen, reload_reuses_the_backends_the_diff_keeps)
     cr_expect_neq(test_gen_backend(g2, "role"), role, "a new role");
     cr_expect_not_null(test_gen_backend(g2, "fresh"));
     cr_expect_eq(test_gen_backend(g2, "runtime"), runtime);
-    cr_expect_str_eq(runtime->addr.text, "127.0.0.1:9007");
+    cr_expect_str_eq(backend_addr(runtime)->text, "127.0.0.1:9007");
     cr_expect_null(test_gen_backend(g2, "gone"));
 
     config_diff_deinit(&d);

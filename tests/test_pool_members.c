@@ -123,8 +123,9 @@ Test(pool_members, empty_pool_fills_and_empties)
     cr_assert_eq(pool_find_backend(pm.p, "r1"), b);
     pm_picks(4, 0, names);
     cr_assert_eq(pm_count(names, 4, "r1"), 4);
-    cr_assert_eq(pool_remove_backend(pm.p, b), MQ_OK);
-    cr_assert_eq(pool_remove_backend(pm.p, b), MQ_ERR, "not a member now");
+    cr_assert_eq(pool_remove_backend(pm.p, b, false), MQ_OK);
+    cr_assert_eq(pool_remove_backend(pm.p, b, false), MQ_ERR,
+                 "not a member now");
     cr_assert_eq(pm.p->nbackends, 0);
     pm_picks(1, 0, names);
     cr_assert_null(names[0]);
@@ -143,7 +144,7 @@ Test(pool_members, roundrobin_takes_in_a_newcomer_and_lets_a_leaver_go)
     cr_assert_eq(pm_count(names, 30, "b0"), 10);
     cr_assert_eq(pm_count(names, 30, "b1"), 10);
     cr_assert_eq(pm_count(names, 30, "new"), 10);
-    cr_assert_eq(pool_remove_backend(pm.p, pool_find_backend(pm.p, "b0")),
+    cr_assert_eq(pool_remove_backend(pm.p, pool_find_backend(pm.p, "b0"), false),
                  MQ_OK);
     pm_picks(30, 0, names);
     cr_assert_eq(pm_count(names, 30, "b0"), 0);

@@ -140,7 +140,7 @@ Test(stats, json_has_every_field_of_the_spec)
     static const char *const bkeys[] = {
         "name", "address", "state", "weight", "active", "total", "failed",
         "bytes_in", "bytes_out", "checks_pass", "checks_fail", "check",
-        "since", "health", "admin", "reason",
+        "since", "health", "admin", "reason", "source",
     };
     struct test_stats_fixture f;
     json_t *root, *pools, *p, *bs, *b, *c;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "mqlb/admin_api.h"
 #include "mqlb/config.h"
 #include "mqlb/stats.h"
 
@@ -30,6 +31,9 @@ struct admin_ops {
     int   (*action)(void *ctx, const char *pool, const char *backend,
                     enum admin_action action, unsigned value,
                     const char *who);
+    /* The runtime API (admin_api.h); NULL: answered 404. */
+    void  (*api)(void *ctx, const struct admin_api_req *req,
+                 struct admin_api_reply *out);
 };
 
 struct admin;
@@ -43,6 +47,7 @@ enum admin_endpoint {
     ADMIN_EP_METRICS,           /* GET /metrics */
     ADMIN_EP_DASHBOARD,         /* GET / */
     ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
+    ADMIN_EP_API,               /* the runtime API: admin_api.h */
 };
 
 /* A routed request, filled by admin_route(). */
@@ -54,6 +59,8 @@ struct admin_req {
     unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256 */
     const char         *allow;          /* on 405: the Allow header value */
     const char         *error;          /* on 4xx: short static message */
+    struct admin_api_req api;           /* ADMIN_EP_API: its arguments
+                                           still to be taken (body, query) */
 };
 
 /*

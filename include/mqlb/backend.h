@@ -47,10 +47,35 @@ struct backend_check {
     uint64_t    at_ms;          /* wall clock of the verdict */
 };
 
+/*
+ * An address a backend has had. Immutable once published, and kept until
+ * the backend is freed, so a reader on any thread may hold it as long as
+ * it holds the backend (a re-address publishes a new one).
+ */
+struct backend_addr {
+    struct backend_addr *prev;          /* older ones, freed with it */
+    struct config_addr  a;
+};
+
+/* Where a backend came from: shown as "source" in /status. */
+enum backend_source {
+    BACKEND_SOURCE_CONFIG = 0,          /* a backend = line */
+    BACKEND_SOURCE_DNS,                 /* a discover = line */
+    BACKEND_SOURCE_API,                 /* POST /pools/P/backends */
+};
+
 struct backend {
     char                name[CONFIG_NAME_LEN];
     char                pool_name[CONFIG_NAME_LEN];  /* for log lines */
-    struct config_addr  addr;           /* broker address */
+    _Atomic(struct backend_addr *) addr;    /* broker address now:
+                                           backend_addr() */
+    _Atomic(struct backend_addr *) next;    /* being checked before it
+                                           replaces <addr>, or NULL */
+    unsigned            next_passes;    /* checker only: passes of <next> */
+    char                host[256];      /* DNS name to re-resolve, or "" */
+    unsigned            port;           /* with <host> */
+    enum backend_source source;         /* config, dns or api */
+    _Atomic bool        leaving;        /* removed: drains, then goes */
     unsigned            index;          /* position in the newest pool
                                            holding it; only for tests:
                                            a reload may move it while
@@ -99,6 +124,54 @@ struct backend {
 /* A new backend from <cb>, up, with one reference owned by the caller. */
 struct backend *backend_create(const struct config_backend *cb,
                                const char *pool_name);
+
+/*
+ * As backend_create, but down until its first passing check (a backend
+ * added at runtime is checked before it takes sessions); up at once when
+ * <checked> is false (health_check = none).
+ */
+struct backend *backend_create_unchecked(const struct config_backend *cb,
+                                         const char *pool_name,
+                                         bool checked);
+
+/* The address <b> connects to now (any thread; see struct backend_addr). */
+static inline const struct config_addr *
+backend_addr(const struct backend *b)
+{
+    struct backend *mb = (struct backend *)b;   /* atomics want non-const */
+
+    return &atomic_load_explicit(&mb->addr, memory_order_acquire)->a;
+}
+
+/* The address being checked before it replaces the current one, or NULL. */
+static inline const struct config_addr *
+backend_next_addr(const struct backend *b)
+{
+    struct backend *mb = (struct backend *)b;
+    struct backend_addr *n = atomic_load_explicit(&mb->next,
+                                                  memory_order_acquire);
+
+    return n != NULL ? &n->a : NULL;
+}
+
+/*
+ * Main thread: move <b> to <a>. With <checked>, <a> is checked first (the
+ * checker probes it; backend_next_verdict() commits it after <rise>
+ * passes) while sessions still go to the current address; else at once.
+ * Asking for the current address cancels a pending change. MQ_ERR on no
+ * memory.
+ */
+int backend_readdress(struct backend *b, const struct config_addr *a,
+                      bool checked);
+
+/*
+ * Checker: a verdict on the pending address. After <rise> passes in a
+ * row it becomes the address (logged); a failure is recorded as the last
+ * check's reason without moving the backend's health. Returns true when
+ * the address changed.
+ */
+bool backend_next_verdict(struct backend *b, bool pass, const char *reason,
+                          uint32_t latency_ms, unsigned rise);
 void backend_acquire(struct backend *b);
 /* Drop a reference; frees <b> with the last one. */
 void backend_release(struct backend *b);

@@ -15,6 +15,7 @@
 #include "mqlb/admission.h"
 #include "mqlb/config.h"
 #include "mqlb/listen_set.h"
+#include "mqlb/members.h"
 
 struct admin;
 struct gen;
@@ -33,6 +34,7 @@ struct core {
     unsigned            nworkers;
     struct listen_set   sockets;        /* listening sockets per worker */
     struct health      *health;         /* owned */
+    struct members      members;        /* runtime membership, DNS */
     struct admin       *admin;          /* owned */
     struct privsep     *privsep;        /* owned: root's helper after
                                            `user =` dropped it, or NULL */

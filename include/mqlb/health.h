@@ -7,7 +7,9 @@
 #define MQLB_HEALTH_H
 
 #include <ev.h>
+#include <stddef.h>
 
+struct backend;
 struct pool;
 struct health;
 
@@ -21,6 +23,13 @@ struct health *health_create(struct ev_loop *loop);
  */
 int health_set_pools(struct health *h, struct pool *const *pools,
                      size_t npools);
+/*
+ * Start checking <b> of <p>, a backend added at runtime (first check
+ * within 200 ms). Takes references. MQ_ERR on no memory.
+ */
+int health_add_backend(struct health *h, struct pool *p, struct backend *b);
+/* Stop checking <b> (it left its pool); in-flight checks are cancelled. */
+void health_remove_backend(struct health *h, struct backend *b);
 void health_destroy(struct health *h);
 
 #endif /* MQLB_HEALTH_H */

@@ -145,11 +145,12 @@ pool_reject(struct pool *p, enum reject_reason why)
  * Membership, on the owner's thread only. Add <b> (the pool takes a
  * reference) or remove it (the pool drops its reference): the balancer
  * is rebuilt for the new members before the lock is taken, then both are
- * swapped in at once. MQ_ERR with errno ENOSPC (full), ENOENT (not a
- * member) or ENOMEM; nothing changed then.
+ * swapped in at once. With <if_idle>, only while <b> has no session
+ * (checked under the lock). MQ_ERR with errno ENOSPC (full), ENOENT (not
+ * a member), EBUSY (a session) or ENOMEM; nothing changed then.
  */
 int pool_add_backend(struct pool *p, struct backend *b);
-int pool_remove_backend(struct pool *p, struct backend *b);
+int pool_remove_backend(struct pool *p, struct backend *b, bool if_idle);
 
 /*
  * Rebuild the balancer from the backends' current states (the owner's

@@ -80,4 +80,35 @@ void session_shed(struct session_env *env);
  * for it (on_backend_down = close). */
 void session_sweep_down(struct session_env *env);
 
+/* One session as GET /sessions shows it. */
+struct session_info {
+    uint64_t            id;
+    char                client[64];     /* "IP:PORT" */
+    char                pool[64];
+    char                backend[64];    /* "" while none is chosen */
+    uint64_t            age_ms;
+    uint64_t            bytes_in;       /* client -> broker */
+    uint64_t            bytes_out;      /* broker -> client */
+    uint64_t            idle_ms;        /* since the last byte either way */
+    uint64_t            idle_timeout_ms;    /* 0 = never */
+};
+
+/*
+ * The sessions of <env> in pool <pool> with backend <backend> (NULL or ""
+ * = any), at most <max>, into <out>; returns how many. On the env's
+ * thread.
+ */
+size_t session_list(struct session_env *env, const char *pool,
+                    const char *backend, struct session_info *out,
+                    size_t max);
+
+/*
+ * Close the sessions of <env> in <pool> with <backend> (NULL or "" =
+ * any) and, if <id> is not 0, with that id, with <reason>; returns how
+ * many. On the env's thread.
+ */
+size_t session_close_matching(struct session_env *env, const char *pool,
+                              const char *backend, uint64_t id,
+                              const char *reason);
+
 #endif /* MQLB_SESSION_H */

@@ -38,6 +38,20 @@ struct stats_backend {
     uint64_t            downtime_ms;    /* down so far, current period too */
     struct histo_copy   connect_time;
     struct histo_copy   check_time;
+    const char         *source;         /* "config", "dns", "api"; static */
+    char                host[256];      /* DNS name re-resolved, or "" */
+    char                next_address[80];   /* on trial, or "" */
+    bool                leaving;        /* removed: drains, then goes */
+};
+
+/* A pool's DNS resolution, for /status (discovery.c keeps it). */
+struct stats_dns {
+    bool                active;         /* the pool resolves names */
+    uint64_t            last_ok_ms;     /* wall clock of the last answer */
+    uint64_t            last_error_ms;  /* wall clock of the last failure */
+    char                last_error[200];    /* "" if the last round was ok */
+    uint64_t            rounds;
+    uint64_t            failed_rounds;
 };
 
 struct stats_pool {
@@ -59,6 +73,7 @@ struct stats_pool {
     uint64_t            tls_results[TLS_NRESULTS]; /* handshakes by result */
     struct stats_backend *backends;     /* owned array */
     size_t              nbackends;
+    struct stats_dns    dns;            /* DNS resolution of the pool */
 };
 
 /* Facts of the process and its reloads, for /metrics. */
@@ -83,6 +98,9 @@ void stats_snapshot_free(struct stats_snapshot *snap);
 
 /* Render <snap>; the caller frees the returned string. NULL on no memory. */
 char *stats_render_json(const struct stats_snapshot *snap);
+/* One pool, or one backend, as they appear in /status (GET /pools/...). */
+char *stats_render_pool_json(const struct stats_pool *p);
+char *stats_render_backend_json(const struct stats_backend *b);
 char *stats_render_metrics(const struct stats_snapshot *snap);
 /* 1 when every pool has at least one backend up, else 0. */
 int stats_all_pools_up(const struct stats_snapshot *snap);

@@ -24,8 +24,14 @@ struct listener;
 #define WORKER_CMD_EXIT         0x04    /* leave the loop */
 #define WORKER_CMD_SWEEP        0x08    /* a backend went down */
 #define WORKER_CMD_LISTENERS    0x10    /* adopt <pending> listeners */
-#define WORKER_CMD_QUEUE        0x20    /* queued sessions were granted */
-#define WORKER_CMD_REBALANCE    0x40    /* close what the rebalancer asks */
+#define WORKER_CMD_QUEUE        0x40    /* queued sessions were granted */
+#define WORKER_CMD_REBALANCE    0x80    /* close what the rebalancer asks */
+#define WORKER_CMD_CALL         0x20    /* run <call_fn> (worker_call) */
+
+struct worker;
+
+/* A function another thread runs on a worker's thread (worker_call). */
+typedef void (*worker_call_fn)(struct worker *w, void *arg);
 
 struct worker {
     unsigned            id;             /* 0..workers-1 */
@@ -45,6 +51,14 @@ struct worker {
                                            the closed/shortage hooks */
     ev_timer            resume;         /* re-arm accept after a pause */
     struct relay_pool   rp;             /* buffers for this loop */
+    pthread_mutex_t     call_lock;      /* guards the call_* fields */
+    pthread_cond_t      call_cond;      /* a call finished */
+    pthread_mutex_t     call_serial;    /* one caller at a time */
+    worker_call_fn      call_fn;        /* pending call, or NULL */
+    void               *call_arg;
+    unsigned            call_done:1;    /* <call_fn> ran (or never will) */
+    unsigned            call_ran:1;     /* ... and it did run */
+    unsigned            exited:1;       /* the loop is over: no more calls */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
 };
@@ -59,6 +73,12 @@ int worker_start(struct worker *w);
 void worker_post(struct worker *w, unsigned cmd);
 /* Hand over a new listener list (reload); the worker swaps it in. */
 void worker_set_listeners(struct worker *w, struct listener *list);
+/*
+ * Run <fn>(<w>, <arg>) on <w>'s thread and wait for it (any other
+ * thread; the admin port's /sessions). MQ_ERR when the worker has
+ * stopped: <fn> did not run.
+ */
+int worker_call(struct worker *w, worker_call_fn fn, void *arg);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 

@@ -260,8 +260,7 @@ class Endpoints(unittest.TestCase):
 
     def test_unknown_paths_404(self):
         for method, path in (("GET", "/nope"), ("GET", "/status/"), ("GET", "/health/x"),
-                             ("GET", "/index.html"), ("GET", "/pools"), ("POST", "/pools/p"),
-                             ("POST", "/pools/p/backends/r1"),
+                             ("GET", "/index.html"), ("GET", "/pools"),
                              ("POST", "/pools/p/backends/r1/explode"),
                              ("POST", "/pools/p/backends/r1/drain/now"),
                              ("POST", "/pools/p/backends/r%201/drain"),
@@ -281,7 +280,13 @@ class Endpoints(unittest.TestCase):
                                     ("GET", "/pools/p/backends/r1/drain", "POST"),
                                     ("GET", "/pools/p/backends/r1/disable", "POST"),
                                     ("PUT", "/pools/p/backends/r1/enable", "POST"),
-                                    ("GET", "/pools/p/backends/r1/weight?value=3", "POST")):
+                                    ("GET", "/pools/p/backends/r1/weight?value=3", "POST"),
+                                    ("POST", "/pools/p", "GET"),
+                                    ("POST", "/pools/p/backends/r1", "DELETE"),
+                                    ("GET", "/pools/p/backends", "POST"),
+                                    ("DELETE", "/sessions", "GET"),
+                                    ("GET", "/sessions/1/close", "POST"),
+                                    ("GET", "/pools/p/backends/r1/shutdown-sessions", "POST")):
             code, body, headers = self.lb.http(method, path)
             json_error(self, code, body, headers, 405)
             self.assertIn(allow, headers.get("Allow", ""), (method, path))
@@ -759,6 +764,45 @@ def bad_requests():
                  b"HTTP/1.1 200 OK\r\n\r\n"]
     for r in malformed:
         reqs.append(("malformed", r, "send"))
+    # the runtime API: bodies, ids, names and values that must all be refused
+    add = b"POST /pools/p/backends HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+
+    def body(b):
+        return add + b"Content-Length: %d\r\n\r\n" % len(b) + b
+
+    api = [body(b"{"), body(b"[]"), body(b"null"), body(b"\x00" * 64), body(rnd.randbytes(300)),
+           body(b"[" * 100000 + b"]" * 100000), body(b'{"name":"' + b"n" * 5000 + b'"}'),
+           body(b'{"name":"x\u0000y","address":"127.0.0.1:1"}'),
+           body(b'{"name":"x","address":"127.0.0.1:99999"}'),
+           body(b'{"name":"x","address":"127.0.0.1:1","weight":1e400}'),
+           body(b'{"name":"x","address":"127.0.0.1:1","weight":18446744073709551617}'),
+           body(b'{"name":"x","address":"a b:1"}'), body(b'{"name":"r1","address":"\xff:1"}'),
+           body(b'{"name":"x","address":"127.0.0.1:1","backup":"yes"}'),
+           body(b'{"name":"x","address":"127.0.0.1:1","x":' + b"1" * 3000 + b"}"),
+           add + b"Content-Length: 1048576\r\n\r\n" + b"{" * (1 << 20),
+           add + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"nam\r\n0\r\n\r\n",
+           add + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+           add + b"\r\n",
+           b"POST /pools/nope/backends HTTP/1.1\r\n" + host
+           + b'Content-Length: 40\r\n\r\n{"name":"x","address":"127.0.0.1:1"}    ',
+           b"DELETE /pools/p/backends/nope HTTP/1.1\r\n" + host + b"\r\n",
+           b"DELETE /pools/nope/backends/r1 HTTP/1.1\r\n" + host + b"\r\n",
+           b"DELETE /pools/p/backends/r1%00 HTTP/1.1\r\n" + host + b"\r\n",
+           b"GET /sessions?limit=abc HTTP/1.1\r\n" + host + b"\r\n",
+           b"GET /sessions?limit=0 HTTP/1.1\r\n" + host + b"\r\n",
+           b"GET /sessions?limit=99999999999999999999999 HTTP/1.1\r\n" + host + b"\r\n",
+           b"GET /sessions?pool=%00&backend=../.. HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /sessions/abc/close HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /sessions/99999999999999999999999/close HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /sessions/424242/close HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /pools/p/backends/r1/address?value=garbage HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /pools/p/backends/r1/address?value=%00 HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /pools/p/backends/r1/address?value=h:0 HTTP/1.1\r\n" + host + b"\r\n",
+           b"POST /pools/p/backends/r1/address?value=" + b"h" * 10000 + b":1 HTTP/1.1\r\n"
+           + host + b"\r\n",
+           b"POST /pools/p/backends/nope/shutdown-sessions HTTP/1.1\r\n" + host + b"\r\n"]
+    for r in api:
+        reqs.append(("runtime-api", r, "send"))
     for i in range(16):
         part = [b"GET /status HTTP/1.1\r\n" + host,
                 b"GET /sta",
@@ -826,6 +870,7 @@ class Robustness(unittest.TestCase):
     def test_200_bad_requests_then_still_relays_and_answers(self):
         reqs = bad_requests()
         self.assertEqual(len(reqs), 200)
+        names = [b["name"] for b in self.lb.status()["pools"][0]["backends"]]
         held, trickled, threads, answers = [], [], [], Counter()
         deadline = time.monotonic() + 1.5
         try:
@@ -850,7 +895,9 @@ class Robustness(unittest.TestCase):
                     # 100 or 200, or 403 for a Host that is not ours; nothing may
                     # get a 5xx other than 501 or 505
                     allowed = {0, 400, 403, 404, 405, 413, 414, 431, 501, 505}
-                    if not kind.startswith("garbage"):
+                    if kind == "runtime-api":
+                        allowed = {0, 400, 403, 404, 405, 413}
+                    elif not kind.startswith("garbage"):
                         allowed |= {100, 200}
                     self.assertIn(code, allowed, (kind, data[:80], out[:200]))
             self.assertTrue(self.lb.alive())
@@ -871,6 +918,9 @@ class Robustness(unittest.TestCase):
         # nothing in the battery drained, disabled or re-weighted anything
         self.assertEqual({(b["state"], b["weight"])
                           for b in self.lb.status()["pools"][0]["backends"]}, {("up", 1)})
+        # ... nor added, removed or moved one (the runtime API's requests)
+        self.assertEqual([b["name"] for b in self.lb.status()["pools"][0]["backends"]], names)
+        self.assertNotIn("leaving", str(self.lb.status()))
         self.assertNotIn("AddressSanitizer", self.lb.output())
 
     def test_relay_unaffected_while_80_idle_admin_connections_are_held(self):

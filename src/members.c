@@ -1,0 +1,359 @@
+/*
+ * members.c: pools whose backends change while they run. Everything here
+ * runs on the main loop, the only thread that changes a pool's members
+ * (it also holds the core's generation lock then, so the admin thread,
+ * which reads members under that lock, sees them whole). Workers reach
+ * us through the pools' on_stale hook (an ev_async); the admin thread
+ * through members_call().
+ *
+ * A backend that leaves is not removed at once: it drains (no new
+ * sessions, "leaving" in /status) and the reap timer removes it from its
+ * pool, and stops its checks, once its last session has ended.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/core.h"
+#include "mqlb/gen.h"
+#include "mqlb/health.h"
+#include "mqlb/log.h"
+#include "mqlb/members.h"
+#include "mqlb/pool.h"
+
+#define MEMBERS_REAP_S      0.25    /* leaving backends looked at */
+#define MEMBERS_CALL_WAIT_S 5       /* the admin thread waits this long */
+
+enum {
+    MEMBERS_CALL_IDLE = 0,
+    MEMBERS_CALL_PENDING,           /* posted, not started */
+    MEMBERS_CALL_RUNNING,
+    MEMBERS_CALL_DONE,
+};
+
+/* ---- balancer rebuilds asked for by workers ---------------------------- */
+
+/* The pools' on_stale hook: any thread, pool lock held. */
+static void
+members_stale_hook(void *ctx, struct pool *p)
+{
+    struct members *m = ctx;
+
+    (void)p;
+    ev_async_send(m->core->loop, &m->stale);
+}
+
+static void
+members_stale_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct members *m = container_of(a, struct members, stale);
+    struct gen *g = m->core->gen;
+    size_t i;
+
+    (void)loop;
+    (void)revents;
+    for (i = 0; i < g->npools; i++) {
+        pool_rebuild(g->pools[i]);      /* no-op for unchanged pools */
+    }
+}
+
+/* ---- membership -------------------------------------------------------- */
+
+int
+members_add(struct members *m, struct pool *p,
+            const struct config_backend *cb, enum backend_source source)
+{
+    struct core *c = m->core;
+    struct backend *b;
+    int rc;
+
+    if (pool_find_backend(p, cb->name) != NULL) {
+        errno = EEXIST;
+        return MQ_ERR;
+    }
+    b = backend_create_unchecked(cb, p->cf->name,
+                                 p->cf->check != CHECK_NONE);
+    if (b == NULL) {
+        errno = ENOMEM;
+        return MQ_ERR;
+    }
+    b->source = source;
+    pthread_mutex_lock(&c->gen_lock);
+    rc = pool_add_backend(p, b);
+    pthread_mutex_unlock(&c->gen_lock);
+    if (rc != MQ_OK) {
+        backend_release(b);
+        return MQ_ERR;
+    }
+    if (health_add_backend(c->health, p, b) != MQ_OK) {
+        log_warn("backend %s/%s: no memory for its checks", p->cf->name,
+                 b->name);
+    }
+    log_notice("backend %s/%s (%s) added by %s%s", p->cf->name, b->name,
+               backend_addr(b)->text,
+               source == BACKEND_SOURCE_DNS ? "DNS" : "the admin port",
+               p->cf->check != CHECK_NONE ? ": checked before it takes "
+               "sessions" : "");
+    if (b->host[0] != '\0') {
+        /* a host name to keep resolving: the pool gets a DNS job */
+        discovery_set_pools(m->dns, c->gen->pools, c->gen->npools);
+    }
+    backend_release(b);     /* the pool holds its own */
+    return MQ_OK;
+}
+
+void
+members_remove(struct members *m, struct pool *p, struct backend *b,
+               const char *why)
+{
+    (void)m;
+    if (atomic_exchange(&b->leaving, true)) {
+        return;
+    }
+    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    log_notice("backend %s/%s (%s) leaves (%s): no new sessions, gone after "
+               "its %lld sessions end", p->cf->name, b->name,
+               backend_addr(b)->text, why,
+               (long long)atomic_load(&b->nactive));
+}
+
+int
+members_readdress(struct members *m, struct pool *p, struct backend *b,
+                  const struct config_addr *a)
+{
+    (void)m;
+    return backend_readdress(b, a, p->cf->check != CHECK_NONE);
+}
+
+/* Remove the leaving backends of the pools in force whose sessions ended. */
+static void
+members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct members *m = container_of(t, struct members, reap);
+    struct core *c = m->core;
+    struct backend *b;
+    struct pool *p;
+    size_t i, j;
+    int rc;
+
+    (void)loop;
+    (void)revents;
+    for (i = 0; i < c->gen->npools; i++) {
+        p = c->gen->pools[i];
+        for (j = 0; j < p->nbackends; j++) {
+            b = p->backends[j];
+            if (!atomic_load(&b->leaving) || atomic_load(&b->nactive) > 0) {
+                continue;
+            }
+            backend_acquire(b);
+            pthread_mutex_lock(&c->gen_lock);
+            rc = pool_remove_backend(p, b, true);
+            pthread_mutex_unlock(&c->gen_lock);
+            if (rc == MQ_OK) {
+                health_remove_backend(c->health, b);
+                log_notice("backend %s/%s (%s) removed: its last session "
+                           "ended", p->cf->name, b->name,
+                           backend_addr(b)->text);
+                j--;        /* the next one moved into this position */
+            }
+            backend_release(b);
+        }
+    }
+}
+
+/* ---- reloads ------------------------------------------------------------ */
+
+void
+members_carry(struct members *m, struct gen *old, struct gen *g)
+{
+    struct pool *op, *np;
+    struct backend *b;
+    size_t i, j;
+
+    (void)m;
+    for (i = 0; old != NULL && i < g->npools; i++) {
+        np = g->pools[i];
+        op = gen_find_pool(old, np->cf->name);
+        if (op == NULL) {
+            continue;
+        }
+        for (j = 0; j < op->nbackends; j++) {
+            b = op->backends[j];
+            if (b->source == BACKEND_SOURCE_CONFIG) {
+                continue;
+            }
+            if (pool_find_backend(np, b->name) != NULL) {
+                log_notice("reload: backend %s/%s added at runtime is "
+                           "replaced by the file's backend of that name",
+                           np->cf->name, b->name);
+                continue;
+            }
+            if (b->source == BACKEND_SOURCE_DNS && np->cf->ndiscovers == 0) {
+                continue;   /* the file no longer discovers for this pool */
+            }
+            /* not shared yet: no lock needed */
+            if (pool_add_backend(np, b) != MQ_OK) {
+                log_warn("reload: backend %s/%s added at runtime is lost: "
+                         "%s", np->cf->name, b->name, strerror(errno));
+            }
+        }
+    }
+}
+
+void
+members_use(struct members *m, struct gen *g)
+{
+    size_t i;
+
+    for (i = 0; i < g->npools; i++) {
+        g->pools[i]->on_stale = members_stale_hook;
+        g->pools[i]->on_stale_ctx = m;
+    }
+    if (discovery_set_pools(m->dns, g->pools, g->npools) != MQ_OK) {
+        log_warn("DNS: out of memory; names keep their addresses");
+    }
+}
+
+/* ---- calls from the admin thread --------------------------------------- */
+
+static void
+members_call_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct members *m = container_of(a, struct members, call_async);
+    members_call_fn fn;
+    void *arg;
+
+    (void)loop;
+    (void)revents;
+    pthread_mutex_lock(&m->call_lock);
+    if (m->call_state != MEMBERS_CALL_PENDING) {
+        pthread_mutex_unlock(&m->call_lock);
+        return;
+    }
+    m->call_state = MEMBERS_CALL_RUNNING;
+    fn = m->call_fn;
+    arg = m->call_arg;
+    pthread_mutex_unlock(&m->call_lock);
+    fn(m->core, arg);
+    pthread_mutex_lock(&m->call_lock);
+    m->call_state = MEMBERS_CALL_DONE;
+    pthread_cond_broadcast(&m->call_cond);
+    pthread_mutex_unlock(&m->call_lock);
+}
+
+int
+members_call(struct members *m, members_call_fn fn, void *arg)
+{
+    struct timespec until;
+    int rc = MQ_OK;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += MEMBERS_CALL_WAIT_S;
+    pthread_mutex_lock(&m->call_lock);
+    while (m->call_state == MEMBERS_CALL_PENDING ||
+           m->call_state == MEMBERS_CALL_RUNNING) {
+        /* one call at a time (the admin port has one thread anyway) */
+        if (pthread_cond_timedwait(&m->call_cond, &m->call_lock, &until)
+            != 0) {
+            pthread_mutex_unlock(&m->call_lock);
+            return MQ_ERR;
+        }
+    }
+    m->call_fn = fn;
+    m->call_arg = arg;
+    m->call_state = MEMBERS_CALL_PENDING;
+    ev_async_send(m->core->loop, &m->call_async);
+    while (m->call_state != MEMBERS_CALL_DONE) {
+        if (pthread_cond_timedwait(&m->call_cond, &m->call_lock, &until)
+            != 0 && m->call_state == MEMBERS_CALL_PENDING) {
+            /* the loop is not taking calls: withdraw, <arg> dies with us */
+            m->call_state = MEMBERS_CALL_IDLE;
+            rc = MQ_ERR;
+            break;
+        }
+    }
+    if (rc == MQ_OK) {
+        m->call_state = MEMBERS_CALL_IDLE;
+        pthread_cond_broadcast(&m->call_cond);
+    }
+    pthread_mutex_unlock(&m->call_lock);
+    return rc;
+}
+
+/* ---- discovery's ops ------------------------------------------------------ */
+
+static int
+members_dns_add(void *ctx, struct pool *p, const struct config_backend *cb)
+{
+    return members_add(ctx, p, cb, BACKEND_SOURCE_DNS);
+}
+
+static void
+members_dns_remove(void *ctx, struct pool *p, struct backend *b)
+{
+    members_remove(ctx, p, b, "no longer in DNS");
+}
+
+static void
+members_dns_readdress(void *ctx, struct pool *p, struct backend *b,
+                      const struct config_addr *a)
+{
+    if (members_readdress(ctx, p, b, a) != MQ_OK) {
+        log_warn("backend %s/%s: no memory to move it to %s", p->cf->name,
+                 b->name, a->text);
+    }
+}
+
+void
+members_dns_status(struct members *m, const char *name,
+                   struct discovery_status *out)
+{
+    discovery_get_status(m->dns, name, out);
+}
+
+int
+members_init(struct members *m, struct core *c, const struct config *cf)
+{
+    struct discovery_ops ops;
+    char err[MQ_ERR_LEN];
+
+    memset(m, 0, sizeof(*m));
+    m->core = c;
+    ops.ctx = m;
+    ops.add = members_dns_add;
+    ops.remove = members_dns_remove;
+    ops.readdress = members_dns_readdress;
+    m->dns = discovery_create(c->loop, cf->resolvers, cf->resolve_interval_ms,
+                              &ops, err);
+    if (m->dns == NULL) {
+        log_error("DNS: %s", err);
+        return MQ_ERR;
+    }
+    pthread_mutex_init(&m->call_lock, NULL);
+    pthread_cond_init(&m->call_cond, NULL);
+    ev_async_init(&m->stale, members_stale_cb);
+    ev_async_start(c->loop, &m->stale);
+    ev_async_init(&m->call_async, members_call_cb);
+    ev_async_start(c->loop, &m->call_async);
+    ev_timer_init(&m->reap, members_reap_cb, MEMBERS_REAP_S, MEMBERS_REAP_S);
+    ev_timer_start(c->loop, &m->reap);
+    return MQ_OK;
+}
+
+void
+members_deinit(struct members *m)
+{
+    if (m->dns == NULL) {
+        return;
+    }
+    ev_async_stop(m->core->loop, &m->stale);
+    ev_async_stop(m->core->loop, &m->call_async);
+    ev_timer_stop(m->core->loop, &m->reap);
+    discovery_destroy(m->dns);
+    m->dns = NULL;
+    pthread_mutex_destroy(&m->call_lock);
+    pthread_cond_destroy(&m->call_cond);
+}
