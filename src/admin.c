@@ -327,6 +327,13 @@ admin_route(const char *method, const char *path, const char *value,
         { "/metrics",   ADMIN_EP_METRICS },
         { "/",          ADMIN_EP_DASHBOARD },
     };
+    static const struct {
+        const char         *path;
+        unsigned            what;
+    } controls[] = {
+        { "/control/reload", ADMIN_CONTROL_RELOAD },
+        { "/control/stop",   ADMIN_CONTROL_STOP },
+    };
     size_t i;
     int status;
 
@@ -334,6 +341,19 @@ admin_route(const char *method, const char *path, const char *value,
     if (method == NULL || path == NULL) {
         out->error = "bad request";
         return MHD_HTTP_BAD_REQUEST;
+    }
+    for (i = 0; i < MQ_NELEMS(controls); i++) {
+        if (strcmp(path, controls[i].path) != 0) {
+            continue;
+        }
+        if (strcmp(method, "POST") != 0) {
+            out->allow = ADMIN_ALLOW_POST;
+            out->error = "method not allowed";
+            return MHD_HTTP_METHOD_NOT_ALLOWED;
+        }
+        out->endpoint = ADMIN_EP_CONTROL;
+        out->value = controls[i].what;
+        return MHD_HTTP_OK;
     }
     for (i = 0; i < MQ_NELEMS(gets); i++) {
         if (strcmp(path, gets[i].path) != 0) {
@@ -707,6 +727,27 @@ admin_authorized(struct admin *a, struct MHD_Connection *conn)
     return ok;
 }
 
+/* POST /control/...: the core answers, after the main loop did it. */
+static enum MHD_Result
+admin_do_control(struct admin *a, struct MHD_Connection *conn,
+                 const struct admin_req *req)
+{
+    unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    char *text;
+
+    if (a->ops.control == NULL) {
+        return admin_send_error(conn, MHD_HTTP_NOT_FOUND, "not found", NULL,
+                                false);
+    }
+    text = a->ops.control(a->ops.ctx, (int)req->value, &status);
+    if (text == NULL) {
+        return admin_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory", NULL, false);
+    }
+    return admin_send(conn, status, ADMIN_CT_JSON, text, strlen(text),
+                      MHD_RESPMEM_MUST_FREE, NULL, false);
+}
+
 /*
  * The browser guards (admin_guard.h): 0 when the request may go on, else
  * the 403 message. A Host that is not ours (DNS rebinding) is refused on
@@ -782,6 +823,8 @@ admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
                           NULL, false);
     case ADMIN_EP_ACTION:
         return admin_do_action(a, conn, &req);
+    case ADMIN_EP_CONTROL:
+        return admin_do_control(a, conn, &req);
     case ADMIN_EP_API:
         return admin_do_api(a, conn, &req, body);
     }

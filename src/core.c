@@ -7,9 +7,12 @@
  * reload.c (SIGHUP), mgmt.c (the admin callbacks), proc.c (limits,
  * privileges).
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mqlb/admin.h"
@@ -20,6 +23,8 @@
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/notify.h"
+#include "mqlb/backend.h"
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/privsep.h"
@@ -28,6 +33,8 @@
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
+#define CORE_STATUS_S       2.0     /* how often STATUS= is reconsidered */
+#define CORE_CTL_WAIT_S     60      /* the admin thread waits this long */
 
 /* ---- signals and shutdown -------------------------------------------- */
 
@@ -72,13 +79,13 @@ core_shutdown_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Stop accepting, let sessions finish (SIGTERM, or mqlb -s stop). */
 static void
-core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+core_begin_stop(struct core *c)
 {
-    struct core *c = sig->data;
+    struct ev_loop *loop = c->loop;
     double timeout = mq_secs(c->gen->cf->shutdown_timeout_ms);
 
-    (void)revents;
     if (c->stopping) {
         log_notice("second stop signal: closing every session now");
         core_post_all(c, WORKER_CMD_CLOSE_ALL | WORKER_CMD_EXIT);
@@ -86,8 +93,10 @@ core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
         return;
     }
     c->stopping = 1;
-    log_notice("stopping: no new sessions, %u in flight get up to %.1fs",
-               admission_nlive(&c->adm), timeout);
+    notify_stopping();
+    log_event(LOG_NOTICE, &(struct log_fields){ .event = "stop" },
+              "stopping: no new sessions, %u in flight get up to %.1fs",
+              admission_nlive(&c->adm), timeout);
     core_post_all(c, WORKER_CMD_STOP_ACCEPT);
     health_set_pools(c->health, NULL, 0);
     ev_timer_init(&c->shutdown_timer, core_shutdown_timer_cb, timeout, 0.);
@@ -98,6 +107,14 @@ core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 }
 
 static void
+core_stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)loop;
+    (void)revents;
+    core_begin_stop(sig->data);
+}
+
+static void
 core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     struct core *c = sig->data;
@@ -105,7 +122,147 @@ core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     (void)loop;
     (void)revents;
     if (!c->stopping) {
-        core_reload(c);
+        core_reload(c, NULL);
+    }
+}
+
+/* ---- the admin thread's requests, systemd ------------------------------ */
+
+/* On the main loop: carry out what the admin thread asked for. */
+static void
+core_ctl_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct core *c = w->data;
+    struct reload_result res;
+    enum core_ctl req;
+
+    (void)loop;
+    (void)revents;
+    pthread_mutex_lock(&c->ctl_lock);
+    req = c->ctl_req;
+    pthread_mutex_unlock(&c->ctl_lock);
+    if (req == CORE_CTL_STOP) {
+        pthread_mutex_lock(&c->ctl_lock);
+        c->ctl_req = CORE_CTL_NONE;
+        pthread_cond_broadcast(&c->ctl_cond);
+        pthread_mutex_unlock(&c->ctl_lock);
+        core_begin_stop(c);
+        return;
+    }
+    if (req != CORE_CTL_RELOAD) {
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    if (c->stopping) {
+        snprintf(res.summary, sizeof(res.summary), "stopping");
+    } else {
+        core_reload(c, &res);
+    }
+    pthread_mutex_lock(&c->ctl_lock);
+    config_errors_deinit(&c->ctl_result.errs);
+    c->ctl_result = res;
+    c->ctl_done = true;
+    pthread_cond_broadcast(&c->ctl_cond);
+    pthread_mutex_unlock(&c->ctl_lock);
+}
+
+int
+core_control(struct core *c, enum core_ctl req, struct reload_result *res)
+{
+    struct timespec deadline;
+    int rc = MQ_OK, e = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += CORE_CTL_WAIT_S;
+    pthread_mutex_lock(&c->ctl_lock);
+    /* One request at a time: a second `mqlb -s` waits its turn. */
+    while (c->ctl_req != CORE_CTL_NONE && e != ETIMEDOUT) {
+        e = pthread_cond_timedwait(&c->ctl_cond, &c->ctl_lock, &deadline);
+    }
+    if (e == ETIMEDOUT) {
+        pthread_mutex_unlock(&c->ctl_lock);
+        return MQ_ERR;
+    }
+    c->ctl_req = req;
+    c->ctl_done = false;
+    ev_async_send(c->loop, &c->ctl_async);
+    if (req == CORE_CTL_RELOAD) {
+        while (!c->ctl_done && e != ETIMEDOUT) {
+            e = pthread_cond_timedwait(&c->ctl_cond, &c->ctl_lock,
+                                       &deadline);
+        }
+        if (c->ctl_done) {
+            *res = c->ctl_result;       /* the caller frees its errors */
+            memset(&c->ctl_result, 0, sizeof(c->ctl_result));
+        } else {
+            rc = MQ_ERR;
+        }
+        c->ctl_req = CORE_CTL_NONE;
+        pthread_cond_broadcast(&c->ctl_cond);
+    }
+    pthread_mutex_unlock(&c->ctl_lock);
+    return rc;
+}
+
+void
+core_status_line(struct core *c, char *out, size_t size)
+{
+    size_t i, j, up = 0, total = 0;
+    struct pool *p;
+
+    for (i = 0; i < c->gen->npools; i++) {
+        p = c->gen->pools[i];
+        for (j = 0; j < p->nbackends; j++) {
+            up += backend_state(p->backends[j]) == BACKEND_UP;
+            total++;
+        }
+    }
+    snprintf(out, size, "%zu pool%s, %zu/%zu backends up%s", c->gen->npools,
+             c->gen->npools == 1 ? "" : "s", up, total,
+             c->stopping ? ", stopping" : "");
+}
+
+static void
+core_status_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = container_of(t, struct core, status_timer);
+    char status[sizeof(c->status)];
+
+    (void)loop;
+    (void)revents;
+    core_status_line(c, status, sizeof(status));
+    if (strcmp(status, c->status) != 0) {
+        snprintf(c->status, sizeof(c->status), "%s", status);
+        notify_status(status);
+    }
+}
+
+static void
+core_watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+    notify_watchdog();
+}
+
+/* READY=1 with a STATUS=, and the timers that keep systemd informed. */
+static void
+core_notify_start(struct core *c)
+{
+    uint64_t wd = notify_watchdog_ms();
+
+    core_status_line(c, c->status, sizeof(c->status));
+    notify_ready(c->status);
+    if (getenv("NOTIFY_SOCKET") != NULL) {
+        ev_timer_init(&c->status_timer, core_status_cb, CORE_STATUS_S,
+                      CORE_STATUS_S);
+        ev_timer_start(c->loop, &c->status_timer);
+    }
+    if (wd > 0) {
+        ev_timer_init(&c->watchdog, core_watchdog_cb, 0.,
+                      (ev_tstamp)wd / 1000.0);
+        ev_timer_start(c->loop, &c->watchdog);
     }
 }
 
@@ -157,7 +314,11 @@ core_init(struct core *c, struct config *cf)
 
     memset(c, 0, sizeof(*c));
     pthread_mutex_init(&c->gen_lock, NULL);
+    pthread_mutex_init(&c->ctl_lock, NULL);
+    pthread_cond_init(&c->ctl_cond, NULL);
     c->start_ms = mq_wall_ms();
+    atomic_init(&c->last_reload_ok_ms, c->start_ms);
+    atomic_init(&c->last_reload_ok, true);
     log_init(cf->log_level, cf->log_format);
     /*
      * With `user =`, a reload must still read a root-only config and
@@ -238,6 +399,9 @@ core_init(struct core *c, struct config *cf)
                   REBALANCE_TICK_MS / 1000.0, REBALANCE_TICK_MS / 1000.0);
     c->rebalance.data = c;
     ev_timer_start(c->loop, &c->rebalance);
+    ev_async_init(&c->ctl_async, core_ctl_cb);
+    c->ctl_async.data = c;
+    ev_async_start(c->loop, &c->ctl_async);
     mgmt_ops(c, &ops);
     c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
     if (c->admin == NULL) {
@@ -265,9 +429,11 @@ core_init(struct core *c, struct config *cf)
         }
     }
     free(lists);
-    log_notice("mqlb %s started: %u workers, %zu pools, admin on %s",
-               MQLB_VERSION, c->nworkers, c->gen->npools,
-               cf->admin_listen.text);
+    log_event(LOG_NOTICE, &(struct log_fields){ .event = "start" },
+              "mqlb %s started: %u workers, %zu pools, admin on %s",
+              MQLB_VERSION, c->nworkers, c->gen->npools,
+              cf->admin_listen.text);
+    core_notify_start(c);
     return MQ_OK;
 fail:
     free(lists);
@@ -298,6 +464,10 @@ core_deinit(struct core *c)
         admin_stop(c->admin);
         c->admin = NULL;
     }
+    if (c->admin_old != NULL) {
+        admin_stop(c->admin_old);
+        c->admin_old = NULL;
+    }
     members_deinit(&c->members);
     if (c->health != NULL) {
         health_destroy(c->health);
@@ -314,6 +484,9 @@ core_deinit(struct core *c)
     }
     gen_keep_free(c->keep);
     c->keep = NULL;
+    config_errors_deinit(&c->ctl_result.errs);
+    pthread_cond_destroy(&c->ctl_cond);
+    pthread_mutex_destroy(&c->ctl_lock);
     if (c->privsep != NULL) {
         net_set_listen_hook(NULL, NULL);
         privsep_stop(c->privsep);

@@ -21,6 +21,7 @@ struct gen_keep {
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
     _Atomic uint64_t    rebalanced;     /* sessions moved by rebalance */
+    struct pool_counters ctr;           /* sessions, retries, durations */
     _Atomic uint64_t    tls[TLS_NRESULTS];  /* TLS handshakes by result */
     struct srclimit    *sources;        /* max_conns_per_source counts,
                                            made when first needed */
@@ -82,6 +83,7 @@ gen_keep_get(struct gen_keep **list, const char *name)
         return NULL;
     }
     snprintf(k->name, sizeof(k->name), "%s", name);
+    histo_init(&k->ctr.duration, HISTO_LONG);
     k->next = *list;
     *list = k;
     return k;
@@ -190,6 +192,7 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
         pool_release(p);            /* not yet the generation's */
         return NULL;
     }
+    p->ctr = &k->ctr;
     p->ntls = k->tls;
     p->owner = g;
     p->owner_release = gen_release;

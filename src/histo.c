@@ -83,6 +83,13 @@ histo_copy(const struct histo *h, struct histo_copy *out)
 }
 
 void
+histo_init_copy(struct histo_copy *c, enum histo_kind kind)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = kind;
+}
+
+void
 histo_merge(struct histo_copy *dst, const struct histo_copy *src)
 {
     size_t i;

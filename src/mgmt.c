@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "mqlb/admin.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
@@ -16,6 +18,7 @@
 #include "mqlb/gen.h"
 #include "mqlb/members.h"
 #include "mqlb/pool.h"
+#include "mqlb/procstat.h"
 #include "mqlb/stats.h"
 
 static const char *const mgmt_source_names[] = { "config", "dns", "api" };
@@ -24,6 +27,7 @@ static const char *const mgmt_source_names[] = { "config", "dns", "api" };
 void
 mgmt_backend(struct stats_backend *sb, struct backend *b)
 {
+    size_t i;
     const struct config_addr *next = backend_next_addr(b);
 
     snprintf(sb->name, sizeof(sb->name), "%s", b->name);
@@ -41,6 +45,12 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
     sb->checks_pass = atomic_load(&b->nchecks_pass);
     sb->checks_fail = atomic_load(&b->nchecks_fail);
     sb->since_ms = atomic_load(&b->since_ms);
+    for (i = 0; i < BACKEND_NSTATES; i++) {
+        sb->transitions[i] = atomic_load(&b->ntransitions[i]);
+    }
+    sb->downtime_ms = backend_downtime_ms(b, mq_now_ms());
+    histo_copy(&b->connect_time, &sb->connect_time);
+    histo_copy(&b->check_time, &sb->check_time);
     backend_get_check(b, &sb->check);
     sb->source = mgmt_source_names[b->source];
     snprintf(sb->host, sizeof(sb->host), "%s", b->host);
@@ -77,6 +87,13 @@ mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
     sp->queued = queued;
     sp->queued_max = queued_max;
     sp->rebalanced = atomic_load(p->nrebalanced);
+    if (p->ctr != NULL) {
+        sp->sessions = atomic_load(&p->ctr->sessions);
+        sp->retries = atomic_load(&p->ctr->retries);
+        histo_copy(&p->ctr->duration, &sp->duration);
+    } else {
+        histo_init_copy(&sp->duration, HISTO_LONG);
+    }
     sp->tls = p->cf->tls_server != NULL || p->cf->nsni > 0;
     for (j = 0; j < TLS_NRESULTS; j++) {
         sp->tls_results[j] = atomic_load_explicit(&p->ntls[j],
@@ -110,6 +127,11 @@ mgmt_snapshot(void *ctx)
     if (snap == NULL) {
         return NULL;
     }
+    snap->process.proc_ok = procstat_read(&snap->process.proc) == 0;
+    snap->process.reloads_ok = atomic_load(&c->reloads_ok);
+    snap->process.reloads_failed = atomic_load(&c->reloads_failed);
+    snap->process.last_reload_ok_ms = atomic_load(&c->last_reload_ok_ms);
+    snap->process.last_reload_ok = atomic_load(&c->last_reload_ok);
     pthread_mutex_lock(&c->gen_lock);
     snap->now_ms = mq_wall_ms();
     snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;
@@ -162,11 +184,73 @@ mgmt_action(void *ctx, const char *pool, const char *backend,
     return rc;
 }
 
+/* The reply to POST /control/reload: the outcome, and its errors. */
+static char *
+mgmt_reload_reply(struct core *c, const struct reload_result *res,
+                  unsigned *status)
+{
+    json_t *o, *errs;
+    char *text;
+    size_t i;
+
+    o = json_object();
+    errs = json_array();
+    if (o == NULL || errs == NULL) {
+        json_decref(o);
+        json_decref(errs);
+        return NULL;
+    }
+    for (i = 0; i < res->errs.nmsgs; i++) {
+        json_array_append_new(errs, json_string(res->errs.msgs[i]));
+    }
+    json_object_set_new(o, "result", json_string(res->ok ? "ok" : "failed"));
+    pthread_mutex_lock(&c->gen_lock);
+    json_object_set_new(o, "path", json_string(c->gen->cf->path));
+    pthread_mutex_unlock(&c->gen_lock);
+    json_object_set_new(o, "summary", json_string(res->summary));
+    json_object_set_new(o, "errors", errs);
+    if (!res->ok) {
+        json_object_set_new(o, "error", json_string(
+            res->summary[0] != '\0' ? res->summary
+            : "the running config stays"));
+    }
+    *status = res->ok ? 200 : 422;  /* the file could not be applied */
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static char *
+mgmt_control(void *ctx, int what, unsigned *status)
+{
+    struct core *c = ctx;
+    struct reload_result res;
+    char *text;
+
+    if (what == ADMIN_CONTROL_STOP) {
+        if (core_control(c, CORE_CTL_STOP, NULL) != MQ_OK) {
+            *status = 503;
+            return strdup("{\"error\":\"busy: try again\"}");
+        }
+        *status = 202;
+        return strdup("{\"result\":\"stopping\"}");
+    }
+    memset(&res, 0, sizeof(res));
+    if (core_control(c, CORE_CTL_RELOAD, &res) != MQ_OK) {
+        *status = 503;
+        return strdup("{\"error\":\"the reload did not finish in time\"}");
+    }
+    text = mgmt_reload_reply(c, &res, status);
+    config_errors_deinit(&res.errs);
+    return text;
+}
+
 void
 mgmt_ops(struct core *c, struct admin_ops *ops)
 {
     ops->ctx = c;
     ops->snapshot = mgmt_snapshot;
     ops->action = mgmt_action;
+    ops->control = mgmt_control;
     ops->api = mgmt_api;
 }

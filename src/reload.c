@@ -4,7 +4,9 @@
  * came together, then swap: workers adopt the new listeners, the checker
  * the new pools, and the old generation lives on in its sessions.
  */
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,13 +21,17 @@
 #include "mqlb/log.h"
 #include "mqlb/members.h"
 #include "mqlb/mgmt.h"
+#include "mqlb/notify.h"
 #include "mqlb/privsep.h"
 #include "mqlb/worker.h"
 
+/* How long a moved admin server keeps answering (the reload's reply). */
+#define RELOAD_ADMIN_LINGER_S   1.0
+
 /* One notice per pool or backend the reload's diff <d> adds, removes or
- * changes. */
+ * changes; the counts also go to <summary>. */
 static void
-reload_log_diff(const struct config_diff *d)
+reload_log_diff(const struct config_diff *d, char *summary, size_t size)
 {
     const struct config_diff_entry *e;
     size_t i;
@@ -47,6 +53,46 @@ reload_log_diff(const struct config_diff *d)
     log_notice("reload: %zu added, %zu removed, %zu changed, %zu kept",
                d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
                d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
+    snprintf(summary, size, "%zu added, %zu removed, %zu changed, %zu kept",
+             d->counts[DIFF_ADDED], d->counts[DIFF_REMOVED],
+             d->counts[DIFF_CHANGED], d->counts[DIFF_KEPT]);
+}
+
+/* Log <fmt> as an error and, when asked, keep it for the reply. */
+static void
+reload_error(struct reload_result *res, const char *fmt, ...)
+{
+    char msg[1024], **msgs;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_error("%s", msg);
+    if (res == NULL) {
+        return;
+    }
+    msgs = realloc(res->errs.msgs, (res->errs.nmsgs + 1) * sizeof(*msgs));
+    if (msgs == NULL) {
+        return;
+    }
+    res->errs.msgs = msgs;
+    msgs[res->errs.nmsgs] = strdup(msg);
+    if (msgs[res->errs.nmsgs] != NULL) {
+        res->errs.nmsgs++;
+    }
+}
+
+/* The old admin server answered the reload that moved it: stop it now. */
+static void
+reload_admin_old_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = container_of(t, struct core, admin_old_timer);
+
+    (void)loop;
+    (void)revents;
+    admin_stop(c->admin_old);
+    c->admin_old = NULL;
 }
 
 static bool
@@ -66,7 +112,8 @@ reload_token_same(const char *a, const char *b)
  * refused as a whole.
  */
 static int
-reload_admin(struct core *c, const struct config *cf)
+reload_admin(struct core *c, const struct config *cf,
+             struct reload_result *res)
 {
     const struct config *old = c->gen->cf;
     struct admin_ops ops;
@@ -77,18 +124,30 @@ reload_admin(struct core *c, const struct config *cf)
         mgmt_ops(c, &ops);
         a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
         if (a == NULL) {
-            log_error("%s:%d: [admin] listen = %s cannot be applied: %s",
-                      cf->path, cf->admin_listen.line, cf->admin_listen.text,
-                      err);
+            reload_error(res, "%s:%d: [admin] listen = %s cannot be "
+                         "applied: %s", cf->path, cf->admin_listen.line,
+                         cf->admin_listen.text, err);
             return MQ_ERR;
         }
         if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
             admin_stop(a);
-            log_error("%s: [admin] allowed_hosts cannot be applied: out of "
-                      "memory", cf->path);
+            reload_error(res, "%s: [admin] allowed_hosts cannot be applied: "
+                         "out of memory", cf->path);
             return MQ_ERR;
         }
-        admin_stop(c->admin);
+        /*
+         * The old server may be the one waiting for this reload's
+         * outcome (mqlb -s reload): stopping it here would join its
+         * thread from under it. Stop it once it has answered.
+         */
+        if (c->admin_old != NULL) {
+            ev_timer_stop(c->loop, &c->admin_old_timer);
+            admin_stop(c->admin_old);
+        }
+        c->admin_old = c->admin;
+        ev_timer_init(&c->admin_old_timer, reload_admin_old_cb,
+                      RELOAD_ADMIN_LINGER_S, 0.);
+        ev_timer_start(c->loop, &c->admin_old_timer);
         c->admin = a;
         log_notice("reload: admin port moved from %s to %s",
                    old->admin_listen.text, cf->admin_listen.text);
@@ -98,14 +157,14 @@ reload_admin(struct core *c, const struct config *cf)
         return MQ_OK;
     }
     if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
-        log_error("%s: [admin] allowed_hosts cannot be applied: out of "
-                  "memory", cf->path);
+        reload_error(res, "%s: [admin] allowed_hosts cannot be applied: out "
+                     "of memory", cf->path);
         return MQ_ERR;
     }
     if (!reload_token_same(old->admin_token, cf->admin_token)) {
         if (admin_set_token(c->admin, cf->admin_token) != MQ_OK) {
-            log_error("%s: [admin] token cannot be applied: out of memory",
-                      cf->path);
+            reload_error(res, "%s: [admin] token cannot be applied: out of "
+                         "memory", cf->path);
             return MQ_ERR;
         }
         log_notice("reload: admin token %s", cf->admin_token == NULL
@@ -116,11 +175,12 @@ reload_admin(struct core *c, const struct config *cf)
 }
 
 /*
- * The new config, or NULL with its errors logged. After the privilege
- * drop the privileged helper reads the file (it may be root's alone).
+ * The new config, or NULL with its errors logged (and kept in <res>).
+ * After the privilege drop the privileged helper reads the file (it may
+ * be root's alone).
  */
 static struct config *
-reload_load(struct core *c, const char *path)
+reload_load(struct core *c, const char *path, struct reload_result *res)
 {
     struct config_errors errs = { NULL, 0 };
     char err[MQ_ERR_LEN], *text;
@@ -130,7 +190,7 @@ reload_load(struct core *c, const char *path)
     if (c->privsep == NULL) {
         cf = config_load(path, &errs);
     } else if ((text = privsep_read_config(c->privsep, &len, err)) == NULL) {
-        log_error("%s:0: %s", path, err);
+        reload_error(res, "%s:0: %s", path, err);
         log_error("reload failed: the running config stays");
         return NULL;
     } else {
@@ -139,7 +199,7 @@ reload_load(struct core *c, const char *path)
     }
     if (cf == NULL) {
         for (i = 0; i < errs.nmsgs; i++) {
-            log_error("%s", errs.msgs[i]);
+            reload_error(res, "%s", errs.msgs[i]);
         }
         log_error("reload failed: %zu errors, the running config stays",
                   errs.nmsgs);
@@ -148,34 +208,62 @@ reload_load(struct core *c, const char *path)
     return cf;
 }
 
-void
-core_reload(struct core *c)
+/* Count the outcome, tell systemd we are ready again. */
+static void
+reload_finish(struct core *c, struct reload_result *res, bool ok)
 {
-    struct listener **lists;
+    char status[sizeof(c->status)];
+
+    if (ok) {
+        atomic_fetch_add(&c->reloads_ok, 1);
+        atomic_store(&c->last_reload_ok_ms, mq_wall_ms());
+    } else {
+        atomic_fetch_add(&c->reloads_failed, 1);
+    }
+    atomic_store(&c->last_reload_ok, ok);
+    if (res != NULL) {
+        res->ok = ok;
+    }
+    core_status_line(c, status, sizeof(status));
+    snprintf(c->status, sizeof(c->status), "%s", status);
+    notify_ready(ok ? status : "reload failed; the running config stays");
+}
+
+void
+core_reload(struct core *c, struct reload_result *res)
+{
+    struct listener **lists = NULL;
     struct listen_set sockets;
     struct config_diff d;
     struct config *cf;
-    struct gen *g, *old;
+    struct gen *g = NULL, *old;
+    char summary[sizeof(res->summary)] = "";
     unsigned w;
 
-    log_notice("SIGHUP: reloading %s", c->gen->cf->path);
-    cf = reload_load(c, c->gen->cf->path);
+    notify_reloading();
+    log_event(LOG_NOTICE, &(struct log_fields){ .event = "reload",
+              .state = "started" }, "SIGHUP: reloading %s", c->gen->cf->path);
+    cf = reload_load(c, c->gen->cf->path, res);
     if (cf == NULL) {
+        reload_finish(c, res, false);
         return;
     }
     if (cf->workers != c->nworkers) {
         log_warn("reload: workers = %u needs a restart; keeping %u",
                  cf->workers, c->nworkers);
     }
-    if (reload_admin(c, cf) != MQ_OK) {
+    if (reload_admin(c, cf, res) != MQ_OK) {
         log_error("reload failed: the running config stays");
         config_destroy(cf);
+        reload_finish(c, res, false);
         return;
     }
     /* One verdict: what the log says is kept is what gen_create reuses. */
     if (config_diff(c->gen->cf, cf, &d) != MQ_OK) {
-        log_error("reload failed: out of memory, the running config stays");
+        reload_error(res, "reload failed: out of memory, the running config "
+                     "stays");
         config_destroy(cf);
+        reload_finish(c, res, false);
         return;
     }
     g = gen_create(cf, c->gen, &d, &c->keep, core_backend_down, c);
@@ -195,7 +283,7 @@ core_reload(struct core *c)
         goto fail;
     }
     log_init(cf->log_level, cf->log_format);
-    reload_log_diff(&d);
+    reload_log_diff(&d, summary, sizeof(summary));
     config_diff_deinit(&d);
     /* Workers adopt the new listeners; unused old sockets close there. */
     for (w = 0; w < c->nworkers; w++) {
@@ -211,15 +299,23 @@ core_reload(struct core *c)
     pthread_mutex_unlock(&c->gen_lock);
     members_use(&c->members, g);
     gen_retire(old);
-    log_notice("reload done: %zu pools", g->npools);
+    log_event(LOG_NOTICE, &(struct log_fields){ .event = "reload",
+              .state = "done" }, "reload done: %zu pools", g->npools);
+    if (res != NULL) {
+        snprintf(res->summary, sizeof(res->summary), "%zu pool%s: %s",
+                 g->npools, g->npools == 1 ? "" : "s", summary);
+    }
+    reload_finish(c, res, true);
     return;
 fail:
     config_diff_deinit(&d);
-    log_error("reload failed: out of memory, the running config stays");
+    reload_error(res, "reload failed: out of memory, the running config "
+                 "stays");
     if (g == NULL) {
         config_destroy(cf);
     } else {
         gen_retire(g);
     }
     free(lists);
+    reload_finish(c, res, false);
 }

@@ -100,6 +100,7 @@ struct session {
     uint64_t            key;            /* hash for source/client-id */
     ev_tstamp           last_active;    /* for the idle timeout */
     uint64_t            start_ms;
+    uint64_t            connect_at_us;  /* monotonic, of the connect */
     uint64_t            bytes_in_acct;  /* already added to the backend */
     uint64_t            bytes_out_acct;
     const char         *first_fin;      /* who ended first, for the log */
@@ -271,6 +272,7 @@ session_close(struct session *s, const char *reason)
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
     ls.idle_ms = s->idle_ms;
+    pool_count_duration(s->pool, ls.duration_ms);
     ls.end = reason;
     if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
         /* A client that never finished its TLS handshake or ClientHello
@@ -1046,6 +1048,7 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
+    histo_observe_us(&s->b->connect_time, mq_now_us() - s->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -1153,6 +1156,7 @@ session_dial(struct session *s)
 
     s->state = SESSION_CONNECTING;
     addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+    s->connect_at_us = mq_now_us();
     fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                      &in_progress);
     if (fd == -1) {
@@ -1206,6 +1210,9 @@ session_connect(struct session *s)
                      (unsigned long long)s->id, s->client_text);
             session_close(s, "no live backends");
             return;
+        }
+        if (s->ntries > 0) {
+            pool_count_retry(s->pool);
         }
         s->ntries++;
         if (!session_dial(s)) {
@@ -1545,6 +1552,7 @@ session_create(struct session_env *env, const struct session_entry *e,
     s->cfd = fd;
     s->ufd = -1;
     s->start_ms = mq_now_ms();
+    pool_count_session(pool);
     s->key = session_addr_hash(&s->ticket.peer);
     s->replayable = 1;
     net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,

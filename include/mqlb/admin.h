@@ -31,10 +31,20 @@ struct admin_ops {
     int   (*action)(void *ctx, const char *pool, const char *backend,
                     enum admin_action action, unsigned value,
                     const char *who);
+    /*
+     * `mqlb -s`: carry out <what> (ADMIN_CONTROL_*) and answer with a
+     * JSON body the admin port frees, and its HTTP status in <*status>.
+     * NULL on no memory.
+     */
+    char *(*control)(void *ctx, int what, unsigned *status);
     /* The runtime API (admin_api.h); NULL: answered 404. */
     void  (*api)(void *ctx, const struct admin_api_req *req,
                  struct admin_api_reply *out);
 };
+
+/* What POST /control/{reload,stop} asks. */
+#define ADMIN_CONTROL_RELOAD    1
+#define ADMIN_CONTROL_STOP      2
 
 struct admin;
 
@@ -47,6 +57,7 @@ enum admin_endpoint {
     ADMIN_EP_METRICS,           /* GET /metrics */
     ADMIN_EP_DASHBOARD,         /* GET / */
     ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
+    ADMIN_EP_CONTROL,           /* POST /control/{reload,stop} */
     ADMIN_EP_API,               /* the runtime API: admin_api.h */
 };
 
@@ -56,7 +67,8 @@ struct admin_req {
     enum admin_action   action;         /* ADMIN_EP_ACTION only */
     char                pool[CONFIG_NAME_LEN];      /* ADMIN_EP_ACTION */
     char                backend[CONFIG_NAME_LEN];   /* ADMIN_EP_ACTION */
-    unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256 */
+    unsigned            value;          /* ADMIN_ACTION_WEIGHT: 0..256;
+                                           ADMIN_EP_CONTROL: what */
     const char         *allow;          /* on 405: the Allow header value */
     const char         *error;          /* on 4xx: short static message */
     struct admin_api_req api;           /* ADMIN_EP_API: its arguments

@@ -35,6 +35,7 @@
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t mq_now_ms(void);
+uint64_t mq_now_us(void);
 uint64_t mq_wall_ms(void);
 
 /* <ms> milliseconds in seconds, as libev's ev_tstamp counts time. */

@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mqlb/admission.h"
@@ -23,6 +24,20 @@ struct gen_keep;
 struct health;
 struct privsep;
 struct worker;
+
+/* What one reload did, for `mqlb -s reload` (the admin port). */
+struct reload_result {
+    bool                ok;
+    struct config_errors errs;          /* FILE:LINE messages when refused */
+    char                summary[160];   /* "3 pools: 1 added, ..." */
+};
+
+/* A request of the admin thread that the main loop carries out. */
+enum core_ctl {
+    CORE_CTL_NONE = 0,
+    CORE_CTL_RELOAD,
+    CORE_CTL_STOP,
+};
 
 struct core {
     struct ev_loop     *loop;           /* main thread: signals, checks */
@@ -42,6 +57,23 @@ struct core {
     _Atomic uint64_t    next_id;        /* session ids */
     uint64_t            start_ms;       /* wall clock at start */
     ev_signal           sigterm, sigint, sighup;
+    ev_async            ctl_async;      /* the admin thread's requests */
+    pthread_mutex_t     ctl_lock;       /* guards ctl_*; one at a time */
+    pthread_cond_t      ctl_cond;       /* signalled when ctl_done */
+    enum core_ctl       ctl_req;        /* pending request */
+    bool                ctl_done;       /* ctl_result is ready */
+    struct reload_result ctl_result;    /* of the last CORE_CTL_RELOAD */
+    ev_timer            watchdog;       /* WATCHDOG=1 for systemd */
+    ev_timer            status_timer;   /* STATUS= when it changes */
+    char                status[128];    /* the last STATUS= sent */
+    struct admin       *admin_old;      /* moved away by a reload; stopped
+                                           a moment later, after it
+                                           answered the reload request */
+    ev_timer            admin_old_timer;
+    _Atomic uint64_t    reloads_ok;
+    _Atomic uint64_t    reloads_failed;
+    _Atomic uint64_t    last_reload_ok_ms;  /* wall clock; the start too */
+    _Atomic bool        last_reload_ok;
     ev_timer            shutdown_timer; /* shutdown_timeout */
     ev_timer            drain_poll;     /* sessions gone yet? */
     ev_timer            rebalance;      /* the pools' rebalancers' tick */
@@ -61,7 +93,20 @@ void core_deinit(struct core *c);
 void core_backend_down(void *ctx, struct pool *pool);
 
 /* Re-read the config file and switch to it, or keep the running one
- * (reload.c; SIGHUP on the main loop). */
-void core_reload(struct core *c);
+ * (reload.c; SIGHUP, or the admin port, on the main loop). <res>, when
+ * not NULL, receives the outcome (free its errs with
+ * config_errors_deinit). */
+void core_reload(struct core *c, struct reload_result *res);
+
+/*
+ * From the admin thread: have the main loop carry out <req> and, for a
+ * reload, wait for its outcome in <res>. MQ_ERR when the main loop did
+ * not answer within a minute, or is stopping.
+ */
+int core_control(struct core *c, enum core_ctl req,
+                 struct reload_result *res);
+
+/* "2 pools, 5/6 backends up": the systemd STATUS= line. */
+void core_status_line(struct core *c, char *out, size_t size);
 
 #endif /* MQLB_CORE_H */

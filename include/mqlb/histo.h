@@ -35,6 +35,8 @@ struct histo_copy {
 void histo_init(struct histo *h, enum histo_kind kind);
 void histo_observe_us(struct histo *h, uint64_t us);
 void histo_copy(const struct histo *h, struct histo_copy *out);
+/* An empty copy of <kind> (nothing observed). */
+void histo_init_copy(struct histo_copy *c, enum histo_kind kind);
 /* Add <src> into <dst> (same kind). */
 void histo_merge(struct histo_copy *dst, const struct histo_copy *src);
 uint64_t histo_count(const struct histo_copy *c);

@@ -13,6 +13,7 @@
 
 #include "mqlb/config.h"
 #include "mqlb/rebalancer.h"
+#include "mqlb/histo.h"
 #include "mqlb/reject.h"
 #include "mqlb/waitq.h"
 #include "mqlb/tls.h"
@@ -33,6 +34,16 @@ typedef void (*pool_stale_fn)(void *ctx, struct pool *pool);
 /* Backends already tried by one session (bit = backend index). */
 struct pool_tried {
     uint64_t            bits[CONFIG_MAX_BACKENDS / 64];
+};
+
+/*
+ * Counters of a pool name that outlive reloads (kept by the owner beside
+ * the rejections), for /metrics.
+ */
+struct pool_counters {
+    _Atomic uint64_t    sessions;       /* sessions accepted */
+    _Atomic uint64_t    retries;        /* another backend tried */
+    struct histo        duration;       /* finished sessions' lifetimes */
 };
 
 struct pool {
@@ -56,6 +67,8 @@ struct pool {
     struct lb_cand     *cands;          /* scratch, guarded by <lock> */
     _Atomic uint64_t   *nrejected;      /* REJECT_NREASONS counters, by
                                            reason, shared across reloads */
+    struct pool_counters *ctr;          /* shared across reloads; set by
+                                           the owner, may be NULL */
     struct srclimit    *sources;        /* sessions per client address,
                                            shared across reloads; NULL if
                                            max_conns_per_source = 0 */
@@ -133,6 +146,31 @@ bool pool_has_up_backend(const struct pool *p);
  * failed connects found it: tell the owner through its on_down hook.
  */
 void pool_report_down(struct pool *p);
+
+/* Session accounting for /metrics (any worker). */
+static inline void
+pool_count_session(struct pool *p)
+{
+    if (p->ctr != NULL) {
+        atomic_fetch_add_explicit(&p->ctr->sessions, 1, memory_order_relaxed);
+    }
+}
+
+static inline void
+pool_count_retry(struct pool *p)
+{
+    if (p->ctr != NULL) {
+        atomic_fetch_add_explicit(&p->ctr->retries, 1, memory_order_relaxed);
+    }
+}
+
+static inline void
+pool_count_duration(struct pool *p, uint64_t ms)
+{
+    if (p->ctr != NULL) {
+        histo_observe_us(&p->ctr->duration, ms * 1000);
+    }
+}
 
 /* Count a client <p> turned away for <why>. */
 static inline void

@@ -3,6 +3,7 @@ STOPPING, WATCHDOG) on a NOTIFY_SOCKET the test owns, journald priority
 prefixes when JOURNAL_STREAM names stderr, and `mqlb -s reload|stop|status`
 waiting for the outcome."""
 
+import json
 import os
 import signal
 import socket
@@ -152,6 +153,13 @@ class SignalCommand(unittest.TestCase):
         return subprocess.run([MQLB_BIN, "-s", cmd, "-c", lb.path], capture_output=True,
                               text=True, timeout=60)
 
+    @staticmethod
+    def pools(lb):
+        code, body, _ = lb.http("GET", "/status",
+                                headers={"Authorization": "Bearer t0ken-for-ctl"})
+        assert code == 200, code
+        return [p["name"] for p in json.loads(body)["pools"]]
+
     def test_reload_good_bad_then_stop(self):
         redis = RedisServer()
         port = free_port()
@@ -165,7 +173,7 @@ class SignalCommand(unittest.TestCase):
                      "backend = x 127.0.0.1:%d\n" % (free_port(), redis.port))
             r = self.ctl(lb, "reload")
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            self.assertIn("r2", self.pools(lb))
             # a bad file: exit 1, the errors as FILE:LINE, the old config stays
             lb.write(pool_text(port, redis) + "[pool r3]\nlisten = 127.0.0.1:%d\n"
                      "backend = x 127.0.0.1:99999\nbalanse = rr\n" % free_port())
@@ -173,7 +181,7 @@ class SignalCommand(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertRegex(r.stderr, r"%s:\d+: " % lb.path)
             self.assertIn("balanse", r.stderr)
-            self.assertIn("r2", [p["name"] for p in lb.status()["pools"]])
+            self.assertIn("r2", self.pools(lb))
             self.assertTrue(lb.alive())
             # stop waits for the exit
             r = self.ctl(lb, "stop")
