@@ -14,6 +14,8 @@
 #include "mqlb/common.h"
 #include "mqlb/log.h"
 
+#define BACKEND_REASON_TEXT 256     /* a state change's reason, in words */
+
 static const char *const backend_state_names[] = {
     "up", "down", "drain", "disabled",
 };
@@ -348,6 +350,22 @@ backend_set_up(struct backend *b, bool up, const char *fmt, ...)
     return true;
 }
 
+/*
+ * "backend P/B (ADDR) is up|down: WHY", with the event's fields for JSON
+ * logs (journald takes the priority from <level>).
+ */
+static void
+backend_log_state(struct backend *b, int level, const char *from,
+                  const char *to, const char *why)
+{
+    log_event(level, &(struct log_fields){
+                  .event = "backend_state", .pool = b->pool_name,
+                  .backend = b->name, .state = to, .from = from, .to = to,
+                  .reason = why },
+              "backend %s/%s (%s) is %s: %s", b->pool_name, b->name,
+              backend_addr(b)->text, to, why);
+}
+
 bool
 backend_connect_fail(struct backend *b, unsigned max_fails,
                      const char *reason)
@@ -363,8 +381,13 @@ backend_connect_fail(struct backend *b, unsigned max_fails,
                         reason)) {
         return false;
     }
-    log_warn("backend %s/%s (%s) is down: %u connect failures in a row: %s",
-             b->pool_name, b->name, backend_addr(b)->text, row, reason);
+    {
+        char why[BACKEND_REASON_TEXT];
+
+        snprintf(why, sizeof(why), "%u connect failures in a row: %s", row,
+                 reason);
+        backend_log_state(b, LOG_WARN, "up", "down", why);
+    }
     return true;
 }
 
@@ -431,15 +454,19 @@ backend_check_done(struct backend *b, bool pass, const char *reason,
     if (h >= (int)rise && !up) {
         changed = backend_set_up(b, true, "%s", "");
         if (changed) {
+            char why[BACKEND_REASON_TEXT];
+
             atomic_store(&b->nfails_row, 0);
-            log_notice("backend %s/%s (%s) is up: %u checks passed",
-                       b->pool_name, b->name, backend_addr(b)->text, rise);
+            snprintf(why, sizeof(why), "%u checks passed", rise);
+            backend_log_state(b, LOG_NOTICE, "down", "up", why);
         }
     } else if (h < (int)rise && up) {
         changed = backend_set_up(b, false, "check failed: %s", reason);
         if (changed) {
-            log_warn("backend %s/%s (%s) is down: check failed: %s",
-                     b->pool_name, b->name, backend_addr(b)->text, reason);
+            char why[BACKEND_REASON_TEXT];
+
+            snprintf(why, sizeof(why), "check failed: %s", reason);
+            backend_log_state(b, LOG_WARN, "up", "down", why);
         }
     }
     return changed;
@@ -456,6 +483,7 @@ backend_set_admin_by(struct backend *b, enum backend_admin a,
                      const char *who)
 {
     static const char *const names[] = { "enabled", "drained", "disabled" };
+    static const char *const admin_names[] = { "ready", "drain", "disabled" };
     bool changed;
 
     pthread_mutex_lock(&b->check_lock);
@@ -467,10 +495,14 @@ backend_set_admin_by(struct backend *b, enum backend_admin a,
     pthread_mutex_unlock(&b->check_lock);
     if (changed) {
         backend_changed(b);
-        log_notice("backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
-                   b->name, backend_addr(b)->text, names[a],
-                   who != NULL ? " (" : "", who != NULL ? who : "",
-                   who != NULL ? ")" : "");
+        log_event(LOG_NOTICE, &(struct log_fields){
+                      .event = "backend_admin", .pool = b->pool_name,
+                      .backend = b->name, .state = admin_names[a],
+                      .client = who },
+                  "backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
+                  b->name, backend_addr(b)->text, names[a],
+                  who != NULL ? " (" : "", who != NULL ? who : "",
+                  who != NULL ? ")" : "");
     }
 }
 
@@ -479,8 +511,11 @@ backend_set_weight(struct backend *b, unsigned weight)
 {
     if (atomic_exchange(&b->weight, weight) != weight) {
         atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
-        log_notice("backend %s/%s weight set to %u", b->pool_name, b->name,
-                   weight);
+        log_event(LOG_NOTICE, &(struct log_fields){
+                      .event = "backend_weight", .pool = b->pool_name,
+                      .backend = b->name },
+                  "backend %s/%s weight set to %u", b->pool_name, b->name,
+                  weight);
     }
 }
 
@@ -489,9 +524,13 @@ backend_set_proto_drain(struct backend *b, bool drain)
 {
     if (atomic_exchange(&b->proto_drain, drain) != drain) {
         backend_changed(b);
-        log_notice("backend %s/%s (%s) %s", b->pool_name, b->name,
-                   backend_addr(b)->text, drain ? "asks to drain (lame duck mode)"
-                   : "no longer drains");
+        log_event(LOG_NOTICE, &(struct log_fields){
+                      .event = "backend_state", .pool = b->pool_name,
+                      .backend = b->name, .state = drain ? "drain" : "up",
+                      .reason = drain ? "lame duck mode" : NULL },
+                  "backend %s/%s (%s) %s", b->pool_name, b->name,
+                  backend_addr(b)->text, drain
+                  ? "asks to drain (lame duck mode)" : "no longer drains");
     }
 }
 

@@ -1912,6 +1912,8 @@ static const struct cf_key cf_keys[] = {
       .max = CONFIG_MAX_BACKENDS, .group = "sessions" },
     { K(CF_POOL, "max_fails", cf_uint), P(max_fails), .def = "3",
       .max = 1000, .group = "sessions" },
+    { K(CF_POOL, "replay", cf_enum), P(replay), .names = cf_onoff_names,
+      .def = "off", .group = "sessions" },
     { K(CF_POOL, "slow_start", cf_duration), P(slow_start_ms),
       .def = "0s", .group = "sessions" },
     { K(CF_POOL, "on_backend_down", cf_on_down), .names = cf_down_names,
@@ -2512,6 +2514,43 @@ cf_addr_is_loopback(const struct config_addr *a)
         return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
     }
     return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+}
+
+void
+config_warnings(const struct config *cf, struct config_errors *out)
+{
+    const struct config_pool *p;
+    char msg[512], **msgs;
+    size_t i, j;
+
+    for (i = 0; i < cf->npools; i++) {
+        p = &cf->pools[i];
+        if (p->max_conns_per_source > 0 || p->nallow > 0) {
+            continue;
+        }
+        for (j = 0; j < p->nlistens; j++) {
+            if (!cf_addr_is_loopback(&p->listens[j])) {
+                break;
+            }
+        }
+        if (j == p->nlistens) {
+            continue;
+        }
+        snprintf(msg, sizeof(msg), "%s:%d: warning: [pool %s] listens on %s "
+                 "with max_conns_per_source = 0 and no allow list: one "
+                 "client address can take every session; set "
+                 "max_conns_per_source (see \"One greedy source\" in the "
+                 "README)", cf->path, p->line, p->name, p->listens[j].text);
+        msgs = realloc(out->msgs, (out->nmsgs + 1) * sizeof(*msgs));
+        if (msgs == NULL) {
+            return;
+        }
+        out->msgs = msgs;
+        msgs[out->nmsgs] = strdup(msg);
+        if (msgs[out->nmsgs] != NULL) {
+            out->nmsgs++;
+        }
+    }
 }
 
 /* Resolve the backend host names of <p> through the configured resolvers. */

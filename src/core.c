@@ -30,6 +30,7 @@
 #include "mqlb/privsep.h"
 #include "mqlb/proc.h"
 #include "mqlb/rebalancer.h"
+#include "mqlb/relay.h"
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
@@ -310,6 +311,7 @@ core_init(struct core *c, struct config *cf)
     struct admin_ops ops;
     struct listener **lists = NULL;
     char err[MQ_ERR_LEN];
+    long npipes;
     unsigned w;
 
     memset(c, 0, sizeof(*c));
@@ -336,7 +338,8 @@ core_init(struct core *c, struct config *cf)
     if (log_start() != MQ_OK) {
         log_warn("no log writer thread: logging to stderr directly");
     }
-    admission_init(&c->adm, proc_fit_fd_limit(cf->max_connections));
+    admission_init(&c->adm, proc_fit_fd_limit(cf, &npipes));
+    relay_set_pipe_budget(npipes);
     signal(SIGPIPE, SIG_IGN);
     c->loop = ev_default_loop(EVFLAG_AUTO);
     if (c->loop == NULL) {

@@ -81,6 +81,19 @@ main(int argc, char **argv)
         config_errors_deinit(&errs);
         return 1;
     }
+    /* Warnings go where the errors would: stderr for -t, else the log. */
+    if (!test) {
+        log_init(cf->log_level, cf->log_format);
+    }
+    config_warnings(cf, &errs);
+    for (i = 0; i < errs.nmsgs; i++) {
+        if (test) {
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        } else {
+            log_warn("%s", errs.msgs[i]);
+        }
+    }
+    config_errors_deinit(&errs);
     if (test) {
         config_dump(cf, stdout);
         fprintf(stderr, "mqlb: %s: configuration is valid\n", path);

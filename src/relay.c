@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +74,19 @@ relay_buf_put(struct relay_pool *rp, char *buf)
     rp->nfree++;
 }
 
+/* Splice pipes the process may still open (relay_set_pipe_budget). */
+static _Atomic long relay_pipes_left = LONG_MAX;
+
+void
+relay_set_pipe_budget(long npipes)
+{
+    static long set = LONG_MAX;     /* what the last call granted */
+
+    /* Pipes open now stay counted: move the budget by the difference. */
+    atomic_fetch_add(&relay_pipes_left, npipes - set);
+    set = npipes;
+}
+
 void
 relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
 {
@@ -80,7 +95,42 @@ relay_dir_close(struct relay_dir *d, struct relay_pool *rp)
         close(d->pipe[0]);
         close(d->pipe[1]);
         d->spliced = 0;
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
     }
+}
+
+void
+relay_tap_add(struct relay_dir *d, const char *p, size_t n)
+{
+    size_t need = (size_t)d->taplen + n, cap;
+    char *t;
+
+    if (need > d->tapmax) {
+        d->tap_full = 1;
+        return;
+    }
+    if (need > d->tapcap) {
+        /* Sized to what was sent: a 20-byte handshake costs 20 bytes. */
+        cap = MQ_MAX(need, MQ_MIN((size_t)d->tapcap * 2, (size_t)d->tapmax));
+        t = realloc(d->tap, cap);
+        if (t == NULL) {
+            d->tap_full = 1;
+            return;
+        }
+        d->tap = t;
+        d->tapcap = (uint32_t)cap;
+    }
+    memcpy(d->tap + d->taplen, p, n);
+    d->taplen += (uint32_t)n;
+}
+
+void
+relay_tap_free(struct relay_dir *d)
+{
+    mq_free(d->tap);
+    d->taplen = 0;
+    d->tapcap = 0;
+    d->tapmax = 0;
 }
 
 void
@@ -142,7 +192,15 @@ relay_flush(struct relay_dir *d)
 static int
 relay_splice_start(struct relay_dir *d)
 {
+    /* Descriptors are for sessions first: past the budget, copy. */
+    if (atomic_fetch_sub_explicit(&relay_pipes_left, 1,
+                                  memory_order_relaxed) <= 0) {
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
+        d->nosplice = 1;
+        return MQ_ERR;
+    }
     if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        atomic_fetch_add_explicit(&relay_pipes_left, 1, memory_order_relaxed);
         d->nosplice = 1;
         return MQ_ERR;
     }
@@ -256,7 +314,7 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_YIELD;
         }
-        if (d->nbytes >= RELAY_SPLICE_MIN && d->tap == NULL && !d->nosplice
+        if (d->nbytes >= RELAY_SPLICE_MIN && d->tapmax == 0 && !d->nosplice
             && d->src_io == NULL && d->dst_io == NULL && d->observe == NULL
             && relay_splice_start(d) == MQ_OK) {
             relay_dir_release(d, rp);   /* empty: everything was sent */
@@ -281,13 +339,8 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             if (d->observe != NULL) {
                 d->observe(d->observe_arg, d->buf, (size_t)n);
             }
-            if (d->tap != NULL && !d->tap_full) {
-                if (d->taplen + (size_t)n <= RELAY_BUF_SIZE) {
-                    memcpy(d->tap + d->taplen, d->buf, (size_t)n);
-                    d->taplen += (uint32_t)n;
-                } else {
-                    d->tap_full = 1;
-                }
+            if (d->tapmax > 0 && !d->tap_full) {
+                relay_tap_add(d, d->buf, (size_t)n);
             }
             continue;
         }

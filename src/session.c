@@ -23,10 +23,22 @@
  * (backpressure), and TLS that must write to read (or read to write) gets
  * the other readiness of the same socket. An end of stream is passed on
  * once every byte before it is delivered (half-close): FIN, or
- * close_notify then FIN towards a TLS peer.
+ * close_notify then FIN towards a TLS peer. A socket whose reader is
+ * stopped is still looked at for a reset or hang-up by the session timer
+ * (SESSION_PROBE_S), so a vanished peer never waits for idle_timeout.
+ *
+ * A broker that goes away before its first byte (session_broker_gone):
+ *   client said nothing yet      -> another backend; a failure of this
+ *                                   broker only right after the connect
+ *                                   and if it answered nobody since
+ *   client spoke, replay = on    -> its bytes (a bounded copy) go to
+ *                                   another backend; never a failure
+ *   client spoke, replay = off   -> the session ends as any other
+ * so a client cannot get a broker marked down by what it sends.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +67,17 @@
 /* A broker that drops a silent session this soon after the connect is
  * taken for dead, and the session moves on to another one. */
 #define SESSION_REPLAY_WINDOW_S 1.0
+
+/* replay = on keeps a copy of what the client sent before the broker's
+ * first byte: at most this much (a first request, a handshake) ... */
+#define SESSION_REPLAY_MAX      2048
+/* ... and for at most this long after the connect. */
+#define SESSION_REPLAY_HOLD_S   5.0
+
+/* A reader stopped for backpressure: look for a reset this often. */
+#define SESSION_PROBE_S         0.25
+/* A half-closed side (its FIN seen): look for a reset this often. */
+#define SESSION_PROBE_HALF_S    2.0
 
 /* Bytes relayed between two updates of the backend's byte counters (and
  * at close), so that /status moves during a long transfer. */
@@ -106,6 +129,7 @@ struct session {
     const char         *first_fin;      /* who ended first, for the log */
     unsigned            replayable:1;   /* broker has not answered yet */
     ev_tstamp           connected_at;   /* when the broker connect ended */
+    uint64_t            connected_ms;   /* the same, mq_now_ms() */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     struct admission_ticket ticket;     /* slots held; the client address */
     char                client_text[NET_ADDR_LEN];
@@ -131,13 +155,14 @@ struct session {
 static void session_connect(struct session *s);
 static void session_connect_failed(struct session *s, const char *what,
                                    int err);
-static void session_replay(struct session *s, int err);
+static bool session_broker_gone(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
 static bool session_dial(struct session *s);
 static void session_dequeue(struct session *s);
 static void session_queue_kick(struct pool *pool);
 static void session_idle_arm(struct session *s);
+static ev_tstamp session_idle_since(const struct session *s);
 static void session_observe(void *arg, const char *p, size_t n);
 static void session_route_drop(struct session *s);
 
@@ -234,15 +259,15 @@ session_drop_upstream(struct session *s)
     }
 }
 
-/* The broker answered (or replay is off): stop keeping a copy. */
+/* Lines a client can cause at will: rate-limited (log_ratelimit_ok). */
+static struct log_ratelimit session_gone_rl;
+static struct log_ratelimit session_peek_rl;
+
+/* The broker answered, or the copy is too old or incomplete: drop it. */
 static void
 session_tap_release(struct session *s)
 {
-    if (s->up.tap != NULL) {
-        relay_buf_put(s->env->rp, s->up.tap);
-        s->up.tap = NULL;
-    }
-    s->up.taplen = 0;
+    relay_tap_free(&s->up);
 }
 
 void
@@ -476,25 +501,120 @@ session_watch(struct session *s)
                       || down == RELAY_WAIT_SRC_WRITE);
 }
 
-/*
- * Did the broker fail before answering, in a way a new broker can hide?
- * Either the client has sent something it is waiting on, or the broker
- * went away right after the connect (a dying broker's backlog). A broker
- * that closes a long-idle, silent session is left alone.
- */
-static int
+/* Did the broker go away (reset, closed, refused a write) before its
+ * first byte? */
+static bool
 session_broker_failed(struct session *s, int from_upstream,
                       enum relay_status st)
 {
-    int failed = (from_upstream && (st == RELAY_ERR_SRC ||
-                                    (st == RELAY_EOF && !s->up.eof))) ||
-                 (!from_upstream && st == RELAY_ERR_DST);
+    bool failed = (from_upstream && (st == RELAY_ERR_SRC ||
+                                     (st == RELAY_EOF && !s->up.eof))) ||
+                  (!from_upstream && st == RELAY_ERR_DST);
 
-    if (!failed || s->down.nbytes > 0) {
-        return 0;
+    return failed && s->down.nbytes == 0;
+}
+
+/* How soon to look for hang-ups: a stopped reader of a side that has not
+ * ended soon, one whose FIN came less often; 0 when both readers run. */
+static ev_tstamp
+session_probe_period(const struct session *s)
+{
+    bool c_off = !ev_is_active(&s->c_r), u_off = !ev_is_active(&s->u_r);
+
+    if ((c_off && !s->up.eof) || (u_off && !s->down.eof)) {
+        return SESSION_PROBE_S;
     }
-    return s->up.taplen > 0 ||
-           ev_now(s->env->loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+    return c_off || u_off ? SESSION_PROBE_HALF_S : 0;
+}
+
+/*
+ * A reader may have been stopped (backpressure, its side's FIN, TLS
+ * waiting to write): make sure the timer looks at the sockets soon, or a
+ * reset there would go unseen.
+ */
+static void
+session_watch_hangup(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    ev_tstamp period = session_probe_period(s);
+
+    if (period > 0 && (!ev_is_active(&s->timer) ||
+                       ev_timer_remaining(loop, &s->timer) > period)) {
+        s->timer.repeat = period;
+        ev_timer_again(loop, &s->timer);
+    }
+}
+
+/*
+ * Look for a reset or hang-up on the sockets whose readers are stopped;
+ * close the session if one is found (true: <s> is gone).
+ */
+static bool
+session_hung_up(struct session *s)
+{
+    struct pollfd pfd[2];
+    const char *who[2];
+    char reason[96];
+    int n = 0, i, err;
+
+    if (!ev_is_active(&s->c_r)) {
+        pfd[n].fd = s->cfd;
+        who[n++] = "client";
+    }
+    if (!ev_is_active(&s->u_r) && s->ufd != -1) {
+        pfd[n].fd = s->ufd;
+        who[n++] = "backend";
+    }
+    for (i = 0; i < n; i++) {
+        pfd[i].events = 0;      /* POLLERR and POLLHUP come regardless */
+        pfd[i].revents = 0;
+    }
+    if (n == 0 || poll(pfd, (nfds_t)n, 0) <= 0) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if ((pfd[i].revents & (POLLERR | POLLHUP)) == 0) {
+            continue;
+        }
+        err = net_socket_error(pfd[i].fd);
+        if (err == 0 || err == ECONNRESET || err == EPIPE) {
+            snprintf(reason, sizeof(reason), "%s %s", who[i],
+                     err == 0 ? "hung up" : "reset");
+        } else {
+            snprintf(reason, sizeof(reason), "%s error: %s", who[i],
+                     strerror(err));
+        }
+        session_close(s, reason);
+        return true;
+    }
+    return false;
+}
+
+/* Arm the relaying timer for the nearest of: idle timeout, the end of
+ * the replay copy's life, the next look for hang-ups. */
+static void
+session_relay_timer(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    ev_tstamp now = ev_now(loop), next = -1, t;
+
+    if (s->idle_ms > 0) {
+        next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
+    }
+    if (s->up.tap != NULL) {
+        t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
+        next = next < 0 || t < next ? t : next;
+    }
+    t = session_probe_period(s);
+    if (t > 0) {
+        next = next < 0 || t < next ? t : next;
+    }
+    if (s->idle_ms == 0 && s->up.tap == NULL && t == 0) {
+        ev_timer_stop(loop, &s->timer);
+        return;
+    }
+    s->timer.repeat = next > 0.001 ? next : 0.001;
+    ev_timer_again(loop, &s->timer);
 }
 
 /*
@@ -514,12 +634,6 @@ session_pump(struct session *s, int from_upstream)
     enum relay_status st;
     char reason[96];
 
-    if (!from_upstream && s->replayable && s->up.tap == NULL) {
-        /* Until the broker says a word, keep what the client sent, so a
-         * broker that dies now can be replaced without the client
-         * noticing. */
-        s->up.tap = relay_buf_get(s->env->rp);
-    }
     st = relay_pump(d, s->env->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
@@ -527,14 +641,17 @@ session_pump(struct session *s, int from_upstream)
             s->last_client = s->last_active;
         }
     }
-    if (s->replayable && (s->down.nbytes > 0 || s->up.tap_full)) {
+    if (s->replayable && s->down.nbytes > 0) {
+        /* The broker answered: it is alive, and nothing is replayed. */
         s->replayable = 0;
         session_tap_release(s);
-    } else if (!from_upstream && s->up.tap != NULL && s->up.taplen == 0) {
-        session_tap_release(s);     /* an idle session holds no buffer */
+        atomic_store_explicit(&s->b->answered_ms, mq_now_ms(),
+                              memory_order_relaxed);
+    } else if (s->up.tap_full && s->up.tap != NULL) {
+        session_tap_release(s);     /* incomplete: no use for a replay */
     }
-    if (s->replayable && session_broker_failed(s, from_upstream, st)) {
-        session_replay(s, st == RELAY_EOF ? ECONNRESET : d->err);
+    if (s->replayable && session_broker_failed(s, from_upstream, st) &&
+        session_broker_gone(s, st == RELAY_EOF ? 0 : d->err)) {
         return MQ_ERR;
     }
     switch (st) {
@@ -542,6 +659,7 @@ session_pump(struct session *s, int from_upstream)
     case RELAY_YIELD:
     case RELAY_BLOCKED:
         session_watch(s);
+        session_watch_hangup(s);
         break;
     case RELAY_EOF:
         /* Pass the end on; the other direction may still run. */
@@ -555,6 +673,7 @@ session_pump(struct session *s, int from_upstream)
             return MQ_ERR;
         }
         session_watch(s);
+        session_watch_hangup(s);
         return MQ_OK;
     case RELAY_ERR_SRC:
     case RELAY_ERR_DST:
@@ -612,71 +731,114 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_close(s, "queue timeout");
         return;
     case SESSION_RELAYING:
-        if (s->idle_ms == 0) {
+        if (session_hung_up(s)) {
             return;
+        }
+        if (s->up.tap != NULL &&
+            ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
+            session_tap_release(s);     /* kept long enough */
         }
         idle = mq_secs(s->idle_ms);
-        left = (s->idle_client ? s->last_client : s->last_active) + idle
-               - ev_now(loop);
-        if (left > 0.001) {
-            /* There was traffic since: sleep for the rest. */
-            w->repeat = left;
-            ev_timer_again(loop, w);
+        left = session_idle_since(s) + idle - ev_now(loop);
+        if (idle > 0 && left <= 0.001) {
+            session_close(s, "idle timeout");
             return;
         }
-        session_close(s, "idle timeout");
+        /* Traffic since, a look for hang-ups, or the copy: sleep on. */
+        (void)w;
+        session_relay_timer(s);
         return;
     }
 }
 
 /*
- * The broker failed before it sent a byte: count it against the broker,
- * and send what the client had sent to the next one.
+ * The broker went away before its first byte (<err>: 0 for a clean
+ * close, else errno): move the session to another backend if no byte can
+ * be duplicated by it, or replay = on allows it; see the table at the
+ * top. True when the session moved or closed (then <s> may be gone),
+ * false to end it as any other session ends.
  */
-static void
-session_replay(struct session *s, int err)
+static bool
+session_broker_gone(struct session *s, int err)
 {
     struct ev_loop *loop = s->env->loop;
+    bool spoke = s->up.nbytes > 0;      /* the broker got client bytes */
+    bool early = ev_now(loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+    const char *how = err == 0 ? "closed the connection"
+                      : err == ECONNRESET ? "reset the connection"
+                      : "failed";
+    char what[96];
+    uint64_t nsup;
 
+    if (spoke ? s->up.tap == NULL || s->up.tap_full
+              : !early && s->up.len == s->up.off) {
+        /* The client spoke and replay is off (or the copy is gone), or
+         * the broker ended a quiet session after a while: as any end. */
+        return false;
+    }
+    snprintf(what, sizeof(what), "broker %s before answering", how);
     session_account(s);
-    session_connect_failed(s, "broker failed before answering", err);
+    if (!spoke && early &&
+        atomic_load_explicit(&s->b->answered_ms, memory_order_relaxed)
+        <= s->connected_ms) {
+        /* Silent client, broker gone at once, and nobody else heard it
+         * since: a dead broker's backlog. Its failure. */
+        session_connect_failed(s, what, err == ECONNRESET ? 0 : err);
+    } else {
+        if (log_ratelimit_ok(&session_gone_rl, &nsup)) {
+            log_warn("%s/%s (%s): %s, session #%llu client=%s %s to another "
+                     "backend%s", s->pool->cf->name, s->b->name,
+                     backend_addr(s->b)->text, what, (unsigned long long)s->id,
+                     s->client_text, spoke ? "replayed" : "moved",
+                     nsup > 0 ? " (and similar lines suppressed)" : "");
+        }
+        pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
+        backend_session_end(s->b);
+        s->b = NULL;
+        session_drop_upstream(s);
+    }
     ev_io_stop(loop, &s->c_r);
     ev_io_stop(loop, &s->c_w);
     ev_timer_stop(loop, &s->timer);
-    relay_dir_release(&s->up, s->env->rp);
     relay_dir_release(&s->down, s->env->rp);
-    if (s->up.taplen > 0) {
-        /* (A broker that went away right after the connect, before the
-         * client said anything, leaves nothing to send again.) */
-        s->up.buf = relay_buf_get(s->env->rp);
-        if (s->up.buf == NULL) {
-            session_close(s, "out of memory");
-            return;
+    if (spoke) {
+        /* Everything read from the client is in the copy. */
+        relay_dir_release(&s->up, s->env->rp);
+        if (s->up.taplen > 0) {
+            s->up.buf = relay_buf_get(s->env->rp);
+            if (s->up.buf == NULL) {
+                session_close(s, "out of memory");
+                return true;
+            }
+            memcpy(s->up.buf, s->up.tap, s->up.taplen);
+            s->up.len = s->up.taplen;
         }
-        memcpy(s->up.buf, s->up.tap, s->up.taplen);
-        s->up.len = s->up.taplen;
     }
+    /* (Not spoken: what waits in s->up never reached the broker and goes
+     * to the next one as it is.) */
     s->up.nbytes = 0;
     s->bytes_in_acct = 0;
     s->down.eof = 0;
     s->first_fin = NULL;
     session_connect(s);
+    return true;
 }
 
 /* ---- lifetime: idle timeout, max duration --------------------------- */
 
-/* (Re)start the idle timer for s->idle_ms; stop it for 0 (never). */
+/* When the session's silence counts from: the client's alone once its
+ * protocol's keepalive is known, else either direction's. */
+static ev_tstamp
+session_idle_since(const struct session *s)
+{
+    return s->idle_client ? s->last_client : s->last_active;
+}
+
+/* The idle timeout changed: the relay timer follows it. */
 static void
 session_idle_arm(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
-
-    if (s->idle_ms == 0) {
-        ev_timer_stop(loop, &s->timer);
-        return;
-    }
-    s->timer.repeat = (ev_tstamp)s->idle_ms / 1000.0;
-    ev_timer_again(loop, &s->timer);
+    session_relay_timer(s);
 }
 
 /*
@@ -935,6 +1097,7 @@ session_start_relay(struct session *s)
 
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
+    s->connected_ms = mq_now_ms();
     ev_timer_stop(loop, &s->timer);
     ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
     ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
@@ -943,14 +1106,6 @@ session_start_relay(struct session *s)
     s->down.src = s->ufd;
     s->down.dst = s->cfd;
     s->down.wait = RELAY_WAIT_SRC_READ;
-    if (s->replayable && s->up.tap == NULL && s->up.len > s->up.off) {
-        /* Bytes read while peeking: keep a copy for a replay too. */
-        s->up.tap = relay_buf_get(s->env->rp);
-        if (s->up.tap != NULL) {
-            memcpy(s->up.tap, s->up.buf + s->up.off, s->up.len - s->up.off);
-            s->up.taplen = s->up.len - s->up.off;
-        }
-    }
     s->last_active = ev_now(loop);
     s->last_client = s->last_active;
     s->idle_client = 0;
@@ -963,14 +1118,16 @@ session_start_relay(struct session *s)
         s->up.observe = session_observe;
         s->up.observe_arg = s;
     }
-    session_idle_arm(s);
     if (s->up.observe != NULL && s->up.len > s->up.off) {
         /* Bytes read while peeking were not seen by the relay. */
         session_observe(s, s->up.buf + s->up.off, s->up.len - s->up.off);
     }
     ev_io_start(loop, &s->u_r);
-    /* Bytes read while peeking go out first; pump starts the reader. */
-    session_pump(s, 0);
+    /* Bytes read while peeking (or kept for the next backend) go out
+     * first; pump starts the reader. */
+    if (session_pump(s, 0) == MQ_OK) {
+        session_relay_timer(s);
+    }
 }
 
 /* The broker's TLS handshake, until done (then relay) or failed. */
@@ -1081,13 +1238,25 @@ session_connect_failed(struct session *s, const char *what, int err)
 {
     char reason[128];
 
-    snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
+    /* <err> 0: a clean close, which is no "Connection reset by peer". */
+    if (err != 0) {
+        snprintf(reason, sizeof(reason), "%s: %s", what, strerror(err));
+    } else {
+        snprintf(reason, sizeof(reason), "%s", what);
+    }
     if (backend_connect_fail(s->b, s->pool->cf->max_fails, reason)) {
         pool_report_down(s->pool);
     }
-    log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
-             s->pool->cf->name, s->b->name, backend_addr(s->b)->text, what, err,
-             strerror(err), (unsigned long long)s->id, s->client_text);
+    if (err != 0) {
+        log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
+                 s->pool->cf->name, s->b->name, backend_addr(s->b)->text,
+                 what, err, strerror(err), (unsigned long long)s->id,
+                 s->client_text);
+    } else {
+        log_warn("%s/%s (%s): %s, session #%llu client=%s",
+                 s->pool->cf->name, s->b->name, backend_addr(s->b)->text,
+                 what, (unsigned long long)s->id, s->client_text);
+    }
     pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
     s->b = NULL;
@@ -1285,10 +1454,20 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (rc != MQTT_CONNECT_OK) {
-        log_warn("session #%llu client=%s: first packet is not a valid "
-                 "MQTT CONNECT", (unsigned long long)s->id, s->client_text);
+        uint64_t nsup;
+
+        if (log_ratelimit_ok(&session_peek_rl, &nsup)) {
+            log_warn("session #%llu client=%s: first packet is not a valid "
+                     "MQTT CONNECT%s", (unsigned long long)s->id,
+                     s->client_text, nsup > 0
+                     ? " (and similar lines suppressed)" : "");
+        }
         session_close(s, "not an MQTT CONNECT");
         return;
+    }
+    if (s->up.tapmax > 0) {
+        /* Read before any broker: the copy for a replay starts here. */
+        relay_tap_add(&s->up, d->buf, d->len);
     }
     if (idlen > 0) {
         s->key = lb_hash(id, idlen);
@@ -1555,6 +1734,9 @@ session_create(struct session_env *env, const struct session_entry *e,
     pool_count_session(pool);
     s->key = session_addr_hash(&s->ticket.peer);
     s->replayable = 1;
+    if (cf->replay == REPLAY_ON) {
+        s->up.tapmax = SESSION_REPLAY_MAX;
+    }
     net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
                sizeof(s->client_text));
     s->up.src = fd;

@@ -167,6 +167,7 @@ static const char test_config_full[] =
     "backend_tls_ca = /etc/mqlb/brokers-ca.pem\n"
     "backend_tls_verify = off\n"
     "backend_tls_sni = broker.example.com\n"
+    "replay = on\n"
     "check_proxy_protocol = addresses\n"
     "check_user = checker\n"
     "check_password = pa55\n"
@@ -245,6 +246,7 @@ Test(config, full_file_sets_every_key)
     cr_expect_eq(p->max_conns_per_backend, 50);
     cr_expect_eq(p->max_conns_per_source, 9);
     cr_expect_eq(p->proxy_protocol, PROXY_PROTOCOL_V2);
+    cr_expect_eq(p->replay, REPLAY_ON);
     cr_expect_eq(p->nallow, 4, "allow blocks: %zu", p->nallow);
     if (p->nallow == 4) {
         /* 127.0.0.0/8 as v4-mapped: 96 + 8 bits. */
@@ -316,6 +318,7 @@ Test(config, defaults_apply_when_keys_are_absent)
     cr_expect_eq(p->slow_start_ms, 0);
     cr_expect_not(p->close_on_down);
     cr_expect_eq(p->proxy_protocol, PROXY_PROTOCOL_OFF);
+    cr_expect_eq(p->replay, REPLAY_OFF, "replay is off by default");
     cr_expect_null(p->allow);
     cr_expect_eq(p->nallow, 0);
     cr_expect_eq(p->backends[0].weight, 1);

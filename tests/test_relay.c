@@ -5,6 +5,7 @@
  * errors, and the buffer free list.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -157,6 +158,49 @@ Test(relay, large_stream_goes_through_in_order)
     cr_expect_eq(rf.d.nbytes, total);
     cr_expect(rf.d.spliced, "past RELAY_SPLICE_MIN a direction splices");
     cr_expect_null(rf.d.buf, "a spliced direction holds no buffer");
+}
+
+/* Issue 13: with no pipes left in the descriptor budget, a bulk
+ * direction copies instead of taking two descriptors. */
+Test(relay, no_pipe_budget_keeps_copying)
+{
+    const uint64_t total = 1 << 20;
+    uint64_t sent = 0, got = 0;
+    int rounds = 0;
+
+    relay_set_pipe_budget(0);
+    while (got < total) {
+        cr_assert_lt(++rounds, 100000, "no progress");
+        rf_write_pattern(rf.client[0], &sent, total);
+        relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+        rf_read_check(rf.server[1], &got);
+    }
+    cr_expect_eq(got, total);
+    cr_expect_not(rf.d.spliced, "no pipe in the budget, yet spliced");
+    relay_set_pipe_budget(LONG_MAX);
+}
+
+/* A copy kept for a replay grows with what was sent, up to tapmax. */
+Test(relay, tap_is_sized_to_what_was_sent_and_bounded)
+{
+    char out[4096];
+    ssize_t n;
+
+    rf.d.tapmax = 2048;
+    cr_assert_eq(write(rf.client[0], "CONNECT", 7), 7);
+    relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+    cr_expect_eq(rf.d.taplen, 7);
+    cr_expect_leq(rf.d.tapcap, 64, "a 7-byte request costs %u", rf.d.tapcap);
+    cr_expect_eq(memcmp(rf.d.tap, "CONNECT", 7), 0);
+    memset(out, 'x', sizeof(out));
+    cr_assert_eq(write(rf.client[0], out, sizeof(out)), (ssize_t)sizeof(out));
+    relay_pump(&rf.d, &rf.rp, RELAY_BUDGET);
+    cr_expect(rf.d.tap_full, "past tapmax the copy is marked incomplete");
+    cr_expect_leq(rf.d.tapcap, 2048);
+    n = read(rf.server[1], out, sizeof(out));
+    cr_expect_gt(n, 0);
+    relay_tap_free(&rf.d);
+    cr_expect_null(rf.d.tap);
 }
 
 Test(relay, spliced_direction_keeps_order_backpressure_and_eof)

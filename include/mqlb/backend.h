@@ -103,6 +103,8 @@ struct backend {
     _Atomic uint64_t    nchecks_pass;
     _Atomic uint64_t    nchecks_fail;
     _Atomic unsigned    nfails_row;     /* passive: connect failures in a row */
+    _Atomic uint64_t    answered_ms;    /* monotonic: a session last heard
+                                           its broker's first byte */
     _Atomic unsigned    refcnt;         /* pools and sessions holding it */
     _Atomic uint64_t    version;        /* bumped on every state/weight change */
     _Atomic int         last_state;     /* enum backend_state, for transitions */

@@ -50,6 +50,12 @@ enum config_proxy_protocol {
     PROXY_PROTOCOL_V2,
 };
 
+/* replay = off | on: may a client's first bytes go to a second broker? */
+enum config_replay {
+    REPLAY_OFF = 0,     /* never: a byte reaches at most one broker */
+    REPLAY_ON,          /* before the broker's first byte, if it fails */
+};
+
 /* check_proxy_protocol: does a check send a PROXY header first? */
 enum config_check_pp {
     CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
@@ -158,6 +164,7 @@ struct config_pool {
     unsigned            max_conns_per_backend;
     unsigned            max_conns_per_source;
     enum config_proxy_protocol proxy_protocol;
+    enum config_replay  replay;         /* off (default) | on */
     struct acl_cidr    *allow;          /* owned; NULL = everyone */
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
@@ -234,6 +241,13 @@ struct config *config_load_text(const char *text, size_t len,
 
 void config_destroy(struct config *cf);
 void config_errors_deinit(struct config_errors *errs);
+
+/*
+ * Append to <out> a "FILE:LINE: warning: ..." for what <cf> allows but an
+ * operator rarely wants (today: a pool reachable beyond the loopback
+ * where one client address may take every session).
+ */
+void config_warnings(const struct config *cf, struct config_errors *out);
 
 /* Print the effective configuration, as `mqlb -t` shows it. */
 void config_dump(const struct config *cf, FILE *out);

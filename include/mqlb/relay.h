@@ -71,8 +71,11 @@ struct relay_dir {
     int                 pipe[2];    /* valid while <spliced> */
     uint32_t            inpipe;     /* bytes waiting in the pipe */
     uint64_t            nbytes;     /* bytes delivered to dst */
-    char               *tap;        /* if set, a copy of what src sent */
-    uint32_t            taplen;     /* bytes in <tap> (RELAY_BUF_SIZE max) */
+    char               *tap;        /* a copy of what src sent, or NULL */
+    uint32_t            taplen;     /* bytes in <tap> */
+    uint32_t            tapcap;     /* bytes <tap> can hold */
+    uint32_t            tapmax;     /* 0: keep no copy; else <tap> grows
+                                       to at most this, then tap_full */
     const struct relay_io *src_io;  /* NULL: plain recv(2) on <src> */
     void               *src_conn;   /* <src_io>'s connection (an SSL) */
     const struct relay_io *dst_io;  /* NULL: plain send(2) on <dst> */
@@ -109,6 +112,22 @@ void relay_buf_put(struct relay_pool *rp, char *buf);
  */
 enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
                              size_t budget);
+
+/*
+ * Append <n> bytes at <p> to the copy of what <d>'s source sent (replay),
+ * growing it as needed up to d->tapmax; past that, or without memory,
+ * d->tap_full is set and the copy is no longer complete.
+ */
+void relay_tap_add(struct relay_dir *d, const char *p, size_t n);
+/* Free the copy and keep no more (d->tapmax = 0). */
+void relay_tap_free(struct relay_dir *d);
+
+/*
+ * How many splice pipes (two descriptors each) the whole process may hold
+ * at once; past it bulk directions keep copying. Unlimited until set;
+ * called by the main thread at start (descriptor budget).
+ */
+void relay_set_pipe_budget(long npipes);
 
 /* Give back the buffer of <d> (it holds none while idle). */
 void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);

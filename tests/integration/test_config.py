@@ -285,12 +285,14 @@ class MaxConnections(unittest.TestCase):
     def test_default_fits_the_descriptor_limit_quietly(self):
         out = self.start("")
         self.assertNotIn(" warn ", out)     # no check runs: nothing else warns
-        self.assertIn("max_connections = auto: 480 sessions fit the descriptor limit "
+        # 64 reserved, a listener for the one worker, a check and a watch
+        # for the one backend: (1024 - 67) / 2
+        self.assertIn("max_connections = auto: 478 sessions fit the descriptor limit "
                       "of 1024", out)
 
     def test_a_chosen_value_that_does_not_fit_is_warned(self):
         out = self.start("max_connections = 100000")
-        self.assertIn("max_connections = 100000 needs 200064 descriptors but the limit "
+        self.assertIn("max_connections = 100000 needs 200067 descriptors but the limit "
                       "is 1024", out)
 
 

@@ -9,6 +9,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -16,7 +17,7 @@ import time
 import unittest
 
 from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, check_sanitizers, free_port,
-                     port_open, wait_port, wait_until)
+                     nfds, port_open, rss_kib, wait_port, wait_until)
 
 
 def echo_pool(port, backends, extra="", name="echo"):
@@ -318,6 +319,291 @@ class MqttCheckClientId(unittest.TestCase):
             mq.stop()
 
 
+# ---- 1: passive ejection only counts the broker's own failures ----------
+
+def mqtt_connect_packet(client_id):
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 30) + struct.pack(">H", len(cid)) + cid
+    return bytes([0x10, len(body)]) + body
+
+
+def mqtt_good_client(port, client_id, timeout=3.0):
+    """CONNECT, expect CONNACK 0, DISCONNECT. True when served."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(mqtt_connect_packet(client_id))
+            ack = b""
+            while len(ack) < 4:
+                chunk = s.recv(4 - len(ack))
+                if not chunk:
+                    return False
+                ack += chunk
+            s.sendall(b"\xe0\x00")
+            return ack[0] == 0x20 and ack[3] == 0
+    except OSError:
+        return False
+
+
+# What the review sent: an HTTP request, and a CONNECT with the password
+# flag but no user name flag; mosquitto closes on both.
+BAD_CLIENT_BYTES = [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x10\x12\x00\x04MQTT\x04\x42\x00\x1e\x00\x06badbad",
+]
+
+
+class PassiveEjection(unittest.TestCase):
+    def test_bad_clients_cannot_mark_brokers_down_a_dead_broker_still_goes(self):
+        brokers = [Mosquitto(), Mosquitto()]
+        port = free_port()
+        pool = ("[pool m]\nlisten = 127.0.0.1:%d\nhealth_check = tcp\n"
+                "check_interval = 30s\non_backend_down = close\n" % port +
+                "".join("backend = m%d 127.0.0.1:%d\n" % (i + 1, b.port)
+                        for i, b in enumerate(brokers)))
+        lb = Mqlb(pool)
+        stop = threading.Event()
+        nbad = [0]
+
+        def one_bad(i):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(BAD_CLIENT_BYTES[i % 2])
+                    s.recv(100)
+            except OSError:
+                pass
+            nbad[0] += 1
+
+        def bad():
+            # bursts of 10 at once, 5 bursts a second: ~50 a second
+            i = 0
+            while not stop.is_set():
+                burst = [threading.Thread(target=one_bad, args=(i + k,), daemon=True)
+                         for k in range(10)]
+                for t in burst:
+                    t.start()
+                for t in burst:
+                    t.join(3)
+                i += 10
+                stop.wait(0.2)
+
+        try:
+            for b in ("m1", "m2"):
+                lb.wait_state("m", b, "up")
+            t = threading.Thread(target=bad, daemon=True)
+            t.start()
+            served = failed = 0
+            deadline = time.monotonic() + 5.0
+            states = set()
+            while time.monotonic() < deadline:
+                if mqtt_good_client(port, "good-%d" % served):
+                    served += 1
+                else:
+                    failed += 1
+                states |= {b["state"] for b in lb.status()["pools"][0]["backends"]}
+                time.sleep(0.05)
+            stop.set()
+            t.join(5)
+            print("passive: %d bad clients, good served %d failed %d, states %s"
+                  % (nbad[0], served, failed, sorted(states)))
+            self.assertGreater(nbad[0], 100)
+            self.assertEqual(states, {"up"})
+            self.assertEqual(failed, 0)
+            self.assertEqual(admin_get(lb.admin_port, "/health"), 200)
+            # a broker really gone is still taken out by client traffic
+            # (the checker runs every 30 s: it cannot be the one)
+            brokers[0].proc.kill9()
+            wait_until(lambda: [mqtt_good_client(port, "after") for _ in range(3)] and
+                       lb.backend("m", "m1")["state"] == "down", timeout=5,
+                       what="m1 down by passive failures")
+            self.assertTrue(mqtt_good_client(port, "still-served"))
+        finally:
+            stop.set()
+            lb.stop()
+            for b in brokers:
+                b.stop()
+
+
+# ---- 5, 6: replay is off by default, bounded when on --------------------
+
+class FakeBroker:
+    """A broker that accepts, records what it reads, and then either
+    answers "OK\n" (answer=True), closes without a word, or stays silent
+    without reading (silent=True)."""
+
+    def __init__(self, answer=False, silent=False):
+        self.answer, self.silent = answer, silent
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4096)
+        self.port = self.sock.getsockname()[1]
+        self.got = []
+        self.held = []
+        self.t = threading.Thread(target=self.serve, daemon=True)
+        self.t.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.silent:
+                self.held.append(c)
+                continue
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def handle(self, c):
+        try:
+            c.settimeout(5)
+            data = c.recv(65536)
+            self.got.append(data)
+            if self.answer and data:
+                c.sendall(b"OK\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+class Replay(unittest.TestCase):
+    """Broker A reads the request and closes without answering; B answers."""
+
+    def run_sessions(self, replay):
+        a, b = FakeBroker(answer=False), FakeBroker(answer=True)
+        port = free_port()
+        pool = ("[pool r]\nlisten = 127.0.0.1:%d\ncheck_interval = 30s\n"
+                "health_check = none\n%sbackend = a 127.0.0.1:%d\n"
+                "backend = b 127.0.0.1:%d\n"
+                % (port, "replay = %s\n" % replay if replay else "", a.port, b.port))
+        lb = Mqlb(pool)
+        replies = []
+        try:
+            for i in range(6):
+                msg = b"PUBLISH orders %d {\"qty\": 1}\n" % i
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(msg)
+                    got = b""
+                    while True:
+                        chunk = s.recv(100)
+                        if not chunk:
+                            break
+                        got += chunk
+                    replies.append(got)
+            wait_until(lambda: len(a.got) + len(b.got) >= 6, what="brokers read")
+            return a, b, replies, lb.output()
+        finally:
+            lb.stop()
+            a.stop()
+            b.stop()
+
+    def test_off_by_default_no_byte_reaches_two_brokers(self):
+        a, b, replies, out = self.run_sessions(None)
+        self.assertEqual(len(set(a.got) & set(b.got)), 0, "bytes sent twice")
+        self.assertEqual(len(a.got) + len(b.got), 6)
+        self.assertEqual(replies.count(b"OK\n"), len(b.got))
+        self.assertEqual(replies.count(b""), len(a.got))
+        self.assertGreater(len(a.got), 0)
+        # a clean close is not logged as a reset, and is not a failure
+        self.assertNotIn("Connection reset by peer", out)
+        self.assertIn("backend closed", out)
+
+    def test_on_replays_to_the_next_broker(self):
+        a, b, replies, out = self.run_sessions("on")
+        self.assertGreater(len(a.got), 0)
+        self.assertEqual(replies, [b"OK\n"] * 6)
+        self.assertTrue(set(a.got) <= set(b.got))
+        self.assertNotIn("Connection reset by peer", out)
+
+
+class ReplayMemory(unittest.TestCase):
+    """5,000 sessions whose broker never answers, with replay on: each
+    keeps a copy of its first request only, small, and the copy goes."""
+
+    def test_5000_quiet_sessions_stay_under_2_kib_each(self):
+        import resource
+        if "TSAN_OPTIONS" in os.environ:
+            self.skipTest("ThreadSanitizer's shadow memory swamps RSS")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < 12000:
+            self.skipTest("needs 12000 descriptors")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        silent = FakeBroker(silent=True)
+        port = free_port()
+        lb = Mqlb("[pool q]\nlisten = 127.0.0.1:%d\nhealth_check = none\nreplay = on\n"
+                  "backend = s 127.0.0.1:%d\n" % (port, silent.port), workers=2)
+        clients = []
+        try:
+            echo_probe = socket.create_connection(("127.0.0.1", port))
+            echo_probe.sendall(b"warm-up\n")
+            wait_until(lambda: lb.backend("q", "s")["active"] == 1, what="warm-up session")
+            base = rss_kib(lb.proc.pid)
+            for i in range(5000):
+                c = socket.create_connection(("127.0.0.1", port))
+                c.sendall(b"SUB orders %d\r\n" % i)
+                clients.append(c)
+            wait_until(lambda: lb.backend("q", "s")["active"] >= 5001, timeout=30,
+                       what="5000 sessions")
+            wait_until(lambda: len(silent.held) >= 5001, timeout=30, what="broker holds all")
+            time.sleep(0.5)     # let the last reads land (RSS is what we measure)
+            grown = rss_kib(lb.proc.pid) - base
+            per = grown * 1024 / 5000
+            print("replay memory: +%d KiB for 5000 quiet sessions, %.0f bytes each"
+                  % (grown, per))
+            self.assertLess(per, 2048)
+        finally:
+            for c in clients:
+                c.close()
+            lb.stop()
+            silent.stop()
+
+
+# ---- 8: a client that vanishes is noticed while its broker is not reading
+
+class VanishedClients(unittest.TestCase):
+    def test_20_reset_clients_end_within_a_second_while_broker_reads_nothing(self):
+        silent = FakeBroker(silent=True)
+        port = free_port()
+        lb = Mqlb("[pool v]\nlisten = 127.0.0.1:%d\nhealth_check = none\n"
+                  "backend = s 127.0.0.1:%d\n" % (port, silent.port))
+        try:
+            clients = []
+            for _ in range(20):
+                c = socket.create_connection(("127.0.0.1", port))
+                c.setblocking(False)
+                clients.append(c)
+            wait_until(lambda: len(silent.held) >= 20, what="20 sessions at the broker")
+            # fill the client -> broker path until mqlb stops reading us
+            block = b"x" * 65536
+            for c in clients:
+                stalled_since = None
+                while True:
+                    try:
+                        c.send(block)
+                        stalled_since = None
+                    except BlockingIOError:
+                        stalled_since = stalled_since or time.monotonic()
+                        if time.monotonic() - stalled_since > 0.3:
+                            break
+                        time.sleep(0.02)
+            for c in clients:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+            t0 = time.monotonic()
+            wait_until(lambda: lb.backend("v", "s")["active"] == 0, timeout=3,
+                       what="sessions of reset clients closed")
+            print("vanished clients: all 20 sessions ended %.2fs after the resets"
+                  % (time.monotonic() - t0))
+        finally:
+            lb.stop()
+            silent.stop()
+
+
 # ---- 9: refusal lines are rate-limited, with a count --------------------
 
 class RefusalLogRate(unittest.TestCase):
@@ -343,6 +629,103 @@ class RefusalLogRate(unittest.TestCase):
                                               lb.output()))
             self.assertGreater(n, 100)
         finally:
+            lb.stop()
+            echo.stop()
+
+
+# ---- 9: the descriptor budget counts listeners, checks and splice pipes -
+
+class DescriptorBudget(unittest.TestCase):
+    """Under a 200-descriptor limit and max_connections = 60: 30 bulk
+    sessions (past the splice threshold both ways) stay open, then 30
+    more clients come. Every one is served at once: splice pipes do not
+    take the descriptors the sessions were admitted for."""
+
+    def test_bulk_sessions_leave_room_for_the_admitted_ones(self):
+        import harness
+        d = tempfile.mkdtemp(prefix="mqlb-fdlimit-")
+        wrapper = os.path.join(d, "mqlb")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec prlimit --nofile=200:200 %s \"$@\"\n" % MQLB_BIN)
+        os.chmod(wrapper, 0o755)
+        echo = EchoServer()
+        port = free_port()
+        real, harness.MQLB_BIN = harness.MQLB_BIN, wrapper
+        try:
+            lb = Mqlb(echo_pool(port, [("e1", echo.port)]), global_extra="max_connections = 60")
+        finally:
+            harness.MQLB_BIN = real
+        held = []
+        try:
+            payload = os.urandom(600 << 10)     # past the 256 KiB splice threshold
+            for _ in range(30):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                t = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
+                t.start()
+                got = 0
+                while got < len(payload):
+                    chunk = s.recv(1 << 16)
+                    self.assertTrue(chunk, "bulk session closed")
+                    got += len(chunk)
+                t.join(10)
+                held.append(s)      # open: its pipes (if any) stay open too
+            print("descriptors: mqlb holds %d with 30 bulk sessions open" % nfds(lb.proc.pid))
+            for i in range(30):     # 30 more at once, each answered at once
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                held.append(s)
+                s.sendall(b"late %d" % i)
+                self.assertEqual(s.recv(100), b"late %d" % i)
+            out = lb.output()
+            self.assertNotIn("Too many open files", out)
+            self.assertNotIn("no socket for the broker", out)
+        finally:
+            for s in held:
+                s.close()
+            lb.stop()
+            echo.stop()
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- 10: one greedy source ------------------------------------------------
+
+class GreedySource(unittest.TestCase):
+    def check(self, pool):
+        d = tempfile.mkdtemp(prefix="mqlb-greedy-")
+        path = os.path.join(d, "mqlb.ini")
+        with open(path, "w") as f:
+            f.write(pool)
+        r = subprocess.run([MQLB_BIN, "-t", "-c", path], capture_output=True, text=True,
+                           timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stderr
+
+    def test_public_pool_without_a_per_source_limit_is_warned_about(self):
+        pool = "[pool p]\nlisten = 0.0.0.0:%d\nbackend = a 127.0.0.1:1\n" % free_port()
+        self.assertRegex(self.check(pool), r":1: warning: \[pool p\] listens on 0.0.0.0:\d+ "
+                         r"with max_conns_per_source = 0")
+        self.assertNotIn("warning", self.check(pool + "max_conns_per_source = 100\n"))
+        self.assertNotIn("warning", self.check(pool.replace("0.0.0.0", "127.0.0.1")))
+
+    def test_with_the_recipe_one_address_cannot_take_every_slot(self):
+        echo = EchoServer()
+        port = free_port()
+        lb = Mqlb(echo_pool(port, [("e1", echo.port)], "max_conns_per_source = 10"),
+                  global_extra="max_connections = 20")
+        greedy = []
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                greedy.append(s)
+            wait_until(lambda: lb.backend("echo", "e1")["active"] == 10,
+                       what="10 greedy sessions")
+            with socket.create_connection(("127.0.0.1", port), timeout=2,
+                                          source_address=("127.0.0.2", 0)) as s:
+                s.sendall(b"other")
+                self.assertEqual(s.recv(10), b"other")
+        finally:
+            for s in greedy:
+                s.close()
             lb.stop()
             echo.stop()
 

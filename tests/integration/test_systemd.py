@@ -215,3 +215,35 @@ class SignalCommand(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class JsonEvents(unittest.TestCase):
+    def test_state_change_and_admin_action_carry_fields(self):
+        redis = RedisServer()
+        port = free_port()
+        lb = Mqlb("[pool r]\nlisten = 127.0.0.1:%d\nhealth_check = redis\n"
+                  "check_interval = 200ms\nfall = 1\nbackend = r1 127.0.0.1:%d\n"
+                  % (port, redis.port), global_extra="log_format = json\n")
+        try:
+            code, _, _ = lb.http("POST", "/pools/r/backends/r1/drain")
+            self.assertEqual(code, 200)
+            redis.stop()
+
+            def events():
+                out = []
+                for line in lb.output().splitlines():
+                    obj = json.loads(line)
+                    if obj.get("event") in ("backend_state", "backend_admin"):
+                        out.append(obj)
+                return out
+            wait_until(lambda: any(e.get("to") == "down" for e in events()), 10,
+                       what="down event")
+            down = [e for e in events() if e.get("to") == "down"][0]
+            self.assertEqual((down["pool"], down["backend"], down["from"], down["state"]),
+                             ("r", "r1", "up", "down"))
+            self.assertTrue(down["reason"].startswith("check failed: "), down)
+            self.assertEqual(down["level"], "warn")
+            admin = [e for e in events() if e["event"] == "backend_admin"][0]
+            self.assertEqual((admin["state"], admin["client"]), ("drain", "127.0.0.1"))
+        finally:
+            lb.stop()

@@ -13,7 +13,11 @@ real) behind one mqlb with two pools. Constant load:
 Random faults, one at a time: kill -9 and restart of a redis or an echo
 backend, SIGHUP reloads of a rewritten config (a changed weight), drain
 and enable through the admin port, and now and then every echo backend
-down at once.
+down at once. The hostile ones (issue 13): a burst of bad clients (HTTP
+requests to the redis pool, which redis answers by closing) that must
+not take a redis down; a burst of 50 SIGHUPs 2 ms apart; and a stalled
+reader of mqlb's stderr (a pipe nobody reads for 3 s) that must not
+stall the relay.
 
 Asserts: mqlb never dies; a session whose backend stayed alive loses or
 changes no byte (a session may fail only if its backend was killed while
@@ -106,6 +110,38 @@ class Ledger:
 
 
 T0 = time.monotonic()
+
+
+class PipedProc(harness.Proc):
+    """A Proc whose output goes through a pipe that a thread copies to
+    the log file; pause() stops the copying (a stalled log reader)."""
+
+    def start(self):
+        self.log = open(self.logpath, "ab")
+        self.reading = threading.Event()
+        self.reading.set()
+        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=self.env)
+        self.pump = threading.Thread(target=self._pump, args=(self.p.stdout, self.log),
+                                     daemon=True)
+        self.pump.start()
+
+    def _pump(self, src, dst):
+        while True:
+            self.reading.wait()
+            data = os.read(src.fileno(), 65536)
+            if not data:
+                return
+            try:
+                dst.write(data)
+                dst.flush()
+            except ValueError:      # log closed
+                return
+
+    def stop(self, timeout=10.0):
+        self.reading.set()
+        super().stop(timeout)
 
 
 def refused(led, pool, t0, why):
@@ -327,6 +363,25 @@ class Bench(threading.Thread):
             p.kill()
 
 
+def bad_clients(port, n):
+    """<n> clients in bursts of 10 that send an HTTP request (redis closes
+    the connection on it): the brokers' doing is fine, the client's is
+    not a broker failure."""
+    def one():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(100)
+        except OSError:
+            pass
+    for _ in range(n // 10):
+        ts = [threading.Thread(target=one, daemon=True) for _ in range(10)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(3)
+
+
 def pools_text(eport, rport, echoes, redises, weights):
     t = ("[pool echo]\nlisten = 127.0.0.1:%d\nhealth_check = tcp\ncheck_interval = 300ms\n"
          "check_timeout = 250ms\nrise = 1\nfall = 1\nretries = 2\nmax_fails = 1\n"
@@ -363,8 +418,13 @@ def main():
     echoes = [EchoBackend() for _ in range(3)]
     eport, rport = free_port(), free_port()
     weights = {n: 1 for n in ("e1", "e2", "e3", "r1", "r2", "r3")}
-    lb = Mqlb(pools_text(eport, rport, echoes, redises, weights),
-              global_extra="log_level = warn\n", workers=args.workers)
+    # info: a line per session, so that a stalled stderr fills its pipe
+    harness.Proc = PipedProc
+    try:
+        lb = Mqlb(pools_text(eport, rport, echoes, redises, weights),
+                  global_extra="log_level = info\n", workers=args.workers)
+    finally:
+        harness.Proc = Proc
     pid = lb.proc.pid
     wait_until(lambda: all(b["state"] == "up" for p in lb.status()["pools"]
                            for b in p["backends"]), 10, what="backends up")
@@ -448,13 +508,42 @@ def main():
                     if k[2] is None:
                         k[2] = now
             continue
-        kind = rng.choice(("kill redis", "kill echo", "reload", "drain"))
+        kind = rng.choice(("kill redis", "kill echo", "reload", "drain", "bad clients",
+                           "reload burst", "stalled stderr"))
         if kind == "kill redis":
             r = rng.choice(redises)
             kill_and_restart("redis", r, r.port)
         elif kind == "kill echo":
             e = rng.choice(echoes)
             kill_and_restart("echo", e, e.port)
+        elif kind == "bad clients":
+            t0 = time.monotonic()
+            bad_clients(rport, 100)
+            with led.lock:
+                led.faults["bad-client burst"] += 1
+            sleep_checked(0.5)
+            for b in lb.status()["pools"][1]["backends"]:
+                port = next(r.port for i, r in enumerate(redises)
+                            if "r%d" % (i + 1) == b["name"])
+                if b["state"] == "down" and not led.killed_during(port, t0 - 5,
+                                                                    time.monotonic()):
+                    led.error("bad clients took redis %s down: %s" % (b["name"],
+                                                                      b.get("reason")))
+        elif kind == "reload burst":
+            name = rng.choice(sorted(weights))
+            for _ in range(50):
+                weights[name] = rng.randint(1, 5)
+                lb.write(pools_text(eport, rport, echoes, redises, weights))
+                lb.reload()
+                time.sleep(0.002)
+            with led.lock:
+                led.faults["SIGHUP burst (50)"] += 1
+        elif kind == "stalled stderr":
+            lb.proc.reading.clear()
+            sleep_checked(3.0)
+            lb.proc.reading.set()
+            with led.lock:
+                led.faults["stalled stderr 3s"] += 1
         elif kind == "reload":
             name = rng.choice(sorted(weights))
             weights[name] = rng.randint(1, 5)
