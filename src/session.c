@@ -4,17 +4,34 @@
  * the one way out (nginx's ngx_stream_proxy_finalize); callbacks return
  * right after calling it.
  *
- *   accept ─> [HANDSHAKE] ─> [PEEK] ─> CONNECTING ─ok─> [UP_HANDSHAKE] ─>
- *    (tls listener:           (mqtt-client-id:   │  ^      (backend_tls)
- *     TLS with the client,     read CONNECT)     │  │ failed or timed out:
- *     tls_handshake_timeout)                     └──┘ next backend
+ *  accept ─┬─> [HANDSHAKE] ─┬─> [PEEK] ─┐    [X]: only with a tls listener,
+ *          ├────────────────┘           │    mqtt-client-id, sni on a plain
+ *          └─> [HELLO] ─────────────┐   │    address, backend_tls
+ *                                   v   v
+ *           ┌─ next backend ──> CONNECTING <─── retry, 0.1 s ───┐
+ *           │  (refused or        │ │    │                       │
+ *           │   timed out,        │ │    └─ no socket ─> WAIT_FD ─┘
+ *           │   within retries) ──┘ │
+ *           │                       │ connected
+ *           │                       v
+ *           │               [UP_HANDSHAKE]
+ *           │                       │
+ *           │                       v
+ *           └── replay ────── RELAYING ──────> closed
+ *        (the broker failed before its first byte:
+ *         the client's bytes go to the next backend;
+ *         once the client spoke, only with replay = on)
  *
- *   ─> RELAYING ──> close (both directions ended, error, idle timeout,
- *                          shutdown, max duration, rebalanced)
+ * Every state ends in session_close(): both directions ended, an error,
+ * the idle timeout, the down sweep, shutdown, no live backend, the
+ * retries used up, a timeout while peeking or handshaking, or no
+ * descriptor for connect_timeout.
  *
- * CONNECTING with every backend at max_conns or its connect rate, and
- * max_queue set: QUEUED in the pool's wait queue (oldest served first)
- * until a slot is granted (then CONNECTING) or queue_timeout.
+ * With max_queue, a CONNECTING session whose pool has every backend at
+ * max_conns or its connect rate waits QUEUED in the pool's queue (oldest
+ * served first) until a slot is granted (CONNECTING again) or
+ * queue_timeout. A relaying session may also end at max_session_duration
+ * or be closed by the rebalancer (rebalance = paced).
  *
  * While relaying, each direction runs relay_pump() through the plain or
  * TLS I/O ops of its ends, and says what it waits for; session_watch()

@@ -109,7 +109,10 @@ class Ejection(unittest.TestCase):
         interval, timeout, fall, rise = 0.5, 0.3, 2, 2
         lb = Mqlb(redis_pool("redis", port, [(r.port, "") for r in redis],
                              "health_check = redis\ncheck_interval = 500ms\n"
-                             "check_timeout = 300ms\nfall = 2\nrise = 2\nretries = 2\n"))
+                             "check_timeout = 300ms\nfall = 2\nrise = 2\nretries = 2\n"
+                             # a PING in flight to the killed broker is
+                             # resent: PING is idempotent (replay = on)
+                             "replay = on\n"))
         try:
             for n in ("r1", "r2", "r3"):
                 lb.wait_state("redis", n, "up")

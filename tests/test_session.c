@@ -1,0 +1,863 @@
+/*
+ * test_session.c: the session on a bench. A real libev loop runs the
+ * session; the client is one end of a socketpair, the brokers are
+ * listening sockets on loopback that the test accepts from, reads and
+ * answers by hand. Every transition of the state diagram in session.c
+ * (and the README) is driven from the outside and seen from the outside:
+ * bytes that arrive, ends of stream, the backend's counters, the pool's
+ * rejections, the owner's hooks and the admission ticket coming back.
+ * (The TLS handshakes are covered by tests/integration/test_tls.py.)
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mqlb/admission.h"
+#include "mqlb/backend.h"
+#include "mqlb/common.h"
+#include "mqlb/config.h"
+#include "mqlb/gen.h"
+#include "mqlb/pool.h"
+#include "mqlb/relay.h"
+#include "mqlb/session.h"
+
+#define BENCH_MAX_BACKENDS  3
+#define BENCH_WAIT_MS       3000    /* bound on every wait */
+
+/* What stands behind a backend address. */
+enum bench_kind {
+    BENCH_LISTEN = 0,   /* a listening socket the test accepts from */
+    BENCH_REFUSE,       /* a closed port: connect is refused at once */
+    BENCH_STALL,        /* a full backlog: connect hangs until timeout */
+};
+
+/* The owner of the sessions under test, and its brokers. */
+struct bench {
+    struct ev_loop     *loop;
+    ev_timer            tick;           /* keeps EVRUN_ONCE short */
+    struct relay_pool   rp;
+    _Atomic uint64_t    next_id;
+    struct session_env  env;
+    struct admission    adm;
+    struct gen_keep    *keep;
+    struct gen         *gen;
+    struct pool        *pool;
+    int                 lfd[BENCH_MAX_BACKENDS];
+    int                 stallfd[2];     /* fill a BENCH_STALL backlog */
+    unsigned            nbackends;
+    int                 nclosed;        /* on_closed hook calls */
+    int                 nshortage;      /* on_shortage hook calls */
+    int                 ndown;          /* pool on_down hook calls */
+};
+
+static struct bench B;
+
+static void
+bench_closed(void *ctx)
+{
+    ((struct bench *)ctx)->nclosed++;
+}
+
+static void
+bench_shortage(void *ctx)
+{
+    ((struct bench *)ctx)->nshortage++;
+}
+
+static void
+bench_down(void *ctx, struct pool *pool)
+{
+    (void)pool;
+    ((struct bench *)ctx)->ndown++;
+}
+
+static void
+bench_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+}
+
+/* A loopback socket bound to a port of the kernel's choosing. */
+static int
+bench_bind(unsigned short *port)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_neq(fd, -1);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* A non-blocking connect to 127.0.0.1:<port>, left in flight. */
+static int
+bench_connect_nb(unsigned short port)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    cr_assert_neq(fd, -1);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(port);
+    connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+    return fd;
+}
+
+/*
+ * The bench: one pool "p" whose backends are <kinds>, with <extra> pool
+ * lines ("retries = 1\n"...) and "weight=2" on the first backend so that
+ * the first pick is deterministic.
+ */
+static void
+bench_start(const enum bench_kind *kinds, unsigned n, const char *extra)
+{
+    struct config_errors errs = { 0 };
+    struct config *cf;
+    char text[2048], line[128];
+    unsigned short port;
+    unsigned i;
+
+    memset(&B, 0, sizeof(B));
+    B.loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(B.loop);
+    ev_timer_init(&B.tick, bench_tick_cb, 0.002, 0.002);
+    ev_timer_start(B.loop, &B.tick);
+    relay_pool_init(&B.rp, 16);
+    B.env.loop = B.loop;
+    B.env.rp = &B.rp;
+    B.env.next_id = &B.next_id;
+    B.env.on_closed = bench_closed;
+    B.env.on_shortage = bench_shortage;
+    B.env.ctx = &B;
+    admission_init(&B.adm, 100);
+    B.stallfd[0] = B.stallfd[1] = -1;
+    snprintf(text, sizeof(text), "[pool p]\nlisten = 127.0.0.1:1\n"
+             "health_check = none\n%s", extra);
+    for (i = 0; i < n; i++) {
+        B.lfd[i] = bench_bind(&port);
+        if (kinds[i] == BENCH_REFUSE) {
+            close(B.lfd[i]);
+            B.lfd[i] = -1;
+        } else {
+            /* A backlog of 0 holds one connection; two more stall. */
+            cr_assert_eq(listen(B.lfd[i], kinds[i] == BENCH_STALL ? 0
+                                                                  : 16), 0);
+            fcntl(B.lfd[i], F_SETFL, O_NONBLOCK);
+        }
+        if (kinds[i] == BENCH_STALL) {
+            B.stallfd[0] = bench_connect_nb(port);
+            B.stallfd[1] = bench_connect_nb(port);
+        }
+        snprintf(line, sizeof(line), "backend = %c 127.0.0.1:%u%s\n",
+                 'a' + i, port, i == 0 ? " weight=2" : "");
+        strncat(text, line, sizeof(text) - strlen(text) - 1);
+    }
+    B.nbackends = n;
+    cf = config_load_string(text, "bench.ini", &errs);
+    cr_assert_not_null(cf, "config: %s", errs.nmsgs > 0 ? errs.msgs[0]
+                                                        : "?");
+    config_errors_deinit(&errs);
+    B.gen = gen_create(cf, NULL, NULL, &B.keep, bench_down, &B);
+    cr_assert_not_null(B.gen);
+    B.pool = gen_find_pool(B.gen, "p");
+    cr_assert_not_null(B.pool);
+}
+
+static void
+bench_stop(void)
+{
+    unsigned i;
+
+    session_close_all(&B.env, "bench over");
+    for (i = 0; i < B.nbackends; i++) {
+        if (B.lfd[i] != -1) {
+            close(B.lfd[i]);
+        }
+    }
+    if (B.stallfd[0] != -1) {
+        close(B.stallfd[0]);
+        close(B.stallfd[1]);
+    }
+    gen_retire(B.gen);
+    gen_keep_free(B.keep);
+    relay_pool_deinit(&B.rp);
+    ev_loop_destroy(B.loop);
+}
+
+static struct backend *
+bench_backend(unsigned i)
+{
+    char name[2] = { (char)('a' + i), '\0' };
+
+    return pool_find_backend(B.pool, name);
+}
+
+/* A client: a session on one end of a socketpair; returns the other. */
+static int
+bench_client_entry(const struct session_entry *e)
+{
+    struct admission_ticket t;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&t.peer;
+    int sv[2];
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
+                            | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(admission_take(&B.adm, &t), MQ_OK);
+    memset(&t.peer, 0, sizeof(t.peer));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(0x7f000001);
+    sin->sin_port = htons(40000);
+    cr_assert_eq(session_create(&B.env, e, sv[0], &t), MQ_OK);
+    cr_assert_null(t.adm, "the session holds the ticket");
+    return sv[1];
+}
+
+static int
+bench_client(void)
+{
+    struct session_entry e = { .pools = &B.pool, .npools = 1 };
+
+    return bench_client_entry(&e);
+}
+
+/* One turn of the loop (at most a tick long). */
+static void
+bench_step(void)
+{
+    ev_run(B.loop, EVRUN_ONCE);
+}
+
+/* Accept a connection on backend <i> within the bound, or fail. */
+static int
+bench_accept(unsigned i)
+{
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+    int fd;
+
+    while (mq_now_ms() < end) {
+        bench_step();
+        fd = accept4(B.lfd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd != -1) {
+            return fd;
+        }
+    }
+    cr_assert_fail("no connection reached backend %c", 'a' + i);
+    return -1;
+}
+
+/* Nothing reaches backend <i> while the loop runs for <ms>. */
+static void
+bench_no_accept(unsigned i, unsigned ms)
+{
+    uint64_t end = mq_now_ms() + ms;
+    int fd;
+
+    while (mq_now_ms() < end) {
+        bench_step();
+        fd = accept4(B.lfd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        cr_assert_eq(fd, -1, "backend %c got a connection", 'a' + i);
+    }
+}
+
+static void
+bench_send(int fd, const char *s)
+{
+    cr_assert_eq(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Read exactly <want> from <fd> while the loop runs; fail otherwise. */
+static void
+bench_expect(int fd, const char *want)
+{
+    size_t n = strlen(want), got = 0;
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+    char buf[256];
+    ssize_t r;
+
+    cr_assert_lt(n, sizeof(buf));
+    while (got < n && mq_now_ms() < end) {
+        bench_step();
+        r = recv(fd, buf + got, n - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+        } else {
+            cr_assert(r == -1 && errno == EAGAIN, "stream ended after %zu "
+                      "of %zu bytes", got, n);
+        }
+    }
+    cr_assert_eq(got, n, "%zu of %zu bytes in time", got, n);
+    cr_assert_arr_eq(buf, want, n);
+}
+
+/* <fd> sees the end of the stream (FIN, or a reset) within the bound,
+ * and no byte before it. */
+static void
+bench_expect_eof(int fd)
+{
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+    char c;
+    ssize_t r;
+
+    while (mq_now_ms() < end) {
+        bench_step();
+        r = recv(fd, &c, 1, 0);
+        if (r == 0 || (r == -1 && errno == ECONNRESET)) {
+            return;
+        }
+        cr_assert(r == -1 && errno == EAGAIN, "a byte came before the end");
+    }
+    cr_assert_fail("the stream did not end in time");
+}
+
+/* Run the loop until <*n> reaches <want>, within the bound. */
+static void
+bench_until(const int *n, int want)
+{
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+
+    while (*n < want && mq_now_ms() < end) {
+        bench_step();
+    }
+    cr_assert_eq(*n, want);
+}
+
+/* The session is gone and gave everything back. */
+static void
+bench_expect_gone(int nclosed)
+{
+    bench_until(&B.nclosed, nclosed);
+    cr_expect_eq(B.env.nsessions, 0);
+    cr_expect_eq(admission_nlive(&B.adm), 0, "the ticket came back");
+}
+
+static uint64_t
+bench_rejected(enum reject_reason why)
+{
+    return atomic_load(&B.pool->nrejected[why]);
+}
+
+/* ---- CONNECTING -> RELAYING -> closed -------------------------------- */
+
+Test(session, relays_both_ways_and_passes_each_half_close_on)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send(c, "ping");
+    bench_expect(b, "ping");
+    bench_send(b, "pong");
+    bench_expect(c, "pong");
+    cr_expect_eq(atomic_load(&bench_backend(0)->nactive), 1);
+
+    /* The client ends its side: the broker sees the FIN and can still
+     * answer; the session ends when the broker ends too. */
+    shutdown(c, SHUT_WR);
+    bench_expect_eof(b);
+    bench_send(b, "late");
+    bench_expect(c, "late");
+    cr_expect_eq(B.nclosed, 0, "half-closed is still open");
+    close(b);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nactive), 0);
+    cr_expect_eq(atomic_load(&bench_backend(0)->ntotal), 1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->bytes_in), 4);
+    cr_expect_eq(atomic_load(&bench_backend(0)->bytes_out), 8);
+    close(c);
+    bench_stop();
+}
+
+Test(session, an_error_on_one_side_closes_both)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct linger lg = { 1, 0 };
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send(c, "x");
+    bench_expect(b, "x");
+    /* The broker resets the connection after it answered: no replay. */
+    bench_send(b, "y");
+    bench_expect(c, "y");
+    setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(b);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    close(c);
+    bench_stop();
+}
+
+/* ---- CONNECTING: refused, timed out, retries, no backend ------------- */
+
+Test(session, a_refused_connect_moves_to_the_next_backend)
+{
+    enum bench_kind k[] = { BENCH_REFUSE, BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client();
+    b = bench_accept(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1);
+    bench_send(c, "to b");
+    bench_expect(b, "to b");
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, a_connect_timeout_moves_to_the_next_backend)
+{
+    enum bench_kind k[] = { BENCH_STALL, BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 2, "retries = 1\nconnect_timeout = 200ms\n");
+    c = bench_client();
+    b = bench_accept(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1,
+                 "the stalled backend is charged with the timeout");
+    bench_send(c, "late but there");
+    bench_expect(b, "late but there");
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, every_try_failing_closes_the_client_and_counts_it)
+{
+    enum bench_kind k[] = { BENCH_REFUSE, BENCH_REFUSE };
+    int c;
+
+    bench_start(k, 2, "retries = 1\nmax_fails = 1\n");
+    c = bench_client();
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    cr_expect_eq(bench_rejected(REJECT_NO_BACKEND), 1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1);
+    cr_expect_eq(atomic_load(&bench_backend(1)->nfailed), 1);
+    cr_expect_eq(B.ndown, 2, "each passive failure that took a backend "
+                 "down reached the owner's on_down hook");
+    close(c);
+    bench_stop();
+}
+
+Test(session, retries_bound_the_tries)
+{
+    enum bench_kind k[] = { BENCH_REFUSE, BENCH_REFUSE, BENCH_LISTEN };
+    int c;
+
+    /* retries = 1: two tries, both refused; the third backend is never
+     * tried. */
+    bench_start(k, 3, "retries = 1\n");
+    c = bench_client();
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    bench_no_accept(2, 50);
+    cr_expect_eq(bench_rejected(REJECT_NO_BACKEND), 1);
+    close(c);
+    bench_stop();
+}
+
+Test(session, no_live_backend_closes_the_client_at_once)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c;
+
+    bench_start(k, 1, "");
+    backend_set_admin(bench_backend(0), BACKEND_ADMIN_DISABLE);
+    c = bench_client();
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    bench_no_accept(0, 50);
+    cr_expect_eq(bench_rejected(REJECT_NO_BACKEND), 1);
+    close(c);
+    bench_stop();
+}
+
+/* ---- RELAYING -> replay -> CONNECTING -> RELAYING --------------------- */
+
+Test(session, a_broker_dying_before_its_first_byte_is_replaced_unseen)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    int c, a, b;
+
+    bench_start(k, 2, "retries = 1\nreplay = on\n");
+    c = bench_client();
+    a = bench_accept(0);
+    bench_send(c, "SET k v\r\n");
+    bench_expect(a, "SET k v\r\n");
+    close(a);                       /* dies without a word */
+    /* The session replays what the client sent to the next backend. */
+    b = bench_accept(1);
+    bench_expect(b, "SET k v\r\n");
+    bench_send(b, "+OK\r\n");
+    bench_expect(c, "+OK\r\n");
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0,
+                 "a close after the client spoke is never the broker's "
+                 "failure: clients cannot take a broker down");
+    cr_expect_eq(B.nclosed, 0, "the client never noticed");
+    /* After the replay the session relays as any other. */
+    bench_send(c, "GET k\r\n");
+    bench_expect(b, "GET k\r\n");
+    close(b);
+    bench_expect_eof(c);
+    cr_expect_eq(B.nclosed, 0, "half-closed: the client may still talk");
+    close(c);
+    bench_expect_gone(1);
+    cr_expect_eq(atomic_load(&bench_backend(1)->bytes_in), 16,
+                 "bytes counted once, on the backend that took them");
+    bench_stop();
+}
+
+Test(session, without_replay_a_broker_dying_after_the_client_spoke_ends_it)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    int c, a;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client();
+    a = bench_accept(0);
+    bench_send(c, "INCR n\r\n");
+    bench_expect(a, "INCR n\r\n");
+    close(a);
+    bench_expect_eof(c);
+    close(c);
+    bench_expect_gone(1);
+    bench_no_accept(1, 50);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0);
+    bench_stop();
+}
+
+Test(session, a_broker_leaving_right_after_the_connect_is_replaced)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    int c, a, b;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client();
+    a = bench_accept(0);
+    close(a);                       /* a dying broker's backlog */
+    b = bench_accept(1);
+    bench_send(c, "hello");
+    bench_expect(b, "hello");
+    cr_expect_eq(B.nclosed, 0);
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, a_broker_that_answered_is_not_replayed)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    int c, a;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client();
+    a = bench_accept(0);
+    bench_send(c, "q");
+    bench_expect(a, "q");
+    bench_send(a, "r");
+    bench_expect(c, "r");
+    close(a);
+    bench_expect_eof(c);
+    close(c);
+    bench_expect_gone(1);
+    bench_no_accept(1, 50);
+    bench_stop();
+}
+
+/* ---- PEEK (mqtt-client-id) -------------------------------------------- */
+
+/* An MQTT 3.1.1 CONNECT with client id "abc". */
+static const char bench_connect[] = {
+    0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 3, 'a', 'b', 'c'
+};
+
+Test(session, peek_reads_the_connect_then_forwards_it_unchanged)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    char got[sizeof(bench_connect)];
+    uint64_t end;
+    size_t n = 0;
+    ssize_t r;
+    int c, b;
+
+    bench_start(k, 1, "balance = mqtt-client-id\n");
+    c = bench_client();
+    /* No broker connection before the CONNECT is in. */
+    bench_no_accept(0, 50);
+    cr_assert_eq(send(c, bench_connect, 5, 0), 5);
+    bench_no_accept(0, 50);
+    cr_assert_eq(send(c, bench_connect + 5, sizeof(bench_connect) - 5, 0),
+                 (ssize_t)(sizeof(bench_connect) - 5));
+    b = bench_accept(0);
+    end = mq_now_ms() + BENCH_WAIT_MS;
+    while (n < sizeof(got) && mq_now_ms() < end) {
+        bench_step();
+        r = recv(b, got + n, sizeof(got) - n, 0);
+        n += r > 0 ? (size_t)r : 0;
+    }
+    cr_assert_eq(n, sizeof(got));
+    cr_assert_arr_eq(got, bench_connect, sizeof(got));
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, peek_closes_on_what_is_not_an_mqtt_connect)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c;
+
+    bench_start(k, 1, "balance = mqtt-client-id\n");
+    c = bench_client();
+    bench_send(c, "GET / HTTP/1.0\r\n\r\n");
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    bench_no_accept(0, 20);
+    close(c);
+    bench_stop();
+}
+
+Test(session, peek_closes_when_the_client_leaves_first)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c;
+
+    bench_start(k, 1, "balance = mqtt-client-id\n");
+    c = bench_client();
+    cr_assert_eq(send(c, bench_connect, 3, 0), 3);
+    close(c);
+    bench_expect_gone(1);
+    bench_no_accept(0, 20);
+    bench_stop();
+}
+
+Test(session, peek_times_out_without_a_connect)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c;
+
+    bench_start(k, 1, "balance = mqtt-client-id\nconnect_timeout = 100ms\n");
+    c = bench_client();
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    close(c);
+    bench_stop();
+}
+
+/* ---- RELAYING -> idle timeout, down sweep, shutdown ------------------- */
+
+Test(session, idle_timeout_closes_a_silent_session)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "idle_timeout = 150ms\n");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send(c, "hi");
+    bench_expect(b, "hi");
+    bench_send(b, "ho");
+    bench_expect(c, "ho");
+    bench_expect_eof(c);
+    bench_expect_eof(b);
+    bench_expect_gone(1);
+    close(b);
+    close(c);
+    bench_stop();
+}
+
+Test(session, the_down_sweep_closes_sessions_of_a_down_backend)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "on_backend_down = close\n");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send(c, "1");
+    bench_expect(b, "1");
+    session_sweep_down(&B.env);
+    cr_expect_eq(B.nclosed, 0, "the backend is up: nothing to sweep");
+    backend_check_done(bench_backend(0), false, "test", 0, 1, 1);
+    session_sweep_down(&B.env);
+    bench_expect_eof(c);
+    bench_expect_eof(b);
+    bench_expect_gone(1);
+    close(b);
+    close(c);
+    bench_stop();
+}
+
+Test(session, the_down_sweep_leaves_pools_that_do_not_ask_for_it)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client();
+    b = bench_accept(0);
+    backend_check_done(bench_backend(0), false, "test", 0, 1, 1);
+    session_sweep_down(&B.env);
+    bench_send(c, "still");
+    bench_expect(b, "still");
+    cr_expect_eq(B.nclosed, 0);
+    close(b);
+    close(c);
+    bench_stop();
+}
+
+Test(session, close_all_ends_every_session_and_returns_every_ticket)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c1, c2, b1, b2;
+
+    bench_start(k, 1, "");
+    c1 = bench_client();
+    b1 = bench_accept(0);
+    c2 = bench_client();
+    b2 = bench_accept(0);
+    cr_expect_eq(B.env.nsessions, 2);
+    cr_expect_eq(admission_nlive(&B.adm), 2);
+    session_close_all(&B.env, "shutdown");
+    bench_expect_eof(c1);
+    bench_expect_eof(c2);
+    bench_expect_gone(2);
+    close(b1);
+    close(b2);
+    close(c1);
+    close(c2);
+    bench_stop();
+}
+
+/* ---- WAIT_FD: out of descriptors for the broker socket ---------------- */
+
+/* Lower the descriptor limit so that the next socket() fails. */
+static rlim_t
+bench_fd_squeeze(void)
+{
+    struct rlimit rl;
+    rlim_t old;
+    int lowest = dup(0);
+
+    cr_assert_neq(lowest, -1);
+    close(lowest);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    old = rl.rlim_cur;
+    rl.rlim_cur = (rlim_t)lowest;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    return old;
+}
+
+static void
+bench_fd_release(rlim_t old)
+{
+    struct rlimit rl;
+
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = old;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+Test(session, no_descriptor_waits_pauses_accepts_and_connects_later)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1 };
+    struct admission_ticket t;
+    rlim_t old;
+    int sv[2], b;
+
+    bench_start(k, 1, "connect_timeout = 2s\n");
+    e.pools = &B.pool;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                 0);
+    cr_assert_eq(admission_take(&B.adm, &t), MQ_OK);
+    memset(&t.peer, 0, sizeof(t.peer));
+    t.peer.ss_family = AF_INET;
+    old = bench_fd_squeeze();
+    cr_assert_eq(session_create(&B.env, &e, sv[0], &t), MQ_OK);
+    cr_expect_eq(B.nshortage, 1, "the owner was told to stop accepting");
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0,
+                 "our shortage is not the broker's failure");
+    bench_fd_release(old);
+    b = bench_accept(0);
+    bench_send(sv[1], "after the wait");
+    bench_expect(b, "after the wait");
+    close(b);
+    close(sv[1]);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, no_descriptor_for_connect_timeout_closes_the_client)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1 };
+    struct admission_ticket t;
+    rlim_t old;
+    int sv[2];
+
+    bench_start(k, 1, "connect_timeout = 150ms\n");
+    e.pools = &B.pool;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                 0);
+    cr_assert_eq(admission_take(&B.adm, &t), MQ_OK);
+    memset(&t.peer, 0, sizeof(t.peer));
+    t.peer.ss_family = AF_INET;
+    old = bench_fd_squeeze();
+    cr_assert_eq(session_create(&B.env, &e, sv[0], &t), MQ_OK);
+    bench_expect_eof(sv[1]);
+    bench_fd_release(old);
+    bench_expect_gone(1);
+    cr_expect_geq(B.nshortage, 1);
+    bench_no_accept(0, 20);
+    close(sv[1]);
+    bench_stop();
+}
+
+/* ---- HELLO (sni on a plain address) ----------------------------------- */
+
+Test(session, hello_closes_on_what_is_not_a_tls_client_hello)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1, .sni = 1 };
+    int c;
+
+    bench_start(k, 1, "");
+    e.pools = &B.pool;
+    c = bench_client_entry(&e);
+    bench_send(c, "GET / HTTP/1.0\r\n\r\n");
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    bench_no_accept(0, 20);
+    cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_NOT_TLS]), 1);
+    close(c);
+    bench_stop();
+}
