@@ -54,6 +54,7 @@
  * so a client cannot get a broker marked down by what it sends.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -145,6 +146,7 @@ struct session {
     uint64_t            bytes_out_acct;
     const char         *first_fin;      /* who ended first, for the log */
     unsigned            replayable:1;   /* broker has not answered yet */
+    unsigned            frozen:1;       /* exported for a takeover */
     ev_tstamp           connected_at;   /* when the broker connect ended */
     uint64_t            connected_ms;   /* the same, mq_now_ms() */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
@@ -355,7 +357,7 @@ session_sweep_down(struct session_env *env)
     for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->pool->cf->close_on_down && s->b != NULL &&
-            s->state == SESSION_RELAYING &&
+            s->state == SESSION_RELAYING && !s->frozen &&
             !atomic_load_explicit(&s->b->up, memory_order_relaxed)) {
             session_close(s, "backend down");
         }
@@ -1813,4 +1815,343 @@ session_create(struct session_env *env, const struct session_entry *e,
     }
     session_begin(s);
     return MQ_OK;
+}
+
+/* ---- moving to another process (takeover) ----------------------------- */
+
+/* Bytes read from one side and not yet delivered to the other. */
+static uint32_t
+session_dir_pending(const struct relay_dir *d)
+{
+    if (d->spliced) {
+        return d->inpipe;
+    }
+    return d->buf != NULL ? d->len - d->off : 0;
+}
+
+/* Copy the pending bytes of <d> to <out>; a pipe is emptied (and refilled
+ * by session_thaw if the takeover fails). MQ_ERR if the pipe would not
+ * give them all. */
+static int
+session_dir_take(struct relay_dir *d, uint8_t *out)
+{
+    uint32_t n = session_dir_pending(d), got = 0;
+    ssize_t r;
+
+    if (!d->spliced) {
+        if (n > 0) {
+            memcpy(out, d->buf + d->off, n);
+        }
+        return MQ_OK;
+    }
+    while (got < n) {
+        r = read(d->pipe[0], out + got, n - got);
+        if (r == -1 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (uint32_t)r;
+    }
+    if (got == n) {
+        return MQ_OK;
+    }
+    if (got > 0 && write(d->pipe[1], out, got) != (ssize_t)got) {
+        log_error("takeover: %u bytes of a session's pipe were lost", got);
+    }
+    return MQ_ERR;
+}
+
+/* Put bytes taken by session_dir_take back into the pipe they came from. */
+static void
+session_dir_untake(struct relay_dir *d, const uint8_t *bytes)
+{
+    uint32_t n = d->spliced ? d->inpipe : 0, put = 0;
+    ssize_t w;
+
+    while (put < n) {
+        w = write(d->pipe[1], bytes + put, n - put);
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            log_error("takeover: refilling a session's pipe failed: %s",
+                      strerror(errno));
+            return;
+        }
+        put += (uint32_t)w;
+    }
+}
+
+/* What a direction imported with these bytes waits for: its writer
+ * while bytes wait, else its reader until its source has ended. */
+static void
+session_dir_rewait(struct relay_dir *d)
+{
+    d->wait = session_dir_pending(d) > 0 ? RELAY_WAIT_DST_WRITE
+              : d->eof ? RELAY_WAIT_NONE : RELAY_WAIT_SRC_READ;
+}
+
+/* Arm the idle timer for what is left of the idle timeout. */
+static void
+session_idle_resume(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+    ev_tstamp idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
+    ev_tstamp left = s->last_active + idle - ev_now(loop);
+
+    if (s->pool->cf->idle_timeout_ms == 0) {
+        return;
+    }
+    s->timer.repeat = left > 0.001 ? left : 0.001;
+    ev_timer_again(loop, &s->timer);
+}
+
+static void
+session_export_dir(const struct relay_dir *d, const uint8_t *bytes,
+                   struct handover_dir *hd)
+{
+    hd->data = bytes;
+    hd->len = session_dir_pending(d);
+    hd->nbytes = d->nbytes;
+    hd->eof = d->eof;
+    hd->spliced = d->spliced;
+    hd->nosplice = d->nosplice;
+}
+
+static int
+session_export(struct session *s, struct session_export *e)
+{
+    struct handover_session *m = &e->m;
+    uint32_t nup, ndown;
+    uint8_t *bytes;
+
+    /* Plain TCP, relaying: the sockets and a few bytes say it all. TLS
+     * state cannot leave OpenSSL; the other states wait on an event of
+     * their own (a connect, a CONNECT, a free descriptor). */
+    if (s->state != SESSION_RELAYING || s->frozen || s->route != NULL ||
+        s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
+        s->down.src_io != NULL || s->down.dst_io != NULL) {
+        return MQ_AGAIN;
+    }
+    nup = session_dir_pending(&s->up);
+    ndown = session_dir_pending(&s->down);
+    bytes = malloc(nup + ndown > 0 ? nup + ndown : 1);
+    if (bytes == NULL) {
+        return MQ_ERR;
+    }
+    if (session_dir_take(&s->up, bytes) != MQ_OK) {
+        free(bytes);
+        return MQ_AGAIN;
+    }
+    if (session_dir_take(&s->down, bytes + nup) != MQ_OK) {
+        session_dir_untake(&s->up, bytes);
+        free(bytes);
+        return MQ_AGAIN;
+    }
+    session_stop_watchers(s);
+    session_account(s);
+    s->frozen = 1;
+    memset(m, 0, sizeof(*m));
+    m->id = s->id;
+    snprintf(m->pool, sizeof(m->pool), "%s", s->pool->cf->name);
+    snprintf(m->backend, sizeof(m->backend), "%s", s->b->name);
+    m->client = s->ticket.peer;
+    m->key = s->key;
+    m->age_ms = mq_now_ms() - s->start_ms;
+    m->idle_ms = (uint64_t)((ev_now(s->env->loop) - s->last_active) * 1000);
+    m->idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+    m->first_fin = s->first_fin == NULL ? HANDOVER_FIN_NONE
+                   : s->first_fin[0] == 'c' ? HANDOVER_FIN_CLIENT
+                   : HANDOVER_FIN_BACKEND;
+    session_export_dir(&s->up, bytes, &m->up);
+    session_export_dir(&s->down, bytes + nup, &m->down);
+    e->s = s;
+    e->bytes = bytes;
+    e->cfd = s->cfd;
+    e->ufd = s->ufd;
+    return MQ_OK;
+}
+
+void
+session_thaw(struct session_export *e)
+{
+    struct session *s = e->s;
+
+    session_dir_untake(&s->up, e->bytes);
+    session_dir_untake(&s->down, e->bytes + e->m.up.len);
+    mq_free(e->bytes);
+    s->frozen = 0;
+    session_watch(s);       /* the waits are as the freeze left them */
+    session_idle_resume(s);
+    e->s = NULL;
+}
+
+void
+session_handed(struct session_export *e, const char *to)
+{
+    struct session *s = e->s;
+    struct session_env *env = s->env;
+    struct log_session ls;
+
+    mq_free(e->bytes);
+    e->s = NULL;
+    /* Our copies only: the successor holds the connections open. */
+    close(s->cfd);
+    close(s->ufd);
+    s->ufd = -1;
+    relay_dir_close(&s->up, env->rp);
+    relay_dir_close(&s->down, env->rp);
+    session_tap_release(s);
+    ls.id = s->id;
+    ls.client = s->client_text;
+    ls.pool = s->pool->cf->name;
+    ls.backend = s->b->name;
+    ls.bytes_in = s->up.nbytes;
+    ls.bytes_out = s->down.nbytes;
+    ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.end = to;
+    log_session_end(&ls);
+    backend_session_end(s->b);
+    s->b = NULL;
+    session_unlink(env, s);
+    admission_return(&s->ticket);
+    pool_release(s->pool);
+    free(s);
+    env->on_closed(env->ctx);
+}
+
+/* Put the bytes of <hd> where <d> will send them from: its buffer, or a
+ * pipe of its own when they do not fit one (or came from a pipe). */
+static int
+session_import_dir(struct session *s, struct relay_dir *d,
+                   const struct handover_dir *hd)
+{
+    uint32_t put = 0;
+    ssize_t w;
+
+    d->nbytes = hd->nbytes;
+    d->eof = hd->eof;
+    d->nosplice = hd->nosplice;
+    if (hd->len == 0) {
+        return MQ_OK;
+    }
+    if (!hd->spliced && hd->len <= RELAY_BUF_SIZE) {
+        d->buf = relay_buf_get(s->env->rp);
+        if (d->buf == NULL) {
+            return MQ_ERR;
+        }
+        memcpy(d->buf, hd->data, hd->len);
+        d->off = 0;
+        d->len = hd->len;
+        return MQ_OK;
+    }
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        return MQ_ERR;
+    }
+    d->spliced = 1;
+    if (hd->len > RELAY_SPLICE_CHUNK) {
+        (void)fcntl(d->pipe[1], F_SETPIPE_SZ, (int)hd->len);
+    }
+    while (put < hd->len) {
+        w = write(d->pipe[1], hd->data + put, hd->len - put);
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return MQ_ERR;
+        }
+        put += (uint32_t)w;
+    }
+    d->inpipe = hd->len;
+    return MQ_OK;
+}
+
+int
+session_import(struct session_env *env, struct pool *pool,
+               struct backend *b, const struct handover_session *m,
+               int cfd, int ufd, struct admission_ticket *t)
+{
+    struct ev_loop *loop = env->loop;
+    struct session *s;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return MQ_ERR;
+    }
+    s->env = env;
+    s->pool = pool;
+    s->b = b;
+    s->id = m->id;
+    s->state = SESSION_RELAYING;
+    s->cfd = cfd;
+    s->ufd = ufd;
+    s->up.src = s->down.dst = cfd;
+    s->up.dst = s->down.src = ufd;
+    if (session_import_dir(s, &s->up, &m->up) != MQ_OK ||
+        session_import_dir(s, &s->down, &m->down) != MQ_OK) {
+        relay_dir_close(&s->up, env->rp);
+        relay_dir_close(&s->down, env->rp);
+        free(s);
+        return MQ_ERR;
+    }
+    pool_acquire(pool);
+    /* Counted in <b>'s totals already (the old process's counters came
+     * over): only the live count grows. */
+    atomic_fetch_add_explicit(&b->nactive, 1, memory_order_relaxed);
+    s->bytes_in_acct = s->up.nbytes;
+    s->bytes_out_acct = s->down.nbytes;
+    s->ticket = *t;
+    t->adm = NULL;
+    t->sources = NULL;
+    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
+               sizeof(s->client_text));
+    s->key = m->key;
+    s->start_ms = mq_now_ms() - MQ_MIN(m->age_ms, mq_now_ms());
+    s->first_fin = m->first_fin == HANDOVER_FIN_CLIENT ? "client closed"
+                   : m->first_fin == HANDOVER_FIN_BACKEND ? "backend closed"
+                   : NULL;
+    ev_now_update(loop);
+    s->connected_at = ev_now(loop);
+    s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
+    ev_io_init(&s->c_r, session_io_cb, cfd, EV_READ);
+    ev_io_init(&s->c_w, session_io_cb, cfd, EV_WRITE);
+    ev_io_init(&s->u_r, session_io_cb, ufd, EV_READ);
+    ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
+    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
+    ev_init(&s->timer, session_timer_cb);
+    session_link(env, s);
+    session_dir_rewait(&s->up);
+    session_dir_rewait(&s->down);
+    session_watch(s);
+    session_idle_resume(s);
+    return MQ_OK;
+}
+
+size_t
+session_freeze_all(struct session_env *env, struct session_export **out)
+{
+    struct session_export *list = NULL, *grown;
+    struct session *s;
+    size_t n = 0, cap = 0;
+
+    for (s = env->sessions; s != NULL; s = s->next) {
+        if (n == cap) {
+            cap = cap > 0 ? cap * 2 : 64;
+            grown = realloc(list, cap * sizeof(*list));
+            if (grown == NULL) {
+                break;      /* the rest stay here */
+            }
+            list = grown;
+        }
+        if (session_export(s, &list[n]) == MQ_OK) {
+            n++;
+        }
+    }
+    if (n == 0) {
+        mq_free(list);
+    }
+    *out = list;
+    return n;
 }

@@ -23,7 +23,8 @@ LAYERS = [
         stats rebalancer discovery"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
-    ("process", True, "gen admin mgmt mgmt_api members proc core reload"),
+    ("process", True, """gen admin mgmt mgmt_api members proc core reload
+        persist takeover"""),
     ("program", True, "main"),
 ]
 

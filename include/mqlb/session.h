@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqlb/handover.h"
+
 struct admission_ticket;
+struct backend;
 struct pool;
 struct relay_pool;
 struct session;
@@ -79,6 +82,45 @@ void session_shed(struct session_env *env);
 /* Close the sessions of <env> whose backend went down, in pools that ask
  * for it (on_backend_down = close). */
 void session_sweep_down(struct session_env *env);
+
+/* ---- takeover: moving established sessions to another process ------ */
+
+/* A session frozen for a takeover: what it exposes to be moved. */
+struct session_export {
+    struct session     *s;              /* frozen, still on its list */
+    struct handover_session m;          /* its description; m.up.data and
+                                           m.down.data point into <bytes> */
+    uint8_t            *bytes;          /* owned: the pending bytes */
+    int                 cfd;            /* client socket (still s's) */
+    int                 ufd;            /* broker socket (still s's) */
+};
+
+/*
+ * Freeze every movable session of <env> (established, plain TCP): stop
+ * its watchers and timers and copy out its pending bytes (a splice pipe
+ * is emptied). *<out> is a malloc'd array of the frozen ones (NULL if
+ * none); returns how many. The others go on untouched.
+ */
+size_t session_freeze_all(struct session_env *env,
+                          struct session_export **out);
+
+/* The takeover failed: <e>'s session resumes as it was. */
+void session_thaw(struct session_export *e);
+
+/* The takeover committed: <e>'s session lives in another process now.
+ * Close our copies of its sockets (no FIN: the successor holds them),
+ * give back its ticket and free it; <end> goes in its log line. */
+void session_handed(struct session_export *e, const char *end);
+
+/*
+ * Adopt a session moved from another process: <m> and its sockets <cfd>
+ * (client) and <ufd> (broker), on <pool> and its backend <b>, with the
+ * ticket <t> (left empty). It resumes at once on <env>'s loop. MQ_ERR on
+ * no memory (nothing taken: the caller still owns fds and ticket).
+ */
+int session_import(struct session_env *env, struct pool *pool,
+                   struct backend *b, const struct handover_session *m,
+                   int cfd, int ufd, struct admission_ticket *t);
 
 /* One session as GET /sessions shows it. */
 struct session_info {
