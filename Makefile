@@ -118,6 +118,7 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench.sh $(BENCH_ARGS)
+	scripts/bench_tls.sh $(BENCH_ARGS)
 
 # Chaos soak (scripts/soak.sh): 10 minutes by default, 60 s in `make test`.
 # Its faults and data come from SOAK_SEED (printed at the start), so a run
@@ -220,7 +221,7 @@ fuzz-smoke: fuzz-build
 # reports go to build-tsan/reports/ too, so that one found while mqlb
 # shuts down (after the test's last check) still fails the target.
 TSAN_TESTS ?= test_proxy.py test_reload.py test_isolation.py \
-              test_admin.py test_checks.py
+              test_takeover.py test_admin.py test_checks.py
 TSAN_OPTS  := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
               suppressions=$(abspath tests/tsan.supp) \
               log_path=$(abspath build-tsan/reports/tsan)

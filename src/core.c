@@ -17,19 +17,25 @@
 
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
-#include "mqlb/mgmt.h"
 #include "mqlb/core.h"
+#include "mqlb/ctlsock.h"
 #include "mqlb/gen.h"
 #include "mqlb/health.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
+#include "mqlb/mgmt.h"
 #include "mqlb/notify.h"
+#include "mqlb/persist.h"
 #include "mqlb/backend.h"
 #include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/privsep.h"
 #include "mqlb/proc.h"
+#include "mqlb/rebalancer.h"
+#include "mqlb/session.h"
+#include "mqlb/takeover.h"
 #include "mqlb/relay.h"
+#include "mqlb/stats.h"
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
@@ -79,6 +85,22 @@ core_shutdown_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* No new sessions; leave when the last one ends or at shutdown_timeout. */
+static void
+core_wind_down(struct core *c)
+{
+    double timeout = (double)c->gen->cf->shutdown_timeout_ms / 1000.0;
+
+    c->stopping = 1;
+    core_post_all(c, WORKER_CMD_STOP_ACCEPT);
+    health_set_pools(c->health, NULL, 0);
+    ev_timer_init(&c->shutdown_timer, core_shutdown_timer_cb, timeout, 0.);
+    ev_timer_start(c->loop, &c->shutdown_timer);
+    ev_timer_init(&c->drain_poll, core_drain_poll_cb, CORE_DRAIN_POLL_S,
+                  CORE_DRAIN_POLL_S);
+    ev_timer_start(c->loop, &c->drain_poll);
+}
+
 /* Stop accepting, let sessions finish (SIGTERM, or mqlb -s stop). */
 static void
 core_begin_stop(struct core *c)
@@ -92,18 +114,37 @@ core_begin_stop(struct core *c)
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    c->stopping = 1;
     notify_stopping();
     log_event(LOG_NOTICE, &(struct log_fields){ .event = "stop" },
               "stopping: no new sessions, %u in flight get up to %.1fs",
               admission_nlive(&c->adm), timeout);
-    core_post_all(c, WORKER_CMD_STOP_ACCEPT);
-    health_set_pools(c->health, NULL, 0);
-    ev_timer_init(&c->shutdown_timer, core_shutdown_timer_cb, timeout, 0.);
-    ev_timer_start(loop, &c->shutdown_timer);
-    ev_timer_init(&c->drain_poll, core_drain_poll_cb, CORE_DRAIN_POLL_S,
-                  CORE_DRAIN_POLL_S);
-    ev_timer_start(loop, &c->drain_poll);
+    core_wind_down(c);
+}
+
+void
+core_retire(struct core *c)
+{
+    if (c->admin != NULL) {
+        /* The successor's admin port answers now (SO_REUSEPORT). */
+        admin_stop(c->admin);
+        c->admin = NULL;
+    }
+    core_wind_down(c);
+}
+
+void
+core_control_socket_start(struct core *c)
+{
+    char err[MQ_ERR_LEN];
+
+    if (c->ctlsock != NULL || c->gen->cf->control_socket == NULL) {
+        return;
+    }
+    c->ctlsock = ctlsock_start(c->loop, c->gen->cf->control_socket,
+                               takeover_serve, c, err);
+    if (c->ctlsock == NULL) {
+        log_warn("%s; no takeover possible", err);
+    }
 }
 
 static void
@@ -246,12 +287,34 @@ core_watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
     notify_watchdog();
 }
 
+/* A sample of every counter for the dashboard's charts. */
+static void
+core_history_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = container_of(t, struct core, history_timer);
+    struct stats_snapshot *snap;
+    struct admin_ops ops;
+
+    (void)loop;
+    (void)revents;
+    mgmt_ops(c, &ops);
+    snap = ops.snapshot(c);
+    if (snap != NULL) {
+        history_add(&c->history, snap);
+        stats_snapshot_free(snap);
+    }
+}
+
 /* READY=1 with a STATUS=, and the timers that keep systemd informed. */
 static void
 core_notify_start(struct core *c)
 {
     uint64_t wd = notify_watchdog_ms();
 
+    /* The first sample now, so charts have a start point at once. */
+    ev_timer_init(&c->history_timer, core_history_cb, 0.,
+                  HISTORY_INTERVAL_S);
+    ev_timer_start(c->loop, &c->history_timer);
     core_status_line(c, c->status, sizeof(c->status));
     notify_ready(c->status);
     if (getenv("NOTIFY_SOCKET") != NULL) {
@@ -266,6 +329,34 @@ core_notify_start(struct core *c)
     }
 }
 
+/* ---- rebalance = paced ------------------------------------------------ */
+
+/* Every REBALANCE_TICK_MS: each pool's controller; workers close what it
+ * hands out. */
+static void
+core_rebalance_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = t->data;
+    uint64_t now_ms = mq_now_ms();
+    bool wake = false;
+    size_t i;
+
+    (void)loop;
+    (void)revents;
+    if (c->stopping) {
+        return;     /* sessions are ending anyway */
+    }
+    for (i = 0; i < c->gen->npools; i++) {
+        if (rebalancer_tick(&c->gen->pools[i]->rebal, c->gen->pools[i],
+                            now_ms)) {
+            wake = true;
+        }
+    }
+    if (wake) {
+        core_post_all(c, WORKER_CMD_REBALANCE);
+    }
+}
+
 /* ---- start and stop ---------------------------------------------------- */
 
 /* net_listen's hook after the privilege drop: the helper binds. */
@@ -277,18 +368,22 @@ core_privsep_listen(void *ctx, const struct config_addr *a, int backlog,
 }
 
 int
-core_init(struct core *c, struct config *cf)
+core_init(struct core *c, struct config *cf, bool takeover)
 {
     struct admin_ops ops;
     struct listener **lists = NULL;
+    struct takeover_in *tin = NULL;
+    struct listen_set inherited;
     char err[MQ_ERR_LEN];
     long npipes;
     unsigned w;
+    int rc;
 
     memset(c, 0, sizeof(*c));
     pthread_mutex_init(&c->gen_lock, NULL);
     pthread_mutex_init(&c->ctl_lock, NULL);
     pthread_cond_init(&c->ctl_cond, NULL);
+    history_init(&c->history);
     c->start_ms = mq_wall_ms();
     atomic_init(&c->last_reload_ok_ms, c->start_ms);
     atomic_init(&c->last_reload_ok, true);
@@ -318,11 +413,34 @@ core_init(struct core *c, struct config *cf)
         config_destroy(cf);
         return MQ_ERR;
     }
+    if (takeover) {
+        /* Everything comes from the running instance, before anything
+         * here is bound: its sockets are reused, not bound again. */
+        if (cf->control_socket == NULL) {
+            log_error("--takeover: %s sets no control_socket in [global]",
+                      cf->path);
+            config_destroy(cf);
+            core_deinit(c);
+            return MQ_ERR;
+        }
+        tin = takeover_receive(cf->control_socket, err);
+        if (tin == NULL) {
+            log_error("--takeover: %s", err);
+            config_destroy(cf);
+            core_deinit(c);
+            return MQ_ERR;
+        }
+    }
     c->gen = gen_create(cf, NULL, NULL, &c->keep, core_backend_down, c);
     if (c->gen == NULL) {
         log_error("out of memory building the pools");
         config_destroy(cf);
+        takeover_in_free(tin);
+        core_deinit(c);
         return MQ_ERR;
+    }
+    if (tin != NULL) {
+        atomic_store(&c->next_id, takeover_next_id(tin));
     }
     c->nworkers = cf->workers;
     c->workers = calloc(c->nworkers, sizeof(*c->workers));
@@ -338,8 +456,21 @@ core_init(struct core *c, struct config *cf)
             goto fail;
         }
     }
-    if (listen_set_build(&c->sockets, NULL, c->gen->pools, c->gen->npools,
-                         &c->adm, c->nworkers, 1, lists) != MQ_OK) {
+    if (tin != NULL &&
+        takeover_listen_set(tin, c->nworkers, &inherited) != MQ_OK) {
+        log_error("out of memory");
+        goto fail;
+    }
+    rc = listen_set_build(&c->sockets, tin != NULL ? &inherited : NULL,
+                          c->gen->pools, c->gen->npools, &c->adm,
+                          c->nworkers, 1, lists);
+    if (tin != NULL) {
+        if (rc == MQ_OK) {
+            takeover_listeners_taken(tin, &c->sockets);
+        }
+        listen_set_deinit(&inherited);
+    }
+    if (rc != MQ_OK) {
         goto fail;
     }
     for (w = 0; w < c->nworkers; w++) {
@@ -357,6 +488,13 @@ core_init(struct core *c, struct config *cf)
         goto fail;
     }
     members_use(&c->members, c->gen);
+    if (tin != NULL) {
+        /* The old process's state wins over the file's: it is newer. */
+        takeover_apply_state(tin, c);
+        takeover_adopt(tin, c);
+    } else {
+        persist_restore(c, cf->state_file);
+    }
     /*
      * Catch the signals before the admin port opens: callers take an open
      * admin port as "ready", and a SIGHUP sent then must reload, not kill
@@ -369,6 +507,10 @@ core_init(struct core *c, struct config *cf)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
+    ev_timer_init(&c->rebalance, core_rebalance_cb,
+                  REBALANCE_TICK_MS / 1000.0, REBALANCE_TICK_MS / 1000.0);
+    c->rebalance.data = c;
+    ev_timer_start(c->loop, &c->rebalance);
     ev_async_init(&c->ctl_async, core_ctl_cb);
     c->ctl_async.data = c;
     ev_async_start(c->loop, &c->ctl_async);
@@ -381,6 +523,23 @@ core_init(struct core *c, struct config *cf)
     if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
         log_error("admin port: out of memory");
         goto fail;
+    }
+    if (tin != NULL) {
+        /* The commit: from here on the sessions are ours alone. */
+        if (takeover_commit(tin, err) != MQ_OK) {
+            log_error("--takeover: %s; the running mqlb keeps serving", err);
+            goto fail;
+        }
+        takeover_in_free(tin);
+        tin = NULL;
+        core_control_socket_start(c);
+    } else if (cf->control_socket != NULL) {
+        c->ctlsock = ctlsock_start(c->loop, cf->control_socket, takeover_serve,
+                               c, err);
+        if (c->ctlsock == NULL) {
+            log_error("%s", err);
+            goto fail;
+        }
     }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
@@ -404,9 +563,21 @@ core_init(struct core *c, struct config *cf)
               MQLB_VERSION, c->nworkers, c->gen->npools,
               cf->admin_listen.text);
     core_notify_start(c);
+    if (takeover) {
+        notify_mainpid();   /* the service's main process now */
+    }
     return MQ_OK;
 fail:
     free(lists);
+    if (tin != NULL) {
+        /* Our copies only (no FIN): the old process keeps serving. */
+        for (w = 0; c->workers != NULL && w < c->nworkers; w++) {
+            if (c->workers[w] != NULL) {
+                session_close_all(&c->workers[w]->env, "takeover failed");
+            }
+        }
+        takeover_in_free(tin);
+    }
     core_deinit(c);
     return MQ_ERR;
 }
@@ -430,6 +601,8 @@ core_deinit(struct core *c)
 {
     unsigned w;
 
+    ctlsock_stop(c->ctlsock);
+    c->ctlsock = NULL;
     if (c->admin != NULL) {
         admin_stop(c->admin);
         c->admin = NULL;
@@ -454,7 +627,9 @@ core_deinit(struct core *c)
     }
     gen_keep_free(c->keep);
     c->keep = NULL;
+    mq_free(c->handover_keep);
     config_errors_deinit(&c->ctl_result.errs);
+    history_deinit(&c->history);
     pthread_cond_destroy(&c->ctl_cond);
     pthread_mutex_destroy(&c->ctl_lock);
     if (c->privsep != NULL) {

@@ -496,9 +496,16 @@ int
 handover_encode_pool(struct handover_buf *b, const struct handover_pool *m)
 {
     size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_POOL);
+    uint32_t i;
 
+    if (m->nrejected > HANDOVER_MAX_REASONS) {
+        b->failed = 1;
+    }
     ho_str(b, m->name, sizeof(m->name));
-    ho_u64(b, m->rejected);
+    ho_u32(b, m->nrejected);
+    for (i = 0; i < m->nrejected && i < HANDOVER_MAX_REASONS; i++) {
+        ho_u64(b, m->rejected[i]);
+    }
     return ho_frame_end(b, start);
 }
 
@@ -506,10 +513,18 @@ int
 handover_decode_pool(const uint8_t *p, size_t len, struct handover_pool *m)
 {
     struct ho_in in;
+    uint32_t i;
 
     ho_in_init(&in, p, len);
     ho_get_str(&in, m->name, sizeof(m->name));
-    m->rejected = ho_get_u64(&in);
+    m->nrejected = ho_get_u32(&in);
+    if (m->nrejected > HANDOVER_MAX_REASONS) {
+        in.bad = 1;
+        m->nrejected = 0;
+    }
+    for (i = 0; i < m->nrejected; i++) {
+        m->rejected[i] = ho_get_u64(&in);
+    }
     return ho_in_done(&in);
 }
 
@@ -543,6 +558,10 @@ handover_encode_backend(struct handover_buf *b,
     ho_u32(b, m->check_latency_ms);
     ho_u64(b, m->check_at_ms);
     ho_str(b, m->check_reason, sizeof(m->check_reason));
+    ho_u8(b, m->source);
+    ho_u32(b, m->max_connect_rate);
+    ho_str(b, m->down_reason, sizeof(m->down_reason));
+    ho_str(b, m->admin_by, sizeof(m->admin_by));
     return ho_frame_end(b, start);
 }
 
@@ -577,7 +596,11 @@ handover_decode_backend(const uint8_t *p, size_t len,
     m->check_latency_ms = ho_get_u32(&in);
     m->check_at_ms = ho_get_u64(&in);
     ho_get_str(&in, m->check_reason, sizeof(m->check_reason));
-    if (m->up > 1 || m->admin > 2 || m->proto_drain > 1 || m->backup > 1 ||
+    m->source = ho_get_u8(&in);
+    m->max_connect_rate = ho_get_u32(&in);
+    ho_get_str(&in, m->down_reason, sizeof(m->down_reason));
+    ho_get_str(&in, m->admin_by, sizeof(m->admin_by));
+    if (m->source > 2 || m->up > 1 || m->admin > 2 || m->proto_drain > 1 || m->backup > 1 ||
         m->check_result > 2 || m->health < -1) {
         in.bad = 1;
     }

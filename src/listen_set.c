@@ -172,6 +172,52 @@ listen_set_discard(struct listener **lists, unsigned nworkers,
     }
 }
 
+int
+listen_set_init(struct listen_set *s, unsigned nworkers, size_t cap)
+{
+    unsigned w;
+
+    memset(s, 0, sizeof(*s));
+    s->nworkers = nworkers;
+    s->fds = calloc(nworkers, sizeof(*s->fds));
+    s->nfds = calloc(nworkers, sizeof(*s->nfds));
+    if (s->fds == NULL || s->nfds == NULL) {
+        listen_set_deinit(s);
+        return MQ_ERR;
+    }
+    for (w = 0; w < nworkers; w++) {
+        s->fds[w] = calloc(cap > 0 ? cap : 1, sizeof(**s->fds));
+        if (s->fds[w] == NULL) {
+            listen_set_deinit(s);
+            return MQ_ERR;
+        }
+    }
+    return MQ_OK;
+}
+
+void
+listen_set_add(struct listen_set *s, unsigned w, const struct config_addr *a,
+               int fd)
+{
+    s->fds[w][s->nfds[w]].addr = *a;
+    s->fds[w][s->nfds[w]].fd = fd;
+    s->nfds[w]++;
+}
+
+size_t
+listen_set_count(const struct listen_set *s, unsigned w)
+{
+    return w < s->nworkers ? s->nfds[w] : 0;
+}
+
+int
+listen_set_get(const struct listen_set *s, unsigned w, size_t i,
+               const struct config_addr **a)
+{
+    *a = &s->fds[w][i].addr;
+    return s->fds[w][i].fd;
+}
+
 void
 listen_set_deinit(struct listen_set *s)
 {

@@ -1,6 +1,8 @@
 /*
  * main.c: the command line. Only this file exits the process.
  */
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,10 @@ main_usage(FILE *out)
         "                            ask the running instance and wait for\n"
         "                            the outcome (exit 1: failed, 3: not\n"
         "                            running)\n"
+        "       mqlb -c FILE --takeover\n"
+        "                            take over the listening sockets, the\n"
+        "                            sessions and the runtime state of the\n"
+        "                            instance on FILE's control_socket\n"
         "       mqlb -V              print the version\n"
         "       mqlb -h              this help\n"
         "signals: HUP reloads, TERM/INT stop gracefully (twice: at once)\n",
@@ -37,11 +43,20 @@ main(int argc, char **argv)
     const char *path = MAIN_DEFAULT_CONFIG, *signal_cmd = NULL;
     struct config *cf;
     struct core core;
+    static const struct option longopts[] = {
+        { "takeover", no_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
+    };
+    bool takeover = false;
     int opt, test = 0, rc;
     size_t i;
 
-    while ((opt = getopt(argc, argv, "c:s:tVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:s:tVh", longopts, NULL))
+           != -1) {
         switch (opt) {
+        case 'T':
+            takeover = true;
+            break;
         case 'c':
             path = optarg;
             break;
@@ -100,7 +115,7 @@ main(int argc, char **argv)
         config_destroy(cf);
         return 0;
     }
-    if (core_init(&core, cf) != MQ_OK) {
+    if (core_init(&core, cf, takeover) != MQ_OK) {
         return 1;
     }
     rc = core_run(&core);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,6 +17,7 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/core.h"
 #include "mqlb/gen.h"
+#include "mqlb/persist.h"
 #include "mqlb/members.h"
 #include "mqlb/pool.h"
 #include "mqlb/procstat.h"
@@ -64,7 +66,7 @@ int
 mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
 {
     struct discovery_status ds;
-    unsigned r;
+    unsigned r, queued, queued_max;
     size_t j;
 
     members_dns_status(&c->members, p->cf->name, &ds);
@@ -83,6 +85,10 @@ mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
         sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
         sp->rejected += sp->rejected_by[r];
     }
+    waitq_counts(&p->queue, &queued, &queued_max);
+    sp->queued = queued;
+    sp->queued_max = queued_max;
+    sp->rebalanced = atomic_load(p->nrebalanced);
     if (p->ctr != NULL) {
         sp->sessions = atomic_load(&p->ctr->sessions);
         sp->retries = atomic_load(&p->ctr->retries);
@@ -128,6 +134,7 @@ mgmt_snapshot(void *ctx)
     snap->process.reloads_failed = atomic_load(&c->reloads_failed);
     snap->process.last_reload_ok_ms = atomic_load(&c->last_reload_ok_ms);
     snap->process.last_reload_ok = atomic_load(&c->last_reload_ok);
+    snap->process.pid = (int64_t)getpid();
     pthread_mutex_lock(&c->gen_lock);
     snap->now_ms = mq_wall_ms();
     snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;
@@ -175,6 +182,10 @@ mgmt_action(void *ctx, const char *pool, const char *backend,
         rc = ADMIN_BAD_VALUE;
     } else {
         backend_set_weight(b, value);
+    }
+    if (rc == MQ_OK) {
+        /* A restart keeps what the operator set (state_file). */
+        (void)persist_save(c->gen, c->gen->cf->state_file);
     }
     pthread_mutex_unlock(&c->gen_lock);
     return rc;
@@ -241,9 +252,18 @@ mgmt_control(void *ctx, int what, unsigned *status)
     return text;
 }
 
+static char *
+mgmt_history(void *ctx)
+{
+    struct core *c = ctx;
+
+    return history_render_json(&c->history);
+}
+
 void
 mgmt_ops(struct core *c, struct admin_ops *ops)
 {
+    ops->history = mgmt_history;
     ops->ctx = c;
     ops->snapshot = mgmt_snapshot;
     ops->action = mgmt_action;

@@ -23,6 +23,7 @@
 #include "mqlb/log.h"
 #include "mqlb/members.h"
 #include "mqlb/mgmt.h"
+#include "mqlb/persist.h"
 #include "mqlb/pool.h"
 #include "mqlb/resolver.h"
 #include "mqlb/session.h"
@@ -173,7 +174,9 @@ mgmt_change_add(struct core *c, void *arg)
         ch->status = errno == ENOSPC ? 409 : 500;
         snprintf(ch->error, sizeof(ch->error), "%s", errno == ENOSPC
                  ? "the pool is full (256 backends)" : "out of memory");
+        return;
     }
+    (void)persist_save(c->gen, c->gen->cf->state_file);
 }
 
 static void
@@ -187,6 +190,7 @@ mgmt_change_delete(struct core *c, void *arg)
     if (p != NULL) {
         members_remove(&c->members, p, b, ch->req->who[0] != '\0'
                        ? ch->req->who : "admin port");
+        (void)persist_save(c->gen, c->gen->cf->state_file);
     }
 }
 

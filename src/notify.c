@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -19,6 +20,12 @@ notify_ready(const char *status)
     } else {
         sd_notify(0, "READY=1");
     }
+}
+
+void
+notify_mainpid(void)
+{
+    sd_notifyf(0, "MAINPID=%lu\nREADY=1", (unsigned long)getpid());
 }
 
 void

@@ -237,7 +237,7 @@ core_reload(struct core *c, struct reload_result *res)
     struct config_diff d;
     struct config *cf;
     struct gen *g = NULL, *old;
-    char summary[sizeof(res->summary)] = "";
+    char summary[sizeof(res->summary) - 32] = "";   /* room for "N pools: " */
     unsigned w;
 
     notify_reloading();

@@ -27,6 +27,12 @@
  * retries used up, a timeout while peeking or handshaking, or no
  * descriptor for connect_timeout.
  *
+ * With max_queue, a CONNECTING session whose pool has every backend at
+ * max_conns or its connect rate waits QUEUED in the pool's queue (oldest
+ * served first) until a slot is granted (CONNECTING again) or
+ * queue_timeout. A relaying session may also end at max_session_duration
+ * or be closed by the rebalancer (rebalance = paced).
+ *
  * While relaying, each direction runs relay_pump() through the plain or
  * TLS I/O ops of its ends, and says what it waits for; session_watch()
  * turns the two directions' waits into the four watchers: a full
@@ -48,6 +54,7 @@
  * so a client cannot get a broker marked down by what it sends.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -60,7 +67,10 @@
 #include "mqlb/admission.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
+#include "mqlb/config.h"
+#include "mqlb/heartbeat.h"
 #include "mqlb/lb.h"
+#include "mqlb/lifetime.h"
 #include "mqlb/log.h"
 #include "mqlb/mqtt_connect.h"
 #include "mqlb/net.h"
@@ -69,6 +79,7 @@
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
 #include "mqlb/tls.h"
+#include "mqlb/waitq.h"
 #include "mqlb/tls_hello.h"
 
 /* A broker that drops a silent session this soon after the connect is
@@ -102,7 +113,14 @@ enum session_state {
     SESSION_HANDSHAKE,      /* TLS handshake with the client */
     SESSION_HELLO,          /* reading a ClientHello: SNI passthrough */
     SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
+    SESSION_QUEUED,         /* waiting in the pool's queue for a slot */
 };
+
+/* A session idle this long counts as idle for rebalancing (closed first). */
+#define SESSION_SHED_IDLE_S     1.0
+
+/* While clients wait, look for freed connect-rate tokens this often. */
+#define SESSION_QUEUE_POLL_S    0.02
 
 struct session {
     struct session     *prev, *next;    /* env->sessions */
@@ -128,6 +146,7 @@ struct session {
     uint64_t            bytes_out_acct;
     const char         *first_fin;      /* who ended first, for the log */
     unsigned            replayable:1;   /* broker has not answered yet */
+    unsigned            frozen:1;       /* exported for a takeover */
     ev_tstamp           connected_at;   /* when the broker connect ended */
     uint64_t            connected_ms;   /* the same, mq_now_ms() */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
@@ -135,6 +154,15 @@ struct session {
     char                client_text[NET_ADDR_LEN];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
+    ev_timer            life;           /* max_session_duration */
+    ev_tstamp           last_client;    /* client -> broker bytes last */
+    uint64_t            idle_ms;        /* this session's idle timeout,
+                                           0 = never */
+    unsigned            idle_client:1;  /* only the client's silence counts
+                                           (idle_timeout = auto, known) */
+    struct heartbeat_reader hb;         /* idle_timeout = auto */
+    struct waitq_entry  qe;             /* in the pool's queue */
+    struct session     *qprev, *qnext;  /* env->queued, while QUEUED */
     struct pool       **route;          /* SNI candidates, one reference
                                            each, until the pick; owned */
     size_t              nroute;
@@ -149,6 +177,12 @@ static void session_connect_failed(struct session *s, const char *what,
 static bool session_broker_gone(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
+static bool session_dial(struct session *s);
+static void session_dequeue(struct session *s);
+static void session_queue_kick(struct pool *pool);
+static void session_idle_arm(struct session *s);
+static ev_tstamp session_idle_since(const struct session *s);
+static void session_observe(void *arg, const char *p, size_t n);
 static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
@@ -210,6 +244,7 @@ session_stop_watchers(struct session *s)
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
     ev_timer_stop(loop, &s->timer);
+    ev_timer_stop(loop, &s->life);
 }
 
 /* (Re)start the session's one timer to fire once, <secs> from now. */
@@ -280,6 +315,7 @@ session_close(struct session *s, const char *reason)
     ls.bytes_in = s->up.nbytes;
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.idle_ms = s->idle_ms;
     pool_count_duration(s->pool, ls.duration_ms);
     ls.end = reason;
     if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
@@ -289,9 +325,14 @@ session_close(struct session *s, const char *reason)
         log_session_end(&ls);
     }
 
+    if (s->state == SESSION_QUEUED) {
+        session_dequeue(s);
+    }
     if (s->b != NULL) {
         backend_session_end(s->b);
         s->b = NULL;
+        /* A slot is free: the oldest waiting client may take it. */
+        session_queue_kick(s->pool);
     }
     session_unlink(env, s);
     admission_return(&s->ticket);
@@ -316,7 +357,7 @@ session_sweep_down(struct session_env *env)
     for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->pool->cf->close_on_down && s->b != NULL &&
-            s->state == SESSION_RELAYING &&
+            s->state == SESSION_RELAYING && !s->frozen &&
             !atomic_load_explicit(&s->b->up, memory_order_relaxed)) {
             session_close(s, "backend down");
         }
@@ -574,11 +615,10 @@ static void
 session_relay_timer(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
-    const struct config_pool *cf = s->pool->cf;
     ev_tstamp now = ev_now(loop), next = -1, t;
 
-    if (cf->idle_timeout_ms > 0) {
-        next = s->last_active + mq_secs(cf->idle_timeout_ms) - now;
+    if (s->idle_ms > 0) {
+        next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
     }
     if (s->up.tap != NULL) {
         t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
@@ -588,7 +628,7 @@ session_relay_timer(struct session *s)
     if (t > 0) {
         next = next < 0 || t < next ? t : next;
     }
-    if (cf->idle_timeout_ms == 0 && s->up.tap == NULL && t == 0) {
+    if (s->idle_ms == 0 && s->up.tap == NULL && t == 0) {
         ev_timer_stop(loop, &s->timer);
         return;
     }
@@ -616,6 +656,9 @@ session_pump(struct session *s, int from_upstream)
     st = relay_pump(d, s->env->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
+        if (!from_upstream) {
+            s->last_client = s->last_active;
+        }
     }
     if (s->replayable && s->down.nbytes > 0) {
         /* The broker answered: it is alive, and nothing is replayed. */
@@ -701,6 +744,11 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case SESSION_WAIT_FD:
         session_connect(s);
         return;
+    case SESSION_QUEUED:
+        session_dequeue(s);
+        pool_reject(s->pool, REJECT_QUEUE);
+        session_close(s, "queue timeout");
+        return;
     case SESSION_RELAYING:
         if (session_hung_up(s)) {
             return;
@@ -709,8 +757,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
             session_tap_release(s);     /* kept long enough */
         }
-        idle = mq_secs(s->pool->cf->idle_timeout_ms);
-        left = s->last_active + idle - ev_now(loop);
+        idle = mq_secs(s->idle_ms);
+        left = session_idle_since(s) + idle - ev_now(loop);
         if (idle > 0 && left <= 0.001) {
             session_close(s, "idle timeout");
             return;
@@ -795,12 +843,276 @@ session_broker_gone(struct session *s, int err)
     return true;
 }
 
+/* ---- lifetime: idle timeout, max duration --------------------------- */
+
+/* When the session's silence counts from: the client's alone once its
+ * protocol's keepalive is known, else either direction's. */
+static ev_tstamp
+session_idle_since(const struct session *s)
+{
+    return s->idle_client ? s->last_client : s->last_active;
+}
+
+/* The idle timeout changed: the relay timer follows it. */
+static void
+session_idle_arm(struct session *s)
+{
+    session_relay_timer(s);
+}
+
+/*
+ * The relay read <n> bytes <p> from the client (idle_timeout = auto):
+ * once the protocol says its keepalive, the session's idle timeout is
+ * that rule, counted on the client's silence alone (a broker sends
+ * heartbeats to a dead client too).
+ */
+static void
+session_observe(void *arg, const char *p, size_t n)
+{
+    struct session *s = arg;
+    enum heartbeat_result res;
+
+    res = heartbeat_feed(&s->hb, (const uint8_t *)p, n);
+    if (res == HEARTBEAT_MORE) {
+        return;
+    }
+    s->up.observe = NULL;       /* decided: the relay may splice again */
+    if (res == HEARTBEAT_FOUND) {
+        s->idle_ms = lifetime_auto_idle_ms(&s->hb);
+        s->idle_client = 1;
+        s->last_client = ev_now(s->env->loop);
+        log_debug("session #%llu client=%s: %s keepalive %us, idle "
+                  "timeout %llums", (unsigned long long)s->id,
+                  s->client_text, heartbeat_proto_name(s->hb.proto),
+                  s->hb.interval_s, (unsigned long long)s->idle_ms);
+        session_idle_arm(s);
+    }
+}
+
+static void
+session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_close(container_of(w, struct session, life), "max duration");
+}
+
+/* ---- the wait queue (max_queue) --------------------------------------- */
+
+/* Reserve a backend for the queued session of <e> (under the queue lock,
+ * on any thread: it reads only what the session fixed before queueing). */
+static struct backend *
+session_queue_pick(void *arg, struct waitq_entry *e)
+{
+    struct session *s = container_of(e, struct session, qe);
+
+    (void)arg;
+    return pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+}
+
+/* Serve the oldest clients waiting in <pool>'s queue while there is room. */
+static void
+session_queue_kick(struct pool *pool)
+{
+    if (pool->cf->max_queue > 0 && waitq_len(&pool->queue) > 0) {
+        waitq_dispatch(&pool->queue, session_queue_pick, NULL);
+    }
+}
+
+static void
+session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct session_env *env = container_of(w, struct session_env,
+                                           queue_poll);
+    struct session *s;
+    struct pool *last = NULL;
+
+    (void)loop;
+    (void)revents;
+    /* Connect-rate tokens come back with time, not with a close. */
+    for (s = env->queued; s != NULL; s = s->qnext) {
+        if (s->pool != last) {
+            session_queue_kick(s->pool);
+            last = s->pool;
+        }
+    }
+}
+
+/* Out of the queue and env->queued; a slot granted meanwhile goes back. */
+static void
+session_dequeue(struct session *s)
+{
+    struct session_env *env = s->env;
+    struct backend *b;
+
+    b = waitq_leave(&s->pool->queue, &s->qe);
+    if (s->qprev != NULL) {
+        s->qprev->qnext = s->qnext;
+    } else {
+        env->queued = s->qnext;
+    }
+    if (s->qnext != NULL) {
+        s->qnext->qprev = s->qprev;
+    }
+    s->qprev = NULL;
+    s->qnext = NULL;
+    if (--env->nqueued == 0) {
+        ev_timer_stop(env->loop, &env->queue_poll);
+    }
+    s->state = SESSION_CONNECTING;
+    if (b != NULL) {
+        backend_session_end(b);
+        session_queue_kick(s->pool);
+    }
+}
+
+/*
+ * No backend has room now: wait in the pool's queue, behind the clients
+ * already there, for up to queue_timeout. A full queue turns the client
+ * away (reason queue).
+ */
+static void
+session_enqueue(struct session *s)
+{
+    struct session_env *env = s->env;
+    const struct config_pool *cf = s->pool->cf;
+
+    s->qe.wake = env->on_wake;
+    s->qe.wake_ctx = env->ctx;
+    if (waitq_push(&s->pool->queue, &s->qe, cf->max_queue, mq_now_ms())
+        != MQ_OK) {
+        pool_reject(s->pool, REJECT_QUEUE);
+        log_warn("pool %s: queue full (%u), session #%llu client=%s "
+                 "closed", cf->name, cf->max_queue,
+                 (unsigned long long)s->id, s->client_text);
+        session_close(s, "queue full");
+        return;
+    }
+    s->state = SESSION_QUEUED;
+    s->qprev = NULL;
+    s->qnext = env->queued;
+    if (env->queued != NULL) {
+        env->queued->qprev = s;
+    }
+    env->queued = s;
+    if (env->nqueued++ == 0) {
+        ev_timer_init(&env->queue_poll, session_queue_poll_cb,
+                      SESSION_QUEUE_POLL_S, SESSION_QUEUE_POLL_S);
+        ev_timer_start(env->loop, &env->queue_poll);
+    }
+    session_timer_arm(s, mq_secs(cf->queue_timeout_ms));
+    /* Room may have come back since the pick: serve the oldest. */
+    session_queue_kick(s->pool);
+}
+
+void
+session_queue_run(struct session_env *env)
+{
+    struct session *s, *next;
+    struct backend *b;
+
+    for (s = env->queued; s != NULL; s = next) {
+        next = s->qnext;
+        b = waitq_take(&s->pool->queue, &s->qe);
+        if (b == NULL) {
+            continue;
+        }
+        session_dequeue(s);
+        ev_timer_stop(env->loop, &s->timer);
+        s->b = b;
+        s->ntries++;
+        if (session_dial(s)) {
+            session_connect(s);     /* refused at once: the next one */
+        }
+    }
+}
+
+/* ---- rebalancing ----------------------------------------------------- */
+
+/*
+ * The closes the rebalancer allows for <s>: its backend's (share above
+ * its weight) or, under a hashed policy, the pool's (any misplaced key).
+ */
+static _Atomic int64_t *
+session_shed_allowance(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    return cf->balance == BALANCE_SOURCE ||
+           cf->balance == BALANCE_MQTT_CLIENT_ID ? &s->pool->shed_any
+                                                 : &s->b->shed;
+}
+
+/* May the rebalancer close <s> now (<idle_only>: only if idle)? */
+static bool
+session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
+                  bool idle_only)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    if (s->state != SESSION_RELAYING || s->b == NULL ||
+        cf->rebalance != REBALANCE_PACED ||
+        atomic_load_explicit(session_shed_allowance(s),
+                             memory_order_acquire) <= 0 ||
+        now_ms - s->start_ms < cf->rebalance_min_age_ms ||
+        (idle_only && now - s->last_active < SESSION_SHED_IDLE_S)) {
+        return false;
+    }
+    if (&s->pool->shed_any == session_shed_allowance(s)) {
+        /* Hashed: only a client whose key now maps elsewhere moves, and
+         * never off a drained or disabled backend (they keep theirs). */
+        return backend_state(s->b) == BACKEND_UP &&
+               pool_key_owner(s->pool, s->key, now_ms) != s->b;
+    }
+    return true;
+}
+
+/* Take one of the closes the rebalancer allows from <left>. */
+static bool
+session_take_shed(_Atomic int64_t *allowance)
+{
+    int64_t left = atomic_load_explicit(allowance, memory_order_acquire);
+
+    while (left > 0) {
+        if (atomic_compare_exchange_weak_explicit(allowance, &left, left - 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+session_shed(struct session_env *env)
+{
+    struct session *s, *next;
+    ev_tstamp now = ev_now(env->loop);
+    uint64_t now_ms = mq_now_ms();
+    int pass;
+
+    /* Idle sessions first: their clients are not in the middle of
+     * anything. */
+    for (pass = 0; pass < 2; pass++) {
+        for (s = env->sessions; s != NULL; s = next) {
+            next = s->next;
+            if (session_sheddable(s, now, now_ms, pass == 0) &&
+                session_take_shed(session_shed_allowance(s))) {
+                atomic_fetch_add_explicit(s->pool->nrebalanced, 1,
+                                          memory_order_relaxed);
+                session_close(s, "rebalanced");
+            }
+        }
+    }
+}
+
 /* ---- connecting ------------------------------------------------------ */
 
 static void
 session_start_relay(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
+    const struct config_pool *cf = s->pool->cf;
 
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
@@ -814,6 +1126,21 @@ session_start_relay(struct session *s)
     s->down.dst = s->cfd;
     s->down.wait = RELAY_WAIT_SRC_READ;
     s->last_active = ev_now(loop);
+    s->last_client = s->last_active;
+    s->idle_client = 0;
+    s->idle_ms = cf->idle_timeout_ms;
+    if (cf->idle_timeout_ms == CONFIG_IDLE_AUTO) {
+        /* The protocol's keepalive, read from the client's bytes as they
+         * pass; the default until it is known. */
+        s->idle_ms = LIFETIME_AUTO_DEFAULT_MS;
+        heartbeat_init(&s->hb);
+        s->up.observe = session_observe;
+        s->up.observe_arg = s;
+    }
+    if (s->up.observe != NULL && s->up.len > s->up.off) {
+        /* Bytes read while peeking were not seen by the relay. */
+        session_observe(s, s->up.buf + s->up.off, s->up.len - s->up.off);
+    }
     ev_io_start(loop, &s->u_r);
     /* Bytes read while peeking (or kept for the next backend) go out
      * first; pump starts the reader. */
@@ -1002,9 +1329,13 @@ session_wait_fd(struct session *s, int err)
     session_timer_arm(s, SESSION_FD_RETRY_S);
 }
 
-/* Pick a backend not yet tried and connect to it, within the retries. */
-static void
-session_connect(struct session *s)
+/*
+ * Connect to s->b (picked and counted). Returns true when it was refused
+ * at once and the caller must pick another; otherwise the session is
+ * connecting, connected, waiting for a descriptor or closed.
+ */
+static bool
+session_dial(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
@@ -1012,6 +1343,42 @@ session_connect(struct session *s)
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
+    addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+    s->connect_at_us = mq_now_us();
+    fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
+                     &in_progress);
+    if (fd == -1) {
+        if (net_is_shortage(errno)) {
+            session_wait_fd(s, errno);
+            return false;
+        }
+        session_connect_failed(s, "connect", errno);
+        return true;
+    }
+    s->ufd = fd;
+    if (!in_progress) {
+        session_connected(s);
+        return false;
+    }
+    ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
+    ev_io_start(loop, &s->u_w);
+    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
+    return false;
+}
+
+/* Pick a backend not yet tried and connect to it, within the retries. */
+static void
+session_connect(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    s->state = SESSION_CONNECTING;
+    if (s->ntries == 0 && cf->max_queue > 0 &&
+        waitq_len(&s->pool->queue) > 0) {
+        /* Others wait already: in line behind them. */
+        session_enqueue(s);
+        return;
+    }
     for (;;) {
         if (s->ntries > cf->retries) {
             pool_reject(s->pool, REJECT_NO_BACKEND);
@@ -1020,6 +1387,11 @@ session_connect(struct session *s)
         }
         s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
+            if (cf->max_queue > 0 &&
+                pool_is_saturated(s->pool, mq_now_ms())) {
+                session_enqueue(s);
+                return;
+            }
             pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
@@ -1031,28 +1403,9 @@ session_connect(struct session *s)
             pool_count_retry(s->pool);
         }
         s->ntries++;
-        addr = backend_addr(s->b);  /* one read: it may be re-addressed */
-        s->connect_at_us = mq_now_us();
-        fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
-                         &in_progress);
-        if (fd == -1) {
-            if (net_is_shortage(errno)) {
-                session_wait_fd(s, errno);
-                return;
-            }
-            /* Refused at once: next backend. */
-            session_connect_failed(s, "connect", errno);
-            continue;
-        }
-        s->ufd = fd;
-        if (!in_progress) {
-            session_connected(s);
+        if (!session_dial(s)) {
             return;
         }
-        ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
-        ev_io_start(loop, &s->u_w);
-        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
-        return;
     }
 }
 
@@ -1411,7 +1764,16 @@ session_create(struct session_env *env, const struct session_entry *e,
     ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
+    ev_init(&s->life, session_life_cb);
+    s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
+                 ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
+    if (cf->max_session_duration_ms > 0) {
+        /* Jitter spreads the reconnects of clients that came together. */
+        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
+            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
+        ev_timer_start(env->loop, &s->life);
+    }
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
@@ -1453,4 +1815,335 @@ session_create(struct session_env *env, const struct session_entry *e,
     }
     session_begin(s);
     return MQ_OK;
+}
+
+/* ---- moving to another process (takeover) ----------------------------- */
+
+/* Bytes read from one side and not yet delivered to the other. */
+static uint32_t
+session_dir_pending(const struct relay_dir *d)
+{
+    if (d->spliced) {
+        return d->inpipe;
+    }
+    return d->buf != NULL ? d->len - d->off : 0;
+}
+
+/* Copy the pending bytes of <d> to <out>; a pipe is emptied (and refilled
+ * by session_thaw if the takeover fails). MQ_ERR if the pipe would not
+ * give them all. */
+static int
+session_dir_take(struct relay_dir *d, uint8_t *out)
+{
+    uint32_t n = session_dir_pending(d), got = 0;
+    ssize_t r;
+
+    if (!d->spliced) {
+        if (n > 0) {
+            memcpy(out, d->buf + d->off, n);
+        }
+        return MQ_OK;
+    }
+    while (got < n) {
+        r = read(d->pipe[0], out + got, n - got);
+        if (r == -1 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (uint32_t)r;
+    }
+    if (got == n) {
+        return MQ_OK;
+    }
+    if (got > 0 && write(d->pipe[1], out, got) != (ssize_t)got) {
+        log_error("takeover: %u bytes of a session's pipe were lost", got);
+    }
+    return MQ_ERR;
+}
+
+/* Put bytes taken by session_dir_take back into the pipe they came from. */
+static void
+session_dir_untake(struct relay_dir *d, const uint8_t *bytes)
+{
+    uint32_t n = d->spliced ? d->inpipe : 0, put = 0;
+    ssize_t w;
+
+    while (put < n) {
+        w = write(d->pipe[1], bytes + put, n - put);
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            log_error("takeover: refilling a session's pipe failed: %s",
+                      strerror(errno));
+            return;
+        }
+        put += (uint32_t)w;
+    }
+}
+
+/* What a direction imported with these bytes waits for: its writer
+ * while bytes wait, else its reader until its source has ended. */
+static void
+session_dir_rewait(struct relay_dir *d)
+{
+    d->wait = session_dir_pending(d) > 0 ? RELAY_WAIT_DST_WRITE
+              : d->eof ? RELAY_WAIT_NONE : RELAY_WAIT_SRC_READ;
+}
+
+/* Arm the relaying timer: the rest of the idle timeout, the probes. */
+static void
+session_idle_resume(struct session *s)
+{
+    session_relay_timer(s);
+}
+
+static void
+session_export_dir(const struct relay_dir *d, const uint8_t *bytes,
+                   struct handover_dir *hd)
+{
+    hd->data = bytes;
+    hd->len = session_dir_pending(d);
+    hd->nbytes = d->nbytes;
+    hd->eof = d->eof;
+    hd->spliced = d->spliced;
+    hd->nosplice = d->nosplice;
+}
+
+static int
+session_export(struct session *s, struct session_export *e)
+{
+    struct handover_session *m = &e->m;
+    uint32_t nup, ndown;
+    uint8_t *bytes;
+
+    /* Plain TCP, relaying: the sockets and a few bytes say it all. TLS
+     * state cannot leave OpenSSL; the other states wait on an event of
+     * their own (a connect, a CONNECT, a free descriptor). */
+    if (s->state != SESSION_RELAYING || s->frozen || s->route != NULL ||
+        s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
+        s->down.src_io != NULL || s->down.dst_io != NULL) {
+        return MQ_AGAIN;
+    }
+    nup = session_dir_pending(&s->up);
+    ndown = session_dir_pending(&s->down);
+    bytes = malloc(nup + ndown > 0 ? nup + ndown : 1);
+    if (bytes == NULL) {
+        return MQ_ERR;
+    }
+    if (session_dir_take(&s->up, bytes) != MQ_OK) {
+        free(bytes);
+        return MQ_AGAIN;
+    }
+    if (session_dir_take(&s->down, bytes + nup) != MQ_OK) {
+        session_dir_untake(&s->up, bytes);
+        free(bytes);
+        return MQ_AGAIN;
+    }
+    session_stop_watchers(s);
+    session_account(s);
+    s->frozen = 1;
+    memset(m, 0, sizeof(*m));
+    m->id = s->id;
+    snprintf(m->pool, sizeof(m->pool), "%s", s->pool->cf->name);
+    snprintf(m->backend, sizeof(m->backend), "%s", s->b->name);
+    m->client = s->ticket.peer;
+    m->key = s->key;
+    m->age_ms = mq_now_ms() - s->start_ms;
+    m->idle_ms = (uint64_t)((ev_now(s->env->loop) - s->last_active) * 1000);
+    m->idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+    m->first_fin = s->first_fin == NULL ? HANDOVER_FIN_NONE
+                   : s->first_fin[0] == 'c' ? HANDOVER_FIN_CLIENT
+                   : HANDOVER_FIN_BACKEND;
+    session_export_dir(&s->up, bytes, &m->up);
+    session_export_dir(&s->down, bytes + nup, &m->down);
+    e->s = s;
+    e->bytes = bytes;
+    e->cfd = s->cfd;
+    e->ufd = s->ufd;
+    return MQ_OK;
+}
+
+void
+session_thaw(struct session_export *e)
+{
+    struct session *s = e->s;
+
+    session_dir_untake(&s->up, e->bytes);
+    session_dir_untake(&s->down, e->bytes + e->m.up.len);
+    mq_free(e->bytes);
+    s->frozen = 0;
+    session_watch(s);       /* the waits are as the freeze left them */
+    session_idle_resume(s);
+    e->s = NULL;
+}
+
+void
+session_handed(struct session_export *e, const char *to)
+{
+    struct session *s = e->s;
+    struct session_env *env = s->env;
+    struct log_session ls;
+
+    mq_free(e->bytes);
+    e->s = NULL;
+    /* Our copies only: the successor holds the connections open. */
+    close(s->cfd);
+    close(s->ufd);
+    s->ufd = -1;
+    relay_dir_close(&s->up, env->rp);
+    relay_dir_close(&s->down, env->rp);
+    session_tap_release(s);
+    ls.id = s->id;
+    ls.client = s->client_text;
+    ls.pool = s->pool->cf->name;
+    ls.backend = s->b->name;
+    ls.bytes_in = s->up.nbytes;
+    ls.bytes_out = s->down.nbytes;
+    ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.end = to;
+    log_session_end(&ls);
+    backend_session_end(s->b);
+    s->b = NULL;
+    session_unlink(env, s);
+    admission_return(&s->ticket);
+    pool_release(s->pool);
+    free(s);
+    env->on_closed(env->ctx);
+}
+
+/* Put the bytes of <hd> where <d> will send them from: its buffer, or a
+ * pipe of its own when they do not fit one (or came from a pipe). */
+static int
+session_import_dir(struct session *s, struct relay_dir *d,
+                   const struct handover_dir *hd)
+{
+    uint32_t put = 0;
+    ssize_t w;
+
+    d->nbytes = hd->nbytes;
+    d->eof = hd->eof;
+    d->nosplice = hd->nosplice;
+    if (hd->len == 0) {
+        return MQ_OK;
+    }
+    if (!hd->spliced && hd->len <= RELAY_BUF_SIZE) {
+        d->buf = relay_buf_get(s->env->rp);
+        if (d->buf == NULL) {
+            return MQ_ERR;
+        }
+        memcpy(d->buf, hd->data, hd->len);
+        d->off = 0;
+        d->len = hd->len;
+        return MQ_OK;
+    }
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        return MQ_ERR;
+    }
+    d->spliced = 1;
+    if (hd->len > RELAY_SPLICE_CHUNK) {
+        (void)fcntl(d->pipe[1], F_SETPIPE_SZ, (int)hd->len);
+    }
+    while (put < hd->len) {
+        w = write(d->pipe[1], hd->data + put, hd->len - put);
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return MQ_ERR;
+        }
+        put += (uint32_t)w;
+    }
+    d->inpipe = hd->len;
+    return MQ_OK;
+}
+
+int
+session_import(struct session_env *env, struct pool *pool,
+               struct backend *b, const struct handover_session *m,
+               int cfd, int ufd, struct admission_ticket *t)
+{
+    struct ev_loop *loop = env->loop;
+    struct session *s;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return MQ_ERR;
+    }
+    s->env = env;
+    s->pool = pool;
+    s->b = b;
+    s->id = m->id;
+    s->state = SESSION_RELAYING;
+    s->cfd = cfd;
+    s->ufd = ufd;
+    s->up.src = s->down.dst = cfd;
+    s->up.dst = s->down.src = ufd;
+    if (session_import_dir(s, &s->up, &m->up) != MQ_OK ||
+        session_import_dir(s, &s->down, &m->down) != MQ_OK) {
+        relay_dir_close(&s->up, env->rp);
+        relay_dir_close(&s->down, env->rp);
+        free(s);
+        return MQ_ERR;
+    }
+    pool_acquire(pool);
+    /* Counted in <b>'s totals already (the old process's counters came
+     * over): only the live count grows. */
+    atomic_fetch_add_explicit(&b->nactive, 1, memory_order_relaxed);
+    s->bytes_in_acct = s->up.nbytes;
+    s->bytes_out_acct = s->down.nbytes;
+    s->ticket = *t;
+    t->adm = NULL;
+    t->sources = NULL;
+    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
+               sizeof(s->client_text));
+    s->key = m->key;
+    s->start_ms = mq_now_ms() - MQ_MIN(m->age_ms, mq_now_ms());
+    s->first_fin = m->first_fin == HANDOVER_FIN_CLIENT ? "client closed"
+                   : m->first_fin == HANDOVER_FIN_BACKEND ? "backend closed"
+                   : NULL;
+    ev_now_update(loop);
+    s->connected_at = ev_now(loop);
+    s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
+    ev_io_init(&s->c_r, session_io_cb, cfd, EV_READ);
+    ev_io_init(&s->c_w, session_io_cb, cfd, EV_WRITE);
+    ev_io_init(&s->u_r, session_io_cb, ufd, EV_READ);
+    ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
+    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
+    ev_init(&s->timer, session_timer_cb);
+    session_link(env, s);
+    session_dir_rewait(&s->up);
+    session_dir_rewait(&s->down);
+    session_watch(s);
+    session_idle_resume(s);
+    return MQ_OK;
+}
+
+size_t
+session_freeze_all(struct session_env *env, struct session_export **out)
+{
+    struct session_export *list = NULL, *grown;
+    struct session *s;
+    size_t n = 0, cap = 0;
+
+    for (s = env->sessions; s != NULL; s = s->next) {
+        if (n == cap) {
+            cap = cap > 0 ? cap * 2 : 64;
+            grown = realloc(list, cap * sizeof(*list));
+            if (grown == NULL) {
+                break;      /* the rest stay here */
+            }
+            list = grown;
+        }
+        if (session_export(s, &list[n]) == MQ_OK) {
+            n++;
+        }
+    }
+    if (n == 0) {
+        mq_free(list);
+    }
+    *out = list;
+    return n;
 }

@@ -36,6 +36,9 @@ worker_listeners_start(struct worker *w)
 {
     struct listener *l;
 
+    if (w->handing) {
+        return;     /* the sockets are being handed over */
+    }
     for (l = w->listeners; l != NULL; l = l->next) {
         listener_start(l);
     }
@@ -204,6 +207,91 @@ worker_adopt_listeners(struct worker *w)
     }
 }
 
+/* A queued session of this worker was granted a backend (any thread). */
+static void
+worker_queue_wake(void *ctx)
+{
+    worker_post(ctx, WORKER_CMD_QUEUE);
+}
+
+/* ---- takeover ---------------------------------------------------------- */
+
+/*
+ * Freeze every movable session between two events (we are in the loop,
+ * not in a callback: no write is half done) and stop accepting; the
+ * main thread reads <exports> once handover_seq moves.
+ */
+static void
+worker_freeze(struct worker *w)
+{
+    w->handing = 1;
+    worker_listeners_stop(w);
+    w->nexports = session_freeze_all(&w->env, &w->exports);
+}
+
+static bool
+worker_keeps(const struct worker *w, uint64_t id)
+{
+    size_t lo = 0, hi = w->nkeep, mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (w->keep[mid] == id) {
+            return true;
+        }
+        if (w->keep[mid] < id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+/* The takeover failed (<handed> false) or committed: every frozen
+ * session resumes here, or goes (all but those the successor kept out). */
+static void
+worker_unfreeze(struct worker *w, bool handed)
+{
+    struct session_export *e;
+    size_t i;
+
+    for (i = 0; i < w->nexports; i++) {
+        e = &w->exports[i];
+        if (handed && !worker_keeps(w, e->m.id)) {
+            session_handed(e, "moved to the new process");
+        } else {
+            session_thaw(e);
+        }
+    }
+    mq_free(w->exports);
+    w->nexports = 0;
+    w->keep = NULL;
+    w->nkeep = 0;
+    w->handing = 0;
+    if (handed) {
+        /* The successor accepts on these sockets now; ours are copies. */
+        w->stopping = 1;
+        ev_timer_stop(w->loop, &w->resume);
+        worker_listeners_destroy(worker_take_all_listeners(w), NULL);
+    } else if (!w->paused && !w->stopping) {
+        worker_listeners_start(w);
+    }
+}
+
+unsigned
+worker_handover_seq(struct worker *w)
+{
+    return atomic_load_explicit(&w->handover_seq, memory_order_acquire);
+}
+
+void
+worker_handover_keep(struct worker *w, const uint64_t *ids, size_t n)
+{
+    w->keep = ids;
+    w->nkeep = n;
+}
+
 /* Run the pending call (or, when <run> is false, refuse it) and say so. */
 static void
 worker_run_call(struct worker *w, bool run)
@@ -271,6 +359,20 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     if (cmds & WORKER_CMD_SWEEP) {
         session_sweep_down(&w->env);
     }
+    if (cmds & WORKER_CMD_QUEUE) {
+        session_queue_run(&w->env);
+    }
+    if (cmds & WORKER_CMD_REBALANCE) {
+        session_shed(&w->env);
+    }
+    if (cmds & (WORKER_CMD_FREEZE | WORKER_CMD_THAW | WORKER_CMD_HANDED)) {
+        if (cmds & WORKER_CMD_FREEZE) {
+            worker_freeze(w);
+        } else {
+            worker_unfreeze(w, (cmds & WORKER_CMD_HANDED) != 0);
+        }
+        atomic_fetch_add_explicit(&w->handover_seq, 1, memory_order_release);
+    }
     if (cmds & WORKER_CMD_CALL) {
         worker_run_call(w, true);
     }
@@ -329,6 +431,7 @@ worker_create(unsigned id, _Atomic uint64_t *next_id)
     w->env.next_id = next_id;
     w->env.on_closed = worker_session_closed;
     w->env.on_shortage = worker_pause_accept;
+    w->env.on_wake = worker_queue_wake;
     w->env.ctx = w;
     ev_async_init(&w->wake, worker_wake_cb);
     ev_async_start(w->loop, &w->wake);

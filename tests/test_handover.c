@@ -116,7 +116,7 @@ Test(handover, every_truncated_session_payload_is_refused)
 
 Test(handover, appended_fields_of_a_newer_build_are_ignored)
 {
-    struct handover_pool m = { "redis", 42 }, t;
+    struct handover_pool m = { "redis", 2, { 42, 7 } }, t;
     struct handover_buf b;
     uint8_t payload[128];
     const uint8_t *p;
@@ -129,7 +129,9 @@ Test(handover, appended_fields_of_a_newer_build_are_ignored)
     memset(payload + len, 0xab, 9);
     cr_assert_eq(handover_decode_pool(payload, len + 9, &t), MQ_OK);
     cr_assert_str_eq(t.name, "redis");
-    cr_assert_eq(t.rejected, 42);
+    cr_assert_eq(t.nrejected, 2);
+    cr_assert_eq(t.rejected[0], 42);
+    cr_assert_eq(t.rejected[1], 7);
     handover_buf_deinit(&b);
 }
 

@@ -15,10 +15,12 @@
 
 #include "mqlb/admission.h"
 #include "mqlb/config.h"
+#include "mqlb/history.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/members.h"
 
 struct admin;
+struct ctlsock;
 struct gen;
 struct gen_keep;
 struct health;
@@ -51,6 +53,9 @@ struct core {
     struct health      *health;         /* owned */
     struct members      members;        /* runtime membership, DNS */
     struct admin       *admin;          /* owned */
+    struct ctlsock     *ctlsock;        /* control_socket, or NULL */
+    uint64_t           *handover_keep;  /* session ids a successor
+                                           declined (read by workers) */
     struct privsep     *privsep;        /* owned: root's helper after
                                            `user =` dropped it, or NULL */
     struct admission    adm;            /* max_connections tickets */
@@ -64,6 +69,8 @@ struct core {
     bool                ctl_done;       /* ctl_result is ready */
     struct reload_result ctl_result;    /* of the last CORE_CTL_RELOAD */
     ev_timer            watchdog;       /* WATCHDOG=1 for systemd */
+    ev_timer            history_timer;  /* a sample for the charts */
+    struct history      history;        /* the dashboard's last minutes */
     ev_timer            status_timer;   /* STATUS= when it changes */
     char                status[128];    /* the last STATUS= sent */
     struct admin       *admin_old;      /* moved away by a reload; stopped
@@ -76,13 +83,15 @@ struct core {
     _Atomic bool        last_reload_ok;
     ev_timer            shutdown_timer; /* shutdown_timeout */
     ev_timer            drain_poll;     /* sessions gone yet? */
+    ev_timer            rebalance;      /* the pools' rebalancers' tick */
     unsigned            stopping:1;     /* first SIGTERM seen */
     int                 exit_code;
 };
 
-/* Build everything from <cf> (core takes it) and bind; MQ_ERR on failure
- * with the reason logged. */
-int core_init(struct core *c, struct config *cf);
+/* Build everything from <cf> (core takes it) and bind, or with
+ * <takeover> receive the sockets, sessions and state of the instance on
+ * cf->control_socket; MQ_ERR on failure with the reason logged. */
+int core_init(struct core *c, struct config *cf, bool takeover);
 /* Run until stopped; returns the exit code. */
 int core_run(struct core *c);
 void core_deinit(struct core *c);
@@ -90,6 +99,14 @@ void core_deinit(struct core *c);
 /* The pools' on_down hook (any thread): with on_backend_down = close,
  * every worker closes the sessions of backends that are down. */
 void core_backend_down(void *ctx, struct pool *pool);
+
+/* A successor took over (takeover.c): no checks, no admin port, no new
+ * sessions; leave once the sessions that stayed have ended, or at
+ * shutdown_timeout. */
+void core_retire(struct core *c);
+
+/* (Re)open cf->control_socket; a warning if it cannot be. */
+void core_control_socket_start(struct core *c);
 
 /* Re-read the config file and switch to it, or keep the running one
  * (reload.c; SIGHUP, or the admin port, on the main loop). <res>, when

@@ -119,9 +119,12 @@ struct handover_session {
     struct handover_dir down;       /* broker -> client */
 };
 
+#define HANDOVER_MAX_REASONS 16     /* rejection counters per pool */
+
 struct handover_pool {
     char                name[HANDOVER_NAME_LEN];
-    uint64_t            rejected;
+    uint32_t            nrejected;  /* counters in <rejected> */
+    uint64_t            rejected[HANDOVER_MAX_REASONS];  /* by reason */
 };
 
 /* A backend's runtime state and counters. */
@@ -151,6 +154,11 @@ struct handover_backend {
     uint32_t            check_latency_ms;
     uint64_t            check_at_ms;
     char                check_reason[HANDOVER_REASON_LEN];
+    uint8_t             source;     /* enum backend_source: config, DNS,
+                                       the runtime API */
+    uint32_t            max_connect_rate;
+    char                down_reason[HANDOVER_TEXT_LEN];  /* why down */
+    char                admin_by[HANDOVER_NAME_LEN];     /* who drained */
 };
 
 struct handover_end {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct admission;
+struct config_addr;
 struct listen_set_fd;
 struct listener;
 struct pool;
@@ -36,6 +37,20 @@ int listen_set_build(struct listen_set *out, const struct listen_set *old,
  * only the sockets that were not <old>'s. */
 void listen_set_discard(struct listener **lists, unsigned nworkers,
                         const struct listen_set *old);
+
+/* An empty set of <nworkers> workers with room for <cap> sockets each
+ * (a takeover's inherited sockets). MQ_ERR on no memory. */
+int listen_set_init(struct listen_set *s, unsigned nworkers, size_t cap);
+
+/* Add socket <fd> for <a> to worker <w>'s list (within the room made by
+ * listen_set_init). */
+void listen_set_add(struct listen_set *s, unsigned w,
+                    const struct config_addr *a, int fd);
+
+/* Worker <w>'s sockets: how many, and the <i>th (its address in *<a>). */
+size_t listen_set_count(const struct listen_set *s, unsigned w);
+int listen_set_get(const struct listen_set *s, unsigned w, size_t i,
+                   const struct config_addr **a);
 
 /* Forget the inventory (the sockets belong to the listeners). */
 void listen_set_deinit(struct listen_set *s);

@@ -12,6 +12,9 @@ void notify_ready(const char *status);
 /* A reload begins (RELOADING=1 with the monotonic time systemd wants). */
 void notify_reloading(void);
 void notify_stopping(void);
+/* After a takeover: this process is the service's main process now
+ * (MAINPID=, with READY=1; needs NotifyAccess=all). */
+void notify_mainpid(void);
 void notify_status(const char *status);
 /* Keep-alive for WatchdogSec=. */
 void notify_watchdog(void);

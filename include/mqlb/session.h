@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqlb/handover.h"
+
 struct admission_ticket;
+struct backend;
 struct pool;
 struct relay_pool;
 struct session;
@@ -25,9 +28,15 @@ struct session_env {
     void              (*on_closed)(void *ctx);  /* a session was freed */
     void              (*on_shortage)(void *ctx);/* out of descriptors:
                                                    stop accepting a while */
-    void               *ctx;            /* for the two hooks */
+    void              (*on_wake)(void *ctx);    /* any thread: ask the
+                                                   owner to call
+                                                   session_queue_run() */
+    void               *ctx;            /* for the hooks */
     struct session     *sessions;       /* live sessions, doubly linked */
     size_t              nsessions;
+    struct session     *queued;         /* sessions in a pool's queue */
+    size_t              nqueued;
+    ev_timer            queue_poll;     /* while any wait: rate tokens */
 };
 
 /* Where a client came in: the pools of its listen address. */
@@ -57,9 +66,61 @@ void session_close(struct session *s, const char *reason);
 /* Close every session of <env> with <reason>. */
 void session_close_all(struct session_env *env, const char *reason);
 
+/*
+ * Connect the queued sessions of <env> that were granted a backend (the
+ * owner's answer to on_wake).
+ */
+void session_queue_run(struct session_env *env);
+
+/*
+ * Close sessions the rebalancer asked for (backend->shed), idle ones
+ * first, none younger than rebalance_min_age; under a hashed policy only
+ * those whose key now maps elsewhere. They end with "rebalanced".
+ */
+void session_shed(struct session_env *env);
+
 /* Close the sessions of <env> whose backend went down, in pools that ask
  * for it (on_backend_down = close). */
 void session_sweep_down(struct session_env *env);
+
+/* ---- takeover: moving established sessions to another process ------ */
+
+/* A session frozen for a takeover: what it exposes to be moved. */
+struct session_export {
+    struct session     *s;              /* frozen, still on its list */
+    struct handover_session m;          /* its description; m.up.data and
+                                           m.down.data point into <bytes> */
+    uint8_t            *bytes;          /* owned: the pending bytes */
+    int                 cfd;            /* client socket (still s's) */
+    int                 ufd;            /* broker socket (still s's) */
+};
+
+/*
+ * Freeze every movable session of <env> (established, plain TCP): stop
+ * its watchers and timers and copy out its pending bytes (a splice pipe
+ * is emptied). *<out> is a malloc'd array of the frozen ones (NULL if
+ * none); returns how many. The others go on untouched.
+ */
+size_t session_freeze_all(struct session_env *env,
+                          struct session_export **out);
+
+/* The takeover failed: <e>'s session resumes as it was. */
+void session_thaw(struct session_export *e);
+
+/* The takeover committed: <e>'s session lives in another process now.
+ * Close our copies of its sockets (no FIN: the successor holds them),
+ * give back its ticket and free it; <end> goes in its log line. */
+void session_handed(struct session_export *e, const char *end);
+
+/*
+ * Adopt a session moved from another process: <m> and its sockets <cfd>
+ * (client) and <ufd> (broker), on <pool> and its backend <b>, with the
+ * ticket <t> (left empty). It resumes at once on <env>'s loop. MQ_ERR on
+ * no memory (nothing taken: the caller still owns fds and ticket).
+ */
+int session_import(struct session_env *env, struct pool *pool,
+                   struct backend *b, const struct handover_session *m,
+                   int cfd, int ufd, struct admission_ticket *t);
 
 /* One session as GET /sessions shows it. */
 struct session_info {

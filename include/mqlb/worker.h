@@ -25,6 +25,13 @@ struct listener;
 #define WORKER_CMD_SWEEP        0x08    /* a backend went down */
 #define WORKER_CMD_LISTENERS    0x10    /* adopt <pending> listeners */
 #define WORKER_CMD_CALL         0x20    /* run <call_fn> (worker_call) */
+#define WORKER_CMD_FREEZE       0x40    /* takeover: stop accepting, freeze
+                                           the movable sessions */
+#define WORKER_CMD_THAW         0x80    /* takeover failed: resume all */
+#define WORKER_CMD_QUEUE        0x200   /* queued sessions were granted */
+#define WORKER_CMD_REBALANCE    0x400   /* close what the rebalancer asks */
+#define WORKER_CMD_HANDED       0x100   /* takeover done: let the frozen
+                                           sessions go (but <keep>) */
 
 struct worker;
 
@@ -59,6 +66,16 @@ struct worker {
     unsigned            exited:1;       /* the loop is over: no more calls */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
+    unsigned            handing:1;      /* frozen for a takeover */
+    struct session_export *exports;     /* the frozen sessions; read by
+                                           the main thread between
+                                           FREEZE and THAW/HANDED */
+    size_t              nexports;
+    const uint64_t     *keep;           /* HANDED: ids (sorted) the
+                                           successor declined */
+    size_t              nkeep;
+    _Atomic unsigned    handover_seq;   /* bumped after each FREEZE,
+                                           THAW, HANDED */
 };
 
 /* Worker <id>; its sessions take ids from <next_id>. NULL on failure. */
@@ -78,6 +95,11 @@ void worker_set_listeners(struct worker *w, struct listener *list);
  */
 int worker_call(struct worker *w, worker_call_fn fn, void *arg);
 void worker_join(struct worker *w);
+
+/* Takeover (main thread): how many FREEZE/THAW/HANDED <w> has finished,
+ * to wait for the next; and the ids HANDED keeps (set before posting). */
+unsigned worker_handover_seq(struct worker *w);
+void worker_handover_keep(struct worker *w, const uint64_t *ids, size_t n);
 void worker_destroy(struct worker *w);
 
 #endif /* MQLB_WORKER_H */
