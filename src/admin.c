@@ -325,6 +325,7 @@ admin_route(const char *method, const char *path, const char *value,
         { "/health",    ADMIN_EP_HEALTH },
         { "/status",    ADMIN_EP_STATUS },
         { "/metrics",   ADMIN_EP_METRICS },
+        { "/history",   ADMIN_EP_HISTORY },
         { "/",          ADMIN_EP_DASHBOARD },
     };
     static const struct {
@@ -727,6 +728,21 @@ admin_authorized(struct admin *a, struct MHD_Connection *conn)
     return ok;
 }
 
+/* GET /history: the samples behind the dashboard's charts. */
+static enum MHD_Result
+admin_do_history(struct admin *a, struct MHD_Connection *conn)
+{
+    char *text;
+
+    if (a->ops.history == NULL ||
+        (text = a->ops.history(a->ops.ctx)) == NULL) {
+        return admin_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "no history", NULL, false);
+    }
+    return admin_send(conn, MHD_HTTP_OK, ADMIN_CT_JSON, text, strlen(text),
+                      MHD_RESPMEM_MUST_FREE, NULL, false);
+}
+
 /* POST /control/...: the core answers, after the main loop did it. */
 static enum MHD_Result
 admin_do_control(struct admin *a, struct MHD_Connection *conn,
@@ -825,6 +841,8 @@ admin_answer(struct admin *a, struct MHD_Connection *conn, const char *url,
         return admin_do_action(a, conn, &req);
     case ADMIN_EP_CONTROL:
         return admin_do_control(a, conn, &req);
+    case ADMIN_EP_HISTORY:
+        return admin_do_history(a, conn);
     case ADMIN_EP_API:
         return admin_do_api(a, conn, &req, body);
     }

@@ -34,6 +34,7 @@
 #include "mqlb/session.h"
 #include "mqlb/takeover.h"
 #include "mqlb/relay.h"
+#include "mqlb/stats.h"
 #include "mqlb/worker.h"
 
 #define CORE_DRAIN_POLL_S   0.05
@@ -285,12 +286,34 @@ core_watchdog_cb(struct ev_loop *loop, ev_timer *t, int revents)
     notify_watchdog();
 }
 
+/* A sample of every counter for the dashboard's charts. */
+static void
+core_history_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = container_of(t, struct core, history_timer);
+    struct stats_snapshot *snap;
+    struct admin_ops ops;
+
+    (void)loop;
+    (void)revents;
+    mgmt_ops(c, &ops);
+    snap = ops.snapshot(c);
+    if (snap != NULL) {
+        history_add(&c->history, snap);
+        stats_snapshot_free(snap);
+    }
+}
+
 /* READY=1 with a STATUS=, and the timers that keep systemd informed. */
 static void
 core_notify_start(struct core *c)
 {
     uint64_t wd = notify_watchdog_ms();
 
+    /* The first sample now, so charts have a start point at once. */
+    ev_timer_init(&c->history_timer, core_history_cb, 0.,
+                  HISTORY_INTERVAL_S);
+    ev_timer_start(c->loop, &c->history_timer);
     core_status_line(c, c->status, sizeof(c->status));
     notify_ready(c->status);
     if (getenv("NOTIFY_SOCKET") != NULL) {
@@ -331,6 +354,7 @@ core_init(struct core *c, struct config *cf, bool takeover)
     pthread_mutex_init(&c->gen_lock, NULL);
     pthread_mutex_init(&c->ctl_lock, NULL);
     pthread_cond_init(&c->ctl_cond, NULL);
+    history_init(&c->history);
     c->start_ms = mq_wall_ms();
     atomic_init(&c->last_reload_ok_ms, c->start_ms);
     atomic_init(&c->last_reload_ok, true);
@@ -572,6 +596,7 @@ core_deinit(struct core *c)
     c->keep = NULL;
     mq_free(c->handover_keep);
     config_errors_deinit(&c->ctl_result.errs);
+    history_deinit(&c->history);
     pthread_cond_destroy(&c->ctl_cond);
     pthread_mutex_destroy(&c->ctl_lock);
     if (c->privsep != NULL) {

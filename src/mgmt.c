@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -129,6 +130,7 @@ mgmt_snapshot(void *ctx)
     snap->process.reloads_failed = atomic_load(&c->reloads_failed);
     snap->process.last_reload_ok_ms = atomic_load(&c->last_reload_ok_ms);
     snap->process.last_reload_ok = atomic_load(&c->last_reload_ok);
+    snap->process.pid = (int64_t)getpid();
     pthread_mutex_lock(&c->gen_lock);
     snap->now_ms = mq_wall_ms();
     snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;
@@ -246,9 +248,18 @@ mgmt_control(void *ctx, int what, unsigned *status)
     return text;
 }
 
+static char *
+mgmt_history(void *ctx)
+{
+    struct core *c = ctx;
+
+    return history_render_json(&c->history);
+}
+
 void
 mgmt_ops(struct core *c, struct admin_ops *ops)
 {
+    ops->history = mgmt_history;
     ops->ctx = c;
     ops->snapshot = mgmt_snapshot;
     ops->action = mgmt_action;

@@ -413,6 +413,14 @@ stats_render_json(const struct stats_snapshot *snap)
     ok = stats_json_set(root, "uptime_s",
                         stats_json_u64(snap->uptime_s)) && ok;
     ok = stats_json_set(root, "now", stats_json_time(snap->now_ms)) && ok;
+    /* The generation in force: 1 at start, one more per good reload. */
+    ok = stats_json_set(root, "pid", json_integer(snap->process.pid)) && ok;
+    ok = stats_json_set(root, "generation",
+                        stats_json_u64(snap->process.reloads_ok + 1)) && ok;
+    ok = stats_json_set(root, "loaded", stats_json_time(
+                        snap->process.last_reload_ok_ms)) && ok;
+    ok = stats_json_set(root, "last_reload_ok",
+                        json_boolean(snap->process.last_reload_ok)) && ok;
     ok = stats_json_set(root, "pools", pools) && ok;
     text = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);

@@ -37,6 +37,9 @@ struct admin_ops {
      * NULL on no memory.
      */
     char *(*control)(void *ctx, int what, unsigned *status);
+    /* The dashboard's chart samples as JSON (history.h), freed by the
+     * admin port; NULL on no memory. */
+    char *(*history)(void *ctx);
     /* The runtime API (admin_api.h); NULL: answered 404. */
     void  (*api)(void *ctx, const struct admin_api_req *req,
                  struct admin_api_reply *out);
@@ -56,6 +59,7 @@ enum admin_endpoint {
     ADMIN_EP_STATUS,            /* GET /status */
     ADMIN_EP_METRICS,           /* GET /metrics */
     ADMIN_EP_DASHBOARD,         /* GET / */
+    ADMIN_EP_HISTORY,           /* GET /history */
     ADMIN_EP_ACTION,            /* POST /pools/P/backends/B/{verb} */
     ADMIN_EP_CONTROL,           /* POST /control/{reload,stop} */
     ADMIN_EP_API,               /* the runtime API: admin_api.h */

@@ -15,6 +15,7 @@
 
 #include "mqlb/admission.h"
 #include "mqlb/config.h"
+#include "mqlb/history.h"
 #include "mqlb/listen_set.h"
 #include "mqlb/members.h"
 
@@ -68,6 +69,8 @@ struct core {
     bool                ctl_done;       /* ctl_result is ready */
     struct reload_result ctl_result;    /* of the last CORE_CTL_RELOAD */
     ev_timer            watchdog;       /* WATCHDOG=1 for systemd */
+    ev_timer            history_timer;  /* a sample for the charts */
+    struct history      history;        /* the dashboard's last minutes */
     ev_timer            status_timer;   /* STATUS= when it changes */
     char                status[128];    /* the last STATUS= sent */
     struct admin       *admin_old;      /* moved away by a reload; stopped

@@ -84,6 +84,7 @@ struct stats_process {
     uint64_t            reloads_failed;
     uint64_t            last_reload_ok_ms;  /* wall clock; start counts */
     bool                last_reload_ok; /* the latest reload succeeded */
+    int64_t             pid;            /* 0: unknown */
 };
 
 struct stats_snapshot {

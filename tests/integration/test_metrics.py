@@ -9,6 +9,8 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
+import time
 import unittest
 
 from harness import ROOT, Mqlb, RedisClient, RedisServer, free_port, wait_until
@@ -179,3 +181,54 @@ class AlertRules(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+
+
+@unittest.skipUnless(shutil.which("node") and os.path.exists("/usr/bin/chromium"),
+                     "node or chromium missing: run make deps")
+class DashboardCharts(unittest.TestCase):
+    def test_charts_draw_the_server_samples(self):
+        redis = RedisServer()
+        port = free_port()
+        lb = Mqlb("[pool r]\nlisten = 127.0.0.1:%d\nbackend = r1 127.0.0.1:%d\n"
+                  % (port, redis.port))
+        stop = threading.Event()
+
+        def traffic():
+            # bounded: at most 2000 short sessions, at most 40 s
+            deadline = time.monotonic() + 40
+            for _ in range(2000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    ping(port)
+                except (OSError, AssertionError):
+                    pass
+                time.sleep(0.02)
+        t = threading.Thread(target=traffic, daemon=True)
+        t.start()
+        try:
+            base = "http://127.0.0.1:%d" % lb.admin_port
+            r = subprocess.run(["node", os.path.join(BROWSER_DIR, "charts.js"), base, "r", "2"],
+                               capture_output=True, text=True, timeout=90)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+            page = json.loads(r.stdout)
+            charts = {c["cls"].split()[1]: c for c in page["pool_charts"]}
+            self.assertEqual(set(charts), {"sessions", "bytes", "active"})
+            self.assertGreaterEqual(charts["active"]["points"], 2)
+            self.assertGreaterEqual(charts["sessions"]["points"], 1)
+            self.assertGreater(charts["sessions"]["max_y"], 0)
+            self.assertGreater(charts["bytes"]["max_y"], 0)
+            self.assertEqual(len(page["backend_trends"]["r1"]), 3)
+            self.assertGreaterEqual(page["backend_trends"]["r1"][2], 2)
+            self.assertEqual(page["generation"], "1")
+            self.assertEqual(page["errors"], [])
+            self.assertIn(base + "/history", page["requests"])
+            self.assertEqual([u for u in page["requests"] if not u.startswith(base + "/")], [])
+        finally:
+            stop.set()
+            t.join(10)
+            lb.stop()
+            redis.stop()
