@@ -112,6 +112,7 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	scripts/bench.sh $(BENCH_ARGS)
+	scripts/bench_tls.sh $(BENCH_ARGS)
 
 # Chaos soak (scripts/soak.sh): 10 minutes by default, 60 s in `make test`.
 SOAK_SECONDS ?= 600

@@ -283,14 +283,24 @@ class TestMqtt(TlsCase):
             def totals():
                 return {b["name"]: b["total"] for b in m.status()["pools"][0]["backends"]}
 
+            def connect(cid, src="127.0.0.1"):
+                s = tls_connect(port, self.ca.cert, source=src)
+                s.sendall(mqtt_connect(cid))
+                self.assertEqual(s.recv(4)[:2], b"\x20\x02")     # CONNACK
+                s.close()
+
+            # The hash table is rebuilt off the workers' path when the
+            # second broker comes up: wait until both take clients.
+            for i in range(200):
+                if min(totals().values()) > 0:
+                    break
+                connect("warm-%d" % i)
+            self.assertGreater(min(totals().values()), 0)
             for cid in ("sensor-1", "sensor-2", "sensor-3"):
                 where = []
                 for src in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
                     before = totals()
-                    s = tls_connect(port, self.ca.cert, source=src)
-                    s.sendall(mqtt_connect(cid))
-                    self.assertEqual(s.recv(4)[:2], b"\x20\x02")     # CONNACK
-                    s.close()
+                    connect(cid, src)
                     after = wait_until(lambda: totals() != before and totals(),
                                        what="session counted")
                     where += [n for n in after if after[n] != before[n]]
@@ -336,6 +346,7 @@ class ProxyV2Reader:
             tlvs = {}
             addrlen = {0x11: 12, 0x21: 36}.get(hdr[13], 0)
             self._tlvs(body[addrlen:], tlvs)
+            tlvs["raw"] = body[addrlen:]
             self.headers.append((hdr[12], tlvs))
             while True:
                 d = c.recv(65536)
@@ -420,6 +431,48 @@ class TestClientCertificates(TlsCase):
                 wait_until(lambda: metric(m, "mqlb_tls_handshakes_total", pool="m",
                                           result=reason) == before + 1, what=reason)
         finally:
+            m.stop()
+            be.stop()
+
+    def test_tlvs_match_what_haproxy_sends(self):
+        """The same client through HAProxy (send-proxy-v2-ssl-cn with
+        ssl-cipher and authority) and through mqlb: the TLV bytes agree."""
+        be = ProxyV2Reader()
+        port, hport = free_port(), free_port()
+        m = Mqlb(self.tls_pool("m", port, [("b1", be.port)],
+                               "tls_client_ca = %s\ntls_verify_client = required\n"
+                               "proxy_protocol = v2\nhealth_check = none\n"
+                               "tls_alpn = mqtt\n" % self.ca.cert))
+        cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n    maxconn 100\ndefaults\n    mode tcp\n"
+                    "    timeout connect 3s\n    timeout client 10s\n"
+                    "    timeout server 10s\nfrontend fe\n"
+                    "    bind 127.0.0.1:%d ssl crt %s ca-file %s verify required alpn mqtt\n"
+                    "    default_backend be\nbackend be\n"
+                    "    server b1 127.0.0.1:%d send-proxy-v2-ssl-cn "
+                    "proxy-v2-options ssl-cipher,authority\n"
+                    % (hport, self.a_pem, self.ca.cert, be.port))
+        h = Proc(["haproxy", "-db", "-f", cfg], "haproxy")
+        try:
+            wait_port(hport)
+            m.wait_ready()
+            raws = []
+            for p in (port, hport):
+                n = len(be.headers)
+                ctx = client_ctx(self.ca.cert, self.cli_pem)
+                ctx.set_alpn_protocols(["mqtt"])
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+                with ctx.wrap_socket(socket.create_connection(("127.0.0.1", p), timeout=5),
+                                     server_hostname="a.test") as s:
+                    s.sendall(b"ping")
+                    self.assertEqual(s.recv(10), b"ping")
+                wait_until(lambda: len(be.headers) > n, what="header")
+                raws.append(be.headers[-1][1]["raw"])
+            self.assertIn(b"device-7", raws[0])
+            self.assertEqual(raws[0], raws[1])
+        finally:
+            h.stop()
             m.stop()
             be.stop()
 
