@@ -209,7 +209,7 @@ fuzz-smoke: fuzz-build
 # A race makes mqlb exit 66 at once, which fails the test that ran it;
 # reports go to build-tsan/reports/ too, so that one found while mqlb
 # shuts down (after the test's last check) still fails the target.
-TSAN_TESTS ?= test_foundation.py test_reload.py test_hostile.py
+TSAN_TESTS ?= test_foundation.py test_reload.py test_hostile.py test_takeover.py
 TSAN_OPTS  := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
               suppressions=$(abspath tests/tsan.supp) \
               log_path=$(abspath build-tsan/reports/tsan)
