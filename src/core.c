@@ -31,6 +31,7 @@
 #include "mqlb/pool.h"
 #include "mqlb/privsep.h"
 #include "mqlb/proc.h"
+#include "mqlb/rebalancer.h"
 #include "mqlb/session.h"
 #include "mqlb/takeover.h"
 #include "mqlb/relay.h"
@@ -328,6 +329,34 @@ core_notify_start(struct core *c)
     }
 }
 
+/* ---- rebalance = paced ------------------------------------------------ */
+
+/* Every REBALANCE_TICK_MS: each pool's controller; workers close what it
+ * hands out. */
+static void
+core_rebalance_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = t->data;
+    uint64_t now_ms = mq_now_ms();
+    bool wake = false;
+    size_t i;
+
+    (void)loop;
+    (void)revents;
+    if (c->stopping) {
+        return;     /* sessions are ending anyway */
+    }
+    for (i = 0; i < c->gen->npools; i++) {
+        if (rebalancer_tick(&c->gen->pools[i]->rebal, c->gen->pools[i],
+                            now_ms)) {
+            wake = true;
+        }
+    }
+    if (wake) {
+        core_post_all(c, WORKER_CMD_REBALANCE);
+    }
+}
+
 /* ---- start and stop ---------------------------------------------------- */
 
 /* net_listen's hook after the privilege drop: the helper binds. */
@@ -478,6 +507,10 @@ core_init(struct core *c, struct config *cf, bool takeover)
     ev_signal_start(c->loop, &c->sigterm);
     ev_signal_start(c->loop, &c->sigint);
     ev_signal_start(c->loop, &c->sighup);
+    ev_timer_init(&c->rebalance, core_rebalance_cb,
+                  REBALANCE_TICK_MS / 1000.0, REBALANCE_TICK_MS / 1000.0);
+    c->rebalance.data = c;
+    ev_timer_start(c->loop, &c->rebalance);
     ev_async_init(&c->ctl_async, core_ctl_cb);
     c->ctl_async.data = c;
     ev_async_start(c->loop, &c->ctl_async);

@@ -20,6 +20,7 @@ struct gen_keep {
     struct gen_keep    *next;
     char                name[CONFIG_NAME_LEN];
     _Atomic uint64_t    rejected[REJECT_NREASONS];  /* by reason */
+    _Atomic uint64_t    rebalanced;     /* sessions moved by rebalance */
     struct pool_counters ctr;           /* sessions, retries, durations */
     _Atomic uint64_t    tls[TLS_NRESULTS];  /* TLS handshakes by result */
     struct srclimit    *sources;        /* max_conns_per_source counts,
@@ -141,6 +142,8 @@ gen_backends(const struct config_pool *cp, struct gen *old,
                 backend_set_weight(bs[j], cp->backends[j].weight);
             }
             atomic_store(&bs[j]->max_conns, cp->backends[j].max_conns);
+            atomic_store(&bs[j]->max_connect_rate,
+                         cp->backends[j].max_connect_rate);
         } else {
             bs[j] = backend_create(&cp->backends[j], cp->name);
         }
@@ -174,6 +177,9 @@ gen_pool(struct gen *g, const struct config_pool *cp, struct gen *old,
     }
     if (p == NULL) {
         return NULL;
+    }
+    if (k != NULL) {
+        p->nrebalanced = &k->rebalanced;
     }
     if (k != NULL && cp->max_conns_per_source > 0) {
         if (k->sources == NULL) {

@@ -536,12 +536,18 @@ log_event(int level, const struct log_fields *f, const char *fmt, ...)
 void
 log_session_end(const struct log_session *ls)
 {
-    char line[2048];
+    char line[2048], idle[24];
     bool json = atomic_load(&log_format_cur) == LOG_FORMAT_JSON;
     size_t pos;
 
     if (!log_enabled(LOG_INFO)) {
         return;
+    }
+    if (ls->idle_ms == 0) {
+        snprintf(idle, sizeof(idle), "never");
+    } else {
+        snprintf(idle, sizeof(idle), "%llums",
+                 (unsigned long long)ls->idle_ms);
     }
     pos = log_head(line, sizeof(line), LOG_INFO, json);
     if (json) {
@@ -553,18 +559,19 @@ log_session_end(const struct log_session *ls)
         pos = log_json_field(line, sizeof(line), pos, "backend", ls->backend);
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
             ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu,"
-            "\"end\":\"%s\"}\n",
+            "\"idle_timeout_ms\":%llu,\"end\":\"%s\"}\n",
             (unsigned long long)ls->bytes_in,
             (unsigned long long)ls->bytes_out,
-            (unsigned long long)ls->duration_ms, ls->end);
+            (unsigned long long)ls->duration_ms,
+            (unsigned long long)ls->idle_ms, ls->end);
     } else {
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
             "session #%llu client=%s pool=%s backend=%s in=%llu "
-            "out=%llu duration=%llums end=%s\n",
+            "out=%llu duration=%llums idle=%s end=%s\n",
             (unsigned long long)ls->id, ls->client, ls->pool, ls->backend,
             (unsigned long long)ls->bytes_in,
             (unsigned long long)ls->bytes_out,
-            (unsigned long long)ls->duration_ms, ls->end);
+            (unsigned long long)ls->duration_ms, idle, ls->end);
     }
     if (pos >= sizeof(line)) {
         pos = sizeof(line) - 1;

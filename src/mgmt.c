@@ -66,7 +66,7 @@ int
 mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
 {
     struct discovery_status ds;
-    unsigned r;
+    unsigned r, queued, queued_max;
     size_t j;
 
     members_dns_status(&c->members, p->cf->name, &ds);
@@ -85,6 +85,10 @@ mgmt_pool(struct core *c, struct stats_pool *sp, struct pool *p)
         sp->rejected_by[r] = atomic_load(&p->nrejected[r]);
         sp->rejected += sp->rejected_by[r];
     }
+    waitq_counts(&p->queue, &queued, &queued_max);
+    sp->queued = queued;
+    sp->queued_max = queued_max;
+    sp->rebalanced = atomic_load(p->nrebalanced);
     if (p->ctr != NULL) {
         sp->sessions = atomic_load(&p->ctr->sessions);
         sp->retries = atomic_load(&p->ctr->retries);

@@ -39,6 +39,8 @@ pool_create(const struct config_pool *cf, struct backend *const *backends,
     }
     p->cf = cf;
     p->nrejected = nrejected;
+    p->nrebalanced = &p->own_rebalanced;
+    rebalancer_init(&p->rebal);
     p->ntls = p->ntls_own;
     p->lb = lb_ops_for(cf->balance);
     p->backends = calloc(CONFIG_MAX_BACKENDS, sizeof(*p->backends));
@@ -65,6 +67,7 @@ pool_create(const struct config_pool *cf, struct backend *const *backends,
     p->lb_version = UINT64_MAX;     /* forces a first rebuild */
     p->lb_asked = UINT64_MAX;
     pthread_mutex_init(&p->lock, NULL);
+    waitq_init(&p->queue);
     atomic_init(&p->refcnt, 1);
     return p;
 }
@@ -89,6 +92,7 @@ pool_release(struct pool *p)
     }
     p->lb->destroy(p->lb_state);
     pthread_mutex_destroy(&p->lock);
+    waitq_deinit(&p->queue);
     free(p->backends);
     free(p->usable);
     free(p->cands);

@@ -18,21 +18,39 @@ rebalancer_init(struct rebalancer *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Take back the closes not made since the last tick; returns those made. */
+/* Hashed pools scan their sessions this often while nothing moves. */
+#define REBALANCER_HASHED_SCAN_TICKS   10
+
+static bool
+rebalancer_hashed(const struct pool *p)
+{
+    return p->cf->balance == BALANCE_SOURCE ||
+           p->cf->balance == BALANCE_MQTT_CLIENT_ID;
+}
+
+/*
+ * Take back the closes not made since the last tick, and return how many
+ * were made: the pool's count of rebalanced sessions says it exactly,
+ * whenever the workers got to them.
+ */
 static uint64_t
 rebalancer_reclaim(struct rebalancer *r, struct pool *p)
 {
-    int64_t left, unused = 0;
+    uint64_t total;
     size_t i;
 
     for (i = 0; i < p->nbackends; i++) {
-        left = atomic_exchange_explicit(&p->backends[i]->shed, 0,
-                                        memory_order_acq_rel);
-        if (left > 0) {
-            unused += left;
-        }
+        atomic_store_explicit(&p->backends[i]->shed, 0,
+                              memory_order_release);
     }
-    return r->granted > (uint64_t)unused ? r->granted - (uint64_t)unused : 0;
+    atomic_store_explicit(&p->shed_any, 0, memory_order_release);
+    total = atomic_load_explicit(p->nrebalanced, memory_order_acquire);
+    if (total < r->closed_seen) {
+        r->closed_seen = total;     /* not ours to explain: start over */
+    }
+    total -= r->closed_seen;
+    r->closed_seen += total;
+    return total;
 }
 
 static void
@@ -46,23 +64,34 @@ rebalancer_disarm(struct rebalancer *r, struct pool *p, const char *why)
     atomic_store_explicit(&p->rebalancing, false, memory_order_relaxed);
 }
 
+/* Say once that sessions are moving. */
+static void
+rebalancer_announce(struct rebalancer *r, const struct pool *p)
+{
+    if (!r->logged) {
+        log_notice("pool %s: backends changed, moving sessions at %u/s",
+                   p->cf->name, p->cf->rebalance_rate);
+        r->logged = 1;
+    }
+}
+
 bool
 rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
 {
     struct rebalance_share shares[CONFIG_MAX_BACKENDS];
     const struct config_pool *cf = p->cf;
     struct backend *b;
-    uint64_t version, closed, budget;
+    uint64_t version, closed, budget, granted;
     bool primary_serves = false;
     size_t i;
 
     closed = rebalancer_reclaim(r, p);
-    r->granted = 0;
     if (r->armed) {
         rebalance_window_push(&r->window, (uint32_t)closed);
     }
     if (closed > 0) {
         r->progress_ms = now_ms;
+        rebalancer_announce(r, p);
     }
     if (cf->rebalance != REBALANCE_PACED) {
         rebalancer_disarm(r, p, "off");
@@ -83,9 +112,29 @@ rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
         r->version = version;
         r->armed = 1;
         r->progress_ms = now_ms;
+        r->idle_ticks = REBALANCER_HASHED_SCAN_TICKS;
     }
     if (!r->armed) {
         return false;
+    }
+    if (now_ms - r->progress_ms >
+        cf->rebalance_min_age_ms + REBALANCER_PATIENCE_MS) {
+        rebalancer_disarm(r, p, "nothing left to move");
+        return false;
+    }
+    budget = rebalance_window_budget(&r->window, cf->rebalance_rate);
+    if (rebalancer_hashed(p)) {
+        /* Every misplaced session moves; while none did lately, look
+         * once a second rather than every tick. */
+        if (closed == 0 && ++r->idle_ticks < REBALANCER_HASHED_SCAN_TICKS) {
+            return false;
+        }
+        r->idle_ticks = 0;
+        if (budget > 0) {
+            atomic_store_explicit(&p->shed_any, (int64_t)budget,
+                                  memory_order_release);
+        }
+        return budget > 0;
     }
     /* Shares among the group that serves: primaries, or backups alone. */
     for (i = 0; i < p->nbackends; i++) {
@@ -104,19 +153,9 @@ rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
         rebalancer_disarm(r, p, "every backend within its share");
         return false;
     }
-    if (now_ms - r->progress_ms >
-        cf->rebalance_min_age_ms + REBALANCER_PATIENCE_MS) {
-        rebalancer_disarm(r, p, "nothing left to move");
-        return false;
-    }
-    if (!r->logged) {
-        log_notice("pool %s: backends above their share, rebalancing at "
-                   "%u/s", cf->name, cf->rebalance_rate);
-        r->logged = 1;
-    }
+    rebalancer_announce(r, p);
     atomic_store_explicit(&p->rebalancing, true, memory_order_relaxed);
-    budget = rebalance_window_budget(&r->window, cf->rebalance_rate);
-    r->granted = rebalance_plan(shares, p->nbackends, budget);
+    granted = rebalance_plan(shares, p->nbackends, budget);
     for (i = 0; i < p->nbackends; i++) {
         if (shares[i].shed > 0) {
             atomic_store_explicit(&p->backends[i]->shed,
@@ -124,13 +163,12 @@ rebalancer_tick(struct rebalancer *r, struct pool *p, uint64_t now_ms)
                                   memory_order_release);
         }
     }
-    return r->granted > 0;
+    return granted > 0;
 }
 
 void
 rebalancer_stop(struct rebalancer *r, struct pool *p)
 {
     rebalancer_reclaim(r, p);
-    r->granted = 0;
     rebalancer_disarm(r, p, "pool retired");
 }

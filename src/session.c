@@ -27,6 +27,12 @@
  * retries used up, a timeout while peeking or handshaking, or no
  * descriptor for connect_timeout.
  *
+ * With max_queue, a CONNECTING session whose pool has every backend at
+ * max_conns or its connect rate waits QUEUED in the pool's queue (oldest
+ * served first) until a slot is granted (CONNECTING again) or
+ * queue_timeout. A relaying session may also end at max_session_duration
+ * or be closed by the rebalancer (rebalance = paced).
+ *
  * While relaying, each direction runs relay_pump() through the plain or
  * TLS I/O ops of its ends, and says what it waits for; session_watch()
  * turns the two directions' waits into the four watchers: a full
@@ -61,7 +67,10 @@
 #include "mqlb/admission.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
+#include "mqlb/config.h"
+#include "mqlb/heartbeat.h"
 #include "mqlb/lb.h"
+#include "mqlb/lifetime.h"
 #include "mqlb/log.h"
 #include "mqlb/mqtt_connect.h"
 #include "mqlb/net.h"
@@ -70,6 +79,7 @@
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
 #include "mqlb/tls.h"
+#include "mqlb/waitq.h"
 #include "mqlb/tls_hello.h"
 
 /* A broker that drops a silent session this soon after the connect is
@@ -103,7 +113,14 @@ enum session_state {
     SESSION_HANDSHAKE,      /* TLS handshake with the client */
     SESSION_HELLO,          /* reading a ClientHello: SNI passthrough */
     SESSION_UP_HANDSHAKE,   /* TLS handshake with the broker */
+    SESSION_QUEUED,         /* waiting in the pool's queue for a slot */
 };
+
+/* A session idle this long counts as idle for rebalancing (closed first). */
+#define SESSION_SHED_IDLE_S     1.0
+
+/* While clients wait, look for freed connect-rate tokens this often. */
+#define SESSION_QUEUE_POLL_S    0.02
 
 struct session {
     struct session     *prev, *next;    /* env->sessions */
@@ -137,6 +154,15 @@ struct session {
     char                client_text[NET_ADDR_LEN];
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
+    ev_timer            life;           /* max_session_duration */
+    ev_tstamp           last_client;    /* client -> broker bytes last */
+    uint64_t            idle_ms;        /* this session's idle timeout,
+                                           0 = never */
+    unsigned            idle_client:1;  /* only the client's silence counts
+                                           (idle_timeout = auto, known) */
+    struct heartbeat_reader hb;         /* idle_timeout = auto */
+    struct waitq_entry  qe;             /* in the pool's queue */
+    struct session     *qprev, *qnext;  /* env->queued, while QUEUED */
     struct pool       **route;          /* SNI candidates, one reference
                                            each, until the pick; owned */
     size_t              nroute;
@@ -151,6 +177,12 @@ static void session_connect_failed(struct session *s, const char *what,
 static bool session_broker_gone(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
+static bool session_dial(struct session *s);
+static void session_dequeue(struct session *s);
+static void session_queue_kick(struct pool *pool);
+static void session_idle_arm(struct session *s);
+static ev_tstamp session_idle_since(const struct session *s);
+static void session_observe(void *arg, const char *p, size_t n);
 static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
@@ -212,6 +244,7 @@ session_stop_watchers(struct session *s)
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
     ev_timer_stop(loop, &s->timer);
+    ev_timer_stop(loop, &s->life);
 }
 
 /* (Re)start the session's one timer to fire once, <secs> from now. */
@@ -282,6 +315,7 @@ session_close(struct session *s, const char *reason)
     ls.bytes_in = s->up.nbytes;
     ls.bytes_out = s->down.nbytes;
     ls.duration_ms = mq_now_ms() - s->start_ms;
+    ls.idle_ms = s->idle_ms;
     pool_count_duration(s->pool, ls.duration_ms);
     ls.end = reason;
     if (s->state != SESSION_HANDSHAKE && s->state != SESSION_HELLO) {
@@ -291,9 +325,14 @@ session_close(struct session *s, const char *reason)
         log_session_end(&ls);
     }
 
+    if (s->state == SESSION_QUEUED) {
+        session_dequeue(s);
+    }
     if (s->b != NULL) {
         backend_session_end(s->b);
         s->b = NULL;
+        /* A slot is free: the oldest waiting client may take it. */
+        session_queue_kick(s->pool);
     }
     session_unlink(env, s);
     admission_return(&s->ticket);
@@ -576,11 +615,10 @@ static void
 session_relay_timer(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
-    const struct config_pool *cf = s->pool->cf;
     ev_tstamp now = ev_now(loop), next = -1, t;
 
-    if (cf->idle_timeout_ms > 0) {
-        next = s->last_active + mq_secs(cf->idle_timeout_ms) - now;
+    if (s->idle_ms > 0) {
+        next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
     }
     if (s->up.tap != NULL) {
         t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
@@ -590,7 +628,7 @@ session_relay_timer(struct session *s)
     if (t > 0) {
         next = next < 0 || t < next ? t : next;
     }
-    if (cf->idle_timeout_ms == 0 && s->up.tap == NULL && t == 0) {
+    if (s->idle_ms == 0 && s->up.tap == NULL && t == 0) {
         ev_timer_stop(loop, &s->timer);
         return;
     }
@@ -618,6 +656,9 @@ session_pump(struct session *s, int from_upstream)
     st = relay_pump(d, s->env->rp, RELAY_BUDGET);
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
+        if (!from_upstream) {
+            s->last_client = s->last_active;
+        }
     }
     if (s->replayable && s->down.nbytes > 0) {
         /* The broker answered: it is alive, and nothing is replayed. */
@@ -703,6 +744,11 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case SESSION_WAIT_FD:
         session_connect(s);
         return;
+    case SESSION_QUEUED:
+        session_dequeue(s);
+        pool_reject(s->pool, REJECT_QUEUE);
+        session_close(s, "queue timeout");
+        return;
     case SESSION_RELAYING:
         if (session_hung_up(s)) {
             return;
@@ -711,8 +757,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
             session_tap_release(s);     /* kept long enough */
         }
-        idle = mq_secs(s->pool->cf->idle_timeout_ms);
-        left = s->last_active + idle - ev_now(loop);
+        idle = mq_secs(s->idle_ms);
+        left = session_idle_since(s) + idle - ev_now(loop);
         if (idle > 0 && left <= 0.001) {
             session_close(s, "idle timeout");
             return;
@@ -797,12 +843,276 @@ session_broker_gone(struct session *s, int err)
     return true;
 }
 
+/* ---- lifetime: idle timeout, max duration --------------------------- */
+
+/* When the session's silence counts from: the client's alone once its
+ * protocol's keepalive is known, else either direction's. */
+static ev_tstamp
+session_idle_since(const struct session *s)
+{
+    return s->idle_client ? s->last_client : s->last_active;
+}
+
+/* The idle timeout changed: the relay timer follows it. */
+static void
+session_idle_arm(struct session *s)
+{
+    session_relay_timer(s);
+}
+
+/*
+ * The relay read <n> bytes <p> from the client (idle_timeout = auto):
+ * once the protocol says its keepalive, the session's idle timeout is
+ * that rule, counted on the client's silence alone (a broker sends
+ * heartbeats to a dead client too).
+ */
+static void
+session_observe(void *arg, const char *p, size_t n)
+{
+    struct session *s = arg;
+    enum heartbeat_result res;
+
+    res = heartbeat_feed(&s->hb, (const uint8_t *)p, n);
+    if (res == HEARTBEAT_MORE) {
+        return;
+    }
+    s->up.observe = NULL;       /* decided: the relay may splice again */
+    if (res == HEARTBEAT_FOUND) {
+        s->idle_ms = lifetime_auto_idle_ms(&s->hb);
+        s->idle_client = 1;
+        s->last_client = ev_now(s->env->loop);
+        log_debug("session #%llu client=%s: %s keepalive %us, idle "
+                  "timeout %llums", (unsigned long long)s->id,
+                  s->client_text, heartbeat_proto_name(s->hb.proto),
+                  s->hb.interval_s, (unsigned long long)s->idle_ms);
+        session_idle_arm(s);
+    }
+}
+
+static void
+session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    session_close(container_of(w, struct session, life), "max duration");
+}
+
+/* ---- the wait queue (max_queue) --------------------------------------- */
+
+/* Reserve a backend for the queued session of <e> (under the queue lock,
+ * on any thread: it reads only what the session fixed before queueing). */
+static struct backend *
+session_queue_pick(void *arg, struct waitq_entry *e)
+{
+    struct session *s = container_of(e, struct session, qe);
+
+    (void)arg;
+    return pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+}
+
+/* Serve the oldest clients waiting in <pool>'s queue while there is room. */
+static void
+session_queue_kick(struct pool *pool)
+{
+    if (pool->cf->max_queue > 0 && waitq_len(&pool->queue) > 0) {
+        waitq_dispatch(&pool->queue, session_queue_pick, NULL);
+    }
+}
+
+static void
+session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct session_env *env = container_of(w, struct session_env,
+                                           queue_poll);
+    struct session *s;
+    struct pool *last = NULL;
+
+    (void)loop;
+    (void)revents;
+    /* Connect-rate tokens come back with time, not with a close. */
+    for (s = env->queued; s != NULL; s = s->qnext) {
+        if (s->pool != last) {
+            session_queue_kick(s->pool);
+            last = s->pool;
+        }
+    }
+}
+
+/* Out of the queue and env->queued; a slot granted meanwhile goes back. */
+static void
+session_dequeue(struct session *s)
+{
+    struct session_env *env = s->env;
+    struct backend *b;
+
+    b = waitq_leave(&s->pool->queue, &s->qe);
+    if (s->qprev != NULL) {
+        s->qprev->qnext = s->qnext;
+    } else {
+        env->queued = s->qnext;
+    }
+    if (s->qnext != NULL) {
+        s->qnext->qprev = s->qprev;
+    }
+    s->qprev = NULL;
+    s->qnext = NULL;
+    if (--env->nqueued == 0) {
+        ev_timer_stop(env->loop, &env->queue_poll);
+    }
+    s->state = SESSION_CONNECTING;
+    if (b != NULL) {
+        backend_session_end(b);
+        session_queue_kick(s->pool);
+    }
+}
+
+/*
+ * No backend has room now: wait in the pool's queue, behind the clients
+ * already there, for up to queue_timeout. A full queue turns the client
+ * away (reason queue).
+ */
+static void
+session_enqueue(struct session *s)
+{
+    struct session_env *env = s->env;
+    const struct config_pool *cf = s->pool->cf;
+
+    s->qe.wake = env->on_wake;
+    s->qe.wake_ctx = env->ctx;
+    if (waitq_push(&s->pool->queue, &s->qe, cf->max_queue, mq_now_ms())
+        != MQ_OK) {
+        pool_reject(s->pool, REJECT_QUEUE);
+        log_warn("pool %s: queue full (%u), session #%llu client=%s "
+                 "closed", cf->name, cf->max_queue,
+                 (unsigned long long)s->id, s->client_text);
+        session_close(s, "queue full");
+        return;
+    }
+    s->state = SESSION_QUEUED;
+    s->qprev = NULL;
+    s->qnext = env->queued;
+    if (env->queued != NULL) {
+        env->queued->qprev = s;
+    }
+    env->queued = s;
+    if (env->nqueued++ == 0) {
+        ev_timer_init(&env->queue_poll, session_queue_poll_cb,
+                      SESSION_QUEUE_POLL_S, SESSION_QUEUE_POLL_S);
+        ev_timer_start(env->loop, &env->queue_poll);
+    }
+    session_timer_arm(s, mq_secs(cf->queue_timeout_ms));
+    /* Room may have come back since the pick: serve the oldest. */
+    session_queue_kick(s->pool);
+}
+
+void
+session_queue_run(struct session_env *env)
+{
+    struct session *s, *next;
+    struct backend *b;
+
+    for (s = env->queued; s != NULL; s = next) {
+        next = s->qnext;
+        b = waitq_take(&s->pool->queue, &s->qe);
+        if (b == NULL) {
+            continue;
+        }
+        session_dequeue(s);
+        ev_timer_stop(env->loop, &s->timer);
+        s->b = b;
+        s->ntries++;
+        if (session_dial(s)) {
+            session_connect(s);     /* refused at once: the next one */
+        }
+    }
+}
+
+/* ---- rebalancing ----------------------------------------------------- */
+
+/*
+ * The closes the rebalancer allows for <s>: its backend's (share above
+ * its weight) or, under a hashed policy, the pool's (any misplaced key).
+ */
+static _Atomic int64_t *
+session_shed_allowance(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    return cf->balance == BALANCE_SOURCE ||
+           cf->balance == BALANCE_MQTT_CLIENT_ID ? &s->pool->shed_any
+                                                 : &s->b->shed;
+}
+
+/* May the rebalancer close <s> now (<idle_only>: only if idle)? */
+static bool
+session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
+                  bool idle_only)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    if (s->state != SESSION_RELAYING || s->b == NULL ||
+        cf->rebalance != REBALANCE_PACED ||
+        atomic_load_explicit(session_shed_allowance(s),
+                             memory_order_acquire) <= 0 ||
+        now_ms - s->start_ms < cf->rebalance_min_age_ms ||
+        (idle_only && now - s->last_active < SESSION_SHED_IDLE_S)) {
+        return false;
+    }
+    if (&s->pool->shed_any == session_shed_allowance(s)) {
+        /* Hashed: only a client whose key now maps elsewhere moves, and
+         * never off a drained or disabled backend (they keep theirs). */
+        return backend_state(s->b) == BACKEND_UP &&
+               pool_key_owner(s->pool, s->key, now_ms) != s->b;
+    }
+    return true;
+}
+
+/* Take one of the closes the rebalancer allows from <left>. */
+static bool
+session_take_shed(_Atomic int64_t *allowance)
+{
+    int64_t left = atomic_load_explicit(allowance, memory_order_acquire);
+
+    while (left > 0) {
+        if (atomic_compare_exchange_weak_explicit(allowance, &left, left - 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+session_shed(struct session_env *env)
+{
+    struct session *s, *next;
+    ev_tstamp now = ev_now(env->loop);
+    uint64_t now_ms = mq_now_ms();
+    int pass;
+
+    /* Idle sessions first: their clients are not in the middle of
+     * anything. */
+    for (pass = 0; pass < 2; pass++) {
+        for (s = env->sessions; s != NULL; s = next) {
+            next = s->next;
+            if (session_sheddable(s, now, now_ms, pass == 0) &&
+                session_take_shed(session_shed_allowance(s))) {
+                atomic_fetch_add_explicit(s->pool->nrebalanced, 1,
+                                          memory_order_relaxed);
+                session_close(s, "rebalanced");
+            }
+        }
+    }
+}
+
 /* ---- connecting ------------------------------------------------------ */
 
 static void
 session_start_relay(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
+    const struct config_pool *cf = s->pool->cf;
 
     s->state = SESSION_RELAYING;
     s->connected_at = ev_now(loop);
@@ -816,6 +1126,21 @@ session_start_relay(struct session *s)
     s->down.dst = s->cfd;
     s->down.wait = RELAY_WAIT_SRC_READ;
     s->last_active = ev_now(loop);
+    s->last_client = s->last_active;
+    s->idle_client = 0;
+    s->idle_ms = cf->idle_timeout_ms;
+    if (cf->idle_timeout_ms == CONFIG_IDLE_AUTO) {
+        /* The protocol's keepalive, read from the client's bytes as they
+         * pass; the default until it is known. */
+        s->idle_ms = LIFETIME_AUTO_DEFAULT_MS;
+        heartbeat_init(&s->hb);
+        s->up.observe = session_observe;
+        s->up.observe_arg = s;
+    }
+    if (s->up.observe != NULL && s->up.len > s->up.off) {
+        /* Bytes read while peeking were not seen by the relay. */
+        session_observe(s, s->up.buf + s->up.off, s->up.len - s->up.off);
+    }
     ev_io_start(loop, &s->u_r);
     /* Bytes read while peeking (or kept for the next backend) go out
      * first; pump starts the reader. */
@@ -1004,9 +1329,13 @@ session_wait_fd(struct session *s, int err)
     session_timer_arm(s, SESSION_FD_RETRY_S);
 }
 
-/* Pick a backend not yet tried and connect to it, within the retries. */
-static void
-session_connect(struct session *s)
+/*
+ * Connect to s->b (picked and counted). Returns true when it was refused
+ * at once and the caller must pick another; otherwise the session is
+ * connecting, connected, waiting for a descriptor or closed.
+ */
+static bool
+session_dial(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
@@ -1014,6 +1343,42 @@ session_connect(struct session *s)
     int fd, in_progress;
 
     s->state = SESSION_CONNECTING;
+    addr = backend_addr(s->b);  /* one read: it may be re-addressed */
+    s->connect_at_us = mq_now_us();
+    fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
+                     &in_progress);
+    if (fd == -1) {
+        if (net_is_shortage(errno)) {
+            session_wait_fd(s, errno);
+            return false;
+        }
+        session_connect_failed(s, "connect", errno);
+        return true;
+    }
+    s->ufd = fd;
+    if (!in_progress) {
+        session_connected(s);
+        return false;
+    }
+    ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
+    ev_io_start(loop, &s->u_w);
+    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
+    return false;
+}
+
+/* Pick a backend not yet tried and connect to it, within the retries. */
+static void
+session_connect(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+
+    s->state = SESSION_CONNECTING;
+    if (s->ntries == 0 && cf->max_queue > 0 &&
+        waitq_len(&s->pool->queue) > 0) {
+        /* Others wait already: in line behind them. */
+        session_enqueue(s);
+        return;
+    }
     for (;;) {
         if (s->ntries > cf->retries) {
             pool_reject(s->pool, REJECT_NO_BACKEND);
@@ -1022,6 +1387,11 @@ session_connect(struct session *s)
         }
         s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
+            if (cf->max_queue > 0 &&
+                pool_is_saturated(s->pool, mq_now_ms())) {
+                session_enqueue(s);
+                return;
+            }
             pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
@@ -1033,28 +1403,9 @@ session_connect(struct session *s)
             pool_count_retry(s->pool);
         }
         s->ntries++;
-        addr = backend_addr(s->b);  /* one read: it may be re-addressed */
-        s->connect_at_us = mq_now_us();
-        fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
-                         &in_progress);
-        if (fd == -1) {
-            if (net_is_shortage(errno)) {
-                session_wait_fd(s, errno);
-                return;
-            }
-            /* Refused at once: next backend. */
-            session_connect_failed(s, "connect", errno);
-            continue;
-        }
-        s->ufd = fd;
-        if (!in_progress) {
-            session_connected(s);
+        if (!session_dial(s)) {
             return;
         }
-        ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
-        ev_io_start(loop, &s->u_w);
-        session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
-        return;
     }
 }
 
@@ -1413,7 +1764,16 @@ session_create(struct session_env *env, const struct session_entry *e,
     ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
+    ev_init(&s->life, session_life_cb);
+    s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
+                 ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
+    if (cf->max_session_duration_ms > 0) {
+        /* Jitter spreads the reconnects of clients that came together. */
+        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
+            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
+        ev_timer_start(env->loop, &s->life);
+    }
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
@@ -1533,19 +1893,11 @@ session_dir_rewait(struct relay_dir *d)
               : d->eof ? RELAY_WAIT_NONE : RELAY_WAIT_SRC_READ;
 }
 
-/* Arm the idle timer for what is left of the idle timeout. */
+/* Arm the relaying timer: the rest of the idle timeout, the probes. */
 static void
 session_idle_resume(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
-    ev_tstamp idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
-    ev_tstamp left = s->last_active + idle - ev_now(loop);
-
-    if (s->pool->cf->idle_timeout_ms == 0) {
-        return;
-    }
-    s->timer.repeat = left > 0.001 ? left : 0.001;
-    ev_timer_again(loop, &s->timer);
+    session_relay_timer(s);
 }
 
 static void

@@ -207,6 +207,13 @@ worker_adopt_listeners(struct worker *w)
     }
 }
 
+/* A queued session of this worker was granted a backend (any thread). */
+static void
+worker_queue_wake(void *ctx)
+{
+    worker_post(ctx, WORKER_CMD_QUEUE);
+}
+
 /* ---- takeover ---------------------------------------------------------- */
 
 /*
@@ -352,6 +359,12 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     if (cmds & WORKER_CMD_SWEEP) {
         session_sweep_down(&w->env);
     }
+    if (cmds & WORKER_CMD_QUEUE) {
+        session_queue_run(&w->env);
+    }
+    if (cmds & WORKER_CMD_REBALANCE) {
+        session_shed(&w->env);
+    }
     if (cmds & (WORKER_CMD_FREEZE | WORKER_CMD_THAW | WORKER_CMD_HANDED)) {
         if (cmds & WORKER_CMD_FREEZE) {
             worker_freeze(w);
@@ -418,6 +431,7 @@ worker_create(unsigned id, _Atomic uint64_t *next_id)
     w->env.next_id = next_id;
     w->env.on_closed = worker_session_closed;
     w->env.on_shortage = worker_pause_accept;
+    w->env.on_wake = worker_queue_wake;
     w->env.ctx = w;
     ev_async_init(&w->wake, worker_wake_cb);
     ev_async_start(w->loop, &w->wake);

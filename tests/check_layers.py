@@ -20,7 +20,7 @@ LAYERS = [
         ctlsock ctl state_file reject
         admin_api admin_guard privsep resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health
-        stats rebalancer discovery"""),
+        stats history rebalancer discovery"""),
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
     ("process", True, """gen admin mgmt mgmt_api members proc core reload

@@ -88,6 +88,7 @@ rb_workers(unsigned max)
     for (i = 0; i < rb.n; i++) {
         while (made < max && atomic_load(&rb.b[i]->shed) > 0) {
             atomic_fetch_sub(&rb.b[i]->shed, 1);
+            atomic_fetch_add(rb.p->nrebalanced, 1);
             atomic_fetch_sub(&rb.b[i]->nactive, 1);
             for (dst = 0, j = 1; j < rb.n; j++) {
                 if (atomic_load(&rb.b[j]->nactive) <

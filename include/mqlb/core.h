@@ -83,6 +83,7 @@ struct core {
     _Atomic bool        last_reload_ok;
     ev_timer            shutdown_timer; /* shutdown_timeout */
     ev_timer            drain_poll;     /* sessions gone yet? */
+    ev_timer            rebalance;      /* the pools' rebalancers' tick */
     unsigned            stopping:1;     /* first SIGTERM seen */
     int                 exit_code;
 };

@@ -30,6 +30,7 @@ struct log_session {
     uint64_t            bytes_in;       /* client -> broker */
     uint64_t            bytes_out;      /* broker -> client */
     uint64_t            duration_ms;
+    uint64_t            idle_ms;        /* its idle timeout, 0 = never */
     const char         *end;            /* how it ended */
 };
 

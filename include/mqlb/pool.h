@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include "mqlb/config.h"
+#include "mqlb/rebalancer.h"
 #include "mqlb/histo.h"
 #include "mqlb/reject.h"
+#include "mqlb/waitq.h"
 #include "mqlb/tls.h"
 
 struct backend;
@@ -81,7 +83,15 @@ struct pool {
     _Atomic bool        rebalancing;    /* rebalance = paced is moving
                                            sessions: new ones go to the
                                            backend furthest below its share */
-    _Atomic uint64_t    nrebalanced;    /* sessions closed to rebalance */
+    _Atomic uint64_t   *nrebalanced;    /* sessions closed to rebalance;
+                                           shared across reloads */
+    _Atomic uint64_t    own_rebalanced; /* <nrebalanced> until the owner
+                                           points it at its own */
+    struct rebalancer   rebal;          /* the controller: owner's thread */
+    _Atomic int64_t     shed_any;       /* hashed policies: closes the
+                                           rebalancer allows on any backend
+                                           (see backend->shed otherwise) */
+    struct waitq        queue;          /* clients waiting for a slot */
 };
 
 /*

@@ -13,11 +13,12 @@
 #include <stdint.h>
 
 #define REBALANCE_TICK_MS       100     /* the controller's period */
-#define REBALANCE_WINDOW_TICKS  12      /* closes of this many ticks, the
+#define REBALANCE_WINDOW_TICKS  13      /* closes of this many ticks, the
                                            current one included, stay
                                            within the rate: a 1 s window
                                            of close times spans at most
-                                           11 ticks, 12 with timer slack */
+                                           11 ticks, 13 with the slack of
+                                           timers and busy workers */
 
 /* One backend as the share computation sees it. */
 struct rebalance_share {

@@ -6,7 +6,10 @@
  * (backend->shed) to the backends above their weighted share, within
  * the rate; it disarms once every backend is within the tolerance, or
  * when nothing could be moved for a while. The workers do the closing
- * (session_shed), idle sessions first.
+ * (session_shed), idle sessions first. Under a hashed policy (source,
+ * mqtt-client-id) shares do not decide: every session whose key now maps
+ * to another backend moves, at the rate, out of one pool-wide allowance
+ * (pool->shed_any), until none is left.
  */
 #ifndef MQLB_REBALANCER_H
 #define MQLB_REBALANCER_H
@@ -26,7 +29,8 @@ struct pool;
 struct rebalancer {
     struct rebalance_window window;     /* closes of the last ticks */
     uint64_t            version;        /* sum of backend versions seen */
-    uint64_t            granted;        /* closes handed out last tick */
+    uint64_t            closed_seen;    /* *pool->nrebalanced last tick */
+    unsigned            idle_ticks;     /* hashed: ticks since a scan */
     uint64_t            progress_ms;    /* last tick that saw a close */
     unsigned            armed:1;        /* moving sessions */
     unsigned            logged:1;       /* said so in the log */

@@ -28,9 +28,15 @@ struct session_env {
     void              (*on_closed)(void *ctx);  /* a session was freed */
     void              (*on_shortage)(void *ctx);/* out of descriptors:
                                                    stop accepting a while */
-    void               *ctx;            /* for the two hooks */
+    void              (*on_wake)(void *ctx);    /* any thread: ask the
+                                                   owner to call
+                                                   session_queue_run() */
+    void               *ctx;            /* for the hooks */
     struct session     *sessions;       /* live sessions, doubly linked */
     size_t              nsessions;
+    struct session     *queued;         /* sessions in a pool's queue */
+    size_t              nqueued;
+    ev_timer            queue_poll;     /* while any wait: rate tokens */
 };
 
 /* Where a client came in: the pools of its listen address. */
@@ -59,6 +65,19 @@ void session_close(struct session *s, const char *reason);
 
 /* Close every session of <env> with <reason>. */
 void session_close_all(struct session_env *env, const char *reason);
+
+/*
+ * Connect the queued sessions of <env> that were granted a backend (the
+ * owner's answer to on_wake).
+ */
+void session_queue_run(struct session_env *env);
+
+/*
+ * Close sessions the rebalancer asked for (backend->shed), idle ones
+ * first, none younger than rebalance_min_age; under a hashed policy only
+ * those whose key now maps elsewhere. They end with "rebalanced".
+ */
+void session_shed(struct session_env *env);
 
 /* Close the sessions of <env> whose backend went down, in pools that ask
  * for it (on_backend_down = close). */

@@ -9,6 +9,7 @@
 #define MQLB_WAITQ_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,8 @@ struct waitq_entry {
 struct waitq {
     pthread_mutex_t     lock;
     struct waitq_entry *head, *tail;
-    unsigned            n;              /* entries linked now */
+    _Atomic unsigned    n;              /* entries linked now (changed
+                                           under <lock>, read anywhere) */
     unsigned            max_seen;       /* the most ever linked at once */
 };
 
@@ -68,6 +70,13 @@ struct backend *waitq_leave(struct waitq *q, struct waitq_entry *e);
  * unlinked, granted, and woken. Returns how many were served.
  */
 unsigned waitq_dispatch(struct waitq *q, waitq_pick_fn pick, void *arg);
+
+/* Entries now, without the lock: a hint (any thread). */
+static inline unsigned
+waitq_len(struct waitq *q)
+{
+    return atomic_load_explicit(&q->n, memory_order_relaxed);
+}
 
 /* Entries now and the most ever (any thread). */
 void waitq_counts(struct waitq *q, unsigned *n, unsigned *max_seen);

@@ -28,6 +28,8 @@ struct listener;
 #define WORKER_CMD_FREEZE       0x40    /* takeover: stop accepting, freeze
                                            the movable sessions */
 #define WORKER_CMD_THAW         0x80    /* takeover failed: resume all */
+#define WORKER_CMD_QUEUE        0x200   /* queued sessions were granted */
+#define WORKER_CMD_REBALANCE    0x400   /* close what the rebalancer asks */
 #define WORKER_CMD_HANDED       0x100   /* takeover done: let the frozen
                                            sessions go (but <keep>) */
 

@@ -120,6 +120,44 @@ class Amqp(unittest.TestCase):
         finally:
             lb.stop()
 
+    def test_idle_timeout_auto_reads_the_heartbeat_pika_negotiates(self):
+        """pika with heartbeat 2 s through idle_timeout = auto: mqlb reads
+        2 s from Tune-Ok (timeout 2 x 2 + 1 = 5 s); a connection that keeps
+        its heartbeats lives on, one whose client falls silent is closed."""
+        import pika
+        import re
+        import time
+        port = free_port()
+        lb = Mqlb("[pool amqp]\nlisten = 127.0.0.1:%d\nhealth_check = amqp\n"
+                  "check_interval = 500ms\nidle_timeout = auto\n"
+                  "backend = rabbit 127.0.0.1:%d\n" % (port, self.rabbit.port))
+        try:
+            lb.wait_state("amqp", "rabbit", "up", 20)
+            params = pika.ConnectionParameters(host="127.0.0.1", port=port, heartbeat=2)
+            beating = pika.BlockingConnection(params)
+            silent = pika.BlockingConnection(params)
+            t0 = time.monotonic()
+            # pika only sends heartbeats while its loop runs: <silent>'s
+            # never does again.
+            while time.monotonic() - t0 < 10:
+                beating.process_data_events(time_limit=0.2)
+            self.assertTrue(beating.is_open)
+            ends = re.findall(r"idle=(\S+) end=([a-z ]+)", lb.output())
+            self.assertEqual(len(ends), 1, ends)
+            # Closed after 5 s of silence: by mqlb, or by RabbitMQ's own
+            # heartbeat check if it came first (the log says which).
+            self.assertEqual(ends[0][0], "5000ms")
+            self.assertIn(ends[0][1], ("idle timeout", "backend closed"))
+            print("\nsilent pika connection: end=%s" % ends[0][1], end=" ")
+            with self.assertRaises(pika.exceptions.AMQPError):
+                silent.process_data_events(time_limit=0.5)
+                silent.channel()
+            beating.close()
+            wait_until(lambda: len(re.findall(r"idle=5000ms end=", lb.output())) == 2, 10,
+                       what="the beating session's line")
+        finally:
+            lb.stop()
+
 
 def amqp_pool(name, port, rabbit_port, extra=""):
     return ("[pool %s]\nlisten = 127.0.0.1:%d\nhealth_check = amqp\n"

@@ -222,6 +222,7 @@ class MqttStandIn:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 # ---- AMQP 0-9-1 ---------------------------------------------------------
@@ -405,6 +406,7 @@ class AmqpStandIn:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 # ---- brokers ------------------------------------------------------------
