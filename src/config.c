@@ -602,6 +602,7 @@ cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
     char choices[256];
+    const char *near;
     size_t i, n = 0;
 
     for (i = 0; k->names[i] != NULL; i++) {
@@ -612,7 +613,10 @@ cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
                               i == 0 ? "" : " | ", k->names[i]);
     }
-    cf_error(ctx, "%s = %s: expected %s", k->name, v, choices);
+    near = cf_nearest(k->names, v);
+    cf_error(ctx, "%s = %s: expected %s%s%s%s", k->name, v, choices,
+             near != NULL ? ", did you mean '" : "", near != NULL ? near : "",
+             near != NULL ? "'?" : "");
     return MQ_ERR;
 }
 

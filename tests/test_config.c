@@ -882,6 +882,20 @@ Test(config, unknown_key_suggests_the_nearest_known_key)
                            "did you mean 'workers'?");
 }
 
+Test(config, misspelt_keyword_suggests_the_nearest)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "balance = leastconns\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "balance = leastconns: expected roundrobin | "
+                           "leastconn | source | random | mqtt-client-id, "
+                           "did you mean 'leastconn'?");
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "health_check = rediss\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "did you mean 'redis'?");
+}
+
 Test(config, unknown_key_far_from_any_suggests_nothing)
 {
     struct config_errors errs;
