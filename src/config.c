@@ -1842,7 +1842,8 @@ config_check_pp_version(const struct config_pool *p)
 /* ---- the key table ----------------------------------------------------
  *
  * One row a key, in the order -t prints them. <group> names what a
- * reload reports as changed when the key differs (pool keys); .def is
+ * reload reports as changed when the key differs (pool keys; the key's
+ * own name if none); .def is
  * parsed like the file at the start of each section (none: a list, or a
  * default that depends on other keys, set in cf_pool_finish).
  */
@@ -2055,9 +2056,11 @@ config_pool_changes(const struct config_pool *a, const struct config_pool *b,
     what[0] = '\0';
     for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
         k = &cf_keys[i];
-        if (k->section == CF_POOL && k->group != NULL &&
+        /* No equal: compared elsewhere (backends, one by one); no
+         * group: the key names itself. */
+        if (k->section == CF_POOL && k->type->equal != NULL &&
             !k->type->equal(k, a, b)) {
-            cf_note(what, size, k->group);
+            cf_note(what, size, k->group != NULL ? k->group : k->name);
         }
     }
     return what[0] != '\0';
