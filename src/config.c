@@ -602,6 +602,7 @@ cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
               const char *v)
 {
     char choices[256];
+    const char *near;
     size_t i, n = 0;
 
     for (i = 0; k->names[i] != NULL; i++) {
@@ -612,7 +613,10 @@ cf_enum_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         n += (size_t)snprintf(choices + n, sizeof(choices) - n, "%s%s",
                               i == 0 ? "" : " | ", k->names[i]);
     }
-    cf_error(ctx, "%s = %s: expected %s", k->name, v, choices);
+    near = cf_nearest(k->names, v);
+    cf_error(ctx, "%s = %s: expected %s%s%s%s", k->name, v, choices,
+             near != NULL ? ", did you mean '" : "", near != NULL ? near : "",
+             near != NULL ? "'?" : "");
     return MQ_ERR;
 }
 
@@ -1838,7 +1842,8 @@ config_check_pp_version(const struct config_pool *p)
 /* ---- the key table ----------------------------------------------------
  *
  * One row a key, in the order -t prints them. <group> names what a
- * reload reports as changed when the key differs (pool keys); .def is
+ * reload reports as changed when the key differs (pool keys; the key's
+ * own name if none); .def is
  * parsed like the file at the start of each section (none: a list, or a
  * default that depends on other keys, set in cf_pool_finish).
  */
@@ -1959,6 +1964,8 @@ static const struct cf_key cf_keys[] = {
       .group = "tls" },
     { K(CF_POOL, "tls_handshake_timeout", cf_duration),
       P(tls_handshake_timeout_ms), .def = "5s", .min = 1, .group = "tls" },
+    { K(CF_POOL, "tls_session_tickets", cf_enum), P(tls.tickets),
+      .names = cf_onoff_names, .def = "on", .group = "tls" },
     { K(CF_POOL, "tls_client_ca", cf_string), P(tls.client_ca), .def = "",
       .group = "tls" },
     { K(CF_POOL, "tls_verify_client", cf_enum), P(tls.verify_client),
@@ -2051,9 +2058,11 @@ config_pool_changes(const struct config_pool *a, const struct config_pool *b,
     what[0] = '\0';
     for (i = 0; i < MQ_NELEMS(cf_keys); i++) {
         k = &cf_keys[i];
-        if (k->section == CF_POOL && k->group != NULL &&
+        /* No equal: compared elsewhere (backends, one by one); no
+         * group: the key names itself. */
+        if (k->section == CF_POOL && k->type->equal != NULL &&
             !k->type->equal(k, a, b)) {
-            cf_note(what, size, k->group);
+            cf_note(what, size, k->group != NULL ? k->group : k->name);
         }
     }
     return what[0] != '\0';
