@@ -483,6 +483,7 @@ takeover_serve(void *ctx, int fd, pid_t pid)
         core_control_socket_start(c);
         goto thaw;
     }
+    t0 = mq_now_ms() - t0;      /* the pause: frozen until committed */
     for (k = 0, used = 0; k < c->nworkers && used < sizeof(per); k++) {
         used += (size_t)snprintf(per + used, sizeof(per) - used, "%s%zu",
                                  k > 0 ? " " : "", c->workers[k]->nexports);
@@ -491,7 +492,7 @@ takeover_serve(void *ctx, int fd, pid_t pid)
     log_notice("takeover: %zu sessions moved to pid %d in %llu ms (frozen "
                "per worker: %s), %zu declined by it; %u stay here until "
                "they end", nsent - nkept, (int)pid,
-               (unsigned long long)(mq_now_ms() - t0), per, nkept,
+               (unsigned long long)t0, per, nkept,
                admission_nlive(&c->adm));
     core_retire(c);
     goto out;
