@@ -1964,6 +1964,8 @@ static const struct cf_key cf_keys[] = {
       .group = "tls" },
     { K(CF_POOL, "tls_handshake_timeout", cf_duration),
       P(tls_handshake_timeout_ms), .def = "5s", .min = 1, .group = "tls" },
+    { K(CF_POOL, "tls_session_tickets", cf_enum), P(tls.tickets),
+      .names = cf_onoff_names, .def = "on", .group = "tls" },
     { K(CF_POOL, "tls_client_ca", cf_string), P(tls.client_ca), .def = "",
       .group = "tls" },
     { K(CF_POOL, "tls_verify_client", cf_enum), P(tls.verify_client),
