@@ -330,9 +330,33 @@ class TestMqtt(TlsCase):
             b2.stop()
 
 
-def mqtt_connect(cid):
+class TestIdleAuto(TlsCase):
+
+    def test_idle_timeout_auto_reads_the_keepalive_after_decryption(self):
+        """MQTT keepalive 1 s inside TLS: the session is closed after 1.5 x
+        1 s + 1 s of client silence, not after an hour."""
+        echo = EchoServer()
+        port = free_port()
+        m = Mqlb(self.tls_pool("a", port, [("e1", echo.port)], "idle_timeout = auto\n"))
+        try:
+            m.wait_state("a", "e1", "up")
+            s = tls_connect(port, self.ca.cert)
+            s.sendall(mqtt_connect("dev-1", keepalive=1))
+            s.recv(100)
+            start = time.monotonic()
+            s.settimeout(10)
+            self.assertEqual(s.recv(100), b"")          # closed by mqlb
+            self.assertLess(time.monotonic() - start, 8)
+            wait_until(lambda: "end=idle timeout" in m.output(), what="session line")
+            s.close()
+        finally:
+            m.stop()
+            echo.stop()
+
+
+def mqtt_connect(cid, keepalive=60):
     cid = cid.encode()
-    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    vh = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", keepalive)
     body = vh + struct.pack(">H", len(cid)) + cid
     return bytes([0x10, len(body)]) + body
 
