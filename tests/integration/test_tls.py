@@ -191,16 +191,24 @@ class BioClient:
     """A TLS client over a memory BIO, so that it can send close_notify and
     go on reading (what a half-closing client does)."""
 
-    def __init__(self, port, ca, sni="a.test"):
+    def __init__(self, port, ca, sni="a.test", split_hello=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = client_ctx(ca).wrap_bio(self.inc, self.out, server_hostname=sni)
         self.got_close_notify = False
+        self.split = split_hello
         self._io(self.obj.do_handshake)
 
     def _flush(self):
         data = self.out.read()
-        if data:
+        if data and self.split:
+            # The ClientHello in three segments, the first only 3 bytes
+            # (not even a record header), with pauses between them.
+            self.split = False
+            for part in (data[:3], data[3:len(data) // 2], data[len(data) // 2:]):
+                self.sock.sendall(part)
+                time.sleep(0.05)
+        elif data:
             self.sock.sendall(data)
 
     def _io(self, op, *args):
@@ -593,6 +601,11 @@ class TestSni(TlsCase):
                              redis_run_id(ra.port))
             self.assertEqual(redis_run_id(port, self.ca.cert, sni="b.test"),
                              redis_run_id(rb.port))
+            # A ClientHello split over several segments is waited for.
+            c = BioClient(port, self.ca.cert, sni="b.test", split_hello=True)
+            c.send(b"PING\r\n")
+            self.assertEqual(c._io(c.obj.read, 100), b"+PONG\r\n")
+            c.close()
             # No match and no "*": closed, counted as rejected (reason sni)
             with self.assertRaises((ssl.SSLError, OSError)):
                 redis_run_id(port, self.ca.cert, sni="c.test")
