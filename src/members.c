@@ -62,6 +62,15 @@ members_stale_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 /* ---- membership -------------------------------------------------------- */
 
+/* Tell the owner the runtime API changed the membership. */
+static void
+members_changed(struct members *m)
+{
+    if (m->on_change != NULL) {
+        m->on_change(m->on_change_ctx);
+    }
+}
+
 int
 members_add(struct members *m, struct pool *p,
             const struct config_backend *cb, enum backend_source source)
@@ -102,6 +111,9 @@ members_add(struct members *m, struct pool *p,
         discovery_set_pools(m->dns, c->gen->pools, c->gen->npools);
     }
     backend_release(b);     /* the pool holds its own */
+    if (source == BACKEND_SOURCE_API) {
+        members_changed(m);
+    }
     return MQ_OK;
 }
 
@@ -109,11 +121,13 @@ void
 members_remove(struct members *m, struct pool *p, struct backend *b,
                const char *why)
 {
-    (void)m;
     if (atomic_exchange(&b->leaving, true)) {
         return;
     }
     atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    if (b->source == BACKEND_SOURCE_API) {
+        members_changed(m);
+    }
     log_notice("backend %s/%s (%s) leaves (%s): no new sessions, gone after "
                "its %lld sessions end", p->cf->name, b->name,
                backend_addr(b)->text, why,
@@ -128,7 +142,10 @@ members_readdress(struct members *m, struct pool *p, struct backend *b,
     return backend_readdress(b, a, p->cf->check != CHECK_NONE);
 }
 
-/* Remove the leaving backends of the pools in force whose sessions ended. */
+/*
+ * Every MEMBERS_REAP_S: rebuild tables whose backends changed, and remove
+ * the leaving backends of the pools in force whose sessions ended.
+ */
 static void
 members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -143,6 +160,8 @@ members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     for (i = 0; i < c->gen->npools; i++) {
         p = c->gen->pools[i];
+        /* a state the checker changed: the table follows without a pick */
+        pool_rebuild(p);
         for (j = 0; j < p->nbackends; j++) {
             b = p->backends[j];
             if (!atomic_load(&b->leaving) || atomic_load(&b->nactive) > 0) {

@@ -35,6 +35,14 @@ struct members {
     members_call_fn     call_fn;        /* pending call, or NULL */
     void               *call_arg;
     int                 call_state;     /* MEMBERS_CALL_* */
+    /*
+     * Set by the owner, or NULL: the runtime API added, removed or moved a
+     * backend (main loop), e.g. to save the state_file. The pools' members
+     * of source BACKEND_SOURCE_API are what a restart should add again
+     * (members_add with that source).
+     */
+    void              (*on_change)(void *ctx);
+    void               *on_change_ctx;
 };
 
 /*

@@ -301,5 +301,42 @@ discover = dns r.mqlb.test:%d
             r.stop()
 
 
+class KubernetesRecipeTest(unittest.TestCase):
+    """etc/kubernetes/mqlb.yaml carries a config mqlb -t accepts, asking for
+    the SRV records of the Service that etc/kubernetes/rabbitmq.yaml makes."""
+
+    def test_recipe_config_is_valid_and_matches_the_service(self):
+        import subprocess
+        import tempfile
+        from harness import MQLB_BIN, ROOT
+        kdir = os.path.join(ROOT, "etc", "kubernetes")
+        with open(os.path.join(kdir, "mqlb.yaml")) as f:
+            lines = f.read().splitlines()
+        start = lines.index("  mqlb.ini: |") + 1
+        ini = []
+        for line in lines[start:]:
+            if line and not line.startswith("    "):
+                break
+            ini.append(line[4:])
+        text = "\n".join(ini) + "\n"
+        self.assertIn("discover = dns-srv _amqp._tcp.rabbitmq-headless.messaging.svc"
+                      ".cluster.local", text)
+        with open(os.path.join(kdir, "rabbitmq.yaml")) as f:
+            svc = f.read()
+        self.assertIn("name: rabbitmq-headless", svc)
+        self.assertIn("namespace: messaging", svc)
+        self.assertIn("clusterIP: None", svc)
+        self.assertIn("- name: amqp", svc)
+        with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as f:
+            f.write(text)
+        try:
+            out = subprocess.run([MQLB_BIN, "-t", "-c", f.name], capture_output=True,
+                                 text=True, timeout=30)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertNotIn("warning", out.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
