@@ -340,3 +340,189 @@ class Rebalance(RebalanceCase, unittest.TestCase):
         self.assertEqual(set(moved), misplaced,
                          "exactly the clients whose id mapped elsewhere moved")
         self.assertGreater(len(moved), 50)
+
+
+# ---- session lifetime, queue, connect rate, rejections ---------------------
+
+class MaxDuration(unittest.TestCase):
+    def test_sessions_end_after_the_duration_spread_by_jitter(self):
+        echo = EchoServer()
+        port = free_port()
+        lb = Mqlb("[pool d]\nlisten = 127.0.0.1:%d\nmax_session_duration = 3s\n"
+                  "check_interval = 200ms\nbackend = e 127.0.0.1:%d\n" % (port, echo.port))
+        socks = []
+        try:
+            lb.wait_state("d", "e", "up")
+            t0 = time.monotonic()
+            for i in range(30):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"x")
+                self.assertEqual(s.recv(1), b"x")
+                socks.append((time.monotonic(), s))
+            # Watch them all at once: each close is seen when it happens.
+            lasted = [None] * len(socks)
+            sel = selectors.DefaultSelector()
+            for i, (_, s) in enumerate(socks):
+                sel.register(s, selectors.EVENT_READ, i)
+            while any(x is None for x in lasted) and time.monotonic() < t0 + 6:
+                for key, _ in sel.select(timeout=0.5):
+                    i = key.data
+                    self.assertEqual(socks[i][1].recv(1), b"", "not closed by mqlb")
+                    lasted[i] = time.monotonic() - socks[i][0]
+                    sel.unregister(socks[i][1])
+            sel.close()
+            self.assertNotIn(None, lasted, "sessions still open after 6 s")
+            self.assertGreaterEqual(min(lasted), 2.95)
+            self.assertLessEqual(max(lasted), 3.3 + 0.25)
+            # Spread: no 100 ms holds two thirds of the closes.
+            self.assertLess(max_in_window(lasted, 0.1), 20, sorted(lasted))
+            wait_until(lambda: lb.output().count("end=max duration") == 30, 5,
+                       what="30 session lines with end=max duration")
+        finally:
+            for _, s in socks:
+                s.close()
+            lb.stop()
+            echo.stop()
+
+
+class Queue(unittest.TestCase):
+    def start(self, extra):
+        self.echos = [EchoServer(), EchoServer()]
+        self.port = free_port()
+        self.lb = Mqlb("[pool q]\nlisten = 127.0.0.1:%d\ncheck_interval = 200ms\n%s\n"
+                       "backend = a 127.0.0.1:%d max_conns=5\n"
+                       "backend = b 127.0.0.1:%d max_conns=5\n"
+                       % (self.port, extra, self.echos[0].port, self.echos[1].port))
+        self.lb.wait_state("q", "a", "up")
+        self.lb.wait_state("q", "b", "up")
+        self.clients = []
+        for i in range(30):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            s.sendall(b"%02d" % i)
+            self.clients.append(s)
+            time.sleep(0.01)      # a known arrival order
+
+    def tearDown(self):
+        for s in self.clients:
+            s.close()
+        self.lb.stop()
+        for e in self.echos:
+            e.stop()
+
+    def served(self, s, wait):
+        s.settimeout(wait)
+        try:
+            return s.recv(2)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            return b""      # closed with our bytes unread: a reset
+
+    def test_freed_slots_take_the_oldest_waiting_client(self):
+        self.start("max_queue = 20\nqueue_timeout = 20s")
+        for i in range(10):
+            self.assertEqual(self.served(self.clients[i], 5), b"%02d" % i)
+        wait_until(lambda: pool_status(self.lb, "q")["queued"] == 20, 5, what="20 queued")
+        for i in range(10, 30):
+            self.assertIsNone(self.served(self.clients[i], 0.01), "client %d served" % i)
+        for k in range(5):
+            self.clients[k].close()
+            # The slot goes to the oldest waiting client, and only to it.
+            self.assertEqual(self.served(self.clients[10 + k], 5), b"%02d" % (10 + k))
+            for i in range(11 + k, 30):
+                self.assertIsNone(self.served(self.clients[i], 0.01), "client %d jumped" % i)
+        st = pool_status(self.lb, "q")
+        self.assertEqual(st["queued"], 15)
+        self.assertEqual(st["queued_max"], 20)
+        self.assertEqual(metric(self.lb, "mqlb_pool_queued", pool="q"), 15)
+
+    def test_queue_timeout_closes_the_rest_with_reason_queue(self):
+        self.start("max_queue = 20\nqueue_timeout = 1s")
+        for i in range(10):
+            self.assertEqual(self.served(self.clients[i], 5), b"%02d" % i)
+        for i in range(10, 30):
+            self.assertEqual(self.served(self.clients[i], 5), b"", "client %d" % i)
+        self.assertEqual(metric(self.lb, "mqlb_pool_rejected_total", pool="q",
+                                reason="queue"), 20)
+        self.assertEqual(pool_status(self.lb, "q")["queued"], 0)
+        self.assertEqual(pool_status(self.lb, "q")["rejected_by"]["queue"], 20)
+
+
+class ConnectRate(unittest.TestCase):
+    def test_reconnect_storm_is_paced_per_broker_and_nobody_fails(self):
+        brokers = [Mosquitto(), Mosquitto()]
+        port = free_port()
+        lb = Mqlb("[pool s]\nlisten = 127.0.0.1:%d\ncheck_interval = 200ms\n"
+                  "max_queue = 1000\nqueue_timeout = 20s\n"
+                  "backend = a 127.0.0.1:%d max_connect_rate=100\n"
+                  "backend = b 127.0.0.1:%d max_connect_rate=100\n"
+                  % (port, brokers[0].port, brokers[1].port))
+        try:
+            lb.wait_state("s", "a", "up")
+            lb.wait_state("s", "b", "up")
+
+            async def run():
+                clients = [MqttClient(port, "storm%d" % i, 60, ping=False)
+                           for i in range(500)]
+                t0 = time.monotonic()
+                res = await asyncio.gather(*(c.connect(timeout=20) for c in clients),
+                                           return_exceptions=True)
+                took = time.monotonic() - t0
+                for c in clients:
+                    c.close()
+                return [r for r in res if isinstance(r, BaseException)], took
+
+            failed, took = asyncio.run(run())
+            self.assertEqual(failed, [])
+            # Broker side: new connections per second of its own log.
+            per_s = []
+            for b in brokers:
+                secs = re.findall(r"^(\d+): New client connected", b.proc.output(), re.M)
+                per_s.append(max(secs.count(s) for s in set(secs)))
+                self.assertLessEqual(max(secs.count(s) for s in set(secs)), 110 + 10)
+            print("\nstorm: 500 clients in %.1f s, peak new sessions per broker-second %s"
+                  % (took, per_s))
+            self.assertGreaterEqual(took, 1.5)
+        finally:
+            lb.stop()
+            for b in brokers:
+                b.destroy()
+
+
+class Rejections(unittest.TestCase):
+    def test_every_reason_is_counted(self):
+        echo = EchoServer()
+        pa, pn, ps = free_port(), free_port(), free_port()
+        dead = free_port()
+        lb = Mqlb("[pool allow]\nlisten = 127.0.0.1:%d\nallow = 10.0.0.0/8\n"
+                  "backend = e 127.0.0.1:%d\n"
+                  "[pool none]\nlisten = 127.0.0.1:%d\ncheck_interval = 200ms\n"
+                  "backend = d 127.0.0.1:%d\n"
+                  "[pool src]\nlisten = 127.0.0.1:%d\nmax_conns_per_source = 1\n"
+                  "backend = e 127.0.0.1:%d\n" % (pa, echo.port, pn, dead, ps, echo.port))
+        try:
+            lb.wait_state("none", "d", "down")
+            for port in (pa, pn):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.settimeout(5)
+                    self.assertEqual(s.recv(1), b"")
+            keep = socket.create_connection(("127.0.0.1", ps), timeout=5)
+            keep.sendall(b"k")
+            keep.recv(1)
+            with socket.create_connection(("127.0.0.1", ps), timeout=5) as s:
+                s.settimeout(5)
+                self.assertEqual(s.recv(1), b"")
+            keep.close()
+            self.assertEqual(metric(lb, "mqlb_pool_rejected_total", pool="allow",
+                                    reason="allow"), 1)
+            self.assertEqual(metric(lb, "mqlb_pool_rejected_total", pool="none",
+                                    reason="no_backend"), 1)
+            self.assertEqual(metric(lb, "mqlb_pool_rejected_total", pool="src",
+                                    reason="source_limit"), 1)
+            by = pool_status(lb, "none")["rejected_by"]
+            self.assertEqual(by["no_backend"], 1)
+            self.assertEqual(set(by), {"no_backend", "allow", "source_limit",
+                                       "max_connections", "queue", "sni"})
+        finally:
+            lb.stop()
+            echo.stop()
