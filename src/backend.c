@@ -494,15 +494,19 @@ backend_set_admin_by(struct backend *b, enum backend_admin a,
     }
     pthread_mutex_unlock(&b->check_lock);
     if (changed) {
+        char why[BACKEND_WHO_MAX + 32];
+
         backend_changed(b);
+        /* The words /status gives as the reason: "drained by admin (IP)". */
+        snprintf(why, sizeof(why), "%s by admin%s%s%s", names[a],
+                 who != NULL ? " (" : "", who != NULL ? who : "",
+                 who != NULL ? ")" : "");
         log_event(LOG_NOTICE, &(struct log_fields){
                       .event = "backend_admin", .pool = b->pool_name,
                       .backend = b->name, .state = admin_names[a],
-                      .client = who },
-                  "backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
-                  b->name, backend_addr(b)->text, names[a],
-                  who != NULL ? " (" : "", who != NULL ? who : "",
-                  who != NULL ? ")" : "");
+                      .client = who, .reason = why },
+                  "backend %s/%s (%s) %s", b->pool_name, b->name,
+                  backend_addr(b)->text, why);
     }
 }
 

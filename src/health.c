@@ -348,7 +348,8 @@ check_proxy_header(struct check *c)
         getsockname(c->fd, (struct sockaddr *)&local, &len) == 0) {
         n = proxy_proto_write(config_check_pp_version(cf),
                               (struct sockaddr *)&local,
-                              (const struct sockaddr *)&backend_addr(c->b)->ss, c->out,
+                              (const struct sockaddr *)
+                              &backend_addr(c->b)->ss, c->out,
                               sizeof(c->out));
         if (n > 0) {
             c->outlen = n;
@@ -565,7 +566,10 @@ check_create(struct health *h, struct pool *p, struct backend *b)
         c->watch = nats_watch_create(h->loop,
                                      (struct sockaddr *)&backend_addr(b)->ss,
                                      backend_addr(b)->len, check_ldm_cb, c);
-        if (c->watch == NULL) {
+        /* It logs in as the checks do (PROXY header, credentials). */
+        if (c->watch == NULL ||
+            nats_watch_set_login(c->watch, c->pp, c->pplen, cf->check_user,
+                                 cf->check_password) != MQ_OK) {
             check_destroy(c);
             return NULL;
         }

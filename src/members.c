@@ -142,7 +142,10 @@ members_readdress(struct members *m, struct pool *p, struct backend *b,
     return backend_readdress(b, a, p->cf->check != CHECK_NONE);
 }
 
-/* Remove the leaving backends of the pools in force whose sessions ended. */
+/*
+ * Every MEMBERS_REAP_S: rebuild tables whose backends changed, and remove
+ * the leaving backends of the pools in force whose sessions ended.
+ */
 static void
 members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -157,6 +160,8 @@ members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     for (i = 0; i < c->gen->npools; i++) {
         p = c->gen->pools[i];
+        /* a state the checker changed: the table follows without a pick */
+        pool_rebuild(p);
         for (j = 0; j < p->nbackends; j++) {
             b = p->backends[j];
             if (!atomic_load(&b->leaving) || atomic_load(&b->nactive) > 0) {

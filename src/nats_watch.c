@@ -22,15 +22,16 @@
 #include "mqlb/nats_watch.h"
 #include "mqlb/net.h"
 #include "mqlb/probe.h"
+#include "mqlb/proxy_proto.h"
 
 /*
  * "protocol":1 asks for async INFO updates, lame duck mode among them;
  * verbose off spares us an +OK per message.
  */
-#define NATS_WATCH_CONNECT \
-    "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1," \
-    "\"name\":\"mqlb-watch\",\"lang\":\"c\",\"version\":\"" MQLB_VERSION \
-    "\"}\r\nPING\r\n"
+#define NATS_WATCH_FIELDS \
+    "\"verbose\":false,\"pedantic\":false,\"protocol\":1," \
+    "\"name\":\"mqlb-watch\",\"lang\":\"c\",\"version\":\"" MQLB_VERSION "\""
+#define NATS_WATCH_PING     "PING\r\n"
 #define NATS_WATCH_PONG     "PONG\r\n"
 #define NATS_WATCH_IN_MAX   8192    /* nats-server's max_control_line: 4096 */
 
@@ -54,6 +55,11 @@ struct nats_watch {
     void                   *ctx;
     uint8_t                 in[NATS_WATCH_IN_MAX];  /* partial line */
     size_t                  inlen;
+    char                    hello[PROBE_OUT_MAX];   /* CONNECT + PING */
+    size_t                  hellolen;
+    uint8_t                 pp[PROXY_PROTO_V1_MAX]; /* PROXY header, or
+                                                       none: sent first */
+    size_t                  pplen;
 };
 
 static void
@@ -93,8 +99,7 @@ nats_watch_line(struct nats_watch *w, const uint8_t *line, size_t len)
 
     if (probe_nats_info_line(line, len, &ldm)) {
         if (!w->connected) {
-            if (nats_watch_send(w, NATS_WATCH_CONNECT,
-                                sizeof(NATS_WATCH_CONNECT) - 1) != MQ_OK) {
+            if (nats_watch_send(w, w->hello, w->hellolen) != MQ_OK) {
                 return MQ_ERR;
             }
             w->connected = 1;
@@ -167,6 +172,11 @@ nats_watch_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         w->state = NATS_WATCH_OPEN;
+        if (w->pplen > 0 &&
+            nats_watch_send(w, (const char *)w->pp, w->pplen) != MQ_OK) {
+            nats_watch_close(w);
+            return;
+        }
         ev_io_stop(loop, &w->io);
         ev_io_set(&w->io, w->fd, EV_READ);
         ev_io_start(loop, &w->io);
@@ -195,7 +205,35 @@ nats_watch_create(struct ev_loop *loop, const struct sockaddr *sa,
     w->on_ldm = on_ldm;
     w->ctx = ctx;
     ev_init(&w->io, nats_watch_io_cb);
+    if (nats_watch_set_login(w, NULL, 0, NULL, NULL) != MQ_OK) {
+        free(w);
+        return NULL;
+    }
     return w;
+}
+
+int
+nats_watch_set_login(struct nats_watch *w, const uint8_t *pp, size_t pplen,
+                     const char *user, const char *password)
+{
+    size_t n;
+
+    if (pplen > sizeof(w->pp)) {
+        return MQ_ERR;
+    }
+    n = probe_nats_connect_line(w->hello, sizeof(w->hello) -
+                                (sizeof(NATS_WATCH_PING) - 1),
+                                NATS_WATCH_FIELDS, user, password);
+    if (n == 0) {
+        return MQ_ERR;
+    }
+    memcpy(w->hello + n, NATS_WATCH_PING, sizeof(NATS_WATCH_PING) - 1);
+    w->hellolen = n + sizeof(NATS_WATCH_PING) - 1;
+    if (pplen > 0) {
+        memcpy(w->pp, pp, pplen);
+    }
+    w->pplen = pplen;
+    return MQ_OK;
 }
 
 void

@@ -163,11 +163,6 @@ probe_nats_json(char *o, size_t cap, size_t *at, const char *s)
     return true;
 }
 
-/*
- * Queue CONNECT with the credentials: "user"/"pass", or "auth_token" for
- * a password alone. Queues nothing if they do not fit p->out; the server
- * then refuses the PING, which names the problem well enough.
- */
 /* Append the literal <lit> to <o> (<cap> bytes, at <*at>); false if it
  * does not fit. */
 static bool
@@ -183,30 +178,46 @@ probe_nats_lit(char *o, size_t cap, size_t *at, const char *lit)
     return true;
 }
 
-static void
-probe_nats_connect(struct probe *p)
+size_t
+probe_nats_connect_line(char *out, size_t cap, const char *fields,
+                        const char *user, const char *password)
 {
-    const struct probe_params *pp = p->params;
-    char   o[PROBE_OUT_MAX];
     size_t at = 0;
     bool   ok;
 
-    ok = probe_nats_lit(o, sizeof(o), &at,
-                        "CONNECT {\"verbose\":false,\"pedantic\":false,");
-    if (pp->user != NULL) {
-        ok = ok && probe_nats_lit(o, sizeof(o), &at, "\"user\":") &&
-             probe_nats_json(o, sizeof(o), &at, pp->user);
-        if (pp->password != NULL) {
-            ok = ok && probe_nats_lit(o, sizeof(o), &at, ",\"pass\":") &&
-                 probe_nats_json(o, sizeof(o), &at, pp->password);
+    ok = probe_nats_lit(out, cap, &at, "CONNECT {") &&
+         probe_nats_lit(out, cap, &at, fields);
+    if (user != NULL) {
+        ok = ok && probe_nats_lit(out, cap, &at, ",\"user\":") &&
+             probe_nats_json(out, cap, &at, user);
+        if (password != NULL) {
+            ok = ok && probe_nats_lit(out, cap, &at, ",\"pass\":") &&
+                 probe_nats_json(out, cap, &at, password);
         }
-    } else {
-        ok = ok && probe_nats_lit(o, sizeof(o), &at, "\"auth_token\":") &&
-             probe_nats_json(o, sizeof(o), &at, pp->password);
+    } else if (password != NULL) {
+        ok = ok && probe_nats_lit(out, cap, &at, ",\"auth_token\":") &&
+             probe_nats_json(out, cap, &at, password);
     }
-    ok = ok && probe_nats_lit(o, sizeof(o), &at, "}\r\n");
-    if (ok) {
-        probe_out_append(p, o, at);
+    ok = ok && probe_nats_lit(out, cap, &at, "}\r\n");
+    return ok ? at : 0;
+}
+
+/*
+ * Queue CONNECT with the credentials. Queues nothing if they do not fit
+ * p->out; the server then refuses the PING, which names the problem well
+ * enough.
+ */
+static void
+probe_nats_connect(struct probe *p)
+{
+    char   o[PROBE_OUT_MAX];
+    size_t n;
+
+    n = probe_nats_connect_line(o, sizeof(o),
+                                "\"verbose\":false,\"pedantic\":false",
+                                p->params->user, p->params->password);
+    if (n > 0) {
+        probe_out_append(p, o, n);
     }
 }
 

@@ -1893,19 +1893,11 @@ session_dir_rewait(struct relay_dir *d)
               : d->eof ? RELAY_WAIT_NONE : RELAY_WAIT_SRC_READ;
 }
 
-/* Arm the idle timer for what is left of the idle timeout. */
+/* Arm the relaying timer: the rest of the idle timeout, the probes. */
 static void
 session_idle_resume(struct session *s)
 {
-    struct ev_loop *loop = s->env->loop;
-    ev_tstamp idle = (ev_tstamp)s->pool->cf->idle_timeout_ms / 1000.0;
-    ev_tstamp left = s->last_active + idle - ev_now(loop);
-
-    if (s->pool->cf->idle_timeout_ms == 0) {
-        return;
-    }
-    s->timer.repeat = left > 0.001 ? left : 0.001;
-    ev_timer_again(loop, &s->timer);
+    session_relay_timer(s);
 }
 
 static void

@@ -420,7 +420,9 @@ takeover_serve(void *ctx, int fd, pid_t pid)
     char err[MQ_ERR_LEN], text[HANDOVER_TEXT_LEN];
     uint8_t *payload = NULL;
     uint64_t t0 = mq_now_ms();
-    size_t nfds = 0, nsent = 0, nkept = 0;
+    size_t nfds = 0, nsent = 0, nkept = 0, used;
+    char per[128];
+    unsigned k;
     int rc, fds[1];
 
     rc = takeover_read(fd, &h, &payload, fds, 0, &nfds);
@@ -481,10 +483,16 @@ takeover_serve(void *ctx, int fd, pid_t pid)
         core_control_socket_start(c);
         goto thaw;
     }
+    t0 = mq_now_ms() - t0;      /* the pause: frozen until committed */
+    for (k = 0, used = 0; k < c->nworkers && used < sizeof(per); k++) {
+        used += (size_t)snprintf(per + used, sizeof(per) - used, "%s%zu",
+                                 k > 0 ? " " : "", c->workers[k]->nexports);
+    }
     (void)takeover_workers_run(c, WORKER_CMD_HANDED);
-    log_notice("takeover: %zu sessions moved to pid %d in %llu ms, %zu "
-               "declined by it; %u stay here until they end", nsent - nkept,
-               (int)pid, (unsigned long long)(mq_now_ms() - t0), nkept,
+    log_notice("takeover: %zu sessions moved to pid %d in %llu ms (frozen "
+               "per worker: %s), %zu declined by it; %u stay here until "
+               "they end", nsent - nkept, (int)pid,
+               (unsigned long long)t0, per, nkept,
                admission_nlive(&c->adm));
     core_retire(c);
     goto out;

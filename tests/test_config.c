@@ -161,6 +161,7 @@ static const char test_config_full[] =
     "tls_ciphersuites = TLS_AES_128_GCM_SHA256\n"
     "tls_alpn = mqtt,amqp\n"
     "tls_handshake_timeout = 2s\n"
+    "tls_session_tickets = off\n"
     "tls_client_ca = /etc/mqlb/clients-ca.pem\n"
     "tls_verify_client = optional\n"
     "backend_tls = on\n"
@@ -880,6 +881,20 @@ Test(config, unknown_key_suggests_the_nearest_known_key)
                            "[pool p]\nlisten = 127.0.0.1:7001\n"
                            "backend = a 127.0.0.1:7002\n", 2,
                            "did you mean 'workers'?");
+}
+
+Test(config, misspelt_keyword_suggests_the_nearest)
+{
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "balance = leastconns\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "balance = leastconns: expected roundrobin | "
+                           "leastconn | source | random | mqtt-client-id, "
+                           "did you mean 'leastconn'?");
+    test_config_expect_one("[pool p]\nlisten = 127.0.0.1:7001\n"
+                           "health_check = rediss\n"
+                           "backend = a 127.0.0.1:7002\n", 3,
+                           "did you mean 'redis'?");
 }
 
 Test(config, unknown_key_far_from_any_suggests_nothing)

@@ -10,6 +10,8 @@
 #define MQLB_NATS_WATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <ev.h>
@@ -40,6 +42,15 @@ void nats_watch_start(struct nats_watch *w);
  * lame duck mode: it is shutting down but still serves its clients.
  */
 bool nats_watch_in_ldm(const struct nats_watch *w);
+
+/*
+ * Log in as the pool's checks do: the PROXY header <pp> (<pplen> bytes,
+ * 0 for none) first, and <user>/<password> (NULL: none) in the CONNECT.
+ * Takes effect at the next connection. MQ_ERR if they do not fit.
+ */
+int nats_watch_set_login(struct nats_watch *w, const uint8_t *pp,
+                         size_t pplen, const char *user,
+                         const char *password);
 
 /* Close the connection and free <w> (NULL is fine). */
 void nats_watch_destroy(struct nats_watch *w);

@@ -104,6 +104,16 @@ extern const struct probe_ops probe_send_expect_ops;
 bool probe_nats_info_line(const uint8_t *line, size_t len, bool *ldm);
 
 /*
+ * The NATS "CONNECT {<fields>...}\r\n" line into <out> (<cap> bytes):
+ * <fields> ("\"verbose\":false,..."), then "user"/"pass" from <user> and
+ * <password>, or "auth_token" for a password alone (NULL: none), as
+ * JSON strings. Returns its length, 0 if it does not fit. Also used by
+ * nats_watch.c, which logs in as the checks do.
+ */
+size_t probe_nats_connect_line(char *out, size_t cap, const char *fields,
+                               const char *user, const char *password);
+
+/*
  * Helpers shared by the probe_<kind>.c files.
  *
  * probe_fail: format the reason into p->reason; returns PROBE_FAIL.

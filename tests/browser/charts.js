@@ -15,12 +15,8 @@
 // python test (tests/integration/test_metrics.py) makes the assertions.
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const { chromium } = require("playwright-core");
+const { withPage, run } = require("./launch");
 
-const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
 const WAIT_MS = 30000;
 
 async function main() {
@@ -28,28 +24,7 @@ async function main() {
   if (!base || !pool || !minPoints) {
     throw new Error("usage: charts.js BASE_URL POOL MIN_POINTS [TOKEN]");
   }
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "mqlb-chromium-"));
-  const requests = [];
-  const errors = [];
-  let context = null;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: EXECUTABLE,
-      headless: true,
-      timeout: WAIT_MS,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-quic"],
-    });
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.on("request", (r) => requests.push(r.url()));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !(token && /status of 401/.test(m.text()))) {
-        errors.push("console: " + m.text());
-      }
-    });
-    page.on("pageerror", (e) => errors.push("page: " + e.message));
+  await withPage({ timeoutMs: WAIT_MS, ignore401: !!token }, async (page, seen) => {
     await page.goto(base + "/", { waitUntil: "load" });
     if (token) {
       await page.waitForSelector("#tokenbox.show", { state: "visible" });
@@ -84,18 +59,10 @@ async function main() {
                generation: document.getElementById("generation").textContent,
                loaded: document.getElementById("loaded").textContent };
     }, pool);
-    out.requests = requests;
-    out.errors = errors;
+    out.requests = seen.requests;
+    out.errors = seen.errors;
     process.stdout.write(JSON.stringify(out) + "\n");
-  } finally {
-    if (context !== null) {
-      await context.close().catch(() => {});
-    }
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
-main().then(() => process.exit(0), (e) => {
-  process.stderr.write("charts.js: " + (e && e.stack || e) + "\n");
-  process.exit(1);
-});
+run("charts.js", main);

@@ -20,12 +20,8 @@
 // (tests/integration/test_admin.py) makes the assertions.
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const { chromium } = require("playwright-core");
+const { withPage, run } = require("./launch");
 
-const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
 const STEP_TIMEOUT_MS = 15000;
 
 async function rows(page) {
@@ -45,30 +41,8 @@ async function main() {
   if (!base || !pool || !backend) {
     throw new Error("usage: dashboard.js BASE_URL POOL BACKEND");
   }
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "mqlb-chromium-"));
-  const requests = [];
-  const errors = [];
-  let context = null;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: EXECUTABLE,
-      headless: true,
-      timeout: STEP_TIMEOUT_MS,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-quic"],
-    });
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(STEP_TIMEOUT_MS);
-    page.on("request", (r) => requests.push(r.url()));
-    page.on("console", (m) => {
-      // Chromium logs the 401 that makes the page ask for the token.
-      if (m.type() === "error" && !(token && /status of 401/.test(m.text()))) {
-        errors.push("console: " + m.text());
-      }
-    });
-    page.on("pageerror", (e) => errors.push("page: " + e.message));
-
+  await withPage({ timeoutMs: STEP_TIMEOUT_MS, ignore401: !!token },
+                 async (page, seen) => {
     await page.goto(base + "/", { waitUntil: "load" });
     let askedToken = false;
     if (token) {
@@ -86,18 +60,12 @@ async function main() {
     await page.waitForSelector(sel("[data-state='drain'] .badge.state-drain"));
     const after = await rows(page);
 
-    process.stdout.write(JSON.stringify({ rows: before, after, requests, errors,
+    process.stdout.write(JSON.stringify({ rows: before, after,
+                                          requests: seen.requests,
+                                          errors: seen.errors,
                                           asked_token: askedToken,
                                           token_visible: tokenVisible }) + "\n");
-  } finally {
-    if (context !== null) {
-      await context.close().catch(() => {});
-    }
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
-main().then(() => process.exit(0), (e) => {
-  process.stderr.write("dashboard.js: " + (e && e.stack || e) + "\n");
-  process.exit(1);
-});
+run("dashboard.js", main);

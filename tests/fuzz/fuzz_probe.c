@@ -1,6 +1,8 @@
 /*
  * fuzz_probe.c: every health-check reply judge, driven as health.c drives
- * it. Input: byte 0 picks the check kind, byte 1 the chunk size (0 = the
+ * it. Input: byte 0 picks the check kind (its top bit: with check_user,
+ * check_password and check_vhost, so the login paths run), byte 1 the
+ * chunk size (0 = the
  * whole reply in one call), the rest is what the broker sends. The judge
  * is called with the whole buffer received so far, growing by one chunk
  * each time, until it gives a verdict; whatever it queued in p->out is
@@ -31,6 +33,20 @@ static const struct probe_params fuzz_params = {
     .client_id = "mqlb-check",
 };
 
+/* The same with credentials: AUTH, CONNECT fields, the AMQP login. */
+static const struct probe_params fuzz_params_auth = {
+    .send = "ruok\r\n",
+    .send_len = 6,
+    .expect = "imok",
+    .expect_len = 4,
+    .path = "/health",
+    .host = "127.0.0.1:8080",
+    .client_id = "mqlb-check",
+    .user = "mqlb\"health",
+    .password = "s3cr\\3t\n",
+    .vhost = "/prod",
+};
+
 static void
 fuzz_reason_ok(const struct probe *p)
 {
@@ -47,6 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct probe p;
     size_t step, n, len;
     uint8_t *buf;
+    int auth;
 
     if (size < 2) {
         return 0;
@@ -56,6 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     step = data[1];
+    auth = (data[0] & 0x80) != 0;
     data += 2;
     n = size - 2;
     if (n > PROBE_IN_MAX) {
@@ -65,7 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         step = n > 0 ? n : 1;
     }
 
-    probe_init(&p, ops, &fuzz_params);
+    probe_init(&p, ops, auth ? &fuzz_params_auth : &fuzz_params);
     if (p.outlen > sizeof(p.out)) {
         abort();
     }

@@ -3,7 +3,8 @@
 #
 # For each target: replay every input in tests/fuzz/regressions/TARGET
 # (crashes found before, kept so they stay fixed), then fuzz for SECONDS
-# from the seeds in tests/fuzz/corpus/TARGET. New inputs go to
+# from the seeds in tests/fuzz/corpus/TARGET; with SECONDS 0, replay the
+# seeds once instead of fuzzing (make fuzz-smoke: deterministic). New inputs go to
 # build-fuzz/corpus/TARGET, never into the tree; a crash input is written
 # to build-fuzz/ and fails the run. Ends with one line per target:
 # executions, seconds, and corpus size.
@@ -24,6 +25,19 @@ for t in "$@"; do
             status=1
             continue
         fi
+    fi
+    if [ "$secs" = 0 ]; then
+        # Replay only: every seed once, no new inputs, the same each run.
+        n=$(ls "tests/fuzz/corpus/$t" 2>/dev/null | wc -l)
+        if [ "$n" -gt 0 ] && ! "$B/$t" -runs=0 -timeout=10 \
+            "tests/fuzz/corpus/$t" >"$B/$t.log" 2>&1; then
+            tail -n 60 "$B/$t.log"
+            echo "fuzz: $t: a seed input fails"
+            status=1
+        fi
+        summary="$summary
+fuzz: $t: replayed $n seed input(s)"
+        continue
     fi
     mkdir -p "$B/corpus/$t"
     echo "fuzz: $t: ${secs}s"

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from harness import (ROOT, EchoServer, Mqlb, Proc, RedisServer, free_port, redis_port_of,
                      wait_port, wait_until)
@@ -104,8 +105,9 @@ class NatsServer:
     (nats-server's minimum); the grace period before it closes its clients
     is kept short."""
 
-    def __init__(self, grace="3s", user=None, password=None):
+    def __init__(self, grace="3s", user=None, password=None, monitor=False):
         self.port = free_port()
+        self.monitor = free_port() if monitor else None
         self.dir = tempfile.mkdtemp(prefix="mqlb-nats-")
         conf = os.path.join(self.dir, "nats.conf")
         with open(conf, "w") as f:
@@ -113,7 +115,8 @@ class NatsServer:
             if user is not None:
                 f.write('authorization {\n  user: "%s"\n  password: "%s"\n}\n'
                         % (user, password))
-        self.proc = Proc(["nats-server", "-c", conf, "-a", "127.0.0.1", "-p", str(self.port)],
+        self.proc = Proc(["nats-server", "-c", conf, "-a", "127.0.0.1", "-p", str(self.port)]
+                         + (["-m", str(self.monitor)] if monitor else []),
                          "nats-%d" % self.port)
         wait_port(self.port)
 
@@ -416,13 +419,21 @@ class CheckLogin(Case):
                    r"^authentication refused: connack [45] \((not authori[sz]ed|bad user)")
 
     def test_nats_authorization(self):
-        n = self.start(NatsServer(user="mqlb", password="pw"))
+        n = self.start(NatsServer(user="mqlb", password="pw", monitor=True))
         text = pool("good", free_port(), [("n", n.port)], "nats",
                     "check_user = mqlb\ncheck_password = pw\n")
         text += pool("bad", free_port(), [("n", n.port)], "nats",
                      "check_user = mqlb\ncheck_password = wrong\n")
         lb = self.mqlb(text)
         wait_passes(lb, "good", "n", 2)
+
+        # The lame duck watch logs in too: the server holds it, by name.
+        def watch_connected():
+            with urllib.request.urlopen("http://127.0.0.1:%d/connz" % n.monitor,
+                                        timeout=2) as r:
+                conns = json.loads(r.read())["connections"] or []
+            return any(c.get("name") == "mqlb-watch" for c in conns)
+        wait_until(watch_connected, 5, what="the watch connection logged in")
         wait_check(lb, "bad", "n", "down",
                    r"^authentication refused: nats error: ERR 'Authorization Violation'")
 

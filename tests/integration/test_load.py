@@ -20,6 +20,7 @@ import threading
 import time
 import unittest
 
+import harness  # noqa: E402
 from harness import (Mqlb, Proc, cpu_ticks, free_port, nfds, rss_kib, wait_port,
                      wait_until)
 
@@ -192,6 +193,8 @@ class ManySessions(unittest.TestCase):
     def test_idle_sessions_memory_per_connection(self):
         """Issue 7: 20,000 idle sessions (or as many as the descriptor
         limit allows) cost at most 1.65 KiB of mqlb RSS each."""
+        if not harness.PLAIN:
+            self.skipTest("a sanitizer's shadow memory swamps RSS")
         n = session_cap(20000)
         self.lb = Mqlb(pool("echo", self.port, [self.backend.port]))
         pid = self.lb.proc.pid
@@ -289,7 +292,8 @@ class Admission(unittest.TestCase):
             used = (cpu_ticks(pid) - c0) / CLK_TCK / (time.monotonic() - t0)
             print("\n  mqlb at its %d-descriptor limit: %.1f%% of a core" % (limit, used * 100),
                   end=" ")
-            self.assertLess(used, 0.5, "mqlb spins at EMFILE (%.0f%% CPU)" % (used * 100))
+            if harness.PLAIN:
+                self.assertLess(used, 0.5, "mqlb spins at EMFILE (%.0f%% CPU)" % (used * 100))
             self.assertTrue(self.lb.alive())
             # Recovery: close clients one by one as they are answered;
             # everyone is answered in the end.

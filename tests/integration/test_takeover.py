@@ -276,6 +276,10 @@ class Takeover(TakeoverCase):
         self.assertIsNotNone(m, out)
         moved = int(m.group(1))
         self.assertEqual(m.group(2), "0", out)
+        per = re.search(r"frozen per worker: ([\d ]+)\)", old.output())
+        self.assertIsNotNone(per, old.output())
+        self.assertTrue(all(int(n) > 0 for n in per.group(1).split()),
+                        "sessions on every worker: %s" % per.group(1))
         self.assertGreaterEqual(moved, 200 + 20)
 
         for i in range(5):

@@ -117,6 +117,25 @@ class TestTermination(TlsCase):
             m.stop()
             r.stop()
 
+    def test_session_tickets_on_by_default_and_off_on_request(self):
+        echo = EchoServer()
+        port, port2 = free_port(), free_port()
+        m = Mqlb(self.tls_pool("on", port, [("e1", echo.port)])
+                 + self.tls_pool("off", port2, [("e1", echo.port)],
+                                 "tls_session_tickets = off\n"))
+        try:
+            m.wait_state("on", "e1", "up")
+            got = {}
+            for name, p in (("on", port), ("off", port2)):
+                with tls_connect(p, self.ca.cert) as s:
+                    s.sendall(b"x")
+                    self.assertEqual(s.recv(1), b"x")   # tickets come after
+                    got[name] = s.session is not None and s.session.has_ticket
+            self.assertEqual(got, {"on": True, "off": False})
+        finally:
+            m.stop()
+            echo.stop()
+
     def test_32_mib_each_way_and_half_close(self):
         echo = EchoServer()
         sha = EchoServer(reply_on_eof=True)

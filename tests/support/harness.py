@@ -16,6 +16,11 @@ import time
 import unittest
 
 MQLB_BIN = os.environ.get("MQLB_BIN", os.path.abspath("mqlb"))
+# The build under test: "" (plain), "1" (ASan+UBSan) or "thread" (TSan),
+# as the Makefile's SAN. Bounds on CPU time and memory hold only for the
+# plain build: a sanitizer multiplies both.
+MQLB_SAN = os.environ.get("MQLB_SAN", "")
+PLAIN = MQLB_SAN == ""
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

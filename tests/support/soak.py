@@ -324,9 +324,10 @@ def short_connect(led, eport, rport, stop, rng):
         s.close()
 
 
-def loop(target, stop, *args):
-    """Run one kind of session again and again until the load stops."""
-    rng = random.Random()
+def loop(target, seed, stop, *args):
+    """Run one kind of session again and again until the load stops; its
+    random choices come from <seed>, drawn from the run's seed."""
+    rng = random.Random(seed)
     while not stop.is_set():
         target(*args, stop, rng)
 
@@ -435,13 +436,16 @@ def main():
     stop = threading.Event()
     threads = []
     for _ in range(args.streams):
-        threads.append(threading.Thread(target=loop, args=(echo_stream, stop, led, eport),
+        threads.append(threading.Thread(target=loop, args=(echo_stream, rng.randrange(1 << 30),
+                                                         stop, led, eport),
                                         daemon=True))
     for _ in range(args.redis_sessions):
-        threads.append(threading.Thread(target=loop, args=(redis_session, stop, led, rport),
+        threads.append(threading.Thread(target=loop, args=(redis_session, rng.randrange(1 << 30),
+                                                         stop, led, rport),
                                         daemon=True))
     for _ in range(args.short):
-        threads.append(threading.Thread(target=loop, args=(short_connect, stop, led, eport, rport),
+        threads.append(threading.Thread(target=loop, args=(short_connect, rng.randrange(1 << 30),
+                                                         stop, led, eport, rport),
                                         daemon=True))
     bench = Bench(rport, stop)
     threads.append(bench)

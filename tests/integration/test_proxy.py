@@ -1,6 +1,6 @@
-"""Issue 2: the real mqlb in front of real redis-server brokers and echo
-servers: balancing, ejection and recovery, relaying, half-close, idle
-timeout, graceful stop and the command line."""
+"""The proxy at its core: the real mqlb in front of real redis-server
+brokers and echo servers: balancing, ejection and recovery, relaying,
+half-close, idle timeout, graceful stop and the command line."""
 
 import hashlib
 import os
