@@ -301,6 +301,41 @@ discover = dns r.mqlb.test:%d
             r.stop()
 
 
+class ReloadTest(unittest.TestCase):
+    """A reload that points resolvers at another DNS server is followed."""
+
+    def test_reload_changes_the_resolvers(self):
+        r = RedisServer()
+        one = DnsServer(hosts={"r.mqlb.test": "127.0.0.1"})
+        two = DnsServer(hosts={"r.mqlb.test": ["127.0.0.1", "127.0.0.3"]})
+        lport = free_port()
+        pools = """[pool a]
+listen = 127.0.0.1:%d
+health_check = redis
+check_interval = 200ms
+rise = 1
+discover = dns r.mqlb.test:%d
+""" % (lport, r.port)
+        m = Mqlb(pools, global_extra="resolvers = %s\nresolve_interval = 1s\n" % one.resolvers)
+        try:
+            wait_until(lambda: [(n, b["state"]) for n, b in backends_of(m, "a").items()]
+                       == [("r.mqlb.test-127.0.0.1", "up")], 10,
+                       what="one backend from the first server, up")
+            m.global_extra = "resolvers = %s\nresolve_interval = 2s\n" % two.resolvers
+            m.write(pools)
+            m.reload()
+            wait_until(lambda: "r.mqlb.test-127.0.0.3" in backends_of(m, "a"), 10,
+                       what="the second server's answer")
+            self.assertIn("reload: DNS now asks %s" % two.resolvers, m.output())
+            self.assertEqual(backends_of(m, "a")["r.mqlb.test-127.0.0.1"]["state"], "up",
+                             "the backend both servers name is kept, health and all")
+        finally:
+            m.stop()
+            one.stop()
+            two.stop()
+            r.stop()
+
+
 class KubernetesRecipeTest(unittest.TestCase):
     """etc/kubernetes/mqlb.yaml carries a config mqlb -t accepts, asking for
     the SRV records of the Service that etc/kubernetes/rabbitmq.yaml makes."""
