@@ -14,6 +14,7 @@
 #   (d) iperf3 through a one-backend pool, both directions  bulk
 #   (e) idle connections held through the proxy             RSS per connection
 #   (f) redis-benchmark -c 1 -t ping_mbulk                  p50 / p99 latency
+#   (g), (h) mqlb --takeover of idle / busy sessions (bench_takeover.py)
 # Proxy CPU time (utime+stime from /proc/PID/stat, summed over the proxy's
 # processes) is read around every run and reported per request/connection.
 #
@@ -672,6 +673,18 @@ EOF
     fi
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
+# (g), (h): upgrades without a disconnect (scripts/bench_takeover.py).
+log "takeover: idle and busy sessions moved to a new process"
+{
+    echo
+    echo "### Takeover (mqlb --takeover, $THREADS workers)"
+    echo
+    echo "| takeover | mqlb |"
+    echo "|---|---:|"
+    if [ "$QUICK" = 1 ]; then TO_ARGS="--idle 2000 --busy 200"; else TO_ARGS=""; fi
+    MQLB_BIN="$MQLB" python3 "$(dirname "$0")/bench_takeover.py" \
+        --workers "$THREADS" $TO_ARGS 2>&1 || problem "takeover benchmark failed"
+} >>"$OUT"
 cp "$TMP/runs.log" "${OUT%.md}-runs.log" 2>/dev/null || true
 cat "$OUT"
 log "table saved to $OUT"

@@ -1266,40 +1266,36 @@ admin_start(const struct config_addr *listen, const char *token,
     return a;
 }
 
-int
-admin_set_hosts(struct admin *a, const char *names)
+/* Replace the string <*field> (under token_lock) by a copy of <value>,
+ * NULL for none or ""; MQ_ERR on no memory, <*field> unchanged. */
+static int
+admin_set_string(struct admin *a, char **field, const char *value)
 {
     char *copy = NULL;
 
-    if (names != NULL && names[0] != '\0') {
-        copy = strdup(names);
+    if (value != NULL && value[0] != '\0') {
+        copy = strdup(value);
         if (copy == NULL) {
             return MQ_ERR;
         }
     }
     pthread_mutex_lock(&a->token_lock);
-    free(a->hosts);
-    a->hosts = copy;
+    free(*field);
+    *field = copy;
     pthread_mutex_unlock(&a->token_lock);
     return MQ_OK;
 }
 
 int
+admin_set_hosts(struct admin *a, const char *names)
+{
+    return admin_set_string(a, &a->hosts, names);
+}
+
+int
 admin_set_token(struct admin *a, const char *token)
 {
-    char *copy = NULL;
-
-    if (token != NULL && token[0] != '\0') {
-        copy = strdup(token);
-        if (copy == NULL) {
-            return MQ_ERR;
-        }
-    }
-    pthread_mutex_lock(&a->token_lock);
-    free(a->token);
-    a->token = copy;
-    pthread_mutex_unlock(&a->token_lock);
-    return MQ_OK;
+    return admin_set_string(a, &a->token, token);
 }
 
 unsigned

@@ -42,7 +42,7 @@ backend_create(const struct config_backend *cb, const char *pool_name)
         snprintf(b->host, sizeof(b->host), "%s", cb->host);
         b->port = cb->port;
     }
-    b->backup = cb->backup;
+    atomic_init(&b->backup, cb->backup);
     atomic_init(&b->weight, cb->weight);
     atomic_init(&b->max_conns, cb->max_conns);
     atomic_init(&b->max_connect_rate, cb->max_connect_rate);
@@ -494,15 +494,19 @@ backend_set_admin_by(struct backend *b, enum backend_admin a,
     }
     pthread_mutex_unlock(&b->check_lock);
     if (changed) {
+        char why[BACKEND_WHO_MAX + 32];
+
         backend_changed(b);
+        /* The words /status gives as the reason: "drained by admin (IP)". */
+        snprintf(why, sizeof(why), "%s by admin%s%s%s", names[a],
+                 who != NULL ? " (" : "", who != NULL ? who : "",
+                 who != NULL ? ")" : "");
         log_event(LOG_NOTICE, &(struct log_fields){
                       .event = "backend_admin", .pool = b->pool_name,
                       .backend = b->name, .state = admin_names[a],
-                      .client = who },
-                  "backend %s/%s (%s) %s by admin%s%s%s", b->pool_name,
-                  b->name, backend_addr(b)->text, names[a],
-                  who != NULL ? " (" : "", who != NULL ? who : "",
-                  who != NULL ? ")" : "");
+                      .client = who, .reason = why },
+                  "backend %s/%s (%s) %s", b->pool_name, b->name,
+                  backend_addr(b)->text, why);
     }
 }
 

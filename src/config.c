@@ -916,22 +916,26 @@ cf_addr_key_equal(const struct cf_key *k, const void *a, const void *b)
 }
 
 /*
- * Lists: an owned array at k->offset and its count (size_t) at
- * k->len_offset; each line of the key appends one or more elements.
+ * Append the <elem_size> bytes at <elem> to a list key: the array pointer
+ * is at k->offset, its length at k->len_offset; each line of the key
+ * appends one or more elements. MQ_ERR, reported, on no memory.
  */
-static void *
-cf_list_grow(void *base, const struct cf_key *k, size_t elem)
+static int
+cf_list_push(struct cf_ctx *ctx, void *base, const struct cf_key *k,
+             const void *elem, size_t elem_size)
 {
     void **arr = CF_FIELD(base, k->offset, void *);
     size_t *n = CF_FIELD(base, k->len_offset, size_t);
     char *grown;
 
-    grown = realloc(*arr, (*n + 1) * elem);
+    grown = realloc(*arr, (*n + 1) * elem_size);
     if (grown == NULL) {
-        return NULL;
+        cf_error(ctx, "%s: out of memory", k->name);
+        return MQ_ERR;
     }
     *arr = grown;
-    return grown + (*n)++ * elem;
+    memcpy(grown + (*n)++ * elem_size, elem, elem_size);
+    return MQ_OK;
 }
 
 /* listen: addresses of a pool, each optionally followed by "tls" */
@@ -939,7 +943,7 @@ static int
 cf_listen_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                 const char *v)
 {
-    struct config_addr a, *slot;
+    struct config_addr a;
     char err[MQ_ERR_LEN], addr[128];
     const char *opt;
     size_t n;
@@ -966,13 +970,7 @@ cf_listen_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
     }
     a.line = ctx->line;
     a.tls = *opt != '\0';
-    slot = cf_list_grow(base, k, sizeof(a));
-    if (slot == NULL) {
-        cf_error(ctx, "%s: out of memory", k->name);
-        return MQ_ERR;
-    }
-    *slot = a;
-    return MQ_OK;
+    return cf_list_push(ctx, base, k, &a, sizeof(a));
 }
 
 static void
@@ -1017,20 +1015,17 @@ static int
 cf_words_add(struct cf_ctx *ctx, void *base, const struct cf_key *k,
              const char *word)
 {
-    char **slot, *copy;
+    char *copy;
 
     copy = strdup(word);
     if (copy == NULL) {
         cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    slot = cf_list_grow(base, k, sizeof(*slot));
-    if (slot == NULL) {
+    if (cf_list_push(ctx, base, k, &copy, sizeof(copy)) != MQ_OK) {
         free(copy);
-        cf_error(ctx, "%s: out of memory", k->name);
         return MQ_ERR;
     }
-    *slot = copy;
     return MQ_OK;
 }
 
@@ -1162,7 +1157,7 @@ cf_allow_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                const char *v)
 {
     char *copy, *tok, *save = NULL;
-    struct acl_cidr c, *slot;
+    struct acl_cidr c;
     int rc = MQ_OK;
 
     copy = strdup(v);
@@ -1178,13 +1173,10 @@ cf_allow_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
             rc = MQ_ERR;
             continue;
         }
-        slot = cf_list_grow(base, k, sizeof(c));
-        if (slot == NULL) {
-            cf_error(ctx, "%s: out of memory", k->name);
+        if (cf_list_push(ctx, base, k, &c, sizeof(c)) != MQ_OK) {
             rc = MQ_ERR;
             break;
         }
-        *slot = c;
     }
     free(copy);
     return rc;
@@ -1464,7 +1456,7 @@ static int
 cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                  const char *v)
 {
-    struct config_backend b, *slot;
+    struct config_backend b;
     char *copy, *tok, *save = NULL, err[MQ_ERR_LEN], opt[32];
     const char *near;
     int n = 0, rc = MQ_OK;
@@ -1547,13 +1539,7 @@ cf_backend_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
         return rc;
     }
     b.addr.line = ctx->line;
-    slot = cf_list_grow(base, k, sizeof(b));
-    if (slot == NULL) {
-        cf_error(ctx, "%s: out of memory", k->name);
-        return MQ_ERR;
-    }
-    *slot = b;
-    return MQ_OK;
+    return cf_list_push(ctx, base, k, &b, sizeof(b));
 }
 
 static void
@@ -1607,7 +1593,7 @@ static int
 cf_discover_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                   const char *v)
 {
-    struct config_discover d, *slot;
+    struct config_discover d;
     const char *sp;
     size_t klen;
 
@@ -1637,13 +1623,7 @@ cf_discover_parse(struct cf_ctx *ctx, void *base, const struct cf_key *k,
                  "_service._proto.NAME", v);
         return MQ_ERR;
     }
-    slot = cf_list_grow(base, k, sizeof(d));
-    if (slot == NULL) {
-        cf_error(ctx, "%s: out of memory", k->name);
-        return MQ_ERR;
-    }
-    *slot = d;
-    return MQ_OK;
+    return cf_list_push(ctx, base, k, &d, sizeof(d));
 }
 
 static void
@@ -1964,6 +1944,8 @@ static const struct cf_key cf_keys[] = {
       .group = "tls" },
     { K(CF_POOL, "tls_handshake_timeout", cf_duration),
       P(tls_handshake_timeout_ms), .def = "5s", .min = 1, .group = "tls" },
+    { K(CF_POOL, "tls_session_tickets", cf_enum), P(tls.tickets),
+      .names = cf_onoff_names, .def = "on", .group = "tls" },
     { K(CF_POOL, "tls_client_ca", cf_string), P(tls.client_ca), .def = "",
       .group = "tls" },
     { K(CF_POOL, "tls_verify_client", cf_enum), P(tls.verify_client),

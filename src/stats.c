@@ -47,8 +47,14 @@ struct stats_family {
     const char         *type;           /* "counter" or "gauge" */
     const char         *help;           /* HELP text, no escapes needed */
     enum stats_scope    scope;          /* pools or backends */
-    stats_emit_t        emit;           /* writes the samples */
+    stats_emit_t        emit;           /* writes the samples; NULL: the
+                                           one uint64_t at <field> */
+    size_t              field;          /* offset in stats_pool or
+                                           stats_backend (by <scope>) */
 };
+
+#define STATS_POOL_FIELD(f)     NULL, offsetof(struct stats_pool, f)
+#define STATS_BACKEND_FIELD(f)  NULL, offsetof(struct stats_backend, f)
 
 static const char *
 stats_check_result_name(enum backend_check_result r)
@@ -378,6 +384,29 @@ stats_json_pool(const struct stats_pool *p)
     return o;
 }
 
+/* <o> as JSON text (jansson <flags>) with a trailing newline, for curl
+ * users; NULL on no memory. <o> stays the caller's. */
+static char *
+stats_json_text(json_t *o, size_t flags)
+{
+    char *text, *nl;
+    size_t len;
+
+    text = json_dumps(o, flags);
+    if (text == NULL) {
+        return NULL;
+    }
+    len = strlen(text);
+    nl = realloc(text, len + 2);
+    if (nl == NULL) {
+        free(text);
+        return NULL;
+    }
+    nl[len] = '\n';
+    nl[len + 1] = '\0';
+    return nl;
+}
+
 /*
  * The /status document:
  *   {"version","uptime_s","now","pools":[{"name","listen":[...],"balance",
@@ -393,8 +422,8 @@ char *
 stats_render_json(const struct stats_snapshot *snap)
 {
     json_t *root, *pools;
-    char *text, *nl;
-    size_t i, len;
+    char *text;
+    size_t i;
     bool ok;
 
     root = json_object();
@@ -422,20 +451,9 @@ stats_render_json(const struct stats_snapshot *snap)
     ok = stats_json_set(root, "last_reload_ok",
                         json_boolean(snap->process.last_reload_ok)) && ok;
     ok = stats_json_set(root, "pools", pools) && ok;
-    text = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    text = ok ? stats_json_text(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
-    if (text == NULL) {
-        return NULL;
-    }
-    len = strlen(text);
-    nl = realloc(text, len + 2);
-    if (nl == NULL) {
-        free(text);
-        return NULL;
-    }
-    nl[len] = '\n';
-    nl[len + 1] = '\0';
-    return nl;
+    return text;
 }
 
 /* ---- Prometheus text ----------------------------------------------- */
@@ -603,32 +621,6 @@ stats_emit_tls(struct stats_buf *b, const char *name,
 }
 
 static void
-stats_emit_queued(struct stats_buf *b, const char *name,
-                  const struct stats_pool *p, const struct stats_backend *be)
-{
-    (void)be;
-    stats_buf_sample(b, name, p, NULL, p->queued);
-}
-
-static void
-stats_emit_queued_max(struct stats_buf *b, const char *name,
-                      const struct stats_pool *p,
-                      const struct stats_backend *be)
-{
-    (void)be;
-    stats_buf_sample(b, name, p, NULL, p->queued_max);
-}
-
-static void
-stats_emit_rebalanced(struct stats_buf *b, const char *name,
-                      const struct stats_pool *p,
-                      const struct stats_backend *be)
-{
-    (void)be;
-    stats_buf_sample(b, name, p, NULL, p->rebalanced);
-}
-
-static void
 stats_emit_pool_up(struct stats_buf *b, const char *name,
                    const struct stats_pool *p, const struct stats_backend *be)
 {
@@ -680,20 +672,6 @@ stats_emit_active(struct stats_buf *b, const char *name,
     /* a gauge: a transient negative count would be a bug, show 0 */
     stats_buf_sample(b, name, p, be,
                      be->active > 0 ? (uint64_t)be->active : 0);
-}
-
-static void
-stats_emit_total(struct stats_buf *b, const char *name,
-                 const struct stats_pool *p, const struct stats_backend *be)
-{
-    stats_buf_sample(b, name, p, be, be->total);
-}
-
-static void
-stats_emit_failed(struct stats_buf *b, const char *name,
-                  const struct stats_pool *p, const struct stats_backend *be)
-{
-    stats_buf_sample(b, name, p, be, be->failed);
 }
 
 static void
@@ -754,24 +732,6 @@ stats_emit_downtime(struct stats_buf *b, const char *name,
                      (unsigned)(be->downtime_ms % 1000));
 }
 
-static void
-stats_emit_pool_sessions(struct stats_buf *b, const char *name,
-                         const struct stats_pool *p,
-                         const struct stats_backend *be)
-{
-    (void)be;
-    stats_buf_sample(b, name, p, NULL, p->sessions);
-}
-
-static void
-stats_emit_pool_retries(struct stats_buf *b, const char *name,
-                        const struct stats_pool *p,
-                        const struct stats_backend *be)
-{
-    (void)be;
-    stats_buf_sample(b, name, p, NULL, p->retries);
-}
-
 /* The _bucket/_sum/_count samples of <h> under the labels of <p>, <be>. */
 static void
 stats_buf_histo(struct stats_buf *b, const char *name,
@@ -823,84 +783,100 @@ stats_emit_duration(struct stats_buf *b, const char *name,
     stats_buf_histo(b, name, p, NULL, &p->duration);
 }
 
+/* The samples of family <f> for pool <p> (and backend <be>). */
+static void
+stats_emit(struct stats_buf *b, const struct stats_family *f,
+           const struct stats_pool *p, const struct stats_backend *be)
+{
+    const char *base = be != NULL ? (const char *)be : (const char *)p;
+    uint64_t v;
+
+    if (f->emit != NULL) {
+        f->emit(b, f->name, p, be);
+        return;
+    }
+    memcpy(&v, base + f->field, sizeof(v));
+    stats_buf_sample(b, f->name, p, be, v);
+}
+
 /* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
 static const struct stats_family stats_families[] = {
     { "mqlb_pool_rejected_total", "counter",
       "Clients the pool turned away, by reason: no_backend, allow, "
       "source_limit, max_connections, queue, sni.",
-      STATS_SCOPE_POOL, stats_emit_rejected },
+      STATS_SCOPE_POOL, stats_emit_rejected, 0 },
     { "mqlb_pool_queued", "gauge",
       "Clients waiting in the pool's queue for a backend slot.",
-      STATS_SCOPE_POOL, stats_emit_queued },
+      STATS_SCOPE_POOL, STATS_POOL_FIELD(queued) },
     { "mqlb_pool_queued_max", "gauge",
       "The most clients that waited in the pool's queue at once.",
-      STATS_SCOPE_POOL, stats_emit_queued_max },
+      STATS_SCOPE_POOL, STATS_POOL_FIELD(queued_max) },
     { "mqlb_pool_rebalanced_total", "counter",
       "Sessions closed by rebalance = paced so that their clients "
       "reconnect to a backend under its share.",
-      STATS_SCOPE_POOL, stats_emit_rebalanced },
+      STATS_SCOPE_POOL, STATS_POOL_FIELD(rebalanced) },
     { "mqlb_tls_handshakes_total", "counter",
       "TLS handshakes with clients by result: ok, or why they failed "
       "(timeout, sni, no_shared_cipher, protocol_version, no_client_cert, "
       "bad_client_cert, not_tls, closed, error).",
-      STATS_SCOPE_POOL, stats_emit_tls },
+      STATS_SCOPE_POOL, stats_emit_tls, 0 },
     { "mqlb_pool_backends_up", "gauge",
       "Backends of the pool in state up.",
-      STATS_SCOPE_POOL, stats_emit_pool_up },
+      STATS_SCOPE_POOL, stats_emit_pool_up, 0 },
     { "mqlb_backend_up", "gauge",
       "1 when the backend is up and takes new sessions, else 0.",
-      STATS_SCOPE_BACKEND, stats_emit_up },
+      STATS_SCOPE_BACKEND, stats_emit_up, 0 },
     { "mqlb_backend_state", "gauge",
       "1 for the backend's current state (up, down, drain, disabled).",
-      STATS_SCOPE_BACKEND, stats_emit_state },
+      STATS_SCOPE_BACKEND, stats_emit_state, 0 },
     { "mqlb_backend_weight", "gauge",
       "Configured or admin-set weight of the backend (0..256).",
-      STATS_SCOPE_BACKEND, stats_emit_weight },
+      STATS_SCOPE_BACKEND, stats_emit_weight, 0 },
     { "mqlb_backend_active_sessions", "gauge",
       "Sessions currently relayed to the backend.",
-      STATS_SCOPE_BACKEND, stats_emit_active },
+      STATS_SCOPE_BACKEND, stats_emit_active, 0 },
     { "mqlb_backend_sessions_total", "counter",
       "Sessions ever relayed to the backend.",
-      STATS_SCOPE_BACKEND, stats_emit_total },
+      STATS_SCOPE_BACKEND, STATS_BACKEND_FIELD(total) },
     { "mqlb_backend_failures_total", "counter",
       "Failed connects to the backend.",
-      STATS_SCOPE_BACKEND, stats_emit_failed },
+      STATS_SCOPE_BACKEND, STATS_BACKEND_FIELD(failed) },
     { "mqlb_backend_bytes_total", "counter",
       "Bytes relayed; direction in is client to backend, out is backend "
-      "to client.", STATS_SCOPE_BACKEND, stats_emit_bytes },
+      "to client.", STATS_SCOPE_BACKEND, stats_emit_bytes, 0 },
     { "mqlb_backend_checks_total", "counter",
       "Active health checks of the backend by result.",
-      STATS_SCOPE_BACKEND, stats_emit_checks },
+      STATS_SCOPE_BACKEND, stats_emit_checks, 0 },
     { "mqlb_health_checks_total", "counter",
       "Deprecated: the same as mqlb_backend_checks_total; removed in a "
-      "later release.", STATS_SCOPE_BACKEND, stats_emit_checks },
+      "later release.", STATS_SCOPE_BACKEND, stats_emit_checks, 0 },
     { "mqlb_backend_check_latency_seconds", "gauge",
       "Latency of the last health check, connect to verdict.",
-      STATS_SCOPE_BACKEND, stats_emit_latency },
+      STATS_SCOPE_BACKEND, stats_emit_latency, 0 },
     { "mqlb_backend_last_change_timestamp_seconds", "gauge",
       "Unix time of the backend's last state change.",
-      STATS_SCOPE_BACKEND, stats_emit_since },
+      STATS_SCOPE_BACKEND, stats_emit_since, 0 },
     { "mqlb_backend_transitions_total", "counter",
       "State changes of the backend, by the state it went to.",
-      STATS_SCOPE_BACKEND, stats_emit_transitions },
+      STATS_SCOPE_BACKEND, stats_emit_transitions, 0 },
     { "mqlb_backend_downtime_seconds_total", "counter",
       "Seconds the backend has been down (health), the current period "
-      "included.", STATS_SCOPE_BACKEND, stats_emit_downtime },
+      "included.", STATS_SCOPE_BACKEND, stats_emit_downtime, 0 },
     { "mqlb_backend_connect_seconds", "histogram",
       "Time to connect to the backend, for each successful connect.",
-      STATS_SCOPE_BACKEND, stats_emit_connect_time },
+      STATS_SCOPE_BACKEND, stats_emit_connect_time, 0 },
     { "mqlb_backend_check_seconds", "histogram",
       "Duration of the backend's health checks, connect to verdict.",
-      STATS_SCOPE_BACKEND, stats_emit_check_time },
+      STATS_SCOPE_BACKEND, stats_emit_check_time, 0 },
     { "mqlb_pool_sessions_total", "counter",
       "Sessions the pool accepted.",
-      STATS_SCOPE_POOL, stats_emit_pool_sessions },
+      STATS_SCOPE_POOL, STATS_POOL_FIELD(sessions) },
     { "mqlb_pool_retries_total", "counter",
       "Times a session of the pool tried another backend after a failed "
-      "connect.", STATS_SCOPE_POOL, stats_emit_pool_retries },
+      "connect.", STATS_SCOPE_POOL, STATS_POOL_FIELD(retries) },
     { "mqlb_session_duration_seconds", "histogram",
       "Lifetime of the pool's finished sessions.",
-      STATS_SCOPE_POOL, stats_emit_duration },
+      STATS_SCOPE_POOL, stats_emit_duration, 0 },
 };
 
 /* process_* and the reload families, after the pools. */
@@ -986,11 +962,11 @@ stats_render_metrics(const struct stats_snapshot *snap)
             const struct stats_pool *p = &snap->pools[i];
 
             if (f->scope == STATS_SCOPE_POOL) {
-                f->emit(&b, f->name, p, NULL);
+                stats_emit(&b, f, p, NULL);
                 continue;
             }
             for (j = 0; j < p->nbackends; j++) {
-                f->emit(&b, f->name, p, &p->backends[j]);
+                stats_emit(&b, f, p, &p->backends[j]);
             }
         }
     }
@@ -1031,26 +1007,14 @@ stats_all_pools_up(const struct stats_snapshot *snap)
 static char *
 stats_dump_one(json_t *o)
 {
-    char *text, *nl;
-    size_t n;
+    char *text;
 
     if (o == NULL) {
         return NULL;
     }
-    text = json_dumps(o, JSON_COMPACT);
+    text = stats_json_text(o, JSON_COMPACT);
     json_decref(o);
-    if (text == NULL) {
-        return NULL;
-    }
-    n = strlen(text);
-    nl = realloc(text, n + 2);
-    if (nl == NULL) {
-        free(text);
-        return NULL;
-    }
-    nl[n] = '\n';
-    nl[n + 1] = '\0';
-    return nl;
+    return text;
 }
 
 char *

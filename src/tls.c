@@ -317,6 +317,13 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
                      | SSL_MODE_ENABLE_PARTIAL_WRITE
                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mqlb", 4);
+    if (!cf->tickets) {
+        /* No resumption, and ~5 KiB less per idle connection: OpenSSL
+         * keeps that much per connection once it has sent a ticket. */
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
     if (tls_readable("tls_cert", cert, err, errlen) != MQ_OK) {
         goto fail;
     }

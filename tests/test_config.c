@@ -161,6 +161,7 @@ static const char test_config_full[] =
     "tls_ciphersuites = TLS_AES_128_GCM_SHA256\n"
     "tls_alpn = mqtt,amqp\n"
     "tls_handshake_timeout = 2s\n"
+    "tls_session_tickets = off\n"
     "tls_client_ca = /etc/mqlb/clients-ca.pem\n"
     "tls_verify_client = optional\n"
     "backend_tls = on\n"

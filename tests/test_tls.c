@@ -119,6 +119,7 @@ tt_conf(struct tt_conf *c, const char *const *names, size_t n)
     c->cf.cert_lines = c->lines;
     c->cf.ncerts = n;
     c->cf.min_version = TLS_MIN_12;
+    c->cf.tickets = 1;
     c->cf.key_line = 20;
     c->cf.alpn_line = 21;
 }

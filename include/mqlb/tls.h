@@ -43,6 +43,7 @@ struct tls_server_conf {
     char               *client_ca;  /* CA file for client certificates */
     int                 client_ca_line;
     int                 verify_client;  /* enum tls_verify */
+    int                 tickets;    /* tls_session_tickets: resumption */
     int                 verify_line;
 };
 

@@ -545,6 +545,28 @@ class Reasons(unittest.TestCase):
             r.stop()
 
 
+    def test_json_log_events_carry_the_reason(self):
+        lb = Mqlb(pool("p", free_port(), [("r1", REDIS[0].port, "")]),
+                  global_extra="log_format = json\n")
+        try:
+            wait_all_up(lb)
+            self.assertEqual(lb.http("POST", "/pools/p/backends/r1/drain")[0], 200)
+
+            def event():
+                for line in lb.output().splitlines():
+                    if line.startswith("{"):
+                        e = json.loads(line)
+                        if e.get("event") == "backend_admin":
+                            return e
+                return None
+            e = wait_until(event, 5, what="backend_admin event")
+            self.assertEqual((e["pool"], e["backend"], e["state"], e["reason"]),
+                             ("p", "r1", "drain", "drained by admin (127.0.0.1)"))
+            self.assertEqual(lb.backend("p", "r1")["reason"], e["reason"])
+        finally:
+            lb.stop()
+
+
 class Token(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
