@@ -28,6 +28,8 @@ struct members {
     struct core        *core;
     struct discovery   *dns;            /* owned; resolves every name */
     ev_async            stale;          /* a worker asks for rebuilds */
+    ev_prepare          fresh;          /* rebuild after the main loop's own
+                                           changes (checks), before it waits */
     ev_async            call_async;     /* the admin thread has a call */
     ev_timer            reap;           /* leaving backends: gone yet? */
     pthread_mutex_t     call_lock;      /* guards the call_* fields */
