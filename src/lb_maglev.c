@@ -52,12 +52,16 @@ struct lb_maglev_entry {
 struct lb_maglev {
     uint32_t       *table;      /* M slots of pool indexes; NULL if empty */
     uint32_t       *spare;      /* scratch layer, M slots */
+    uint32_t       *home;       /* the home layer, M slots; kept for picks
+                                   between a state change and the rebuild
+                                   (NULL: no primary) */
     uint32_t        size;       /* M, prime; 0 when no backend is usable */
     size_t          ncap;       /* entries of <entries>, <stamp>, <pos> */
     struct lb_maglev_entry *entries;    /* scratch for populating */
     uint32_t       *stamp;      /* by pool index: <gen> if a candidate */
     uint32_t       *pos;        /* by pool index: its position in cands */
     uint32_t        gen;        /* generation of the current pick */
+    bool            has_home;   /* <home> holds a layer */
     unsigned        cursor;     /* rotation for picks without a key */
 };
 
@@ -219,6 +223,7 @@ lb_maglev_clear(struct lb_maglev *mg)
 {
     mq_free(mg->table);
     mq_free(mg->spare);
+    mq_free(mg->home);
     mg->size = 0;
 }
 
@@ -317,7 +322,8 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
         lb_maglev_clear(mg);
         mg->table = malloc(m * sizeof(*mg->table));
         mg->spare = malloc(m * sizeof(*mg->spare));
-        if (mg->table == NULL || mg->spare == NULL) {
+        mg->home = malloc(m * sizeof(*mg->home));
+        if (mg->table == NULL || mg->spare == NULL || mg->home == NULL) {
             lb_maglev_clear(mg);
             return;
         }
@@ -347,9 +353,12 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
     nhome = lb_maglev_collect(mg, all, NULL, n, any_primary);
     if (nhome == 0) {
         memcpy(mg->table, mg->spare, m * sizeof(*mg->table));
+        mg->has_home = false;
         return;
     }
     lb_maglev_populate(mg->table, m, mg->entries, nhome);
+    memcpy(mg->home, mg->table, m * sizeof(*mg->home));
+    mg->has_home = true;
 
     /* Which pool indexes are usable: reuse <stamp> as a flag array. */
     for (i = 0; i < mg->ncap; i++) {
@@ -429,6 +438,18 @@ lb_maglev_pick(void *st, const struct lb_pick *p)
     }
 
     s = (uint32_t)(key % mg->size);
+    /*
+     * The slot's home owner first: when it may take the key it is what
+     * the table says (or will say once rebuilt: a backend that just came
+     * back has its keys back at once, before the rebuild the pool asked
+     * for off the workers' path has run).
+     */
+    if (mg->has_home) {
+        idx = mg->home[s];
+        if (idx < mg->ncap && mg->stamp[idx] == mg->gen) {
+            return mg->pos[idx];
+        }
+    }
     for (k = 0; k < mg->size; k++) {
         idx = mg->table[s];
         if (idx < mg->ncap && mg->stamp[idx] == mg->gen) {

@@ -160,7 +160,10 @@ members_readdress(struct members *m, struct pool *p, struct backend *b,
     return backend_readdress(b, a, p->cf->check != CHECK_NONE);
 }
 
-/* Remove the leaving backends of the pools in force whose sessions ended. */
+/*
+ * Every MEMBERS_REAP_S: rebuild tables whose backends changed, and remove
+ * the leaving backends of the pools in force whose sessions ended.
+ */
 static void
 members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -175,6 +178,8 @@ members_reap_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     for (i = 0; i < c->gen->npools; i++) {
         p = c->gen->pools[i];
+        /* a state the checker changed: the table follows without a pick */
+        pool_rebuild(p);
         for (j = 0; j < p->nbackends; j++) {
             b = p->backends[j];
             if (!atomic_load(&b->leaving) || atomic_load(&b->nactive) > 0) {
@@ -235,11 +240,58 @@ members_carry(struct members *m, struct gen *old, struct gen *g)
     }
 }
 
+/* Same resolvers text (NULL = the default)? */
+static bool
+members_same_resolvers(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return strcmp(a, b) == 0;
+}
+
+/*
+ * A reload changed [global] resolvers or resolve_interval: a new
+ * resolver for them (its rounds start with members_use). The old one's
+ * queries are cancelled; on failure the old one goes on.
+ */
+static void
+members_reconfigure(struct members *m, const struct config *cf)
+{
+    struct discovery *d;
+    char err[MQ_ERR_LEN], *copy = NULL;
+
+    if (members_same_resolvers(m->resolvers, cf->resolvers) &&
+        m->interval_ms == cf->resolve_interval_ms) {
+        return;
+    }
+    if (cf->resolvers != NULL && (copy = strdup(cf->resolvers)) == NULL) {
+        log_warn("reload: DNS settings kept: out of memory");
+        return;
+    }
+    d = discovery_create(m->core->loop, cf->resolvers,
+                         cf->resolve_interval_ms, &m->dns_ops, err);
+    if (d == NULL) {
+        log_warn("reload: DNS settings kept: %s", err);
+        free(copy);
+        return;
+    }
+    discovery_destroy(m->dns);
+    m->dns = d;
+    free(m->resolvers);
+    m->resolvers = copy;
+    m->interval_ms = cf->resolve_interval_ms;
+    log_notice("reload: DNS now asks %s every %llums (at most)",
+               cf->resolvers != NULL ? cf->resolvers : "/etc/resolv.conf",
+               (unsigned long long)cf->resolve_interval_ms);
+}
+
 void
 members_use(struct members *m, struct gen *g)
 {
     size_t i;
 
+    members_reconfigure(m, g->cf);
     for (i = 0; i < g->npools; i++) {
         g->pools[i]->on_stale = members_stale_hook;
         g->pools[i]->on_stale_ctx = m;
@@ -361,12 +413,23 @@ members_init(struct members *m, struct core *c, const struct config *cf)
     ops.add = members_dns_add;
     ops.remove = members_dns_remove;
     ops.readdress = members_dns_readdress;
+    m->dns_ops = ops;
     m->dns = discovery_create(c->loop, cf->resolvers, cf->resolve_interval_ms,
                               &ops, err);
     if (m->dns == NULL) {
         log_error("DNS: %s", err);
         return MQ_ERR;
     }
+    if (cf->resolvers != NULL) {
+        m->resolvers = strdup(cf->resolvers);
+        if (m->resolvers == NULL) {
+            log_error("DNS: out of memory");
+            discovery_destroy(m->dns);
+            m->dns = NULL;
+            return MQ_ERR;
+        }
+    }
+    m->interval_ms = cf->resolve_interval_ms;
     pthread_mutex_init(&m->call_lock, NULL);
     pthread_cond_init(&m->call_cond, NULL);
     ev_async_init(&m->stale, members_stale_cb);
@@ -392,6 +455,7 @@ members_deinit(struct members *m)
     ev_timer_stop(m->core->loop, &m->reap);
     discovery_destroy(m->dns);
     m->dns = NULL;
+    mq_free(m->resolvers);
     pthread_mutex_destroy(&m->call_lock);
     pthread_cond_destroy(&m->call_cond);
 }

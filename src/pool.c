@@ -26,6 +26,8 @@
 #include "mqlb/pool.h"
 #include "mqlb/rate.h"
 
+static void pool_build_first(struct pool *p);
+
 struct pool *
 pool_create(const struct config_pool *cf, struct backend *const *backends,
             _Atomic uint64_t *nrejected)
@@ -64,8 +66,9 @@ pool_create(const struct config_pool *cf, struct backend *const *backends,
         backend_acquire(backends[i]);
     }
     p->nbackends = n;
-    p->lb_version = UINT64_MAX;     /* forces a first rebuild */
     p->lb_asked = UINT64_MAX;
+    /* The first table now, on the owner's thread: no pick waits for it. */
+    pool_build_first(p);
     pthread_mutex_init(&p->lock, NULL);
     waitq_init(&p->queue);
     atomic_init(&p->refcnt, 1);
@@ -154,6 +157,19 @@ pool_has_token(const struct backend *b, uint64_t now_ms)
                           atomic_load_explicit(&b->max_connect_rate,
                                                memory_order_relaxed),
                           now_ms * 1000);
+}
+
+/* The balancer's first state, for the members the pool starts with. */
+static void
+pool_build_first(struct pool *p)
+{
+    bool primary_up;
+
+    p->lb_version = pool_version(p, &primary_up);
+    pool_usable(p, p->backends, p->nbackends, primary_up, p->usable);
+    if (p->lb->rebuild != NULL) {
+        p->lb->rebuild(p->lb_state, p->backends, p->usable, p->nbackends);
+    }
 }
 
 /*
@@ -502,10 +518,16 @@ void
 pool_rebuild(struct pool *p)
 {
     uint64_t version;
-    bool primary_up;
+    bool primary_up, same;
     void *st, *old;
 
-    if (pool_version(p, &primary_up) == p->lb_version) {
+    if (!p->lb->heavy) {
+        return;     /* light balancers catch up on the next pick */
+    }
+    pthread_mutex_lock(&p->lock);   /* lb_version is the pick's too */
+    same = pool_version(p, &primary_up) == p->lb_version;
+    pthread_mutex_unlock(&p->lock);
+    if (same) {
         return;     /* nothing changed since the last build */
     }
     st = pool_build_state(p, p->backends, p->nbackends, p->members_version,

@@ -147,12 +147,13 @@ privsep_serve_read(int sock, const char *path)
 }
 
 static void
-privsep_serve_listen(int sock, const struct privsep_req *req)
+privsep_serve_listen(int sock, struct privsep_req *req)
 {
     struct privsep_rep rep;
     int fd;
 
     memset(&rep, 0, sizeof(rep));
+    req->addr.text[sizeof(req->addr.text) - 1] = '\0';  /* for messages */
     if ((req->addr.ss.ss_family != AF_INET &&
          req->addr.ss.ss_family != AF_INET6) ||
         req->addr.len > sizeof(req->addr.ss)) {

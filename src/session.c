@@ -1981,30 +1981,21 @@ session_thaw(struct session_export *e)
 }
 
 void
-session_handed(struct session_export *e, const char *to)
+session_handed(struct session_export *e)
 {
     struct session *s = e->s;
     struct session_env *env = s->env;
-    struct log_session ls;
 
     mq_free(e->bytes);
     e->s = NULL;
-    /* Our copies only: the successor holds the connections open. */
+    /* Our copies only: the successor holds the connections open. Its
+     * log line comes from the successor, when it ends. */
     close(s->cfd);
     close(s->ufd);
     s->ufd = -1;
     relay_dir_close(&s->up, env->rp);
     relay_dir_close(&s->down, env->rp);
     session_tap_release(s);
-    ls.id = s->id;
-    ls.client = s->client_text;
-    ls.pool = s->pool->cf->name;
-    ls.backend = s->b->name;
-    ls.bytes_in = s->up.nbytes;
-    ls.bytes_out = s->down.nbytes;
-    ls.duration_ms = mq_now_ms() - s->start_ms;
-    ls.end = to;
-    log_session_end(&ls);
     backend_session_end(s->b);
     s->b = NULL;
     session_unlink(env, s);

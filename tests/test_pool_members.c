@@ -193,16 +193,22 @@ Test(pool_members, maglev_rebuilds_off_the_pick_path)
     pm_init("source", 3);
     pm.p->on_stale = pm_stale_cb;
     pm.p->on_stale_ctx = &pm;
-    /* the first pick has no table yet: it asks, and still picks */
+    /* the pool is made with its table: nothing to ask */
+    pm_picks(400, 7, names);
+    cr_assert_eq(pm.stale_calls, 0);
+    before = pm_count(names, 400, "b0");
+    /* a change of weight: asked once, picks go on meanwhile */
+    backend_set_weight(pool_find_backend(pm.p, "b1"), 2);
     pm_picks(1, 1, names);
     cr_assert_not_null(names[0]);
     cr_assert_eq(pm.stale_calls, 1);
     pm_picks(10, 1, names);
     cr_assert_eq(pm.stale_calls, 1, "asked once per change");
+    backend_set_weight(pool_find_backend(pm.p, "b1"), 1);
     pool_rebuild(pm.p);
     pm_picks(400, 7, names);
     cr_assert_eq(pm.stale_calls, 1, "nothing changed since the rebuild");
-    before = pm_count(names, 400, "b0");
+    cr_assert_eq(pm_count(names, 400, "b0"), before, "same table again");
     cr_assert_gt(before, 80);
 
     /* b0 goes down: picks avoid it at once, the table waits for us */
@@ -217,11 +223,12 @@ Test(pool_members, maglev_rebuilds_off_the_pick_path)
     cr_assert_eq(pm_count(names, 400, "b0"), 0);
     cr_assert_eq(pm.stale_calls, 2);
 
-    /* back up: after the rebuild it has its own keys again */
+    /* back up: its own keys come back at once, before the rebuild */
     atomic_store(&b0->up, true);
     atomic_fetch_add(&b0->version, 1);
-    pm_picks(1, 7, names);
+    pm_picks(400, 7, names);
     cr_assert_eq(pm.stale_calls, 3);
+    cr_assert_eq(pm_count(names, 400, "b0"), before, "stale table");
     pool_rebuild(pm.p);
     pm_picks(400, 7, names);
     cr_assert_eq(pm_count(names, 400, "b0"), before);

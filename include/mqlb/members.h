@@ -27,6 +27,9 @@ typedef void (*members_call_fn)(struct core *c, void *arg);
 struct members {
     struct core        *core;
     struct discovery   *dns;            /* owned; resolves every name */
+    struct discovery_ops dns_ops;       /* what answers do (to us) */
+    char               *resolvers;      /* owned: what <dns> asks, or NULL */
+    uint64_t            interval_ms;    /* and how often */
     ev_async            stale;          /* a worker asks for rebuilds */
     ev_prepare          fresh;          /* rebuild after the main loop's own
                                            changes (checks), before it waits */

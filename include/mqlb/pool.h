@@ -191,8 +191,9 @@ int pool_add_backend(struct pool *p, struct backend *b);
 int pool_remove_backend(struct pool *p, struct backend *b, bool if_idle);
 
 /*
- * Rebuild the balancer from the backends' current states (the owner's
- * answer to on_stale), off the lock; no-op when nothing changed.
+ * Rebuild a heavy balancer (lb_ops.heavy) from the backends' current
+ * states (the owner's answer to on_stale), off the lock; no-op when
+ * nothing changed, and for light balancers (the pick rebuilds those).
  */
 void pool_rebuild(struct pool *p);
 

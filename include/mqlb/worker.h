@@ -61,9 +61,12 @@ struct worker {
     pthread_mutex_t     call_serial;    /* one caller at a time */
     worker_call_fn      call_fn;        /* pending call, or NULL */
     void               *call_arg;
-    unsigned            call_done:1;    /* <call_fn> ran (or never will) */
-    unsigned            call_ran:1;     /* ... and it did run */
-    unsigned            exited:1;       /* the loop is over: no more calls */
+    bool                call_done;      /* <call_fn> ran (or never will) */
+    bool                call_ran;       /* ... and it did run */
+    bool                exited;         /* the loop is over: no more calls */
+                                        /* (whole bytes, not bit-fields:
+                                           they change under call_lock,
+                                           the bits below without it) */
     unsigned            paused:1;       /* listeners stopped for a while */
     unsigned            stopping:1;     /* no more accepts */
     unsigned            handing:1;      /* frozen for a takeover */

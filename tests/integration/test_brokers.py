@@ -13,6 +13,13 @@ import unittest
 
 from harness import Mqlb, Proc, free_port, wait_port, wait_until
 
+try:
+    import pika     # noqa: F401 (python3-pika, `scripts/deps.sh brokers`)
+except ImportError:
+    # Debian's python3-pika, when python3 on PATH is not Debian's own
+    # (pyenv, venv): the tests import it from there.
+    sys.path.append("/usr/lib/python3/dist-packages")
+
 ENABLED = os.environ.get("MQLB_TEST_BROKERS") == "1"
 RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -180,12 +187,7 @@ def wait_check(lb, pool, state, reason_re, timeout=15):
 def pika_round_trip(port, user="guest", password="guest", vhost="/"):
     """A real AMQP client (pika) through mqlb: declare a queue, publish one
     message and get it back."""
-    try:
-        import pika
-    except ImportError:
-        # Debian's python3-pika, when python3 is not Debian's own
-        sys.path.append("/usr/lib/python3/dist-packages")
-        import pika
+    import pika
 
     params = pika.ConnectionParameters("127.0.0.1", port, vhost,
                                        pika.PlainCredentials(user, password),

@@ -172,6 +172,15 @@ discover = dns-srv %s
         wait_until(lambda: "t2.mqlb.test" not in backends_of(self.m, "q"), 5,
                    what="t2 gone")
         tl.mark("t2 gone from /status")
+        # t5's priority drops to 10: the backup becomes a primary in place
+        self.dns.set_srv(self.records([1, 3, 4, 5], weights={1: 2}))
+        tl.mark("SRV record t5 moved to priority 10")
+        wait_until(lambda: "t5.mqlb.test is a primary now" in self.m.output(), 10,
+                   what="t5 a primary")
+        tl.mark("t5 a primary")
+        got = self.spread(50)
+        tl.mark("50 sessions: %s" % got)
+        self.assertEqual(got, {"t1": 20, "t3": 10, "t4": 10, "t5": 10})
         tl.report("SRV discovery")
         out = self.m.output()
         self.assertIn("added by DNS", out)
@@ -298,6 +307,41 @@ discover = dns r.mqlb.test:%d
         finally:
             m.stop()
             dns.stop()
+            r.stop()
+
+
+class ReloadTest(unittest.TestCase):
+    """A reload that points resolvers at another DNS server is followed."""
+
+    def test_reload_changes_the_resolvers(self):
+        r = RedisServer()
+        one = DnsServer(hosts={"r.mqlb.test": "127.0.0.1"})
+        two = DnsServer(hosts={"r.mqlb.test": ["127.0.0.1", "127.0.0.3"]})
+        lport = free_port()
+        pools = """[pool a]
+listen = 127.0.0.1:%d
+health_check = redis
+check_interval = 200ms
+rise = 1
+discover = dns r.mqlb.test:%d
+""" % (lport, r.port)
+        m = Mqlb(pools, global_extra="resolvers = %s\nresolve_interval = 1s\n" % one.resolvers)
+        try:
+            wait_until(lambda: [(n, b["state"]) for n, b in backends_of(m, "a").items()]
+                       == [("r.mqlb.test-127.0.0.1", "up")], 10,
+                       what="one backend from the first server, up")
+            m.global_extra = "resolvers = %s\nresolve_interval = 2s\n" % two.resolvers
+            m.write(pools)
+            m.reload()
+            wait_until(lambda: "r.mqlb.test-127.0.0.3" in backends_of(m, "a"), 10,
+                       what="the second server's answer")
+            self.assertIn("reload: DNS now asks %s" % two.resolvers, m.output())
+            self.assertEqual(backends_of(m, "a")["r.mqlb.test-127.0.0.1"]["state"], "up",
+                             "the backend both servers name is kept, health and all")
+        finally:
+            m.stop()
+            one.stop()
+            two.stop()
             r.stop()
 
 

@@ -191,16 +191,24 @@ class BioClient:
     """A TLS client over a memory BIO, so that it can send close_notify and
     go on reading (what a half-closing client does)."""
 
-    def __init__(self, port, ca, sni="a.test"):
+    def __init__(self, port, ca, sni="a.test", split_hello=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = client_ctx(ca).wrap_bio(self.inc, self.out, server_hostname=sni)
         self.got_close_notify = False
+        self.split = split_hello
         self._io(self.obj.do_handshake)
 
     def _flush(self):
         data = self.out.read()
-        if data:
+        if data and self.split:
+            # The ClientHello in three segments, the first only 3 bytes
+            # (not even a record header), with pauses between them.
+            self.split = False
+            for part in (data[:3], data[3:len(data) // 2], data[len(data) // 2:]):
+                self.sock.sendall(part)
+                time.sleep(0.05)
+        elif data:
             self.sock.sendall(data)
 
     def _io(self, op, *args):
@@ -330,9 +338,33 @@ class TestMqtt(TlsCase):
             b2.stop()
 
 
-def mqtt_connect(cid):
+class TestIdleAuto(TlsCase):
+
+    def test_idle_timeout_auto_reads_the_keepalive_after_decryption(self):
+        """MQTT keepalive 1 s inside TLS: the session is closed after 1.5 x
+        1 s + 1 s of client silence, not after an hour."""
+        echo = EchoServer()
+        port = free_port()
+        m = Mqlb(self.tls_pool("a", port, [("e1", echo.port)], "idle_timeout = auto\n"))
+        try:
+            m.wait_state("a", "e1", "up")
+            s = tls_connect(port, self.ca.cert)
+            s.sendall(mqtt_connect("dev-1", keepalive=1))
+            s.recv(100)
+            start = time.monotonic()
+            s.settimeout(10)
+            self.assertEqual(s.recv(100), b"")          # closed by mqlb
+            self.assertLess(time.monotonic() - start, 8)
+            wait_until(lambda: "end=idle timeout" in m.output(), what="session line")
+            s.close()
+        finally:
+            m.stop()
+            echo.stop()
+
+
+def mqtt_connect(cid, keepalive=60):
     cid = cid.encode()
-    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    vh = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", keepalive)
     body = vh + struct.pack(">H", len(cid)) + cid
     return bytes([0x10, len(body)]) + body
 
@@ -569,6 +601,11 @@ class TestSni(TlsCase):
                              redis_run_id(ra.port))
             self.assertEqual(redis_run_id(port, self.ca.cert, sni="b.test"),
                              redis_run_id(rb.port))
+            # A ClientHello split over several segments is waited for.
+            c = BioClient(port, self.ca.cert, sni="b.test", split_hello=True)
+            c.send(b"PING\r\n")
+            self.assertEqual(c._io(c.obj.read, 100), b"+PONG\r\n")
+            c.close()
             # No match and no "*": closed, counted as rejected (reason sni)
             with self.assertRaises((ssl.SSLError, OSError)):
                 redis_run_id(port, self.ca.cert, sni="c.test")

@@ -389,9 +389,12 @@ def pools_text(eport, rport, echoes, redises, weights):
          "connect_timeout = 2s\n" % eport)
     for i, e in enumerate(echoes):
         t += "backend = e%d 127.0.0.1:%d weight=%d\n" % (i + 1, e.port, weights["e%d" % (i + 1)])
+    # replay = on: a PING or a first SET sent to a redis killed before it
+    # answered is safe to send to the next one, so every connect is served
+    # (the soak keeps the replay path under fire).
     t += ("[pool redis]\nlisten = 127.0.0.1:%d\nhealth_check = redis\ncheck_interval = 300ms\n"
           "check_timeout = 250ms\nrise = 1\nfall = 1\nretries = 2\nmax_fails = 1\n"
-          "connect_timeout = 2s\n" % rport)
+          "connect_timeout = 2s\nreplay = on\n" % rport)
     for i, r in enumerate(redises):
         t += "backend = r%d 127.0.0.1:%d weight=%d\n" % (i + 1, r.port, weights["r%d" % (i + 1)])
     return t
