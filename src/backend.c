@@ -42,7 +42,7 @@ backend_create(const struct config_backend *cb, const char *pool_name)
         snprintf(b->host, sizeof(b->host), "%s", cb->host);
         b->port = cb->port;
     }
-    b->backup = cb->backup;
+    atomic_init(&b->backup, cb->backup);
     atomic_init(&b->weight, cb->weight);
     atomic_init(&b->max_conns, cb->max_conns);
     atomic_init(&b->max_connect_rate, cb->max_connect_rate);

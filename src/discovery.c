@@ -358,6 +358,15 @@ disc_apply_discovered(struct disc_job *j)
             if (atomic_load(&b->weight) != w->weight) {
                 backend_set_weight(b, w->weight);
             }
+            if (atomic_load(&b->backup) != w->backup) {
+                /* an SRV priority moved it in or out of the serving group */
+                atomic_store(&b->backup, w->backup);
+                atomic_fetch_add_explicit(&b->version, 1,
+                                          memory_order_release);
+                log_notice("backend %s/%s is %s now (SRV priority)",
+                           p->cf->name, b->name,
+                           w->backup ? "a backup" : "a primary");
+            }
             continue;
         }
         if (b != NULL) {

@@ -82,7 +82,8 @@ struct backend {
                                            workers pick from the old
                                            pool, so they use the pool's
                                            own positions (lb_cand) */
-    unsigned            backup:1;       /* only while no primary is up */
+    _Atomic bool        backup;         /* only while no primary is up;
+                                           DNS may change it (SRV priority) */
     _Atomic unsigned    weight;         /* configured, or set by admin */
     _Atomic unsigned    max_conns;      /* 0 = unlimited */
     _Atomic unsigned    max_connect_rate;   /* new sessions a second, 0 =

@@ -172,6 +172,15 @@ discover = dns-srv %s
         wait_until(lambda: "t2.mqlb.test" not in backends_of(self.m, "q"), 5,
                    what="t2 gone")
         tl.mark("t2 gone from /status")
+        # t5's priority drops to 10: the backup becomes a primary in place
+        self.dns.set_srv(self.records([1, 3, 4, 5], weights={1: 2}))
+        tl.mark("SRV record t5 moved to priority 10")
+        wait_until(lambda: "t5.mqlb.test is a primary now" in self.m.output(), 10,
+                   what="t5 a primary")
+        tl.mark("t5 a primary")
+        got = self.spread(50)
+        tl.mark("50 sessions: %s" % got)
+        self.assertEqual(got, {"t1": 20, "t3": 10, "t4": 10, "t5": 10})
         tl.report("SRV discovery")
         out = self.m.output()
         self.assertIn("added by DNS", out)
