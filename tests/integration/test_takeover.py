@@ -167,8 +167,12 @@ class TakeoverCase(unittest.TestCase):
     def start_lb(self, pools, extra="", workers=2):
         self.ctl = control_path()
         lb = Mqlb(pools, global_extra="control_socket = %s\n%s" % (self.ctl, extra),
-                  workers=workers)
+                  workers=workers, check=False)
         self.addCleanup(self.stop_lb, lb)
+        try:
+            lb.wait_ready(timeout=20)     # a loaded machine can be slow
+        except AssertionError:
+            raise AssertionError("mqlb did not start: %s" % lb.output())
         wait_until(lambda: os.path.exists(self.ctl), 5, what="control socket")
         return lb
 
