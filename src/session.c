@@ -409,7 +409,7 @@ session_list(struct session_env *env, const char *pool, const char *backend,
         out[n].bytes_out = s->down.nbytes;
         out[n].idle_ms = now > s->last_active && s->last_active > 0
                          ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
-        out[n].idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+        out[n].idle_timeout_ms = s->idle_ms;  /* auto: what the client said */
         n++;
     }
     return n;

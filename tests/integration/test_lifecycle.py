@@ -7,6 +7,7 @@ reconnect storm under max_connect_rate, and rejections by reason."""
 
 import asyncio
 import datetime
+import json
 import re
 import selectors
 import socket
@@ -71,17 +72,25 @@ class IdleAuto(unittest.TestCase):
                 never = await MqttClient(ps, "never", 0, ping=False).connect()
                 msilent = await MqttClient(pm, "msilent", 2, ping=False).connect()
                 mpinger = await MqttClient(pm, "mpinger", 2, ping=True).connect()
+                # GET /sessions shows each session's own timeout.
+                code, body, _ = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: lb.http("GET", "/sessions?pool=s"))
+                listed = {x["client"]: x["idle_timeout_s"]
+                          for x in json.loads(body)["sessions"]} if code == 200 else {}
                 t_silent = await silent.wait_closed(8)
                 t_msilent = await msilent.wait_closed(8)
                 await asyncio.sleep(max(0, 20 - (time.monotonic() - t0)))
                 alive = [c.closed_at is None for c in (pinger, never, mpinger)]
                 out = (t_silent, t_msilent, alive, pinger.pongs, silent.local,
-                       never.local)
+                       never.local, listed)
                 for c in (silent, pinger, never, msilent, mpinger):
                     c.close()
                 return out
 
-            t_silent, t_msilent, alive, pongs, silent_addr, never_addr = asyncio.run(run())
+            t_silent, t_msilent, alive, pongs, silent_addr, never_addr, listed = \
+                asyncio.run(run())
+            self.assertEqual(listed.get("%s:%d" % silent_addr[:2]), 4.0, listed)
+            self.assertEqual(listed.get("%s:%d" % never_addr[:2]), 0.0, listed)
             # 1.5 x 2 s + 1 s = 4 s, by mqlb (the stand-in never closes).
             self.assertIsNotNone(t_silent, "silent client never closed")
             self.assertGreaterEqual(t_silent, 3.9)
