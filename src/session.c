@@ -897,6 +897,27 @@ session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
     session_close(container_of(w, struct session, life), "max duration");
 }
 
+/*
+ * Arm max_session_duration for what is left of it: the pool's maximum
+ * plus this session's jitter (fixed by its id and start), less its age.
+ * Jitter spreads the reconnects of clients that came together.
+ */
+static void
+session_life_start(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+    uint64_t deadline, age = mq_now_ms() - s->start_ms;
+
+    if (cf->max_session_duration_ms == 0) {
+        return;
+    }
+    deadline = lifetime_max_ms(cf->max_session_duration_ms,
+                               lb_mix64(s->id ^ s->start_ms));
+    ev_timer_set(&s->life, mq_secs(deadline > age ? deadline - age : 1),
+                 0.);
+    ev_timer_start(s->env->loop, &s->life);
+}
+
 /* ---- the wait queue (max_queue) --------------------------------------- */
 
 /* Reserve a backend for the queued session of <e> (under the queue lock,
@@ -1050,7 +1071,7 @@ session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
 {
     const struct config_pool *cf = s->pool->cf;
 
-    if (s->state != SESSION_RELAYING || s->b == NULL ||
+    if (s->state != SESSION_RELAYING || s->b == NULL || s->frozen ||
         cf->rebalance != REBALANCE_PACED ||
         atomic_load_explicit(session_shed_allowance(s),
                              memory_order_acquire) <= 0 ||
@@ -1768,12 +1789,7 @@ session_create(struct session_env *env, const struct session_entry *e,
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
                  ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
-    if (cf->max_session_duration_ms > 0) {
-        /* Jitter spreads the reconnects of clients that came together. */
-        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
-            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
-        ev_timer_start(env->loop, &s->life);
-    }
+    session_life_start(s);
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
@@ -1953,7 +1969,7 @@ session_export(struct session *s, struct session_export *e)
     m->key = s->key;
     m->age_ms = mq_now_ms() - s->start_ms;
     m->idle_ms = (uint64_t)((ev_now(s->env->loop) - s->last_active) * 1000);
-    m->idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+    m->idle_timeout_ms = s->idle_ms;    /* its own (auto: what it said) */
     m->first_fin = s->first_fin == NULL ? HANDOVER_FIN_NONE
                    : s->first_fin[0] == 'c' ? HANDOVER_FIN_CLIENT
                    : HANDOVER_FIN_BACKEND;
@@ -1977,6 +1993,7 @@ session_thaw(struct session_export *e)
     s->frozen = 0;
     session_watch(s);       /* the waits are as the freeze left them */
     session_idle_resume(s);
+    session_life_start(s);  /* the freeze stopped it */
     e->s = NULL;
 }
 
@@ -2104,7 +2121,13 @@ session_import(struct session_env *env, struct pool *pool,
     ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
+    ev_init(&s->life, session_life_cb);
+    /* The timeout the session had (under auto, from its protocol), on
+     * the silence of both directions from now on. */
+    s->idle_ms = m->idle_timeout_ms == CONFIG_IDLE_AUTO
+                 ? LIFETIME_AUTO_DEFAULT_MS : m->idle_timeout_ms;
     session_link(env, s);
+    session_life_start(s);
     session_dir_rewait(&s->up);
     session_dir_rewait(&s->down);
     session_watch(s);
