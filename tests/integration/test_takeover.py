@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ import threading
 import time
 import unittest
 
+from certs import CA
 from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, RedisClient, RedisServer,
                      check_sanitizers, free_port, redis_encode, redis_read, wait_port,
                      wait_until)
@@ -560,6 +562,54 @@ class TakeoverFailures(TakeoverCase):
         peeking.close()
         wait_until(lambda: not old.alive(), 5, what="the old process to leave after it")
         self.assertEqual(old.p.returncode, 0)
+
+    def test_a_tls_session_stays_with_the_old_and_keeps_working(self):
+        d = tempfile.mkdtemp(prefix="mqlb-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        ca = CA(d)
+        pem, _ = ca.issue("a", "a.test", dns=["a.test"])
+        echo = EchoServer()
+        self.addCleanup(echo.stop)
+        tport, eport = free_port(), free_port()
+        lb = self.start_lb("[pool t]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\n"
+                           "backend = t1 127.0.0.1:%d\n"
+                           "[pool e]\nlisten = 127.0.0.1:%d\nbackend = e1 127.0.0.1:%d\n"
+                           % (tport, pem, echo.port, eport, echo.port))
+        ctx = ssl.create_default_context(cafile=ca.cert)
+
+        def tls_client():
+            raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+            return ctx.wrap_socket(raw, server_hostname="a.test")
+
+        def echo_once(s, data):
+            s.sendall(data)
+            got = b""
+            while len(got) < len(data):
+                chunk = s.recv(len(data) - len(got))
+                self.assertTrue(chunk, "closed")
+                got += chunk
+            self.assertEqual(got, data)
+
+        t = tls_client()
+        self.addCleanup(t.close)
+        echo_once(t, b"tls before")
+        plain = socket.create_connection(("127.0.0.1", eport), timeout=10)
+        self.addCleanup(plain.close)
+        echo_once(plain, b"plain before")
+        old = self.takeover(lb)
+        wait_until(lambda: "stay here until they end" in old.output(), 5, what="old log")
+        self.assertIn(" 1 stay here", old.output())
+        self.assertTrue(old.alive(), "the TLS session keeps the old process")
+        echo_once(t, b"tls still served by the old process")
+        echo_once(plain, b"plain moved")
+        t2 = tls_client()      # the listener is the new process's now
+        echo_once(t2, b"new tls session")
+        t2.close()
+        self.assertTrue(old.alive())
+        t.close()
+        wait_until(lambda: not old.alive(), 5, what="the old process to leave after it")
+        self.assertEqual(old.p.returncode, 0)
+        echo_once(plain, b"plain after")
 
 
 if __name__ == "__main__":
