@@ -377,6 +377,12 @@ disc_apply_discovered(struct disc_job *j)
         disc_config_addr(&w->addr, &cb.addr);
         cb.weight = w->weight;
         cb.backup = w->backup;
+        if (w->target[0] != '\0') {
+            /* the name it came from: TLS's server name, shown as "host" */
+            snprintf(cb.host, sizeof(cb.host), "%s", w->target);
+            cb.port = w->port;
+            cb.is_name = 1;
+        }
         cb.max_conns = p->cf->max_conns_per_backend;
         if (d->ops.add(d->ops.ctx, p, &cb) != MQ_OK) {
             disc_fail(j, cb.name, "cannot add (pool full or no memory)");
@@ -532,6 +538,8 @@ disc_answer_cb(void *arg, const struct resolver_result *res)
             w->addr = res->addrs[i];
             w->weight = 1;
             w->resolved = true;
+            snprintf(w->target, sizeof(w->target), "%.255s", q->what);
+            w->port = q->port;
             discovery_addr_name(q->what, &res->addrs[i], w->name);
         }
         break;

@@ -124,8 +124,9 @@ members_add(struct members *m, struct pool *p,
                source == BACKEND_SOURCE_DNS ? "DNS" : "the admin port",
                p->cf->check != CHECK_NONE ? ": checked before it takes "
                "sessions" : "");
-    if (b->host[0] != '\0') {
-        /* a host name to keep resolving: the pool gets a DNS job */
+    if (b->host[0] != '\0' && source != BACKEND_SOURCE_DNS) {
+        /* a host name to keep resolving: the pool gets a DNS job (not
+         * for DNS's own backends: their job is the one adding them) */
         discovery_set_pools(m->dns, c->gen->pools, c->gen->npools);
     }
     backend_release(b);     /* the pool holds its own */

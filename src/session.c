@@ -1221,6 +1221,7 @@ session_send_proxy_header(struct session *s)
 static void
 session_connected(struct session *s)
 {
+    char tls_name[sizeof(((struct config_addr *)0)->text) + 256];
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
@@ -1234,7 +1235,8 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, backend_addr(s->b)->text);
+        backend_tls_addr(s->b, tls_name, sizeof(tls_name));
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, tls_name);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;
