@@ -8,7 +8,8 @@
 # Rows (targets interleaved, the first one rotating each repeat; medians):
 #   (g) connection churn: redis-benchmark -c 50 -k 0, connections/s and the
 #       proxy's CPU per connection; syscalls per connection from a separate
-#       short run under `strace -c -f -p PID` (mqlb and HAProxy).
+#       short run under `strace -c -f -p PID` (mqlb and HAProxy). mqlb-defer
+#       is the same mqlb through a pool with defer_accept = on.
 #   (h) idle sessions (--sessions, default 100000): each client connects,
 #       PINGs and stays idle; proxy RSS and descriptors per session and the
 #       time to open them all. Capped to what the descriptor limit allows.
@@ -120,7 +121,7 @@ RATE=$(( CLIENTS / 6 ))          # per backend: the storm takes about 2 s
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R1=$(port); R2=$(port); R3=$(port)
-M_RED=$(port); M_RATE=$(port); M_ADM=$(port); H_RED=$(port); N_RED=$(port)
+M_RED=$(port); M_RATE=$(port); M_DEF=$(port); M_ADM=$(port); H_RED=$(port); N_RED=$(port)
 log "temp dir $TMP, threads $THREADS, repeats $REPEATS, nofile $NOFILE, sessions $SESSIONS, clients $CLIENTS, backends $BACKENDS"
 
 : >"$TMP/runs.log"
@@ -178,6 +179,16 @@ listen = 127.0.0.1:$M_ADM
 [pool redis]
 listen = 127.0.0.1:$M_RED
 health_check = none
+connect_timeout = 3s
+idle_timeout = 1h
+backend = r1 127.0.0.1:$R1
+backend = r2 127.0.0.1:$R2
+backend = r3 127.0.0.1:$R3
+
+[pool redis_defer]
+listen = 127.0.0.1:$M_DEF
+health_check = none
+defer_accept = on
 connect_timeout = 3s
 idle_timeout = 1h
 backend = r1 127.0.0.1:$R1
@@ -250,8 +261,9 @@ nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.
 
 declare -A PPID_OF=()
 declare -A PORT_OF=([direct]=$R1 [mqlb]=$M_RED [mqlb-aa]=$M_RED [mqlb-rate]=$M_RATE
+                    [mqlb-defer]=$M_DEF
                     [haproxy]=$H_RED [nginx]=$N_RED)
-declare -A PROXY_OF=([mqlb]=mqlb [mqlb-aa]=mqlb [mqlb-rate]=mqlb [haproxy]=haproxy [nginx]=nginx)
+declare -A PROXY_OF=([mqlb]=mqlb [mqlb-aa]=mqlb [mqlb-rate]=mqlb [mqlb-defer]=mqlb [haproxy]=haproxy [nginx]=nginx)
 pool_ready() {   # three PINGs answered through the proxy
     local port=$1 i ok
     for ((i = 0; i < 100; i++)); do
@@ -270,7 +282,8 @@ start_proxy() {
     mqlb)
         start_bg mqlb "$MQLB" -c "$TMP/mqlb.ini"
         PPID_OF[mqlb]=$BG_PID
-        wait_listen "$M_RED"; wait_listen "$M_RATE"; pool_ready "$M_RED" ;;
+        wait_listen "$M_RED"; wait_listen "$M_RATE"; wait_listen "$M_DEF"
+        pool_ready "$M_RED"; pool_ready "$M_DEF" ;;
     haproxy)
         start_bg haproxy haproxy -db -f "$TMP/haproxy.cfg"
         PPID_OF[haproxy]=$BG_PID
@@ -327,11 +340,11 @@ churn_run() {   # churn_run TARGET N
         check_alive "${PROXY_OF[$t]}" "(g)"
     fi
 }
-strace_run() {  # strace_run PROXY: syscalls per connection, top calls
+strace_run() {  # strace_run TARGET: syscalls per connection, top calls
     local proxy=$1 sp i
     rm -f "$TMP/strace.$proxy"
     timeout -s INT -k 5 "$RUN_TIMEOUT" strace -c -f -q -o "$TMP/strace.$proxy" \
-        -p "${PPID_OF[$proxy]}" 2>>"$TMP/strace.err" &
+        -p "${PPID_OF[${PROXY_OF[$proxy]}]}" 2>>"$TMP/strace.err" &
     sp=$!
     PIDS+=("$sp")
     sleep 1     # attach to every thread
@@ -352,7 +365,7 @@ strace_run() {  # strace_run PROXY: syscalls per connection, top calls
         sort -rn | head -8 |
         awk -v n="$N_STRACE" -v p="$proxy" '{s = s sprintf(" %s %.2f,", $2, $1/n)} END {sub(/,$/, "", s); print p ":" s}' \
         >>"$TMP/syscalls.txt"
-    check_alive "$proxy" "(g) strace"
+    check_alive "${PROXY_OF[$proxy]}" "(g) strace"
 }
 
 # ---------------------------------------------------------------- (i) storm
@@ -489,14 +502,14 @@ checks_run() {  # checks_run PROXY
 
 # ---------------------------------------------------------------- runs
 for ((rep = 0; rep < REPEATS; rep++)); do
-    order=$(rotate "$rep" direct mqlb haproxy nginx mqlb-aa)
+    order=$(rotate "$rep" direct mqlb haproxy nginx mqlb-defer mqlb-aa)
     log "repeat $((rep + 1))/$REPEATS, order: $order"
     for t in $order; do churn_run "$t" "$N_G"; done
     log "  (g) done"
     for t in $(rotate "$rep" mqlb mqlb-rate haproxy nginx); do storm_run "$t"; done
     log "  (i) done"
 done
-for p in mqlb haproxy; do strace_run "$p"; done
+for p in mqlb mqlb-defer haproxy; do strace_run "$p"; done
 log "  (g) strace done"
 for ((rep = 0; rep < REPEATS; rep++)); do
     # shellcheck disable=SC2086
@@ -530,7 +543,7 @@ for line in open(sys.argv[1]):
     k, t, v = line.rstrip("\n").split("\t")
     res[(k, t)].append(float(v))
 rate = float(sys.argv[2])
-cols = ("direct", "mqlb", "mqlb-rate", "haproxy", "nginx")
+cols = ("direct", "mqlb", "mqlb-defer", "mqlb-rate", "haproxy", "nginx")
 rows = [
     ("g_rate", "(g) c50 -k 0, connections/s (higher better)", "int"),
     ("g_cpu", "(g) proxy CPU µs/connection (lower better)", "f2"),
@@ -554,17 +567,18 @@ def fmt(v, kind):
     return "{:,.0f}".format(v) if kind == "int" else "%.2f" % v
 def ratio(a, b):
     return "-" if a is None or b is None or b == 0 else "%.2f" % (a / b)
-print("| workload | " + " | ".join(cols) + " | mqlb/haproxy |")
-print("|---|" + "---:|" * (len(cols) + 1))
+print("| workload | " + " | ".join(cols) + " | mqlb/haproxy | mqlb-defer/haproxy |")
+print("|---|" + "---:|" * (len(cols) + 2))
 for key, label, kind in rows:
     if not any((key, t) in res for t in cols):
         continue
     v = {t: med(key, t) for t in cols}
-    print("| %s | %s | %s |" % (label, " | ".join(fmt(v[t], kind) for t in cols),
-                               ratio(v["mqlb"], v["haproxy"])))
+    print("| %s | %s | %s | %s |" % (label, " | ".join(fmt(v[t], kind) for t in cols),
+                                    ratio(v["mqlb"], v["haproxy"]),
+                                    ratio(v["mqlb-defer"], v["haproxy"])))
 a, b = med("g_rate", "mqlb"), med("g_rate", "mqlb-aa")
 if a and b:
-    print("| noise: (g) conn/s of mqlb measured a second time in the same repeat (%s), second/first in the ratio column | - | %s | - | - | - | %.2f |"
+    print("| noise: (g) conn/s of mqlb measured a second time in the same repeat (%s), second/first in the ratio column | - | %s | - | - | - | - | %.2f | - |"
           % (fmt(b, "int"), fmt(a, "int"), b / a))
 print()
 p = med("i_peak", "mqlb-rate")
@@ -592,6 +606,6 @@ EOF
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cp "$TMP/runs.log" "${OUT%.md}-runs.log" 2>/dev/null || true
-for p in mqlb haproxy; do cp "$TMP/strace-$p.txt" "${OUT%.md}-strace-$p.txt" 2>/dev/null || true; done
+for p in mqlb mqlb-defer haproxy; do cp "$TMP/strace-$p.txt" "${OUT%.md}-strace-$p.txt" 2>/dev/null || true; done
 cat "$OUT"
 log "table saved to $OUT"

@@ -29,6 +29,7 @@ import sys
 import time
 
 PER_SOURCE = 20000
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 
 def info_conns(sock_file):
@@ -71,6 +72,21 @@ def sampler(addrs, out, stop_evt, deadline):
     os.rename(out + ".tmp", out)
 
 
+async def connect(host, port, src):
+    """A connection from address <src>; the port is chosen at connect()
+    (IP_BIND_ADDRESS_NO_PORT), so ports are shared across destinations."""
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        s.bind((src, 0))
+        s.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(s, (host, port))
+    except BaseException:
+        s.close()
+        raise
+    return await asyncio.open_connection(sock=s)
+
+
 async def one(i, host, port, sem, t0, res, socks, deadline):
     src = "127.0.0.%d" % (1 + i // PER_SOURCE)
     async with sem:
@@ -78,8 +94,7 @@ async def one(i, host, port, sem, t0, res, socks, deadline):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError()
-            r, w = await asyncio.wait_for(
-                asyncio.open_connection(host, port, local_addr=(src, 0)), left)
+            r, w = await asyncio.wait_for(connect(host, port, src), left)
         except asyncio.TimeoutError:
             res["errors"]["connect_timeout"] = res["errors"].get("connect_timeout", 0) + 1
             return
