@@ -424,7 +424,9 @@ session_close_matching(struct session_env *env, const char *pool,
 
     for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
-        if (session_matches(s, pool, backend, id)) {
+        /* A session frozen for a takeover is being handed over: it is
+         * the successor's to close, or ours again after a thaw. */
+        if (!s->frozen && session_matches(s, pool, backend, id)) {
             session_close(s, reason);
             n++;
         }
@@ -1050,7 +1052,7 @@ session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
 {
     const struct config_pool *cf = s->pool->cf;
 
-    if (s->state != SESSION_RELAYING || s->b == NULL ||
+    if (s->state != SESSION_RELAYING || s->b == NULL || s->frozen ||
         cf->rebalance != REBALANCE_PACED ||
         atomic_load_explicit(session_shed_allowance(s),
                              memory_order_acquire) <= 0 ||
