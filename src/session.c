@@ -424,7 +424,9 @@ session_close_matching(struct session_env *env, const char *pool,
 
     for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
-        if (session_matches(s, pool, backend, id)) {
+        /* A session frozen for a takeover is being handed over: it is
+         * the successor's to close, or ours again after a thaw. */
+        if (!s->frozen && session_matches(s, pool, backend, id)) {
             session_close(s, reason);
             n++;
         }
