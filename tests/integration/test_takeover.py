@@ -611,6 +611,49 @@ class TakeoverFailures(TakeoverCase):
         self.assertEqual(old.p.returncode, 0)
         echo_once(plain, b"plain after")
 
+    def test_session_facts_go_across_ids_key_idle_timeout_and_age(self):
+        mosq = Mosquitto()
+        self.addCleanup(mosq.stop)
+        mport = free_port()
+        lb = self.start_lb("[pool mqtt]\nlisten = 127.0.0.1:%d\nidle_timeout = auto\n"
+                           "max_session_duration = 1h\nbackend = m1 127.0.0.1:%d\n"
+                           % (mport, mosq.port))
+        s = socket.create_connection(("127.0.0.1", mport), timeout=10)
+        self.addCleanup(s.close)
+        cid = b"facts-1"
+        body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
+        s.sendall(bytes([0x10, len(body)]) + body)
+        self.assertEqual(s.recv(4)[:1], b"\x20")
+
+        def sessions():
+            code, text, _ = lb.http("GET", "/sessions?pool=mqtt")
+            self.assertEqual(code, 200, text)
+            return json.loads(text)["sessions"]
+        # keepalive 40 s: idle timeout 1.5 x 40 + 1 = 61 s, read from CONNECT
+        before = wait_until(lambda: [x for x in sessions() if x["idle_timeout_s"] == 61.0],
+                            5, what="the keepalive read")
+        old = self.takeover(lb)
+        wait_until(lambda: not old.alive(), 5, what="old exit")
+        after = sessions()
+        self.assertEqual([(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
+                          for x in after],
+                         [(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
+                          for x in before])
+        self.assertGreaterEqual(after[0]["age_s"], before[0]["age_s"])
+        self.assertEqual(after[0]["bytes_in"], before[0]["bytes_in"])
+        s.sendall(b"\xc0\x00")                  # PINGREQ, through the new process
+        self.assertEqual(s.recv(2), b"\xd0\x00")  # PINGRESP
+        # a new session gets the next id, not one of the old process's
+        s2 = socket.create_connection(("127.0.0.1", mport), timeout=10)
+        self.addCleanup(s2.close)
+        cid = b"facts-2"
+        body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
+        s2.sendall(bytes([0x10, len(body)]) + body)
+        self.assertEqual(s2.recv(4)[:1], b"\x20")
+        ids = wait_until(lambda: sorted(x["id"] for x in sessions()) if len(sessions()) == 2
+                         else None, 5, what="two sessions")
+        self.assertGreater(ids[1], ids[0])
+
 
 if __name__ == "__main__":
     unittest.main()
