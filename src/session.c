@@ -683,8 +683,14 @@ session_pump(struct session *s, int from_upstream)
         session_watch_hangup(s);
         break;
     case RELAY_EOF:
-        /* Pass the end on; the other direction may still run. */
-        relay_dir_shutdown(d);
+        /* Pass the end on; the other direction may still run. When this
+         * end was the last one, the close just below sends the FIN (the
+         * socket has nothing left unread: its own direction ended), so a
+         * plain socket needs no shutdown() first; TLS still says
+         * close_notify. */
+        if (!(s->up.eof && s->down.eof) || d->dst_io != NULL) {
+            relay_dir_shutdown(d);
+        }
         if (s->first_fin == NULL) {
             s->first_fin = from_upstream ? "backend closed"
                                          : "client closed";
