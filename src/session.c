@@ -683,8 +683,14 @@ session_pump(struct session *s, int from_upstream)
         session_watch_hangup(s);
         break;
     case RELAY_EOF:
-        /* Pass the end on; the other direction may still run. */
-        relay_dir_shutdown(d);
+        /* Pass the end on; the other direction may still run. When this
+         * end was the last one, the close just below sends the FIN (the
+         * socket has nothing left unread: its own direction ended), so a
+         * plain socket needs no shutdown() first; TLS still says
+         * close_notify. */
+        if (!(s->up.eof && s->down.eof) || d->dst_io != NULL) {
+            relay_dir_shutdown(d);
+        }
         if (s->first_fin == NULL) {
             s->first_fin = from_upstream ? "backend closed"
                                          : "client closed";
@@ -897,6 +903,27 @@ session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     session_close(container_of(w, struct session, life), "max duration");
+}
+
+/*
+ * Arm max_session_duration for what is left of it: the pool's maximum
+ * plus this session's jitter (fixed by its id and start), less its age.
+ * Jitter spreads the reconnects of clients that came together.
+ */
+static void
+session_life_start(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+    uint64_t deadline, age = mq_now_ms() - s->start_ms;
+
+    if (cf->max_session_duration_ms == 0) {
+        return;
+    }
+    deadline = lifetime_max_ms(cf->max_session_duration_ms,
+                               lb_mix64(s->id ^ s->start_ms));
+    ev_timer_set(&s->life, mq_secs(deadline > age ? deadline - age : 1),
+                 0.);
+    ev_timer_start(s->env->loop, &s->life);
 }
 
 /* ---- the wait queue (max_queue) --------------------------------------- */
@@ -1772,12 +1799,7 @@ session_create(struct session_env *env, const struct session_entry *e,
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
                  ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
-    if (cf->max_session_duration_ms > 0) {
-        /* Jitter spreads the reconnects of clients that came together. */
-        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
-            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
-        ev_timer_start(env->loop, &s->life);
-    }
+    session_life_start(s);
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
