@@ -598,9 +598,17 @@ session_hung_up(struct session *s)
             continue;
         }
         err = net_socket_error(pfd[i].fd);
-        if (err == 0 || err == ECONNRESET || err == EPIPE) {
-            snprintf(reason, sizeof(reason), "%s %s", who[i],
-                     err == 0 ? "hung up" : "reset");
+        if (err == 0) {
+            /*
+             * A clean hang-up (its FIN after ours) is the end of a normal
+             * exchange, and bytes it sent may still wait in the socket
+             * for a reader stopped by backpressure: the relay finishes
+             * it. Only a reset or an error ends the session early.
+             */
+            continue;
+        }
+        if (err == ECONNRESET || err == EPIPE) {
+            snprintf(reason, sizeof(reason), "%s reset", who[i]);
         } else {
             snprintf(reason, sizeof(reason), "%s error: %s", who[i],
                      strerror(err));
