@@ -54,7 +54,7 @@ INSTALL_PATHS  = -e 's|/usr/local/sbin|$(sbindir)|g' \
                  -e 's|/usr/local/lib/systemd/system|$(systemdunitdir)|g' \
                  -e 's|/usr/local/share/doc/mqlb|$(docdir)|g'
 
-.PHONY: all deps test unit layers integration test-brokers demo bench clean
+.PHONY: all deps test unit layers integration test-brokers demo bench bench-quick clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -119,6 +119,15 @@ bench: deps
 	$(MAKE) all
 	scripts/bench.sh $(BENCH_ARGS)
 	scripts/bench_tls.sh $(BENCH_ARGS)
+	scripts/bench_fleet.sh $(BENCH_ARGS)
+
+# Every bench script in --quick mode (one repeat, small counts): a smoke run
+# of the whole benchmark, a few minutes on an idle machine.
+bench-quick: deps
+	$(MAKE) all
+	scripts/bench.sh --quick $(BENCH_ARGS)
+	scripts/bench_tls.sh --quick $(BENCH_ARGS)
+	scripts/bench_fleet.sh --quick $(BENCH_ARGS)
 
 # Chaos soak (scripts/soak.sh): 10 minutes by default, 60 s in `make test`.
 # Its faults and data come from SOAK_SEED (printed at the start), so a run

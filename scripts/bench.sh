@@ -118,19 +118,11 @@ cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 MQLB="$TMP/mqlb"
 
 # ---------------------------------------------------------------- descriptor limit
-HARD_NOFILE=$(ulimit -Hn)
-[ "$HARD_NOFILE" = unlimited ] && HARD_NOFILE=1048576
-WANT_NOFILE=200000
-[ "$HARD_NOFILE" -lt "$WANT_NOFILE" ] && WANT_NOFILE=$HARD_NOFILE
-ulimit -n "$WANT_NOFILE"
-NOFILE=$(ulimit -n)
-# A proxy process holds two descriptors per session; cap the idle-connection
-# counts so that the proxy (and the holder) fit under the limit.
-# HAProxy reserves two descriptors per connection and two per splice pipe
-# (maxpipes, by default maxconn/4), and refuses to start above the limit.
-HAP_MAXPIPES=1000
-HAP_MAXCONN=$(( (NOFILE - 2 * HAP_MAXPIPES - 600) / 2 ))
-IDLE_CAP=$(( (HAP_MAXCONN - 100) / 1000 * 1000 ))
+BENCH_NAME=bench
+# shellcheck source=scripts/bench_lib.sh
+. scripts/bench_lib.sh
+nofile_setup
+IDLE_CAP=$SESSION_CAP
 IDLE_NOTE=""
 sizes=""
 for k in $IDLE_SIZES; do
@@ -169,75 +161,7 @@ N_RED=$((BASE + 10)); N_IPF=$((BASE + 11))
 log "temp dir $TMP, ports $BASE..$((BASE + 11)), threads $THREADS, repeats $REPEATS, nofile $NOFILE"
 
 # ---------------------------------------------------------------- process helpers
-BG_PID=""
-# start_bg NAME CMD...: start CMD under a `timeout` guard, log to $TMP/NAME.log;
-# sets BG_PID to the server's own PID (the guard's child).
-start_bg() {
-    local name=$1; shift
-    timeout -k 5 "$LIFETIME" "$@" >>"$TMP/$name.log" 2>&1 &
-    local w=$!
-    PIDS+=("$w")
-    local c=""
-    for _ in $(seq 1 100); do
-        c=$(ps -o pid= --ppid "$w" 2>/dev/null | head -1 | tr -d ' ') || true
-        [ -n "$c" ] && break
-        kill -0 "$w" 2>/dev/null || break
-        sleep 0.02
-    done
-    if [ -z "$c" ]; then
-        echo "bench: $name did not start; log:" >&2
-        tail -20 "$TMP/$name.log" >&2 || true
-        return 1
-    fi
-    PIDS+=("$c")
-    BG_PID=$c
-}
-stop_pid() {   # stop_pid PID: TERM, wait, a second TERM, then KILL
-    local p=$1 i
-    kill -TERM "$p" 2>/dev/null || return 0
-    for i in $(seq 1 50); do
-        kill -0 "$p" 2>/dev/null || return 0
-        [ "$i" = 20 ] && kill -TERM "$p" 2>/dev/null
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-}
-wait_listen() {   # wait_listen PORT [SECONDS]
-    local port=$1 t=${2:-10} i
-    for ((i = 0; i < t * 20; i++)); do
-        [ -n "$(ss -ltnH "sport = :$port" 2>/dev/null)" ] && return 0
-        sleep 0.05
-    done
-    echo "bench: nothing listens on port $port after ${t}s" >&2
-    return 1
-}
-# All PIDs of a proxy: the main process and its children (nginx workers).
-proc_set() {
-    local p=$1
-    kill -0 "$p" 2>/dev/null || return 0
-    echo "$p"
-    ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' || true
-}
-cpu_ticks() {   # cpu_ticks PIDS...: sum of utime+stime in clock ticks
-    local p s rest sum=0
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${s##*) }
-        # shellcheck disable=SC2086
-        set -- $rest
-        sum=$((sum + ${12} + ${13}))
-    done
-    echo "$sum"
-}
-rss_kib() {     # rss_kib PIDS...: sum of VmRSS in KiB
-    local p v sum=0
-    for p in "$@"; do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
-CLK_TCK=$(getconf CLK_TCK)
+# (start_bg, stop_pid, wait_listen, proc_set, cpu_ticks, rss_kib: bench_lib.sh)
 
 : >"$TMP/runs.log"     # raw numbers of every run, copied next to the table
 RESULTS=$TMP/results.tsv

@@ -233,7 +233,7 @@ def main():
         print("(idle sessions lowered from %d to %d: descriptor limit %d)"
               % (a.idle, fit, hard), file=sys.stderr)
         a.idle = fit
-    setup = Setup(a.workers, a.idle + a.busy + 100)
+    setup = Setup(a.workers, a.idle + 100)
     try:
         moved, took, freeze_ms, worst, bad = idle_case(setup, a.idle)
         print("| (g) takeover, %d idle sessions: moved | %d |" % (a.idle, moved))
@@ -241,6 +241,10 @@ def main():
         print("| (g) old process: freeze -> commit, ms | %d |" % freeze_ms)
         print("| (g) worst PING latency across it, ms | %.1f |" % (worst * 1000))
         print("| (g) sessions lost or failed | %d |" % bad)
+    finally:
+        setup.stop()
+    setup = Setup(a.workers, a.busy + 100)
+    try:
         moved, took, freeze_ms, worst, bad, p99 = busy_case(setup, a.busy)
         print("| (h) takeover, %d busy sessions (P1 PING loop): moved | %d |" % (a.busy, moved))
         print("| (h) takeover time, successor start -> old gone, ms | %.0f |" % (took * 1000))

@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config libev-dev libinih-dev libcriterion-dev
 libmicrohttpd-dev libjansson-dev python3 redis-server redis-tools mosquitto
 mosquitto-clients nats-server procps iproute2 python3-prometheus-client
 chromium nodejs nginx libnginx-mod-stream libssl-dev openssl libc-ares-dev
-libsystemd-dev dnsmasq-base prometheus haproxy"
+libsystemd-dev dnsmasq-base prometheus haproxy strace"
 # `deps.sh brokers`: also the brokers of `make test-brokers` (slow to start).
 [ "$1" = brokers ] && PKGS="$PKGS rabbitmq-server python3-pika"
 # `deps.sh --fuzz`: clang-14 and its runtime, which carries libFuzzer.

@@ -36,13 +36,16 @@ backend_create(const struct config_backend *cb, const char *pool_name)
     memcpy(b->name, cb->name, sizeof(b->name));
     snprintf(b->pool_name, sizeof(b->pool_name), "%s", pool_name);
     ba->a = cb->addr;
+    if (cb->is_name) {
+        snprintf(ba->name, sizeof(ba->name), "%s", cb->host);
+    }
     atomic_init(&b->addr, ba);
     atomic_init(&b->next, NULL);
     if (cb->is_name) {
         snprintf(b->host, sizeof(b->host), "%s", cb->host);
         b->port = cb->port;
     }
-    b->backup = cb->backup;
+    atomic_init(&b->backup, cb->backup);
     atomic_init(&b->weight, cb->weight);
     atomic_init(&b->max_conns, cb->max_conns);
     atomic_init(&b->max_connect_rate, cb->max_connect_rate);
@@ -102,6 +105,7 @@ backend_readdress(struct backend *b, const struct config_addr *a,
         return MQ_ERR;
     }
     n->a = *a;
+    snprintf(n->name, sizeof(n->name), "%s", b->host);
     /* every address stays reachable from <addr> until the backend goes */
     n->prev = cur->prev;
     cur->prev = n;
@@ -119,6 +123,22 @@ backend_readdress(struct backend *b, const struct config_addr *a,
                "until it passes)", b->pool_name, b->name, n->a.text,
                cur->a.text);
     return MQ_OK;
+}
+
+void
+backend_tls_addr(const struct backend *b, char *out, size_t len)
+{
+    struct backend *mb = (struct backend *)b;
+    const struct backend_addr *ba = atomic_load_explicit(&mb->addr,
+                                                         memory_order_acquire);
+    const char *colon;
+
+    if (ba->name[0] == '\0') {
+        snprintf(out, len, "%s", ba->a.text);
+        return;
+    }
+    colon = strrchr(ba->a.text, ':');
+    snprintf(out, len, "%s%s", ba->name, colon != NULL ? colon : "");
 }
 
 bool

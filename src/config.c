@@ -1792,6 +1792,7 @@ static const char *const cf_check_pp_names[] = {
 static const char *const cf_format_names[] = { "text", "json", NULL };
 static const char *const cf_auto_names[] = { "auto", NULL };
 static const char *const cf_onoff_names[] = { "off", "on", NULL };
+static const char *const cf_defer_names[] = { "off", "on", "auto", NULL };
 static const char *const cf_tls_version_names[] = { "1.2", "1.3", NULL };
 static const char *const cf_verify_names[] = {
     "off", "optional", "required", NULL,
@@ -1801,6 +1802,24 @@ const char *
 config_balance_name(enum config_balance b)
 {
     return cf_balance_names[b];
+}
+
+bool
+config_pool_defer_accept(const struct config_pool *p)
+{
+    if (p->defer_accept != DEFER_AUTO) {
+        return p->defer_accept == DEFER_ON;
+    }
+    switch (p->check) {
+    case CHECK_REDIS:
+    case CHECK_REDIS_MASTER:
+    case CHECK_MQTT:
+    case CHECK_AMQP:
+    case CHECK_KAFKA:
+        return true;
+    default:
+        return false;
+    }
 }
 
 const char *
@@ -1930,6 +1949,8 @@ static const struct cf_key cf_keys[] = {
     { K(CF_POOL, "rebalance_min_age", cf_duration),
       P(rebalance_min_age_ms), .def = "30s", .group = "rebalance" },
     { K(CF_POOL, "sni", cf_sni), P(sni), PLEN(nsni), .group = "listen" },
+    { K(CF_POOL, "defer_accept", cf_enum), P(defer_accept),
+      .names = cf_defer_names, .def = "off", .group = "listen" },
     { K(CF_POOL, "tls_cert", cf_tls_cert), P(tls.certs), PLEN(tls.ncerts),
       .repeat = 1, .group = "tls" },
     { K(CF_POOL, "tls_key", cf_string), P(tls.key), .def = "",

@@ -8,6 +8,7 @@
  * privileges).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@
 
 #define CORE_DRAIN_POLL_S   0.05
 #define CORE_STATUS_S       2.0     /* how often STATUS= is reconsidered */
+#define CORE_TRIM_S         1.0     /* how often a finished burst is looked for */
+#define CORE_TRIM_MIN       1000    /* sessions that make a burst */
 #define CORE_CTL_WAIT_S     60      /* the admin thread waits this long */
 
 /* ---- signals and shutdown -------------------------------------------- */
@@ -305,6 +308,31 @@ core_history_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+/*
+ * After a burst of sessions (at least CORE_TRIM_MIN, now less than half)
+ * the memory their structures and buffers took sits free inside malloc's
+ * arenas, and RSS stays at the peak: give the free pages back.
+ */
+static void
+core_trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct core *c = container_of(t, struct core, trim_timer);
+    unsigned n = admission_nlive(&c->adm);
+
+    (void)loop;
+    (void)revents;
+    if (n > c->trim_peak) {
+        c->trim_peak = n;
+        return;
+    }
+    if (c->trim_peak >= CORE_TRIM_MIN && n < c->trim_peak / 2) {
+        log_info("a burst of %u sessions is over (%u now): free memory goes "
+                 "back to the system", c->trim_peak, n);
+        malloc_trim(0);
+        c->trim_peak = n;
+    }
+}
+
 /* READY=1 with a STATUS=, and the timers that keep systemd informed. */
 static void
 core_notify_start(struct core *c)
@@ -315,6 +343,8 @@ core_notify_start(struct core *c)
     ev_timer_init(&c->history_timer, core_history_cb, 0.,
                   HISTORY_INTERVAL_S);
     ev_timer_start(c->loop, &c->history_timer);
+    ev_timer_init(&c->trim_timer, core_trim_cb, CORE_TRIM_S, CORE_TRIM_S);
+    ev_timer_start(c->loop, &c->trim_timer);
     core_status_line(c, c->status, sizeof(c->status));
     notify_ready(c->status);
     if (getenv("NOTIFY_SOCKET") != NULL) {

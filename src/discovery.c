@@ -358,6 +358,15 @@ disc_apply_discovered(struct disc_job *j)
             if (atomic_load(&b->weight) != w->weight) {
                 backend_set_weight(b, w->weight);
             }
+            if (atomic_load(&b->backup) != w->backup) {
+                /* an SRV priority moved it in or out of the serving group */
+                atomic_store(&b->backup, w->backup);
+                atomic_fetch_add_explicit(&b->version, 1,
+                                          memory_order_release);
+                log_notice("backend %s/%s is %s now (SRV priority)",
+                           p->cf->name, b->name,
+                           w->backup ? "a backup" : "a primary");
+            }
             continue;
         }
         if (b != NULL) {
@@ -368,6 +377,12 @@ disc_apply_discovered(struct disc_job *j)
         disc_config_addr(&w->addr, &cb.addr);
         cb.weight = w->weight;
         cb.backup = w->backup;
+        if (w->target[0] != '\0') {
+            /* the name it came from: TLS's server name, shown as "host" */
+            snprintf(cb.host, sizeof(cb.host), "%s", w->target);
+            cb.port = w->port;
+            cb.is_name = 1;
+        }
         cb.max_conns = p->cf->max_conns_per_backend;
         if (d->ops.add(d->ops.ctx, p, &cb) != MQ_OK) {
             disc_fail(j, cb.name, "cannot add (pool full or no memory)");
@@ -523,6 +538,8 @@ disc_answer_cb(void *arg, const struct resolver_result *res)
             w->addr = res->addrs[i];
             w->weight = 1;
             w->resolved = true;
+            snprintf(w->target, sizeof(w->target), "%.255s", q->what);
+            w->port = q->port;
             discovery_addr_name(q->what, &res->addrs[i], w->name);
         }
         break;

@@ -131,3 +131,39 @@ fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t maxfds,
     }
     return MQ_OK;
 }
+
+long
+fdpass_recv_some(int sock, void *buf, size_t len, int *fds, size_t maxfds,
+                 size_t *nfds)
+{
+    union {
+        struct cmsghdr  h;
+        char            space[CMSG_SPACE(sizeof(int) * FDPASS_MAX_FDS)];
+    } ctl;
+    struct msghdr msg;
+    struct iovec iov;
+    ssize_t n;
+
+    for (;;) {
+        memset(&msg, 0, sizeof(msg));
+        iov.iov_base = buf;
+        iov.iov_len = len;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctl.space;
+        msg.msg_controllen = sizeof(ctl.space);
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1) {
+            return -1;
+        }
+        if (fdpass_collect(&msg, fds, maxfds, nfds) != MQ_OK ||
+            (msg.msg_flags & MSG_CTRUNC)) {
+            errno = EPROTO;
+            return -1;
+        }
+        return (long)n;
+    }
+}

@@ -464,6 +464,8 @@ handover_encode_session(struct handover_buf *b,
     ho_u8(b, m->first_fin);
     ho_dir(b, &m->up);
     ho_dir(b, &m->down);
+    ho_u8(b, m->idle_client);
+    ho_u64(b, m->life_left_ms);
     return ho_frame_end(b, start);
 }
 
@@ -486,7 +488,9 @@ handover_decode_session(const uint8_t *p, size_t len,
     m->first_fin = ho_get_u8(&in);
     ho_get_dir(&in, &m->up);
     ho_get_dir(&in, &m->down);
-    if (m->first_fin > HANDOVER_FIN_BACKEND) {
+    m->idle_client = ho_get_u8(&in);
+    m->life_left_ms = ho_get_u64(&in);
+    if (m->first_fin > HANDOVER_FIN_BACKEND || m->idle_client > 1) {
         in.bad = 1;
     }
     return ho_in_done(&in);

@@ -363,6 +363,7 @@ check_proxy_header(struct check *c)
 static void
 check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
+    char tls_name[sizeof(((struct config_addr *)0)->text) + 256];
     struct check *c = container_of(io, struct check, io);
     int err;
 
@@ -386,8 +387,9 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         c->outoff = 0;
         if (c->pool->cf->tls_client != NULL) {
             /* Checks of a backend_tls broker run over TLS. */
+            backend_tls_addr(c->b, tls_name, sizeof(tls_name));
             c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
-                                    backend_addr(c->b)->text);
+                                    tls_name);
             if (c->ssl == NULL) {
                 check_fail_errno(c, ENOMEM);
                 return;

@@ -6,6 +6,8 @@
  * kernel backlog, instead of the loop spinning on a readable socket.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,9 @@
 #include "mqlb/pool.h"
 
 #define LISTENER_BACKLOG    4096
+/* defer_accept: the kernel holds a silent client this long (seconds), then
+ * hands it over anyway at its next ACK. */
+#define LISTENER_DEFER_S    10
 #define LISTENER_BATCH      64      /* accepts per wake-up */
 
 /* Refusals are lines any client can cause: rate-limited, with a count. */
@@ -113,6 +118,29 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+/*
+ * TCP_DEFER_ACCEPT per the pool's defer_accept, set (or cleared) on every
+ * generation's listener, so that a reload that changes the key applies to
+ * the socket it keeps. Accepted sockets need nothing: the kernel wakes
+ * accept() only once the client's first bytes are there, which spares the
+ * session a wake-up and a read that would block.
+ */
+static void
+listener_set_defer(int fd, const struct config_pool *cf,
+                   const struct config_addr *addr)
+{
+    int secs = config_pool_defer_accept(cf) ? LISTENER_DEFER_S : 0;
+
+    if (addr->ss.ss_family != AF_INET && addr->ss.ss_family != AF_INET6) {
+        return;
+    }
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs,
+                   sizeof(secs)) == -1) {
+        log_warn("pool %s: TCP_DEFER_ACCEPT on %s: %s", cf->name, addr->text,
+                 strerror(errno));
+    }
+}
+
 struct listener *
 listener_create(const struct config_addr *addr, struct pool *pool,
                 struct admission *adm, int fd, char *err)
@@ -133,6 +161,7 @@ listener_create(const struct config_addr *addr, struct pool *pool,
         }
         bound = true;
     }
+    listener_set_defer(fd, pool->cf, addr);
     l->fd = fd;
     l->addr = *addr;
     l->adm = adm;

@@ -47,17 +47,35 @@ members_stale_hook(void *ctx, struct pool *p)
 }
 
 static void
-members_stale_cb(struct ev_loop *loop, ev_async *a, int revents)
+members_rebuild_all(struct members *m)
 {
-    struct members *m = container_of(a, struct members, stale);
     struct gen *g = m->core->gen;
     size_t i;
 
-    (void)loop;
-    (void)revents;
     for (i = 0; i < g->npools; i++) {
         pool_rebuild(g->pools[i]);      /* no-op for unchanged pools */
     }
+}
+
+static void
+members_stale_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    members_rebuild_all(container_of(a, struct members, stale));
+}
+
+/*
+ * Before the main loop waits: a check that moved a backend on this very
+ * loop has its hash table rebuilt now, not at the next worker's pick, so
+ * source and client-id mappings are stale only for a pick that races it.
+ */
+static void
+members_fresh_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    members_rebuild_all(container_of(w, struct members, fresh));
 }
 
 /* ---- membership -------------------------------------------------------- */
@@ -106,8 +124,9 @@ members_add(struct members *m, struct pool *p,
                source == BACKEND_SOURCE_DNS ? "DNS" : "the admin port",
                p->cf->check != CHECK_NONE ? ": checked before it takes "
                "sessions" : "");
-    if (b->host[0] != '\0') {
-        /* a host name to keep resolving: the pool gets a DNS job */
+    if (b->host[0] != '\0' && source != BACKEND_SOURCE_DNS) {
+        /* a host name to keep resolving: the pool gets a DNS job (not
+         * for DNS's own backends: their job is the one adding them) */
         discovery_set_pools(m->dns, c->gen->pools, c->gen->npools);
     }
     backend_release(b);     /* the pool holds its own */
@@ -277,6 +296,9 @@ members_use(struct members *m, struct gen *g)
     for (i = 0; i < g->npools; i++) {
         g->pools[i]->on_stale = members_stale_hook;
         g->pools[i]->on_stale_ctx = m;
+        /* The first table now: the first clients must already map where
+         * every later one (and every other instance) maps them. */
+        pool_rebuild(g->pools[i]);
     }
     if (discovery_set_pools(m->dns, g->pools, g->npools) != MQ_OK) {
         log_warn("DNS: out of memory; names keep their addresses");
@@ -415,6 +437,8 @@ members_init(struct members *m, struct core *c, const struct config *cf)
     ev_async_start(c->loop, &m->stale);
     ev_async_init(&m->call_async, members_call_cb);
     ev_async_start(c->loop, &m->call_async);
+    ev_prepare_init(&m->fresh, members_fresh_cb);
+    ev_prepare_start(c->loop, &m->fresh);
     ev_timer_init(&m->reap, members_reap_cb, MEMBERS_REAP_S, MEMBERS_REAP_S);
     ev_timer_start(c->loop, &m->reap);
     return MQ_OK;
@@ -428,6 +452,7 @@ members_deinit(struct members *m)
     }
     ev_async_stop(m->core->loop, &m->stale);
     ev_async_stop(m->core->loop, &m->call_async);
+    ev_prepare_stop(m->core->loop, &m->fresh);
     ev_timer_stop(m->core->loop, &m->reap);
     discovery_destroy(m->dns);
     m->dns = NULL;

@@ -20,6 +20,8 @@
 #include "mqlb/common.h"
 #include "mqlb/relay.h"
 
+#define RELAY_POOL_SLACK    16      /* free buffers kept beyond those in use */
+
 void
 relay_pool_init(struct relay_pool *rp, size_t nfree_max)
 {
@@ -65,7 +67,11 @@ void
 relay_buf_put(struct relay_pool *rp, char *buf)
 {
     rp->nused--;
-    if (rp->nfree >= rp->nfree_max) {
+    /* Keep what the sessions now may soon need again, not what a burst
+     * that is over needed: the rest goes back to malloc (and, after a
+     * trim, to the system). */
+    if (rp->nfree >= rp->nfree_max ||
+        rp->nfree >= rp->nused + RELAY_POOL_SLACK) {
         free(buf);
         return;
     }

@@ -409,7 +409,7 @@ session_list(struct session_env *env, const char *pool, const char *backend,
         out[n].bytes_out = s->down.nbytes;
         out[n].idle_ms = now > s->last_active && s->last_active > 0
                          ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
-        out[n].idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+        out[n].idle_timeout_ms = s->idle_ms;  /* auto: what the client said */
         n++;
     }
     return n;
@@ -424,7 +424,9 @@ session_close_matching(struct session_env *env, const char *pool,
 
     for (s = env->sessions; s != NULL; s = next) {
         next = s->next;
-        if (session_matches(s, pool, backend, id)) {
+        /* A session frozen for a takeover is being handed over: it is
+         * the successor's to close, or ours again after a thaw. */
+        if (!s->frozen && session_matches(s, pool, backend, id)) {
             session_close(s, reason);
             n++;
         }
@@ -681,8 +683,14 @@ session_pump(struct session *s, int from_upstream)
         session_watch_hangup(s);
         break;
     case RELAY_EOF:
-        /* Pass the end on; the other direction may still run. */
-        relay_dir_shutdown(d);
+        /* Pass the end on; the other direction may still run. When this
+         * end was the last one, the close just below sends the FIN (the
+         * socket has nothing left unread: its own direction ended), so a
+         * plain socket needs no shutdown() first; TLS still says
+         * close_notify. */
+        if (!(s->up.eof && s->down.eof) || d->dst_io != NULL) {
+            relay_dir_shutdown(d);
+        }
         if (s->first_fin == NULL) {
             s->first_fin = from_upstream ? "backend closed"
                                          : "client closed";
@@ -897,6 +905,27 @@ session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
     session_close(container_of(w, struct session, life), "max duration");
 }
 
+/*
+ * Arm max_session_duration for what is left of it: the pool's maximum
+ * plus this session's jitter (fixed by its id and start), less its age.
+ * Jitter spreads the reconnects of clients that came together.
+ */
+static void
+session_life_start(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+    uint64_t deadline, age = mq_now_ms() - s->start_ms;
+
+    if (cf->max_session_duration_ms == 0) {
+        return;
+    }
+    deadline = lifetime_max_ms(cf->max_session_duration_ms,
+                               lb_mix64(s->id ^ s->start_ms));
+    ev_timer_set(&s->life, mq_secs(deadline > age ? deadline - age : 1),
+                 0.);
+    ev_timer_start(s->env->loop, &s->life);
+}
+
 /* ---- the wait queue (max_queue) --------------------------------------- */
 
 /* Reserve a backend for the queued session of <e> (under the queue lock,
@@ -1050,7 +1079,7 @@ session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
 {
     const struct config_pool *cf = s->pool->cf;
 
-    if (s->state != SESSION_RELAYING || s->b == NULL ||
+    if (s->state != SESSION_RELAYING || s->b == NULL || s->frozen ||
         cf->rebalance != REBALANCE_PACED ||
         atomic_load_explicit(session_shed_allowance(s),
                              memory_order_acquire) <= 0 ||
@@ -1221,6 +1250,7 @@ session_send_proxy_header(struct session *s)
 static void
 session_connected(struct session *s)
 {
+    char tls_name[sizeof(((struct config_addr *)0)->text) + 256];
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
@@ -1234,7 +1264,8 @@ session_connected(struct session *s)
     }
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, backend_addr(s->b)->text);
+        backend_tls_addr(s->b, tls_name, sizeof(tls_name));
+        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, tls_name);
         if (s->ussl == NULL) {
             session_close(s, "out of memory");
             return;
@@ -1768,12 +1799,7 @@ session_create(struct session_env *env, const struct session_entry *e,
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
                  ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
-    if (cf->max_session_duration_ms > 0) {
-        /* Jitter spreads the reconnects of clients that came together. */
-        ev_timer_set(&s->life, mq_secs(lifetime_max_ms(
-            cf->max_session_duration_ms, lb_mix64(s->id ^ s->start_ms))), 0.);
-        ev_timer_start(env->loop, &s->life);
-    }
+    session_life_start(s);
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
@@ -1893,11 +1919,16 @@ session_dir_rewait(struct relay_dir *d)
               : d->eof ? RELAY_WAIT_NONE : RELAY_WAIT_SRC_READ;
 }
 
-/* Arm the relaying timer: the rest of the idle timeout, the probes. */
+/* Arm the relaying timer (the rest of the idle timeout, the probes) and
+ * what is left of max_session_duration (<life_left_ms>). */
 static void
-session_idle_resume(struct session *s)
+session_idle_resume(struct session *s, uint64_t life_left_ms)
 {
     session_relay_timer(s);
+    if (life_left_ms != HANDOVER_NO_AGE) {
+        ev_timer_set(&s->life, mq_secs(life_left_ms), 0.);
+        ev_timer_start(s->env->loop, &s->life);
+    }
 }
 
 static void
@@ -1923,6 +1954,7 @@ session_export(struct session *s, struct session_export *e)
      * state cannot leave OpenSSL; the other states wait on an event of
      * their own (a connect, a CONNECT, a free descriptor). */
     if (s->state != SESSION_RELAYING || s->frozen || s->route != NULL ||
+        s->up.observe != NULL ||    /* still reading the keepalive */
         s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
         s->down.src_io != NULL || s->down.dst_io != NULL) {
         return MQ_AGAIN;
@@ -1942,18 +1974,25 @@ session_export(struct session *s, struct session_export *e)
         free(bytes);
         return MQ_AGAIN;
     }
+    memset(m, 0, sizeof(*m));
+    m->life_left_ms = HANDOVER_NO_AGE;
+    if (ev_is_active(&s->life)) {
+        m->life_left_ms = (uint64_t)(ev_timer_remaining(s->env->loop,
+                                                         &s->life) * 1000);
+    }
     session_stop_watchers(s);
     session_account(s);
     s->frozen = 1;
-    memset(m, 0, sizeof(*m));
     m->id = s->id;
     snprintf(m->pool, sizeof(m->pool), "%s", s->pool->cf->name);
     snprintf(m->backend, sizeof(m->backend), "%s", s->b->name);
     m->client = s->ticket.peer;
     m->key = s->key;
     m->age_ms = mq_now_ms() - s->start_ms;
-    m->idle_ms = (uint64_t)((ev_now(s->env->loop) - s->last_active) * 1000);
-    m->idle_timeout_ms = s->pool->cf->idle_timeout_ms;
+    m->idle_ms = (uint64_t)((ev_now(s->env->loop) - session_idle_since(s))
+                            * 1000);
+    m->idle_timeout_ms = s->idle_ms;
+    m->idle_client = s->idle_client;
     m->first_fin = s->first_fin == NULL ? HANDOVER_FIN_NONE
                    : s->first_fin[0] == 'c' ? HANDOVER_FIN_CLIENT
                    : HANDOVER_FIN_BACKEND;
@@ -1976,35 +2015,26 @@ session_thaw(struct session_export *e)
     mq_free(e->bytes);
     s->frozen = 0;
     session_watch(s);       /* the waits are as the freeze left them */
-    session_idle_resume(s);
+    session_idle_resume(s, e->m.life_left_ms);
     e->s = NULL;
 }
 
 void
-session_handed(struct session_export *e, const char *to)
+session_handed(struct session_export *e)
 {
     struct session *s = e->s;
     struct session_env *env = s->env;
-    struct log_session ls;
 
     mq_free(e->bytes);
     e->s = NULL;
-    /* Our copies only: the successor holds the connections open. */
+    /* Our copies only: the successor holds the connections open. Its
+     * log line comes from the successor, when it ends. */
     close(s->cfd);
     close(s->ufd);
     s->ufd = -1;
     relay_dir_close(&s->up, env->rp);
     relay_dir_close(&s->down, env->rp);
     session_tap_release(s);
-    ls.id = s->id;
-    ls.client = s->client_text;
-    ls.pool = s->pool->cf->name;
-    ls.backend = s->b->name;
-    ls.bytes_in = s->up.nbytes;
-    ls.bytes_out = s->down.nbytes;
-    ls.duration_ms = mq_now_ms() - s->start_ms;
-    ls.end = to;
-    log_session_end(&ls);
     backend_session_end(s->b);
     s->b = NULL;
     session_unlink(env, s);
@@ -2107,17 +2137,21 @@ session_import(struct session_env *env, struct pool *pool,
     ev_now_update(loop);
     s->connected_at = ev_now(loop);
     s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
+    s->last_client = s->last_active;
+    s->idle_client = m->idle_client != 0;
+    s->idle_ms = m->idle_timeout_ms;
     ev_io_init(&s->c_r, session_io_cb, cfd, EV_READ);
     ev_io_init(&s->c_w, session_io_cb, cfd, EV_WRITE);
     ev_io_init(&s->u_r, session_io_cb, ufd, EV_READ);
     ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
+    ev_init(&s->life, session_life_cb);
     session_link(env, s);
     session_dir_rewait(&s->up);
     session_dir_rewait(&s->down);
     session_watch(s);
-    session_idle_resume(s);
+    session_idle_resume(s, m->life_left_ms);
     return MQ_OK;
 }
 

@@ -259,7 +259,7 @@ worker_unfreeze(struct worker *w, bool handed)
     for (i = 0; i < w->nexports; i++) {
         e = &w->exports[i];
         if (handed && !worker_keeps(w, e->m.id)) {
-            session_handed(e, "moved to the new process");
+            session_handed(e);
         } else {
             session_thaw(e);
         }

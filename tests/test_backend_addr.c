@@ -106,3 +106,35 @@ Test(backend_addr, runtime_backend_is_down_until_checked)
     cr_assert_eq(backend_state(b), BACKEND_UP);
     backend_release(b);
 }
+
+Test(backend_addr, tls_name_follows_the_dns_name_not_the_address)
+{
+    struct config_backend cb;
+    struct config_addr a2 = addr("127.0.0.2:7001");
+    struct backend *b;
+    char out[400];
+
+    memset(&cb, 0, sizeof(cb));
+    snprintf(cb.name, sizeof(cb.name), "r1");
+    cr_assert_eq(config_parse_addr("127.0.0.1:7001", &cb.addr), MQ_OK);
+    snprintf(cb.addr.text, sizeof(cb.addr.text), "r1.mqlb.test:7001");
+    snprintf(cb.host, sizeof(cb.host), "r1.mqlb.test");
+    cb.port = 7001;
+    cb.is_name = 1;
+    cb.weight = 1;
+    b = backend_create(&cb, "p");
+    backend_tls_addr(b, out, sizeof(out));
+    cr_assert_str_eq(out, "r1.mqlb.test:7001");
+    /* DNS moved it: the address is numeric now, the server name is not */
+    cr_assert_eq(backend_readdress(b, &a2, false), MQ_OK);
+    cr_assert_str_eq(backend_addr(b)->text, "127.0.0.2:7001");
+    backend_tls_addr(b, out, sizeof(out));
+    cr_assert_str_eq(out, "r1.mqlb.test:7001");
+    /* moved by hand to an IP address: no name any more */
+    b->host[0] = '\0';
+    a2 = addr("[::1]:7002");
+    cr_assert_eq(backend_readdress(b, &a2, false), MQ_OK);
+    backend_tls_addr(b, out, sizeof(out));
+    cr_assert_str_eq(out, "[::1]:7002");
+    backend_release(b);
+}

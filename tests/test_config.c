@@ -169,6 +169,7 @@ static const char test_config_full[] =
     "backend_tls_verify = off\n"
     "backend_tls_sni = broker.example.com\n"
     "replay = on\n"
+    "defer_accept = auto\n"
     "check_proxy_protocol = addresses\n"
     "check_user = checker\n"
     "check_password = pa55\n"
@@ -248,6 +249,7 @@ Test(config, full_file_sets_every_key)
     cr_expect_eq(p->max_conns_per_source, 9);
     cr_expect_eq(p->proxy_protocol, PROXY_PROTOCOL_V2);
     cr_expect_eq(p->replay, REPLAY_ON);
+    cr_expect_eq(p->defer_accept, DEFER_AUTO);
     cr_expect_eq(p->nallow, 4, "allow blocks: %zu", p->nallow);
     if (p->nallow == 4) {
         /* 127.0.0.0/8 as v4-mapped: 96 + 8 bits. */

@@ -54,6 +54,8 @@ ho_session_sample(struct handover_session *s, uint8_t *up, uint8_t *down)
     s->down.len = 70000;
     s->down.nbytes = 5;
     s->down.spliced = 1;
+    s->idle_client = 1;
+    s->life_left_ms = 3600000;
 }
 
 Test(handover, session_round_trip)
@@ -91,6 +93,8 @@ Test(handover, session_round_trip)
     cr_assert_eq(t.down.len, 70000);
     cr_assert_eq(memcmp(t.down.data, down, 70000), 0);
     cr_assert(!t.down.eof && t.down.spliced);
+    cr_assert_eq(t.idle_client, 1);
+    cr_assert_eq(t.life_left_ms, 3600000);
     handover_buf_deinit(&b);
 }
 

@@ -6,15 +6,18 @@
  * (and the README) is driven from the outside and seen from the outside:
  * bytes that arrive, ends of stream, the backend's counters, the pool's
  * rejections, the owner's hooks and the admission ticket coming back.
- * (The TLS handshakes are covered by tests/integration/test_tls.py.)
+ * The TLS certificates come from openssl(1), made for each test.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -28,6 +31,7 @@
 #include "mqlb/pool.h"
 #include "mqlb/relay.h"
 #include "mqlb/session.h"
+#include "mqlb/tls.h"
 
 #define BENCH_MAX_BACKENDS  3
 #define BENCH_WAIT_MS       3000    /* bound on every wait */
@@ -136,6 +140,8 @@ bench_start(const enum bench_kind *kinds, unsigned n, const char *extra)
     unsigned i;
 
     memset(&B, 0, sizeof(B));
+    /* As mqlb's core does: TLS writes with write(2), no MSG_NOSIGNAL. */
+    signal(SIGPIPE, SIG_IGN);
     B.loop = ev_loop_new(EVFLAG_AUTO);
     cr_assert_not_null(B.loop);
     ev_timer_init(&B.tick, bench_tick_cb, 0.002, 0.002);
@@ -149,8 +155,10 @@ bench_start(const enum bench_kind *kinds, unsigned n, const char *extra)
     B.env.ctx = &B;
     admission_init(&B.adm, 100);
     B.stallfd[0] = B.stallfd[1] = -1;
-    snprintf(text, sizeof(text), "[pool p]\nlisten = 127.0.0.1:1\n"
-             "health_check = none\n%s", extra);
+    /* A certificate makes the listen address a TLS one. */
+    snprintf(text, sizeof(text), "[pool p]\nlisten = 127.0.0.1:1%s\n"
+             "health_check = none\n%s",
+             strstr(extra, "tls_cert") != NULL ? " tls" : "", extra);
     for (i = 0; i < n; i++) {
         B.lfd[i] = bench_bind(&port);
         if (kinds[i] == BENCH_REFUSE) {
@@ -860,4 +868,246 @@ Test(session, hello_closes_on_what_is_not_a_tls_client_hello)
     cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_NOT_TLS]), 1);
     close(c);
     bench_stop();
+}
+
+/* ---- HANDSHAKE and UP_HANDSHAKE (TLS) ---------------------------------- */
+
+/* A self-signed certificate and key for "localhost", made by openssl(1)
+ * in a fresh directory <dir> (PATH_MAX bytes). */
+static void
+bench_cert(char *dir)
+{
+    char cmd[1024];
+
+    snprintf(dir, 64, "/tmp/mqlb-session-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:prime256v1 -nodes -keyout %s/k.pem -out "
+             "%s/c.pem -subj /CN=localhost -days 2 >/dev/null 2>&1",
+             dir, dir);
+    cr_assert_eq(system(cmd), 0, "openssl req failed");
+}
+
+static void
+bench_cert_remove(const char *dir)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/k.pem", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/c.pem", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Drive <ssl>'s handshake (<connect>: as the client) while the loop runs. */
+static void
+bench_tls_handshake(SSL *ssl, bool connect)
+{
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+    int rc, e;
+
+    while (mq_now_ms() < end) {
+        bench_step();
+        rc = connect ? SSL_connect(ssl) : SSL_accept(ssl);
+        if (rc == 1) {
+            return;
+        }
+        e = SSL_get_error(ssl, rc);
+        cr_assert(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE,
+                  "TLS handshake failed (%d)", e);
+    }
+    cr_assert_fail("TLS handshake not done in time");
+}
+
+/* Read exactly <want> through <ssl> while the loop runs. */
+static void
+bench_tls_expect(SSL *ssl, const char *want)
+{
+    size_t n = strlen(want), got = 0;
+    uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
+    char buf[256];
+    int r;
+
+    while (got < n && mq_now_ms() < end) {
+        bench_step();
+        r = SSL_read(ssl, buf + got, (int)(n - got));
+        if (r > 0) {
+            got += (size_t)r;
+        } else {
+            r = SSL_get_error(ssl, r);
+            cr_assert(r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE,
+                      "TLS stream ended after %zu bytes", got);
+        }
+    }
+    cr_assert_eq(got, n);
+    cr_assert_arr_eq(buf, want, n);
+}
+
+static void
+bench_tls_send(SSL *ssl, const char *s)
+{
+    cr_assert_eq(SSL_write(ssl, s, (int)strlen(s)), (int)strlen(s));
+}
+
+/* The pool lines of a TLS listener with the certificate in <dir>. */
+static void
+bench_tls_lines(char *out, size_t size, const char *dir, const char *more)
+{
+    snprintf(out, size, "tls_cert = %s/c.pem\ntls_key = %s/k.pem\n%s", dir,
+             dir, more);
+}
+
+Test(session, handshake_then_relay_in_the_clear_to_the_broker)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1, .tls = 1 };
+    char dir[64], extra[512];
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int c, b;
+
+    bench_cert(dir);
+    bench_tls_lines(extra, sizeof(extra), dir, "");
+    bench_start(k, 1, extra);
+    e.pools = &B.pool;
+    c = bench_client_entry(&e);
+    bench_no_accept(0, 20);         /* no broker before the handshake */
+    ctx = SSL_CTX_new(TLS_client_method());
+    cr_assert_not_null(ctx);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, c);
+    bench_tls_handshake(ssl, true);
+    b = bench_accept(0);
+    bench_tls_send(ssl, "ping");
+    bench_expect(b, "ping");
+    bench_send(b, "pong");
+    bench_tls_expect(ssl, "pong");
+    cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_OK]), 1);
+    close(b);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+    bench_cert_remove(dir);
+}
+
+Test(session, handshake_closes_on_what_is_not_tls)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1, .tls = 1 };
+    char dir[64], extra[512];
+    int c;
+
+    bench_cert(dir);
+    bench_tls_lines(extra, sizeof(extra), dir, "");
+    bench_start(k, 1, extra);
+    e.pools = &B.pool;
+    c = bench_client_entry(&e);
+    bench_send(c, "GET / HTTP/1.0\r\n\r\n");
+    bench_expect_gone(1);
+    bench_no_accept(0, 20);
+    cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_OK]), 0);
+    cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_TIMEOUT]), 0);
+    close(c);
+    bench_stop();
+    bench_cert_remove(dir);
+}
+
+Test(session, handshake_times_out_on_a_silent_client)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    struct session_entry e = { .npools = 1, .tls = 1 };
+    char dir[64], extra[512];
+    int c;
+
+    bench_cert(dir);
+    bench_tls_lines(extra, sizeof(extra), dir,
+                    "tls_handshake_timeout = 100ms\n");
+    bench_start(k, 1, extra);
+    e.pools = &B.pool;
+    c = bench_client_entry(&e);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    bench_no_accept(0, 20);
+    cr_expect_eq(atomic_load(&B.pool->ntls[TLS_RESULT_TIMEOUT]), 1);
+    close(c);
+    bench_stop();
+    bench_cert_remove(dir);
+}
+
+Test(session, up_handshake_then_relay_over_tls_to_the_broker)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    char dir[64], cert[128], key[128];
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int c, b;
+
+    bench_cert(dir);
+    bench_start(k, 1, "backend_tls = on\nbackend_tls_verify = off\n");
+    snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+    snprintf(key, sizeof(key), "%s/k.pem", dir);
+    ctx = SSL_CTX_new(TLS_server_method());
+    cr_assert_not_null(ctx);
+    cr_assert_eq(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM),
+                 1);
+    cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+    c = bench_client();
+    b = bench_accept(0);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, b);
+    bench_tls_handshake(ssl, false);
+    bench_send(c, "over tls");
+    bench_tls_expect(ssl, "over tls");
+    bench_tls_send(ssl, "back");
+    bench_expect(c, "back");
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+    bench_cert_remove(dir);
+}
+
+Test(session, a_failed_up_handshake_is_the_brokers_failure)
+{
+    enum bench_kind k[] = { BENCH_LISTEN, BENCH_LISTEN };
+    char dir[64], cert[128], key[128];
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int c, a, b;
+
+    bench_cert(dir);
+    bench_start(k, 2, "backend_tls = on\nbackend_tls_verify = off\n"
+                "retries = 1\n");
+    snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+    snprintf(key, sizeof(key), "%s/k.pem", dir);
+    ctx = SSL_CTX_new(TLS_server_method());
+    cr_assert_not_null(ctx);
+    cr_assert_eq(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM),
+                 1);
+    cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+    c = bench_client();
+    a = bench_accept(0);
+    /* A plain server where TLS was expected: answers the ClientHello
+     * with text. The session moves on to the next backend. */
+    bench_send(a, "-ERR not TLS\r\n");
+    b = bench_accept(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, b);
+    bench_tls_handshake(ssl, false);
+    bench_send(c, "x");
+    bench_tls_expect(ssl, "x");
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(a);
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+    bench_cert_remove(dir);
 }

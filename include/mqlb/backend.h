@@ -55,6 +55,9 @@ struct backend_check {
 struct backend_addr {
     struct backend_addr *prev;          /* older ones, freed with it */
     struct config_addr  a;
+    char                name[256];      /* DNS name it was resolved from,
+                                           for TLS (SNI, verification);
+                                           "" for an IP address */
 };
 
 /* Where a backend came from: shown as "source" in /status. */
@@ -82,7 +85,8 @@ struct backend {
                                            workers pick from the old
                                            pool, so they use the pool's
                                            own positions (lb_cand) */
-    unsigned            backup:1;       /* only while no primary is up */
+    _Atomic bool        backup;         /* only while no primary is up;
+                                           DNS may change it (SRV priority) */
     _Atomic unsigned    weight;         /* configured, or set by admin */
     _Atomic unsigned    max_conns;      /* 0 = unlimited */
     _Atomic unsigned    max_connect_rate;   /* new sessions a second, 0 =
@@ -145,6 +149,12 @@ backend_addr(const struct backend *b)
     return &atomic_load_explicit(&mb->addr, memory_order_acquire)->a;
 }
 
+/*
+ * The address text TLS takes the server name from: "NAME:PORT" when the
+ * address was resolved from NAME, else its own text. Into <out> (<len>).
+ */
+void backend_tls_addr(const struct backend *b, char *out, size_t len);
+
 /* The address being checked before it replaces the current one, or NULL. */
 static inline const struct config_addr *
 backend_next_addr(const struct backend *b)
@@ -157,7 +167,8 @@ backend_next_addr(const struct backend *b)
 }
 
 /*
- * Main thread: move <b> to <a>. With <checked>, <a> is checked first (the
+ * Main thread: move <b> to <a>, resolved from <b>->host (or an IP address
+ * if that is ""). With <checked>, <a> is checked first (the
  * checker probes it; backend_next_verdict() commits it after <rise>
  * passes) while sessions still go to the current address; else at once.
  * Asking for the current address cancels a pending change. MQ_ERR on no

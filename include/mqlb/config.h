@@ -56,6 +56,13 @@ enum config_replay {
     REPLAY_ON,          /* before the broker's first byte, if it fails */
 };
 
+/* defer_accept = off | on | auto: TCP_DEFER_ACCEPT on the pool's listeners */
+enum config_defer {
+    DEFER_OFF = 0,      /* accept at the handshake (default) */
+    DEFER_ON,           /* accept when the client's first bytes arrive */
+    DEFER_AUTO,         /* on where the protocol lets the client speak first */
+};
+
 /* check_proxy_protocol: does a check send a PROXY header first? */
 enum config_check_pp {
     CHECK_PP_AUTO = 0,          /* when the pool's proxy_protocol is on */
@@ -165,6 +172,7 @@ struct config_pool {
     unsigned            max_conns_per_source;
     enum config_proxy_protocol proxy_protocol;
     enum config_replay  replay;         /* off (default) | on */
+    enum config_defer   defer_accept;   /* off (default) | on | auto */
     struct acl_cidr    *allow;          /* owned; NULL = everyone */
     size_t              nallow;
     struct config_backend *backends;    /* owned array */
@@ -317,5 +325,14 @@ const char *config_check_name(enum config_check c);
  * first: the pool's own version unless check_proxy_protocol = off.
  */
 int config_check_pp_version(const struct config_pool *p);
+
+/*
+ * Should the listeners of <p> accept a client only once its first bytes
+ * arrive (TCP_DEFER_ACCEPT)? defer_accept = auto says yes for the
+ * protocols whose client speaks first, known from the health check:
+ * redis, redis-master, mqtt, amqp and kafka; not nats (the server speaks
+ * first) and not where the protocol is unknown.
+ */
+bool config_pool_defer_accept(const struct config_pool *p);
 
 #endif /* MQLB_CONFIG_H */

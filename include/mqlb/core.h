@@ -72,6 +72,8 @@ struct core {
     ev_timer            history_timer;  /* a sample for the charts */
     struct history      history;        /* the dashboard's last minutes */
     ev_timer            status_timer;   /* STATUS= when it changes */
+    ev_timer            trim_timer;     /* memory back after a burst */
+    unsigned            trim_peak;      /* most sessions since the last trim */
     char                status[128];    /* the last STATUS= sent */
     struct admin       *admin_old;      /* moved away by a reload; stopped
                                            a moment later, after it

@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-#define FDPASS_MAX_FDS  8       /* descriptors per message, at most */
+#define FDPASS_MAX_FDS  250     /* descriptors per message, at most
+                                   (the kernel takes 253) */
 
 /*
  * Send all <len> bytes of <buf>, with the <nfds> descriptors of <fds>
@@ -28,5 +29,14 @@ int fdpass_send(int sock, const void *buf, size_t len, const int *fds,
  */
 int fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t maxfds,
                 size_t *nfds);
+
+/*
+ * Receive what is there, up to <len> bytes (at least one; blocks until
+ * then), with any descriptors that come appended as by fdpass_recv().
+ * Returns the bytes read, 0 when the peer closed, -1 with errno (EPROTO:
+ * more descriptors came than fit; the extra ones are closed).
+ */
+long fdpass_recv_some(int sock, void *buf, size_t len, int *fds,
+                      size_t maxfds, size_t *nfds);
 
 #endif /* MQLB_FDPASS_H */

@@ -117,6 +117,11 @@ struct handover_session {
     uint8_t             first_fin;  /* enum handover_fin */
     struct handover_dir up;         /* client -> broker */
     struct handover_dir down;       /* broker -> client */
+    uint8_t             idle_client;    /* <idle_ms> counts the client's
+                                           silence only (idle_timeout =
+                                           auto, keepalive known) */
+    uint64_t            life_left_ms;   /* max_session_duration left, or
+                                           HANDOVER_NO_AGE */
 };
 
 #define HANDOVER_MAX_REASONS 16     /* rejection counters per pool */

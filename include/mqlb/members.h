@@ -31,6 +31,8 @@ struct members {
     char               *resolvers;      /* owned: what <dns> asks, or NULL */
     uint64_t            interval_ms;    /* and how often */
     ev_async            stale;          /* a worker asks for rebuilds */
+    ev_prepare          fresh;          /* rebuild after the main loop's own
+                                           changes (checks), before it waits */
     ev_async            call_async;     /* the admin thread has a call */
     ev_timer            reap;           /* leaving backends: gone yet? */
     pthread_mutex_t     call_lock;      /* guards the call_* fields */

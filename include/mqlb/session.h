@@ -109,8 +109,9 @@ void session_thaw(struct session_export *e);
 
 /* The takeover committed: <e>'s session lives in another process now.
  * Close our copies of its sockets (no FIN: the successor holds them),
- * give back its ticket and free it; <end> goes in its log line. */
-void session_handed(struct session_export *e, const char *end);
+ * give back its ticket and free it (no log line: the successor writes
+ * the session's one when it ends). */
+void session_handed(struct session_export *e);
 
 /*
  * Adopt a session moved from another process: <m> and its sockets <cfd>

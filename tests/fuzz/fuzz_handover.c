@@ -43,7 +43,8 @@ fuzz_session(const uint8_t *p, size_t len)
         strcmp(s.backend, t.backend) || s.key != t.key ||
         s.age_ms != t.age_ms || s.idle_ms != t.idle_ms ||
         s.idle_timeout_ms != t.idle_timeout_ms ||
-        s.first_fin != t.first_fin ||
+        s.first_fin != t.first_fin || s.idle_client != t.idle_client ||
+        s.life_left_ms != t.life_left_ms ||
         s.client.ss_family != t.client.ss_family ||
         memcmp(&s.client, &t.client, sizeof(s.client)) != 0) {
         abort();

@@ -107,6 +107,40 @@ class Amqp(unittest.TestCase):
         finally:
             lb.stop()
 
+    def test_amqps_through_a_tls_listener_to_a_plain_node(self):
+        """AMQPS (5671-style): mqlb terminates TLS, RabbitMQ speaks plain
+        AMQP behind it; the client gets Connection.Start over TLS."""
+        import shutil
+        import ssl
+        import tempfile
+        from certs import CA
+        d = tempfile.mkdtemp(prefix="mqlb-amqps-")
+        try:
+            ca = CA(d)
+            pem, _ = ca.issue("rabbit", "rabbit.test", dns=["rabbit.test"])
+            port = free_port()
+            lb = Mqlb("[pool amqps]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\n"
+                      "tls_alpn = amqp\nhealth_check = amqp\ncheck_interval = 500ms\n"
+                      "backend = rabbit 127.0.0.1:%d\n" % (port, pem, self.rabbit.port))
+            try:
+                wait_until(lambda: lb.backend("amqps", "rabbit")["state"] == "up", 10,
+                           what="amqp check passes")
+                ctx = ssl.create_default_context(cafile=ca.cert)
+                raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+                with ctx.wrap_socket(raw, server_hostname="rabbit.test") as s:
+                    s.sendall(AMQP_HEADER)
+                    frame = b""
+                    while len(frame) < 11:
+                        chunk = s.recv(4096)
+                        self.assertTrue(chunk)
+                        frame += chunk
+                self.assertEqual(frame[0], 1)
+                self.assertEqual(frame[7:11], b"\x00\x0a\x00\x0a")   # Connection.Start
+            finally:
+                lb.stop()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_stopped_app_is_down_refused_and_back_up_when_started(self):
         port = free_port()
         lb = Mqlb("[pool amqp]\nlisten = 127.0.0.1:%d\nhealth_check = amqp\n"

@@ -161,9 +161,11 @@ class ManySessions(unittest.TestCase):
     def setUp(self):
         self.backend = Backend()
         self.port = free_port()
+        self.lb = None
 
     def tearDown(self):
-        self.lb.stop()
+        if self.lb is not None:
+            self.lb.stop()
         self.backend.stop()
 
     def test_10k_sessions_held_and_relaying(self):

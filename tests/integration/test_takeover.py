@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ import threading
 import time
 import unittest
 
+from certs import CA
 from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, RedisClient, RedisServer,
                      check_sanitizers, free_port, redis_encode, redis_read, wait_port,
                      wait_until)
@@ -167,8 +169,12 @@ class TakeoverCase(unittest.TestCase):
     def start_lb(self, pools, extra="", workers=2):
         self.ctl = control_path()
         lb = Mqlb(pools, global_extra="control_socket = %s\n%s" % (self.ctl, extra),
-                  workers=workers)
+                  workers=workers, check=False)
         self.addCleanup(self.stop_lb, lb)
+        try:
+            lb.wait_ready(timeout=20)     # a loaded machine can be slow
+        except AssertionError:
+            raise AssertionError("mqlb did not start: %s" % lb.output())
         wait_until(lambda: os.path.exists(self.ctl), 5, what="control socket")
         return lb
 
@@ -556,6 +562,97 @@ class TakeoverFailures(TakeoverCase):
         peeking.close()
         wait_until(lambda: not old.alive(), 5, what="the old process to leave after it")
         self.assertEqual(old.p.returncode, 0)
+
+    def test_a_tls_session_stays_with_the_old_and_keeps_working(self):
+        d = tempfile.mkdtemp(prefix="mqlb-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        ca = CA(d)
+        pem, _ = ca.issue("a", "a.test", dns=["a.test"])
+        echo = EchoServer()
+        self.addCleanup(echo.stop)
+        tport, eport = free_port(), free_port()
+        lb = self.start_lb("[pool t]\nlisten = 127.0.0.1:%d tls\ntls_cert = %s\n"
+                           "backend = t1 127.0.0.1:%d\n"
+                           "[pool e]\nlisten = 127.0.0.1:%d\nbackend = e1 127.0.0.1:%d\n"
+                           % (tport, pem, echo.port, eport, echo.port))
+        ctx = ssl.create_default_context(cafile=ca.cert)
+
+        def tls_client():
+            raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+            return ctx.wrap_socket(raw, server_hostname="a.test")
+
+        def echo_once(s, data):
+            s.sendall(data)
+            got = b""
+            while len(got) < len(data):
+                chunk = s.recv(len(data) - len(got))
+                self.assertTrue(chunk, "closed")
+                got += chunk
+            self.assertEqual(got, data)
+
+        t = tls_client()
+        self.addCleanup(t.close)
+        echo_once(t, b"tls before")
+        plain = socket.create_connection(("127.0.0.1", eport), timeout=10)
+        self.addCleanup(plain.close)
+        echo_once(plain, b"plain before")
+        old = self.takeover(lb)
+        wait_until(lambda: "stay here until they end" in old.output(), 5, what="old log")
+        self.assertIn(" 1 stay here", old.output())
+        self.assertTrue(old.alive(), "the TLS session keeps the old process")
+        echo_once(t, b"tls still served by the old process")
+        echo_once(plain, b"plain moved")
+        t2 = tls_client()      # the listener is the new process's now
+        echo_once(t2, b"new tls session")
+        t2.close()
+        self.assertTrue(old.alive())
+        t.close()
+        wait_until(lambda: not old.alive(), 5, what="the old process to leave after it")
+        self.assertEqual(old.p.returncode, 0)
+        echo_once(plain, b"plain after")
+
+    def test_session_facts_go_across_ids_key_idle_timeout_and_age(self):
+        mosq = Mosquitto()
+        self.addCleanup(mosq.stop)
+        mport = free_port()
+        lb = self.start_lb("[pool mqtt]\nlisten = 127.0.0.1:%d\nidle_timeout = auto\n"
+                           "max_session_duration = 1h\nbackend = m1 127.0.0.1:%d\n"
+                           % (mport, mosq.port))
+        s = socket.create_connection(("127.0.0.1", mport), timeout=10)
+        self.addCleanup(s.close)
+        cid = b"facts-1"
+        body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
+        s.sendall(bytes([0x10, len(body)]) + body)
+        self.assertEqual(s.recv(4)[:1], b"\x20")
+
+        def sessions():
+            code, text, _ = lb.http("GET", "/sessions?pool=mqtt")
+            self.assertEqual(code, 200, text)
+            return json.loads(text)["sessions"]
+        # keepalive 40 s: idle timeout 1.5 x 40 + 1 = 61 s, read from CONNECT
+        before = wait_until(lambda: [x for x in sessions() if x["idle_timeout_s"] == 61.0],
+                            5, what="the keepalive read")
+        old = self.takeover(lb)
+        wait_until(lambda: not old.alive(), 5, what="old exit")
+        after = sessions()
+        self.assertEqual([(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
+                          for x in after],
+                         [(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
+                          for x in before])
+        self.assertGreaterEqual(after[0]["age_s"], before[0]["age_s"])
+        self.assertEqual(after[0]["bytes_in"], before[0]["bytes_in"])
+        s.sendall(b"\xc0\x00")                  # PINGREQ, through the new process
+        self.assertEqual(s.recv(2), b"\xd0\x00")  # PINGRESP
+        # a new session gets the next id, not one of the old process's
+        s2 = socket.create_connection(("127.0.0.1", mport), timeout=10)
+        self.addCleanup(s2.close)
+        cid = b"facts-2"
+        body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
+        s2.sendall(bytes([0x10, len(body)]) + body)
+        self.assertEqual(s2.recv(4)[:1], b"\x20")
+        ids = wait_until(lambda: sorted(x["id"] for x in sessions()) if len(sessions()) == 2
+                         else None, 5, what="two sessions")
+        self.assertGreater(ids[1], ids[0])
 
 
 if __name__ == "__main__":

@@ -733,18 +733,21 @@ class TestHandshakeTimeout(TlsCase):
             # silent: 1000 clients that open TCP and never say a word
             silent = [socket.create_connection(("127.0.0.1", port), timeout=5)
                       for _ in range(1000)]
-            wait_until(lambda: nfds(m.proc.pid) >= base + 1000, what="clients accepted")
-            start = time.monotonic()
+            # Every one is closed by the timeout (counted), and mqlb's
+            # descriptors come back to the baseline.
+            wait_until(lambda: metric(m, "mqlb_tls_handshakes_total", pool="e",
+                                      result="timeout") >= 1001, timeout=30,
+                       what="1,001 handshake timeouts")
             wait_until(lambda: nfds(m.proc.pid) <= base, timeout=10,
                        what="descriptors back to the baseline")
-            self.assertLess(time.monotonic() - start, 9)
             half.settimeout(5)
             self.assertEqual(half.recv(10), b"")
+            for s in (silent[0], silent[-1]):
+                s.settimeout(5)
+                self.assertEqual(s.recv(10), b"")
             for s in silent:
                 s.close()
             half.close()
-            self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="e",
-                                           result="timeout"), 1000)
             self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="e",
                                            result="not_tls"), 1)
         finally:

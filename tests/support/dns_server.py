@@ -21,11 +21,13 @@ ZONE = "mqlb.test"
 
 def free_udp_port(host="127.0.0.1"):
     """A UDP port (also free for TCP) on loopback."""
-    for _ in range(50):
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind((host, 0))
             port = u.getsockname()[1]
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                # as dnsmasq binds it: a TIME-WAIT left on the port is fine
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     t.bind((host, port))
                 except OSError:

@@ -433,8 +433,11 @@ class Mosquitto:
         wait_port(self.port)
 
     def connected_ids(self):
-        """Client ids connected now, from this run's log in order."""
+        """Client ids connected now, from this run's log in order; none
+        while the broker is not running."""
         live = set()
+        if not self.proc.alive():
+            return live
         for line in self.proc.output().splitlines():
             m = re.search(r"New client connected from \S+ as (\S+) \(", line)
             if m:
@@ -447,6 +450,10 @@ class Mosquitto:
                 live.discard(m.group(1))
         return live
 
+    def kill(self):
+        """Gone at once, as a crash: every connection closes now."""
+        self.proc.kill9()
+
     def established(self):
         return established(self.port)
 
@@ -458,18 +465,55 @@ class Mosquitto:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def established(port):
-    """Established TCP connections whose local port is <port> (the
-    server side of them), from /proc/net/tcp and tcp6."""
-    n = 0
+def established_many(ports):
+    """Established TCP connections whose local port is each of <ports>
+    (the server side of them), from /proc/net/tcp and tcp6 in one pass."""
+    want = {"%04X" % p: p for p in ports}
+    n = {p: 0 for p in ports}
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
                 next(f)
                 for line in f:
-                    fields = line.split()
-                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        n += 1
+                    fields = line.split(None, 4)
+                    if fields[3] == "01":
+                        port = want.get(fields[1][-4:])
+                        if port is not None:
+                            n[port] += 1
         except FileNotFoundError:
             pass
     return n
+
+
+def established(port):
+    return established_many([port])[port]
+
+
+class CountWatcher:
+    """Broker-side connection counts of <ports>, refreshed by a thread of
+    its own every <interval> s (reading /proc/net/tcp on a busy machine
+    takes long enough to stall an event loop of clients)."""
+
+    def __init__(self, ports, interval=0.2):
+        import threading
+        self.ports = list(ports)
+        self.interval = interval
+        self.latest = [0] * len(self.ports)
+        self.fresh = 0          # refreshes so far
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            n = established_many(self.ports)
+            self.latest = [n[p] for p in self.ports]
+            self.fresh += 1
+            self._stop.wait(self.interval)
+
+    def counts(self):
+        return list(self.latest)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(10)

@@ -1,0 +1,615 @@
+#!/usr/bin/env bash
+# Fleet-scale benchmark rows (issue 20): mqlb against HAProxy and NGINX
+# stream, side by side, same thread count, loopback only.
+#
+#   scripts/bench_fleet.sh [--quick] [--threads N] [--repeats N] [--out FILE]
+#                          [--sessions N] [--clients N] [--backends K]
+#
+# Rows (targets interleaved, the first one rotating each repeat; medians):
+#   (g) connection churn: redis-benchmark -c 50 -k 0, connections/s and the
+#       proxy's CPU per connection; syscalls per connection from a separate
+#       short run under `strace -c -f -p PID` (mqlb and HAProxy). mqlb-defer
+#       is the same mqlb through a pool with defer_accept = on.
+#   (h) idle sessions (--sessions, default 100000): each client connects,
+#       PINGs and stays idle; proxy RSS and descriptors per session and the
+#       time to open them all. Capped to what the descriptor limit allows.
+#   (i) reconnect storm (--clients, default 20000): every client connects at
+#       once to a pool of 3 redis-servers and PINGs; time until the last
+#       PONG, errors, peak new-connection rate each backend saw (INFO stats
+#       every 100 ms); mqlb with and without max_connect_rate, HAProxy, NGINX.
+#   (j) check cost (--backends, default 1000): listening sockets of a test
+#       server checked every second with the TCP check; proxy CPU a second.
+# Noise: (g) runs mqlb twice per repeat; the ratio of the two is the noise row.
+#
+# Environment: MQLB_BIN (default ./mqlb), BENCH_KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+THREADS=2
+REPEATS=3
+QUICK=0
+OUT=build/bench-fleet.md
+SESSIONS=""
+CLIENTS=""
+BACKENDS=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) QUICK=1 ;;
+    --threads) THREADS="$2"; shift ;;
+    --repeats) REPEATS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    --sessions) SESSIONS="$2"; shift ;;
+    --clients) CLIENTS="$2"; shift ;;
+    --backends) BACKENDS="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "bench_fleet: unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+for v in "$THREADS" "$REPEATS" "${SESSIONS:-1}" "${CLIENTS:-1}" "${BACKENDS:-1}"; do
+    case "$v" in ''|*[!0-9]*|0) echo "bench_fleet: counts must be >= 1" >&2; exit 2 ;; esac
+done
+if [ "$QUICK" = 1 ]; then
+    [ "$REPEATS" = 3 ] && REPEATS=1
+    N_G=3000; N_STRACE=1000; J_SECS=4
+    : "${SESSIONS:=5000}" "${CLIENTS:=2000}" "${BACKENDS:=250}"
+else
+    N_G=20000; N_STRACE=3000; J_SECS=15
+    : "${SESSIONS:=100000}" "${CLIENTS:=20000}" "${BACKENDS:=1000}"
+fi
+STORM_TIMEOUT=60       # bound on every storm / idle-session run
+LIFETIME=3600          # bound on every server we start
+RUN_TIMEOUT=120
+log() { printf '[bench-fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+need_pkgs="haproxy nginx libnginx-mod-stream redis-server redis-tools strace procps iproute2 python3 coreutils"
+missing=""
+for p in $need_pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    log "installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+cd "$(dirname "$0")/.."
+MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
+[ -x "$MQLB_SRC_BIN" ] || { echo "bench_fleet: $MQLB_SRC_BIN not found; run make first" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/mqlb-bench-fleet.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$? p
+    set +e
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.3
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cp "$MQLB_SRC_BIN" "$TMP/mqlb"
+MQLB="$TMP/mqlb"
+BENCH_NAME=bench_fleet
+# shellcheck source=scripts/bench_lib.sh
+. scripts/bench_lib.sh
+nofile_setup
+
+NOTES=()
+cap() {   # cap ROW ASKED: the count that fits under the descriptor limit
+    if [ "$2" -gt "$SESSION_CAP" ]; then
+        NOTES+=("$1 asked for $2 but the descriptor limit here is $NOFILE (hard limit; raising it needs CAP_SYS_RESOURCE), so $SESSION_CAP were used")
+        echo "$SESSION_CAP"
+    else
+        echo "$2"
+    fi
+}
+SESSIONS=$(cap "(h) idle sessions" "$SESSIONS")
+CLIENTS=$(cap "(i) storm clients" "$CLIENTS")
+RATE=$(( CLIENTS / 6 ))          # per backend: the storm takes about 2 s
+[ "$RATE" -lt 100 ] && RATE=100
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+R1=$(port); R2=$(port); R3=$(port)
+M_RED=$(port); M_RATE=$(port); M_DEF=$(port); M_ADM=$(port); H_RED=$(port); N_RED=$(port)
+log "temp dir $TMP, threads $THREADS, repeats $REPEATS, nofile $NOFILE, sessions $SESSIONS, clients $CLIENTS, backends $BACKENDS"
+
+: >"$TMP/runs.log"
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+PROBLEMS=$TMP/problems.txt
+: >"$PROBLEMS"
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+problem() { log "PROBLEM: $*"; printf '%s\n' "$*" >>"$PROBLEMS"; }
+rotate() {
+    local n=$1; shift
+    local arr=("$@") i len=$#
+    for ((i = 0; i < len; i++)); do printf '%s ' "${arr[$(((i + n) % len))]}"; done
+}
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# ---------------------------------------------------------------- backends
+for r in 1 2 3; do
+    pv=R$r
+    start_bg "redis$r" redis-server --port "${!pv}" --bind 127.0.0.1 --save "" \
+        --appendonly no --maxclients 30000 --dir "$TMP" --dbfilename "r$r.rdb" \
+        --protected-mode no
+done
+for p in "$R1" "$R2" "$R3"; do wait_listen "$p"; done
+SAMPLE="127.0.0.1:$R1,127.0.0.1:$R2,127.0.0.1:$R3"
+redis_clients() {
+    local sum=0 r v
+    for r in "$R1" "$R2" "$R3"; do
+        v=$(timeout 3 redis-cli -h 127.0.0.1 -p "$r" info clients 2>/dev/null |
+            awk -F: '/^connected_clients:/ {print $2+0}') || v=0
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+drain() {   # wait until the backends see the last storm's clients gone
+    local i
+    for ((i = 0; i < 150; i++)); do
+        [ "$(redis_clients)" -le 10 ] && return 0
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- proxies
+cat >"$TMP/mqlb.ini" <<EOF
+[global]
+workers = $THREADS
+max_connections = 1000000
+log_level = warn
+shutdown_timeout = 2s
+
+[admin]
+listen = 127.0.0.1:$M_ADM
+
+; no health check: HAProxy and NGINX have none here either
+[pool redis]
+listen = 127.0.0.1:$M_RED
+health_check = none
+connect_timeout = 3s
+idle_timeout = 1h
+backend = r1 127.0.0.1:$R1
+backend = r2 127.0.0.1:$R2
+backend = r3 127.0.0.1:$R3
+
+[pool redis_defer]
+listen = 127.0.0.1:$M_DEF
+health_check = none
+defer_accept = on
+connect_timeout = 3s
+idle_timeout = 1h
+backend = r1 127.0.0.1:$R1
+backend = r2 127.0.0.1:$R2
+backend = r3 127.0.0.1:$R3
+
+[pool redis_rate]
+listen = 127.0.0.1:$M_RATE
+health_check = none
+connect_timeout = 3s
+idle_timeout = 1h
+max_connect_rate = $RATE/s
+max_queue = $CLIENTS
+queue_timeout = ${STORM_TIMEOUT}s
+backend = r1 127.0.0.1:$R1
+backend = r2 127.0.0.1:$R2
+backend = r3 127.0.0.1:$R3
+EOF
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread $THREADS
+    maxconn $HAP_MAXCONN
+    maxpipes $HAP_MAXPIPES
+defaults
+    mode tcp
+    balance roundrobin
+    timeout connect 3s
+    timeout client 1h
+    timeout server 1h
+    maxconn $HAP_MAXCONN
+frontend fe_redis
+    bind 127.0.0.1:$H_RED
+    default_backend be_redis
+backend be_redis
+    server r1 127.0.0.1:$R1
+    server r2 127.0.0.1:$R2
+    server r3 127.0.0.1:$R3
+EOF
+NGX_MOD=""
+if ! nginx -V 2>&1 | grep -q -- '--with-stream[^=_]\|--with-stream$'; then
+    for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
+        [ -f "$m" ] && { NGX_MOD="load_module $m;"; break; }
+    done
+fi
+mkdir -p "$TMP/nginx/logs"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+$NGX_MOD
+worker_processes $THREADS;
+worker_rlimit_nofile $NOFILE;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections $((NOFILE - 100)); }
+stream {
+    upstream redis {
+        server 127.0.0.1:$R1;
+        server 127.0.0.1:$R2;
+        server 127.0.0.1:$R3;
+    }
+    server {
+        listen 127.0.0.1:$N_RED backlog=4096;
+        proxy_pass redis;
+        proxy_connect_timeout 3s;
+        proxy_timeout 1h;
+    }
+}
+EOF
+"$MQLB" -t -c "$TMP/mqlb.ini" >/dev/null
+haproxy -c -q -f "$TMP/haproxy.cfg"
+nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.conf"
+
+declare -A PPID_OF=()
+declare -A PORT_OF=([direct]=$R1 [mqlb]=$M_RED [mqlb-aa]=$M_RED [mqlb-rate]=$M_RATE
+                    [mqlb-defer]=$M_DEF
+                    [haproxy]=$H_RED [nginx]=$N_RED)
+declare -A PROXY_OF=([mqlb]=mqlb [mqlb-aa]=mqlb [mqlb-rate]=mqlb [mqlb-defer]=mqlb [haproxy]=haproxy [nginx]=nginx)
+pool_ready() {   # three PINGs answered through the proxy
+    local port=$1 i ok
+    for ((i = 0; i < 100; i++)); do
+        ok=0
+        for _ in 1 2 3; do
+            [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
+        done
+        [ $ok = 3 ] && return 0
+        sleep 0.1
+    done
+    echo "bench_fleet: nothing answers through port $port" >&2
+    return 1
+}
+start_proxy() {
+    case "$1" in
+    mqlb)
+        start_bg mqlb "$MQLB" -c "$TMP/mqlb.ini"
+        PPID_OF[mqlb]=$BG_PID
+        wait_listen "$M_RED"; wait_listen "$M_RATE"; wait_listen "$M_DEF"
+        pool_ready "$M_RED"; pool_ready "$M_DEF" ;;
+    haproxy)
+        start_bg haproxy haproxy -db -f "$TMP/haproxy.cfg"
+        PPID_OF[haproxy]=$BG_PID
+        wait_listen "$H_RED"; pool_ready "$H_RED" ;;
+    nginx)
+        start_bg nginx nginx -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" \
+            -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
+        PPID_OF[nginx]=$BG_PID
+        wait_listen "$N_RED"
+        for _ in $(seq 1 100); do
+            [ "$(proc_set "$BG_PID" | wc -l)" -ge $((THREADS + 1)) ] && break
+            sleep 0.05
+        done
+        pool_ready "$N_RED" ;;
+    esac
+}
+stop_proxy() { local p=${PPID_OF[$1]:-}; [ -n "$p" ] && stop_pid "$p"; PPID_OF[$1]=""; }
+check_alive() {
+    local proxy=$1 what=$2 p=${PPID_OF[$1]:-}
+    [ -z "$p" ] && return 0
+    if ! kill -0 "$p" 2>/dev/null; then
+        problem "$proxy died during $what; log: $(tail -5 "$TMP/$proxy.log" 2>/dev/null | tr '\n' '|')"
+        start_proxy "$proxy" || problem "$proxy could not be restarted"
+    fi
+}
+tpids() { [ "$1" = direct ] && return 0; proc_set "${PPID_OF[${PROXY_OF[$1]}]}"; }
+
+PROXIES="mqlb haproxy nginx"
+for p in $PROXIES; do start_proxy "$p"; done
+log "proxies up: mqlb ${PPID_OF[mqlb]}, haproxy ${PPID_OF[haproxy]}, nginx ${PPID_OF[nginx]}"
+START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- (g) churn
+churn_run() {   # churn_run TARGET N
+    local t=$1 n=$2 pids c0 c1 out rc=0 rate
+    pids=$(tpids "$t")
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks $pids)
+    out=$(timeout -k 5 "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "${PORT_OF[$t]}" \
+        -c 50 -k 0 -n "$n" -t ping_mbulk -q --csv 2>"$TMP/rb.err") || rc=$?
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks $pids)
+    rate=$(awk -F, '/^"PING_MBULK"/ {gsub(/"/, "", $2); print $2}' <<<"$out")
+    if [ $rc -ne 0 ] || [ -z "$rate" ]; then
+        problem "(g) via $t: redis-benchmark exited $rc: $(grep -v 'Keepalive disabled' "$TMP/rb.err" | tail -2 | tr '\n' '|')"
+        [ "$t" != direct ] && check_alive "${PROXY_OF[$t]}" "(g)"
+        return 0
+    fi
+    printf 'g %s ticks %s..%s rate %s\n' "$t" "$c0" "$c1" "$rate" >>"$TMP/runs.log"
+    record g_rate "$t" "$rate"
+    if [ "$t" != direct ]; then
+        record g_cpu "$t" "$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.3f", d/hz*1e6/n}')"
+        check_alive "${PROXY_OF[$t]}" "(g)"
+    fi
+}
+strace_run() {  # strace_run TARGET: syscalls per connection, top calls
+    local proxy=$1 sp i
+    rm -f "$TMP/strace.$proxy"
+    timeout -s INT -k 5 "$RUN_TIMEOUT" strace -c -f -q -o "$TMP/strace.$proxy" \
+        -p "${PPID_OF[${PROXY_OF[$proxy]}]}" 2>>"$TMP/strace.err" &
+    sp=$!
+    PIDS+=("$sp")
+    sleep 1     # attach to every thread
+    timeout -k 5 "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "${PORT_OF[$proxy]}" \
+        -c 50 -k 0 -n "$N_STRACE" -t ping_mbulk -q --csv >/dev/null 2>&1 ||
+        problem "(g) strace run via $proxy: redis-benchmark failed"
+    sleep 0.3
+    kill -INT "$sp" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$sp" 2>/dev/null || break; sleep 0.1; done
+    wait "$sp" 2>/dev/null || true
+    if [ ! -s "$TMP/strace.$proxy" ]; then
+        problem "(g) strace of $proxy gave no summary: $(tail -2 "$TMP/strace.err" | tr '\n' '|')"
+        return 0
+    fi
+    cp "$TMP/strace.$proxy" "$TMP/strace-$proxy.txt"
+    record g_sys "$proxy" "$(awk -v n="$N_STRACE" '$NF == "total" {printf "%.2f", $4/n}' "$TMP/strace.$proxy")"
+    awk '$1 ~ /^[0-9.]+$/ && $NF != "total" && NF >= 5 {print $4, $NF}' "$TMP/strace.$proxy" |
+        sort -rn | head -8 |
+        awk -v n="$N_STRACE" -v p="$proxy" '{s = s sprintf(" %s %.2f,", $2, $1/n)} END {sub(/,$/, "", s); print p ":" s}' \
+        >>"$TMP/syscalls.txt"
+    check_alive "${PROXY_OF[$proxy]}" "(g) strace"
+}
+
+# ---------------------------------------------------------------- (i) storm
+storm_run() {   # storm_run TARGET
+    local t=$1 rc=0 ok err tall peaks
+    rm -f "$TMP/sample.json"
+    timeout -k 5 $((STORM_TIMEOUT + 30)) python3 scripts/storm.py 127.0.0.1 "${PORT_OF[$t]}" \
+        "$CLIENTS" --timeout "$STORM_TIMEOUT" --sample "$SAMPLE" \
+        --sample-out "$TMP/sample.json" >"$TMP/storm.json" 2>"$TMP/storm.err" || rc=$?
+    if [ $rc -ne 0 ] || [ ! -s "$TMP/sample.json" ]; then
+        problem "(i) via $t: storm.py exited $rc: $(tail -2 "$TMP/storm.err" | tr '\n' '|')"
+        check_alive "${PROXY_OF[$t]}" "(i)"
+        drain
+        return 0
+    fi
+    ok=$(jget "$TMP/storm.json" 'd["ok"]')
+    err=$(jget "$TMP/storm.json" 'sum(d["errors"].values())')
+    tall=$(jget "$TMP/storm.json" 'd["t_all"]')
+    peaks=$(jget "$TMP/sample.json" '" ".join(map(str, d["peak_rate"]))')
+    printf 'i %s %s sample %s\n' "$t" "$(cat "$TMP/storm.json")" "$(cat "$TMP/sample.json")" >>"$TMP/runs.log"
+    [ "$err" != 0 ] && problem "(i) via $t: $ok of $CLIENTS got PONG; errors $(jget "$TMP/storm.json" 'd["errors"]')"
+    [ "$tall" != None ] && record i_time "$t" "$tall"
+    record i_err "$t" "$err"
+    record i_peak "$t" "$(tr ' ' '\n' <<<"$peaks" | sort -n | tail -1)"
+    record i_peak1 "$t" "$(jget "$TMP/sample.json" 'max(d["peak_rate_1s"] or [0])')"
+    check_alive "${PROXY_OF[$t]}" "(i)"
+    drain
+}
+
+# ---------------------------------------------------------------- (h) idle sessions
+idle_run() {    # idle_run PROXY
+    local proxy=$1 pids rss0 rss1 fd0 fd1 hp i ok tall
+    stop_proxy "$proxy"
+    drain
+    start_proxy "$proxy"
+    sleep 0.5
+    pids=$(proc_set "${PPID_OF[$proxy]}")
+    # shellcheck disable=SC2086
+    rss0=$(rss_kib $pids); fd0=$(fd_count $pids)
+    rm -f "$TMP/hold.ready"
+    timeout -k 5 $((STORM_TIMEOUT + 60)) python3 scripts/storm.py 127.0.0.1 "${PORT_OF[$proxy]}" \
+        "$SESSIONS" --concurrency 1000 --timeout "$STORM_TIMEOUT" --hold 60 \
+        --ready "$TMP/hold.ready" >"$TMP/hold.out" 2>&1 &
+    hp=$!
+    PIDS+=("$hp")
+    for ((i = 0; i < (STORM_TIMEOUT + 10) * 10; i++)); do
+        [ -f "$TMP/hold.ready" ] && break
+        kill -0 "$hp" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ ! -f "$TMP/hold.ready" ]; then
+        problem "(h) via $proxy: the clients did not finish: $(tail -2 "$TMP/hold.out" | tr '\n' '|')"
+        kill -TERM "$hp" 2>/dev/null || true
+        check_alive "$proxy" "(h)"
+        return 0
+    fi
+    sleep 1
+    pids=$(proc_set "${PPID_OF[$proxy]}")
+    # shellcheck disable=SC2086
+    rss1=$(rss_kib $pids); fd1=$(fd_count $pids)
+    kill -TERM "$hp" 2>/dev/null || true
+    wait "$hp" 2>/dev/null || true
+    ok=$(jget "$TMP/hold.ready" 'd["ok"]')
+    tall=$(jget "$TMP/hold.ready" 'd["t_all"]')
+    printf 'h %s rss %s..%s fd %s..%s %s\n' "$proxy" "$rss0" "$rss1" "$fd0" "$fd1" "$(cat "$TMP/hold.ready")" >>"$TMP/runs.log"
+    [ "$ok" != "$SESSIONS" ] && problem "(h) via $proxy: $ok of $SESSIONS sessions answered: $(jget "$TMP/hold.ready" 'd["errors"]')"
+    if [ "$ok" -gt 0 ]; then
+        record h_rss "$proxy" "$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN{printf "%.2f", (b-a)/n}')"
+        record h_fd "$proxy" "$(awk -v a="$fd0" -v b="$fd1" -v n="$ok" 'BEGIN{printf "%.3f", (b-a)/n}')"
+        record h_time "$proxy" "$tall"
+    fi
+    check_alive "$proxy" "(h)"
+    drain
+}
+
+# ---------------------------------------------------------------- (j) check cost
+PER_POOL=250          # mqlb's per-pool backend limit is 256
+j_setup() {
+    local i=0 pool=0 p port
+    start_bg listeners python3 scripts/listeners.py "$BACKENDS" "$TMP/ports.txt" \
+        "$TMP/accepts.txt" "$LIFETIME" || true
+    for ((i = 0; i < 300; i++)); do [ -s "$TMP/ports.txt" ] && break; sleep 0.1; done
+    [ -s "$TMP/ports.txt" ] || { problem "(j) listeners.py did not start"; return 1; }
+    {
+        printf '[global]\nworkers = %s\nlog_level = warn\nshutdown_timeout = 2s\n' "$THREADS"
+    } >"$TMP/mqlb-checks.ini"
+    printf 'global\n    nbthread %s\n    maxconn 2000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1h\n    timeout server 1h\n' \
+        "$THREADS" >"$TMP/haproxy-checks.cfg"
+    i=0
+    while read -r p; do
+        if [ $((i % PER_POOL)) = 0 ]; then
+            pool=$((i / PER_POOL)); port=$(port)
+            printf '\n[pool c%s]\nlisten = 127.0.0.1:%s\nhealth_check = tcp\ncheck_interval = 1s\ncheck_timeout = 1s\n' \
+                "$pool" "$port" >>"$TMP/mqlb-checks.ini"
+            printf 'listen c%s\n    bind 127.0.0.1:%s\n' "$pool" "$(port)" >>"$TMP/haproxy-checks.cfg"
+        fi
+        printf 'backend = b%s 127.0.0.1:%s\n' "$i" "$p" >>"$TMP/mqlb-checks.ini"
+        printf '    server b%s 127.0.0.1:%s check inter 1s\n' "$i" "$p" >>"$TMP/haproxy-checks.cfg"
+        i=$((i + 1))
+    done <"$TMP/ports.txt"
+    "$MQLB" -t -c "$TMP/mqlb-checks.ini" >/dev/null
+    haproxy -c -q -f "$TMP/haproxy-checks.cfg"
+}
+accepts() { cat "$TMP/accepts.txt" 2>/dev/null || echo 0; }
+checks_run() {  # checks_run PROXY
+    local proxy=$1 pid c0 c1 a0 a1 t0 t1
+    case "$proxy" in
+    mqlb) start_bg mqlb-checks "$MQLB" -c "$TMP/mqlb-checks.ini" || return 0 ;;
+    haproxy) start_bg haproxy-checks haproxy -db -f "$TMP/haproxy-checks.cfg" || return 0 ;;
+    esac
+    pid=$BG_PID
+    sleep 3     # startup and the first round of checks
+    c0=$(cpu_ticks $(proc_set "$pid")); a0=$(accepts); t0=$(date +%s.%N)
+    sleep "$J_SECS"
+    c1=$(cpu_ticks $(proc_set "$pid")); a1=$(accepts); t1=$(date +%s.%N)
+    if ! kill -0 "$pid" 2>/dev/null; then
+        problem "(j) $proxy died: $(tail -3 "$TMP/$proxy-checks.log" | tr '\n' '|')"
+        return 0
+    fi
+    stop_pid "$pid"
+    printf 'j %s ticks %s..%s accepts %s..%s secs %s..%s\n' "$proxy" "$c0" "$c1" "$a0" "$a1" "$t0" "$t1" >>"$TMP/runs.log"
+    record j_cpu "$proxy" "$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/hz*1e3/(b-a)}')"
+    # HAProxy's TCP check never reaches accept(): it delays the handshake's
+    # last ACK (TCP_QUICKACK off) and resets, so the listeners count only
+    # mqlb's checks; HAProxy's are taken at their configured rate (inter 1s).
+    local n=$((a1 - a0))
+    if [ "$proxy" = haproxy ]; then
+        n=$(awk -v k="$BACKENDS" -v a="$t0" -v b="$t1" 'BEGIN{printf "%d", k*(b-a)}')
+    fi
+    record j_rate "$proxy" "$(awk -v d="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", d/(b-a)}')"
+    if [ "$n" -gt 0 ]; then
+        record j_per "$proxy" "$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.1f", d/hz*1e6/n}')"
+    fi
+}
+
+# ---------------------------------------------------------------- runs
+for ((rep = 0; rep < REPEATS; rep++)); do
+    order=$(rotate "$rep" direct mqlb haproxy nginx mqlb-defer mqlb-aa)
+    log "repeat $((rep + 1))/$REPEATS, order: $order"
+    for t in $order; do churn_run "$t" "$N_G"; done
+    log "  (g) done"
+    for t in $(rotate "$rep" mqlb mqlb-rate haproxy nginx); do storm_run "$t"; done
+    log "  (i) done"
+done
+for p in mqlb mqlb-defer haproxy; do strace_run "$p"; done
+log "  (g) strace done"
+for ((rep = 0; rep < REPEATS; rep++)); do
+    # shellcheck disable=SC2086
+    for p in $(rotate "$rep" $PROXIES); do idle_run "$p"; done
+    log "  (h) repeat $((rep + 1))/$REPEATS done"
+done
+for p in $PROXIES; do stop_proxy "$p"; done
+if j_setup; then
+    for ((rep = 0; rep < REPEATS; rep++)); do
+        for p in $(rotate "$rep" mqlb haproxy); do checks_run "$p"; done
+        log "  (j) repeat $((rep + 1))/$REPEATS done"
+    done
+fi
+ELAPSED=$(( $(date +%s) - START ))
+
+# ---------------------------------------------------------------- table
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "## mqlb fleet benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(uname -srm), nproc: $(nproc), load at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- mqlb: $("$MQLB" -V 2>&1 | head -1); haproxy: $(haproxy -v 2>&1 | head -1 | sed 's/ - https.*//'); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); redis: $(redis-server --version | awk '{print $3}' | sed 's/v=//')"
+    echo "- threads: $THREADS; repeats: $REPEATS (medians); mode: $([ "$QUICK" = 1 ] && echo quick || echo full); run time ${ELAPSED}s; nofile $NOFILE"
+    echo "- (g) $N_G connections per run, strace run $N_STRACE; (h) $SESSIONS sessions; (i) $CLIENTS clients, mqlb-rate: max_connect_rate = $RATE/s per backend; (j) $BACKENDS backends, ${J_SECS}s"
+    for n in "${NOTES[@]}"; do echo "- note: $n"; done
+    echo
+    python3 - "$RESULTS" "$RATE" <<'EOF'
+import sys, statistics, collections
+res = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    k, t, v = line.rstrip("\n").split("\t")
+    res[(k, t)].append(float(v))
+rate = float(sys.argv[2])
+cols = ("direct", "mqlb", "mqlb-defer", "mqlb-rate", "haproxy", "nginx")
+rows = [
+    ("g_rate", "(g) c50 -k 0, connections/s (higher better)", "int"),
+    ("g_cpu", "(g) proxy CPU µs/connection (lower better)", "f2"),
+    ("g_sys", "(g) syscalls/connection, strace -c -f (lower better)", "f2"),
+    ("i_time", "(i) storm: s until the last PONG (lower better)", "f2"),
+    ("i_err", "(i) storm: clients without PONG (lower better)", "int"),
+    ("i_peak", "(i) storm: peak new conn/s at one backend, over 100 ms", "int"),
+    ("i_peak1", "(i) storm: peak new conn/s at one backend, over 1 s", "int"),
+    ("h_rss", "(h) RSS KiB per idle session (lower better)", "f2"),
+    ("h_fd", "(h) descriptors per idle session", "f2"),
+    ("h_time", "(h) s to open all sessions (lower better)", "f2"),
+    ("j_cpu", "(j) proxy CPU ms per second (lower better)", "f2"),
+    ("j_rate", "(j) checks/s (mqlb: accepted by the listeners; haproxy: configured, see below)", "int"),
+    ("j_per", "(j) proxy CPU µs per check (lower better)", "f2"),
+]
+def med(k, t):
+    v = res.get((k, t))
+    return statistics.median(v) if v else None
+def fmt(v, kind):
+    if v is None:
+        return "-"
+    return "{:,.0f}".format(v) if kind == "int" else "%.2f" % v
+def ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else "%.2f" % (a / b)
+print("| workload | " + " | ".join(cols) + " | mqlb/haproxy | mqlb-defer/haproxy |")
+print("|---|" + "---:|" * (len(cols) + 2))
+for key, label, kind in rows:
+    if not any((key, t) in res for t in cols):
+        continue
+    v = {t: med(key, t) for t in cols}
+    print("| %s | %s | %s | %s |" % (label, " | ".join(fmt(v[t], kind) for t in cols),
+                                    ratio(v["mqlb"], v["haproxy"]),
+                                    ratio(v["mqlb-defer"], v["haproxy"])))
+a, b = med("g_rate", "mqlb"), med("g_rate", "mqlb-aa")
+if a and b:
+    print("| noise: (g) conn/s of mqlb measured a second time in the same repeat (%s), second/first in the ratio column | - | %s | - | - | - | - | %.2f | - |"
+          % (fmt(b, "int"), fmt(a, "int"), b / a))
+print()
+p, p1 = med("i_peak", "mqlb-rate"), med("i_peak1", "mqlb-rate")
+if p:
+    print("mqlb-rate is the same mqlb with max_connect_rate = %d/s per backend (and a "
+          "wait queue); its peak at one backend is %.2f× the limit over 100 ms (the rate "
+          "allows bursts of a tenth of a second's worth) and %s over 1 s."
+          % (rate, p / rate, "%.2f×" % (p1 / rate) if p1 else "- (the storm was shorter)"))
+if med("j_cpu", "haproxy") is not None:
+    print("HAProxy's TCP check resets before the handshake completes on the server side, so the "
+          "check listeners never accept it; its check rate is the configured one (inter 1s).")
+print("\"direct\" is one redis-server without a proxy. Storm and idle clients: "
+      "scripts/storm.py; check targets: scripts/listeners.py.")
+EOF
+    if [ -s "$TMP/syscalls.txt" ]; then
+        echo
+        echo "Syscalls per connection in the strace run (most frequent first):"
+        echo
+        sed 's/^/- /' "$TMP/syscalls.txt"
+    fi
+    if [ -s "$PROBLEMS" ]; then
+        echo
+        echo "Problems seen during the run:"
+        echo
+        sed 's/^/- /' "$PROBLEMS"
+    fi
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+cp "$TMP/runs.log" "${OUT%.md}-runs.log" 2>/dev/null || true
+for p in mqlb mqlb-defer haproxy; do cp "$TMP/strace-$p.txt" "${OUT%.md}-strace-$p.txt" 2>/dev/null || true; done
+cat "$OUT"
+log "table saved to $OUT"

@@ -1,0 +1,100 @@
+# Shared helpers of the bench scripts (sourced, not run).
+#
+# The caller sets TMP (its temp dir), PIDS=() (every PID it started, killed
+# by its cleanup trap), LIFETIME (seconds, hard bound on every server) and
+# BENCH_NAME (prefix of error messages).
+
+# start_bg NAME CMD...: start CMD under a `timeout` guard, log to $TMP/NAME.log;
+# sets BG_PID to the server's own PID (the guard's child).
+start_bg() {
+    local name=$1; shift
+    timeout -k 5 "$LIFETIME" "$@" >>"$TMP/$name.log" 2>&1 &
+    local w=$!
+    PIDS+=("$w")
+    local c=""
+    for _ in $(seq 1 100); do
+        c=$(ps -o pid= --ppid "$w" 2>/dev/null | head -1 | tr -d ' ') || true
+        [ -n "$c" ] && break
+        kill -0 "$w" 2>/dev/null || break
+        sleep 0.02
+    done
+    if [ -z "$c" ]; then
+        echo "$BENCH_NAME: $name did not start; log:" >&2
+        tail -20 "$TMP/$name.log" >&2 || true
+        return 1
+    fi
+    PIDS+=("$c")
+    BG_PID=$c
+}
+stop_pid() {   # stop_pid PID: TERM, wait, a second TERM, then KILL
+    local p=$1 i
+    kill -TERM "$p" 2>/dev/null || return 0
+    for i in $(seq 1 50); do
+        kill -0 "$p" 2>/dev/null || return 0
+        [ "$i" = 20 ] && kill -TERM "$p" 2>/dev/null
+        sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null || true
+}
+wait_listen() {   # wait_listen PORT [SECONDS]
+    local port=$1 t=${2:-10} i
+    for ((i = 0; i < t * 20; i++)); do
+        [ -n "$(ss -ltnH "sport = :$port" 2>/dev/null)" ] && return 0
+        sleep 0.05
+    done
+    echo "$BENCH_NAME: nothing listens on port $port after ${t}s" >&2
+    return 1
+}
+# All PIDs of a proxy: the main process and its children (nginx workers).
+proc_set() {
+    local p=$1
+    kill -0 "$p" 2>/dev/null || return 0
+    echo "$p"
+    ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' || true
+}
+cpu_ticks() {   # cpu_ticks PIDS...: sum of utime+stime in clock ticks
+    local p s rest sum=0
+    for p in "$@"; do
+        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${s##*) }
+        # shellcheck disable=SC2086
+        set -- $rest
+        sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+rss_kib() {     # rss_kib PIDS...: sum of VmRSS in KiB
+    local p v sum=0
+    for p in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+fd_count() {    # fd_count PIDS...: open descriptors, summed
+    local p sum=0 n
+    for p in "$@"; do
+        n=$(ls "/proc/$p/fd" 2>/dev/null | wc -l) || n=0
+        sum=$((sum + n))
+    done
+    echo "$sum"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# nofile_setup: raise the soft descriptor limit as far as the hard limit
+# allows and size what fits under it. Sets NOFILE, HAP_MAXPIPES,
+# HAP_MAXCONN (HAProxy refuses to start if maxconn does not fit: two
+# descriptors per connection and two per splice pipe) and SESSION_CAP, the
+# most proxied sessions (two descriptors each in the proxy, one in the
+# client process) every proxy here can hold, in thousands.
+nofile_setup() {
+    local hard want=200000
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] && hard=1048576
+    [ "$hard" -lt "$want" ] && want=$hard
+    ulimit -n "$want"
+    NOFILE=$(ulimit -n)
+    HAP_MAXPIPES=1000
+    HAP_MAXCONN=$(( (NOFILE - 2 * HAP_MAXPIPES - 600) / 2 ))
+    SESSION_CAP=$(( (HAP_MAXCONN - 100) / 1000 * 1000 ))
+}
