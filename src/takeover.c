@@ -396,6 +396,11 @@ takeover_send_all(struct core *c, int sock, size_t *nsent, char *err)
         }
         end.npools++;
         for (j = 0; j < p->nbackends; j++) {
+            if (atomic_load(&p->backends[j]->leaving)) {
+                /* Removed, draining: not the successor's. Its sessions
+                 * are declined there and end here. */
+                continue;
+            }
             takeover_backend_msg(p, p->backends[j], &hb);
             if (takeover_batch_room(&bt, 0) != MQ_OK ||
                 handover_encode_backend(&bt.b, &hb) != MQ_OK) {

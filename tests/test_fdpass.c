@@ -117,3 +117,41 @@ Test(fdpass, more_descriptors_than_expected_are_refused_and_closed)
     close(sp[0]);
     close(sp[1]);
 }
+
+Test(fdpass, frames_sent_together_arrive_with_all_their_descriptors)
+{
+    int sp[2], p[2], fds[6], got[FDPASS_MAX_FDS];
+    char buf[64];
+    size_t ngot = 0, i;
+    long n, total = 0;
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    cr_assert_eq(pipe(p), 0);
+    for (i = 0; i < 6; i++) {
+        fds[i] = i % 2 == 0 ? p[0] : p[1];
+    }
+    /* three "frames" of 10 bytes, two descriptors each, in one message */
+    cr_assert_eq(fdpass_send(sp[0], "aaaaaaaaaabbbbbbbbbbcccccccccc", 30, fds,
+                             6), MQ_OK);
+    while (total < 30) {
+        n = fdpass_recv_some(sp[1], buf + total, sizeof(buf) - (size_t)total,
+                             got, FDPASS_MAX_FDS, &ngot);
+        cr_assert_gt(n, 0);
+        total += n;
+    }
+    cr_assert_eq(memcmp(buf, "aaaaaaaaaabbbbbbbbbbcccccccccc", 30), 0);
+    cr_assert_eq(ngot, 6, "every descriptor, in order");
+    cr_assert_eq(write(got[1], "z", 1), 1);
+    cr_assert_eq(read(got[4], buf, 1), 1);
+    cr_assert_eq(buf[0], 'z');
+    for (i = 0; i < ngot; i++) {
+        close(got[i]);
+    }
+    close(sp[1]);
+    cr_assert_eq(fdpass_recv_some(sp[0], buf, sizeof(buf), got,
+                                  FDPASS_MAX_FDS, &ngot), 0,
+                 "the peer closed: 0");
+    close(sp[0]);
+    close(p[0]);
+    close(p[1]);
+}

@@ -65,11 +65,16 @@ class SrvDiscoveryTest(unittest.TestCase):
     """discover = dns-srv: backends follow the SRV records."""
 
     def setUp(self):
-        self.redis = [RedisServer() for _ in range(5)]
-        for i, r in enumerate(self.redis):
+        # cleanups as each process starts: a failed setUp leaves none behind
+        self.redis = []
+        for i in range(5):
+            r = RedisServer()
+            self.addCleanup(r.stop)
+            self.redis.append(r)
             r.command("SET", "who", "t%d" % (i + 1))
         self.hosts = {"t%d.mqlb.test" % (i + 1): "127.0.0.1" for i in range(5)}
         self.dns = DnsServer(hosts=self.hosts, srv=self.records([1, 2, 3], backup=5))
+        self.addCleanup(self.dns.stop)
         self.port = free_port()
         self.m = Mqlb("""[pool q]
 listen = 127.0.0.1:%d
@@ -84,9 +89,6 @@ discover = dns-srv %s
 
     def tearDown(self):
         self.m.stop()
-        self.dns.stop()
-        for r in self.redis:
-            r.stop()
 
     def records(self, primaries, backup=None, weights=None):
         """SRV records: targets t<i> at priority 10 (weight from <weights>,
@@ -233,8 +235,11 @@ class ARecordTest(unittest.TestCase):
                 break
             port = free_port()
         old = self.start_redis("127.0.0.1", port, "old")
+        self.addCleanup(old.stop)
         new = self.start_redis("127.0.0.2", port, "new")
+        self.addCleanup(new.stop)
         dns = DnsServer(hosts={"r1.mqlb.test": "127.0.0.1"})
+        self.addCleanup(dns.stop)
         lport = free_port()
         m = Mqlb("""[pool a]
 listen = 127.0.0.1:%d
@@ -264,12 +269,10 @@ backend = r1 r1.mqlb.test:%d
             held.close()
         finally:
             m.stop()
-            dns.stop()
-            old.stop()
-            new.stop()
 
     def test_unresolvable_backend_name_is_an_error_at_start(self):
         dns = DnsServer(hosts={})
+        self.addCleanup(dns.stop)
         m = Mqlb("""[pool a]
 listen = 127.0.0.1:%d
 backend = r1 nowhere.mqlb.test:6379
@@ -279,11 +282,12 @@ backend = r1 nowhere.mqlb.test:6379
             self.assertIn("host 'nowhere.mqlb.test' does not resolve: NXDOMAIN", m.output())
         finally:
             m.stop()
-            dns.stop()
 
     def test_discover_only_pool_starts_empty(self):
         dns = DnsServer(hosts={})
+        self.addCleanup(dns.stop)
         r = RedisServer()
+        self.addCleanup(r.stop)
         lport = free_port()
         m = Mqlb("""[pool a]
 listen = 127.0.0.1:%d
@@ -306,8 +310,6 @@ discover = dns r.mqlb.test:%d
             c.close()
         finally:
             m.stop()
-            dns.stop()
-            r.stop()
 
 
 class ReloadTest(unittest.TestCase):
@@ -315,8 +317,11 @@ class ReloadTest(unittest.TestCase):
 
     def test_reload_changes_the_resolvers(self):
         r = RedisServer()
+        self.addCleanup(r.stop)
         one = DnsServer(hosts={"r.mqlb.test": "127.0.0.1"})
+        self.addCleanup(one.stop)
         two = DnsServer(hosts={"r.mqlb.test": ["127.0.0.1", "127.0.0.3"]})
+        self.addCleanup(two.stop)
         lport = free_port()
         pools = """[pool a]
 listen = 127.0.0.1:%d
@@ -340,9 +345,6 @@ discover = dns r.mqlb.test:%d
                              "the backend both servers name is kept, health and all")
         finally:
             m.stop()
-            one.stop()
-            two.stop()
-            r.stop()
 
 
 class KubernetesRecipeTest(unittest.TestCase):
