@@ -1,5 +1,5 @@
 # mqlb: plain GNU make. `make`, `make deps`, `make test`, `make test SAN=1`,
-# `make test-brokers`, `make demo`, `make bench`, `make clean`. Local overrides go in config.mak.
+# `make test-brokers`, `make demo`, `make bench`, `make bench-quick`, `make clean`. Local overrides go in config.mak.
 
 CC       ?= gcc
 PKGS     := inih libmicrohttpd jansson libsystemd libssl libcrypto libcares
@@ -122,7 +122,7 @@ bench: deps
 	scripts/bench_fleet.sh $(BENCH_ARGS)
 
 # Every bench script in --quick mode (one repeat, small counts): a smoke run
-# of the whole benchmark, a few minutes on an idle machine.
+# of the whole benchmark, under 3 minutes on a quiet 2-core machine.
 bench-quick: deps
 	$(MAKE) all
 	scripts/bench.sh --quick $(BENCH_ARGS)

@@ -106,16 +106,16 @@ BENCH_NAME=bench_fleet
 nofile_setup
 
 NOTES=()
-cap() {   # cap ROW ASKED: the count that fits under the descriptor limit
+CAPPED=0
+cap() {   # cap ROW ASKED: sets CAPPED to the count that fits under the descriptor limit
+    CAPPED=$2
     if [ "$2" -gt "$SESSION_CAP" ]; then
         NOTES+=("$1 asked for $2 but the descriptor limit here is $NOFILE (hard limit; raising it needs CAP_SYS_RESOURCE), so $SESSION_CAP were used")
-        echo "$SESSION_CAP"
-    else
-        echo "$2"
+        CAPPED=$SESSION_CAP
     fi
 }
-SESSIONS=$(cap "(h) idle sessions" "$SESSIONS")
-CLIENTS=$(cap "(i) storm clients" "$CLIENTS")
+cap "(h) idle sessions" "$SESSIONS"; SESSIONS=$CAPPED
+cap "(i) storm clients" "$CLIENTS"; CLIENTS=$CAPPED
 RATE=$(( CLIENTS / 6 ))          # per backend: the storm takes about 2 s
 [ "$RATE" -lt 100 ] && RATE=100
 
