@@ -330,6 +330,12 @@ core_trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
                  "back to the system", c->trim_peak, n);
         malloc_trim(0);
         c->trim_peak = n;
+        /* the rest of the burst may end below the threshold: trim once
+         * more when the last of it is gone */
+        c->trim_tail = n > 0;
+    } else if (c->trim_tail && n == 0) {
+        malloc_trim(0);
+        c->trim_tail = false;
     }
 }
 

@@ -74,6 +74,7 @@ struct core {
     ev_timer            status_timer;   /* STATUS= when it changes */
     ev_timer            trim_timer;     /* memory back after a burst */
     unsigned            trim_peak;      /* most sessions since the last trim */
+    bool                trim_tail;      /* trimmed mid-burst: again at 0 */
     char                status[128];    /* the last STATUS= sent */
     struct admin       *admin_old;      /* moved away by a reload; stopped
                                            a moment later, after it
