@@ -353,7 +353,7 @@ core_notify_start(struct core *c)
     ev_timer_start(c->loop, &c->trim_timer);
     core_status_line(c, c->status, sizeof(c->status));
     notify_ready(c->status);
-    if (getenv("NOTIFY_SOCKET") != NULL) {
+    if (notify_enabled()) {
         ev_timer_init(&c->status_timer, core_status_cb, CORE_STATUS_S,
                       CORE_STATUS_S);
         ev_timer_start(c->loop, &c->status_timer);

@@ -263,24 +263,15 @@ ctl_reload(const struct ctl_target *t, json_t *j, int status)
     return CTL_EXIT_FAILED;
 }
 
-static uint64_t
-ctl_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* After a stop was accepted: wait until nothing answers any more. */
 static int
 ctl_wait_gone(const struct ctl_target *t)
 {
-    uint64_t deadline = ctl_now_ms() + CTL_STOP_WAIT_MS;
+    uint64_t deadline = mq_now_ms() + CTL_STOP_WAIT_MS;
     struct timespec nap = { 0, 50 * 1000 * 1000 };
     int fd;
 
-    while (ctl_now_ms() < deadline) {
+    while (mq_now_ms() < deadline) {
         fd = ctl_connect(t);
         if (fd < 0) {
             printf("mqlb: stopped\n");

@@ -3,6 +3,7 @@
  * and path sockets, credentials); this file only says what and when.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,6 +12,12 @@
 #include "mqlb/notify.h"
 
 #define NOTIFY_LINE_LEN 512
+
+bool
+notify_enabled(void)
+{
+    return getenv("NOTIFY_SOCKET") != NULL;
+}
 
 void
 notify_ready(const char *status)

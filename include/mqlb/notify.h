@@ -6,8 +6,11 @@
 #ifndef MQLB_NOTIFY_H
 #define MQLB_NOTIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+/* True when a service manager listens (NOTIFY_SOCKET is set). */
+bool notify_enabled(void);
 void notify_ready(const char *status);
 /* A reload begins (RELOADING=1 with the monotonic time systemd wants). */
 void notify_reloading(void);
