@@ -257,12 +257,7 @@ backend be_iperf_splice
     server i1 127.0.0.1:$IPERF
 EOF
 
-NGX_MOD=""
-if ! nginx -V 2>&1 | grep -q -- '--with-stream[^=_]\|--with-stream$'; then
-    for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
-        [ -f "$m" ] && { NGX_MOD="load_module $m;"; break; }
-    done
-fi
+NGX_MOD=$(nginx_stream_load)
 mkdir -p "$TMP/nginx/logs"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 $NGX_MOD

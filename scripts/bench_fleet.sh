@@ -227,12 +227,7 @@ backend be_redis
     server r2 127.0.0.1:$R2
     server r3 127.0.0.1:$R3
 EOF
-NGX_MOD=""
-if ! nginx -V 2>&1 | grep -q -- '--with-stream[^=_]\|--with-stream$'; then
-    for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
-        [ -f "$m" ] && { NGX_MOD="load_module $m;"; break; }
-    done
-fi
+NGX_MOD=$(nginx_stream_load)
 mkdir -p "$TMP/nginx/logs"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 $NGX_MOD

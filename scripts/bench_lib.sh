@@ -98,3 +98,16 @@ nofile_setup() {
     HAP_MAXCONN=$(( (NOFILE - 2 * HAP_MAXPIPES - 600) / 2 ))
     SESSION_CAP=$(( (HAP_MAXCONN - 100) / 1000 * 1000 ))
 }
+
+# nginx_stream_load: the load_module line NGINX needs for its stream module,
+# or nothing when the binary has it built in.
+nginx_stream_load() {
+    local m
+    if nginx -V 2>&1 | grep -q -- '--with-stream[^=_]\|--with-stream$'; then
+        return 0
+    fi
+    for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
+        [ -f "$m" ] && { echo "load_module $m;"; return 0; }
+    done
+    return 0
+}
