@@ -1262,6 +1262,7 @@ admin_start(const struct config_addr *listen, const char *token,
         admin_stop(a);
         return NULL;
     }
+    (void)pthread_setname_np(a->sweeper, "mqlb-admin");
     a->sweeping = true;
     return a;
 }

@@ -44,16 +44,6 @@ lb_hash(const void *data, size_t len)
 }
 
 uint64_t
-lb_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-uint64_t
 lb_cand_active(const struct lb_cand *c)
 {
     int64_t nactive;

@@ -82,13 +82,13 @@ lb_maglev_fnv1a(const char *s, uint64_t basis)
 static uint64_t
 lb_maglev_h1(const char *name)
 {
-    return lb_mix64(lb_maglev_fnv1a(name, 0xcbf29ce484222325ULL));
+    return mq_mix64(lb_maglev_fnv1a(name, 0xcbf29ce484222325ULL));
 }
 
 static uint64_t
 lb_maglev_h2(const char *name)
 {
-    return lb_mix64(lb_maglev_fnv1a(name, 0x84222325cbf29ce4ULL) ^
+    return mq_mix64(lb_maglev_fnv1a(name, 0x84222325cbf29ce4ULL) ^
                          0x9e3779b97f4a7c15ULL);
 }
 

@@ -51,7 +51,7 @@ lb_random_create(size_t nbackends)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     seed = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     seed ^= (uint64_t)(uintptr_t)r;
-    r->rng = lb_mix64(seed + 0x9e3779b97f4a7c15ULL);
+    r->rng = mq_mix64(seed + 0x9e3779b97f4a7c15ULL);
     if (r->rng == 0) {
         r->rng = 0x9e3779b97f4a7c15ULL;
     }

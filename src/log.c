@@ -452,6 +452,7 @@ log_start(void)
         pthread_mutex_unlock(&r->lock);
         return MQ_ERR;
     }
+    (void)pthread_setname_np(r->thread, "mqlb-log");
     r->running = true;
     pthread_mutex_unlock(&r->lock);
     atomic_store_explicit(&log_ring_on, true, memory_order_release);

@@ -927,8 +927,8 @@ session_life_start(struct session *s)
     if (cf->max_session_duration_ms == 0) {
         return;
     }
-    deadline = lifetime_max_ms(cf->max_session_duration_ms,
-                               lb_mix64(s->id ^ s->start_ms));
+    deadline = lifetime_max_ms(cf->max_session_duration_ms, s->id,
+                               s->start_ms);
     ev_timer_set(&s->life, mq_secs(deadline > age ? deadline - age : 1),
                  0.);
     ev_timer_start(s->env->loop, &s->life);

@@ -3,6 +3,8 @@
  * and its relay buffers; the main thread only posts command bits and
  * wakes it with an ev_async.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -449,9 +451,14 @@ worker_add_listeners(struct worker *w, struct listener *list)
 int
 worker_start(struct worker *w)
 {
+    char name[16];
+
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         return MQ_ERR;
     }
+    /* `top -H` and /proc/PID/task/TID/comm then tell the workers apart */
+    snprintf(name, sizeof(name), "mqlb-worker-%u", w->id);
+    (void)pthread_setname_np(w->thread, name);
     return MQ_OK;
 }
 

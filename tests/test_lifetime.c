@@ -6,7 +6,6 @@
 
 #include "mqlb/heartbeat.h"
 #include "mqlb/lifetime.h"
-#include "mqlb/lb.h"
 
 static const uint8_t lt_mqtt_ka2[] = {
     0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x02,
@@ -38,7 +37,7 @@ Test(lifetime, auto_idle_follows_the_protocol)
 
 Test(lifetime, max_duration_off_is_zero)
 {
-    cr_assert_eq(lifetime_max_ms(0, 12345), 0);
+    cr_assert_eq(lifetime_max_ms(0, 12345, 678), 0);
 }
 
 Test(lifetime, jitter_stays_within_ten_percent_and_spreads)
@@ -47,7 +46,7 @@ Test(lifetime, jitter_stays_within_ten_percent_and_spreads)
     uint64_t v, i;
 
     for (i = 0; i < 10000; i++) {
-        v = lifetime_max_ms(3000, lb_mix64(i));
+        v = lifetime_max_ms(3000, i, 1000000 + i / 3);
         cr_assert_geq(v, 3000);
         cr_assert_leq(v, 3300);
         buckets[v == 3300 ? 9 : (v - 3000) / 30]++;
@@ -57,6 +56,25 @@ Test(lifetime, jitter_stays_within_ten_percent_and_spreads)
         cr_assert_geq(buckets[i], 500, "bucket %lu", (unsigned long)i);
         cr_assert_leq(buckets[i], 1500, "bucket %lu", (unsigned long)i);
     }
-    cr_assert_eq(lifetime_max_ms(3000, 0), 3000);
-    cr_assert_eq(lifetime_max_ms(3000, 300), 3300);
+}
+
+/* A burst: ids count up and so does the clock. id ^ start_ms gave the
+ * same jitter to pairs of sessions (the clumps a CI run failed on). */
+Test(lifetime, a_burst_of_sessions_gets_distinct_jitters)
+{
+    uint64_t seen[30], v;
+    unsigned i, j, dup = 0, per_ms;
+
+    for (per_ms = 1; per_ms <= 4; per_ms++) {
+        dup = 0;
+        for (i = 0; i < 30; i++) {
+            v = lifetime_max_ms(3000, 100 + i, 5000000 + i / per_ms);
+            for (j = 0; j < i; j++) {
+                dup += seen[j] == v;
+            }
+            seen[i] = v;
+        }
+        /* 30 draws from 301 values: about 1.4 equal pairs by chance */
+        cr_assert_leq(dup, 5, "%u equal jitters at %u sessions/ms", dup, per_ms);
+    }
 }

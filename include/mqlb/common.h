@@ -45,4 +45,15 @@ mq_secs(uint64_t ms)
     return (double)ms / 1000.0;
 }
 
+/* The splitmix64 finaliser: spreads any 64-bit value over all bits. */
+static inline uint64_t
+mq_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 #endif /* MQLB_COMMON_H */

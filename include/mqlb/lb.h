@@ -62,9 +62,6 @@ const struct lb_ops *lb_ops_for(enum config_balance balance);
 /* 64-bit hash (FNV-1a then a mix) used for source and client-id keys. */
 uint64_t lb_hash(const void *data, size_t len);
 
-/* The splitmix64 finaliser: spreads any 64-bit value over all bits. */
-uint64_t lb_mix64(uint64_t x);
-
 /* Active sessions of <c>'s backend; a transiently negative count is 0. */
 uint64_t lb_cand_active(const struct lb_cand *c);
 

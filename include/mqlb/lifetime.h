@@ -25,9 +25,10 @@ uint64_t lifetime_auto_idle_ms(const struct heartbeat_reader *r);
 
 /*
  * The lifetime of a session under max_session_duration = <max_ms>: <max_ms>
- * plus <rnd> (any 64-bit random value) reduced to 0..10 % of it; 0 if
- * <max_ms> is 0 (off).
+ * plus a jitter of 0..10 % of it drawn from the session's <id> and
+ * <start_ms> (so it is fixed for the session and moves with it on a
+ * takeover); 0 if <max_ms> is 0 (off).
  */
-uint64_t lifetime_max_ms(uint64_t max_ms, uint64_t rnd);
+uint64_t lifetime_max_ms(uint64_t max_ms, uint64_t id, uint64_t start_ms);
 
 #endif /* MQLB_LIFETIME_H */

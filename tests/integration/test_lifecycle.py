@@ -385,8 +385,10 @@ class MaxDuration(unittest.TestCase):
             self.assertGreaterEqual(min(lasted), 2.95)
             if harness.PLAIN:   # a sanitizer build runs late, not early
                 self.assertLessEqual(max(lasted), 3.3 + 0.25)
-            # Spread: no 100 ms holds two thirds of the closes.
-            self.assertLess(max_in_window(lasted, 0.1), 20, sorted(lasted))
+            # Spread: without jitter all 30 close within the ~30 ms it took
+            # to open them. Uniform jitter over 300 ms puts at most 22 in
+            # the fullest 100 ms window but 3 times in 100,000 draws.
+            self.assertLessEqual(max_in_window(lasted, 0.1), 22, sorted(lasted))
             wait_until(lambda: lb.output().count("end=max duration") == 30, 5,
                        what="30 session lines with end=max duration")
         finally:

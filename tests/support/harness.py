@@ -290,7 +290,9 @@ class EchoServer:
 class Mqlb:
     """The real mqlb binary with a config written for the test."""
 
-    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True, env=None):
+    def __init__(self, pools, global_extra="", admin_extra="", workers=2, check=True, env=None,
+                 wrap=()):
+        """wrap: a command mqlb runs under (strace), which then is its parent."""
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-cfg-")
         self.path = os.path.join(self.dir, "mqlb.ini")
@@ -298,7 +300,7 @@ class Mqlb:
         self.admin_extra = admin_extra
         self.workers = workers
         self.write(pools)
-        self.proc = Proc([MQLB_BIN, "-c", self.path], "mqlb", env=env)
+        self.proc = Proc(list(wrap) + [MQLB_BIN, "-c", self.path], "mqlb", env=env)
         if check:
             self.wait_ready()
 
