@@ -12,11 +12,11 @@
  *     |                 | refused / timeout                | EOF, timeout
  *     +-----------------+----------------------------------+
  *
- * A bare check, one that only connects (tcp, no PROXY header, no TLS),
- * resets the connection once it is up, before the broker's kernel has
- * completed it, and keeps its socket for the next check (net_probe_*):
- * the broker never sees it, and the kernels do about half the work of a
- * connect and close.
+ * With check_reset = on, a bare check, one that only connects (tcp, no
+ * PROXY header, no TLS), resets the connection once it is up, before the
+ * broker's kernel has completed it, and keeps its socket for the next
+ * check (net_probe_*): the broker never sees it, and the kernels do about
+ * half the work of a connect and close.
  *
  * A nats backend also has a watch (nats_watch.c): one connection kept
  * open, because a server in lame duck mode refuses the checker and tells
@@ -601,8 +601,9 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.vhost = cf->check_vhost;
     c->pplen = proxy_proto_write_local(config_check_pp_version(cf), c->pp,
                                        sizeof(c->pp));
-    /* Nothing to send, no TLS: the connect is the whole check. */
-    c->bare = c->ops == NULL && c->pplen == 0 && cf->tls_client == NULL;
+    /* check_reset, nothing to send, no TLS: the connect is the check. */
+    c->bare = cf->check_reset && c->ops == NULL && c->pplen == 0 &&
+              cf->tls_client == NULL;
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {

@@ -1310,6 +1310,24 @@ Test(config, unescape_rejects_bad_escapes)
 #define TEST_POOL_HEAD  "[pool p]\nlisten = 127.0.0.1:7001\n"
 #define TEST_POOL_TAIL  "backend = a 127.0.0.1:7002\n"
 
+Test(config, check_reset_is_off_unless_asked)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(TEST_POOL_HEAD "check_reset = on\n" TEST_POOL_TAIL
+                          "[pool q]\nlisten = 127.0.0.1:7003\n"
+                          TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_expect_eq(cf->pools[0].check_reset, 1);
+    cr_expect_eq(cf->pools[1].check_reset, 0, "off by default");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one(TEST_POOL_HEAD "check_reset = yes\n"
+                           TEST_POOL_TAIL, 3,
+                           "check_reset = yes: expected off | on");
+}
+
 Test(config, check_proxy_protocol_follows_the_pool)
 {
     struct config_errors errs;
