@@ -171,6 +171,7 @@ static const char test_config_full[] =
     "replay = on\n"
     "defer_accept = auto\n"
     "check_proxy_protocol = addresses\n"
+    "check_reset = on\n"
     "check_user = checker\n"
     "check_password = pa55\n"
     "check_vhost = /prod\n"
@@ -235,6 +236,7 @@ Test(config, full_file_sets_every_key)
     cr_assert_eq(p->check_expect_len, 6);
     cr_expect_eq(memcmp(p->check_expect, "+PONG\r", 6), 0);
     cr_expect_str_eq(p->check_path, "/healthz");
+    cr_expect_eq(p->check_reset, 1);
     cr_expect_eq(p->connect_timeout_ms, 1500);
     cr_expect_eq(p->idle_timeout_ms, 3600 * 1000);
     cr_expect(p->keepalive.on);
