@@ -129,6 +129,14 @@ struct session_wait {
     struct session     *prev, *next;    /* env->queued */
 };
 
+/* What a session needs until its broker answers: which backends to
+ * pick no more (a failed connect, a replay), and the connect's times. */
+struct session_dial {
+    struct pool_tried   tried;          /* backends that failed us */
+    uint64_t            connect_at_us;  /* monotonic, of the connect */
+    ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
+};
+
 /* SNI routing (sni = on the address): the candidate pools until the
  * server name picks one, and the hook the TLS handshake asks. */
 struct session_route {
@@ -169,24 +177,25 @@ struct session {
     ev_timer            timer;          /* connect, peek or idle timeout */
     struct relay_dir    up;             /* client -> broker */
     struct relay_dir    down;           /* broker -> client */
-    struct pool_tried   tried;          /* backends that failed us */
     ev_tstamp           last_active;    /* for the idle timeout */
     ev_tstamp           last_client;    /* client -> broker bytes last */
     ev_tstamp           connected_at;   /* when the broker connect ended */
-    ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
     uint64_t            start_ms;
     uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
-    uint64_t            connect_at_us;  /* monotonic, of the connect */
     uint64_t            idle_ms;        /* this session's idle timeout,
                                            0 = never */
-    uint64_t            bytes_in_acct;  /* already added to the backend */
-    uint64_t            bytes_out_acct;
+    uint32_t            bytes_in_acct;  /* up.nbytes when last added to the
+                                           backend, its low 32 bits (less
+                                           than 4 GiB come between two) */
+    uint32_t            bytes_out_acct; /* the same, of down.nbytes */
     struct admission_ticket ticket;     /* slots held; the client address */
     struct ssl_st      *cssl;           /* TLS with the client, or NULL */
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
     ev_timer           *life;           /* max_session_duration, or NULL */
     struct heartbeat_reader *hb;        /* idle_timeout = auto, until the
                                            keepalive is known; or NULL */
+    struct session_dial *dial;          /* from the first connect until the
+                                           broker answers, else NULL */
     struct session_wait *wait;          /* while QUEUED, else NULL */
     struct session_route *route;        /* sni = on the address, or NULL */
 };
@@ -226,6 +235,7 @@ session_client(const struct session *s)
 static void
 session_free(struct session *s)
 {
+    free(s->dial);
     free(s->life);
     free(s->hb);
     free(s->wait);
@@ -266,17 +276,17 @@ session_account(struct session *s)
     if (s->b == NULL) {
         return;
     }
-    if (s->up.nbytes != s->bytes_in_acct) {
-        atomic_fetch_add_explicit(&s->b->bytes_in,
-                                  s->up.nbytes - s->bytes_in_acct,
-                                  memory_order_relaxed);
-        s->bytes_in_acct = s->up.nbytes;
+    uint32_t in = (uint32_t)s->up.nbytes - s->bytes_in_acct;
+    uint32_t out = (uint32_t)s->down.nbytes - s->bytes_out_acct;
+
+    if (in != 0) {
+        atomic_fetch_add_explicit(&s->b->bytes_in, in, memory_order_relaxed);
+        s->bytes_in_acct = (uint32_t)s->up.nbytes;
     }
-    if (s->down.nbytes != s->bytes_out_acct) {
-        atomic_fetch_add_explicit(&s->b->bytes_out,
-                                  s->down.nbytes - s->bytes_out_acct,
+    if (out != 0) {
+        atomic_fetch_add_explicit(&s->b->bytes_out, out,
                                   memory_order_relaxed);
-        s->bytes_out_acct = s->down.nbytes;
+        s->bytes_out_acct = (uint32_t)s->down.nbytes;
     }
 }
 
@@ -720,9 +730,11 @@ session_pump(struct session *s, int from_upstream)
         }
     }
     if (s->replayable && s->down.nbytes > 0) {
-        /* The broker answered: it is alive, and nothing is replayed. */
+        /* The broker answered: it is alive, nothing is replayed and no
+         * other backend is picked: the session keeps none of that. */
         s->replayable = 0;
         session_tap_release(s);
+        mq_free(s->dial);
         atomic_store_explicit(&s->b->answered_ms, mq_now_ms(),
                               memory_order_relaxed);
     } else if (s->up.tap_full && s->up.tap != NULL) {
@@ -775,8 +787,9 @@ session_pump(struct session *s, int from_upstream)
         session_close(s, "out of memory");
         return MQ_ERR;
     }
-    if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
-                                      : s->bytes_in_acct))
+    if (s->b != NULL && (uint32_t)((uint32_t)d->nbytes
+                                   - (from_upstream ? s->bytes_out_acct
+                                                    : s->bytes_in_acct))
         >= SESSION_ACCOUNT_BYTES) {
         session_account(s);
     }
@@ -877,7 +890,7 @@ session_broker_gone(struct session *s, int err)
                      session_client(s), spoke ? "replayed" : "moved",
                      nsup > 0 ? " (and similar lines suppressed)" : "");
         }
-        pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
+        pool_tried_set(&s->dial->tried, pool_backend_index(s->pool, s->b));
         backend_session_end(s->b);
         s->b = NULL;
         session_drop_upstream(s);
@@ -1022,7 +1035,7 @@ session_queue_pick(void *arg, struct waitq_entry *e)
     struct session *s = container_of(e, struct session_wait, qe)->s;
 
     (void)arg;
-    return pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+    return pool_pick(s->pool, &s->dial->tried, s->key, mq_now_ms());
 }
 
 /* Serve the oldest clients waiting in <pool>'s queue while there is room. */
@@ -1355,7 +1368,7 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
-    histo_observe_us(&s->b->connect_time, mq_now_us() - s->connect_at_us);
+    histo_observe_us(&s->b->connect_time, mq_now_us() - s->dial->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -1408,7 +1421,7 @@ session_connect_failed(struct session *s, const char *what, int err)
                  s->pool->cf->name, s->b->name, backend_addr(s->b)->text,
                  what, (unsigned long long)s->id, session_client(s));
     }
-    pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
+    pool_tried_set(&s->dial->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
     s->b = NULL;
     session_drop_upstream(s);
@@ -1447,12 +1460,12 @@ session_wait_fd(struct session *s, int err)
     s->b = NULL;
     s->ntries--;
     s->env->on_shortage(s->env->ctx);
-    if (s->fd_wait_since == 0) {
-        s->fd_wait_since = now;
+    if (s->dial->fd_wait_since == 0) {
+        s->dial->fd_wait_since = now;
         log_warn("session #%llu client=%s: no socket for the broker (%s), "
                  "waiting", (unsigned long long)s->id, session_client(s),
                  strerror(err));
-    } else if (now - s->fd_wait_since >
+    } else if (now - s->dial->fd_wait_since >
                mq_secs(s->pool->cf->connect_timeout_ms)) {
         session_close(s, "no descriptor for the broker connection");
         return;
@@ -1476,7 +1489,7 @@ session_dial(struct session *s)
 
     s->state = SESSION_CONNECTING;
     addr = backend_addr(s->b);  /* one read: it may be re-addressed */
-    s->connect_at_us = mq_now_us();
+    s->dial->connect_at_us = mq_now_us();
     fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                      &in_progress);
     if (fd == -1) {
@@ -1504,6 +1517,13 @@ session_connect(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
 
+    if (s->dial == NULL) {
+        s->dial = calloc(1, sizeof(*s->dial));
+        if (s->dial == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
     s->state = SESSION_CONNECTING;
     if (s->ntries == 0 && cf->max_queue > 0 &&
         waitq_len(&s->pool->queue) > 0) {
@@ -1517,7 +1537,7 @@ session_connect(struct session *s)
             session_close(s, "connect failed on every try");
             return;
         }
-        s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+        s->b = pool_pick(s->pool, &s->dial->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
             if (cf->max_queue > 0 &&
                 pool_is_saturated(s->pool, mq_now_ms())) {
@@ -2234,8 +2254,8 @@ session_import(struct session_env *env, struct pool *pool,
     /* Counted in <b>'s totals already (the old process's counters came
      * over): only the live count grows. */
     atomic_fetch_add_explicit(&b->nactive, 1, memory_order_relaxed);
-    s->bytes_in_acct = s->up.nbytes;
-    s->bytes_out_acct = s->down.nbytes;
+    s->bytes_in_acct = (uint32_t)s->up.nbytes;
+    s->bytes_out_acct = (uint32_t)s->down.nbytes;
     s->ticket = *t;
     t->adm = NULL;
     t->sources = NULL;
