@@ -224,6 +224,19 @@ net_format(const struct sockaddr *sa, char *buf, size_t size)
     }
 }
 
+void
+net_peer_set(union net_peer *p, const struct sockaddr *sa)
+{
+    memset(p, 0, sizeof(*p));
+    if (sa->sa_family == AF_INET) {
+        p->in4 = *(const struct sockaddr_in *)sa;
+    } else if (sa->sa_family == AF_INET6) {
+        p->in6 = *(const struct sockaddr_in6 *)sa;
+    } else {
+        p->sa.sa_family = AF_UNSPEC;
+    }
+}
+
 bool
 net_is_shortage(int err)
 {

@@ -42,6 +42,7 @@
 #include "mqlb/listen_set.h"
 #include "mqlb/log.h"
 #include "mqlb/members.h"
+#include "mqlb/net.h"
 #include "mqlb/pool.h"
 #include "mqlb/reject.h"
 #include "mqlb/session.h"
@@ -1093,7 +1094,7 @@ takeover_adopt_one(struct takeover_sess *ts, struct core *c)
     if (b == NULL || admission_take(&c->adm, &t) != MQ_OK) {
         return MQ_ERR;
     }
-    t.peer = ts->m.client;
+    net_peer_set(&t.peer, (struct sockaddr *)&ts->m.client);
     if (p->sources != NULL &&
         admission_take_source(&t, p->sources, UINT32_MAX) != MQ_OK) {
         admission_return(&t);

@@ -142,6 +142,50 @@ Test(net, format_other_family_and_short_buffer)
     cr_expect_str_eq(buf, "10.1.2.", "cut, and still a string");
 }
 
+/* What a session keeps of its client: both families whole, in the room
+ * of an IPv6 address; anything else comes out as no address at all. */
+Test(net, peer_keeps_v4_and_v6_whole_and_nothing_else)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+    union net_peer p;
+    char buf[NET_ADDR_LEN];
+
+    cr_expect_leq(sizeof(p), sizeof(struct sockaddr_in6));
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(1883);
+    inet_pton(AF_INET, "10.1.2.3", &s4.sin_addr);
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, &s4, sizeof(s4));
+    memset(&p, 0xa5, sizeof(p));
+    net_peer_set(&p, (const struct sockaddr *)&ss);
+    cr_expect_eq(p.sa.sa_family, AF_INET);
+    cr_expect_eq(memcmp(&p.in4, &s4, sizeof(s4)), 0);
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "10.1.2.3:1883");
+
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(8883);
+    s6.sin6_scope_id = 7;
+    inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
+    net_peer_set(&p, (const struct sockaddr *)&s6);
+    cr_expect_eq(memcmp(&p.in6, &s6, sizeof(s6)), 0, "scope id too");
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "[2001:db8::1]:8883");
+
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    memset(&p, 0xa5, sizeof(p));
+    net_peer_set(&p, (const struct sockaddr *)&ss);
+    cr_expect_eq(p.sa.sa_family, AF_UNSPEC);
+    cr_expect_eq(p.in6.sin6_port, 0, "zeroed, not left over");
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "?");
+}
+
 Test(net, listen_connect_accept_on_loopback)
 {
     struct config_addr a;
