@@ -439,6 +439,75 @@ Test(session, relays_both_ways_and_passes_each_half_close_on)
     bench_stop();
 }
 
+/*
+ * Both ends said FIN (the broker first), but the client's last bytes
+ * still wait in its socket behind a broker that reads slowly: the
+ * hang-up look (which sees POLLHUP on the client) must leave them to the
+ * relay, not end the session. (The soak once caught this losing bytes.)
+ */
+Test(session, a_clean_hang_up_behind_backpressure_loses_no_byte)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    static uint8_t chunk[65536], got[65536];
+    size_t sent = 0, recvd = 0, i;
+    uint64_t quiet_since, end;
+    ssize_t r;
+    int c, b;
+
+    for (i = 0; i < sizeof(chunk); i++) {
+        chunk[i] = (uint8_t)(i % 251);
+    }
+    bench_start(k, 1, "");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send(b, "bye");
+    shutdown(b, SHUT_WR);
+    bench_expect(c, "bye");
+    bench_expect_eof(c);
+    /* The broker does not read: write until mqlb stops taking bytes. */
+    quiet_since = mq_now_ms();
+    end = quiet_since + BENCH_WAIT_MS;
+    while (mq_now_ms() - quiet_since < 200 && mq_now_ms() < end) {
+        bench_step();
+        r = send(c, chunk + sent % sizeof(chunk),
+                 sizeof(chunk) - sent % sizeof(chunk), MSG_NOSIGNAL);
+        if (r > 0) {
+            sent += (size_t)r;
+            quiet_since = mq_now_ms();
+        }
+    }
+    cr_assert_gt(sent, 0);
+    cr_assert_lt(mq_now_ms(), end, "mqlb never pushed back");
+    shutdown(c, SHUT_WR);
+    /* Longer than a half-closed session's hang-up period (2 s). */
+    end = mq_now_ms() + 2500;
+    while (mq_now_ms() < end) {
+        bench_step();
+    }
+    cr_expect_eq(B.nclosed, 0, "the session ended with bytes in flight");
+    /* The broker reads at last: every byte, in order, then the end. */
+    end = mq_now_ms() + 2 * BENCH_WAIT_MS;
+    while (mq_now_ms() < end) {
+        bench_step();
+        r = recv(b, got, sizeof(got), 0);
+        if (r == 0) {
+            break;
+        }
+        if (r > 0) {
+            for (i = 0; i < (size_t)r; i++) {
+                cr_assert_eq(got[i], (uint8_t)((recvd + i) % sizeof(chunk) % 251),
+                             "byte %zu altered", recvd + i);
+            }
+            recvd += (size_t)r;
+        }
+    }
+    cr_expect_eq(recvd, sent, "%zu of %zu bytes reached the broker", recvd, sent);
+    close(b);
+    bench_expect_gone(1);
+    close(c);
+    bench_stop();
+}
+
 Test(session, an_error_on_one_side_closes_both)
 {
     enum bench_kind k[] = { BENCH_LISTEN };
