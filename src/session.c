@@ -129,12 +129,17 @@ struct session_wait {
     struct session     *prev, *next;    /* env->queued */
 };
 
-/* What a session needs until its broker answers: which backends to
- * pick no more (a failed connect, a replay), and the connect's times. */
+/*
+ * What a session needs until its broker answers (while <replayable>, so
+ * also while a copy for a replay is kept): which backends to pick no more
+ * (a failed connect, a replay), and the connect's times.
+ */
 struct session_dial {
     struct pool_tried   tried;          /* backends that failed us */
     uint64_t            connect_at_us;  /* monotonic, of the connect */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
+    ev_tstamp           connected_at;   /* when the broker connect ended */
+    uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
 };
 
 /* SNI routing (sni = on the address): the candidate pools until the
@@ -169,6 +174,11 @@ struct session {
     unsigned            first_fin:2;    /* enum handover_fin: who ended
                                            first, for the log */
     unsigned            replayable:1;   /* broker has not answered yet */
+    unsigned            tentative:1;    /* relaying while the connect may
+                                           still be in flight (session_dial):
+                                           the first byte through the broker
+                                           socket confirms it, an error
+                                           there fails it */
     unsigned            frozen:1;       /* exported for a takeover */
     unsigned            idle_client:1;  /* only the client's silence counts
                                            (idle_timeout = auto, known) */
@@ -179,9 +189,7 @@ struct session {
     struct relay_dir    down;           /* broker -> client */
     ev_tstamp           last_active;    /* for the idle timeout */
     ev_tstamp           last_client;    /* client -> broker bytes last */
-    ev_tstamp           connected_at;   /* when the broker connect ended */
     uint64_t            start_ms;
-    uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
     uint64_t            idle_ms;        /* this session's idle timeout,
                                            0 = never */
     uint32_t            bytes_in_acct;  /* up.nbytes when last added to the
@@ -207,6 +215,8 @@ static bool session_broker_gone(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
 static bool session_dial(struct session *s);
+static bool session_tentative_done(struct session *s, int from_upstream,
+                                   enum relay_status st, uint64_t before);
 static void session_dequeue(struct session *s);
 static void session_queue_kick(struct pool *pool);
 static void session_idle_arm(struct session *s);
@@ -690,7 +700,7 @@ session_relay_timer(struct session *s)
         next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
     }
     if (s->up.tap != NULL) {
-        t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
+        t = s->dial->connected_at + SESSION_REPLAY_HOLD_S - now;
         next = next < 0 || t < next ? t : next;
     }
     t = session_probe_period(s);
@@ -723,6 +733,9 @@ session_pump(struct session *s, int from_upstream)
     char reason[96];
 
     st = relay_pump(d, s->env->rp, RELAY_BUDGET);
+    if (s->tentative && session_tentative_done(s, from_upstream, st, before)) {
+        return MQ_ERR;
+    }
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
         if (!from_upstream) {
@@ -749,7 +762,10 @@ session_pump(struct session *s, int from_upstream)
     case RELAY_YIELD:
     case RELAY_BLOCKED:
         session_watch(s);
-        session_watch_hangup(s);
+        if (!s->tentative) {
+            /* (A tentative session's timer is its connect timeout.) */
+            session_watch_hangup(s);
+        }
         break;
     case RELAY_EOF:
         /* Pass the end on; the other direction may still run. When this
@@ -833,7 +849,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             return;
         }
         if (s->up.tap != NULL &&
-            ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
+            ev_now(loop) - s->dial->connected_at
+            >= SESSION_REPLAY_HOLD_S - 0.001) {
             session_tap_release(s);     /* kept long enough */
         }
         idle = mq_secs(s->idle_ms);
@@ -861,7 +878,8 @@ session_broker_gone(struct session *s, int err)
 {
     struct ev_loop *loop = s->env->loop;
     bool spoke = s->up.nbytes > 0;      /* the broker got client bytes */
-    bool early = ev_now(loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+    bool early = ev_now(loop) - s->dial->connected_at
+                 < SESSION_REPLAY_WINDOW_S;
     const char *how = err == 0 ? "closed the connection"
                       : err == ECONNRESET ? "reset the connection"
                       : "failed";
@@ -878,7 +896,7 @@ session_broker_gone(struct session *s, int err)
     session_account(s);
     if (!spoke && early &&
         atomic_load_explicit(&s->b->answered_ms, memory_order_relaxed)
-        <= s->connected_ms) {
+        <= s->dial->connected_ms) {
         /* Silent client, broker gone at once, and nobody else heard it
          * since: a dead broker's backlog. Its failure. */
         session_connect_failed(s, what, err == ECONNRESET ? 0 : err);
@@ -1251,10 +1269,12 @@ session_start_relay(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    s->state = SESSION_RELAYING;
-    s->connected_at = ev_now(loop);
-    s->connected_ms = mq_now_ms();
-    ev_timer_stop(loop, &s->timer);
+    if (!s->tentative) {
+        s->state = SESSION_RELAYING;
+        s->dial->connected_at = ev_now(loop);
+        s->dial->connected_ms = mq_now_ms();
+        ev_timer_stop(loop, &s->timer);
+    }
     ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
     ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
     s->up.src = s->cfd;
@@ -1286,10 +1306,58 @@ session_start_relay(struct session *s)
     }
     ev_io_start(loop, &s->u_r);
     /* Bytes read while peeking (or kept for the next backend) go out
-     * first; pump starts the reader. */
-    if (session_pump(s, 0) == MQ_OK) {
+     * first; pump starts the reader. A tentative session keeps its
+     * connect timer until the broker is confirmed. */
+    if (session_pump(s, 0) == MQ_OK && !s->tentative) {
         session_relay_timer(s);
     }
+}
+
+/* The broker socket of a tentative session moved a byte: it is
+ * connected. From here on the session is relaying as any other. */
+static void
+session_confirm(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+
+    s->tentative = 0;
+    backend_connect_ok(s->b);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
+    s->state = SESSION_RELAYING;
+    s->dial->connected_at = ev_now(loop);
+    s->dial->connected_ms = mq_now_ms();
+    ev_timer_stop(loop, &s->timer);
+    session_relay_timer(s);
+}
+
+/*
+ * After relay_pump on a tentative session: the outcome of the connect, if
+ * the pump showed it. A send to the broker or a read from it that worked
+ * confirms it; an error there is a connect failure (nothing reached the
+ * broker: the bytes wait in s->up for the next one). True when the
+ * session moved on to another backend (or closed).
+ */
+static bool
+session_tentative_done(struct session *s, int from_upstream,
+                       enum relay_status st, uint64_t before)
+{
+    struct relay_dir *d = from_upstream ? &s->down : &s->up;
+    bool failed = from_upstream ? st == RELAY_ERR_SRC
+                                : st == RELAY_ERR_DST && d->nbytes == before;
+    bool moved = d->nbytes != before || (from_upstream &&
+                 (st == RELAY_EOF || st == RELAY_BLOCKED ||
+                  st == RELAY_YIELD || st == RELAY_ERR_DST));
+
+    if (failed) {
+        session_connect_failed(s, "connect", d->err);
+        session_connect(s);
+        return true;
+    }
+    if (moved) {
+        session_confirm(s);
+    }
+    return false;
 }
 
 /* The broker's TLS handshake, until done (then relay) or failed. */
@@ -1368,7 +1436,8 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
-    histo_observe_us(&s->b->connect_time, mq_now_us() - s->dial->connect_at_us);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -1425,6 +1494,13 @@ session_connect_failed(struct session *s, const char *what, int err)
     backend_session_end(s->b);
     s->b = NULL;
     session_drop_upstream(s);
+    if (s->tentative) {
+        /* The client waits again until the next broker is there; what it
+         * sent and the broker did not take stays in s->up for it. */
+        s->tentative = 0;
+        ev_io_stop(s->env->loop, &s->c_r);
+        ev_io_stop(s->env->loop, &s->c_w);
+    }
 }
 
 static void
@@ -1475,6 +1551,60 @@ session_wait_fd(struct session *s, int err)
 }
 
 /*
+ * The connect to the broker is in flight (s->ufd). On a plain session
+ * whose client has bytes for it (read now, or kept from peeking or a
+ * previous backend), relay at once instead of waiting for the socket to
+ * say it is writable and asking it for its error: over loopback or a fast
+ * network the connect is done by now, the first send confirms it and the
+ * broker socket is registered once, for reading (session_confirm);
+ * otherwise the send waits for writability as any blocked send, and an
+ * error there is the connect's (session_tentative_done). False when the
+ * session waits for the connect as usual (nothing to send yet: the read
+ * made here leaves a hint so that the relay does not repeat it); true
+ * when it went on (relaying, retrying or closed).
+ */
+static bool
+session_dial_early(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+    struct relay_dir *up = &s->up;
+    char reason[96];
+
+    if (cf->tls_client != NULL || cf->proxy_protocol != PROXY_PROTOCOL_OFF
+        || up->src_io != NULL || up->spliced) {
+        return false;
+    }
+    if ((up->buf == NULL || up->off == up->len) && !up->eof) {
+        switch (relay_fill(up, s->env->rp)) {
+        case RELAY_BLOCKED:
+            break;
+        case RELAY_NOMEM:
+            session_close(s, "out of memory");
+            return true;
+        case RELAY_ERR_SRC:
+            if (up->err == ECONNRESET || up->err == EPIPE) {
+                snprintf(reason, sizeof(reason), "client reset");
+            } else {
+                snprintf(reason, sizeof(reason), "client error: %s",
+                         strerror(up->err));
+            }
+            session_close(s, reason);
+            return true;
+        default:
+            return false;       /* nothing yet, or the client ended */
+        }
+    }
+    if (up->buf == NULL || up->off == up->len) {
+        return false;
+    }
+    s->tentative = 1;
+    net_set_nodelay(s->ufd);
+    net_set_keepalive(s->ufd, &cf->keepalive);
+    session_start_relay(s);
+    return true;
+}
+
+/*
  * Connect to s->b (picked and counted). Returns true when it was refused
  * at once and the caller must pick another; otherwise the session is
  * connecting, connected, waiting for a descriptor or closed.
@@ -1505,9 +1635,12 @@ session_dial(struct session *s)
         session_connected(s);
         return false;
     }
+    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
+    if (session_dial_early(s)) {
+        return false;
+    }
     ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
     ev_io_start(loop, &s->u_w);
-    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
     return false;
 }
 
@@ -2265,7 +2398,6 @@ session_import(struct session_env *env, struct pool *pool,
                    : m->first_fin == HANDOVER_FIN_BACKEND
                    ? HANDOVER_FIN_BACKEND : HANDOVER_FIN_NONE;
     ev_now_update(loop);
-    s->connected_at = ev_now(loop);
     s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
     s->last_client = s->last_active;
     s->idle_client = m->idle_client != 0;

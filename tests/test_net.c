@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -64,6 +65,32 @@ Test(net, format_v4)
     s4.sin_addr.s_addr = htonl(0xffffffff);
     net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
     cr_expect_str_eq(buf, "255.255.255.255:65535");
+}
+
+Test(net, format_v4_matches_inet_ntop)
+{
+    struct sockaddr_in s4;
+    char buf[64], host[INET_ADDRSTRLEN], want[64];
+    uint32_t i, x = 12345;
+
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    /* Every digit count of every octet and of the port, 0 included. */
+    for (i = 0; i < 4096; i++) {
+        x = x * 1103515245u + 12345u;
+        s4.sin_addr.s_addr = i < 256 ? htonl(i * 0x01010101u) : x;
+        s4.sin_port = htons((uint16_t)(i < 256 ? i * 257 : x >> 16));
+        inet_ntop(AF_INET, &s4.sin_addr, host, sizeof(host));
+        snprintf(want, sizeof(want), "%s:%u", host, ntohs(s4.sin_port));
+        net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
+        cr_assert_str_eq(buf, want);
+    }
+    s4.sin_addr.s_addr = 0;
+    s4.sin_port = 0;
+    net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "0.0.0.0:0");
+    net_format((const struct sockaddr *)&s4, buf, 1);
+    cr_expect_str_eq(buf, "");
 }
 
 Test(net, format_v6_in_brackets)

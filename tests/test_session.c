@@ -239,6 +239,48 @@ bench_client_entry(const struct session_entry *e)
     return sv[1];
 }
 
+/* A client that sent <first> (and its FIN, with <fin>) before mqlb took
+ * it, as a client of a defer_accept listener has. */
+static int
+bench_client_early(const char *first, bool fin)
+{
+    struct session_entry e = { .pools = &B.pool, .npools = 1 };
+    struct admission_ticket t;
+    struct sockaddr_in *sin = &t.peer.in4;
+    int sv[2];
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
+                            | SOCK_CLOEXEC, 0, sv), 0);
+    if (first[0] != '\0') {
+        cr_assert_eq(send(sv[1], first, strlen(first), MSG_NOSIGNAL),
+                     (ssize_t)strlen(first));
+    }
+    if (fin) {
+        cr_assert_eq(shutdown(sv[1], SHUT_WR), 0);
+    }
+    cr_assert_eq(admission_take(&B.adm, &t), MQ_OK);
+    memset(&t.peer, 0, sizeof(t.peer));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(0x7f000001);
+    sin->sin_port = htons(40000);
+    cr_assert_eq(session_create(&B.env, &e, sv[0], &t), MQ_OK);
+    return sv[1];
+}
+
+/* Successful connects backend <i> has timed. */
+static uint64_t
+bench_connects_ok(unsigned i)
+{
+    const struct histo *h = &bench_backend(i)->connect_time;
+    uint64_t n = 0;
+    unsigned k;
+
+    for (k = 0; k <= HISTO_MAX_BUCKETS; k++) {
+        n += atomic_load(&h->counts[k]);
+    }
+    return n;
+}
+
 static int
 bench_client(void)
 {
@@ -525,6 +567,121 @@ Test(session, a_connect_timeout_moves_to_the_next_backend)
     bench_stop();
 }
 
+/* ---- bytes there at connect time: relayed before the loop runs ------ */
+
+Test(session, bytes_there_at_connect_go_to_the_broker_at_once)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    char buf[16];
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client_early("hello", false);
+    /* No turn of the loop yet: the connect confirmed itself by the send. */
+    b = accept4(B.lfd[0], NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_neq(b, -1);
+    cr_expect_eq(recv(b, buf, sizeof(buf), MSG_DONTWAIT), 5);
+    cr_expect_arr_eq(buf, "hello", 5);
+    cr_expect_eq(bench_connects_ok(0), 1, "the connect is counted once");
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0);
+    fcntl(b, F_SETFL, O_NONBLOCK);
+    bench_send(b, "world");
+    bench_expect(c, "world");
+    bench_send(c, "again");
+    bench_expect(b, "again");
+    shutdown(c, SHUT_WR);
+    bench_expect_eof(b);
+    close(b);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->bytes_in), 10);
+    cr_expect_eq(atomic_load(&bench_backend(0)->bytes_out), 5);
+    close(c);
+    bench_stop();
+}
+
+Test(session, bytes_there_at_a_refused_connect_go_to_the_next_backend)
+{
+    enum bench_kind k[] = { BENCH_REFUSE, BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 2, "retries = 1\n");
+    c = bench_client_early("to b", false);
+    b = bench_accept(1);
+    bench_expect(b, "to b");
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1);
+    cr_expect_eq(bench_connects_ok(0), 0);
+    cr_expect_eq(bench_connects_ok(1), 1);
+    bench_send(b, "from b");
+    bench_expect(c, "from b");
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, bytes_there_at_a_stalled_connect_wait_for_its_timeout)
+{
+    enum bench_kind k[] = { BENCH_STALL, BENCH_LISTEN };
+    int c, b;
+
+    /* The send would block: the bytes wait, and the connect timeout (not
+     * the quicker look for hang-ups of a relaying session) decides. */
+    bench_start(k, 2, "retries = 1\nconnect_timeout = 1s\n");
+    c = bench_client_early("late but there", false);
+    bench_no_accept(1, 500);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 0,
+                 "not failed before connect_timeout");
+    b = bench_accept(1);
+    cr_expect_eq(atomic_load(&bench_backend(0)->nfailed), 1,
+                 "the stalled backend is charged with the timeout");
+    bench_expect(b, "late but there");
+    bench_send(b, "ok");
+    bench_expect(c, "ok");
+    close(b);
+    close(c);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, a_fin_before_any_byte_is_passed_on_once_connected)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client_early("", true);
+    b = bench_accept(0);
+    bench_expect_eof(b);
+    bench_send(b, "bye");
+    bench_expect(c, "bye");
+    close(b);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    cr_expect_eq(bench_connects_ok(0), 1);
+    close(c);
+    bench_stop();
+}
+
+Test(session, bytes_and_fin_there_at_connect_are_both_delivered)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "");
+    c = bench_client_early("last words", true);
+    b = bench_accept(0);
+    bench_expect(b, "last words");
+    bench_expect_eof(b);
+    bench_send(b, "noted");
+    bench_expect(c, "noted");
+    close(b);
+    bench_expect_eof(c);
+    bench_expect_gone(1);
+    close(c);
+    bench_stop();
+}
+
 Test(session, every_try_failing_closes_the_client_and_counts_it)
 {
     enum bench_kind k[] = { BENCH_REFUSE, BENCH_REFUSE };
@@ -776,7 +933,7 @@ Test(session, idle_timeout_closes_a_silent_session)
 
 #define BENCH_IDLE_N        64      /* idle sessions measured at once */
 /*
- * Heap bytes one idle session may hold (720 now). It is most of mqlb's
+ * Heap bytes one idle session may hold (704 now). It is most of mqlb's
  * memory per idle session (scripts/bench_fleet.sh row (h)), whose target
  * is 0.3x HAProxy's (about 1,000 of its 3,300 bytes); the rest, about 120
  * bytes, is libev's per-descriptor and per-timer arrays, which this does

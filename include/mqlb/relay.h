@@ -69,6 +69,10 @@ struct relay_dir {
     unsigned            tap_full:1; /* more was read than <tap> holds */
     unsigned            spliced:1;  /* moving through <pipe>, zero-copy */
     unsigned            nosplice:1; /* splice failed once: keep copying */
+    unsigned            drained:1;  /* src was just read empty (relay_fill):
+                                       the next relay_pump sends what waits
+                                       and reads only when src's watcher
+                                       says more came */
     unsigned            wait:3;     /* enum relay_wait, set by every
                                        relay_pump() */
     int                 err;        /* errno of the last RELAY_ERR_* */
@@ -114,6 +118,15 @@ void relay_buf_put(struct relay_pool *rp, char *buf);
  */
 enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
                              size_t budget);
+
+/*
+ * Read once from d->src (a plain socket) into <d>'s empty buffer, before
+ * d->dst is ready: RELAY_BLOCKED when bytes now wait in the buffer (and
+ * went to the tap, as relay_pump's reads do; not to d->observe, which the
+ * caller shows them), RELAY_IDLE when src has nothing yet, RELAY_EOF when
+ * it ended, RELAY_ERR_SRC or RELAY_NOMEM. A short read sets d->drained.
+ */
+enum relay_status relay_fill(struct relay_dir *d, struct relay_pool *rp);
 
 /*
  * Append <n> bytes at <p> to the copy of what <d>'s source sent (replay),
