@@ -91,11 +91,16 @@ layers:
 
 # MQLB_SAN tells the tests which build runs: bounds on CPU and memory hold
 # only for the plain one. INTEGRATION names files: `make integration
-# INTEGRATION="test_tls.py test_admin.py"`.
+# INTEGRATION="test_tls.py test_admin.py"`. TEST_JOBS files run at once
+# (those that measure the machine, RUN_ALONE, still run by themselves);
+# each run's times order the next one, longest first.
 INTEGRATION ?=
+TEST_JOBS   ?= 2
+TEST_ENV     = MQLB_TEST_JOBS=$(TEST_JOBS) \
+               MQLB_TEST_TIMES=$(abspath $(BUILD))/integration-times.json
 integration: $(BIN)
-	MQLB_SAN=$(SAN) MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py \
-	    $(INTEGRATION)
+	MQLB_SAN=$(SAN) MQLB_BIN=$(abspath $(BIN)) $(TEST_ENV) \
+	    python3 tests/integration/run.py $(INTEGRATION)
 
 # Brokers too slow to start inside the main suite (RabbitMQ).
 test-brokers: $(BIN)
@@ -238,7 +243,8 @@ TSAN_OPTS  := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
 test-tsan: deps
 	$(MAKE) SAN=thread mqlb
 	@rm -rf build-tsan/reports && mkdir -p build-tsan/reports
-	MQLB_SAN=thread MQLB_BIN=$(abspath build-tsan/mqlb) \
+	MQLB_SAN=thread MQLB_BIN=$(abspath build-tsan/mqlb) MQLB_TEST_JOBS=$(TEST_JOBS) \
+	    MQLB_TEST_TIMES=$(abspath build-tsan)/integration-times.json \
 	    TSAN_OPTIONS="$(TSAN_OPTS)" python3 tests/integration/run.py \
 	    $(TSAN_TESTS)
 	@if [ -n "$$(ls build-tsan/reports)" ]; then \

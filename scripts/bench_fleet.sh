@@ -4,6 +4,9 @@
 #
 #   scripts/bench_fleet.sh [--quick] [--threads N] [--repeats N] [--out FILE]
 #                          [--sessions N] [--clients N] [--backends K]
+#                          [--rows LIST]
+#
+# --rows g,i: only these rows (comma-separated, of g h i j; default all).
 #
 # Rows (targets interleaved, the first one rotating each repeat; medians):
 #   (g) connection churn: redis-benchmark -c 50 -k 0, connections/s and the
@@ -31,6 +34,7 @@ OUT=build/bench-fleet.md
 SESSIONS=""
 CLIENTS=""
 BACKENDS=""
+ROWS=g,h,i,j
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -40,11 +44,16 @@ while [ $# -gt 0 ]; do
     --sessions) SESSIONS="$2"; shift ;;
     --clients) CLIENTS="$2"; shift ;;
     --backends) BACKENDS="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --rows) ROWS="$2"; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench_fleet: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
+case ",$ROWS," in
+*[!ghij,]*|,,) echo "bench_fleet: --rows takes a comma-separated list of g h i j" >&2; exit 2 ;;
+esac
+row() { case ",$ROWS," in *",$1,"*) return 0 ;; esac; return 1; }
 for v in "$THREADS" "$REPEATS" "${SESSIONS:-1}" "${CLIENTS:-1}" "${BACKENDS:-1}"; do
     case "$v" in ''|*[!0-9]*|0) echo "bench_fleet: counts must be >= 1" >&2; exit 2 ;; esac
 done
@@ -500,20 +509,28 @@ checks_run() {  # checks_run PROXY
 for ((rep = 0; rep < REPEATS; rep++)); do
     order=$(rotate "$rep" direct mqlb haproxy nginx mqlb-defer mqlb-aa)
     log "repeat $((rep + 1))/$REPEATS, order: $order"
-    for t in $order; do churn_run "$t" "$N_G"; done
-    log "  (g) done"
-    for t in $(rotate "$rep" mqlb mqlb-rate haproxy nginx); do storm_run "$t"; done
-    log "  (i) done"
+    if row g; then
+        for t in $order; do churn_run "$t" "$N_G"; done
+        log "  (g) done"
+    fi
+    if row i; then
+        for t in $(rotate "$rep" mqlb mqlb-rate haproxy nginx); do storm_run "$t"; done
+        log "  (i) done"
+    fi
 done
-for p in mqlb mqlb-defer haproxy; do strace_run "$p"; done
-log "  (g) strace done"
-for ((rep = 0; rep < REPEATS; rep++)); do
-    # shellcheck disable=SC2086
-    for p in $(rotate "$rep" $PROXIES); do idle_run "$p"; done
-    log "  (h) repeat $((rep + 1))/$REPEATS done"
-done
+if row g; then
+    for p in mqlb mqlb-defer haproxy; do strace_run "$p"; done
+    log "  (g) strace done"
+fi
+if row h; then
+    for ((rep = 0; rep < REPEATS; rep++)); do
+        # shellcheck disable=SC2086
+        for p in $(rotate "$rep" $PROXIES); do idle_run "$p"; done
+        log "  (h) repeat $((rep + 1))/$REPEATS done"
+    done
+fi
 for p in $PROXIES; do stop_proxy "$p"; done
-if j_setup; then
+if row j && j_setup; then
     for ((rep = 0; rep < REPEATS; rep++)); do
         for p in $(rotate "$rep" mqlb haproxy); do checks_run "$p"; done
         log "  (j) repeat $((rep + 1))/$REPEATS done"
@@ -528,7 +545,7 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(uname -srm), nproc: $(nproc), load at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- mqlb: $("$MQLB" -V 2>&1 | head -1); haproxy: $(haproxy -v 2>&1 | head -1 | sed 's/ - https.*//'); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); redis: $(redis-server --version | awk '{print $3}' | sed 's/v=//')"
-    echo "- threads: $THREADS; repeats: $REPEATS (medians); mode: $([ "$QUICK" = 1 ] && echo quick || echo full); run time ${ELAPSED}s; nofile $NOFILE"
+    echo "- threads: $THREADS; repeats: $REPEATS (medians); mode: $([ "$QUICK" = 1 ] && echo quick || echo full); rows: $ROWS; run time ${ELAPSED}s; nofile $NOFILE"
     echo "- (g) $N_G connections per run, strace run $N_STRACE; (h) $SESSIONS sessions; (i) $CLIENTS clients, mqlb-rate: max_connect_rate = $RATE/s per backend; (j) $BACKENDS backends, ${J_SECS}s"
     for n in "${NOTES[@]}"; do echo "- note: $n"; done
     echo

@@ -35,7 +35,7 @@ int
 admission_take_source(struct admission_ticket *t, struct srclimit *sources,
                       unsigned max)
 {
-    if (srclimit_acquire(sources, (struct sockaddr *)&t->peer, max)
+    if (srclimit_acquire(sources, &t->peer.sa, max)
         != MQ_OK) {
         return MQ_ERR;
     }
@@ -47,7 +47,7 @@ void
 admission_return(struct admission_ticket *t)
 {
     if (t->sources != NULL) {
-        srclimit_release(t->sources, (struct sockaddr *)&t->peer);
+        srclimit_release(t->sources, &t->peer.sa);
         t->sources = NULL;
     }
     if (t->adm != NULL) {

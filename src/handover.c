@@ -271,103 +271,6 @@ handover_header_decode(const uint8_t *in, struct handover_header *h)
     return MQ_OK;
 }
 
-/* ---- the messages ----------------------------------------------------- */
-
-int
-handover_encode_raw(struct handover_buf *b, uint16_t version, uint16_t type,
-                    const void *payload, uint32_t len)
-{
-    size_t start = ho_frame_begin(b, version, type);
-
-    ho_put(b, payload, len);
-    return ho_frame_end(b, start);
-}
-
-int
-handover_encode_hello(struct handover_buf *b, const struct handover_hello *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_HELLO);
-
-    ho_u32(b, m->pid);
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_hello(const uint8_t *p, size_t len, struct handover_hello *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    m->pid = ho_get_u32(&in);
-    return ho_in_done(&in);
-}
-
-int
-handover_encode_error(struct handover_buf *b, const char *text)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_ERROR);
-    char t[HANDOVER_TEXT_LEN];
-
-    snprintf(t, sizeof(t), "%s", text);     /* long texts are cut */
-    ho_str(b, t, sizeof(t));
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_error(const uint8_t *p, size_t len, struct handover_error *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    ho_get_str(&in, m->text, sizeof(m->text));
-    return ho_in_done(&in);
-}
-
-int
-handover_encode_begin(struct handover_buf *b, const struct handover_begin *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_BEGIN);
-
-    ho_u64(b, m->next_id);
-    ho_u32(b, m->nworkers);
-    ho_u32(b, m->pid);
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_begin(const uint8_t *p, size_t len, struct handover_begin *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    m->next_id = ho_get_u64(&in);
-    m->nworkers = ho_get_u32(&in);
-    m->pid = ho_get_u32(&in);
-    return ho_in_done(&in);
-}
-
-int
-handover_encode_listener(struct handover_buf *b,
-                         const struct handover_listener *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_LISTENER);
-
-    ho_u32(b, m->worker);
-    ho_str(b, m->addr, sizeof(m->addr));
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_listener(const uint8_t *p, size_t len,
-                         struct handover_listener *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    m->worker = ho_get_u32(&in);
-    ho_get_str(&in, m->addr, sizeof(m->addr));
-    return ho_in_done(&in);
-}
 
 static void
 ho_dir(struct handover_buf *b, const struct handover_dir *d)
@@ -446,54 +349,190 @@ ho_get_sockaddr(struct ho_in *in, struct sockaddr_storage *ss)
     }
 }
 
-int
-handover_encode_session(struct handover_buf *b,
-                        const struct handover_session *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_SESSION);
+/* ---- fields by kind ---------------------------------------------------- */
 
-    ho_u64(b, m->id);
-    ho_u32(b, m->worker);
-    ho_str(b, m->pool, sizeof(m->pool));
-    ho_str(b, m->backend, sizeof(m->backend));
-    ho_sockaddr(b, &m->client);
-    ho_u64(b, m->key);
-    ho_u64(b, m->age_ms);
-    ho_u64(b, m->idle_ms);
-    ho_u64(b, m->idle_timeout_ms);
-    ho_u8(b, m->first_fin);
-    ho_dir(b, &m->up);
-    ho_dir(b, &m->down);
-    ho_u8(b, m->idle_client);
-    ho_u64(b, m->life_left_ms);
-    return ho_frame_end(b, start);
+/* Readers into a field's address, so that a field of another type does
+   not compile (see HO_GET below). */
+static void
+ho_get_u8_to(struct ho_in *in, uint8_t *v)
+{
+    *v = ho_get_u8(in);
+}
+
+static void
+ho_get_u32_to(struct ho_in *in, uint32_t *v)
+{
+    *v = ho_get_u32(in);
+}
+
+static void
+ho_get_i32_to(struct ho_in *in, int32_t *v)
+{
+    *v = (int32_t)ho_get_u32(in);   /* two's complement on the wire */
+}
+
+static void
+ho_get_u64_to(struct ho_in *in, uint64_t *v)
+{
+    *v = ho_get_u64(in);
+}
+
+/*
+ * How each kind of field goes to bytes (HO_PUT) and back (HO_GET): field
+ * <f> of <m>, written to <b> or read from <in>, the names the generated
+ * functions below give them. A string is a u16 length and its bytes,
+ * bounded by its array (sizeof(m->f)) on both sides.
+ */
+#define HO_PUT_u8(f)        ho_u8(b, m->f);
+#define HO_PUT_u32(f)       ho_u32(b, m->f);
+#define HO_PUT_i32(f)       ho_u32(b, (uint32_t)m->f);
+#define HO_PUT_u64(f)       ho_u64(b, m->f);
+#define HO_PUT_str(f)       ho_str(b, m->f, sizeof(m->f));
+#define HO_PUT_addr(f)      ho_sockaddr(b, &m->f);
+#define HO_PUT_dir(f)       ho_dir(b, &m->f);
+#define HO_PUT(kind, f)     HO_PUT_##kind(f)
+
+#define HO_GET_u8(f)        ho_get_u8_to(&in, &m->f);
+#define HO_GET_u32(f)       ho_get_u32_to(&in, &m->f);
+#define HO_GET_i32(f)       ho_get_i32_to(&in, &m->f);
+#define HO_GET_u64(f)       ho_get_u64_to(&in, &m->f);
+#define HO_GET_str(f)       ho_get_str(&in, m->f, sizeof(m->f));
+#define HO_GET_addr(f)      ho_get_sockaddr(&in, &m->f);
+#define HO_GET_dir(f)       ho_get_dir(&in, &m->f);
+#define HO_GET(kind, f)     HO_GET_##kind(f)
+
+/*
+ * The encoder <fn> of struct handover_<name> as a frame of <type>, and
+ * the decoder <fn> that refuses what <valid> does not accept, both walks
+ * over the one list <FIELDS>.
+ */
+#define HO_ENCODER(fn, name, type, FIELDS)                                  \
+int                                                                         \
+fn(struct handover_buf *b, const struct handover_##name *m)                 \
+{                                                                           \
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, (type));             \
+                                                                            \
+    FIELDS(HO_PUT)                                                          \
+    return ho_frame_end(b, start);                                          \
+}
+
+#define HO_DECODER(fn, name, FIELDS, valid)                                 \
+int                                                                         \
+fn(const uint8_t *p, size_t len, struct handover_##name *m)                 \
+{                                                                           \
+    struct ho_in in;                                                        \
+                                                                            \
+    ho_in_init(&in, p, len);                                                \
+    FIELDS(HO_GET)                                                          \
+    if (!valid(m)) {                                                        \
+        in.bad = 1;                                                         \
+    }                                                                       \
+    return ho_in_done(&in);                                                 \
+}
+
+/* handover_encode_<name> and handover_decode_<name>. */
+#define HO_MESSAGE(name, type, FIELDS, valid)                               \
+    HO_ENCODER(handover_encode_##name, name, type, FIELDS)                  \
+    HO_DECODER(handover_decode_##name, name, FIELDS, valid)
+
+/* ---- the messages ------------------------------------------------------ */
+
+/*
+ * Each message's fields in wire order, listed once: its encoder and its
+ * decoder are both generated from the list, so the two cannot drift apart
+ * (a field added, moved or resized changes both). New fields go at the
+ * end (see handover.h). POOL and ACK, whose arrays are counted, are
+ * written out by hand below.
+ */
+#define HO_HELLO_FIELDS(X)                                                  \
+    X(u32, pid)
+
+#define HO_ERROR_FIELDS(X)                                                  \
+    X(str, text)
+
+#define HO_BEGIN_FIELDS(X)                                                  \
+    X(u64, next_id) X(u32, nworkers) X(u32, pid)
+
+#define HO_LISTENER_FIELDS(X)                                               \
+    X(u32, worker) X(str, addr)
+
+#define HO_SESSION_FIELDS(X)                                                \
+    X(u64, id) X(u32, worker) X(str, pool) X(str, backend)                  \
+    X(addr, client) X(u64, key) X(u64, age_ms) X(u64, idle_ms)              \
+    X(u64, idle_timeout_ms) X(u8, first_fin) X(dir, up) X(dir, down)        \
+    X(u8, idle_client) X(u64, life_left_ms)
+
+#define HO_BACKEND_FIELDS(X)                                                \
+    X(str, pool) X(str, name) X(str, addr)                                  \
+    X(u8, up) X(u8, admin) X(u8, proto_drain) X(u8, backup)                 \
+    X(u32, weight) X(u32, config_weight) X(u32, max_conns)                  \
+    X(u32, nfails_row) X(i32, health)                                       \
+    X(u64, since_ms) X(u64, up_age_ms) X(u64, ntotal) X(u64, nfailed)       \
+    X(u64, bytes_in) X(u64, bytes_out) X(u64, nchecks_pass)                 \
+    X(u64, nchecks_fail) X(u8, check_result) X(u32, check_latency_ms)       \
+    X(u64, check_at_ms) X(str, check_reason) X(u8, source)                  \
+    X(u32, max_connect_rate) X(str, down_reason) X(str, admin_by)
+
+#define HO_END_FIELDS(X)                                                    \
+    X(u32, nlisteners) X(u32, nsessions) X(u32, npools) X(u32, nbackends)
+
+#define HO_COMMAND_FIELDS(X)                                                \
+    X(u8, cmd)
+
+/* Any values of the fields will do. */
+static int
+ho_valid_any(const void *m)
+{
+    (void)m;
+    return 1;
+}
+
+/* Only the enum handover_fin values, a flag 0 or 1. */
+static int
+ho_valid_session(const struct handover_session *m)
+{
+    return m->first_fin <= HANDOVER_FIN_BACKEND && m->idle_client <= 1;
+}
+
+/* The enums' ranges (backend.h: source, admin, check result), flags 0 or
+   1, and a rise/fall counter of -1 (unchecked) or more. */
+static int
+ho_valid_backend(const struct handover_backend *m)
+{
+    return m->source <= 2 && m->up <= 1 && m->admin <= 2 &&
+           m->proto_drain <= 1 && m->backup <= 1 && m->check_result <= 2 &&
+           m->health >= -1;
+}
+
+HO_MESSAGE(hello, HANDOVER_HELLO, HO_HELLO_FIELDS, ho_valid_any)
+HO_MESSAGE(begin, HANDOVER_BEGIN, HO_BEGIN_FIELDS, ho_valid_any)
+HO_MESSAGE(listener, HANDOVER_LISTENER, HO_LISTENER_FIELDS, ho_valid_any)
+HO_MESSAGE(session, HANDOVER_SESSION, HO_SESSION_FIELDS, ho_valid_session)
+HO_MESSAGE(backend, HANDOVER_BACKEND, HO_BACKEND_FIELDS, ho_valid_backend)
+HO_MESSAGE(end, HANDOVER_END, HO_END_FIELDS, ho_valid_any)
+HO_MESSAGE(command, HANDOVER_COMMAND, HO_COMMAND_FIELDS, ho_valid_any)
+
+/* ERROR is encoded from a plain text. */
+static HO_ENCODER(ho_encode_error, error, HANDOVER_ERROR, HO_ERROR_FIELDS)
+HO_DECODER(handover_decode_error, error, HO_ERROR_FIELDS, ho_valid_any)
+
+int
+handover_encode_error(struct handover_buf *b, const char *text)
+{
+    struct handover_error m;
+
+    snprintf(m.text, sizeof(m.text), "%s", text);   /* long texts are cut */
+    return ho_encode_error(b, &m);
 }
 
 int
-handover_decode_session(const uint8_t *p, size_t len,
-                        struct handover_session *m)
+handover_encode_raw(struct handover_buf *b, uint16_t version, uint16_t type,
+                    const void *payload, uint32_t len)
 {
-    struct ho_in in;
+    size_t start = ho_frame_begin(b, version, type);
 
-    ho_in_init(&in, p, len);
-    m->id = ho_get_u64(&in);
-    m->worker = ho_get_u32(&in);
-    ho_get_str(&in, m->pool, sizeof(m->pool));
-    ho_get_str(&in, m->backend, sizeof(m->backend));
-    ho_get_sockaddr(&in, &m->client);
-    m->key = ho_get_u64(&in);
-    m->age_ms = ho_get_u64(&in);
-    m->idle_ms = ho_get_u64(&in);
-    m->idle_timeout_ms = ho_get_u64(&in);
-    m->first_fin = ho_get_u8(&in);
-    ho_get_dir(&in, &m->up);
-    ho_get_dir(&in, &m->down);
-    m->idle_client = ho_get_u8(&in);
-    m->life_left_ms = ho_get_u64(&in);
-    if (m->first_fin > HANDOVER_FIN_BACKEND || m->idle_client > 1) {
-        in.bad = 1;
-    }
-    return ho_in_done(&in);
+    ho_put(b, payload, len);
+    return ho_frame_end(b, start);
 }
 
 int
@@ -529,110 +568,6 @@ handover_decode_pool(const uint8_t *p, size_t len, struct handover_pool *m)
     for (i = 0; i < m->nrejected; i++) {
         m->rejected[i] = ho_get_u64(&in);
     }
-    return ho_in_done(&in);
-}
-
-int
-handover_encode_backend(struct handover_buf *b,
-                        const struct handover_backend *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_BACKEND);
-
-    ho_str(b, m->pool, sizeof(m->pool));
-    ho_str(b, m->name, sizeof(m->name));
-    ho_str(b, m->addr, sizeof(m->addr));
-    ho_u8(b, m->up);
-    ho_u8(b, m->admin);
-    ho_u8(b, m->proto_drain);
-    ho_u8(b, m->backup);
-    ho_u32(b, m->weight);
-    ho_u32(b, m->config_weight);
-    ho_u32(b, m->max_conns);
-    ho_u32(b, m->nfails_row);
-    ho_u32(b, (uint32_t)m->health);
-    ho_u64(b, m->since_ms);
-    ho_u64(b, m->up_age_ms);
-    ho_u64(b, m->ntotal);
-    ho_u64(b, m->nfailed);
-    ho_u64(b, m->bytes_in);
-    ho_u64(b, m->bytes_out);
-    ho_u64(b, m->nchecks_pass);
-    ho_u64(b, m->nchecks_fail);
-    ho_u8(b, m->check_result);
-    ho_u32(b, m->check_latency_ms);
-    ho_u64(b, m->check_at_ms);
-    ho_str(b, m->check_reason, sizeof(m->check_reason));
-    ho_u8(b, m->source);
-    ho_u32(b, m->max_connect_rate);
-    ho_str(b, m->down_reason, sizeof(m->down_reason));
-    ho_str(b, m->admin_by, sizeof(m->admin_by));
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_backend(const uint8_t *p, size_t len,
-                        struct handover_backend *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    ho_get_str(&in, m->pool, sizeof(m->pool));
-    ho_get_str(&in, m->name, sizeof(m->name));
-    ho_get_str(&in, m->addr, sizeof(m->addr));
-    m->up = ho_get_u8(&in);
-    m->admin = ho_get_u8(&in);
-    m->proto_drain = ho_get_u8(&in);
-    m->backup = ho_get_u8(&in);
-    m->weight = ho_get_u32(&in);
-    m->config_weight = ho_get_u32(&in);
-    m->max_conns = ho_get_u32(&in);
-    m->nfails_row = ho_get_u32(&in);
-    m->health = (int32_t)ho_get_u32(&in);
-    m->since_ms = ho_get_u64(&in);
-    m->up_age_ms = ho_get_u64(&in);
-    m->ntotal = ho_get_u64(&in);
-    m->nfailed = ho_get_u64(&in);
-    m->bytes_in = ho_get_u64(&in);
-    m->bytes_out = ho_get_u64(&in);
-    m->nchecks_pass = ho_get_u64(&in);
-    m->nchecks_fail = ho_get_u64(&in);
-    m->check_result = ho_get_u8(&in);
-    m->check_latency_ms = ho_get_u32(&in);
-    m->check_at_ms = ho_get_u64(&in);
-    ho_get_str(&in, m->check_reason, sizeof(m->check_reason));
-    m->source = ho_get_u8(&in);
-    m->max_connect_rate = ho_get_u32(&in);
-    ho_get_str(&in, m->down_reason, sizeof(m->down_reason));
-    ho_get_str(&in, m->admin_by, sizeof(m->admin_by));
-    if (m->source > 2 || m->up > 1 || m->admin > 2 || m->proto_drain > 1 || m->backup > 1 ||
-        m->check_result > 2 || m->health < -1) {
-        in.bad = 1;
-    }
-    return ho_in_done(&in);
-}
-
-int
-handover_encode_end(struct handover_buf *b, const struct handover_end *m)
-{
-    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_END);
-
-    ho_u32(b, m->nlisteners);
-    ho_u32(b, m->nsessions);
-    ho_u32(b, m->npools);
-    ho_u32(b, m->nbackends);
-    return ho_frame_end(b, start);
-}
-
-int
-handover_decode_end(const uint8_t *p, size_t len, struct handover_end *m)
-{
-    struct ho_in in;
-
-    ho_in_init(&in, p, len);
-    m->nlisteners = ho_get_u32(&in);
-    m->nsessions = ho_get_u32(&in);
-    m->npools = ho_get_u32(&in);
-    m->nbackends = ho_get_u32(&in);
     return ho_in_done(&in);
 }
 
@@ -687,12 +622,44 @@ handover_encode_done(struct handover_buf *b)
     return ho_frame_end(b, start);
 }
 
+/* REPLY: u32 status, u32 length, the body's bytes. */
+int
+handover_encode_reply(struct handover_buf *b, uint32_t status,
+                      const char *body, size_t len)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_REPLY);
+
+    if (len > HANDOVER_MAX_PAYLOAD) {
+        b->failed = 1;      /* ho_frame_end refuses it anyway */
+    } else {
+        ho_u32(b, status);
+        ho_u32(b, (uint32_t)len);
+        ho_put(b, body, len);
+    }
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_reply(const uint8_t *p, size_t len, struct handover_reply *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->status = ho_get_u32(&in);
+    m->len = ho_get_u32(&in);
+    m->body = ho_get(&in, m->len);
+    if (m->body == NULL) {
+        m->len = 0;
+    }
+    return ho_in_done(&in);
+}
+
 const char *
 handover_type_name(uint16_t type)
 {
     static const char *const names[] = {
         "?", "HELLO", "ERROR", "BEGIN", "LISTENER", "SESSION", "POOL",
-        "BACKEND", "END", "ACK", "DONE",
+        "BACKEND", "END", "ACK", "DONE", "COMMAND", "REPLY",
     };
 
     if (type == 0 || type >= MQ_NELEMS(names)) {

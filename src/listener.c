@@ -56,7 +56,7 @@ listener_refuse(struct listener *l, int fd, struct admission_ticket *t,
 {
     char addr[NET_ADDR_LEN];
 
-    net_format((struct sockaddr *)&t->peer, addr, sizeof(addr));
+    net_format(&t->peer.sa, addr, sizeof(addr));
     listener_log_refusal(rl, addr, why, l->pool->cf->name);
     pool_reject(l->pool, reason);
     close(fd);
@@ -69,6 +69,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct listener *l = (struct listener *)io;     /* io is first */
     const struct config_pool *cf = l->pool->cf;
     struct admission_ticket t;
+    struct sockaddr_storage ss;
     socklen_t len;
     int fd, i;
 
@@ -80,7 +81,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             l->on_full(l->ctx);
             return;
         }
-        fd = net_accept(l->fd, &t.peer, &len);
+        fd = net_accept(l->fd, &ss, &len);
         if (fd == -1) {
             admission_return(&t);
             if (errno == EAGAIN || errno == EWOULDBLOCK ||
@@ -97,8 +98,9 @@ listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
                      strerror(errno));
             return;
         }
+        net_peer_set(&t.peer, (struct sockaddr *)&ss);
         if (cf->nallow > 0 &&
-            !acl_match(cf->allow, cf->nallow, (struct sockaddr *)&t.peer)) {
+            !acl_match(cf->allow, cf->nallow, &t.peer.sa)) {
             listener_refuse(l, fd, &t, REJECT_ALLOW, &listener_allow_rl,
                             "not in the allow list");
             continue;

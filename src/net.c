@@ -201,16 +201,56 @@ net_set_keepalive(int fd, const struct config_keepalive *ka)
     return MQ_OK;
 }
 
+/* Write <v> in decimal at <p>; returns the end. */
+static char *
+net_put_uint(char *p, unsigned v)
+{
+    char tmp[10];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0) {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+/*
+ * "a.b.c.d:port" by hand: every session formats its client's address, and
+ * inet_ntop plus snprintf cost it more instructions than the rest of its
+ * accept (they go through stdio's vfprintf twice).
+ */
+static void
+net_format_v4(const struct sockaddr_in *s4, char *buf, size_t size)
+{
+    const uint8_t *a = (const uint8_t *)&s4->sin_addr;
+    char text[sizeof("255.255.255.255:65535")], *p = text;
+    size_t n;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        p = net_put_uint(p, a[i]);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    p = net_put_uint(p, ntohs(s4->sin_port));
+    n = MQ_MIN((size_t)(p - text), size - 1);   /* cut as snprintf does */
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+}
+
 void
 net_format(const struct sockaddr *sa, char *buf, size_t size)
 {
     char host[INET6_ADDRSTRLEN];
 
+    if (size == 0) {
+        return;
+    }
     if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        snprintf(buf, size, "%s:%u", host, ntohs(s4->sin_port));
+        net_format_v4((const struct sockaddr_in *)sa, buf, size);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
@@ -218,6 +258,19 @@ net_format(const struct sockaddr *sa, char *buf, size_t size)
         snprintf(buf, size, "[%s]:%u", host, ntohs(s6->sin6_port));
     } else {
         snprintf(buf, size, "?");
+    }
+}
+
+void
+net_peer_set(union net_peer *p, const struct sockaddr *sa)
+{
+    memset(p, 0, sizeof(*p));
+    if (sa->sa_family == AF_INET) {
+        p->in4 = *(const struct sockaddr_in *)sa;
+    } else if (sa->sa_family == AF_INET6) {
+        p->in6 = *(const struct sockaddr_in6 *)sa;
+    } else {
+        p->sa.sa_family = AF_UNSPEC;
     }
 }
 

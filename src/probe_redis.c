@@ -127,11 +127,16 @@ probe_redis_pong(struct probe *p, const uint8_t *buf, size_t len,
     return PROBE_FAIL;
 }
 
+/*
+ * The replies up to PING's in <buf>: AUTH's first when it was sent, then
+ * "+PONG\r\n", which ends <*used> bytes past p->consumed on a pass.
+ * PROBE_MORE (or a failure, once <len> is too long) while one is partial.
+ */
 static enum probe_verdict
-probe_redis_judge(struct probe *p, const uint8_t *buf, size_t len)
+probe_redis_ping_reply(struct probe *p, const uint8_t *buf, size_t len,
+                       size_t *used)
 {
     enum probe_verdict v;
-    size_t             used;
 
     if (p->step == PROBE_REDIS_WANT_AUTH) {
         v = probe_redis_auth(p, buf, len);
@@ -139,8 +144,16 @@ probe_redis_judge(struct probe *p, const uint8_t *buf, size_t len)
             return v;
         }
     }
-    v = probe_redis_pong(p, buf + p->consumed, len - p->consumed, &used);
+    v = probe_redis_pong(p, buf + p->consumed, len - p->consumed, used);
     return v == PROBE_MORE ? probe_more(p, len) : v;
+}
+
+static enum probe_verdict
+probe_redis_judge(struct probe *p, const uint8_t *buf, size_t len)
+{
+    size_t used;
+
+    return probe_redis_ping_reply(p, buf, len, &used);
 }
 
 /*
@@ -237,16 +250,10 @@ probe_redis_master_judge(struct probe *p, const uint8_t *buf, size_t len)
     enum probe_verdict v;
     size_t             used;
 
-    if (p->step == PROBE_REDIS_WANT_AUTH) {
-        v = probe_redis_auth(p, buf, len);
+    if (p->step != PROBE_REDIS_WANT_INFO) {
+        v = probe_redis_ping_reply(p, buf, len, &used);
         if (v != PROBE_PASS) {
             return v;
-        }
-    }
-    if (p->step == PROBE_REDIS_WANT_PONG) {
-        v = probe_redis_pong(p, buf + p->consumed, len - p->consumed, &used);
-        if (v != PROBE_PASS) {
-            return v == PROBE_MORE ? probe_more(p, len) : v;
         }
         p->consumed += used;
         p->step = PROBE_REDIS_WANT_INFO;

@@ -287,8 +287,9 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
     enum relay_status st;
     size_t nread = 0;
     ssize_t n;
-    int drained = 0, want;
+    int drained = d->drained, want;
 
+    d->drained = 0;
     if (d->spliced) {
         return relay_pump_splice(d, budget);
     }
@@ -367,4 +368,43 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
         }
         return RELAY_ERR_SRC;
     }
+}
+
+enum relay_status
+relay_fill(struct relay_dir *d, struct relay_pool *rp)
+{
+    ssize_t n;
+    int want;
+
+    if (d->buf == NULL) {
+        d->buf = relay_buf_get(rp);
+        if (d->buf == NULL) {
+            return RELAY_NOMEM;
+        }
+    }
+    d->off = 0;
+    d->len = 0;
+    do {
+        n = relay_recv(d, d->buf, RELAY_BUF_SIZE, &want);
+    } while (n == -1 && errno == EINTR);
+    if (n > 0) {
+        d->len = (uint32_t)n;
+        d->drained = n < RELAY_BUF_SIZE;
+        if (d->tapmax > 0 && !d->tap_full) {
+            relay_tap_add(d, d->buf, (size_t)n);
+        }
+        return RELAY_BLOCKED;
+    }
+    d->err = n == 0 ? 0 : errno;
+    relay_dir_release(d, rp);
+    if (n == 0) {
+        d->eof = 1;
+        return RELAY_EOF;
+    }
+    if (d->err == EAGAIN || d->err == EWOULDBLOCK) {
+        d->drained = 1;
+        d->wait = RELAY_WAIT_SRC_READ;
+        return RELAY_IDLE;
+    }
+    return RELAY_ERR_SRC;
 }

@@ -122,53 +122,90 @@ enum session_state {
 /* While clients wait, look for freed connect-rate tokens this often. */
 #define SESSION_QUEUE_POLL_S    0.02
 
+/* What a session holds only while it waits in its pool's queue. */
+struct session_wait {
+    struct waitq_entry  qe;             /* in the pool's queue */
+    struct session     *s;              /* whose entry this is */
+    struct session     *prev, *next;    /* env->queued */
+};
+
+/*
+ * What a session needs until its broker answers (while <replayable>, so
+ * also while a copy for a replay is kept): which backends to pick no more
+ * (a failed connect, a replay), and the connect's times.
+ */
+struct session_dial {
+    struct pool_tried   tried;          /* backends that failed us */
+    uint64_t            connect_at_us;  /* monotonic, of the connect */
+    ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
+    ev_tstamp           connected_at;   /* when the broker connect ended */
+    uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
+};
+
+/* SNI routing (sni = on the address): the candidate pools until the
+ * server name picks one, and the hook the TLS handshake asks. */
+struct session_route {
+    struct tls_sni_hook hook;           /* asks session_sni_pick; kept as
+                                           long as the session's TLS */
+    struct pool        *picked;         /* the candidate SNI chose */
+    unsigned            refused:1;      /* no pool for the name */
+    size_t              n;              /* candidates still held */
+    struct pool        *pools[];        /* one reference each */
+};
+
+/*
+ * A session. An idle one costs this struct and nothing else (no relay
+ * buffer, no text): what only some sessions need (a queue entry, SNI
+ * candidates, max_session_duration's timer, the keepalive reader of
+ * idle_timeout = auto) is allocated on its own while it is needed.
+ * Fields are ordered so that the compiler leaves no holes.
+ */
 struct session {
     struct session     *prev, *next;    /* env->sessions */
     struct session_env *env;            /* the owner's loop, buffers */
     struct pool        *pool;           /* one reference */
     struct backend     *b;              /* chosen backend, counted */
     uint64_t            id;
-    enum session_state  state;
+    uint64_t            key;            /* hash for source/client-id */
     int                 cfd;            /* client socket */
     int                 ufd;            /* upstream socket, -1 if none */
+    unsigned            ntries;         /* connect attempts made */
+    unsigned            state:4;        /* enum session_state */
+    unsigned            first_fin:2;    /* enum handover_fin: who ended
+                                           first, for the log */
+    unsigned            replayable:1;   /* broker has not answered yet */
+    unsigned            tentative:1;    /* relaying while the connect may
+                                           still be in flight (session_dial):
+                                           the first byte through the broker
+                                           socket confirms it, an error
+                                           there fails it */
+    unsigned            frozen:1;       /* exported for a takeover */
+    unsigned            idle_client:1;  /* only the client's silence counts
+                                           (idle_timeout = auto, known) */
     ev_io               c_r, c_w;       /* client readable / writable */
     ev_io               u_r, u_w;       /* upstream readable / writable */
     ev_timer            timer;          /* connect, peek or idle timeout */
     struct relay_dir    up;             /* client -> broker */
     struct relay_dir    down;           /* broker -> client */
-    struct pool_tried   tried;          /* backends that failed us */
-    unsigned            ntries;         /* connect attempts made */
-    uint64_t            key;            /* hash for source/client-id */
     ev_tstamp           last_active;    /* for the idle timeout */
-    uint64_t            start_ms;
-    uint64_t            connect_at_us;  /* monotonic, of the connect */
-    uint64_t            bytes_in_acct;  /* already added to the backend */
-    uint64_t            bytes_out_acct;
-    const char         *first_fin;      /* who ended first, for the log */
-    unsigned            replayable:1;   /* broker has not answered yet */
-    unsigned            frozen:1;       /* exported for a takeover */
-    ev_tstamp           connected_at;   /* when the broker connect ended */
-    uint64_t            connected_ms;   /* the same, mq_now_ms() */
-    ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
-    struct admission_ticket ticket;     /* slots held; the client address */
-    char                client_text[NET_ADDR_LEN];
-    struct ssl_st      *cssl;           /* TLS with the client, or NULL */
-    struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
-    ev_timer            life;           /* max_session_duration */
     ev_tstamp           last_client;    /* client -> broker bytes last */
+    uint64_t            start_ms;
     uint64_t            idle_ms;        /* this session's idle timeout,
                                            0 = never */
-    unsigned            idle_client:1;  /* only the client's silence counts
-                                           (idle_timeout = auto, known) */
-    struct heartbeat_reader hb;         /* idle_timeout = auto */
-    struct waitq_entry  qe;             /* in the pool's queue */
-    struct session     *qprev, *qnext;  /* env->queued, while QUEUED */
-    struct pool       **route;          /* SNI candidates, one reference
-                                           each, until the pick; owned */
-    size_t              nroute;
-    struct pool        *picked;         /* the candidate SNI chose */
-    struct tls_sni_hook sni_hook;       /* asks session_sni_pick */
-    unsigned            sni_refused:1;  /* no pool for the name */
+    uint32_t            bytes_in_acct;  /* up.nbytes when last added to the
+                                           backend, its low 32 bits (less
+                                           than 4 GiB come between two) */
+    uint32_t            bytes_out_acct; /* the same, of down.nbytes */
+    struct admission_ticket ticket;     /* slots held; the client address */
+    struct ssl_st      *cssl;           /* TLS with the client, or NULL */
+    struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
+    ev_timer           *life;           /* max_session_duration, or NULL */
+    struct heartbeat_reader *hb;        /* idle_timeout = auto, until the
+                                           keepalive is known; or NULL */
+    struct session_dial *dial;          /* from the first connect until the
+                                           broker answers, else NULL */
+    struct session_wait *wait;          /* while QUEUED, else NULL */
+    struct session_route *route;        /* sni = on the address, or NULL */
 };
 
 static void session_connect(struct session *s);
@@ -178,6 +215,8 @@ static bool session_broker_gone(struct session *s, int err);
 static int session_pump(struct session *s, int from_upstream);
 static void session_begin(struct session *s);
 static bool session_dial(struct session *s);
+static bool session_tentative_done(struct session *s, int from_upstream,
+                                   enum relay_status st, uint64_t before);
 static void session_dequeue(struct session *s);
 static void session_queue_kick(struct pool *pool);
 static void session_idle_arm(struct session *s);
@@ -186,6 +225,33 @@ static void session_observe(void *arg, const char *p, size_t n);
 static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
+
+/*
+ * The client's "IP:PORT", written when a line or a listing needs it: an
+ * idle session keeps the address, not its text. Valid until the next
+ * call on this thread (one per log line).
+ */
+static const char *
+session_client(const struct session *s)
+{
+    static _Thread_local char text[NET_ADDR_LEN];
+
+    net_format(&s->ticket.peer.sa, text, sizeof(text));
+    return text;
+}
+
+/* Free <s> and what it allocated on the side (its references, sockets
+ * and ticket are given back already). */
+static void
+session_free(struct session *s)
+{
+    free(s->dial);
+    free(s->life);
+    free(s->hb);
+    free(s->wait);
+    free(s->route);
+    free(s);
+}
 
 static void
 session_link(struct session_env *env, struct session *s)
@@ -220,17 +286,17 @@ session_account(struct session *s)
     if (s->b == NULL) {
         return;
     }
-    if (s->up.nbytes != s->bytes_in_acct) {
-        atomic_fetch_add_explicit(&s->b->bytes_in,
-                                  s->up.nbytes - s->bytes_in_acct,
-                                  memory_order_relaxed);
-        s->bytes_in_acct = s->up.nbytes;
+    uint32_t in = (uint32_t)s->up.nbytes - s->bytes_in_acct;
+    uint32_t out = (uint32_t)s->down.nbytes - s->bytes_out_acct;
+
+    if (in != 0) {
+        atomic_fetch_add_explicit(&s->b->bytes_in, in, memory_order_relaxed);
+        s->bytes_in_acct = (uint32_t)s->up.nbytes;
     }
-    if (s->down.nbytes != s->bytes_out_acct) {
-        atomic_fetch_add_explicit(&s->b->bytes_out,
-                                  s->down.nbytes - s->bytes_out_acct,
+    if (out != 0) {
+        atomic_fetch_add_explicit(&s->b->bytes_out, out,
                                   memory_order_relaxed);
-        s->bytes_out_acct = s->down.nbytes;
+        s->bytes_out_acct = (uint32_t)s->down.nbytes;
     }
 }
 
@@ -244,7 +310,9 @@ session_stop_watchers(struct session *s)
     ev_io_stop(loop, &s->u_r);
     ev_io_stop(loop, &s->u_w);
     ev_timer_stop(loop, &s->timer);
-    ev_timer_stop(loop, &s->life);
+    if (s->life != NULL) {
+        ev_timer_stop(loop, s->life);
+    }
 }
 
 /* (Re)start the session's one timer to fire once, <secs> from now. */
@@ -309,7 +377,7 @@ session_close(struct session *s, const char *reason)
     session_tap_release(s);
 
     ls.id = s->id;
-    ls.client = s->client_text;
+    ls.client = session_client(s);
     ls.pool = s->pool->cf->name;
     ls.backend = s->b != NULL ? s->b->name : "-";
     ls.bytes_in = s->up.nbytes;
@@ -337,7 +405,7 @@ session_close(struct session *s, const char *reason)
     session_unlink(env, s);
     admission_return(&s->ticket);
     pool_release(s->pool);
-    free(s);
+    session_free(s);
     env->on_closed(env->ctx);
 }
 
@@ -398,7 +466,8 @@ session_list(struct session_env *env, const char *pool, const char *backend,
         }
         memset(&out[n], 0, sizeof(out[n]));
         out[n].id = s->id;
-        snprintf(out[n].client, sizeof(out[n].client), "%s", s->client_text);
+        snprintf(out[n].client, sizeof(out[n].client), "%s",
+                 session_client(s));
         snprintf(out[n].pool, sizeof(out[n].pool), "%s", s->pool->cf->name);
         if (s->b != NULL) {
             snprintf(out[n].backend, sizeof(out[n].backend), "%s",
@@ -631,7 +700,7 @@ session_relay_timer(struct session *s)
         next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
     }
     if (s->up.tap != NULL) {
-        t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
+        t = s->dial->connected_at + SESSION_REPLAY_HOLD_S - now;
         next = next < 0 || t < next ? t : next;
     }
     t = session_probe_period(s);
@@ -664,6 +733,9 @@ session_pump(struct session *s, int from_upstream)
     char reason[96];
 
     st = relay_pump(d, s->env->rp, RELAY_BUDGET);
+    if (s->tentative && session_tentative_done(s, from_upstream, st, before)) {
+        return MQ_ERR;
+    }
     if (d->nbytes != before) {
         s->last_active = ev_now(loop);
         if (!from_upstream) {
@@ -671,9 +743,11 @@ session_pump(struct session *s, int from_upstream)
         }
     }
     if (s->replayable && s->down.nbytes > 0) {
-        /* The broker answered: it is alive, and nothing is replayed. */
+        /* The broker answered: it is alive, nothing is replayed and no
+         * other backend is picked: the session keeps none of that. */
         s->replayable = 0;
         session_tap_release(s);
+        mq_free(s->dial);
         atomic_store_explicit(&s->b->answered_ms, mq_now_ms(),
                               memory_order_relaxed);
     } else if (s->up.tap_full && s->up.tap != NULL) {
@@ -688,7 +762,10 @@ session_pump(struct session *s, int from_upstream)
     case RELAY_YIELD:
     case RELAY_BLOCKED:
         session_watch(s);
-        session_watch_hangup(s);
+        if (!s->tentative) {
+            /* (A tentative session's timer is its connect timeout.) */
+            session_watch_hangup(s);
+        }
         break;
     case RELAY_EOF:
         /* Pass the end on; the other direction may still run. When this
@@ -699,12 +776,13 @@ session_pump(struct session *s, int from_upstream)
         if (!(s->up.eof && s->down.eof) || d->dst_io != NULL) {
             relay_dir_shutdown(d);
         }
-        if (s->first_fin == NULL) {
-            s->first_fin = from_upstream ? "backend closed"
-                                         : "client closed";
+        if (s->first_fin == HANDOVER_FIN_NONE) {
+            s->first_fin = from_upstream ? HANDOVER_FIN_BACKEND
+                                         : HANDOVER_FIN_CLIENT;
         }
         if (s->up.eof && s->down.eof) {
-            session_close(s, s->first_fin);
+            session_close(s, s->first_fin == HANDOVER_FIN_BACKEND
+                          ? "backend closed" : "client closed");
             return MQ_ERR;
         }
         session_watch(s);
@@ -725,8 +803,9 @@ session_pump(struct session *s, int from_upstream)
         session_close(s, "out of memory");
         return MQ_ERR;
     }
-    if (s->b != NULL && (d->nbytes - (from_upstream ? s->bytes_out_acct
-                                      : s->bytes_in_acct))
+    if (s->b != NULL && (uint32_t)((uint32_t)d->nbytes
+                                   - (from_upstream ? s->bytes_out_acct
+                                                    : s->bytes_in_acct))
         >= SESSION_ACCOUNT_BYTES) {
         session_account(s);
     }
@@ -740,7 +819,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp idle, left;
 
     (void)revents;
-    switch (s->state) {
+    switch ((enum session_state)s->state) {
     case SESSION_PEEK:
         session_close(s, "no MQTT CONNECT in time");
         return;
@@ -770,7 +849,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             return;
         }
         if (s->up.tap != NULL &&
-            ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
+            ev_now(loop) - s->dial->connected_at
+            >= SESSION_REPLAY_HOLD_S - 0.001) {
             session_tap_release(s);     /* kept long enough */
         }
         idle = mq_secs(s->idle_ms);
@@ -798,7 +878,8 @@ session_broker_gone(struct session *s, int err)
 {
     struct ev_loop *loop = s->env->loop;
     bool spoke = s->up.nbytes > 0;      /* the broker got client bytes */
-    bool early = ev_now(loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+    bool early = ev_now(loop) - s->dial->connected_at
+                 < SESSION_REPLAY_WINDOW_S;
     const char *how = err == 0 ? "closed the connection"
                       : err == ECONNRESET ? "reset the connection"
                       : "failed";
@@ -815,7 +896,7 @@ session_broker_gone(struct session *s, int err)
     session_account(s);
     if (!spoke && early &&
         atomic_load_explicit(&s->b->answered_ms, memory_order_relaxed)
-        <= s->connected_ms) {
+        <= s->dial->connected_ms) {
         /* Silent client, broker gone at once, and nobody else heard it
          * since: a dead broker's backlog. Its failure. */
         session_connect_failed(s, what, err == ECONNRESET ? 0 : err);
@@ -824,10 +905,10 @@ session_broker_gone(struct session *s, int err)
             log_warn("%s/%s (%s): %s, session #%llu client=%s %s to another "
                      "backend%s", s->pool->cf->name, s->b->name,
                      backend_addr(s->b)->text, what, (unsigned long long)s->id,
-                     s->client_text, spoke ? "replayed" : "moved",
+                     session_client(s), spoke ? "replayed" : "moved",
                      nsup > 0 ? " (and similar lines suppressed)" : "");
         }
-        pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
+        pool_tried_set(&s->dial->tried, pool_backend_index(s->pool, s->b));
         backend_session_end(s->b);
         s->b = NULL;
         session_drop_upstream(s);
@@ -854,7 +935,7 @@ session_broker_gone(struct session *s, int err)
     s->up.nbytes = 0;
     s->bytes_in_acct = 0;
     s->down.eof = 0;
-    s->first_fin = NULL;
+    s->first_fin = HANDOVER_FIN_NONE;
     session_connect(s);
     return true;
 }
@@ -888,21 +969,23 @@ session_observe(void *arg, const char *p, size_t n)
     struct session *s = arg;
     enum heartbeat_result res;
 
-    res = heartbeat_feed(&s->hb, (const uint8_t *)p, n);
+    res = heartbeat_feed(s->hb, (const uint8_t *)p, n);
     if (res == HEARTBEAT_MORE) {
         return;
     }
     s->up.observe = NULL;       /* decided: the relay may splice again */
     if (res == HEARTBEAT_FOUND) {
-        s->idle_ms = lifetime_auto_idle_ms(&s->hb);
+        s->idle_ms = lifetime_auto_idle_ms(s->hb);
         s->idle_client = 1;
         s->last_client = ev_now(s->env->loop);
         log_debug("session #%llu client=%s: %s keepalive %us, idle "
                   "timeout %llums", (unsigned long long)s->id,
-                  s->client_text, heartbeat_proto_name(s->hb.proto),
-                  s->hb.interval_s, (unsigned long long)s->idle_ms);
+                  session_client(s), heartbeat_proto_name(s->hb->proto),
+                  s->hb->interval_s, (unsigned long long)s->idle_ms);
         session_idle_arm(s);
     }
+    mq_free(s->hb);             /* read to its end: the idle session
+                                   keeps only the rule */
 }
 
 static void
@@ -910,7 +993,31 @@ session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    session_close(container_of(w, struct session, life), "max duration");
+    session_close(w->data, "max duration");
+}
+
+/* The max_session_duration timer, allocated for the sessions of pools
+ * that have one. MQ_ERR on no memory. */
+static int
+session_life_alloc(struct session *s)
+{
+    if (s->life == NULL) {
+        s->life = malloc(sizeof(*s->life));
+        if (s->life == NULL) {
+            return MQ_ERR;
+        }
+        ev_init(s->life, session_life_cb);
+        s->life->data = s;
+    }
+    return MQ_OK;
+}
+
+/* Start the (allocated, stopped) max_session_duration timer. */
+static void
+session_life_set(struct session *s, ev_tstamp secs)
+{
+    ev_timer_set(s->life, secs, 0.);
+    ev_timer_start(s->env->loop, s->life);
 }
 
 /*
@@ -918,20 +1025,22 @@ session_life_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * plus this session's jitter (fixed by its id and start), less its age.
  * Jitter spreads the reconnects of clients that came together.
  */
-static void
+static int
 session_life_start(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
     uint64_t deadline, age = mq_now_ms() - s->start_ms;
 
     if (cf->max_session_duration_ms == 0) {
-        return;
+        return MQ_OK;
+    }
+    if (session_life_alloc(s) != MQ_OK) {
+        return MQ_ERR;
     }
     deadline = lifetime_max_ms(cf->max_session_duration_ms, s->id,
                                s->start_ms);
-    ev_timer_set(&s->life, mq_secs(deadline > age ? deadline - age : 1),
-                 0.);
-    ev_timer_start(s->env->loop, &s->life);
+    session_life_set(s, mq_secs(deadline > age ? deadline - age : 1));
+    return MQ_OK;
 }
 
 /* ---- the wait queue (max_queue) --------------------------------------- */
@@ -941,10 +1050,10 @@ session_life_start(struct session *s)
 static struct backend *
 session_queue_pick(void *arg, struct waitq_entry *e)
 {
-    struct session *s = container_of(e, struct session, qe);
+    struct session *s = container_of(e, struct session_wait, qe)->s;
 
     (void)arg;
-    return pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+    return pool_pick(s->pool, &s->dial->tried, s->key, mq_now_ms());
 }
 
 /* Serve the oldest clients waiting in <pool>'s queue while there is room. */
@@ -967,7 +1076,7 @@ session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     /* Connect-rate tokens come back with time, not with a close. */
-    for (s = env->queued; s != NULL; s = s->qnext) {
+    for (s = env->queued; s != NULL; s = s->wait->next) {
         if (s->pool != last) {
             session_queue_kick(s->pool);
             last = s->pool;
@@ -980,19 +1089,19 @@ static void
 session_dequeue(struct session *s)
 {
     struct session_env *env = s->env;
+    struct session_wait *w = s->wait;
     struct backend *b;
 
-    b = waitq_leave(&s->pool->queue, &s->qe);
-    if (s->qprev != NULL) {
-        s->qprev->qnext = s->qnext;
+    b = waitq_leave(&s->pool->queue, &w->qe);
+    if (w->prev != NULL) {
+        w->prev->wait->next = w->next;
     } else {
-        env->queued = s->qnext;
+        env->queued = w->next;
     }
-    if (s->qnext != NULL) {
-        s->qnext->qprev = s->qprev;
+    if (w->next != NULL) {
+        w->next->wait->prev = w->prev;
     }
-    s->qprev = NULL;
-    s->qnext = NULL;
+    mq_free(s->wait);           /* out of the queue: nobody sees it now */
     if (--env->nqueued == 0) {
         ev_timer_stop(env->loop, &env->queue_poll);
     }
@@ -1013,23 +1122,32 @@ session_enqueue(struct session *s)
 {
     struct session_env *env = s->env;
     const struct config_pool *cf = s->pool->cf;
+    struct session_wait *w;
 
-    s->qe.wake = env->on_wake;
-    s->qe.wake_ctx = env->ctx;
-    if (waitq_push(&s->pool->queue, &s->qe, cf->max_queue, mq_now_ms())
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        session_close(s, "out of memory");
+        return;
+    }
+    w->s = s;
+    w->qe.wake = env->on_wake;
+    w->qe.wake_ctx = env->ctx;
+    if (waitq_push(&s->pool->queue, &w->qe, cf->max_queue, mq_now_ms())
         != MQ_OK) {
+        free(w);
         pool_reject(s->pool, REJECT_QUEUE);
         log_warn("pool %s: queue full (%u), session #%llu client=%s "
                  "closed", cf->name, cf->max_queue,
-                 (unsigned long long)s->id, s->client_text);
+                 (unsigned long long)s->id, session_client(s));
         session_close(s, "queue full");
         return;
     }
+    s->wait = w;
     s->state = SESSION_QUEUED;
-    s->qprev = NULL;
-    s->qnext = env->queued;
+    w->prev = NULL;
+    w->next = env->queued;
     if (env->queued != NULL) {
-        env->queued->qprev = s;
+        env->queued->wait->prev = s;
     }
     env->queued = s;
     if (env->nqueued++ == 0) {
@@ -1049,8 +1167,8 @@ session_queue_run(struct session_env *env)
     struct backend *b;
 
     for (s = env->queued; s != NULL; s = next) {
-        next = s->qnext;
-        b = waitq_take(&s->pool->queue, &s->qe);
+        next = s->wait->next;
+        b = waitq_take(&s->pool->queue, &s->wait->qe);
         if (b == NULL) {
             continue;
         }
@@ -1151,10 +1269,12 @@ session_start_relay(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    s->state = SESSION_RELAYING;
-    s->connected_at = ev_now(loop);
-    s->connected_ms = mq_now_ms();
-    ev_timer_stop(loop, &s->timer);
+    if (!s->tentative) {
+        s->state = SESSION_RELAYING;
+        s->dial->connected_at = ev_now(loop);
+        s->dial->connected_ms = mq_now_ms();
+        ev_timer_stop(loop, &s->timer);
+    }
     ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
     ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
     s->up.src = s->cfd;
@@ -1170,9 +1290,15 @@ session_start_relay(struct session *s)
         /* The protocol's keepalive, read from the client's bytes as they
          * pass; the default until it is known. */
         s->idle_ms = LIFETIME_AUTO_DEFAULT_MS;
-        heartbeat_init(&s->hb);
-        s->up.observe = session_observe;
-        s->up.observe_arg = s;
+        if (s->hb == NULL) {
+            s->hb = malloc(sizeof(*s->hb));
+        }
+        /* (Without memory for the reader, the default stays the rule.) */
+        if (s->hb != NULL) {
+            heartbeat_init(s->hb);
+            s->up.observe = session_observe;
+            s->up.observe_arg = s;
+        }
     }
     if (s->up.observe != NULL && s->up.len > s->up.off) {
         /* Bytes read while peeking were not seen by the relay. */
@@ -1180,10 +1306,58 @@ session_start_relay(struct session *s)
     }
     ev_io_start(loop, &s->u_r);
     /* Bytes read while peeking (or kept for the next backend) go out
-     * first; pump starts the reader. */
-    if (session_pump(s, 0) == MQ_OK) {
+     * first; pump starts the reader. A tentative session keeps its
+     * connect timer until the broker is confirmed. */
+    if (session_pump(s, 0) == MQ_OK && !s->tentative) {
         session_relay_timer(s);
     }
+}
+
+/* The broker socket of a tentative session moved a byte: it is
+ * connected. From here on the session is relaying as any other. */
+static void
+session_confirm(struct session *s)
+{
+    struct ev_loop *loop = s->env->loop;
+
+    s->tentative = 0;
+    backend_connect_ok(s->b);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
+    s->state = SESSION_RELAYING;
+    s->dial->connected_at = ev_now(loop);
+    s->dial->connected_ms = mq_now_ms();
+    ev_timer_stop(loop, &s->timer);
+    session_relay_timer(s);
+}
+
+/*
+ * After relay_pump on a tentative session: the outcome of the connect, if
+ * the pump showed it. A send to the broker or a read from it that worked
+ * confirms it; an error there is a connect failure (nothing reached the
+ * broker: the bytes wait in s->up for the next one). True when the
+ * session moved on to another backend (or closed).
+ */
+static bool
+session_tentative_done(struct session *s, int from_upstream,
+                       enum relay_status st, uint64_t before)
+{
+    struct relay_dir *d = from_upstream ? &s->down : &s->up;
+    bool failed = from_upstream ? st == RELAY_ERR_SRC
+                                : st == RELAY_ERR_DST && d->nbytes == before;
+    bool moved = d->nbytes != before || (from_upstream &&
+                 (st == RELAY_EOF || st == RELAY_BLOCKED ||
+                  st == RELAY_YIELD || st == RELAY_ERR_DST));
+
+    if (failed) {
+        session_connect_failed(s, "connect", d->err);
+        session_connect(s);
+        return true;
+    }
+    if (moved) {
+        session_confirm(s);
+    }
+    return false;
 }
 
 /* The broker's TLS handshake, until done (then relay) or failed. */
@@ -1238,13 +1412,13 @@ session_send_proxy_header(struct session *s)
     {
         /* What HAProxy's send-proxy-v2-ssl-cn tells a broker. */
         tls_proxy_facts(s->cssl, &pt, cn, sizeof(cn));
-        n = proxy_proto_write_tls((struct sockaddr *)&s->ticket.peer,
+        n = proxy_proto_write_tls(&s->ticket.peer.sa,
                                   (struct sockaddr *)&local, &pt, hdr,
                                   sizeof(hdr));
     } else {
         n = proxy_proto_write(s->pool->cf->proxy_protocol
                               == PROXY_PROTOCOL_V1 ? 1 : 2,
-                              (struct sockaddr *)&s->ticket.peer,
+                              &s->ticket.peer.sa,
                               (struct sockaddr *)&local, hdr, sizeof(hdr));
     }
     if (n == 0) {
@@ -1262,7 +1436,8 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
-    histo_observe_us(&s->b->connect_time, mq_now_us() - s->connect_at_us);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -1309,16 +1484,23 @@ session_connect_failed(struct session *s, const char *what, int err)
         log_warn("%s/%s (%s): %s (%d: %s), session #%llu client=%s",
                  s->pool->cf->name, s->b->name, backend_addr(s->b)->text,
                  what, err, strerror(err), (unsigned long long)s->id,
-                 s->client_text);
+                 session_client(s));
     } else {
         log_warn("%s/%s (%s): %s, session #%llu client=%s",
                  s->pool->cf->name, s->b->name, backend_addr(s->b)->text,
-                 what, (unsigned long long)s->id, s->client_text);
+                 what, (unsigned long long)s->id, session_client(s));
     }
-    pool_tried_set(&s->tried, pool_backend_index(s->pool, s->b));
+    pool_tried_set(&s->dial->tried, pool_backend_index(s->pool, s->b));
     backend_session_end(s->b);
     s->b = NULL;
     session_drop_upstream(s);
+    if (s->tentative) {
+        /* The client waits again until the next broker is there; what it
+         * sent and the broker did not take stays in s->up for it. */
+        s->tentative = 0;
+        ev_io_stop(s->env->loop, &s->c_r);
+        ev_io_stop(s->env->loop, &s->c_w);
+    }
 }
 
 static void
@@ -1354,18 +1536,72 @@ session_wait_fd(struct session *s, int err)
     s->b = NULL;
     s->ntries--;
     s->env->on_shortage(s->env->ctx);
-    if (s->fd_wait_since == 0) {
-        s->fd_wait_since = now;
+    if (s->dial->fd_wait_since == 0) {
+        s->dial->fd_wait_since = now;
         log_warn("session #%llu client=%s: no socket for the broker (%s), "
-                 "waiting", (unsigned long long)s->id, s->client_text,
+                 "waiting", (unsigned long long)s->id, session_client(s),
                  strerror(err));
-    } else if (now - s->fd_wait_since >
+    } else if (now - s->dial->fd_wait_since >
                mq_secs(s->pool->cf->connect_timeout_ms)) {
         session_close(s, "no descriptor for the broker connection");
         return;
     }
     s->state = SESSION_WAIT_FD;
     session_timer_arm(s, SESSION_FD_RETRY_S);
+}
+
+/*
+ * The connect to the broker is in flight (s->ufd). On a plain session
+ * whose client has bytes for it (read now, or kept from peeking or a
+ * previous backend), relay at once instead of waiting for the socket to
+ * say it is writable and asking it for its error: over loopback or a fast
+ * network the connect is done by now, the first send confirms it and the
+ * broker socket is registered once, for reading (session_confirm);
+ * otherwise the send waits for writability as any blocked send, and an
+ * error there is the connect's (session_tentative_done). False when the
+ * session waits for the connect as usual (nothing to send yet: the read
+ * made here leaves a hint so that the relay does not repeat it); true
+ * when it went on (relaying, retrying or closed).
+ */
+static bool
+session_dial_early(struct session *s)
+{
+    const struct config_pool *cf = s->pool->cf;
+    struct relay_dir *up = &s->up;
+    char reason[96];
+
+    if (cf->tls_client != NULL || cf->proxy_protocol != PROXY_PROTOCOL_OFF
+        || up->src_io != NULL || up->spliced) {
+        return false;
+    }
+    if ((up->buf == NULL || up->off == up->len) && !up->eof) {
+        switch (relay_fill(up, s->env->rp)) {
+        case RELAY_BLOCKED:
+            break;
+        case RELAY_NOMEM:
+            session_close(s, "out of memory");
+            return true;
+        case RELAY_ERR_SRC:
+            if (up->err == ECONNRESET || up->err == EPIPE) {
+                snprintf(reason, sizeof(reason), "client reset");
+            } else {
+                snprintf(reason, sizeof(reason), "client error: %s",
+                         strerror(up->err));
+            }
+            session_close(s, reason);
+            return true;
+        default:
+            return false;       /* nothing yet, or the client ended */
+        }
+    }
+    if (up->buf == NULL || up->off == up->len) {
+        return false;
+    }
+    s->tentative = 1;
+    net_set_nodelay(s->ufd);
+    net_set_keepalive(s->ufd, &cf->keepalive);
+    session_start_relay(s);
+    return true;
 }
 
 /*
@@ -1383,7 +1619,7 @@ session_dial(struct session *s)
 
     s->state = SESSION_CONNECTING;
     addr = backend_addr(s->b);  /* one read: it may be re-addressed */
-    s->connect_at_us = mq_now_us();
+    s->dial->connect_at_us = mq_now_us();
     fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
                      &in_progress);
     if (fd == -1) {
@@ -1399,9 +1635,12 @@ session_dial(struct session *s)
         session_connected(s);
         return false;
     }
+    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
+    if (session_dial_early(s)) {
+        return false;
+    }
     ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
     ev_io_start(loop, &s->u_w);
-    session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
     return false;
 }
 
@@ -1411,6 +1650,13 @@ session_connect(struct session *s)
 {
     const struct config_pool *cf = s->pool->cf;
 
+    if (s->dial == NULL) {
+        s->dial = calloc(1, sizeof(*s->dial));
+        if (s->dial == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
     s->state = SESSION_CONNECTING;
     if (s->ntries == 0 && cf->max_queue > 0 &&
         waitq_len(&s->pool->queue) > 0) {
@@ -1424,7 +1670,7 @@ session_connect(struct session *s)
             session_close(s, "connect failed on every try");
             return;
         }
-        s->b = pool_pick(s->pool, &s->tried, s->key, mq_now_ms());
+        s->b = pool_pick(s->pool, &s->dial->tried, s->key, mq_now_ms());
         if (s->b == NULL) {
             if (cf->max_queue > 0 &&
                 pool_is_saturated(s->pool, mq_now_ms())) {
@@ -1434,7 +1680,7 @@ session_connect(struct session *s)
             pool_reject(s->pool, REJECT_NO_BACKEND);
             log_warn("no live backends in pool %s, session #%llu "
                      "client=%s closed", cf->name,
-                     (unsigned long long)s->id, s->client_text);
+                     (unsigned long long)s->id, session_client(s));
             session_close(s, "no live backends");
             return;
         }
@@ -1505,7 +1751,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (d->len == RELAY_BUF_SIZE) {
             log_warn("session #%llu client=%s: MQTT CONNECT larger than %d "
-                     "bytes", (unsigned long long)s->id, s->client_text,
+                     "bytes", (unsigned long long)s->id, session_client(s),
                      RELAY_BUF_SIZE);
             session_close(s, "MQTT CONNECT too large");
         }
@@ -1517,7 +1763,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (log_ratelimit_ok(&session_peek_rl, &nsup)) {
             log_warn("session #%llu client=%s: first packet is not a valid "
                      "MQTT CONNECT%s", (unsigned long long)s->id,
-                     s->client_text, nsup > 0
+                     session_client(s), nsup > 0
                      ? " (and similar lines suppressed)" : "");
         }
         session_close(s, "not an MQTT CONNECT");
@@ -1539,14 +1785,27 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- SNI routing ---------------------------------------------------- */
 
-/* Give back the candidates' references (after the pick, or at close). */
+/* Give back the candidates' references (after the pick, or at close).
+ * The hook stays while the client's TLS may still call it. */
 static void
 session_route_drop(struct session *s)
 {
-    while (s->nroute > 0) {
-        pool_release(s->route[--s->nroute]);
+    if (s->route == NULL) {
+        return;
     }
-    mq_free(s->route);
+    while (s->route->n > 0) {
+        pool_release(s->route->pools[--s->route->n]);
+    }
+    if (s->cssl == NULL) {
+        mq_free(s->route);
+    }
+}
+
+/* Candidates are still held: the server name has not picked yet. */
+static bool
+session_routing(const struct session *s)
+{
+    return s->route != NULL && s->route->n > 0;
 }
 
 /*
@@ -1562,16 +1821,16 @@ session_sni_choose(struct session *s, const uint8_t *name, size_t len)
     size_t i, j, score, best_score = 0;
     const char *pat;
 
-    for (i = 0; i < s->nroute; i++) {
-        for (j = 0; j < s->route[i]->cf->nsni; j++) {
-            pat = s->route[i]->cf->sni[j];
+    for (i = 0; i < s->route->n; i++) {
+        for (j = 0; j < s->route->pools[i]->cf->nsni; j++) {
+            pat = s->route->pools[i]->cf->sni[j];
             if (!tls_hello_sni_match(pat, name, len)) {
                 continue;
             }
             score = strcmp(pat, "*") == 0 ? 1
                     : pat[0] == '*' ? 2 + strlen(pat) : 1000;
             if (score > best_score) {
-                best = s->route[i];
+                best = s->route->pools[i];
                 best_score = score;
             }
         }
@@ -1611,10 +1870,10 @@ session_sni_pick(void *arg, const char *name)
     p = session_sni_choose(s, (const uint8_t *)name, name != NULL
                            ? strlen(name) : 0);
     if (p == NULL || p->cf->tls_server == NULL) {
-        s->sni_refused = 1;
+        s->route->refused = 1;
         return NULL;
     }
-    s->picked = p;
+    s->route->picked = p;
     return p->cf->tls_server;
 }
 
@@ -1710,21 +1969,22 @@ session_handshake(struct session *s)
     if (rc == MQ_AGAIN) {
         return;
     }
-    if (rc == MQ_ERR && s->sni_refused) {
+    if (rc == MQ_ERR && s->route != NULL && s->route->refused) {
         session_sni_refuse(s, "TLS handshake failed: sni");
         return;
     }
-    if (rc == MQ_OK && s->nroute > 0) {
+    if (rc == MQ_OK && session_routing(s)) {
         /* The servername callback chose (or the client sent no name and
          * the first pool's certificate answered). */
-        session_route_switch(s, s->picked != NULL ? s->picked : s->pool);
+        session_route_switch(s, s->route->picked != NULL
+                             ? s->route->picked : s->pool);
     }
     atomic_fetch_add_explicit(&s->pool->ntls[why], 1, memory_order_relaxed);
     if (rc == MQ_ERR) {
         /* Scanners and broken clients make these common: debug only, the
          * counters by reason say how many. */
         log_debug("session #%llu client=%s: TLS handshake failed: %s (%s)",
-                  (unsigned long long)s->id, s->client_text, err,
+                  (unsigned long long)s->id, session_client(s), err,
                   tls_result_name(why));
         snprintf(reason, sizeof(reason), "TLS handshake failed: %s",
                  tls_result_name(why));
@@ -1748,17 +2008,13 @@ session_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* ---- creation -------------------------------------------------------- */
 
 static uint64_t
-session_addr_hash(const struct sockaddr_storage *ss)
+session_addr_hash(const union net_peer *p)
 {
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-
-        return lb_hash(&s4->sin_addr, sizeof(s4->sin_addr));
+    if (p->sa.sa_family == AF_INET) {
+        return lb_hash(&p->in4.sin_addr, sizeof(p->in4.sin_addr));
     }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-
-        return lb_hash(&s6->sin6_addr, sizeof(s6->sin6_addr));
+    if (p->sa.sa_family == AF_INET6) {
+        return lb_hash(&p->in6.sin6_addr, sizeof(p->in6.sin6_addr));
     }
     return 0;
 }
@@ -1795,37 +2051,38 @@ session_create(struct session_env *env, const struct session_entry *e,
     if (cf->replay == REPLAY_ON) {
         s->up.tapmax = SESSION_REPLAY_MAX;
     }
-    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
-               sizeof(s->client_text));
     s->up.src = fd;
     s->down.dst = fd;
     ev_io_init(&s->c_r, session_io_cb, fd, EV_READ);
     ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
-    ev_init(&s->life, session_life_cb);
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
                  ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
     session_link(env, s);
-    session_life_start(s);
+    if (session_life_start(s) != MQ_OK) {
+        session_close(s, "out of memory");
+        return MQ_OK;
+    }
 
     /* TCP_NODELAY comes from the listening socket (net_listen). */
     net_set_keepalive(fd, &cf->keepalive);
     if (e->sni) {
         /* Until the name picks one, every pool of the address may be the
          * one: each is held. */
-        s->route = calloc(e->npools, sizeof(*s->route));
+        s->route = calloc(1, sizeof(*s->route)
+                          + e->npools * sizeof(s->route->pools[0]));
         if (s->route == NULL) {
             session_close(s, "out of memory");
             return MQ_OK;
         }
         for (i = 0; i < e->npools; i++) {
-            s->route[i] = e->pools[i];
+            s->route->pools[i] = e->pools[i];
             pool_acquire(e->pools[i]);
         }
-        s->nroute = e->npools;
-        s->sni_hook.pick = session_sni_pick;
-        s->sni_hook.arg = s;
+        s->route->n = e->npools;
+        s->route->hook.pick = session_sni_pick;
+        s->route->hook.arg = s;
     }
     if (e->sni && !e->tls) {
         s->state = SESSION_HELLO;
@@ -1836,7 +2093,7 @@ session_create(struct session_env *env, const struct session_entry *e,
     }
     if (e->tls && cf->tls_server != NULL) {
         s->cssl = tls_server_ssl(cf->tls_server, fd,
-                                 e->sni ? &s->sni_hook : NULL);
+                                 e->sni ? &s->route->hook : NULL);
         if (s->cssl == NULL) {
             session_close(s, "out of memory");
             return MQ_OK;
@@ -1928,14 +2185,14 @@ session_dir_rewait(struct relay_dir *d)
 }
 
 /* Arm the relaying timer (the rest of the idle timeout, the probes) and
- * what is left of max_session_duration (<life_left_ms>). */
+ * what is left of max_session_duration (<life_left_ms>; its timer is
+ * allocated already). */
 static void
 session_idle_resume(struct session *s, uint64_t life_left_ms)
 {
     session_relay_timer(s);
     if (life_left_ms != HANDOVER_NO_AGE) {
-        ev_timer_set(&s->life, mq_secs(life_left_ms), 0.);
-        ev_timer_start(s->env->loop, &s->life);
+        session_life_set(s, mq_secs(life_left_ms));
     }
 }
 
@@ -1961,7 +2218,7 @@ session_export(struct session *s, struct session_export *e)
     /* Plain TCP, relaying: the sockets and a few bytes say it all. TLS
      * state cannot leave OpenSSL; the other states wait on an event of
      * their own (a connect, a CONNECT, a free descriptor). */
-    if (s->state != SESSION_RELAYING || s->frozen || s->route != NULL ||
+    if (s->state != SESSION_RELAYING || s->frozen || session_routing(s) ||
         s->up.observe != NULL ||    /* still reading the keepalive */
         s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
         s->down.src_io != NULL || s->down.dst_io != NULL) {
@@ -1984,9 +2241,9 @@ session_export(struct session *s, struct session_export *e)
     }
     memset(m, 0, sizeof(*m));
     m->life_left_ms = HANDOVER_NO_AGE;
-    if (ev_is_active(&s->life)) {
+    if (s->life != NULL && ev_is_active(s->life)) {
         m->life_left_ms = (uint64_t)(ev_timer_remaining(s->env->loop,
-                                                         &s->life) * 1000);
+                                                         s->life) * 1000);
     }
     session_stop_watchers(s);
     session_account(s);
@@ -1994,16 +2251,14 @@ session_export(struct session *s, struct session_export *e)
     m->id = s->id;
     snprintf(m->pool, sizeof(m->pool), "%s", s->pool->cf->name);
     snprintf(m->backend, sizeof(m->backend), "%s", s->b->name);
-    m->client = s->ticket.peer;
+    memcpy(&m->client, &s->ticket.peer, sizeof(s->ticket.peer));
     m->key = s->key;
     m->age_ms = mq_now_ms() - s->start_ms;
     m->idle_ms = (uint64_t)((ev_now(s->env->loop) - session_idle_since(s))
                             * 1000);
     m->idle_timeout_ms = s->idle_ms;
     m->idle_client = s->idle_client;
-    m->first_fin = s->first_fin == NULL ? HANDOVER_FIN_NONE
-                   : s->first_fin[0] == 'c' ? HANDOVER_FIN_CLIENT
-                   : HANDOVER_FIN_BACKEND;
+    m->first_fin = s->first_fin;
     session_export_dir(&s->up, bytes, &m->up);
     session_export_dir(&s->down, bytes + nup, &m->down);
     e->s = s;
@@ -2048,7 +2303,7 @@ session_handed(struct session_export *e)
     session_unlink(env, s);
     admission_return(&s->ticket);
     pool_release(s->pool);
-    free(s);
+    session_free(s);
     env->on_closed(env->ctx);
 }
 
@@ -2119,31 +2374,30 @@ session_import(struct session_env *env, struct pool *pool,
     s->ufd = ufd;
     s->up.src = s->down.dst = cfd;
     s->up.dst = s->down.src = ufd;
-    if (session_import_dir(s, &s->up, &m->up) != MQ_OK ||
+    if ((m->life_left_ms != HANDOVER_NO_AGE &&
+         session_life_alloc(s) != MQ_OK) ||
+        session_import_dir(s, &s->up, &m->up) != MQ_OK ||
         session_import_dir(s, &s->down, &m->down) != MQ_OK) {
         relay_dir_close(&s->up, env->rp);
         relay_dir_close(&s->down, env->rp);
-        free(s);
+        session_free(s);
         return MQ_ERR;
     }
     pool_acquire(pool);
     /* Counted in <b>'s totals already (the old process's counters came
      * over): only the live count grows. */
     atomic_fetch_add_explicit(&b->nactive, 1, memory_order_relaxed);
-    s->bytes_in_acct = s->up.nbytes;
-    s->bytes_out_acct = s->down.nbytes;
+    s->bytes_in_acct = (uint32_t)s->up.nbytes;
+    s->bytes_out_acct = (uint32_t)s->down.nbytes;
     s->ticket = *t;
     t->adm = NULL;
     t->sources = NULL;
-    net_format((const struct sockaddr *)&s->ticket.peer, s->client_text,
-               sizeof(s->client_text));
     s->key = m->key;
     s->start_ms = mq_now_ms() - MQ_MIN(m->age_ms, mq_now_ms());
-    s->first_fin = m->first_fin == HANDOVER_FIN_CLIENT ? "client closed"
-                   : m->first_fin == HANDOVER_FIN_BACKEND ? "backend closed"
-                   : NULL;
+    s->first_fin = m->first_fin == HANDOVER_FIN_CLIENT ? HANDOVER_FIN_CLIENT
+                   : m->first_fin == HANDOVER_FIN_BACKEND
+                   ? HANDOVER_FIN_BACKEND : HANDOVER_FIN_NONE;
     ev_now_update(loop);
-    s->connected_at = ev_now(loop);
     s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
     s->last_client = s->last_active;
     s->idle_client = m->idle_client != 0;
@@ -2154,7 +2408,6 @@ session_import(struct session_env *env, struct pool *pool,
     ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
     s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
     ev_init(&s->timer, session_timer_cb);
-    ev_init(&s->life, session_life_cb);
     session_link(env, s);
     session_dir_rewait(&s->up);
     session_dir_rewait(&s->down);

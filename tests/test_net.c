@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,6 +67,32 @@ Test(net, format_v4)
     cr_expect_str_eq(buf, "255.255.255.255:65535");
 }
 
+Test(net, format_v4_matches_inet_ntop)
+{
+    struct sockaddr_in s4;
+    char buf[64], host[INET_ADDRSTRLEN], want[64];
+    uint32_t i, x = 12345;
+
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    /* Every digit count of every octet and of the port, 0 included. */
+    for (i = 0; i < 4096; i++) {
+        x = x * 1103515245u + 12345u;
+        s4.sin_addr.s_addr = i < 256 ? htonl(i * 0x01010101u) : x;
+        s4.sin_port = htons((uint16_t)(i < 256 ? i * 257 : x >> 16));
+        inet_ntop(AF_INET, &s4.sin_addr, host, sizeof(host));
+        snprintf(want, sizeof(want), "%s:%u", host, ntohs(s4.sin_port));
+        net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
+        cr_assert_str_eq(buf, want);
+    }
+    s4.sin_addr.s_addr = 0;
+    s4.sin_port = 0;
+    net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "0.0.0.0:0");
+    net_format((const struct sockaddr *)&s4, buf, 1);
+    cr_expect_str_eq(buf, "");
+}
+
 Test(net, format_v6_in_brackets)
 {
     struct sockaddr_in6 s6;
@@ -113,6 +140,50 @@ Test(net, format_other_family_and_short_buffer)
     inet_pton(AF_INET, "10.1.2.3", &s4.sin_addr);
     net_format((const struct sockaddr *)&s4, buf, sizeof(buf));
     cr_expect_str_eq(buf, "10.1.2.", "cut, and still a string");
+}
+
+/* What a session keeps of its client: both families whole, in the room
+ * of an IPv6 address; anything else comes out as no address at all. */
+Test(net, peer_keeps_v4_and_v6_whole_and_nothing_else)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+    union net_peer p;
+    char buf[NET_ADDR_LEN];
+
+    cr_expect_leq(sizeof(p), sizeof(struct sockaddr_in6));
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(1883);
+    inet_pton(AF_INET, "10.1.2.3", &s4.sin_addr);
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, &s4, sizeof(s4));
+    memset(&p, 0xa5, sizeof(p));
+    net_peer_set(&p, (const struct sockaddr *)&ss);
+    cr_expect_eq(p.sa.sa_family, AF_INET);
+    cr_expect_eq(memcmp(&p.in4, &s4, sizeof(s4)), 0);
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "10.1.2.3:1883");
+
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(8883);
+    s6.sin6_scope_id = 7;
+    inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
+    net_peer_set(&p, (const struct sockaddr *)&s6);
+    cr_expect_eq(memcmp(&p.in6, &s6, sizeof(s6)), 0, "scope id too");
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "[2001:db8::1]:8883");
+
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    memset(&p, 0xa5, sizeof(p));
+    net_peer_set(&p, (const struct sockaddr *)&ss);
+    cr_expect_eq(p.sa.sa_family, AF_UNSPEC);
+    cr_expect_eq(p.in6.sin6_port, 0, "zeroed, not left over");
+    net_format(&p.sa, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "?");
 }
 
 Test(net, listen_connect_accept_on_loopback)

@@ -532,3 +532,53 @@ Test(relay, an_observer_sees_every_byte_in_order_and_keeps_it_copying)
     cr_expect(rf.d.spliced);
     cr_expect_eq(seen.n, total);
 }
+
+Test(relay, fill_reads_once_and_the_pump_sends_without_reading_again)
+{
+    char out[16];
+
+    /* Nothing yet: no buffer held, and the pump that follows does not
+     * read before the watcher says more came. */
+    cr_expect_eq(relay_fill(&rf.d, &rf.rp), RELAY_IDLE);
+    cr_expect_null(rf.d.buf);
+    cr_expect(rf.d.drained);
+    cr_assert_eq(write(rf.client[0], "late", 4), 4);
+    cr_expect_eq(relay_pump(&rf.d, &rf.rp, RELAY_BUDGET), RELAY_IDLE);
+    cr_expect_eq(rf.d.nbytes, 0, "the hint spared the read");
+    cr_expect_eq(rf.d.wait, RELAY_WAIT_SRC_READ);
+    cr_expect_eq(relay_pump(&rf.d, &rf.rp, RELAY_BUDGET), RELAY_IDLE);
+    cr_expect_eq(rf.d.nbytes, 4, "the next pump reads as usual");
+    cr_assert_eq(read(rf.server[1], out, sizeof(out)), 4);
+
+    /* Bytes: they wait in the buffer (and the tap) until the pump. */
+    rf.d.tapmax = 64;
+    cr_assert_eq(write(rf.client[0], "PING", 4), 4);
+    cr_expect_eq(relay_fill(&rf.d, &rf.rp), RELAY_BLOCKED);
+    cr_expect_eq(rf.d.len - rf.d.off, 4);
+    cr_expect_eq(rf.d.taplen, 4);
+    cr_expect_eq(memcmp(rf.d.tap, "PING", 4), 0);
+    cr_assert_eq(write(rf.client[0], "more", 4), 4);
+    cr_expect_eq(relay_pump(&rf.d, &rf.rp, RELAY_BUDGET), RELAY_IDLE);
+    cr_expect_eq(rf.d.nbytes, 8, "a short read: nothing read after the send");
+    cr_expect_eq(relay_pump(&rf.d, &rf.rp, RELAY_BUDGET), RELAY_IDLE);
+    cr_expect_eq(rf.d.nbytes, 12);
+    cr_assert_eq(read(rf.server[1], out, sizeof(out)), 8);
+    cr_expect_eq(memcmp(out, "PINGmore", 8), 0);
+    relay_tap_free(&rf.d);
+}
+
+Test(relay, fill_sees_the_end_and_errors)
+{
+    cr_assert_eq(shutdown(rf.client[0], SHUT_WR), 0);
+    cr_expect_eq(relay_fill(&rf.d, &rf.rp), RELAY_EOF);
+    cr_expect(rf.d.eof);
+    cr_expect_null(rf.d.buf);
+    cr_expect_eq(relay_pump(&rf.d, &rf.rp, RELAY_BUDGET), RELAY_EOF);
+
+    rf.d.eof = 0;
+    rf.d.src = -1;
+    cr_expect_eq(relay_fill(&rf.d, &rf.rp), RELAY_ERR_SRC);
+    cr_expect_eq(rf.d.err, EBADF);
+    cr_expect_null(rf.d.buf);
+    cr_expect_eq(rf.rp.nused, 0);
+}

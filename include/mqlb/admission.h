@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "mqlb/net.h"
+
 struct srclimit;
 
 /* The process-wide count of admitted sessions. */
@@ -24,7 +26,7 @@ struct admission {
 struct admission_ticket {
     struct admission   *adm;            /* NULL once returned */
     struct srclimit    *sources;        /* per-source slot held, or NULL */
-    struct sockaddr_storage peer;       /* the client's address */
+    union net_peer      peer;           /* the client's address */
 };
 
 void admission_init(struct admission *a, unsigned max);

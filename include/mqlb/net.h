@@ -30,6 +30,21 @@ typedef int (*net_listen_fn)(void *ctx, const struct config_addr *a,
  */
 void net_set_listen_hook(net_listen_fn fn, void *ctx);
 
+/*
+ * A client's address, IPv4 or IPv6, in the room those two take (28
+ * bytes, where a sockaddr_storage takes 128): what an idle session
+ * keeps of its client.
+ */
+union net_peer {
+    struct sockaddr     sa;
+    struct sockaddr_in  in4;
+    struct sockaddr_in6 in6;
+};
+
+/* <sa> into <p> if it is IPv4 or IPv6; anything else leaves <p>
+ * zeroed with the family AF_UNSPEC (net_format writes "?"). */
+void net_peer_set(union net_peer *p, const struct sockaddr *sa);
+
 /* accept4 non-blocking and close-on-exec; -1 with errno (EAGAIN too). */
 int net_accept(int lfd, struct sockaddr_storage *ss, socklen_t *len);
 

@@ -57,7 +57,8 @@ struct relay_pool {
     size_t              nused;      /* buffers handed out */
 };
 
-/* One direction: src -> dst. */
+/* One direction: src -> dst. Every session holds two: fields are
+ * ordered so that the compiler leaves no holes. */
 struct relay_dir {
     int                 src;        /* fd read from */
     int                 dst;        /* fd written to */
@@ -68,25 +69,30 @@ struct relay_dir {
     unsigned            tap_full:1; /* more was read than <tap> holds */
     unsigned            spliced:1;  /* moving through <pipe>, zero-copy */
     unsigned            nosplice:1; /* splice failed once: keep copying */
+    unsigned            drained:1;  /* src was just read empty (relay_fill):
+                                       the next relay_pump sends what waits
+                                       and reads only when src's watcher
+                                       says more came */
+    unsigned            wait:3;     /* enum relay_wait, set by every
+                                       relay_pump() */
+    int                 err;        /* errno of the last RELAY_ERR_* */
     int                 pipe[2];    /* valid while <spliced> */
     uint32_t            inpipe;     /* bytes waiting in the pipe */
+    uint32_t            tapmax;     /* 0: keep no copy; else <tap> grows
+                                       to at most this, then tap_full */
     uint64_t            nbytes;     /* bytes delivered to dst */
     char               *tap;        /* a copy of what src sent, or NULL */
     uint32_t            taplen;     /* bytes in <tap> */
     uint32_t            tapcap;     /* bytes <tap> can hold */
-    uint32_t            tapmax;     /* 0: keep no copy; else <tap> grows
-                                       to at most this, then tap_full */
     const struct relay_io *src_io;  /* NULL: plain recv(2) on <src> */
     void               *src_conn;   /* <src_io>'s connection (an SSL) */
     const struct relay_io *dst_io;  /* NULL: plain send(2) on <dst> */
     void               *dst_conn;
-    enum relay_wait     wait;       /* set by every relay_pump() */
     void              (*observe)(void *arg, const char *p, size_t n);
                                     /* if set, shown every byte read from
                                        src, in order (a passive protocol
                                        reader); no splicing meanwhile */
     void               *observe_arg;
-    int                 err;        /* errno of the last RELAY_ERR_* */
 };
 
 enum relay_status {
@@ -112,6 +118,15 @@ void relay_buf_put(struct relay_pool *rp, char *buf);
  */
 enum relay_status relay_pump(struct relay_dir *d, struct relay_pool *rp,
                              size_t budget);
+
+/*
+ * Read once from d->src (a plain socket) into <d>'s empty buffer, before
+ * d->dst is ready: RELAY_BLOCKED when bytes now wait in the buffer (and
+ * went to the tap, as relay_pump's reads do; not to d->observe, which the
+ * caller shows them), RELAY_IDLE when src has nothing yet, RELAY_EOF when
+ * it ended, RELAY_ERR_SRC or RELAY_NOMEM. A short read sets d->drained.
+ */
+enum relay_status relay_fill(struct relay_dir *d, struct relay_pool *rp);
 
 /*
  * Append <n> bytes at <p> to the copy of what <d>'s source sent (replay),

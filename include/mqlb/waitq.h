@@ -3,7 +3,8 @@
  * (max_queue, queue_timeout), shared by every worker. First in, first
  * served: whoever frees a slot, or a timer, calls waitq_dispatch(), which
  * hands backends to the oldest entries and wakes their owners. An entry
- * lives inside its session; the queue only links it.
+ * belongs to its session (allocated while it waits); the queue only links
+ * it.
  */
 #ifndef MQLB_WAITQ_H
 #define MQLB_WAITQ_H
@@ -23,7 +24,7 @@ struct waitq_entry;
  */
 typedef struct backend *(*waitq_pick_fn)(void *arg, struct waitq_entry *e);
 
-/* One waiting client, embedded in its session. */
+/* One waiting client, owned by its session. */
 struct waitq_entry {
     struct waitq_entry *prev, *next;    /* queue order, oldest first */
     struct backend     *granted;        /* handed a backend, not yet taken

@@ -20,6 +20,10 @@ import harness  # noqa: E402
 from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, check_sanitizers, free_port,
                      nfds, port_open, rss_kib, wait_port, wait_until)
 
+# Run with no other test file beside it: it bounds the memory returned
+# after bursts and floods the proxy.
+RUN_ALONE = True
+
 
 def echo_pool(port, backends, extra="", name="echo"):
     text = "[pool %s]\nlisten = 127.0.0.1:%d\ncheck_interval = 200ms\n" \
