@@ -339,9 +339,16 @@ ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
     *pidfd = -1;
     fd = ctlsock_connect(t->sock, CTL_IO_TIMEOUT_MS, err);
     if (fd == -1) {
-        fprintf(stderr, "mqlb: %s (control_socket of %s)\n", err, t->path);
-        return errno == ECONNREFUSED || errno == ENOENT
-               ? -CTL_EXIT_NOT_RUNNING : -CTL_EXIT_FAILED;
+        if (errno == ECONNREFUSED || errno == ENOENT) {
+            fprintf(stderr, "mqlb: %s (control_socket of %s)\n", err,
+                    t->path);
+            return -CTL_EXIT_NOT_RUNNING;
+        }
+        /* EACCES: another user's instance, say; not "not running". */
+        fprintf(stderr, "mqlb: cannot reach the control socket %s: %s "
+                "(control_socket of %s)\n", t->sock, errno == ENAMETOOLONG
+                ? "the path is too long" : strerror(errno), t->path);
+        return -CTL_EXIT_FAILED;
     }
     if (wire == HANDOVER_CMD_STOP) {
         *pidfd = ctl_peer_pidfd(fd);
