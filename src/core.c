@@ -4,8 +4,8 @@
  * and the admin port; on SIGTERM stop accepting, let sessions finish
  * within shutdown_timeout, then stop the workers. The other jobs live
  * beside it: gen.c (generations), listen_set.c (listening sockets),
- * reload.c (SIGHUP), mgmt.c (the admin callbacks), proc.c (limits,
- * privileges).
+ * reload.c (SIGHUP), mgmt.c (the admin callbacks), ctlserve.c (the
+ * control socket), proc.c (limits, privileges).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -19,6 +19,7 @@
 #include "mqlb/admin.h"
 #include "mqlb/common.h"
 #include "mqlb/core.h"
+#include "mqlb/ctlserve.h"
 #include "mqlb/ctlsock.h"
 #include "mqlb/gen.h"
 #include "mqlb/health.h"
@@ -144,7 +145,7 @@ core_control_socket_start(struct core *c)
         return;
     }
     c->ctlsock = ctlsock_start(c->loop, c->gen->cf->control_socket,
-                               takeover_serve, c, err);
+                               ctlserve_conn, c, err);
     if (c->ctlsock == NULL) {
         log_warn("%s; no takeover possible", err);
     }
@@ -172,6 +173,21 @@ core_hup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 /* ---- the admin thread's requests, systemd ------------------------------ */
 
+void
+core_do_control(struct core *c, enum core_ctl req, struct reload_result *res)
+{
+    if (req == CORE_CTL_STOP) {
+        core_begin_stop(c);
+        return;
+    }
+    memset(res, 0, sizeof(*res));
+    if (c->stopping) {
+        snprintf(res->summary, sizeof(res->summary), "stopping");
+    } else {
+        core_reload(c, res);
+    }
+}
+
 /* On the main loop: carry out what the admin thread asked for. */
 static void
 core_ctl_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -190,18 +206,13 @@ core_ctl_cb(struct ev_loop *loop, ev_async *w, int revents)
         c->ctl_req = CORE_CTL_NONE;
         pthread_cond_broadcast(&c->ctl_cond);
         pthread_mutex_unlock(&c->ctl_lock);
-        core_begin_stop(c);
+        core_do_control(c, CORE_CTL_STOP, NULL);
         return;
     }
     if (req != CORE_CTL_RELOAD) {
         return;
     }
-    memset(&res, 0, sizeof(res));
-    if (c->stopping) {
-        snprintf(res.summary, sizeof(res.summary), "stopping");
-    } else {
-        core_reload(c, &res);
-    }
+    core_do_control(c, CORE_CTL_RELOAD, &res);
     pthread_mutex_lock(&c->ctl_lock);
     config_errors_deinit(&c->ctl_result.errs);
     c->ctl_result = res;
@@ -570,8 +581,8 @@ core_init(struct core *c, struct config *cf, bool takeover)
         tin = NULL;
         core_control_socket_start(c);
     } else if (cf->control_socket != NULL) {
-        c->ctlsock = ctlsock_start(c->loop, cf->control_socket, takeover_serve,
-                               c, err);
+        c->ctlsock = ctlsock_start(c->loop, cf->control_socket, ctlserve_conn,
+                                   c, err);
         if (c->ctlsock == NULL) {
             log_error("%s", err);
             goto fail;

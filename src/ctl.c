@@ -1,17 +1,22 @@
 /*
- * ctl.c: `mqlb -s`: one HTTP request to the running instance's admin port
- * and a wait for its outcome. The server side is the admin port's
- * /control/ endpoints.
+ * ctl.c: `mqlb -s`: one request to the running instance and a wait for
+ * its outcome. With [global] control_socket set it goes there (one
+ * COMMAND frame, one REPLY frame: see handover.h; the server side is
+ * ctlserve.c); otherwise to the admin port's /control/ endpoints and
+ * /status with the file's token. Both answer with the same status and
+ * JSON, read by one piece of code below.
  *
- * A tiny blocking HTTP/1.1 client is enough here: one request, our own
- * server, `Connection: close`, a bounded read.
+ * A tiny blocking HTTP/1.1 client is enough for the admin port: one
+ * request, our own server, `Connection: close`, a bounded read.
  */
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +26,8 @@
 
 #include "mqlb/common.h"
 #include "mqlb/ctl.h"
+#include "mqlb/ctlsock.h"
+#include "mqlb/handover.h"
 
 #define CTL_DEFAULT_ADMIN   "127.0.0.1:9000"    /* as config.c's default */
 #define CTL_REPLY_MAX       (1024 * 1024)       /* /status of a big fleet */
@@ -75,6 +82,11 @@ ctl_ini_cb(void *user, const char *section, const char *name,
 {
     struct ctl_scan *sc = user;
 
+    if (strcmp(section, "global") == 0 &&
+        strcmp(name, "control_socket") == 0) {
+        snprintf(sc->t->sock, sizeof(sc->t->sock), "%s", value);
+        return 1;
+    }
     if (strcmp(section, "admin") != 0) {
         return 1;
     }
@@ -263,28 +275,6 @@ ctl_reload(const struct ctl_target *t, json_t *j, int status)
     return CTL_EXIT_FAILED;
 }
 
-/* After a stop was accepted: wait until nothing answers any more. */
-static int
-ctl_wait_gone(const struct ctl_target *t)
-{
-    uint64_t deadline = mq_now_ms() + CTL_STOP_WAIT_MS;
-    struct timespec nap = { 0, 50 * 1000 * 1000 };
-    int fd;
-
-    while (mq_now_ms() < deadline) {
-        fd = ctl_connect(t);
-        if (fd < 0) {
-            printf("mqlb: stopped\n");
-            return CTL_EXIT_OK;
-        }
-        close(fd);
-        nanosleep(&nap, NULL);
-    }
-    fprintf(stderr, "mqlb: still running after %d s\n",
-            CTL_STOP_WAIT_MS / 1000);
-    return CTL_EXIT_FAILED;
-}
-
 static int
 ctl_status(json_t *j)
 {
@@ -306,24 +296,203 @@ ctl_status(json_t *j)
     return CTL_EXIT_OK;
 }
 
+/* ---- the control socket ---------------------------------------------- */
+
+/*
+ * A descriptor that becomes readable when the process at the other end
+ * of <fd> has exited (a zombie counts), or -1 when the kernel has no
+ * pidfd: then ctl_wait_gone polls the socket instead.
+ */
+static int
+ctl_peer_pidfd(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+        cred.pid <= 0) {
+        return -1;
+    }
+    return pidfd_open(cred.pid, 0);
+}
+
+/*
+ * Send <wire> (enum handover_cmd) on <t>'s control socket; fills <*body>
+ * (owned, NUL-terminated) and returns the reply's status, or a negative
+ * -CTL_EXIT_ code after saying why. For a stop, <*pidfd> is the
+ * instance's (ctl_peer_pidfd), taken before it was asked to go.
+ */
+static int
+ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
+             int *pidfd)
+{
+    struct handover_command m = { wire };
+    struct handover_header h;
+    struct handover_reply r = { 0, 0, NULL };
+    struct handover_error e;
+    struct handover_buf b;
+    char err[MQ_ERR_LEN];
+    uint8_t *payload = NULL;
+    int fd, rc;
+
+    *body = NULL;
+    *pidfd = -1;
+    fd = ctlsock_connect(t->sock, CTL_IO_TIMEOUT_MS, err);
+    if (fd == -1) {
+        fprintf(stderr, "mqlb: %s (control_socket of %s)\n", err, t->path);
+        return errno == ECONNREFUSED || errno == ENOENT
+               ? -CTL_EXIT_NOT_RUNNING : -CTL_EXIT_FAILED;
+    }
+    if (wire == HANDOVER_CMD_STOP) {
+        *pidfd = ctl_peer_pidfd(fd);
+    }
+    handover_buf_init(&b);
+    rc = handover_encode_command(&b, &m) == MQ_OK
+         ? ctlsock_send_frame(fd, &b) : MQ_ERR;
+    handover_buf_deinit(&b);
+    if (rc == MQ_OK) {
+        rc = ctlsock_read_frame(fd, &h, &payload);
+    }
+    close(fd);
+    if (rc != MQ_OK) {
+        fprintf(stderr, "mqlb: no answer on the control socket %s: %s%s\n",
+                t->sock, ctlsock_frame_error(rc), rc == MQ_ERR &&
+                (errno == ECONNRESET || errno == EPIPE) ? " (is mqlb "
+                "running as another user?)" : "");
+    } else if (h.type == HANDOVER_ERROR &&
+               handover_decode_error(payload, h.length, &e) == MQ_OK) {
+        fprintf(stderr, "mqlb: the instance on %s refused: %s\n", t->sock,
+                e.text);
+    } else if (h.type != HANDOVER_REPLY ||
+               handover_decode_reply(payload, h.length, &r) != MQ_OK) {
+        fprintf(stderr, "mqlb: broken reply (%s) on the control socket "
+                "%s\n", handover_type_name(h.type), t->sock);
+    } else if ((*body = malloc((size_t)r.len + 1)) == NULL) {
+        fprintf(stderr, "mqlb: out of memory\n");
+    } else {
+        memcpy(*body, r.body, r.len);
+        (*body)[r.len] = '\0';
+    }
+    free(payload);
+    if (*body == NULL) {
+        if (*pidfd != -1) {
+            close(*pidfd);
+            *pidfd = -1;
+        }
+        return -CTL_EXIT_FAILED;
+    }
+    return (int)r.status;
+}
+
+/* ---- the admin port --------------------------------------------------- */
+
+/* As ctl_ask_sock, over HTTP to the admin port with the file's token. */
+static int
+ctl_ask_http(const struct ctl_target *t, const char *method, const char *url,
+             char **body)
+{
+    int status = ctl_request(t, method, url, body);
+
+    if (status == -1) {
+        fprintf(stderr, "mqlb: no instance answers on %s:%s (admin listen "
+                "of %s)\n", t->host, t->port, t->path);
+        return -CTL_EXIT_NOT_RUNNING;
+    }
+    if (status < 0) {
+        fprintf(stderr, "mqlb: broken reply from %s:%s\n", t->host, t->port);
+        return -CTL_EXIT_FAILED;
+    }
+    if (status == 401 || status == 403) {
+        fprintf(stderr, "mqlb: the instance on %s:%s refused us (%d): is "
+                "[admin] token in %s the running one's?\n", t->host, t->port,
+                status, t->path);
+        free(*body);
+        *body = NULL;
+        return -CTL_EXIT_FAILED;
+    }
+    return status;
+}
+
+/* Is something still answering where <t> points? */
+static bool
+ctl_answers(const struct ctl_target *t)
+{
+    char err[MQ_ERR_LEN];
+    int fd;
+
+    fd = t->sock[0] != '\0' ? ctlsock_connect(t->sock, 1000, err)
+                            : ctl_connect(t);
+    if (fd < 0) {
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/*
+ * After a stop was accepted: wait until the process has exited (its
+ * <pidfd>, when there is one), or else until nothing answers any more.
+ */
+static int
+ctl_wait_gone(const struct ctl_target *t, int pidfd)
+{
+    uint64_t deadline = mq_now_ms() + CTL_STOP_WAIT_MS;
+    struct timespec nap = { 0, 50 * 1000 * 1000 };
+    struct pollfd p = { pidfd, POLLIN, 0 };
+    int n;
+
+    if (pidfd != -1) {
+        do {
+            n = poll(&p, 1, CTL_STOP_WAIT_MS);
+        } while (n == -1 && errno == EINTR);
+        close(pidfd);
+        if (n == 1) {
+            printf("mqlb: stopped\n");
+            return CTL_EXIT_OK;
+        }
+    } else {
+        while (mq_now_ms() < deadline) {
+            if (!ctl_answers(t)) {
+                printf("mqlb: stopped\n");
+                return CTL_EXIT_OK;
+            }
+            nanosleep(&nap, NULL);
+        }
+    }
+    fprintf(stderr, "mqlb: still running after %d s\n",
+            CTL_STOP_WAIT_MS / 1000);
+    return CTL_EXIT_FAILED;
+}
+
+/* The commands, and how each is asked on either way in. */
+static const struct ctl_cmd {
+    const char         *name;
+    const char         *method;     /* admin port */
+    const char         *url;
+    uint8_t             wire;       /* control socket: enum handover_cmd */
+} ctl_cmds[] = {
+    { "reload", "POST", "/control/reload", HANDOVER_CMD_RELOAD },
+    { "stop",   "POST", "/control/stop",   HANDOVER_CMD_STOP },
+    { "status", "GET",  "/status",         HANDOVER_CMD_STATUS },
+};
+
 int
 ctl_run(const char *cmd, const char *path)
 {
+    const struct ctl_cmd *c = NULL;
     struct ctl_target t;
     json_error_t jerr;
-    const char *method = "POST", *url;
     char *body;
     json_t *j;
-    int status, rc;
+    int status, rc, pidfd = -1;
+    size_t i;
 
-    if (strcmp(cmd, "reload") == 0) {
-        url = "/control/reload";
-    } else if (strcmp(cmd, "stop") == 0) {
-        url = "/control/stop";
-    } else if (strcmp(cmd, "status") == 0) {
-        method = "GET";
-        url = "/status";
-    } else {
+    for (i = 0; i < MQ_NELEMS(ctl_cmds); i++) {
+        if (strcmp(cmd, ctl_cmds[i].name) == 0) {
+            c = &ctl_cmds[i];
+        }
+    }
+    if (c == NULL) {
         fprintf(stderr, "mqlb: -s takes reload, stop or status, not '%s'\n",
                 cmd);
         return CTL_EXIT_USAGE;
@@ -331,37 +500,31 @@ ctl_run(const char *cmd, const char *path)
     if (ctl_read_target(path, &t) != 0) {
         return CTL_EXIT_FAILED;
     }
-    status = ctl_request(&t, method, url, &body);
-    if (status == -1) {
-        fprintf(stderr, "mqlb: no instance answers on %s:%s (admin listen "
-                "of %s)\n", t.host, t.port, path);
-        return CTL_EXIT_NOT_RUNNING;
-    }
+    status = t.sock[0] != '\0' ? ctl_ask_sock(&t, c->wire, &body, &pidfd)
+                               : ctl_ask_http(&t, c->method, c->url, &body);
     if (status < 0) {
-        fprintf(stderr, "mqlb: broken reply from %s:%s\n", t.host, t.port);
-        return CTL_EXIT_FAILED;
+        return -status;
     }
     j = json_loads(body, 0, &jerr);
     free(body);
-    if (status == 401 || status == 403) {
-        fprintf(stderr, "mqlb: the instance on %s:%s refused us (%d): is "
-                "[admin] token in %s the running one's?\n", t.host, t.port,
-                status, path);
-        json_decref(j);
-        return CTL_EXIT_FAILED;
-    }
-    if (strcmp(cmd, "reload") == 0) {
+    if (c->wire == HANDOVER_CMD_RELOAD) {
         rc = ctl_reload(&t, j, status);
-    } else if (strcmp(cmd, "stop") == 0) {
-        rc = status == 202 || status == 200 ? ctl_wait_gone(&t)
-                                            : CTL_EXIT_FAILED;
+    } else if (c->wire == HANDOVER_CMD_STOP) {
+        rc = CTL_EXIT_FAILED;
+        if (status == 202 || status == 200) {
+            rc = ctl_wait_gone(&t, pidfd);
+            pidfd = -1;     /* closed there */
+        }
     } else {
         rc = status == 200 && j != NULL ? ctl_status(j) : CTL_EXIT_FAILED;
     }
     if (rc == CTL_EXIT_FAILED && status != 200 && status != 202 &&
-        strcmp(cmd, "reload") != 0) {
-        fprintf(stderr, "mqlb: %s: HTTP %d %s\n", cmd, status,
+        c->wire != HANDOVER_CMD_RELOAD) {
+        fprintf(stderr, "mqlb: %s: status %d %s\n", cmd, status,
                 ctl_json_str(j, "error", ""));
+    }
+    if (pidfd != -1) {
+        close(pidfd);
     }
     json_decref(j);
     return rc;

@@ -18,6 +18,8 @@
 
 #include "mqlb/common.h"
 #include "mqlb/ctlsock.h"
+#include "mqlb/fdpass.h"
+#include "mqlb/handover.h"
 #include "mqlb/log.h"
 
 struct ctlsock {
@@ -64,6 +66,7 @@ ctlsock_addr(const char *path, struct sockaddr_un *sun, char *err)
     if (strlen(path) >= sizeof(sun->sun_path)) {
         snprintf(err, MQ_ERR_LEN, "control socket path %s is longer than "
                  "%zu bytes", path, sizeof(sun->sun_path) - 1);
+        errno = ENAMETOOLONG;
         return MQ_ERR;
     }
     memcpy(sun->sun_path, path, strlen(path));
@@ -85,9 +88,12 @@ ctlsock_connect(const char *path, unsigned timeout_ms, char *err)
         return -1;
     }
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+        int e = errno;
+
         snprintf(err, MQ_ERR_LEN, "nothing is listening on the control "
-                 "socket %s (%s)", path, strerror(errno));
+                 "socket %s (%s)", path, strerror(e));
         close(fd);
+        errno = e;
         return -1;
     }
     if (ctlsock_set_timeouts(fd, timeout_ms) != MQ_OK) {
@@ -268,4 +274,78 @@ ctlsock_stop(struct ctlsock *c)
     }
     free(c->path);
     free(c);
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+int
+ctlsock_send_frame(int fd, struct handover_buf *b)
+{
+    int rc;
+
+    if (b->failed) {
+        errno = ENOMEM;
+        return MQ_ERR;
+    }
+    rc = fdpass_send(fd, b->data, b->len, NULL, 0);
+    handover_buf_reset(b);
+    return rc;
+}
+
+int
+ctlsock_read_frame(int fd, struct handover_header *h, uint8_t **payload)
+{
+    uint8_t hdr[HANDOVER_HEADER_LEN];
+    size_t nfds = 0;
+    int rc;
+
+    *payload = NULL;
+    if (fdpass_recv(fd, hdr, sizeof(hdr), NULL, 0, &nfds) != MQ_OK) {
+        return MQ_ERR;
+    }
+    rc = handover_header_decode(hdr, h);
+    if (rc != MQ_OK) {
+        return rc;
+    }
+    *payload = malloc(h->length > 0 ? h->length : 1);
+    if (*payload == NULL) {
+        errno = ENOMEM;
+        return MQ_ERR;
+    }
+    if (h->length > 0 &&
+        fdpass_recv(fd, *payload, h->length, NULL, 0, &nfds) != MQ_OK) {
+        mq_free(*payload);
+        return MQ_ERR;
+    }
+    return MQ_OK;
+}
+
+void
+ctlsock_send_error(int fd, const char *text)
+{
+    struct handover_buf b;
+
+    handover_buf_init(&b);
+    if (handover_encode_error(&b, text) == MQ_OK) {
+        (void)ctlsock_send_frame(fd, &b);
+    }
+    handover_buf_deinit(&b);
+}
+
+const char *
+ctlsock_frame_error(int rc)
+{
+    switch (rc) {
+    case HANDOVER_EMAGIC:
+        return "not a handover frame";
+    case HANDOVER_EVERSION:
+        return "unsupported handover version";
+    case HANDOVER_ETOOBIG:
+        return "frame too large";
+    case HANDOVER_EMALFORMED:
+        return "malformed frame";
+    default:
+        return errno == EPROTO ? "unexpected descriptors"
+               : errno == ECONNRESET ? "hung up" : strerror(errno);
+    }
 }

@@ -476,6 +476,9 @@ fn(const uint8_t *p, size_t len, struct handover_##name *m)                 \
 #define HO_END_FIELDS(X)                                                    \
     X(u32, nlisteners) X(u32, nsessions) X(u32, npools) X(u32, nbackends)
 
+#define HO_COMMAND_FIELDS(X)                                                \
+    X(u8, cmd)
+
 /* Any values of the fields will do. */
 static int
 ho_valid_any(const void *m)
@@ -507,6 +510,7 @@ HO_MESSAGE(listener, HANDOVER_LISTENER, HO_LISTENER_FIELDS, ho_valid_any)
 HO_MESSAGE(session, HANDOVER_SESSION, HO_SESSION_FIELDS, ho_valid_session)
 HO_MESSAGE(backend, HANDOVER_BACKEND, HO_BACKEND_FIELDS, ho_valid_backend)
 HO_MESSAGE(end, HANDOVER_END, HO_END_FIELDS, ho_valid_any)
+HO_MESSAGE(command, HANDOVER_COMMAND, HO_COMMAND_FIELDS, ho_valid_any)
 
 /* ERROR is encoded from a plain text. */
 static HO_ENCODER(ho_encode_error, error, HANDOVER_ERROR, HO_ERROR_FIELDS)
@@ -618,12 +622,44 @@ handover_encode_done(struct handover_buf *b)
     return ho_frame_end(b, start);
 }
 
+/* REPLY: u32 status, u32 length, the body's bytes. */
+int
+handover_encode_reply(struct handover_buf *b, uint32_t status,
+                      const char *body, size_t len)
+{
+    size_t start = ho_frame_begin(b, HANDOVER_VERSION, HANDOVER_REPLY);
+
+    if (len > HANDOVER_MAX_PAYLOAD) {
+        b->failed = 1;      /* ho_frame_end refuses it anyway */
+    } else {
+        ho_u32(b, status);
+        ho_u32(b, (uint32_t)len);
+        ho_put(b, body, len);
+    }
+    return ho_frame_end(b, start);
+}
+
+int
+handover_decode_reply(const uint8_t *p, size_t len, struct handover_reply *m)
+{
+    struct ho_in in;
+
+    ho_in_init(&in, p, len);
+    m->status = ho_get_u32(&in);
+    m->len = ho_get_u32(&in);
+    m->body = ho_get(&in, m->len);
+    if (m->body == NULL) {
+        m->len = 0;
+    }
+    return ho_in_done(&in);
+}
+
 const char *
 handover_type_name(uint16_t type)
 {
     static const char *const names[] = {
         "?", "HELLO", "ERROR", "BEGIN", "LISTENER", "SESSION", "POOL",
-        "BACKEND", "END", "ACK", "DONE",
+        "BACKEND", "END", "ACK", "DONE", "COMMAND", "REPLY",
     };
 
     if (type == 0 || type >= MQ_NELEMS(names)) {

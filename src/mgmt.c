@@ -227,29 +227,51 @@ mgmt_reload_reply(struct core *c, const struct reload_result *res,
     return text;
 }
 
-static char *
-mgmt_control(void *ctx, int what, unsigned *status)
+char *
+mgmt_command(struct core *c, enum mgmt_cmd cmd, bool on_loop,
+             unsigned *status)
 {
-    struct core *c = ctx;
+    struct stats_snapshot *snap;
     struct reload_result res;
     char *text;
 
-    if (what == ADMIN_CONTROL_STOP) {
-        if (core_control(c, CORE_CTL_STOP, NULL) != MQ_OK) {
+    switch (cmd) {
+    case MGMT_CMD_STATUS:
+        snap = mgmt_snapshot(c);
+        text = snap != NULL ? stats_render_json(snap) : NULL;
+        stats_snapshot_free(snap);
+        *status = 200;
+        return text;
+    case MGMT_CMD_STOP:
+        if (on_loop) {
+            core_do_control(c, CORE_CTL_STOP, NULL);
+        } else if (core_control(c, CORE_CTL_STOP, NULL) != MQ_OK) {
             *status = 503;
             return strdup("{\"error\":\"busy: try again\"}");
         }
         *status = 202;
         return strdup("{\"result\":\"stopping\"}");
+    case MGMT_CMD_RELOAD:
+        break;
     }
     memset(&res, 0, sizeof(res));
-    if (core_control(c, CORE_CTL_RELOAD, &res) != MQ_OK) {
+    if (on_loop) {
+        core_do_control(c, CORE_CTL_RELOAD, &res);
+    } else if (core_control(c, CORE_CTL_RELOAD, &res) != MQ_OK) {
         *status = 503;
         return strdup("{\"error\":\"the reload did not finish in time\"}");
     }
     text = mgmt_reload_reply(c, &res, status);
     config_errors_deinit(&res.errs);
     return text;
+}
+
+/* POST /control/{reload,stop}, on the admin thread. */
+static char *
+mgmt_control(void *ctx, int what, unsigned *status)
+{
+    return mgmt_command(ctx, what == ADMIN_CONTROL_STOP ? MGMT_CMD_STOP
+                        : MGMT_CMD_RELOAD, false, status);
 }
 
 static char *

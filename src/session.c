@@ -129,12 +129,17 @@ struct session_wait {
     struct session     *prev, *next;    /* env->queued */
 };
 
-/* What a session needs until its broker answers: which backends to
- * pick no more (a failed connect, a replay), and the connect's times. */
+/*
+ * What a session needs until its broker answers (while <replayable>, so
+ * also while a copy for a replay is kept): which backends to pick no more
+ * (a failed connect, a replay), and the connect's times.
+ */
 struct session_dial {
     struct pool_tried   tried;          /* backends that failed us */
     uint64_t            connect_at_us;  /* monotonic, of the connect */
     ev_tstamp           fd_wait_since;  /* 0, or when WAIT_FD began */
+    ev_tstamp           connected_at;   /* when the broker connect ended */
+    uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
 };
 
 /* SNI routing (sni = on the address): the candidate pools until the
@@ -184,9 +189,7 @@ struct session {
     struct relay_dir    down;           /* broker -> client */
     ev_tstamp           last_active;    /* for the idle timeout */
     ev_tstamp           last_client;    /* client -> broker bytes last */
-    ev_tstamp           connected_at;   /* when the broker connect ended */
     uint64_t            start_ms;
-    uint64_t            connected_ms;   /* <connected_at>, mq_now_ms() */
     uint64_t            idle_ms;        /* this session's idle timeout,
                                            0 = never */
     uint32_t            bytes_in_acct;  /* up.nbytes when last added to the
@@ -697,7 +700,7 @@ session_relay_timer(struct session *s)
         next = session_idle_since(s) + mq_secs(s->idle_ms) - now;
     }
     if (s->up.tap != NULL) {
-        t = s->connected_at + SESSION_REPLAY_HOLD_S - now;
+        t = s->dial->connected_at + SESSION_REPLAY_HOLD_S - now;
         next = next < 0 || t < next ? t : next;
     }
     t = session_probe_period(s);
@@ -846,7 +849,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             return;
         }
         if (s->up.tap != NULL &&
-            ev_now(loop) - s->connected_at >= SESSION_REPLAY_HOLD_S - 0.001) {
+            ev_now(loop) - s->dial->connected_at
+            >= SESSION_REPLAY_HOLD_S - 0.001) {
             session_tap_release(s);     /* kept long enough */
         }
         idle = mq_secs(s->idle_ms);
@@ -874,7 +878,8 @@ session_broker_gone(struct session *s, int err)
 {
     struct ev_loop *loop = s->env->loop;
     bool spoke = s->up.nbytes > 0;      /* the broker got client bytes */
-    bool early = ev_now(loop) - s->connected_at < SESSION_REPLAY_WINDOW_S;
+    bool early = ev_now(loop) - s->dial->connected_at
+                 < SESSION_REPLAY_WINDOW_S;
     const char *how = err == 0 ? "closed the connection"
                       : err == ECONNRESET ? "reset the connection"
                       : "failed";
@@ -891,7 +896,7 @@ session_broker_gone(struct session *s, int err)
     session_account(s);
     if (!spoke && early &&
         atomic_load_explicit(&s->b->answered_ms, memory_order_relaxed)
-        <= s->connected_ms) {
+        <= s->dial->connected_ms) {
         /* Silent client, broker gone at once, and nobody else heard it
          * since: a dead broker's backlog. Its failure. */
         session_connect_failed(s, what, err == ECONNRESET ? 0 : err);
@@ -1266,8 +1271,8 @@ session_start_relay(struct session *s)
 
     if (!s->tentative) {
         s->state = SESSION_RELAYING;
-        s->connected_at = ev_now(loop);
-        s->connected_ms = mq_now_ms();
+        s->dial->connected_at = ev_now(loop);
+        s->dial->connected_ms = mq_now_ms();
         ev_timer_stop(loop, &s->timer);
     }
     ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
@@ -1317,10 +1322,11 @@ session_confirm(struct session *s)
 
     s->tentative = 0;
     backend_connect_ok(s->b);
-    histo_observe_us(&s->b->connect_time, mq_now_us() - s->dial->connect_at_us);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
     s->state = SESSION_RELAYING;
-    s->connected_at = ev_now(loop);
-    s->connected_ms = mq_now_ms();
+    s->dial->connected_at = ev_now(loop);
+    s->dial->connected_ms = mq_now_ms();
     ev_timer_stop(loop, &s->timer);
     session_relay_timer(s);
 }
@@ -1430,7 +1436,8 @@ session_connected(struct session *s)
     const struct config_pool *cf = s->pool->cf;
 
     backend_connect_ok(s->b);
-    histo_observe_us(&s->b->connect_time, mq_now_us() - s->dial->connect_at_us);
+    histo_observe_us(&s->b->connect_time,
+                     mq_now_us() - s->dial->connect_at_us);
     net_set_nodelay(s->ufd);
     net_set_keepalive(s->ufd, &cf->keepalive);
     if (cf->proxy_protocol != PROXY_PROTOCOL_OFF &&
@@ -2391,7 +2398,6 @@ session_import(struct session_env *env, struct pool *pool,
                    : m->first_fin == HANDOVER_FIN_BACKEND
                    ? HANDOVER_FIN_BACKEND : HANDOVER_FIN_NONE;
     ev_now_update(loop);
-    s->connected_at = ev_now(loop);
     s->last_active = ev_now(loop) - (ev_tstamp)m->idle_ms / 1000.0;
     s->last_client = s->last_active;
     s->idle_client = m->idle_client != 0;

@@ -102,57 +102,6 @@ struct takeover_in {
 
 /* ---- frames on the socket --------------------------------------------- */
 
-/* Send the one frame in <b> with <nfds> descriptors. */
-static int
-takeover_send(int sock, struct handover_buf *b, const int *fds, size_t nfds)
-{
-    int rc;
-
-    if (b->failed) {
-        errno = ENOMEM;
-        return MQ_ERR;
-    }
-    rc = fdpass_send(sock, b->data, b->len, fds, nfds);
-    handover_buf_reset(b);
-    return rc;
-}
-
-/*
- * Read one frame: its header into <h>, its payload into *<payload>
- * (malloc'd; the caller frees it), and the descriptors that came with it
- * into <fds> (at most <maxfds>; the caller owns those, also on error).
- * MQ_OK, MQ_ERR (errno) or a HANDOVER_E* verdict of the header.
- */
-static int
-takeover_read(int sock, struct handover_header *h, uint8_t **payload,
-              int *fds, size_t maxfds, size_t *nfds)
-{
-    uint8_t hdr[HANDOVER_HEADER_LEN];
-    int rc;
-
-    *payload = NULL;
-    *nfds = 0;
-    if (fdpass_recv(sock, hdr, sizeof(hdr), fds, maxfds, nfds) != MQ_OK) {
-        return MQ_ERR;
-    }
-    rc = handover_header_decode(hdr, h);
-    if (rc != MQ_OK) {
-        return rc;
-    }
-    *payload = malloc(h->length > 0 ? h->length : 1);
-    if (*payload == NULL) {
-        errno = ENOMEM;
-        return MQ_ERR;
-    }
-    if (h->length > 0 &&
-        fdpass_recv(sock, *payload, h->length, fds, maxfds, nfds)
-        != MQ_OK) {
-        mq_free(*payload);
-        return MQ_ERR;
-    }
-    return MQ_OK;
-}
-
 static void
 takeover_close_fds(int *fds, size_t n)
 {
@@ -161,36 +110,6 @@ takeover_close_fds(int *fds, size_t n)
     for (i = 0; i < n; i++) {
         close(fds[i]);
         fds[i] = -1;
-    }
-}
-
-/* Tell the peer why, in one ERROR frame (best effort). */
-static void
-takeover_refuse(int sock, const char *text)
-{
-    struct handover_buf b;
-
-    handover_buf_init(&b);
-    if (handover_encode_error(&b, text) == MQ_OK) {
-        (void)takeover_send(sock, &b, NULL, 0);
-    }
-    handover_buf_deinit(&b);
-}
-
-static const char *
-takeover_verdict(int rc)
-{
-    switch (rc) {
-    case HANDOVER_EMAGIC:
-        return "not a handover frame";
-    case HANDOVER_EVERSION:
-        return "unsupported handover version";
-    case HANDOVER_ETOOBIG:
-        return "frame too large";
-    case HANDOVER_EMALFORMED:
-        return "malformed frame";
-    default:
-        return strerror(errno);
     }
 }
 
@@ -440,16 +359,15 @@ takeover_wait_ack(struct core *c, int sock, size_t *ndeclined, char *err)
     struct handover_error he;
     uint8_t *payload;
     uint64_t *ids = NULL;
-    size_t nfds;
     uint32_t i;
-    int rc, fds[1];
+    int rc;
 
     ctlsock_set_timeouts(sock, TAKEOVER_ACK_TIMEOUT_MS);
-    rc = takeover_read(sock, &h, &payload, fds, 0, &nfds);
+    rc = ctlsock_read_frame(sock, &h, &payload);
     if (rc != MQ_OK) {
         snprintf(err, MQ_ERR_LEN, "no acknowledgement from the successor: "
                  "%s", rc == MQ_ERR && errno == ECONNRESET
-                 ? "it hung up" : takeover_verdict(rc));
+                 ? "it hung up" : ctlsock_frame_error(rc));
         return MQ_ERR;
     }
     if (h.type == HANDOVER_ERROR &&
@@ -488,48 +406,17 @@ takeover_wait_ack(struct core *c, int sock, size_t *ndeclined, char *err)
 }
 
 void
-takeover_serve(void *ctx, int fd, pid_t pid)
+takeover_serve(struct core *c, int fd, pid_t pid)
 {
-    struct core *c = ctx;
-    struct handover_header h;
-    struct handover_hello hello;
-    char err[MQ_ERR_LEN], text[HANDOVER_TEXT_LEN];
-    uint8_t *payload = NULL;
+    char err[MQ_ERR_LEN];
     uint64_t t0 = mq_now_ms();
-    size_t nfds = 0, nsent = 0, nkept = 0, used;
+    size_t nsent = 0, nkept = 0, used;
     char per[128];
     unsigned k;
-    int rc, fds[1];
+    int rc;
 
-    rc = takeover_read(fd, &h, &payload, fds, 0, &nfds);
-    if (rc == HANDOVER_EVERSION) {
-        snprintf(text, sizeof(text), "handover version %u is not supported:"
-                 " mqlb %s speaks version %d", (unsigned)h.version,
-                 MQLB_VERSION, HANDOVER_VERSION);
-        log_warn("control socket: pid %d: %s; still serving", (int)pid,
-                 text);
-        takeover_refuse(fd, text);
-        goto out;
-    }
-    if (rc != MQ_OK) {
-        log_warn("control socket: pid %d: %s, connection closed", (int)pid,
-                 rc == MQ_ERR && nfds > 0 ? "unexpected descriptors"
-                 : rc == MQ_ERR && errno == ECONNRESET ? "hung up"
-                 : takeover_verdict(rc));
-        if (rc != MQ_ERR) {
-            takeover_refuse(fd, takeover_verdict(rc));
-        }
-        goto out;
-    }
-    if (h.type != HANDOVER_HELLO ||
-        handover_decode_hello(payload, h.length, &hello) != MQ_OK) {
-        log_warn("control socket: pid %d sent %s, not a takeover request; "
-                 "connection closed", (int)pid, handover_type_name(h.type));
-        takeover_refuse(fd, "expected HELLO");
-        goto out;
-    }
     if (c->stopping) {
-        takeover_refuse(fd, "this mqlb is stopping");
+        ctlsock_send_error(fd, "this mqlb is stopping");
         goto out;
     }
     log_notice("takeover: pid %d takes over; freezing sessions", (int)pid);
@@ -550,7 +437,7 @@ takeover_serve(void *ctx, int fd, pid_t pid)
 
         handover_buf_init(&b);
         rc = handover_encode_done(&b) == MQ_OK
-             ? takeover_send(fd, &b, NULL, 0) : MQ_ERR;
+             ? ctlsock_send_frame(fd, &b) : MQ_ERR;
         handover_buf_deinit(&b);
     }
     if (rc != MQ_OK) {
@@ -579,8 +466,6 @@ thaw:
     log_warn("takeover by pid %d failed: %s; still serving every session",
              (int)pid, err);
 out:
-    takeover_close_fds(fds, nfds);
-    free(payload);
     close(fd);
 }
 
@@ -881,7 +766,7 @@ takeover_receive(const char *path, char *err)
     handover_buf_init(&b);
     hello.pid = (uint32_t)getpid();
     rc = handover_encode_hello(&b, &hello) == MQ_OK
-         ? takeover_send(in->sock, &b, NULL, 0) : MQ_ERR;
+         ? ctlsock_send_frame(in->sock, &b) : MQ_ERR;
     handover_buf_deinit(&b);
     if (rc != MQ_OK) {
         snprintf(err, MQ_ERR_LEN, "sending to %s failed: %s", path,
@@ -894,7 +779,7 @@ takeover_receive(const char *path, char *err)
         if (rc != MQ_OK) {
             snprintf(err, MQ_ERR_LEN, "reading from the running mqlb "
                      "failed: %s", rc == MQ_ERR && errno == ECONNRESET
-                     ? "it hung up" : takeover_verdict(rc));
+                     ? "it hung up" : ctlsock_frame_error(rc));
             takeover_in_free(in);
             return NULL;
         }
@@ -1147,7 +1032,7 @@ takeover_commit(struct takeover_in *in, char *err)
 
     handover_buf_init(&b);
     rc = handover_encode_ack(&b, in->declined, (uint32_t)in->ndeclined)
-         == MQ_OK ? takeover_send(in->sock, &b, NULL, 0) : MQ_ERR;
+         == MQ_OK ? ctlsock_send_frame(in->sock, &b) : MQ_ERR;
     handover_buf_deinit(&b);
     if (rc != MQ_OK) {
         snprintf(err, MQ_ERR_LEN, "sending ACK failed: %s", strerror(errno));
@@ -1159,7 +1044,7 @@ takeover_commit(struct takeover_in *in, char *err)
         snprintf(err, MQ_ERR_LEN, "the running mqlb did not commit: %s",
                  rc == MQ_OK ? handover_type_name(h.type)
                  : rc == MQ_ERR && errno == ECONNRESET ? "it hung up"
-                 : takeover_verdict(rc));
+                 : ctlsock_frame_error(rc));
         return MQ_ERR;
     }
     log_notice("takeover: %zu sessions adopted (%zu declined), %zu "

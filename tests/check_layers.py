@@ -24,7 +24,7 @@ LAYERS = [
     ("connection", False, "session listener"),
     ("thread", True, "worker listen_set"),
     ("process", True, """gen admin mgmt mgmt_api members proc core reload
-        persist takeover"""),
+        persist takeover ctlserve"""),
     ("program", True, "main"),
 ]
 

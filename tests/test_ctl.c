@@ -14,6 +14,20 @@ Test(ctl, default_admin_address)
     cr_assert_str_eq(t.host, "127.0.0.1");
     cr_assert_str_eq(t.port, "9000");
     cr_assert_str_eq(t.token, "");
+    cr_assert_str_eq(t.sock, "");       /* no control socket: admin port */
+}
+
+Test(ctl, control_socket_is_taken_from_global_only)
+{
+    struct ctl_target t;
+    const char *text =
+        "[global]\nworkers = banana\ncontrol_socket = /run/mqlb/ctl.sock\n"
+        "[pool p]\ncontrol_socket = /elsewhere\n"
+        "[admin]\nlisten = 127.0.0.1:9100\ntoken = s3cret\n";
+
+    cr_assert_eq(ctl_parse_target(text, &t), 0);
+    cr_assert_str_eq(t.sock, "/run/mqlb/ctl.sock");
+    cr_assert_str_eq(t.port, "9100");   /* still read: the fallback */
 }
 
 Test(ctl, admin_listen_and_token_despite_errors)

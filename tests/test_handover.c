@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mqlb/common.h"
@@ -687,4 +688,84 @@ Test(handover, wire_bytes_are_pinned)
     cr_assert_eq(handover_encode_backend(&b, &m), MQ_OK);
     ho_same_bytes(&b, want_backend, sizeof(want_backend));
     handover_buf_deinit(&b);
+}
+
+/*
+ * `mqlb -s`'s frames: a COMMAND is one byte after the header, a REPLY
+ * the status, the length and the JSON text; both pinned, both survive a
+ * round trip, and a reply whose body is cut short is refused.
+ */
+Test(handover, command_and_reply_round_trip_and_are_pinned)
+{
+    static const uint8_t want_command[] = {
+        'M', 'Q', 'H', 'O', 0, 1, 0, 11, 0, 0, 0, 1,    /* header */
+        2,                                              /* cmd: stop */
+    };
+    static const uint8_t want_reply[] = {
+        'M', 'Q', 'H', 'O', 0, 1, 0, 12, 0, 0, 0, 10,   /* header */
+        0, 0, 1, 0xa6,                                  /* status 422 */
+        0, 0, 0, 2,                                     /* length */
+        '{', '}',                                       /* body */
+    };
+    struct handover_command cmd = { HANDOVER_CMD_STOP }, cmd2;
+    struct handover_reply r;
+    struct handover_buf b;
+    const char *json = "{\"result\":\"failed\",\"errors\":[\"f.ini:3: x\"]}";
+    const uint8_t *p;
+    size_t len, cut;
+
+    handover_buf_init(&b);
+    cr_assert_eq(handover_encode_command(&b, &cmd), MQ_OK);
+    cr_assert_eq(b.len, sizeof(want_command));
+    cr_assert_eq(memcmp(b.data, want_command, b.len), 0);
+    p = ho_frame(&b, HANDOVER_COMMAND, &len);
+    cr_assert_eq(handover_decode_command(p, len, &cmd2), MQ_OK);
+    cr_assert_eq(cmd2.cmd, HANDOVER_CMD_STOP);
+    cr_assert_eq(handover_decode_command(p, 0, &cmd2), HANDOVER_EMALFORMED);
+    /* an unknown command decodes: the server names it in its refusal */
+    handover_buf_reset(&b);
+    cmd.cmd = 200;
+    cr_assert_eq(handover_encode_command(&b, &cmd), MQ_OK);
+    p = ho_frame(&b, HANDOVER_COMMAND, &len);
+    cr_assert_eq(handover_decode_command(p, len, &cmd2), MQ_OK);
+    cr_assert_eq(cmd2.cmd, 200);
+
+    handover_buf_reset(&b);
+    cr_assert_eq(handover_encode_reply(&b, 422, "{}", 2), MQ_OK);
+    cr_assert_eq(b.len, sizeof(want_reply));
+    cr_assert_eq(memcmp(b.data, want_reply, b.len), 0);
+    handover_buf_reset(&b);
+    cr_assert_eq(handover_encode_reply(&b, 422, json, strlen(json)), MQ_OK);
+    p = ho_frame(&b, HANDOVER_REPLY, &len);
+    cr_assert_eq(handover_decode_reply(p, len, &r), MQ_OK);
+    cr_assert_eq(r.status, 422);
+    cr_assert_eq(r.len, strlen(json));
+    cr_assert_eq(memcmp(r.body, json, r.len), 0);
+    for (cut = 0; cut < len; cut++) {
+        cr_assert_eq(handover_decode_reply(p, cut, &r), HANDOVER_EMALFORMED,
+                     "a reply cut to %zu of %zu bytes was accepted", cut,
+                     len);
+        cr_assert_eq(r.len, 0);
+    }
+    cr_assert_str_eq(handover_type_name(HANDOVER_COMMAND), "COMMAND");
+    cr_assert_str_eq(handover_type_name(HANDOVER_REPLY), "REPLY");
+    handover_buf_deinit(&b);
+}
+
+Test(handover, a_reply_larger_than_a_frame_is_not_encoded)
+{
+    size_t n = HANDOVER_MAX_PAYLOAD;
+    struct handover_buf b;
+    char *big = malloc(n);
+
+    cr_assert_not_null(big);
+    memset(big, ' ', n);
+    handover_buf_init(&b);
+    /* the status and the length come on top: one byte too many */
+    cr_assert_eq(handover_encode_reply(&b, 200, big, n - 8 + 1), MQ_ERR);
+    cr_assert_eq(b.len, 0);
+    cr_assert_eq(handover_encode_reply(&b, 200, big, n - 8), MQ_OK);
+    cr_assert_eq(b.len, HANDOVER_HEADER_LEN + n);
+    handover_buf_deinit(&b);
+    free(big);
 }

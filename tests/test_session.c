@@ -933,7 +933,7 @@ Test(session, idle_timeout_closes_a_silent_session)
 
 #define BENCH_IDLE_N        64      /* idle sessions measured at once */
 /*
- * Heap bytes one idle session may hold (720 now). It is most of mqlb's
+ * Heap bytes one idle session may hold (704 now). It is most of mqlb's
  * memory per idle session (scripts/bench_fleet.sh row (h)), whose target
  * is 0.3x HAProxy's (about 1,000 of its 3,300 bytes); the rest, about 120
  * bytes, is libev's per-descriptor and per-timer arrays, which this does

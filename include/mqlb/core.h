@@ -125,6 +125,16 @@ void core_reload(struct core *c, struct reload_result *res);
 int core_control(struct core *c, enum core_ctl req,
                  struct reload_result *res);
 
+/*
+ * On the main loop: carry out <req> at once. The admin thread's requests
+ * arrive here through core_control; the control socket (on the main
+ * loop already) calls it directly. A reload's outcome goes to <res>
+ * (free its errs with config_errors_deinit); while stopping, a reload is
+ * refused with the summary "stopping", and a stop closes every session.
+ */
+void core_do_control(struct core *c, enum core_ctl req,
+                     struct reload_result *res);
+
 /* "2 pools, 5/6 backends up": the systemd STATUS= line. */
 void core_status_line(struct core *c, char *out, size_t size);
 

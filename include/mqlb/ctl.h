@@ -1,8 +1,9 @@
 /*
  * ctl.h: `mqlb -s reload|stop|status`, the client side. It reads from the
- * config file only how to reach the running instance (the admin listen
- * address and token), so that a file with errors can still be reported
- * on: the running instance reloads it and sends back its errors.
+ * config file only how to reach the running instance ([global]
+ * control_socket when it is set, else the admin listen address and
+ * token), so that a file with errors can still be reported on: the
+ * running instance reloads it and sends back its errors.
  */
 #ifndef MQLB_CTL_H
 #define MQLB_CTL_H
@@ -20,13 +21,16 @@ struct ctl_target {
     char    host[64];               /* numeric, loopback for a wildcard */
     char    port[8];
     char    token[256];             /* "" when none */
+    char    sock[1024];             /* [global] control_socket: used
+                                       instead of the admin port when
+                                       set; "" when not */
     char    path[1024];             /* the config file, for messages */
 };
 
 /*
- * Pull [admin] listen and token out of the INI text <text> (lenient: any
- * other key or a broken line is ignored). Returns 0, or -1 when the
- * listen value cannot be read.
+ * Pull [global] control_socket and [admin] listen and token out of the
+ * INI text <text> (lenient: any other key or a broken line is ignored).
+ * Returns 0, or -1 when the listen value cannot be read.
  */
 int ctl_parse_target(const char *text, struct ctl_target *out);
 

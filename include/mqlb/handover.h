@@ -1,6 +1,7 @@
 /*
- * handover.h: the messages a running mqlb and its successor exchange on
- * the control socket during a takeover (--takeover). Pure encoding and
+ * handover.h: the messages spoken on the control socket: those a running
+ * mqlb and its successor exchange during a takeover (--takeover), and
+ * the commands of `mqlb -s` (reload, stop, status). Pure encoding and
  * decoding over byte buffers: no sockets, no descriptors (those travel
  * beside a frame as SCM_RIGHTS, see fdpass.h), no knowledge of sessions.
  *
@@ -23,6 +24,14 @@
  *
  * Either side may send ERROR instead of its next frame; until DONE, any
  * error or hang-up leaves O serving everything.
+ *
+ * `mqlb -s` (C = the command line) asks instead, and the first frame of a
+ * connection tells the two apart:
+ *
+ *   C -> O  COMMAND (reload, stop or status)
+ *   O -> C  REPLY (the admin port's HTTP status and JSON body for the
+ *           same request), or ERROR (an unknown command; an older mqlb
+ *           answers "expected HELLO")
  */
 #ifndef MQLB_HANDOVER_H
 #define MQLB_HANDOVER_H
@@ -53,6 +62,15 @@ enum handover_type {
     HANDOVER_END,           /* O -> N: counts, to check nothing was lost */
     HANDOVER_ACK,           /* N -> O: all adopted, but for these ids */
     HANDOVER_DONE,          /* O -> N: committed */
+    HANDOVER_COMMAND,       /* C -> O: `mqlb -s` asks */
+    HANDOVER_REPLY,         /* O -> C: the outcome, as JSON */
+};
+
+/* What a COMMAND asks (the values are on the wire). */
+enum handover_cmd {
+    HANDOVER_CMD_RELOAD = 1,    /* POST /control/reload */
+    HANDOVER_CMD_STOP,          /* POST /control/stop */
+    HANDOVER_CMD_STATUS,        /* GET /status */
 };
 
 /* Decoder verdicts beyond MQ_OK. */
@@ -179,6 +197,21 @@ struct handover_ack {
     const uint8_t      *ids;
 };
 
+struct handover_command {
+    uint8_t             cmd;        /* enum handover_cmd; any value
+                                       decodes, the server names the
+                                       ones it does not know */
+};
+
+/* The body is the JSON text, not NUL-terminated, pointing into the
+ * decoded payload. */
+struct handover_reply {
+    uint32_t            status;     /* HTTP status of the same request on
+                                       the admin port: 200, 202, 422... */
+    uint32_t            len;        /* bytes of <body> */
+    const uint8_t      *body;
+};
+
 /* A growing output buffer; <failed> once an allocation failed. */
 struct handover_buf {
     uint8_t            *data;
@@ -222,6 +255,11 @@ int handover_encode_end(struct handover_buf *b,
 int handover_encode_ack(struct handover_buf *b, const uint64_t *ids,
                         uint32_t n);
 int handover_encode_done(struct handover_buf *b);
+int handover_encode_command(struct handover_buf *b,
+                            const struct handover_command *m);
+/* <len> bytes of <body>: too many for one frame is MQ_ERR. */
+int handover_encode_reply(struct handover_buf *b, uint32_t status,
+                          const char *body, size_t len);
 /* A frame with an arbitrary version and type: for tests of refusals. */
 int handover_encode_raw(struct handover_buf *b, uint16_t version,
                         uint16_t type, const void *payload, uint32_t len);
@@ -249,6 +287,10 @@ int handover_decode_end(const uint8_t *p, size_t len,
                         struct handover_end *m);
 int handover_decode_ack(const uint8_t *p, size_t len,
                         struct handover_ack *m);
+int handover_decode_command(const uint8_t *p, size_t len,
+                            struct handover_command *m);
+int handover_decode_reply(const uint8_t *p, size_t len,
+                          struct handover_reply *m);
 
 /* The <i>th declined id of <m>. */
 uint64_t handover_ack_id(const struct handover_ack *m, uint32_t i);

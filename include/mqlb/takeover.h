@@ -6,7 +6,7 @@
  * messages are handover.h's, the descriptors travel with fdpass.h.
  *
  * Old: takeover_serve() runs on the main loop when a peer of ours
- * connects; the workers freeze their movable sessions at a safe point
+ * connects and asks (ctlserve.c reads its HELLO); the workers freeze their movable sessions at a safe point
  * (between events: no write half done), everything is sent, and only
  * when the successor has adopted it all and acknowledged does the old
  * process let go and retire. Any failure before that thaws every
@@ -36,8 +36,10 @@ struct takeover_in;
 /* Seconds the old process waits for the successor to adopt and ack. */
 #define TAKEOVER_ACK_TIMEOUT_MS 30000
 
-/* Old side: the control socket's callback (<ctx> is the core). */
-void takeover_serve(void *ctx, int fd, pid_t pid);
+/* Old side, on the main loop: the peer <pid> on the control connection
+ * <fd> sent HELLO (read by ctlserve.c); hand everything over, or refuse
+ * and keep serving. <fd> is closed before this returns. */
+void takeover_serve(struct core *c, int fd, pid_t pid);
 
 /*
  * New side: connect to <path>, ask for a takeover and receive

@@ -1,5 +1,6 @@
 /*
- * fuzz_handover.c: the takeover frame decoders on raw bytes. The input
+ * fuzz_handover.c: the control socket's frame decoders (takeover and
+ * `mqlb -s`) on raw bytes. The input
  * goes to the header decoder and to every payload decoder as is; what a
  * decoder accepts must encode again and decode to the same fields (a
  * session's bytes included), so that nothing a peer sends is read past
@@ -94,6 +95,31 @@ fuzz_ack(const uint8_t *p, size_t len)
     (void)sum;
 }
 
+/* A reply's body lies within the payload and comes back the same. */
+static void
+fuzz_reply(const uint8_t *p, size_t len)
+{
+    struct handover_reply m, t;
+    struct handover_buf b;
+
+    if (handover_decode_reply(p, len, &m) != MQ_OK) {
+        return;
+    }
+    if ((size_t)m.len + 8 > len || (m.len > 0 && m.body < p)) {
+        abort();
+    }
+    handover_buf_init(&b);
+    if (handover_encode_reply(&b, m.status, (const char *)m.body, m.len)
+        != MQ_OK ||
+        handover_decode_reply(b.data + HANDOVER_HEADER_LEN,
+                              b.len - HANDOVER_HEADER_LEN, &t) != MQ_OK ||
+        t.status != m.status || t.len != m.len ||
+        (m.len > 0 && memcmp(t.body, m.body, m.len) != 0)) {
+        abort();
+    }
+    handover_buf_deinit(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -104,6 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct handover_listener li;
     struct handover_pool pool;
     struct handover_end end;
+    struct handover_command cmd;
     uint8_t *copy;
     size_t len = size;
 
@@ -127,6 +154,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)handover_decode_listener(copy, len, &li);
     (void)handover_decode_pool(copy, len, &pool);
     (void)handover_decode_end(copy, len, &end);
+    (void)handover_decode_command(copy, len, &cmd);
+    fuzz_reply(copy, len);
     fuzz_session(copy, len);
     fuzz_backend(copy, len);
     fuzz_ack(copy, len);

@@ -1,18 +1,19 @@
 """Operations under a service manager: sd_notify (READY, RELOADING, STATUS,
 STOPPING, WATCHDOG) on a NOTIFY_SOCKET the test owns, journald priority
 prefixes when JOURNAL_STREAM names stderr, and `mqlb -s reload|stop|status`
-waiting for the outcome."""
+waiting for the outcome, by the admin port or by the control socket."""
 
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 import unittest
 
-from harness import MQLB_BIN, Mqlb, RedisServer, free_port, wait_until
+from harness import MQLB_BIN, Mqlb, RedisClient, RedisServer, free_port, wait_until
 
 
 class NotifySocket:
@@ -211,6 +212,153 @@ class SignalCommand(unittest.TestCase):
         finally:
             lb.stop()
             redis.stop()
+
+
+def ping(port):
+    c = RedisClient(port)
+    try:
+        return c.command("PING")
+    finally:
+        c.close()
+
+
+def pidfd_works():
+    """Can this kernel tell a process's exit through a pidfd (what
+    `mqlb -s stop` waits on when it can)?"""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+class SignalCommandControlSocket(unittest.TestCase):
+    """With [global] control_socket set, `mqlb -s` talks there: no token,
+    the same user only. The file given to -s names the socket, an admin
+    address that answers and a token that is wrong, so any use of the
+    admin port would fail (exit 1, refused)."""
+
+    TOKEN = "t0ken-only-the-running-file-has"
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-ctlsock-")
+        self.sock = os.path.join(self.dir, "mqlb.sock")
+        self.lb = Mqlb(pool_text(self.port, self.redis),
+                       global_extra="control_socket = %s\n" % self.sock,
+                       admin_extra="token = %s\n" % self.TOKEN)
+        self.addCleanup(self.lb.stop)
+        self.ctl_file = os.path.join(self.dir, "ctl.ini")
+        with open(self.ctl_file, "w") as f:
+            f.write("[global]\ncontrol_socket = %s\n[admin]\nlisten = 127.0.0.1:%d\n"
+                    "token = wrong-token\n" % (self.sock, self.lb.admin_port))
+
+    def ctl(self, cmd, path=None):
+        return subprocess.run([MQLB_BIN, "-s", cmd, "-c", path or self.ctl_file],
+                              capture_output=True, text=True, timeout=60)
+
+    def pools(self):
+        code, body, _ = self.lb.http("GET", "/status",
+                                     headers={"Authorization": "Bearer " + self.TOKEN})
+        self.assertEqual(code, 200)
+        return [p["name"] for p in json.loads(body)["pools"]]
+
+    def test_status_reload_good_and_bad_then_stop(self):
+        lb = self.lb
+        # the file given to -s would be refused on the admin port
+        code, _, _ = lb.http("GET", "/status", headers={"Authorization": "Bearer wrong-token"})
+        self.assertEqual(code, 401)
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mqlb running, pid %d," % lb.proc.pid, r.stdout)
+        self.assertIn("pool r: ", r.stdout)
+        # a good change: applied, exit 0
+        r2 = free_port()
+        lb.write(pool_text(self.port, self.redis) + "[pool r2]\nlisten = 127.0.0.1:%d\n"
+                 "backend = x 127.0.0.1:%d\n" % (r2, self.redis.port))
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("reloaded %s: " % lb.path, r.stdout)
+        self.assertIn("r2", self.pools())
+        self.assertEqual(ping(r2), "PONG")
+        # a broken file: exit 1 with its FILE:LINE errors, the old config serves on
+        lb.write(pool_text(self.port, self.redis) + "[pool r3]\nlisten = 127.0.0.1:%d\n"
+                 "backend = x 127.0.0.1:99999\nbalanse = rr\n" % free_port())
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertRegex(r.stderr, r"%s:\d+: .*balanse" % lb.path)
+        self.assertRegex(r.stderr, r"%s:\d+: .*99999" % lb.path)
+        self.assertIn("reload failed", r.stderr)
+        self.assertEqual(self.pools(), ["r", "r2"])
+        self.assertEqual(ping(self.port), "PONG")
+        self.assertEqual(ping(r2), "PONG")
+        # who asked, in the log
+        self.assertRegex(lb.output(), r"control socket: pid \d+ asks for a reload")
+        # stop: returns once the process is gone
+        r = self.ctl("stop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("stopped", r.stdout)
+        if pidfd_works():
+            # it waited on the process itself: gone already
+            self.assertIsNotNone(lb.proc.p.poll(), "mqlb still runs after -s stop")
+        else:
+            wait_until(lambda: not lb.alive(), 5, what="mqlb exit")
+        self.assertEqual(lb.proc.p.wait(5), 0)
+        self.assertFalse(os.path.exists(self.sock))
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn(self.sock, r.stderr)
+
+    def test_unknown_command_is_refused_and_mqlb_serves_on(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.sock)
+        # MQHO, version 1, COMMAND (11), one byte: command 9
+        s.sendall(struct.pack(">IHHIB", 0x4d51484f, 1, 11, 1, 9))
+        reply = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        s.close()
+        magic, version, typ, length = struct.unpack(">IHHI", reply[:12])
+        self.assertEqual((magic, typ), (0x4d51484f, 2))     # ERROR
+        self.assertIn(b"unknown command 9", reply[12:])
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.lb.alive())
+
+
+class SignalCommandNobodyOnTheSocket(unittest.TestCase):
+    """A control_socket nobody listens on: exit 3 naming it, whether the
+    file is missing or a stale socket file is left behind; the admin port
+    in the same file is not tried instead."""
+
+    def test_exit_3_naming_the_path(self):
+        d = tempfile.mkdtemp(prefix="mqlb-ctlsock-")
+        admin = socket.socket()
+        admin.bind(("127.0.0.1", 0))
+        admin.listen(1)
+        self.addCleanup(admin.close)
+        for stale in (False, True):
+            path = os.path.join(d, "stale.sock" if stale else "none.sock")
+            if stale:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind(path)        # a file, nobody listening
+                self.addCleanup(s.close)
+            ini = os.path.join(d, "mqlb.ini")
+            with open(ini, "w") as f:
+                f.write("[global]\ncontrol_socket = %s\n[admin]\nlisten = 127.0.0.1:%d\n"
+                        % (path, admin.getsockname()[1]))
+            for cmd in ("status", "reload", "stop"):
+                r = subprocess.run([MQLB_BIN, "-s", cmd, "-c", ini], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(r.returncode, 3, (cmd, r.stderr))
+                self.assertIn("nothing is listening on the control socket %s" % path,
+                              r.stderr)
 
 
 if __name__ == "__main__":

@@ -373,6 +373,11 @@ class Takeover(TakeoverCase):
         got = {n: (lb.backend("p", n)["state"], lb.backend("p", n)["weight"])
                for n in names}
         self.assertEqual(got, want)
+        # `mqlb -s` on the same control socket now reaches the successor
+        r = subprocess.run([MQLB_BIN, "-s", "status", "-c", lb.path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mqlb running, pid %d," % lb.proc.pid, r.stdout)
 
     def test_state_file_keeps_admin_changes_across_a_restart(self):
         echoes = [EchoServer() for _ in range(3)]
