@@ -333,7 +333,7 @@ ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
     struct handover_buf b;
     char err[MQ_ERR_LEN];
     uint8_t *payload = NULL;
-    int fd, rc;
+    int fd, rc, saved;
 
     *body = NULL;
     *pidfd = -1;
@@ -360,7 +360,9 @@ ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
     if (rc == MQ_OK) {
         rc = ctlsock_read_frame(fd, &h, &payload);
     }
+    saved = errno;              /* the message below reads it */
     close(fd);
+    errno = saved;
     if (rc != MQ_OK) {
         fprintf(stderr, "mqlb: no answer on the control socket %s: %s%s\n",
                 t->sock, ctlsock_frame_error(rc), rc == MQ_ERR &&
