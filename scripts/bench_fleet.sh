@@ -21,7 +21,10 @@
 #       PONG, errors, peak new-connection rate each backend saw (INFO stats
 #       every 100 ms); mqlb with and without max_connect_rate, HAProxy, NGINX.
 #   (j) check cost (--backends, default 1000): listening sockets of a test
-#       server checked every second with the TCP check; proxy CPU a second.
+#       server checked every second with the TCP check; proxy CPU a second
+#       and per check (mqlb's checks counted by its /metrics, read outside
+#       the CPU window). mqlb-reset is mqlb with check_reset = on, the
+#       check HAProxy makes (reset before the server's kernel completes it).
 # Noise: (g) runs mqlb twice per repeat; the ratio of the two is the noise row.
 #
 # Environment: MQLB_BIN (default ./mqlb), BENCH_KEEP=1 keeps the temp dir.
@@ -455,6 +458,7 @@ j_setup() {
     [ -s "$TMP/ports.txt" ] || { problem "(j) listeners.py did not start"; return 1; }
     {
         printf '[global]\nworkers = %s\nlog_level = warn\nshutdown_timeout = 2s\n' "$THREADS"
+        printf '\n[admin]\nlisten = 127.0.0.1:%s\n' "$J_ADM"
     } >"$TMP/mqlb-checks.ini"
     printf 'global\n    nbthread %s\n    maxconn 2000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1h\n    timeout server 1h\n' \
         "$THREADS" >"$TMP/haproxy-checks.cfg"
@@ -470,38 +474,69 @@ j_setup() {
         printf '    server b%s 127.0.0.1:%s check inter 1s\n' "$i" "$p" >>"$TMP/haproxy-checks.cfg"
         i=$((i + 1))
     done <"$TMP/ports.txt"
+    sed 's/^health_check = tcp$/health_check = tcp\ncheck_reset = on/' \
+        "$TMP/mqlb-checks.ini" >"$TMP/mqlb-reset-checks.ini"
     "$MQLB" -t -c "$TMP/mqlb-checks.ini" >/dev/null
+    "$MQLB" -t -c "$TMP/mqlb-reset-checks.ini" >/dev/null
     haproxy -c -q -f "$TMP/haproxy-checks.cfg"
 }
+J_ADM=$(port)
 accepts() { cat "$TMP/accepts.txt" 2>/dev/null || echo 0; }
-checks_run() {  # checks_run PROXY
-    local proxy=$1 pid c0 c1 a0 a1 t0 t1
+# mqlb's checks so far (pass and fail), from its /metrics; "-" if unknown
+mqlb_checks() {
+    python3 - "$J_ADM" <<'PYEOF' 2>/dev/null || echo -
+import sys, urllib.request
+t = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+print(int(sum(float(l.split()[-1]) for l in t.splitlines()
+              if l.startswith("mqlb_backend_checks_total{"))))
+PYEOF
+}
+checks_run() {  # checks_run PROXY: mqlb, mqlb-reset or haproxy
+    local proxy=$1 key=j pid c0 c1 a0 a1 t0 t1 n0=- n1=- m0 m1 n
     case "$proxy" in
     mqlb) start_bg mqlb-checks "$MQLB" -c "$TMP/mqlb-checks.ini" || return 0 ;;
+    mqlb-reset) start_bg mqlb-reset-checks "$MQLB" -c "$TMP/mqlb-reset-checks.ini" || return 0
+        key=jr ;;
     haproxy) start_bg haproxy-checks haproxy -db -f "$TMP/haproxy-checks.cfg" || return 0 ;;
     esac
     pid=$BG_PID
     sleep 3     # startup and the first round of checks
+    # the /metrics render (about 0.1 s of CPU at 1,000 backends) stays
+    # outside the CPU window: the counts have their own times
+    if [ "$proxy" != haproxy ]; then n0=$(mqlb_checks); fi
+    m0=$(date +%s.%N)
     c0=$(cpu_ticks $(proc_set "$pid")); a0=$(accepts); t0=$(date +%s.%N)
     sleep "$J_SECS"
     c1=$(cpu_ticks $(proc_set "$pid")); a1=$(accepts); t1=$(date +%s.%N)
+    if [ "$proxy" != haproxy ]; then n1=$(mqlb_checks); fi
+    m1=$(date +%s.%N)
     if ! kill -0 "$pid" 2>/dev/null; then
         problem "(j) $proxy died: $(tail -3 "$TMP/$proxy-checks.log" | tr '\n' '|')"
         return 0
     fi
     stop_pid "$pid"
-    printf 'j %s ticks %s..%s accepts %s..%s secs %s..%s\n' "$proxy" "$c0" "$c1" "$a0" "$a1" "$t0" "$t1" >>"$TMP/runs.log"
-    record j_cpu "$proxy" "$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/hz*1e3/(b-a)}')"
-    # HAProxy's TCP check never reaches accept(): it delays the handshake's
-    # last ACK (TCP_QUICKACK off) and resets, so the listeners count only
-    # mqlb's checks; HAProxy's are taken at their configured rate (inter 1s).
-    local n=$((a1 - a0))
+    printf 'j %s ticks %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$proxy" "$c0" "$c1" \
+        "$a0" "$a1" "$n0" "$n1" "$t0" "$t1" >>"$TMP/runs.log"
+    local cpu rate
+    cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/hz*1e3/(b-a)}')
+    # HAProxy's TCP check (and mqlb's with check_reset = on) never reaches
+    # accept(): it delays the handshake's last ACK (TCP_QUICKACK off) and
+    # resets. HAProxy's checks are taken at their configured rate (inter 1s).
     if [ "$proxy" = haproxy ]; then
-        n=$(awk -v k="$BACKENDS" -v a="$t0" -v b="$t1" 'BEGIN{printf "%d", k*(b-a)}')
+        rate=$BACKENDS
+    elif [ "$n0" != - ] && [ "$n1" != - ]; then
+        rate=$(awk -v d=$((n1 - n0)) -v a="$m0" -v b="$m1" 'BEGIN{printf "%.1f", d/(b-a)}')
+    else
+        problem "(j) $proxy: no check count from /metrics"
+        return 0
     fi
-    record j_rate "$proxy" "$(awk -v d="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", d/(b-a)}')"
-    if [ "$n" -gt 0 ]; then
-        record j_per "$proxy" "$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.1f", d/hz*1e6/n}')"
+    record "${key}_cpu" "${proxy%-reset}" "$cpu"
+    record "${key}_rate" "${proxy%-reset}" "$rate"
+    n=$(awk -v r="$rate" 'BEGIN{print (r > 0)}')
+    [ "$n" = 1 ] && record "${key}_per" "${proxy%-reset}" "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
+    if [ "$proxy" = haproxy ]; then  # the same HAProxy run beside mqlb-reset
+        record jr_cpu haproxy "$cpu"; record jr_rate haproxy "$rate"
+        record jr_per haproxy "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
     fi
 }
 
@@ -532,7 +567,7 @@ fi
 for p in $PROXIES; do stop_proxy "$p"; done
 if row j && j_setup; then
     for ((rep = 0; rep < REPEATS; rep++)); do
-        for p in $(rotate "$rep" mqlb haproxy); do checks_run "$p"; done
+        for p in $(rotate "$rep" mqlb mqlb-reset haproxy); do checks_run "$p"; done
         log "  (j) repeat $((rep + 1))/$REPEATS done"
     done
 fi
@@ -569,8 +604,11 @@ rows = [
     ("h_fd", "(h) descriptors per idle session", "f2"),
     ("h_time", "(h) s to open all sessions (lower better)", "f2"),
     ("j_cpu", "(j) proxy CPU ms per second (lower better)", "f2"),
-    ("j_rate", "(j) checks/s (mqlb: accepted by the listeners; haproxy: configured, see below)", "int"),
+    ("j_rate", "(j) checks/s (mqlb: its /metrics; haproxy: configured, see below)", "int"),
     ("j_per", "(j) proxy CPU µs per check (lower better)", "f2"),
+    ("jr_cpu", "(j) mqlb with check_reset = on: proxy CPU ms per second (lower better)", "f2"),
+    ("jr_rate", "(j) mqlb with check_reset = on: checks/s", "int"),
+    ("jr_per", "(j) mqlb with check_reset = on: proxy CPU µs per check (lower better)", "f2"),
 ]
 def med(k, t):
     v = res.get((k, t))
@@ -602,8 +640,10 @@ if p:
           "allows bursts of a tenth of a second's worth) and %s over 1 s."
           % (rate, p / rate, "%.2f×" % (p1 / rate) if p1 else "- (the storm was shorter)"))
 if med("j_cpu", "haproxy") is not None:
-    print("HAProxy's TCP check resets before the handshake completes on the server side, so the "
-          "check listeners never accept it; its check rate is the configured one (inter 1s).")
+    print("HAProxy's TCP check (and mqlb's with check_reset = on) resets before the handshake "
+          "completes on the server side, so the check listeners never accept it; HAProxy's check "
+          "rate is the configured one (inter 1s), mqlb's is counted by its /metrics. The "
+          "check_reset rows compare with the same HAProxy runs.")
 print("\"direct\" is one redis-server without a proxy. Storm and idle clients: "
       "scripts/storm.py; check targets: scripts/listeners.py.")
 EOF

@@ -113,7 +113,7 @@ backend_readdress(struct backend *b, const struct config_addr *a,
     if (!checked) {
         atomic_store(&b->next, NULL);
         atomic_store_explicit(&b->addr, n, memory_order_release);
-        atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+        backend_bump(b);
         log_notice("backend %s/%s: address %s -> %s", b->pool_name, b->name,
                    cur->a.text, n->a.text);
         return MQ_OK;
@@ -175,7 +175,7 @@ backend_next_verdict(struct backend *b, bool pass, const char *reason,
     atomic_store_explicit(&b->addr, n, memory_order_release);
     b->next_passes = 0;
     atomic_store(&b->nfails_row, 0);
-    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    backend_bump(b);
     log_notice("backend %s/%s: address %s -> %s (%u checks passed; sessions "
                "on the old address go on)", b->pool_name, b->name,
                cur->a.text, n->a.text, rise);
@@ -328,11 +328,33 @@ backend_downtime_ms(const struct backend *b, uint64_t now_ms)
     return total;
 }
 
+/* backend_changes: every change a balancer's table depends on. */
+static _Atomic uint64_t backend_nchanges;
+
+void
+backend_bump(struct backend *b)
+{
+    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    atomic_fetch_add_explicit(&backend_nchanges, 1, memory_order_release);
+}
+
+void
+backend_bump_members(void)
+{
+    atomic_fetch_add_explicit(&backend_nchanges, 1, memory_order_release);
+}
+
+uint64_t
+backend_changes(void)
+{
+    return atomic_load_explicit(&backend_nchanges, memory_order_acquire);
+}
+
 static void
 backend_changed(struct backend *b)
 {
     atomic_store(&b->since_ms, mq_wall_ms());
-    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    backend_bump(b);
     backend_count_transition(b);
 }
 
@@ -534,7 +556,7 @@ void
 backend_set_weight(struct backend *b, unsigned weight)
 {
     if (atomic_exchange(&b->weight, weight) != weight) {
-        atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+        backend_bump(b);
         log_event(LOG_NOTICE, &(struct log_fields){
                       .event = "backend_weight", .pool = b->pool_name,
                       .backend = b->name },

@@ -1900,6 +1900,8 @@ static const struct cf_key cf_keys[] = {
       .group = "checks" },
     { K(CF_POOL, "check_proxy_protocol", cf_enum), P(check_proxy_protocol),
       .names = cf_check_pp_names, .def = "auto", .group = "checks" },
+    { K(CF_POOL, "check_reset", cf_enum), P(check_reset),
+      .names = cf_onoff_names, .def = "off", .group = "checks" },
     { K(CF_POOL, "check_user", cf_cred), P(check_user), .def = "",
       .group = "checks" },
     { K(CF_POOL, "check_password", cf_cred), P(check_password), .def = "",

@@ -333,15 +333,22 @@ ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
     struct handover_buf b;
     char err[MQ_ERR_LEN];
     uint8_t *payload = NULL;
-    int fd, rc;
+    int fd, rc, saved;
 
     *body = NULL;
     *pidfd = -1;
     fd = ctlsock_connect(t->sock, CTL_IO_TIMEOUT_MS, err);
     if (fd == -1) {
-        fprintf(stderr, "mqlb: %s (control_socket of %s)\n", err, t->path);
-        return errno == ECONNREFUSED || errno == ENOENT
-               ? -CTL_EXIT_NOT_RUNNING : -CTL_EXIT_FAILED;
+        if (errno == ECONNREFUSED || errno == ENOENT) {
+            fprintf(stderr, "mqlb: %s (control_socket of %s)\n", err,
+                    t->path);
+            return -CTL_EXIT_NOT_RUNNING;
+        }
+        /* EACCES: another user's instance, say; not "not running". */
+        fprintf(stderr, "mqlb: cannot reach the control socket %s: %s "
+                "(control_socket of %s)\n", t->sock, errno == ENAMETOOLONG
+                ? "the path is too long" : strerror(errno), t->path);
+        return -CTL_EXIT_FAILED;
     }
     if (wire == HANDOVER_CMD_STOP) {
         *pidfd = ctl_peer_pidfd(fd);
@@ -353,7 +360,9 @@ ctl_ask_sock(const struct ctl_target *t, uint8_t wire, char **body,
     if (rc == MQ_OK) {
         rc = ctlsock_read_frame(fd, &h, &payload);
     }
+    saved = errno;              /* the message below reads it */
     close(fd);
+    errno = saved;
     if (rc != MQ_OK) {
         fprintf(stderr, "mqlb: no answer on the control socket %s: %s%s\n",
                 t->sock, ctlsock_frame_error(rc), rc == MQ_ERR &&

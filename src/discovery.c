@@ -361,8 +361,7 @@ disc_apply_discovered(struct disc_job *j)
             if (atomic_load(&b->backup) != w->backup) {
                 /* an SRV priority moved it in or out of the serving group */
                 atomic_store(&b->backup, w->backup);
-                atomic_fetch_add_explicit(&b->version, 1,
-                                          memory_order_release);
+                backend_bump(b);
                 log_notice("backend %s/%s is %s now (SRV priority)",
                            p->cf->name, b->name,
                            w->backup ? "a backup" : "a primary");

@@ -12,6 +12,12 @@
  *     |                 | refused / timeout                | EOF, timeout
  *     +-----------------+----------------------------------+
  *
+ * With check_reset = on, a bare check, one that only connects (tcp, no
+ * PROXY header, no TLS), resets the connection once it is up, before the
+ * broker's kernel has completed it, and keeps its socket for the next
+ * check (net_probe_*): the broker never sees it, and the kernels do about
+ * half the work of a connect and close.
+ *
  * A nats backend also has a watch (nats_watch.c): one connection kept
  * open, because a server in lame duck mode refuses the checker and tells
  * only its connected clients. While the watch says lame duck mode, the
@@ -56,7 +62,10 @@ struct check {
     enum check_state    state;
     unsigned            on_next:1;      /* probing the backend's new
                                            address (backend_next_addr) */
-    int                 fd;
+    unsigned            bare:1;         /* connect only (net_probe_*) */
+    int                 fd;             /* a bare check's stays between
+                                           checks, reset (net_probe_*) */
+    sa_family_t         family;         /* of a bare check's fd */
     ev_io               io;
     ev_timer            timer;          /* interval, then timeout */
     uint64_t            started_ms;
@@ -107,8 +116,11 @@ check_close(struct check *c)
         c->ssl = NULL;
     }
     if (c->fd != -1) {
-        close(c->fd);
-        c->fd = -1;
+        if (!c->bare || net_probe_reset(c->fd) != MQ_OK) {
+            close(c->fd);
+            c->fd = -1;
+        }
+        /* a bare check keeps its socket for the next check */
     }
     c->state = CHECK_IDLE;
 }
@@ -416,12 +428,41 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+/*
+ * Start the connect to <addr>: MQ_ERR with errno if it failed at once. A
+ * bare check reuses its socket (net_probe_connect), unless the backend
+ * moved to the other address family.
+ */
+static int
+check_connect(struct check *c, const struct config_addr *addr)
+{
+    int in_progress;
+
+    if (!c->bare) {
+        c->fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
+                            &in_progress);
+        return c->fd == -1 ? MQ_ERR : MQ_OK;
+    }
+    if (c->fd != -1 && c->family != addr->ss.ss_family) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->fd == -1) {
+        c->fd = net_probe_socket(addr->ss.ss_family);
+        if (c->fd == -1) {
+            return MQ_ERR;
+        }
+        c->family = addr->ss.ss_family;
+    }
+    return net_probe_connect(c->fd, (const struct sockaddr *)&addr->ss,
+                             addr->len);
+}
+
 static void
 check_start(struct check *c)
 {
     const struct config_pool *cf = c->pool->cf;
     const struct config_addr *addr;
-    int in_progress;
 
     c->started_ms = mq_now_ms();
     c->inlen = 0;
@@ -436,9 +477,7 @@ check_start(struct check *c)
     if (addr == NULL) {
         addr = backend_addr(c->b);
     }
-    c->fd = net_connect((const struct sockaddr *)&addr->ss, addr->len,
-                        &in_progress);
-    if (c->fd == -1) {
+    if (check_connect(c, addr) != MQ_OK) {
         if (net_is_shortage(errno)) {
             /* Our shortage, not the broker's: no verdict this round. */
             log_warn("check of %s/%s skipped: %s", c->pool->cf->name,
@@ -562,6 +601,9 @@ check_create(struct health *h, struct pool *p, struct backend *b)
     c->params.vhost = cf->check_vhost;
     c->pplen = proxy_proto_write_local(config_check_pp_version(cf), c->pp,
                                        sizeof(c->pp));
+    /* check_reset, nothing to send, no TLS: the connect is the check. */
+    c->bare = cf->check_reset && c->ops == NULL && c->pplen == 0 &&
+              cf->tls_client == NULL;
     ev_init(&c->io, check_io_cb);
     ev_init(&c->timer, check_timer_cb);
     if (cf->check == CHECK_NATS) {
@@ -583,6 +625,10 @@ static void
 check_destroy(struct check *c)
 {
     check_close(c);
+    if (c->fd != -1) {
+        close(c->fd);       /* a bare check's socket */
+        c->fd = -1;
+    }
     nats_watch_destroy(c->watch);
     c->watch = NULL;
     backend_release(c->b);

@@ -73,9 +73,13 @@ members_stale_cb(struct ev_loop *loop, ev_async *a, int revents)
 static void
 members_fresh_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+    struct members *m = container_of(w, struct members, fresh);
+
     (void)loop;
     (void)revents;
-    members_rebuild_all(container_of(w, struct members, fresh));
+    /* every iteration of the loop: only when something changed */
+    pool_rebuild_changed(m->core->gen->pools, m->core->gen->npools,
+                         &m->fresh_seen);
 }
 
 /* ---- membership -------------------------------------------------------- */
@@ -143,7 +147,7 @@ members_remove(struct members *m, struct pool *p, struct backend *b,
     if (atomic_exchange(&b->leaving, true)) {
         return;
     }
-    atomic_fetch_add_explicit(&b->version, 1, memory_order_release);
+    backend_bump(b);
     if (b->source == BACKEND_SOURCE_API) {
         members_changed(m);
     }

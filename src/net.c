@@ -113,6 +113,43 @@ net_connect(const struct sockaddr *sa, socklen_t len, int *in_progress)
 }
 
 int
+net_probe_socket(int family)
+{
+    return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+int
+net_probe_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    int rc, off = 0, saved;
+
+    /* Quick ACKs off (again: every reset clears it), so that the kernel
+     * delays the ACK of the SYN-ACK. */
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof(off));
+    do {
+        rc = connect(fd, sa, len);
+    } while (rc == -1 && errno == EINTR);
+    if (rc == 0 || errno == EINPROGRESS) {
+        return MQ_OK;
+    }
+    saved = errno;
+    net_probe_reset(fd);
+    errno = saved;
+    return MQ_ERR;
+}
+
+int
+net_probe_reset(int fd)
+{
+    struct sockaddr sa;
+
+    /* connect() to AF_UNSPEC: tcp_disconnect(), a reset if connected. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_family = AF_UNSPEC;
+    return connect(fd, &sa, sizeof(sa)) == 0 ? MQ_OK : MQ_ERR;
+}
+
+int
 net_socket_error(int fd)
 {
     int err = 0;

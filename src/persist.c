@@ -172,7 +172,7 @@ persist_restore(struct core *c, const char *path)
                      "config's weight changed since", path, e[i].line,
                      e[i].pool, e[i].backend, e[i].weight);
         }
-        atomic_fetch_add(&b->version, 1);
+        backend_bump(b);
         applied++;
     }
     free(e);

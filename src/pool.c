@@ -444,6 +444,7 @@ pool_publish(struct pool *p, void *st, uint64_t version,
     }
     p->nbackends = n;
     p->members_version = members_version;
+    backend_bump_members();
     old = p->lb_state;
     p->lb_state = st;
     p->lb_version = version;
@@ -512,6 +513,22 @@ pool_remove_backend(struct pool *p, struct backend *b, bool if_idle)
     pool_publish(p, st, version, all, n, p->members_version + 1);
     backend_release(b);     /* the pool's reference */
     return MQ_OK;
+}
+
+size_t
+pool_rebuild_changed(struct pool *const *pools, size_t n, uint64_t *seen)
+{
+    uint64_t now = backend_changes();   /* before: a later change counts */
+    size_t i;
+
+    if (now == *seen) {
+        return 0;
+    }
+    *seen = now;
+    for (i = 0; i < n; i++) {
+        pool_rebuild(pools[i]);
+    }
+    return n;
 }
 
 void

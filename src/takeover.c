@@ -930,7 +930,7 @@ takeover_apply_backend(const struct handover_backend *m, struct core *c)
     atomic_store(&b->bytes_out, m->bytes_out);
     atomic_store(&b->nchecks_pass, m->nchecks_pass);
     atomic_store(&b->nchecks_fail, m->nchecks_fail);
-    atomic_fetch_add(&b->version, 1);
+    backend_bump(b);
     b->health = m->health;
     pthread_mutex_lock(&b->check_lock);
     b->check.result = (enum backend_check_result)m->check_result;

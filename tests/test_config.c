@@ -171,6 +171,7 @@ static const char test_config_full[] =
     "replay = on\n"
     "defer_accept = auto\n"
     "check_proxy_protocol = addresses\n"
+    "check_reset = on\n"
     "check_user = checker\n"
     "check_password = pa55\n"
     "check_vhost = /prod\n"
@@ -235,6 +236,7 @@ Test(config, full_file_sets_every_key)
     cr_assert_eq(p->check_expect_len, 6);
     cr_expect_eq(memcmp(p->check_expect, "+PONG\r", 6), 0);
     cr_expect_str_eq(p->check_path, "/healthz");
+    cr_expect_eq(p->check_reset, 1);
     cr_expect_eq(p->connect_timeout_ms, 1500);
     cr_expect_eq(p->idle_timeout_ms, 3600 * 1000);
     cr_expect(p->keepalive.on);
@@ -1309,6 +1311,24 @@ Test(config, unescape_rejects_bad_escapes)
 
 #define TEST_POOL_HEAD  "[pool p]\nlisten = 127.0.0.1:7001\n"
 #define TEST_POOL_TAIL  "backend = a 127.0.0.1:7002\n"
+
+Test(config, check_reset_is_off_unless_asked)
+{
+    struct config_errors errs;
+    struct config *cf;
+
+    cf = test_config_load(TEST_POOL_HEAD "check_reset = on\n" TEST_POOL_TAIL
+                          "[pool q]\nlisten = 127.0.0.1:7003\n"
+                          TEST_POOL_TAIL, &errs);
+    cr_assert_not_null(cf, "%s", test_config_all);
+    cr_expect_eq(cf->pools[0].check_reset, 1);
+    cr_expect_eq(cf->pools[1].check_reset, 0, "off by default");
+    config_destroy(cf);
+    config_errors_deinit(&errs);
+    test_config_expect_one(TEST_POOL_HEAD "check_reset = yes\n"
+                           TEST_POOL_TAIL, 3,
+                           "check_reset = yes: expected off | on");
+}
 
 Test(config, check_proxy_protocol_follows_the_pool)
 {

@@ -387,3 +387,62 @@ Test(net, accepted_sockets_inherit_nodelay_from_the_listener)
     close(cfd);
     close(lfd);
 }
+
+/* accept on <lfd> after a moment: the fd, or -1 with errno EAGAIN. */
+static int
+tn_accept_late(int lfd)
+{
+    struct sockaddr_storage peer;
+    socklen_t plen;
+
+    /* loopback delivers in the sender's call: 20 ms is plenty */
+    poll(NULL, 0, 20);
+    return net_accept(lfd, &peer, &plen);
+}
+
+Test(net, probe_is_reset_before_the_server_has_a_connection)
+{
+    struct sockaddr_storage bound, closed;
+    socklen_t blen = sizeof(bound), clen = sizeof(closed);
+    struct config_addr a;
+    char err[MQ_ERR_LEN] = "";
+    int lfd, gone, fd, i, afd;
+
+    tn_addr(&a, AF_INET);
+    lfd = net_listen(&a, 16, err);
+    cr_assert_geq(lfd, 0, "net_listen: %s", err);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&bound, &blen), 0);
+    gone = net_listen(&a, 16, err);     /* a port that is closed below */
+    cr_assert_geq(gone, 0, "net_listen: %s", err);
+    cr_assert_eq(getsockname(gone, (struct sockaddr *)&closed, &clen), 0);
+    close(gone);
+
+    fd = net_probe_socket(AF_INET);
+    cr_assert_geq(fd, 0, "net_probe_socket: %s", strerror(errno));
+    cr_expect(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    /* one socket, three checks that pass around one that is refused */
+    for (i = 0; i < 4; i++) {
+        const struct sockaddr_storage *to = i == 2 ? &closed : &bound;
+        int e;
+
+        cr_assert_eq(net_probe_connect(fd, (const struct sockaddr *)to,
+                                       blen), MQ_OK,
+                     "check %d: %s", i, strerror(errno));
+        tn_wait_writable(fd);
+        e = net_socket_error(fd);
+        cr_expect_eq(e, i == 2 ? ECONNREFUSED : 0, "check %d: SO_ERROR %s",
+                     i, strerror(e));
+        cr_assert_eq(net_probe_reset(fd), MQ_OK, "check %d: %s", i,
+                     strerror(errno));
+        /* The server's kernel never completed the handshake (its last
+         * ACK was held back, then reset): nothing to accept. */
+        afd = tn_accept_late(lfd);
+        cr_expect_eq(afd, -1, "check %d: the server got a connection", i);
+        if (afd >= 0) {
+            close(afd);
+        }
+    }
+    close(fd);
+    close(lfd);
+}

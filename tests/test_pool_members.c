@@ -233,3 +233,52 @@ Test(pool_members, maglev_rebuilds_off_the_pick_path)
     pm_picks(400, 7, names);
     cr_assert_eq(pm_count(names, 400, "b0"), before);
 }
+
+/*
+ * What the main loop runs before every wait: nothing while nothing
+ * changed (it used to walk every backend of every Maglev pool on every
+ * iteration, ~40,000 instructions a check at 1,000 backends), a rebuild
+ * after a check moved a backend or the members changed.
+ */
+Test(pool_members, rebuild_changed_looks_only_after_a_change)
+{
+    struct pool *pools[1];
+    const char *names[400];
+    struct backend *b0, *b;
+    uint64_t seen = 0;
+    size_t before;
+
+    pm_init("source", 3);
+    pm.p->on_stale = pm_stale_cb;
+    pm.p->on_stale_ctx = &pm;
+    pools[0] = pm.p;
+    pool_rebuild_changed(pools, 1, &seen);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 0,
+                 "nothing changed: no pool looked at");
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 0);
+    pm_picks(400, 7, names);
+    before = pm_count(names, 400, "b0");
+    cr_assert_gt(before, 80);
+
+    /* a check takes b0 down: one look, and the table has moved */
+    b0 = pool_find_backend(pm.p, "b0");
+    cr_assert(backend_check_done(b0, false, "refused", 1, 1, 1));
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 1);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 0);
+    pm_picks(400, 7, names);
+    cr_assert_eq(pm_count(names, 400, "b0"), 0);
+    cr_assert_eq(pm.stale_calls, 0, "the table was fresh: no pick asked");
+
+    /* a weight, then a newcomer */
+    backend_set_weight(pool_find_backend(pm.p, "b1"), 3);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 1);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 0);
+    b = pm_backend("new", 7300);
+    cr_assert_eq(pool_add_backend(pm.p, b), MQ_OK);
+    backend_release(b);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 1);
+    cr_assert_eq(pool_rebuild_changed(pools, 1, &seen), 0);
+    pm_picks(400, 7, names);
+    cr_assert_gt(pm_count(names, 400, "new"), 0);
+    cr_assert_eq(pm.stale_calls, 0);
+}

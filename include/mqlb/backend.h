@@ -234,6 +234,17 @@ void backend_set_admin_by(struct backend *b, enum backend_admin a,
 void backend_set_weight(struct backend *b, unsigned weight);
 void backend_set_proto_drain(struct backend *b, bool drain);
 
+/*
+ * A change a balancer's table depends on (state, weight, address, group):
+ * bumps <b>'s version and the count of all such changes. A change of a
+ * pool's members (pool.c) bumps that count alone. While the count stands
+ * still no table needs a look (pool_rebuild_changed), whatever the number
+ * of backends.
+ */
+void backend_bump(struct backend *b);
+void backend_bump_members(void);
+uint64_t backend_changes(void);
+
 /* Copy the last check under its lock. */
 void backend_get_check(struct backend *b, struct backend_check *out);
 

@@ -157,6 +157,9 @@ struct config_pool {
     size_t              check_expect_len;
     char               *check_path;     /* owned, starts with '/' */
     enum config_check_pp check_proxy_protocol;
+    int                 check_reset;    /* 0 off (default) | 1 on: a tcp
+                                           check resets, the broker never
+                                           sees it (net_probe_connect) */
     char               *check_user;     /* owned, NULL = none */
     char               *check_password; /* owned, NULL = none; a secret */
     char               *check_vhost;    /* owned, amqp; NULL = "/" */

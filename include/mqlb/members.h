@@ -33,6 +33,7 @@ struct members {
     ev_async            stale;          /* a worker asks for rebuilds */
     ev_prepare          fresh;          /* rebuild after the main loop's own
                                            changes (checks), before it waits */
+    uint64_t            fresh_seen;     /* backend_changes() it rebuilt for */
     ev_async            call_async;     /* the admin thread has a call */
     ev_timer            reap;           /* leaving backends: gone yet? */
     pthread_mutex_t     call_lock;      /* guards the call_* fields */

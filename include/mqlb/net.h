@@ -54,6 +54,27 @@ int net_accept(int lfd, struct sockaddr_storage *ss, socklen_t *len);
  */
 int net_connect(const struct sockaddr *sa, socklen_t len, int *in_progress);
 
+/*
+ * A check that only connects, as HAProxy's TCP check does, at about half
+ * the kernel's work of a connect and close. net_probe_connect() starts a
+ * non-blocking connect on <fd> (from net_probe_socket) with quick ACKs
+ * off: the kernel holds back the last ACK of the handshake, so that
+ * net_probe_reset() once the connect succeeded resets it before the
+ * server's kernel has made a connection of it. The broker accepts
+ * nothing (and logs nothing), no FIN is exchanged, neither side keeps a
+ * socket in TIME_WAIT, and <fd> is ready for the next net_probe_connect
+ * (to the same address family): no socket to make and close per check.
+ * The reset must come within the delayed-ACK timeout (40 to 200 ms);
+ * later, the broker sees a connection that is reset at once.
+ *
+ * net_probe_connect: MQ_OK (connected or in progress; the outcome with
+ * net_socket_error once writable), or MQ_ERR with errno and <fd> reset.
+ * net_probe_reset: MQ_ERR (with errno) if <fd> cannot be reused.
+ */
+int net_probe_socket(int family);
+int net_probe_connect(int fd, const struct sockaddr *sa, socklen_t len);
+int net_probe_reset(int fd);
+
 /* The pending error of a non-blocking connect (0 = connected). */
 int net_socket_error(int fd);
 

@@ -197,6 +197,16 @@ int pool_remove_backend(struct pool *p, struct backend *b, bool if_idle);
  */
 void pool_rebuild(struct pool *p);
 
+/*
+ * pool_rebuild each of <pools> (n) if a backend or a pool's members
+ * changed since *<seen> (backend_changes), which it then updates; what
+ * the main loop does before every wait, so it costs nothing (whatever
+ * the number of backends) while nothing changes. Returns the number of
+ * pools looked at: 0 or n.
+ */
+size_t pool_rebuild_changed(struct pool *const *pools, size_t n,
+                            uint64_t *seen);
+
 /* Out-of-range positions (a backend that left the pool) are ignored. */
 static inline void
 pool_tried_set(struct pool_tried *t, unsigned idx)

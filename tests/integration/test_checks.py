@@ -455,6 +455,32 @@ class CheckLogin(Case):
         self.assertIn("auth 'Basic bXFsYjpwdw=='", server.output())
 
 
+class CheckReset(Case):
+    """check_reset = on: a tcp check resets its connection before the
+    broker's kernel completes the handshake (as HAProxy's does), so the
+    broker never accepts one; off (the default) connects and closes."""
+
+    def test_the_broker_never_sees_a_check_that_resets(self):
+        on, off = self.start(EchoServer()), self.start(EchoServer())
+        gone = free_port()      # nothing listens there
+        lb = self.mqlb(pool("on", free_port(), [("b", on.port)], "tcp", "check_reset = on")
+                       + pool("gone", free_port(), [("b", gone)], "tcp", "check_reset = on")
+                       + pool("off", free_port(), [("b", off.port)], "tcp"))
+        wait_passes(lb, "on", "b", 3)
+        wait_passes(lb, "off", "b", 3)
+        wait_until(lambda: off.conns >= 3, 5, what="the default's checks accepted")
+        self.assertEqual(on.conns, 0, "a check that resets was accepted")
+        self.assertGreaterEqual(lb.backend("on", "b")["checks_pass"], 3)
+        # refused as before; the socket that saw it checks on once a
+        # broker listens there
+        wait_check(lb, "gone", "b", "down", r"^refused$")
+        wait_until(lambda: lb.backend("gone", "b")["checks_fail"] >= 2, 5,
+                   what="two refused checks")
+        late = self.start(EchoServer(port=gone))
+        wait_passes(lb, "gone", "b", 2)
+        self.assertEqual(late.conns, 0)
+
+
 class EchoFails(Case):
     """An echo server speaks no broker's protocol: every check fails on it,
     and says why."""

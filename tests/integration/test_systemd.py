@@ -5,6 +5,7 @@ waiting for the outcome, by the admin port or by the control socket."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -245,6 +246,7 @@ class SignalCommandControlSocket(unittest.TestCase):
         self.addCleanup(self.redis.stop)
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mqlb-ctlsock-")
+        self.addCleanup(shutil.rmtree, self.dir, True)     # last: after mqlb stopped
         self.sock = os.path.join(self.dir, "mqlb.sock")
         self.lb = Mqlb(pool_text(self.port, self.redis),
                        global_extra="control_socket = %s\n" % self.sock,
@@ -331,6 +333,30 @@ class SignalCommandControlSocket(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.lb.alive())
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run -s as another user")
+    def test_another_user_is_refused_even_with_the_socket_open_to_all(self):
+        # the file mode would let anyone connect; the peer check still refuses
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.sock, 0o666)
+        os.chmod(self.ctl_file, 0o644)
+
+        # (a copy nobody can run wherever the build tree lives)
+        binary = os.path.join(self.dir, "mqlb")
+        shutil.copy(MQLB_BIN, binary)
+        os.chmod(binary, 0o755)
+
+        def nobody():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        r = subprocess.run([binary, "-s", "stop", "-c", self.ctl_file], capture_output=True,
+                           text=True, timeout=30, preexec_fn=nobody)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("another user", r.stderr)
+        wait_until(lambda: "of uid 65534" in self.lb.output(), 5, what="the refusal logged")
+        self.assertTrue(self.lb.alive())
+        self.assertNotIn("asks for a stop", self.lb.output())
+
 
 class SignalCommandNobodyOnTheSocket(unittest.TestCase):
     """A control_socket nobody listens on: exit 3 naming it, whether the
@@ -339,6 +365,7 @@ class SignalCommandNobodyOnTheSocket(unittest.TestCase):
 
     def test_exit_3_naming_the_path(self):
         d = tempfile.mkdtemp(prefix="mqlb-ctlsock-")
+        self.addCleanup(shutil.rmtree, d, True)
         admin = socket.socket()
         admin.bind(("127.0.0.1", 0))
         admin.listen(1)
