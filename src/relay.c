@@ -139,6 +139,20 @@ relay_tap_free(struct relay_dir *d)
     d->tapmax = 0;
 }
 
+unsigned
+relay_socket_wants(enum relay_wait reading, enum relay_wait writing)
+{
+    unsigned want = 0;
+
+    if (reading == RELAY_WAIT_SRC_READ || writing == RELAY_WAIT_DST_READ) {
+        want |= RELAY_WANT_READ;
+    }
+    if (writing == RELAY_WAIT_DST_WRITE || reading == RELAY_WAIT_SRC_WRITE) {
+        want |= RELAY_WANT_WRITE;
+    }
+    return want;
+}
+
 void
 relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
 {

@@ -182,8 +182,8 @@ struct session {
     unsigned            frozen:1;       /* exported for a takeover */
     unsigned            idle_client:1;  /* only the client's silence counts
                                            (idle_timeout = auto, known) */
-    ev_io               c_r, c_w;       /* client readable / writable */
-    ev_io               u_r, u_w;       /* upstream readable / writable */
+    ev_io               cio;            /* the client socket's watcher */
+    ev_io               uio;            /* the upstream socket's watcher */
     ev_timer            timer;          /* connect, peek or idle timeout */
     struct relay_dir    up;             /* client -> broker */
     struct relay_dir    down;           /* broker -> client */
@@ -305,10 +305,8 @@ session_stop_watchers(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
 
-    ev_io_stop(loop, &s->c_r);
-    ev_io_stop(loop, &s->c_w);
-    ev_io_stop(loop, &s->u_r);
-    ev_io_stop(loop, &s->u_w);
+    ev_io_stop(loop, &s->cio);
+    ev_io_stop(loop, &s->uio);
     ev_timer_stop(loop, &s->timer);
     if (s->life != NULL) {
         ev_timer_stop(loop, s->life);
@@ -330,8 +328,7 @@ session_drop_upstream(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
 
-    ev_io_stop(loop, &s->u_r);
-    ev_io_stop(loop, &s->u_w);
+    ev_io_stop(loop, &s->uio);
     if (s->ussl != NULL) {
         tls_free(s->ussl);
         s->ussl = NULL;
@@ -537,58 +534,87 @@ session_use_tls(struct session *s, struct ssl_st *ssl, int client)
     from->src_conn = to->dst_conn = ssl;
 }
 
+/* Is <w> watching its socket for <events> (EV_READ, EV_WRITE)? */
+static bool
+session_watching(const ev_io *w, int events)
+{
+    return ev_is_active(w) && (w->events & events) != 0;
+}
+
 /*
- * A relay watcher fired (the four share this callback; w->data is the
- * session). A readable or writable socket serves the direction that
- * waits for exactly that, first the one whose wait is the unusual kind
- * (with TLS a write may need to read, a read to write): client readable
- * runs the downstream direction if its write waits to read, then the
- * upstream direction if it waits to read; and so on for the other three.
+ * One readiness (<write> or not) of one socket (<client>'s or the
+ * broker's) serves the direction that waits for exactly that, first the
+ * one whose wait is the unusual kind (with TLS a write may need to read,
+ * a read to write): client readable runs the downstream direction if its
+ * write waits to read, then the upstream direction if it waits to read;
+ * and so on for the other three. MQ_ERR if the session is gone.
+ */
+static int
+session_io_ready(struct session *s, int client, int write)
+{
+    int first = client != write;                /* 1: the downstream */
+    struct relay_dir *d = first ? &s->down : &s->up;
+    struct relay_dir *other = first ? &s->up : &s->down;
+
+    if (d->wait == (write ? RELAY_WAIT_SRC_WRITE : RELAY_WAIT_DST_READ) &&
+        session_pump(s, first) != MQ_OK) {
+        return MQ_ERR;
+    }
+    if (other->wait == (write ? RELAY_WAIT_DST_WRITE : RELAY_WAIT_SRC_READ)) {
+        return session_pump(s, !first);
+    }
+    return MQ_OK;
+}
+
+/*
+ * A socket's relay watcher fired (w->data is the session; one watcher a
+ * socket, for what the two directions wait for on it): its readiness to
+ * read first, then to write, while the session lives and the watcher
+ * still asks for it (as a stopped watcher's pending event is dropped).
  */
 static void
 session_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct session *s = w->data;
-    int write = (revents & EV_WRITE) != 0;
-    int first = (w->fd == s->cfd) != write;     /* 1: the downstream */
-    struct relay_dir *d = first ? &s->down : &s->up;
-    struct relay_dir *other = first ? &s->up : &s->down;
+    int client = w == &s->cio;
 
     (void)loop;
-    if (d->wait == (write ? RELAY_WAIT_SRC_WRITE : RELAY_WAIT_DST_READ) &&
-        session_pump(s, first) != MQ_OK) {
+    if ((revents & EV_READ) && session_io_ready(s, client, 0) != MQ_OK) {
         return;
     }
-    if (other->wait == (write ? RELAY_WAIT_DST_WRITE : RELAY_WAIT_SRC_READ)) {
-        session_pump(s, !first);
+    if ((revents & EV_WRITE) && session_watching(w, EV_WRITE)) {
+        session_io_ready(s, client, 1);
     }
 }
 
+/* Watch <w>'s socket for <want> (RELAY_WANT_* bits; 0 stops it). A
+ * watcher already watching for that is left alone. */
 static void
-session_watch_one(struct ev_loop *loop, ev_io *w, bool on)
+session_watch_one(struct ev_loop *loop, ev_io *w, unsigned want)
 {
-    if (on) {
+    int events = ((want & RELAY_WANT_READ) ? EV_READ : 0) |
+                 ((want & RELAY_WANT_WRITE) ? EV_WRITE : 0);
+
+    if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events) {
+        return;
+    }
+    ev_io_stop(loop, w);
+    if (events != 0) {
+        ev_io_modify(w, events);
         ev_io_start(loop, w);
-    } else {
-        ev_io_stop(loop, w);
     }
 }
 
-/* The four watchers from what the two directions wait for. */
+/* The two sockets' watchers from what the two directions wait for. */
 static void
 session_watch(struct session *s)
 {
     struct ev_loop *loop = s->env->loop;
-    enum relay_wait up = s->up.wait, down = s->down.wait;
 
-    session_watch_one(loop, &s->c_r, up == RELAY_WAIT_SRC_READ
-                      || down == RELAY_WAIT_DST_READ);
-    session_watch_one(loop, &s->c_w, down == RELAY_WAIT_DST_WRITE
-                      || up == RELAY_WAIT_SRC_WRITE);
-    session_watch_one(loop, &s->u_r, down == RELAY_WAIT_SRC_READ
-                      || up == RELAY_WAIT_DST_READ);
-    session_watch_one(loop, &s->u_w, up == RELAY_WAIT_DST_WRITE
-                      || down == RELAY_WAIT_SRC_WRITE);
+    session_watch_one(loop, &s->cio,
+                      relay_socket_wants(s->up.wait, s->down.wait));
+    session_watch_one(loop, &s->uio,
+                      relay_socket_wants(s->down.wait, s->up.wait));
 }
 
 /* Did the broker go away (reset, closed, refused a write) before its
@@ -609,7 +635,8 @@ session_broker_failed(struct session *s, int from_upstream,
 static ev_tstamp
 session_probe_period(const struct session *s)
 {
-    bool c_off = !ev_is_active(&s->c_r), u_off = !ev_is_active(&s->u_r);
+    bool c_off = !session_watching(&s->cio, EV_READ);
+    bool u_off = !session_watching(&s->uio, EV_READ);
 
     if ((c_off && !s->up.eof) || (u_off && !s->down.eof)) {
         return SESSION_PROBE_S;
@@ -647,11 +674,11 @@ session_hung_up(struct session *s)
     char reason[96];
     int n = 0, i, err;
 
-    if (!ev_is_active(&s->c_r)) {
+    if (!session_watching(&s->cio, EV_READ)) {
         pfd[n].fd = s->cfd;
         who[n++] = "client";
     }
-    if (!ev_is_active(&s->u_r) && s->ufd != -1) {
+    if (!session_watching(&s->uio, EV_READ) && s->ufd != -1) {
         pfd[n].fd = s->ufd;
         who[n++] = "backend";
     }
@@ -913,8 +940,7 @@ session_broker_gone(struct session *s, int err)
         s->b = NULL;
         session_drop_upstream(s);
     }
-    ev_io_stop(loop, &s->c_r);
-    ev_io_stop(loop, &s->c_w);
+    ev_io_stop(loop, &s->cio);
     ev_timer_stop(loop, &s->timer);
     relay_dir_release(&s->down, s->env->rp);
     if (spoke) {
@@ -1275,8 +1301,8 @@ session_start_relay(struct session *s)
         s->dial->connected_ms = mq_now_ms();
         ev_timer_stop(loop, &s->timer);
     }
-    ev_io_init(&s->u_r, session_io_cb, s->ufd, EV_READ);
-    ev_io_init(&s->u_w, session_io_cb, s->ufd, EV_WRITE);
+    ev_io_stop(loop, &s->uio);
+    ev_io_init(&s->uio, session_io_cb, s->ufd, EV_READ);
     s->up.src = s->cfd;
     s->up.dst = s->ufd;
     s->down.src = s->ufd;
@@ -1304,7 +1330,7 @@ session_start_relay(struct session *s)
         /* Bytes read while peeking were not seen by the relay. */
         session_observe(s, s->up.buf + s->up.off, s->up.len - s->up.off);
     }
-    ev_io_start(loop, &s->u_r);
+    ev_io_start(loop, &s->uio);
     /* Bytes read while peeking (or kept for the next backend) go out
      * first; pump starts the reader. A tentative session keeps its
      * connect timer until the broker is confirmed. */
@@ -1368,7 +1394,7 @@ session_up_handshake(struct session *s)
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
     int rc;
 
-    rc = session_tls_step(s, s->ussl, &s->u_w, s->ufd, &why, err,
+    rc = session_tls_step(s, s->ussl, &s->uio, s->ufd, &why, err,
                           sizeof(err));
     if (rc == MQ_AGAIN) {
         return;
@@ -1388,7 +1414,7 @@ session_up_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    session_up_handshake(container_of(w, struct session, u_w));
+    session_up_handshake(w->data);
 }
 
 
@@ -1454,7 +1480,8 @@ session_connected(struct session *s)
             return;
         }
         s->state = SESSION_UP_HANDSHAKE;
-        ev_io_init(&s->u_w, session_up_handshake_cb, s->ufd, EV_WRITE);
+        ev_io_stop(s->env->loop, &s->uio);
+        ev_io_init(&s->uio, session_up_handshake_cb, s->ufd, EV_WRITE);
         if (!ev_is_active(&s->timer)) {
             /* connect_timeout bounds the connect and the handshake */
             session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
@@ -1498,15 +1525,14 @@ session_connect_failed(struct session *s, const char *what, int err)
         /* The client waits again until the next broker is there; what it
          * sent and the broker did not take stays in s->up for it. */
         s->tentative = 0;
-        ev_io_stop(s->env->loop, &s->c_r);
-        ev_io_stop(s->env->loop, &s->c_w);
+        ev_io_stop(s->env->loop, &s->cio);
     }
 }
 
 static void
 session_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, u_w);
+    struct session *s = w->data;
     int err;
 
     (void)revents;
@@ -1639,8 +1665,8 @@ session_dial(struct session *s)
     if (session_dial_early(s)) {
         return false;
     }
-    ev_io_init(&s->u_w, session_connect_cb, fd, EV_WRITE);
-    ev_io_start(loop, &s->u_w);
+    ev_io_init(&s->uio, session_connect_cb, fd, EV_WRITE);
+    ev_io_start(loop, &s->uio);
     return false;
 }
 
@@ -1711,7 +1737,7 @@ session_client_recv(struct session *s, void *buf, size_t len)
 static void
 session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, c_r);
+    struct session *s = w->data;
     struct relay_dir *d = &s->up;
     const uint8_t *id;
     size_t idlen;
@@ -1777,7 +1803,7 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
         s->key = lb_hash(id, idlen);
     }
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
+    ev_io_init(&s->cio, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged. */
     session_connect(s);
@@ -1881,7 +1907,7 @@ session_sni_pick(void *arg, const char *name)
 static void
 session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct session *s = container_of(w, struct session, c_r);
+    struct session *s = w->data;
     struct relay_dir *d = &s->up;
     struct tls_hello h;
     struct pool *p;
@@ -1929,7 +1955,7 @@ session_hello_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     session_route_switch(s, p);
     ev_io_stop(loop, w);
-    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
+    ev_io_init(&s->cio, session_io_cb, s->cfd, EV_READ);
     ev_timer_stop(loop, &s->timer);
     /* The bytes stay in s->up and go to the broker unchanged; the MQTT
      * CONNECT is inside TLS, so the key stays the client's address. */
@@ -1945,11 +1971,11 @@ session_begin(struct session *s)
     struct ev_loop *loop = s->env->loop;
     const struct config_pool *cf = s->pool->cf;
 
-    ev_io_init(&s->c_r, session_io_cb, s->cfd, EV_READ);
+    ev_io_init(&s->cio, session_io_cb, s->cfd, EV_READ);
     if (cf->balance == BALANCE_MQTT_CLIENT_ID) {
         s->state = SESSION_PEEK;
-        ev_io_init(&s->c_r, session_peek_cb, s->cfd, EV_READ);
-        ev_io_start(loop, &s->c_r);
+        ev_io_init(&s->cio, session_peek_cb, s->cfd, EV_READ);
+        ev_io_start(loop, &s->cio);
         session_timer_arm(s, mq_secs(cf->connect_timeout_ms));
         return;
     }
@@ -1964,7 +1990,7 @@ session_handshake(struct session *s)
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
     int rc;
 
-    rc = session_tls_step(s, s->cssl, &s->c_r, s->cfd, &why, err,
+    rc = session_tls_step(s, s->cssl, &s->cio, s->cfd, &why, err,
                           sizeof(err));
     if (rc == MQ_AGAIN) {
         return;
@@ -1991,7 +2017,7 @@ session_handshake(struct session *s)
         session_close(s, reason);
         return;
     }
-    ev_io_stop(loop, &s->c_r);
+    ev_io_stop(loop, &s->cio);
     ev_timer_stop(loop, &s->timer);
     session_use_tls(s, s->cssl, 1);
     session_begin(s);
@@ -2002,7 +2028,7 @@ session_handshake_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    session_handshake(container_of(w, struct session, c_r));
+    session_handshake(w->data);
 }
 
 /* ---- creation -------------------------------------------------------- */
@@ -2053,9 +2079,9 @@ session_create(struct session_env *env, const struct session_entry *e,
     }
     s->up.src = fd;
     s->down.dst = fd;
-    ev_io_init(&s->c_r, session_io_cb, fd, EV_READ);
-    ev_io_init(&s->c_w, session_io_cb, fd, EV_WRITE);
-    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
+    ev_io_init(&s->cio, session_io_cb, fd, EV_READ);
+    ev_init(&s->uio, session_io_cb);
+    s->cio.data = s->uio.data = s;
     ev_init(&s->timer, session_timer_cb);
     s->idle_ms = cf->idle_timeout_ms == CONFIG_IDLE_AUTO
                  ? LIFETIME_AUTO_DEFAULT_MS : cf->idle_timeout_ms;
@@ -2086,8 +2112,8 @@ session_create(struct session_env *env, const struct session_entry *e,
     }
     if (e->sni && !e->tls) {
         s->state = SESSION_HELLO;
-        ev_io_init(&s->c_r, session_hello_cb, fd, EV_READ);
-        ev_io_start(env->loop, &s->c_r);
+        ev_io_init(&s->cio, session_hello_cb, fd, EV_READ);
+        ev_io_start(env->loop, &s->cio);
         session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         return MQ_OK;
     }
@@ -2099,7 +2125,7 @@ session_create(struct session_env *env, const struct session_entry *e,
             return MQ_OK;
         }
         s->state = SESSION_HANDSHAKE;
-        ev_io_init(&s->c_r, session_handshake_cb, fd, EV_READ);
+        ev_io_init(&s->cio, session_handshake_cb, fd, EV_READ);
         session_timer_arm(s, mq_secs(cf->tls_handshake_timeout_ms));
         session_handshake(s);
         return MQ_OK;
@@ -2402,11 +2428,9 @@ session_import(struct session_env *env, struct pool *pool,
     s->last_client = s->last_active;
     s->idle_client = m->idle_client != 0;
     s->idle_ms = m->idle_timeout_ms;
-    ev_io_init(&s->c_r, session_io_cb, cfd, EV_READ);
-    ev_io_init(&s->c_w, session_io_cb, cfd, EV_WRITE);
-    ev_io_init(&s->u_r, session_io_cb, ufd, EV_READ);
-    ev_io_init(&s->u_w, session_io_cb, ufd, EV_WRITE);
-    s->c_r.data = s->c_w.data = s->u_r.data = s->u_w.data = s;
+    ev_io_init(&s->cio, session_io_cb, cfd, EV_READ);
+    ev_io_init(&s->uio, session_io_cb, ufd, EV_READ);
+    s->cio.data = s->uio.data = s;
     ev_init(&s->timer, session_timer_cb);
     session_link(env, s);
     session_dir_rewait(&s->up);

@@ -582,3 +582,31 @@ Test(relay, fill_sees_the_end_and_errors)
     cr_expect_null(rf.d.buf);
     cr_expect_eq(rf.rp.nused, 0);
 }
+
+/* One watcher a socket: what the two directions on it wait for. */
+Test(relay, a_socket_is_watched_for_what_its_two_directions_wait_for)
+{
+    const unsigned R = RELAY_WANT_READ, W = RELAY_WANT_WRITE;
+
+    /* Idle: read both ways, write nowhere. */
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_SRC_READ,
+                                    RELAY_WAIT_SRC_READ), R);
+    /* Backpressure: the peer's reader stops, this socket is written. */
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_SRC_READ,
+                                    RELAY_WAIT_DST_WRITE), R | W);
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_DST_WRITE,
+                                    RELAY_WAIT_SRC_READ), 0,
+                 "the reading direction waits for the other socket");
+    /* TLS: a read that must write, a write that must read. */
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_SRC_WRITE,
+                                    RELAY_WAIT_NONE), W);
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_NONE,
+                                    RELAY_WAIT_DST_READ), R);
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_SRC_WRITE,
+                                    RELAY_WAIT_DST_READ), R | W);
+    /* Both directions ended. */
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_NONE, RELAY_WAIT_NONE), 0);
+    cr_expect_eq(relay_socket_wants(RELAY_WAIT_DST_READ,
+                                    RELAY_WAIT_SRC_WRITE), 0,
+                 "waits on the other socket only");
+}

@@ -933,14 +933,14 @@ Test(session, idle_timeout_closes_a_silent_session)
 
 #define BENCH_IDLE_N        64      /* idle sessions measured at once */
 /*
- * Heap bytes one idle session may hold (704 now). It is most of mqlb's
+ * Heap bytes one idle session may hold (608 now). It is most of mqlb's
  * memory per idle session (scripts/bench_fleet.sh row (h)), whose target
  * is 0.3x HAProxy's (about 1,000 of its 3,300 bytes); the rest, about 120
  * bytes, is libev's per-descriptor and per-timer arrays, which this does
  * not count. Before the parts an idle session does not use went on the
  * side, a session held 1,184 bytes here.
  */
-#define BENCH_IDLE_BUDGET   768
+#define BENCH_IDLE_BUDGET   672
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define BENCH_MALLOC_SEEN   0       /* the sanitizer allocates: mallinfo2()

@@ -144,6 +144,14 @@ void relay_tap_free(struct relay_dir *d);
  */
 void relay_set_pipe_budget(long npipes);
 
+/*
+ * What one socket must be watched for (RELAY_WANT_READ, RELAY_WANT_WRITE,
+ * both or neither) from the waits of the two directions on it: <reading>
+ * reads from it (its src), <writing> writes to it (its dst). With TLS a
+ * read may wait to write and a write to read.
+ */
+unsigned relay_socket_wants(enum relay_wait reading, enum relay_wait writing);
+
 /* Give back the buffer of <d> (it holds none while idle). */
 void relay_dir_release(struct relay_dir *d, struct relay_pool *rp);
 /* At session end: the buffer and the splice pipe. */
