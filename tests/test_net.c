@@ -446,3 +446,52 @@ Test(net, probe_is_reset_before_the_server_has_a_connection)
     close(fd);
     close(lfd);
 }
+
+/* A check that times out (SYN unanswered) is reset; its socket works on. */
+Test(net, probe_reset_while_connecting_leaves_a_usable_socket)
+{
+    struct sockaddr_storage full, open_;
+    socklen_t flen = sizeof(full), olen = sizeof(open_);
+    struct pollfd pfd;
+    struct config_addr a;
+    char err[MQ_ERR_LEN] = "";
+    int lfull, lopen, filler, fd, in_progress, afd;
+
+    tn_addr(&a, AF_INET);
+    /* A listener whose accept queue is full drops SYNs: connects to it
+     * stay in SYN_SENT. */
+    lfull = net_listen(&a, 0, err);
+    cr_assert_geq(lfull, 0, "net_listen: %s", err);
+    cr_assert_eq(getsockname(lfull, (struct sockaddr *)&full, &flen), 0);
+    lopen = net_listen(&a, 16, err);
+    cr_assert_geq(lopen, 0, "net_listen: %s", err);
+    cr_assert_eq(getsockname(lopen, (struct sockaddr *)&open_, &olen), 0);
+    filler = net_connect((const struct sockaddr *)&full, flen, &in_progress);
+    cr_assert_geq(filler, 0);
+    tn_wait_writable(filler);
+    cr_assert_eq(net_socket_error(filler), 0);
+
+    fd = net_probe_socket(AF_INET);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(net_probe_connect(fd, (const struct sockaddr *)&full, flen),
+                 MQ_OK, "%s", strerror(errno));
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    cr_assert_eq(poll(&pfd, 1, 100), 0, "the SYN was answered");
+    cr_assert_eq(net_probe_reset(fd), MQ_OK, "%s", strerror(errno));
+
+    cr_assert_eq(net_probe_connect(fd, (const struct sockaddr *)&open_, olen),
+                 MQ_OK, "%s", strerror(errno));
+    tn_wait_writable(fd);
+    cr_expect_eq(net_socket_error(fd), 0);
+    cr_assert_eq(net_probe_reset(fd), MQ_OK);
+    afd = tn_accept_late(lopen);
+    cr_expect_eq(afd, -1, "the server got a connection");
+    if (afd >= 0) {
+        close(afd);
+    }
+    close(fd);
+    close(filler);
+    close(lfull);
+    close(lopen);
+}
