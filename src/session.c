@@ -35,10 +35,10 @@
  *
  * While relaying, each direction runs relay_pump() through the plain or
  * TLS I/O ops of its ends, and says what it waits for; session_watch()
- * turns the two directions' waits into the four watchers: a full
- * receiver stops its sender's reader and starts its own writer
- * (backpressure), and TLS that must write to read (or read to write) gets
- * the other readiness of the same socket. An end of stream is passed on
+ * turns the two directions' waits into what each socket's one watcher
+ * asks for: a full receiver stops its sender's reader and starts its own
+ * writer (backpressure), and TLS that must write to read (or read to
+ * write) gets the other readiness of the same socket. An end of stream is passed on
  * once every byte before it is delivered (half-close): FIN, or
  * close_notify then FIN towards a TLS peer. A socket whose reader is
  * stopped is still looked at for a reset or hang-up by the session timer
