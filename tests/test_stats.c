@@ -13,6 +13,8 @@
 #include "mqlb/common.h"
 #include "mqlb/stats.h"
 
+#include "test_stats_golden.h"
+
 /* 2024-05-01T12:00:00.123Z */
 #define TEST_STATS_T0_MS    1714564800123ULL
 
@@ -610,5 +612,97 @@ Test(stats, metrics_histograms_transitions_and_process)
                            "1714564800.123\n"));
     cr_assert(strstr(text, "process_open_fds 17\n"));
     cr_assert(strstr(text, "process_resident_memory_bytes 4096000\n"));
+    free(text);
+}
+
+/*
+ * The fixture with edge values everywhere the page prints a number:
+ * zero, powers of ten, UINT64_MAX, fixed-point milliseconds, histogram
+ * sums with and without a fraction, and label values to escape.
+ */
+static void
+test_stats_golden_init(struct test_stats_fixture *f)
+{
+    struct stats_backend *b;
+    size_t i;
+
+    test_stats_fixture_init(f);
+    f->snap.uptime_s = UINT64_MAX;
+    f->pools[0].tls = true;
+    for (i = 0; i < TLS_NRESULTS; i++) {
+        f->pools[0].tls_results[i] = (uint64_t)1 << (i * 7);
+    }
+    f->pools[0].rejected_by[REJECT_ALLOW] = UINT64_MAX;
+    f->pools[0].queued = 10;
+    f->pools[0].queued_max = 100000;
+    f->pools[0].sessions = 10000000000000000000ULL;
+    f->pools[0].retries = 9999999999999999999ULL;
+    histo_init_copy(&f->pools[0].duration, HISTO_LONG);
+    f->pools[0].duration.counts[0] = 1;
+    f->pools[0].duration.counts[9] = 1000;
+    f->pools[0].duration.counts[HISTO_MAX_BUCKETS] = 7;
+    f->pools[0].duration.sum_us = 86400000001ULL;
+    histo_init_copy(&f->pools[1].duration, HISTO_LONG);
+
+    b = &f->backends[0];
+    b->total = UINT64_MAX;
+    b->failed = UINT64_MAX - 1;
+    b->bytes_in = 1000000000000000000ULL;
+    b->bytes_out = 4294967296ULL;
+    b->checks_fail = 0;
+    b->check.latency_ms = UINT32_MAX;
+    b->since_ms = UINT64_MAX;
+    b->downtime_ms = 1001;
+    for (i = 0; i < BACKEND_NSTATES; i++) {
+        b->transitions[i] = i * 99;
+    }
+    histo_init_copy(&b->connect_time, HISTO_FAST);
+    for (i = 0; i <= HISTO_MAX_BUCKETS; i++) {
+        b->connect_time.counts[i] = i * i;
+    }
+    b->connect_time.sum_us = 1;
+    histo_init_copy(&b->check_time, HISTO_FAST);
+    b->check_time.counts[3] = 5;
+    b->check_time.sum_us = 999999;
+
+    b = &f->backends[1];
+    snprintf(b->name, sizeof(b->name), "m\"2\\\n");
+    b->active = -5;                     /* shown as 0 */
+    b->check.latency_ms = 0;
+    b->since_ms = 999;
+    b->downtime_ms = 60000;
+    histo_init_copy(&b->connect_time, HISTO_FAST);
+    histo_init_copy(&b->check_time, HISTO_FAST);
+    b->check_time.counts[HISTO_MAX_BUCKETS] = UINT64_MAX;
+    b->check_time.sum_us = UINT64_MAX;
+
+    b = &f->backends[2];
+    b->state = BACKEND_DISABLED;
+    histo_init_copy(&b->connect_time, HISTO_FAST);
+    histo_init_copy(&b->check_time, HISTO_FAST);
+    b->check_time.sum_us = 1234567;
+
+    f->snap.process.proc_ok = true;
+    f->snap.process.proc.cpu_s = 12.345;
+    f->snap.process.proc.start_time_s = 1714564800.126;
+    f->snap.process.proc.rss_bytes = 4096000;
+    f->snap.process.proc.vsize_bytes = UINT64_MAX;
+    f->snap.process.proc.open_fds = 0;
+    f->snap.process.proc.max_fds = 1048576;
+    f->snap.process.reloads_ok = 1;
+    f->snap.process.reloads_failed = 10;
+    f->snap.process.last_reload_ok_ms = TEST_STATS_T0_MS;
+    f->snap.process.last_reload_ok = true;
+}
+
+Test(stats, metrics_page_is_byte_for_byte_as_pinned)
+{
+    struct test_stats_fixture f;
+    char *text;
+
+    test_stats_golden_init(&f);
+    text = stats_render_metrics(&f.snap);
+    cr_assert_not_null(text);
+    cr_assert_str_eq(text, test_stats_golden);
     free(text);
 }
