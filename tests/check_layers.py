@@ -15,7 +15,7 @@ import sys
 # Lowest first: (layer name, modules may include each other?, modules)
 LAYERS = [
     ("base", True, """common log config config_diff acl net relay
-        proxy_proto mqtt_connect probe nats_watch histo procstat notify
+        proxy_proto mqtt_connect probe nats_watch numtext histo procstat notify
         tls tls_hello heartbeat lifetime rate rebalance fdpass handover
         ctlsock ctl state_file reject
         admin_api admin_guard privsep resolver waitq"""),

@@ -83,3 +83,29 @@ Test(histo, merge_adds_bucketwise)
     cr_assert_eq(histo_count(&ca), 3);
     cr_assert_eq(ca.sum_us, 60200);
 }
+
+/* Every buffer size gets the longest prefix that fits, terminated, and
+ * the same length needed: what snprintf did for the renderer before. */
+Test(histo, render_truncates_like_snprintf_at_every_size)
+{
+    struct histo h;
+    struct histo_copy c;
+    char full[4096], cut[4096];
+    size_t need, cap;
+
+    histo_init(&h, HISTO_FAST);
+    histo_observe_us(&h, 2000);
+    histo_observe_us(&h, 30000000);
+    histo_copy(&h, &c);
+    need = histo_render(&c, "m", "pool=\"p\"", full, sizeof(full));
+    cr_assert_lt(need, sizeof(full));
+    cr_assert_eq(strlen(full), need);
+    for (cap = 1; cap <= need + 1; cap++) {
+        memset(cut, 'x', sizeof(cut));
+        cr_assert_eq(histo_render(&c, "m", "pool=\"p\"", cut, cap), need);
+        cr_assert_eq(strlen(cut), cap - 1, "cap %zu", cap);
+        cr_assert_eq(memcmp(cut, full, cap - 1), 0, "cap %zu", cap);
+        cr_assert_eq(cut[cap], 'x', "wrote past cap %zu", cap);
+    }
+    cr_assert_eq(histo_render(&c, "m", "pool=\"p\"", NULL, 0), need);
+}
