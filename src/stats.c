@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "mqlb/common.h"
+#include "mqlb/numtext.h"
 #include "mqlb/stats.h"
 
 #define STATS_TIME_LEN      32      /* "2024-05-01T12:00:00.123Z" + NUL */
@@ -36,8 +37,28 @@ enum stats_scope {
     STATS_SCOPE_BACKEND,                /* one sample set per backend */
 };
 
+/* The metric name and the label text of one pool or backend. */
+struct stats_series {
+    const char         *name;           /* metric name, as exposed */
+    size_t              name_len;
+    const char         *labels;         /* `pool="..."[,backend="..."]`,
+                                           escaped, no braces, NUL-ended */
+    size_t              labels_len;
+};
+
+/*
+ * The label text of every pool and backend, escaped once per render and
+ * reused by each of their samples: item k is pool i, then its backends,
+ * then pool i + 1.
+ */
+struct stats_labels {
+    struct stats_buf    text;           /* the items, each NUL-ended */
+    size_t             *off;            /* start of item k in <text> */
+    size_t              n;              /* items */
+};
+
 /* Writes the samples of one family for one pool or backend. */
-typedef void (*stats_emit_t)(struct stats_buf *b, const char *name,
+typedef void (*stats_emit_t)(struct stats_buf *b, const struct stats_series *s,
                              const struct stats_pool *p,
                              const struct stats_backend *be);
 
@@ -550,45 +571,140 @@ stats_buf_label(struct stats_buf *b, const char *s)
     stats_buf_append(b, run, (size_t)(s - run));
 }
 
-/* Append `<name>{pool="..."` and, with <be>, `,backend="..."`. */
+/* Append the label text of <p> (and <be>) and its NUL, as one item. */
 static void
-stats_buf_labels(struct stats_buf *b, const char *name,
-                 const struct stats_pool *p, const struct stats_backend *be)
+stats_labels_add(struct stats_labels *l, const struct stats_pool *p,
+                 const struct stats_backend *be)
 {
-    stats_buf_printf(b, "%s{pool=\"", name);
-    stats_buf_label(b, p->name);
-    stats_buf_append(b, "\"", 1);
+    l->off[l->n++] = l->text.len;
+    stats_buf_append(&l->text, "pool=\"", 6);
+    stats_buf_label(&l->text, p->name);
+    stats_buf_append(&l->text, "\"", 1);
     if (be != NULL) {
-        stats_buf_append(b, ",backend=\"", 10);
-        stats_buf_label(b, be->name);
-        stats_buf_append(b, "\"", 1);
+        stats_buf_append(&l->text, ",backend=\"", 10);
+        stats_buf_label(&l->text, be->name);
+        stats_buf_append(&l->text, "\"", 1);
     }
+    stats_buf_append(&l->text, "", 1);
+}
+
+/* The labels of every pool and backend of <snap>; false on no memory. */
+static bool
+stats_labels_init(struct stats_labels *l, const struct stats_snapshot *snap)
+{
+    size_t i, j, n = 0;
+
+    memset(l, 0, sizeof(*l));
+    for (i = 0; i < snap->npools; i++) {
+        n += 1 + snap->pools[i].nbackends;
+    }
+    l->off = calloc(n + 1, sizeof(*l->off));
+    if (l->off == NULL) {
+        return false;
+    }
+    for (i = 0; i < snap->npools; i++) {
+        stats_labels_add(l, &snap->pools[i], NULL);
+        for (j = 0; j < snap->pools[i].nbackends; j++) {
+            stats_labels_add(l, &snap->pools[i], &snap->pools[i].backends[j]);
+        }
+    }
+    l->off[l->n] = l->text.len;
+    return !l->text.oom;
+}
+
+static void
+stats_labels_free(struct stats_labels *l)
+{
+    mq_free(l->text.data);
+    mq_free(l->off);
+}
+
+/* Point <s> at the labels of item <k>. */
+static void
+stats_labels_get(const struct stats_labels *l, size_t k,
+                 struct stats_series *s)
+{
+    s->labels = l->text.data + l->off[k];
+    s->labels_len = l->off[k + 1] - l->off[k] - 1;
+}
+
+/*
+ * One sample line, `<name>{<labels>[,<key>="<val>"]} <value>\n`, with
+ * <value> already text. Written with one reserve and memcpy, not printf:
+ * a page at a thousand backends has tens of thousands of lines.
+ */
+static void
+stats_buf_line(struct stats_buf *b, const struct stats_series *s,
+               const char *key, const char *val, const char *value,
+               size_t value_len)
+{
+    size_t key_len = key != NULL ? strlen(key) : 0;
+    size_t val_len = val != NULL ? strlen(val) : 0;
+    char *w;
+
+    stats_buf_reserve(b, s->name_len + s->labels_len + key_len + val_len +
+                      value_len + 8);
+    if (b->oom) {
+        return;
+    }
+    w = b->data + b->len;
+    memcpy(w, s->name, s->name_len);
+    w += s->name_len;
+    *w++ = '{';
+    memcpy(w, s->labels, s->labels_len);
+    w += s->labels_len;
+    if (key != NULL) {
+        *w++ = ',';
+        memcpy(w, key, key_len);
+        w += key_len;
+        *w++ = '=';
+        *w++ = '"';
+        memcpy(w, val, val_len);
+        w += val_len;
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w++ = ' ';
+    memcpy(w, value, value_len);
+    w += value_len;
+    *w++ = '\n';
+    *w = '\0';
+    b->len = (size_t)(w - b->data);
 }
 
 /* One sample with no extra label. */
 static void
-stats_buf_sample(struct stats_buf *b, const char *name,
-                 const struct stats_pool *p, const struct stats_backend *be,
+stats_buf_sample(struct stats_buf *b, const struct stats_series *s,
                  uint64_t value)
 {
-    stats_buf_labels(b, name, p, be);
-    stats_buf_printf(b, "} %" PRIu64 "\n", value);
+    char num[NUMTEXT_MAX];
+
+    stats_buf_line(b, s, NULL, NULL, num, numtext_u64(num, value));
 }
 
 /* One sample with an extra label <key>="<val>" (<val> needs no escape). */
 static void
-stats_buf_sample_kv(struct stats_buf *b, const char *name,
-                    const struct stats_pool *p,
-                    const struct stats_backend *be, const char *key,
-                    const char *val, uint64_t value)
+stats_buf_sample_kv(struct stats_buf *b, const struct stats_series *s,
+                    const char *key, const char *val, uint64_t value)
 {
-    stats_buf_labels(b, name, p, be);
-    stats_buf_printf(b, ",%s=\"%s\"} %" PRIu64 "\n", key, val, value);
+    char num[NUMTEXT_MAX];
+
+    stats_buf_line(b, s, key, val, num, numtext_u64(num, value));
+}
+
+/* One sample of <ms> milliseconds as seconds ("61.500"). */
+static void
+stats_buf_sample_ms(struct stats_buf *b, const struct stats_series *s,
+                    uint64_t ms)
+{
+    char num[NUMTEXT_MAX];
+
+    stats_buf_line(b, s, NULL, NULL, num, numtext_milli(num, ms));
 }
 
 /* One sample per reason, every reason always present. */
 static void
-stats_emit_rejected(struct stats_buf *b, const char *name,
+stats_emit_rejected(struct stats_buf *b, const struct stats_series *s,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
@@ -596,7 +712,7 @@ stats_emit_rejected(struct stats_buf *b, const char *name,
 
     (void)be;
     for (r = 0; r < REJECT_NREASONS; r++) {
-        stats_buf_sample_kv(b, name, p, NULL, "reason",
+        stats_buf_sample_kv(b, s, "reason",
                             reject_reason_name((enum reject_reason)r),
                             p->rejected_by[r]);
     }
@@ -604,7 +720,7 @@ stats_emit_rejected(struct stats_buf *b, const char *name,
 
 /* TLS pools: handshakes by result (ok, and each failure reason). */
 static void
-stats_emit_tls(struct stats_buf *b, const char *name,
+stats_emit_tls(struct stats_buf *b, const struct stats_series *s,
                const struct stats_pool *p, const struct stats_backend *be)
 {
     size_t r;
@@ -614,14 +730,14 @@ stats_emit_tls(struct stats_buf *b, const char *name,
         return;
     }
     for (r = 0; r < TLS_NRESULTS; r++) {
-        stats_buf_sample_kv(b, name, p, NULL, "result",
+        stats_buf_sample_kv(b, s, "result",
                             tls_result_name((enum tls_result)r),
                             p->tls_results[r]);
     }
 }
 
 static void
-stats_emit_pool_up(struct stats_buf *b, const char *name,
+stats_emit_pool_up(struct stats_buf *b, const struct stats_series *s,
                    const struct stats_pool *p, const struct stats_backend *be)
 {
     uint64_t nup;
@@ -632,18 +748,19 @@ stats_emit_pool_up(struct stats_buf *b, const char *name,
     for (i = 0; i < p->nbackends; i++) {
         nup += p->backends[i].state == BACKEND_UP;
     }
-    stats_buf_sample(b, name, p, NULL, nup);
+    stats_buf_sample(b, s, nup);
 }
 
 static void
-stats_emit_up(struct stats_buf *b, const char *name,
+stats_emit_up(struct stats_buf *b, const struct stats_series *s,
               const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_sample(b, name, p, be, be->state == BACKEND_UP);
+    (void)p;
+    stats_buf_sample(b, s, be->state == BACKEND_UP);
 }
 
 static void
-stats_emit_state(struct stats_buf *b, const char *name,
+stats_emit_state(struct stats_buf *b, const struct stats_series *s,
                  const struct stats_pool *p, const struct stats_backend *be)
 {
     static const enum backend_state states[] = {
@@ -651,152 +768,153 @@ stats_emit_state(struct stats_buf *b, const char *name,
     };
     size_t i;
 
+    (void)p;
     for (i = 0; i < MQ_NELEMS(states); i++) {
-        stats_buf_sample_kv(b, name, p, be, "state",
-                            backend_state_name(states[i]),
+        stats_buf_sample_kv(b, s, "state", backend_state_name(states[i]),
                             be->state == states[i]);
     }
 }
 
 static void
-stats_emit_weight(struct stats_buf *b, const char *name,
+stats_emit_weight(struct stats_buf *b, const struct stats_series *s,
                   const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_sample(b, name, p, be, be->weight);
+    (void)p;
+    stats_buf_sample(b, s, be->weight);
 }
 
 static void
-stats_emit_active(struct stats_buf *b, const char *name,
+stats_emit_active(struct stats_buf *b, const struct stats_series *s,
                   const struct stats_pool *p, const struct stats_backend *be)
 {
+    (void)p;
     /* a gauge: a transient negative count would be a bug, show 0 */
-    stats_buf_sample(b, name, p, be,
-                     be->active > 0 ? (uint64_t)be->active : 0);
+    stats_buf_sample(b, s, be->active > 0 ? (uint64_t)be->active : 0);
 }
 
 static void
-stats_emit_bytes(struct stats_buf *b, const char *name,
+stats_emit_bytes(struct stats_buf *b, const struct stats_series *s,
                  const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_sample_kv(b, name, p, be, "direction", "in", be->bytes_in);
-    stats_buf_sample_kv(b, name, p, be, "direction", "out", be->bytes_out);
+    (void)p;
+    stats_buf_sample_kv(b, s, "direction", "in", be->bytes_in);
+    stats_buf_sample_kv(b, s, "direction", "out", be->bytes_out);
 }
 
 static void
-stats_emit_checks(struct stats_buf *b, const char *name,
+stats_emit_checks(struct stats_buf *b, const struct stats_series *s,
                   const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_sample_kv(b, name, p, be, "result", "pass", be->checks_pass);
-    stats_buf_sample_kv(b, name, p, be, "result", "fail", be->checks_fail);
+    (void)p;
+    stats_buf_sample_kv(b, s, "result", "pass", be->checks_pass);
+    stats_buf_sample_kv(b, s, "result", "fail", be->checks_fail);
 }
 
 static void
-stats_emit_latency(struct stats_buf *b, const char *name,
+stats_emit_latency(struct stats_buf *b, const struct stats_series *s,
                    const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_labels(b, name, p, be);
-    stats_buf_printf(b, "} %u.%03u\n", be->check.latency_ms / 1000,
-                     be->check.latency_ms % 1000);
+    (void)p;
+    stats_buf_sample_ms(b, s, be->check.latency_ms);
 }
 
 static void
-stats_emit_since(struct stats_buf *b, const char *name,
+stats_emit_since(struct stats_buf *b, const struct stats_series *s,
                  const struct stats_pool *p, const struct stats_backend *be)
 {
-    stats_buf_labels(b, name, p, be);
-    stats_buf_printf(b, "} %" PRIu64 ".%03u\n", be->since_ms / 1000,
-                     (unsigned)(be->since_ms % 1000));
+    (void)p;
+    stats_buf_sample_ms(b, s, be->since_ms);
 }
 
 static void
-stats_emit_transitions(struct stats_buf *b, const char *name,
+stats_emit_transitions(struct stats_buf *b, const struct stats_series *s,
                        const struct stats_pool *p,
                        const struct stats_backend *be)
 {
     size_t i;
 
+    (void)p;
     for (i = 0; i < BACKEND_NSTATES; i++) {
-        stats_buf_sample_kv(b, name, p, be, "to",
+        stats_buf_sample_kv(b, s, "to",
                             backend_state_name((enum backend_state)i),
                             be->transitions[i]);
     }
 }
 
 static void
-stats_emit_downtime(struct stats_buf *b, const char *name,
+stats_emit_downtime(struct stats_buf *b, const struct stats_series *s,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
-    stats_buf_labels(b, name, p, be);
-    stats_buf_printf(b, "} %" PRIu64 ".%03u\n", be->downtime_ms / 1000,
-                     (unsigned)(be->downtime_ms % 1000));
+    (void)p;
+    stats_buf_sample_ms(b, s, be->downtime_ms);
 }
 
-/* The _bucket/_sum/_count samples of <h> under the labels of <p>, <be>. */
+/* The _bucket/_sum/_count samples of <h> under the labels of <s>. */
 static void
-stats_buf_histo(struct stats_buf *b, const char *name,
-                const struct stats_pool *p, const struct stats_backend *be,
+stats_buf_histo(struct stats_buf *b, const struct stats_series *s,
                 const struct histo_copy *h)
 {
-    struct stats_buf lab;
-    size_t need;
+    size_t need, room;
 
-    /* The label text, escaped, without the metric name and braces. */
-    memset(&lab, 0, sizeof(lab));
-    stats_buf_labels(&lab, "", p, be);
-    if (lab.oom) {
-        b->oom = true;
-        mq_free(lab.data);
+    if (b->oom) {
         return;
     }
-    need = histo_render(h, name, lab.data + 1, NULL, 0);
-    stats_buf_reserve(b, need + 1);
-    if (!b->oom) {
-        histo_render(h, name, lab.data + 1, b->data + b->len, need + 1);
-        b->len += need;
+    /* Straight into the buffer; only when it does not fit, grow and redo. */
+    room = b->cap - b->len;
+    need = histo_render(h, s->name, s->labels, b->data + b->len, room);
+    if (need >= room) {
+        stats_buf_reserve(b, need);
+        if (b->oom) {
+            return;
+        }
+        histo_render(h, s->name, s->labels, b->data + b->len, need + 1);
     }
-    mq_free(lab.data);
+    b->len += need;
 }
 
 static void
-stats_emit_connect_time(struct stats_buf *b, const char *name,
+stats_emit_connect_time(struct stats_buf *b, const struct stats_series *s,
                         const struct stats_pool *p,
                         const struct stats_backend *be)
 {
-    stats_buf_histo(b, name, p, be, &be->connect_time);
+    (void)p;
+    stats_buf_histo(b, s, &be->connect_time);
 }
 
 static void
-stats_emit_check_time(struct stats_buf *b, const char *name,
+stats_emit_check_time(struct stats_buf *b, const struct stats_series *s,
                       const struct stats_pool *p,
                       const struct stats_backend *be)
 {
-    stats_buf_histo(b, name, p, be, &be->check_time);
+    (void)p;
+    stats_buf_histo(b, s, &be->check_time);
 }
 
 static void
-stats_emit_duration(struct stats_buf *b, const char *name,
+stats_emit_duration(struct stats_buf *b, const struct stats_series *s,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
     (void)be;
-    stats_buf_histo(b, name, p, NULL, &p->duration);
+    stats_buf_histo(b, s, &p->duration);
 }
 
 /* The samples of family <f> for pool <p> (and backend <be>). */
 static void
 stats_emit(struct stats_buf *b, const struct stats_family *f,
-           const struct stats_pool *p, const struct stats_backend *be)
+           const struct stats_series *s, const struct stats_pool *p,
+           const struct stats_backend *be)
 {
     const char *base = be != NULL ? (const char *)be : (const char *)p;
     uint64_t v;
 
     if (f->emit != NULL) {
-        f->emit(b, f->name, p, be);
+        f->emit(b, s, p, be);
         return;
     }
     memcpy(&v, base + f->field, sizeof(v));
-    stats_buf_sample(b, f->name, p, be, v);
+    stats_buf_sample(b, s, v);
 }
 
 /* Every family after mqlb_info and mqlb_uptime_seconds, in output order. */
@@ -936,12 +1054,19 @@ char *
 stats_render_metrics(const struct stats_snapshot *snap)
 {
     struct stats_buf b;
+    struct stats_labels lab;
+    struct stats_series s;
     const struct stats_family *f;
-    size_t i, j, k;
+    size_t i, j, k, item;
 
     memset(&b, 0, sizeof(b));
     stats_buf_reserve(&b, 0);
     if (b.oom) {
+        return NULL;
+    }
+    if (!stats_labels_init(&lab, snap)) {
+        stats_labels_free(&lab);
+        mq_free(b.data);
         return NULL;
     }
     b.data[0] = '\0';
@@ -958,18 +1083,24 @@ stats_render_metrics(const struct stats_snapshot *snap)
         f = &stats_families[k];
         stats_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name,
                          f->help, f->name, f->type);
-        for (i = 0; i < snap->npools; i++) {
+        s.name = f->name;
+        s.name_len = strlen(f->name);
+        for (i = 0, item = 0; i < snap->npools; i++) {
             const struct stats_pool *p = &snap->pools[i];
 
             if (f->scope == STATS_SCOPE_POOL) {
-                stats_emit(&b, f, p, NULL);
-                continue;
+                stats_labels_get(&lab, item, &s);
+                stats_emit(&b, f, &s, p, NULL);
             }
-            for (j = 0; j < p->nbackends; j++) {
-                stats_emit(&b, f, p, &p->backends[j]);
+            for (j = 0; f->scope == STATS_SCOPE_BACKEND &&
+                        j < p->nbackends; j++) {
+                stats_labels_get(&lab, item + 1 + j, &s);
+                stats_emit(&b, f, &s, p, &p->backends[j]);
             }
+            item += 1 + p->nbackends;
         }
     }
+    stats_labels_free(&lab);
 
     stats_render_process(&b, &snap->process);
     if (b.oom) {
