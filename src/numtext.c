@@ -12,12 +12,24 @@ static const char numtext_pairs[] =
     "34353637383940414243444546474849505152535455565758596061626364656667"
     "6869707172737475767778798081828384858687888990919293949596979899";
 
+/* Digits in <v>: the length is known before writing, so no copy. */
+static size_t
+numtext_digits(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 10000) {
+        v /= 10000;
+        n += 4;
+    }
+    return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
 size_t
 numtext_u64(char *out, uint64_t v)
 {
-    char tmp[20];                       /* UINT64_MAX has 20 digits */
-    char *p = tmp + sizeof(tmp);
-    size_t n, d;
+    size_t n = numtext_digits(v), d;
+    char *p = out + n;
 
     while (v >= 100) {
         d = (size_t)(v % 100) * 2;
@@ -32,8 +44,6 @@ numtext_u64(char *out, uint64_t v)
     } else {
         *--p = (char)('0' + v);
     }
-    n = (size_t)(tmp + sizeof(tmp) - p);
-    memcpy(out, p, n);
     return n;
 }
 
@@ -55,17 +65,16 @@ size_t
 numtext_micro(char *out, uint64_t us)
 {
     unsigned f = (unsigned)(us % 1000000);
-    size_t n, i;
+    size_t n;
 
     n = numtext_u64(out, us / 1000000);
     if (f == 0) {
         return n;
     }
     out[n] = '.';
-    for (i = 6; i > 0; i--) {
-        out[n + i] = (char)('0' + f % 10);
-        f /= 10;
-    }
+    memcpy(out + n + 1, numtext_pairs + f / 10000 * 2, 2);
+    memcpy(out + n + 3, numtext_pairs + f / 100 % 100 * 2, 2);
+    memcpy(out + n + 5, numtext_pairs + f % 100 * 2, 2);
     n += 7;
     while (out[n - 1] == '0') {
         n--;
