@@ -106,11 +106,11 @@ backend_readdress(struct backend *b, const struct config_addr *a,
     }
     n->a = *a;
     snprintf(n->name, sizeof(n->name), "%s", b->host);
-    /* every address stays reachable from <addr> until the backend goes */
-    n->prev = cur->prev;
-    cur->prev = n;
+    /* Every address stays reachable from <addr> until the backend goes:
+     * the new head has cur behind it; one on trial hangs behind cur. */
     b->next_passes = 0;
     if (!checked) {
+        n->prev = cur;
         atomic_store(&b->next, NULL);
         atomic_store_explicit(&b->addr, n, memory_order_release);
         backend_bump(b);
@@ -118,6 +118,8 @@ backend_readdress(struct backend *b, const struct config_addr *a,
                    cur->a.text, n->a.text);
         return MQ_OK;
     }
+    n->prev = cur->prev;
+    cur->prev = n;
     atomic_store_explicit(&b->next, n, memory_order_release);
     log_notice("backend %s/%s: checking new address %s (sessions go to %s "
                "until it passes)", b->pool_name, b->name, n->a.text,
