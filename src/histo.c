@@ -119,7 +119,7 @@ struct histo_out {
 };
 
 /* Append <n> bytes of <s>, or what still fits of them with the NUL. */
-static void
+static inline void
 histo_put(struct histo_out *o, const char *s, size_t n)
 {
     if (o->len + n < o->cap) {
