@@ -31,24 +31,13 @@ history_deinit(struct history *h)
     pthread_mutex_destroy(&h->lock);
 }
 
-/* <s> into <dst> of <cap> bytes, cut to fit: snprintf's "%s" without
- * its format parsing, twice per backend in every sample. */
-static void
-history_copy_name(char *dst, size_t cap, const char *s)
-{
-    size_t n = strnlen(s, cap - 1);
-
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-}
-
 static void
 history_point_set(struct history_point *pt, const char *pool,
                   const char *backend, uint64_t sessions, uint64_t bytes,
                   int64_t active)
 {
-    history_copy_name(pt->pool, sizeof(pt->pool), pool);
-    history_copy_name(pt->backend, sizeof(pt->backend), backend);
+    mq_copy_str(pt->pool, sizeof(pt->pool), pool);
+    mq_copy_str(pt->backend, sizeof(pt->backend), backend);
     pt->sessions = sessions;
     pt->bytes = bytes;
     pt->active = active;

@@ -32,11 +32,11 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
     size_t i;
     const struct config_addr *next = backend_next_addr(b);
 
-    snprintf(sb->name, sizeof(sb->name), "%s", b->name);
-    snprintf(sb->address, sizeof(sb->address), "%s", backend_addr(b)->text);
+    mq_copy_str(sb->name, sizeof(sb->name), b->name);
+    mq_copy_str(sb->address, sizeof(sb->address), backend_addr(b)->text);
     sb->state = backend_state(b);
     sb->down = !backend_is_up(b);
-    snprintf(sb->admin, sizeof(sb->admin), "%s", backend_admin_name(b));
+    mq_copy_str(sb->admin, sizeof(sb->admin), backend_admin_name(b));
     backend_reason(b, sb->reason, sizeof(sb->reason));
     sb->weight = atomic_load(&b->weight);
     sb->active = atomic_load(&b->nactive);
@@ -55,9 +55,9 @@ mgmt_backend(struct stats_backend *sb, struct backend *b)
     histo_copy(&b->check_time, &sb->check_time);
     backend_get_check(b, &sb->check);
     sb->source = mgmt_source_names[b->source];
-    snprintf(sb->host, sizeof(sb->host), "%s", b->host);
-    snprintf(sb->next_address, sizeof(sb->next_address), "%s",
-             next != NULL ? next->text : "");
+    mq_copy_str(sb->host, sizeof(sb->host), b->host);
+    mq_copy_str(sb->next_address, sizeof(sb->next_address),
+                next != NULL ? next->text : "");
     sb->leaving = atomic_load(&b->leaving);
 }
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MQLB_VERSION    "0.1.0"
 
@@ -43,6 +44,20 @@ static inline double
 mq_secs(uint64_t ms)
 {
     return (double)ms / 1000.0;
+}
+
+/*
+ * <src> into <dst> of <cap> (> 0) bytes, cut to fit and NUL-ended: what
+ * snprintf(dst, cap, "%s", src) writes, without its format parsing (the
+ * snapshots copy several names per backend, a thousand backends a time).
+ */
+static inline void
+mq_copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* The splitmix64 finaliser: spreads any 64-bit value over all bits. */
