@@ -164,6 +164,21 @@ relay_dir_release(struct relay_dir *d, struct relay_pool *rp)
     d->len = 0;
 }
 
+/* <d>'s buffer, borrowed from <rp> if it has none, emptied for a read. */
+static int
+relay_dir_empty_buf(struct relay_dir *d, struct relay_pool *rp)
+{
+    if (d->buf == NULL) {
+        d->buf = relay_buf_get(rp);
+        if (d->buf == NULL) {
+            return MQ_ERR;
+        }
+    }
+    d->off = 0;
+    d->len = 0;
+    return MQ_OK;
+}
+
 void
 relay_dir_shutdown(struct relay_dir *d)
 {
@@ -341,14 +356,9 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             relay_dir_release(d, rp);   /* empty: everything was sent */
             return relay_pump_splice(d, budget - nread);
         }
-        if (d->buf == NULL) {
-            d->buf = relay_buf_get(rp);
-            if (d->buf == NULL) {
-                return RELAY_NOMEM;
-            }
+        if (relay_dir_empty_buf(d, rp) != MQ_OK) {
+            return RELAY_NOMEM;
         }
-        d->off = 0;
-        d->len = 0;
         n = relay_recv(d, d->buf, RELAY_BUF_SIZE, &want);
         if (n > 0) {
             d->len = (uint32_t)n;
@@ -390,14 +400,9 @@ relay_fill(struct relay_dir *d, struct relay_pool *rp)
     ssize_t n;
     int want;
 
-    if (d->buf == NULL) {
-        d->buf = relay_buf_get(rp);
-        if (d->buf == NULL) {
-            return RELAY_NOMEM;
-        }
+    if (relay_dir_empty_buf(d, rp) != MQ_OK) {
+        return RELAY_NOMEM;
     }
-    d->off = 0;
-    d->len = 0;
     do {
         n = relay_recv(d, d->buf, RELAY_BUF_SIZE, &want);
     } while (n == -1 && errno == EINTR);

@@ -692,6 +692,31 @@ stats_buf_sample_kv(struct stats_buf *b, const struct stats_series *s,
     stats_buf_line(b, s, key, val, num, numtext_u64(num, value));
 }
 
+/* One sample per value of an enum: <v>[i] with <key>="<name>(i)". */
+static void
+stats_buf_samples_by(struct stats_buf *b, const struct stats_series *s,
+                     const char *key, const char *(*name)(size_t),
+                     const uint64_t *v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        stats_buf_sample_kv(b, s, key, name(i), v[i]);
+    }
+}
+
+static const char *
+stats_reason_name(size_t i)
+{
+    return reject_reason_name((enum reject_reason)i);
+}
+
+static const char *
+stats_state_name(size_t i)
+{
+    return backend_state_name((enum backend_state)i);
+}
+
 /* One sample of <ms> milliseconds as seconds ("61.500"). */
 static void
 stats_buf_sample_ms(struct stats_buf *b, const struct stats_series *s,
@@ -708,14 +733,9 @@ stats_emit_rejected(struct stats_buf *b, const struct stats_series *s,
                     const struct stats_pool *p,
                     const struct stats_backend *be)
 {
-    unsigned r;
-
     (void)be;
-    for (r = 0; r < REJECT_NREASONS; r++) {
-        stats_buf_sample_kv(b, s, "reason",
-                            reject_reason_name((enum reject_reason)r),
-                            p->rejected_by[r]);
-    }
+    stats_buf_samples_by(b, s, "reason", stats_reason_name, p->rejected_by,
+                         REJECT_NREASONS);
 }
 
 /* TLS pools: handshakes by result (ok, and each failure reason). */
@@ -831,14 +851,9 @@ stats_emit_transitions(struct stats_buf *b, const struct stats_series *s,
                        const struct stats_pool *p,
                        const struct stats_backend *be)
 {
-    size_t i;
-
     (void)p;
-    for (i = 0; i < BACKEND_NSTATES; i++) {
-        stats_buf_sample_kv(b, s, "to",
-                            backend_state_name((enum backend_state)i),
-                            be->transitions[i]);
-    }
+    stats_buf_samples_by(b, s, "to", stats_state_name, be->transitions,
+                         BACKEND_NSTATES);
 }
 
 static void
