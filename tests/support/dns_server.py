@@ -14,26 +14,9 @@ import subprocess
 import tempfile
 import time
 
-from harness import Proc, wait_until
+from harness import Proc, free_port, wait_until
 
 ZONE = "mqlb.test"
-
-
-def free_udp_port(host="127.0.0.1"):
-    """A UDP port (also free for TCP) on loopback."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                # as dnsmasq binds it: a TIME-WAIT left on the port is fine
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no free port")
 
 
 def dns_query(port, name, qtype, timeout=1.0):
@@ -59,7 +42,7 @@ class DnsServer:
     srv:   [("_redis._tcp.mqlb.test", "t1.mqlb.test", port, prio, weight)]"""
 
     def __init__(self, hosts=None, srv=None, ttl=1, port=None):
-        self.port = port or free_udp_port()
+        self.port = port or free_port(udp=True)
         self.ttl = ttl
         self.dir = tempfile.mkdtemp(prefix="mqlb-dns-")
         self.hosts_path = os.path.join(self.dir, "hosts")

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -45,12 +46,42 @@ def nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def free_port(host="127.0.0.1"):
-    """A TCP port nothing listens on right now."""
+def _below_ephemeral():
+    """Ports the kernel never hands out by itself: those below its
+    ephemeral range, where every connect(2) and bind to port 0 of every
+    process takes its local port from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - 20000), low
+
+
+_PORTS = random.Random(os.urandom(16))     # tests may seed `random`
+
+
+def free_port(host="127.0.0.1", udp=False):
+    """A TCP port (with udp=True, free for UDP too) nothing is bound to
+    right now, below the kernel's ephemeral range. A kernel-chosen port
+    would be in that range, where any client socket of any process (other
+    test files run at the same time) may take it: then a server restarted
+    on its port (a broker brought back, DNS after an outage) finds it
+    taken."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    lo, hi = _below_ephemeral()
+    for _ in range(2000):
+        port = _PORTS.randrange(lo, hi)
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+            if udp:
+                with socket.socket(fam, socket.SOCK_DGRAM) as u:
+                    u.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise OSError("no free port below %d" % hi)
 
 
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
