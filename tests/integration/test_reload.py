@@ -1,15 +1,12 @@
 """Issue 6: SIGHUP reloads without dropping a session or refusing a connect;
 what a reload adds, removes and keeps; a bad file keeps the old config."""
 
-import hashlib
-import os
 import socket
 import threading
-import time
 import unittest
 from collections import Counter
 
-from harness import EchoServer, Mqlb, RedisServer, free_port, redis_port_of, wait_until
+from harness import EchoServer, EchoStream, Mqlb, RedisServer, free_port, redis_port_of, wait_until
 
 
 def echo_pool(port, backends, extra=""):
@@ -18,45 +15,6 @@ def echo_pool(port, backends, extra=""):
     for name, bport, opts in backends:
         text += "backend = %s 127.0.0.1:%d %s\n" % (name, bport, opts)
     return text
-
-
-class Streamer(threading.Thread):
-    """One session that keeps sending random bytes and checks the echo."""
-
-    def __init__(self, port, stop):
-        super().__init__(daemon=True)
-        self.port, self.stop_ev = port, stop
-        self.sent, self.got = hashlib.sha256(), hashlib.sha256()
-        self.nsent = self.ngot = 0
-        self.error = None
-
-    def run(self):
-        try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
-            rd = threading.Thread(target=self.reader, args=(s,), daemon=True)
-            rd.start()
-            while not self.stop_ev.is_set() and self.nsent < (64 << 20):
-                block = os.urandom(8192)
-                self.sent.update(block)
-                s.sendall(block)
-                self.nsent += len(block)
-                self.stop_ev.wait(0.005)     # pacing
-            s.shutdown(socket.SHUT_WR)
-            rd.join(30)
-            s.close()
-        except OSError as e:
-            self.error = repr(e)
-
-    def reader(self, s):
-        try:
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    return
-                self.got.update(data)
-                self.ngot += len(data)
-        except OSError as e:
-            self.error = repr(e)
 
 
 class Reload(unittest.TestCase):
@@ -73,7 +31,7 @@ class Reload(unittest.TestCase):
         ]
         lb = Mqlb(echo_pool(port, configs[0]))
         stop = threading.Event()
-        streams = [Streamer(port, stop) for _ in range(50)]
+        streams = [EchoStream(port, 64 << 20, 8192, 0.005, stop) for _ in range(50)]
         for s in streams:
             s.start()
         refused, connects = [], [0]

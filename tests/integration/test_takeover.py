@@ -10,7 +10,6 @@ redis sessions (100 SUBSCRIBE, 100 request/response), 20 MQTT QoS 1
 subscribers, 4 parallel 32 MiB streams (the issue says 1,000 sessions and
 8 streams; `make bench` moves 10,000)."""
 
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import time
 import unittest
 
 from certs import CA
-from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, RedisClient, RedisServer,
+from harness import (MQLB_BIN, EchoServer, EchoStream, Mqlb, Proc, RedisClient, RedisServer,
                      check_sanitizers, free_port, redis_encode, redis_read, wait_port,
                      wait_until)
 
@@ -59,48 +58,6 @@ class Mosquitto:
     def stop(self):
         self.proc.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Stream(threading.Thread):
-    """One session that sends <total> random bytes paced over a few seconds
-    and reads the echo: sha256 of each way, compared at the end."""
-
-    def __init__(self, port, total, seconds):
-        super().__init__(daemon=True)
-        self.port, self.total, self.seconds = port, total, seconds
-        self.sent, self.got = hashlib.sha256(), hashlib.sha256()
-        self.nsent = self.ngot = 0
-        self.error = None
-
-    def run(self):
-        try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-            rd = threading.Thread(target=self.reader, args=(s,), daemon=True)
-            rd.start()
-            block = 256 * 1024
-            pause = self.seconds / (self.total / block)
-            while self.nsent < self.total:
-                data = os.urandom(block)
-                self.sent.update(data)
-                s.sendall(data)
-                self.nsent += len(data)
-                time.sleep(pause)
-            s.shutdown(socket.SHUT_WR)
-            rd.join(60)
-            s.close()
-        except OSError as e:
-            self.error = repr(e)
-
-    def reader(self, s):
-        try:
-            while True:
-                data = s.recv(262144)
-                if not data:
-                    return
-                self.got.update(data)
-                self.ngot += len(data)
-        except OSError as e:
-            self.error = repr(e)
 
 
 class ConnectLoop(threading.Thread):
@@ -260,7 +217,8 @@ class Takeover(TakeoverCase):
 
         # Traffic in flight across the takeover: 4 streams of 32 MiB, and
         # messages published but not yet read by anyone.
-        streams = [Stream(eport, 32 << 20, 4.0) for _ in range(4)]
+        # 32 MiB each, 256 KiB blocks paced over about 4 s
+        streams = [EchoStream(eport, 32 << 20, 256 * 1024, 4.0 / 128) for _ in range(4)]
         for s in streams:
             s.start()
         mqtt_publish_qos1(mport, "pub-1", "t/all", ["m%d" % i for i in range(5)])

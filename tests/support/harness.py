@@ -318,6 +318,50 @@ class EchoServer:
         self.sock.close()
 
 
+class EchoStream(threading.Thread):
+    """One session through <port> to an echo server: random bytes sent
+    <block> at a time, <pause> s apart, until <total> are sent or <stop>
+    (an Event) is set; then its FIN, and the echo read to its end. sent
+    and got are sha256 objects of each way, nsent/ngot their byte counts,
+    error the first socket error."""
+
+    def __init__(self, port, total, block, pause, stop=None):
+        super().__init__(daemon=True)
+        self.port, self.total, self.block, self.pause = port, total, block, pause
+        self.stop_ev = stop or threading.Event()
+        self.sent, self.got = hashlib.sha256(), hashlib.sha256()
+        self.nsent = self.ngot = 0
+        self.error = None
+
+    def run(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            rd = threading.Thread(target=self._read, args=(s,), daemon=True)
+            rd.start()
+            while not self.stop_ev.is_set() and self.nsent < self.total:
+                data = os.urandom(self.block)
+                self.sent.update(data)
+                s.sendall(data)
+                self.nsent += len(data)
+                self.stop_ev.wait(self.pause)       # pacing
+            s.shutdown(socket.SHUT_WR)
+            rd.join(60)
+            s.close()
+        except OSError as e:
+            self.error = repr(e)
+
+    def _read(self, s):
+        try:
+            while True:
+                data = s.recv(262144)
+                if not data:
+                    return
+                self.got.update(data)
+                self.ngot += len(data)
+        except OSError as e:
+            self.error = repr(e)
+
+
 class Mqlb:
     """The real mqlb binary with a config written for the test."""
 
