@@ -66,20 +66,9 @@ LIFETIME=3600          # hard bound on every server we start
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- packages
-need_pkgs="haproxy nginx libnginx-mod-stream redis-server redis-tools iperf3 procps iproute2 python3 coreutils curl"
-missing=""
-for p in $need_pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    log "installing:$missing"
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_install haproxy nginx libnginx-mod-stream redis-server redis-tools iperf3 procps iproute2 python3 coreutils curl
 
 cd "$(dirname "$0")/.."
 MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
@@ -119,8 +108,6 @@ MQLB="$TMP/mqlb"
 
 # ---------------------------------------------------------------- descriptor limit
 BENCH_NAME=bench
-# shellcheck source=scripts/bench_lib.sh
-. scripts/bench_lib.sh
 nofile_setup
 IDLE_CAP=$SESSION_CAP
 IDLE_NOTE=""

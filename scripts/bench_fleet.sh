@@ -73,19 +73,9 @@ LIFETIME=3600          # bound on every server we start
 RUN_TIMEOUT=120
 log() { printf '[bench-fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-need_pkgs="haproxy nginx libnginx-mod-stream redis-server redis-tools strace procps iproute2 python3 coreutils"
-missing=""
-for p in $need_pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    log "installing:$missing"
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_install haproxy nginx libnginx-mod-stream redis-server redis-tools strace procps iproute2 python3 coreutils
 
 cd "$(dirname "$0")/.."
 MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
@@ -113,8 +103,6 @@ trap 'exit 143' TERM
 cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 MQLB="$TMP/mqlb"
 BENCH_NAME=bench_fleet
-# shellcheck source=scripts/bench_lib.sh
-. scripts/bench_lib.sh
 nofile_setup
 
 NOTES=()

@@ -4,6 +4,22 @@
 # by its cleanup trap), LIFETIME (seconds, hard bound on every server) and
 # BENCH_NAME (prefix of error messages).
 
+# bench_install PKGS...: install the Debian packages of PKGS that are
+# missing (the caller's log() says which).
+bench_install() {
+    local p missing="" sudo=""
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+            missing="$missing $p"
+    done
+    [ -n "$missing" ] || return 0
+    log "installing:$missing"
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+}
+
 # start_bg NAME CMD...: start CMD under a `timeout` guard, log to $TMP/NAME.log;
 # sets BG_PID to the server's own PID (the guard's child).
 start_bg() {
