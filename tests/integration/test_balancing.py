@@ -18,8 +18,8 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (EchoServer, Mqlb, Proc, RedisClient, RedisServer, ThreeRedisCase,
-                     free_port, redis_port_of, wait_port, wait_until)
+from harness import (EchoServer, Mosquitto, Mqlb, Proc, RedisClient, RedisServer,
+                     ThreeRedisCase, free_port, redis_port_of, wait_port, wait_until)
 
 # Linux routes all of 127/8 to lo: each of these is a distinct client.
 SOURCES = ["127.0.0.%d" % i for i in range(2, 61)]
@@ -272,29 +272,6 @@ class SlowStart(unittest.TestCase):
 
 
 # ---- mqtt-client-id with real mosquitto brokers -------------------------
-
-class Mosquitto:
-    """A real mosquitto broker on loopback, sessions in memory, every
-    connection logged (so a test can see which broker a client reached)."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mqlb-mosq-")
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest stderr\nlog_type all\nconnection_messages true\n"
-                    % self.port)
-        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
-        wait_port(self.port)
-
-    def clients_seen(self):
-        return re.findall(r"New client connected from \S+ as (\S+) ", self.proc.output())
-
-    def stop(self):
-        self.proc.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def mqtt_connect(port, client_id, source, clean=False, timeout=5.0):
     """A bare MQTT 3.1.1 CONNECT from <source>; returns CONNACK's

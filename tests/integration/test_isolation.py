@@ -17,8 +17,8 @@ import time
 import unittest
 
 import harness  # noqa: E402
-from harness import (MQLB_BIN, EchoServer, Mqlb, Proc, check_sanitizers, free_port,
-                     nfds, port_open, rss_kib, wait_port, wait_until)
+from harness import (MQLB_BIN, EchoServer, Mosquitto, Mqlb, check_sanitizers, free_port,
+                     nfds, port_open, rss_kib, wait_until)
 
 # Run with no other test file beside it: it bounds the memory returned
 # after bursts and floods the proxy.
@@ -273,35 +273,13 @@ class AdminSlowloris(unittest.TestCase):
 
 # ---- 9: the MQTT check's client id is unique per instance ---------------
 
-class Mosquitto:
-    """A real mosquitto on loopback that logs every connection."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mqlb-mosq-")
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest stderr\nlog_type all\nconnection_messages true\n"
-                    "max_connections -1\n" % self.port)
-        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
-        wait_port(self.port)
-
-    def client_ids(self):
-        return re.findall(r"New client connected from \S+ as (\S+) ", self.proc.output())
-
-    def stop(self):
-        self.proc.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class MqttCheckClientId(unittest.TestCase):
     """Two instances checking one broker (as two containers, both PID 1,
     would): each check id carries the host name and a random part, so
     neither takes over the other's check session."""
 
     def test_two_instances_use_distinct_host_and_random_ids(self):
-        mq = Mosquitto()
+        mq = Mosquitto("max_connections -1\n")
         pool = "[pool m]\nlisten = 127.0.0.1:%%d\nhealth_check = mqtt\n" \
                "check_interval = 200ms\ncheck_timeout = 150ms\n" \
                "backend = m1 127.0.0.1:%d\n" % mq.port
@@ -309,9 +287,9 @@ class MqttCheckClientId(unittest.TestCase):
         try:
             for lb in lbs:
                 lb.wait_state("m", "m1", "up")
-            ids = wait_until(lambda: set(i for i in mq.client_ids()
+            ids = wait_until(lambda: set(i for i in mq.clients_seen()
                                          if i.startswith("mqlb-check")) if
-                             len(set(mq.client_ids())) >= 2 else None,
+                             len(set(mq.clients_seen())) >= 2 else None,
                              what="two check ids")
             host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:18]
             for cid in ids:
@@ -365,7 +343,7 @@ BAD_CLIENT_BYTES = [
 
 class PassiveEjection(unittest.TestCase):
     def test_bad_clients_cannot_mark_brokers_down_a_dead_broker_still_goes(self):
-        brokers = [Mosquitto(), Mosquitto()]
+        brokers = [Mosquitto("max_connections -1\n"), Mosquitto("max_connections -1\n")]
         port = free_port()
         pool = ("[pool m]\nlisten = 127.0.0.1:%d\nhealth_check = tcp\n"
                 "check_interval = 30s\non_backend_down = close\n" % port +

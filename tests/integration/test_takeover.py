@@ -25,8 +25,8 @@ import time
 import unittest
 
 from certs import CA
-from harness import (MQLB_BIN, EchoServer, EchoStream, Mqlb, Proc, RedisClient, RedisServer,
-                     check_sanitizers, free_port, redis_encode, redis_read, wait_port,
+from harness import (MQLB_BIN, EchoServer, EchoStream, Mosquitto, Mqlb, Proc, RedisClient,
+                     RedisServer, check_sanitizers, free_port, redis_encode, redis_read,
                      wait_until)
 
 HANDOVER_MAGIC = 0x4D51484F
@@ -36,28 +36,6 @@ HANDOVER_HELLO, HANDOVER_ERROR = 1, 2
 def control_path():
     d = tempfile.mkdtemp(prefix="mqlb-ctl-")
     return os.path.join(d, "mqlb.sock")
-
-
-class Mosquitto:
-    """A real mosquitto on loopback that logs every connection."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mqlb-mosq-")
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest stderr\nlog_type all\nconnection_messages true\n" % self.port)
-        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
-        wait_port(self.port)
-
-    def connects(self, cid):
-        return len(re.findall(r"New client connected from \S+ as %s " % re.escape(cid),
-                              self.proc.output()))
-
-    def stop(self):
-        self.proc.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ConnectLoop(threading.Thread):
@@ -208,7 +186,7 @@ class Takeover(TakeoverCase):
                  for i in range(20)]
         for p in msubs:
             self.addCleanup(p.kill)
-        wait_until(lambda: all(mosq.connects("msub-%d" % i) == 1 for i in range(20)), 15,
+        wait_until(lambda: all(mosq.clients_seen().count("msub-%d" % i) == 1 for i in range(20)), 15,
                    what="20 MQTT subscribers")
         # mosquitto logs the CONNECT before it has the subscription: make
         # sure every subscriber has subscribed before the first publish.
@@ -267,7 +245,7 @@ class Takeover(TakeoverCase):
             self.assertEqual(p.returncode, 0, out_i)
             self.assertEqual(out_i.decode().split(), ["m%d" % k for k in range(10)],
                              "msub-%d: every message once, in order" % i)
-            self.assertEqual(mosq.connects("msub-%d" % i), 1, "msub-%d reconnected" % i)
+            self.assertEqual(mosq.clients_seen().count("msub-%d" % i), 1, "msub-%d reconnected" % i)
         self.assertEqual(client_ids(), ids_before, "a broker saw a client go")
 
         # Counters go on in the new process.

@@ -8,6 +8,8 @@ import http.client
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -360,6 +362,31 @@ class EchoStream(threading.Thread):
                 self.ngot += len(data)
         except OSError as e:
             self.error = repr(e)
+
+
+class Mosquitto:
+    """A real mosquitto broker on loopback, sessions in memory, every
+    connection logged (so a test can see which broker a client reached);
+    <extra> adds lines to its config."""
+
+    def __init__(self, extra=""):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mqlb-mosq-")
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "log_dest stderr\nlog_type all\nconnection_messages true\n%s"
+                    % (self.port, extra))
+        self.proc = Proc(["mosquitto", "-c", conf], "mosquitto-%d" % self.port)
+        wait_port(self.port)
+
+    def clients_seen(self):
+        """The client ids of every connection so far, in order."""
+        return re.findall(r"New client connected from \S+ as (\S+) ", self.proc.output())
+
+    def stop(self):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Mqlb:
