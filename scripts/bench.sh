@@ -83,15 +83,7 @@ PIDS=()                 # every PID we started (wrappers and servers)
 cleanup() {
     local rc=$?
     set +e
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.3
-    done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    stop_pids "${PIDS[@]}"
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
         log "temp dir kept: $TMP"
     else

@@ -4,9 +4,10 @@
 #
 #   scripts/bench_fleet.sh [--quick] [--threads N] [--repeats N] [--out FILE]
 #                          [--sessions N] [--clients N] [--backends K]
-#                          [--rows LIST]
+#                          [--redis-backends N] [--rows LIST]
 #
-# --rows g,i: only these rows (comma-separated, of g h i j; default all).
+# --rows g,i: only these rows (comma-separated, of g h i j jredis; default
+# all).
 #
 # Rows (targets interleaved, the first one rotating each repeat; medians):
 #   (g) connection churn: redis-benchmark -c 50 -k 0, connections/s and the
@@ -25,6 +26,9 @@
 #       and per check (mqlb's checks counted by its /metrics, read outside
 #       the CPU window). mqlb-reset is mqlb with check_reset = on, the
 #       check HAProxy makes (reset before the server's kernel completes it).
+#   (jredis) the same with the redis check (--redis-backends, default 300):
+#       that many real redis-servers, each checked every second with PING
+#       (mqlb: health_check = redis; HAProxy: option redis-check).
 # Noise: (g) runs mqlb twice per repeat; the ratio of the two is the noise row.
 #
 # Environment: MQLB_BIN (default ./mqlb), BENCH_KEEP=1 keeps the temp dir.
@@ -37,7 +41,8 @@ OUT=build/bench-fleet.md
 SESSIONS=""
 CLIENTS=""
 BACKENDS=""
-ROWS=g,h,i,j
+REDIS_BACKENDS=""
+ROWS=g,h,i,j,jredis
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -47,26 +52,33 @@ while [ $# -gt 0 ]; do
     --sessions) SESSIONS="$2"; shift ;;
     --clients) CLIENTS="$2"; shift ;;
     --backends) BACKENDS="$2"; shift ;;
+    --redis-backends) REDIS_BACKENDS="$2"; shift ;;
     --rows) ROWS="$2"; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "bench_fleet: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
-case ",$ROWS," in
-*[!ghij,]*|,,) echo "bench_fleet: --rows takes a comma-separated list of g h i j" >&2; exit 2 ;;
-esac
+IFS=, read -r -a rows_asked <<<"$ROWS"
+[ ${#rows_asked[@]} -gt 0 ] || rows_asked=("")
+for r in "${rows_asked[@]}"; do
+    case "$r" in
+    g|h|i|j|jredis) ;;
+    *) echo "bench_fleet: --rows takes a comma-separated list of g h i j jredis" >&2; exit 2 ;;
+    esac
+done
 row() { case ",$ROWS," in *",$1,"*) return 0 ;; esac; return 1; }
-for v in "$THREADS" "$REPEATS" "${SESSIONS:-1}" "${CLIENTS:-1}" "${BACKENDS:-1}"; do
+for v in "$THREADS" "$REPEATS" "${SESSIONS:-1}" "${CLIENTS:-1}" "${BACKENDS:-1}" "${REDIS_BACKENDS:-1}"; do
     case "$v" in ''|*[!0-9]*|0) echo "bench_fleet: counts must be >= 1" >&2; exit 2 ;; esac
 done
 if [ "$QUICK" = 1 ]; then
     [ "$REPEATS" = 3 ] && REPEATS=1
-    N_G=3000; N_STRACE=1000; J_SECS=4
-    : "${SESSIONS:=5000}" "${CLIENTS:=2000}" "${BACKENDS:=250}"
+    # (j) and (jredis) kept short: make bench-quick runs in under 3 minutes
+    N_G=3000; N_STRACE=1000; J_SECS=3; J_REDIS_SECS=2; J_WARM=1.5
+    : "${SESSIONS:=5000}" "${CLIENTS:=2000}" "${BACKENDS:=250}" "${REDIS_BACKENDS:=30}"
 else
-    N_G=20000; N_STRACE=3000; J_SECS=15
-    : "${SESSIONS:=100000}" "${CLIENTS:=20000}" "${BACKENDS:=1000}"
+    N_G=20000; N_STRACE=3000; J_SECS=15; J_REDIS_SECS=15; J_WARM=3
+    : "${SESSIONS:=100000}" "${CLIENTS:=20000}" "${BACKENDS:=1000}" "${REDIS_BACKENDS:=300}"
 fi
 STORM_TIMEOUT=60       # bound on every storm / idle-session run
 LIFETIME=3600          # bound on every server we start
@@ -84,16 +96,9 @@ MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
 TMP=$(mktemp -d /tmp/mqlb-bench-fleet.XXXXXX)
 PIDS=()
 cleanup() {
-    local rc=$? p
+    local rc=$?
     set +e
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.3
-    done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    stop_pids "${PIDS[@]}"
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
     exit $rc
 }
@@ -438,37 +443,120 @@ idle_run() {    # idle_run PROXY
 
 # ---------------------------------------------------------------- (j) check cost
 PER_POOL=250          # mqlb's per-pool backend limit is 256
+J_ADM=$(port)
+# j_setup KIND PORTFILE NAME: $TMP/mqlb-NAME.ini and $TMP/haproxy-NAME.cfg,
+# each checking every port of PORTFILE every second with the KIND check
+# (tcp or redis), PER_POOL backends a pool.
 j_setup() {
-    local i=0 pool=0 p port
-    start_bg listeners python3 scripts/listeners.py "$BACKENDS" "$TMP/ports.txt" \
-        "$TMP/accepts.txt" "$LIFETIME" || true
-    for ((i = 0; i < 300; i++)); do [ -s "$TMP/ports.txt" ] && break; sleep 0.1; done
-    [ -s "$TMP/ports.txt" ] || { problem "(j) listeners.py did not start"; return 1; }
+    local kind=$1 ports=$2 name=$3 i=0 p hopt=""
+    [ "$kind" = redis ] && hopt='    option redis-check\n'
     {
         printf '[global]\nworkers = %s\nlog_level = warn\nshutdown_timeout = 2s\n' "$THREADS"
         printf '\n[admin]\nlisten = 127.0.0.1:%s\n' "$J_ADM"
-    } >"$TMP/mqlb-checks.ini"
-    printf 'global\n    nbthread %s\n    maxconn 2000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1h\n    timeout server 1h\n' \
-        "$THREADS" >"$TMP/haproxy-checks.cfg"
-    i=0
+    } >"$TMP/mqlb-$name.ini"
+    printf 'global\n    nbthread %s\n    maxconn 2000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout check 1s\n    timeout client 1h\n    timeout server 1h\n' \
+        "$THREADS" >"$TMP/haproxy-$name.cfg"
     while read -r p; do
         if [ $((i % PER_POOL)) = 0 ]; then
-            pool=$((i / PER_POOL)); port=$(port)
-            printf '\n[pool c%s]\nlisten = 127.0.0.1:%s\nhealth_check = tcp\ncheck_interval = 1s\ncheck_timeout = 1s\n' \
-                "$pool" "$port" >>"$TMP/mqlb-checks.ini"
-            printf 'listen c%s\n    bind 127.0.0.1:%s\n' "$pool" "$(port)" >>"$TMP/haproxy-checks.cfg"
+            printf '\n[pool c%s]\nlisten = 127.0.0.1:%s\nhealth_check = %s\ncheck_interval = 1s\ncheck_timeout = 1s\n' \
+                $((i / PER_POOL)) "$(port)" "$kind" >>"$TMP/mqlb-$name.ini"
+            printf 'listen c%s\n    bind 127.0.0.1:%s\n%b' $((i / PER_POOL)) "$(port)" "$hopt" \
+                >>"$TMP/haproxy-$name.cfg"
         fi
-        printf 'backend = b%s 127.0.0.1:%s\n' "$i" "$p" >>"$TMP/mqlb-checks.ini"
-        printf '    server b%s 127.0.0.1:%s check inter 1s\n' "$i" "$p" >>"$TMP/haproxy-checks.cfg"
+        printf 'backend = b%s 127.0.0.1:%s\n' "$i" "$p" >>"$TMP/mqlb-$name.ini"
+        printf '    server b%s 127.0.0.1:%s check inter 1s\n' "$i" "$p" >>"$TMP/haproxy-$name.cfg"
         i=$((i + 1))
-    done <"$TMP/ports.txt"
+    done <"$ports"
+    "$MQLB" -t -c "$TMP/mqlb-$name.ini" >/dev/null && haproxy -c -q -f "$TMP/haproxy-$name.cfg"
+}
+# (j): the listening sockets, mqlb-checks.ini, mqlb-reset-checks.ini and
+# haproxy-checks.cfg
+J_LISTENERS=""
+j_tcp_setup() {
+    local i
+    start_bg listeners python3 scripts/listeners.py "$BACKENDS" "$TMP/ports.txt" \
+        "$TMP/accepts.txt" "$LIFETIME" || true
+    J_LISTENERS=${BG_PID:-}
+    for ((i = 0; i < 300; i++)); do [ -s "$TMP/ports.txt" ] && break; sleep 0.1; done
+    [ -s "$TMP/ports.txt" ] || { problem "(j) listeners.py did not start"; return 1; }
+    j_setup tcp "$TMP/ports.txt" checks || return 1
     sed 's/^health_check = tcp$/health_check = tcp\ncheck_reset = on/' \
         "$TMP/mqlb-checks.ini" >"$TMP/mqlb-reset-checks.ini"
-    "$MQLB" -t -c "$TMP/mqlb-checks.ini" >/dev/null
     "$MQLB" -t -c "$TMP/mqlb-reset-checks.ini" >/dev/null
-    haproxy -c -q -f "$TMP/haproxy-checks.cfg"
 }
-J_ADM=$(port)
+# (jredis): REDIS_BACKENDS redis-servers (their PIDs in REDIS_PIDS), the
+# ports of those that answer PING in $TMP/redis-ports.txt (REDIS_N of them),
+# mqlb-redis.ini and haproxy-redis.cfg
+REDIS_PIDS=()
+REDIS_N=0
+free_ports() {  # free_ports N: N ports free now, below the kernel's ephemeral range
+    python3 - "$1" <<'PYEOF'
+import random, socket, sys
+n = int(sys.argv[1])
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+got = []
+for port in random.sample(range(max(1024, low - 20000), low), min(low - 1024, 20000)):
+    if len(got) == n:
+        break
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    got.append(port)
+if len(got) < n:
+    sys.exit("free_ports: only %d free" % len(got))
+for port in got:
+    print(port)
+PYEOF
+}
+redis_answering() {  # redis_answering PORTFILE SECONDS: the ports that answer PING by then
+    python3 - "$1" "$2" <<'PYEOF'
+import socket, sys, time
+ports = [int(l) for l in open(sys.argv[1]) if l.strip()]
+end = time.monotonic() + float(sys.argv[2])
+ok = set()
+while len(ok) < len(ports) and time.monotonic() < end:
+    for port in ports:
+        if port in ok:
+            continue
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.makefile("rb").readline() == b"+PONG\r\n":
+                    ok.add(port)
+        except OSError:
+            pass
+    if len(ok) < len(ports):
+        time.sleep(0.2)
+for port in ports:
+    if port in ok:
+        print(port)
+PYEOF
+}
+jredis_setup() {
+    local p
+    free_ports "$REDIS_BACKENDS" >"$TMP/redis-ports.all" ||
+        { problem "(jredis) not $REDIS_BACKENDS free ports"; return 1; }
+    while read -r p; do
+        start_bg "redis-$p" redis-server --port "$p" --bind 127.0.0.1 --save "" \
+            --appendonly no --hz 1 --protected-mode no --maxclients 100 \
+            --dir "$TMP" --dbfilename "c$p.rdb" && REDIS_PIDS+=("$BG_PID")
+    done <"$TMP/redis-ports.all"
+    redis_answering "$TMP/redis-ports.all" 60 >"$TMP/redis-ports.txt"
+    REDIS_N=$(wc -l <"$TMP/redis-ports.txt")
+    log "  (jredis) $REDIS_N of $REDIS_BACKENDS redis-servers answer PING"
+    [ "$REDIS_N" = "$REDIS_BACKENDS" ] ||
+        problem "(jredis) $REDIS_N of $REDIS_BACKENDS redis-servers answered PING within 60 s; the row checks those"
+    [ "$REDIS_N" -gt 0 ] && j_setup redis "$TMP/redis-ports.txt" redis
+}
+jredis_stop() {
+    local p left=0
+    stop_pids "${REDIS_PIDS[@]}"
+    for p in "${REDIS_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
+    [ $left = 0 ] || problem "(jredis) $left redis-servers still run after KILL"
+    REDIS_PIDS=()
+}
 accepts() { cat "$TMP/accepts.txt" 2>/dev/null || echo 0; }
 # mqlb's checks so far (pass and fail), from its /metrics; "-" if unknown
 mqlb_checks() {
@@ -479,53 +567,57 @@ print(int(sum(float(l.split()[-1]) for l in t.splitlines()
               if l.startswith("mqlb_backend_checks_total{"))))
 PYEOF
 }
-checks_run() {  # checks_run PROXY: mqlb, mqlb-reset or haproxy
-    local proxy=$1 key=j pid c0 c1 a0 a1 t0 t1 n0=- n1=- m0 m1 n
+# checks_run PROXY NAME KEYS TARGETS SECS: PROXY (mqlb or haproxy) with
+# $TMP/mqlb-NAME.ini or $TMP/haproxy-NAME.cfg, checking TARGETS backends;
+# its CPU a second over SECS, checks a second and CPU a check go to the
+# table rows KEYS (comma-separated).
+checks_run() {
+    local proxy=$1 name=$1-$2 keys=$3 targets=$4 secs=$5 pid pids c0 c1 a0 a1 t0 t1 n0=- n1=- m0 m1 n k
     case "$proxy" in
-    mqlb) start_bg mqlb-checks "$MQLB" -c "$TMP/mqlb-checks.ini" || return 0 ;;
-    mqlb-reset) start_bg mqlb-reset-checks "$MQLB" -c "$TMP/mqlb-reset-checks.ini" || return 0
-        key=jr ;;
-    haproxy) start_bg haproxy-checks haproxy -db -f "$TMP/haproxy-checks.cfg" || return 0 ;;
+    mqlb) start_bg "$name" "$MQLB" -c "$TMP/$name.ini" || return 0 ;;
+    haproxy) start_bg "$name" haproxy -db -f "$TMP/$name.cfg" || return 0 ;;
     esac
     pid=$BG_PID
-    sleep 3     # startup and the first round of checks
+    sleep "$J_WARM"     # startup and the first round of checks
     # the /metrics render (about 0.1 s of CPU at 1,000 backends) stays
     # outside the CPU window: the counts have their own times
-    if [ "$proxy" != haproxy ]; then n0=$(mqlb_checks); fi
+    if [ "$proxy" = mqlb ]; then n0=$(mqlb_checks); fi
     m0=$(date +%s.%N)
-    c0=$(cpu_ticks $(proc_set "$pid")); a0=$(accepts); t0=$(date +%s.%N)
-    sleep "$J_SECS"
-    c1=$(cpu_ticks $(proc_set "$pid")); a1=$(accepts); t1=$(date +%s.%N)
-    if [ "$proxy" != haproxy ]; then n1=$(mqlb_checks); fi
+    pids=$(proc_set "$pid")
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks $pids); a0=$(accepts); t0=$(date +%s.%N)
+    sleep "$secs"
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks $pids); a1=$(accepts); t1=$(date +%s.%N)
+    if [ "$proxy" = mqlb ]; then n1=$(mqlb_checks); fi
     m1=$(date +%s.%N)
     if ! kill -0 "$pid" 2>/dev/null; then
-        problem "(j) $proxy died: $(tail -3 "$TMP/$proxy-checks.log" | tr '\n' '|')"
+        problem "($keys) $name died: $(tail -3 "$TMP/$name.log" | tr '\n' '|')"
         return 0
     fi
     stop_pid "$pid"
-    printf 'j %s ticks %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$proxy" "$c0" "$c1" \
-        "$a0" "$a1" "$n0" "$n1" "$t0" "$t1" >>"$TMP/runs.log"
+    printf '%s %s ticks %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$keys" "$name" \
+        "$c0" "$c1" "$a0" "$a1" "$n0" "$n1" "$t0" "$t1" >>"$TMP/runs.log"
     local cpu rate
     cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/hz*1e3/(b-a)}')
     # HAProxy's TCP check (and mqlb's with check_reset = on) never reaches
     # accept(): it delays the handshake's last ACK (TCP_QUICKACK off) and
     # resets. HAProxy's checks are taken at their configured rate (inter 1s).
     if [ "$proxy" = haproxy ]; then
-        rate=$BACKENDS
+        rate=$targets
     elif [ "$n0" != - ] && [ "$n1" != - ]; then
         rate=$(awk -v d=$((n1 - n0)) -v a="$m0" -v b="$m1" 'BEGIN{printf "%.1f", d/(b-a)}')
     else
-        problem "(j) $proxy: no check count from /metrics"
+        problem "($keys) $name: no check count from /metrics"
         return 0
     fi
-    record "${key}_cpu" "${proxy%-reset}" "$cpu"
-    record "${key}_rate" "${proxy%-reset}" "$rate"
     n=$(awk -v r="$rate" 'BEGIN{print (r > 0)}')
-    [ "$n" = 1 ] && record "${key}_per" "${proxy%-reset}" "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
-    if [ "$proxy" = haproxy ]; then  # the same HAProxy run beside mqlb-reset
-        record jr_cpu haproxy "$cpu"; record jr_rate haproxy "$rate"
-        record jr_per haproxy "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
-    fi
+    for k in ${keys//,/ }; do
+        record "${k}_cpu" "$proxy" "$cpu"
+        record "${k}_rate" "$proxy" "$rate"
+        [ "$n" = 1 ] && record "${k}_per" "$proxy" "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
+    done
+    return 0
 }
 
 # ---------------------------------------------------------------- runs
@@ -553,11 +645,27 @@ if row h; then
     done
 fi
 for p in $PROXIES; do stop_proxy "$p"; done
-if row j && j_setup; then
+if row j && j_tcp_setup; then
     for ((rep = 0; rep < REPEATS; rep++)); do
-        for p in $(rotate "$rep" mqlb mqlb-reset haproxy); do checks_run "$p"; done
+        for p in $(rotate "$rep" mqlb mqlb-reset haproxy); do
+            case "$p" in
+            mqlb) checks_run mqlb checks j "$BACKENDS" "$J_SECS" ;;
+            mqlb-reset) checks_run mqlb reset-checks jr "$BACKENDS" "$J_SECS" ;;
+            haproxy) checks_run haproxy checks j,jr "$BACKENDS" "$J_SECS" ;;  # jr: the same HAProxy runs
+            esac
+        done
         log "  (j) repeat $((rep + 1))/$REPEATS done"
     done
+fi
+[ -n "$J_LISTENERS" ] && stop_pid "$J_LISTENERS"
+if row jredis; then
+    if jredis_setup; then
+        for ((rep = 0; rep < REPEATS; rep++)); do
+            for p in $(rotate "$rep" mqlb haproxy); do checks_run "$p" redis jredis "$REDIS_N" "$J_REDIS_SECS"; done
+            log "  (jredis) repeat $((rep + 1))/$REPEATS done"
+        done
+    fi
+    jredis_stop
 fi
 ELAPSED=$(( $(date +%s) - START ))
 
@@ -569,16 +677,17 @@ mkdir -p "$(dirname "$OUT")"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(uname -srm), nproc: $(nproc), load at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- mqlb: $("$MQLB" -V 2>&1 | head -1); haproxy: $(haproxy -v 2>&1 | head -1 | sed 's/ - https.*//'); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); redis: $(redis-server --version | awk '{print $3}' | sed 's/v=//')"
     echo "- threads: $THREADS; repeats: $REPEATS (medians); mode: $([ "$QUICK" = 1 ] && echo quick || echo full); rows: $ROWS; run time ${ELAPSED}s; nofile $NOFILE"
-    echo "- (g) $N_G connections per run, strace run $N_STRACE; (h) $SESSIONS sessions; (i) $CLIENTS clients, mqlb-rate: max_connect_rate = $RATE/s per backend; (j) $BACKENDS backends, ${J_SECS}s"
+    echo "- (g) $N_G connections per run, strace run $N_STRACE; (h) $SESSIONS sessions; (i) $CLIENTS clients, mqlb-rate: max_connect_rate = $RATE/s per backend; (j) $BACKENDS backends, ${J_SECS}s; (jredis) $REDIS_N redis-servers, ${J_REDIS_SECS}s"
     for n in "${NOTES[@]}"; do echo "- note: $n"; done
     echo
-    python3 - "$RESULTS" "$RATE" <<'EOF'
+    python3 - "$RESULTS" "$RATE" "$REDIS_N" <<'EOF'
 import sys, statistics, collections
 res = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     k, t, v = line.rstrip("\n").split("\t")
     res[(k, t)].append(float(v))
 rate = float(sys.argv[2])
+rn = "redis check, %s redis-servers" % sys.argv[3]
 cols = ("direct", "mqlb", "mqlb-defer", "mqlb-rate", "haproxy", "nginx")
 rows = [
     ("g_rate", "(g) c50 -k 0, connections/s (higher better)", "int"),
@@ -597,6 +706,9 @@ rows = [
     ("jr_cpu", "(j) mqlb with check_reset = on: proxy CPU ms per second (lower better)", "f2"),
     ("jr_rate", "(j) mqlb with check_reset = on: checks/s", "int"),
     ("jr_per", "(j) mqlb with check_reset = on: proxy CPU µs per check (lower better)", "f2"),
+    ("jredis_cpu", "(j) %s: proxy CPU ms per second (lower better)" % rn, "f2"),
+    ("jredis_rate", "(j) %s: checks/s (mqlb: its /metrics; haproxy: configured)" % rn, "int"),
+    ("jredis_per", "(j) %s: proxy CPU µs per check (lower better)" % rn, "f2"),
 ]
 def med(k, t):
     v = res.get((k, t))
@@ -632,6 +744,12 @@ if med("j_cpu", "haproxy") is not None:
           "completes on the server side, so the check listeners never accept it; HAProxy's check "
           "rate is the configured one (inter 1s), mqlb's is counted by its /metrics. The "
           "check_reset rows compare with the same HAProxy runs.")
+if med("jredis_cpu", "haproxy") is not None or med("jredis_cpu", "mqlb") is not None:
+    print("The redis check rows: each redis-server is checked every second with a new "
+          "connection, PING and +PONG (mqlb: health_check = redis, PING inline; HAProxy: "
+          "option redis-check, PING as a RESP array, check inter 1s). They differ in the "
+          "close: mqlb closes with a FIN and its side keeps the TIME_WAIT (check_reset applies "
+          "to bare checks only), HAProxy resets (no TIME_WAIT on either side).")
 print("\"direct\" is one redis-server without a proxy. Storm and idle clients: "
       "scripts/storm.py; check targets: scripts/listeners.py.")
 EOF

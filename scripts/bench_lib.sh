@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the bench scripts (sourced, not run).
 #
 # The caller sets TMP (its temp dir), PIDS=() (every PID it started, killed
@@ -51,6 +52,18 @@ stop_pid() {   # stop_pid PID: TERM, wait, a second TERM, then KILL
         sleep 0.1
     done
     kill -KILL "$p" 2>/dev/null || true
+}
+stop_pids() {  # stop_pids PIDS...: TERM all, wait up to 3 s for all, KILL the rest
+    local p i alive
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+    for ((i = 0; i < 10; i++)); do
+        alive=0
+        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && return 0
+        sleep 0.3
+    done
+    for p in "$@"; do kill -KILL "$p" 2>/dev/null; done
+    return 0
 }
 wait_listen() {   # wait_listen PORT [SECONDS]
     local port=$1 t=${2:-10} i
