@@ -20,6 +20,42 @@ bench_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 }
 
+# bench_tmp PREFIX: make the temp dir TMP (/tmp/PREFIX.XXXXXX), start the
+# PID list PIDS and install the traps that stop every PID in it on exit
+# (TERM, a few seconds' grace, KILL) and remove TMP, kept when the run
+# failed or BENCH_KEEP=1.
+bench_tmp() {
+    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$? p alive
+    set +e
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.3
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+    exit $rc
+}
+
+# port: a free loopback port, chosen by the kernel.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# rotate N WORDS...: WORDS rotated left by N, so no target always goes first.
+rotate() {
+    local n=$1; shift
+    local arr=("$@") i len=$#
+    for ((i = 0; i < len; i++)); do printf '%s ' "${arr[$(((i + n) % len))]}"; done
+}
+
 # start_bg NAME CMD...: start CMD under a `timeout` guard, log to $TMP/NAME.log;
 # sets BG_PID to the server's own PID (the guard's child).
 start_bg() {

@@ -45,23 +45,13 @@ fi
 LIFETIME=3600
 log() { printf '[bench-tls %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
 cd "$(dirname "$0")/.."
 MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
 [ -x "$MQLB_SRC_BIN" ] || { echo "bench_tls: $MQLB_SRC_BIN not found; run make first" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/mqlb-bench-tls.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? p
-    set +e
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=bench_tls
+bench_tmp mqlb-bench-tls   # TMP, PIDS and the cleanup trap (bench_lib.sh)
 cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 ulimit -n "$(ulimit -Hn)"
 
@@ -77,53 +67,7 @@ ulimit -n "$(ulimit -Hn)"
  cat srv.crt srv.key >srv.pem)
 
 # ---------------------------------------------------------------- ports
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R=$(port); RT=$(port); M=$(port); MA=$(port); H=$(port); N=$(port)
-
-start_bg() {   # start_bg NAME CMD...: sets BG_PID to the server's PID
-    local name=$1; shift
-    timeout -k 5 "$LIFETIME" "$@" >>"$TMP/$name.log" 2>&1 &
-    local w=$! c=""
-    PIDS+=("$w")
-    for _ in $(seq 1 100); do
-        c=$(ps -o pid= --ppid "$w" 2>/dev/null | head -1 | tr -d ' ') || true
-        [ -n "$c" ] && break
-        sleep 0.02
-    done
-    [ -n "$c" ] || { echo "bench_tls: $name did not start" >&2; tail -5 "$TMP/$name.log" >&2; return 1; }
-    PIDS+=("$c")
-    BG_PID=$c
-}
-wait_listen() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] && return 0
-        sleep 0.05
-    done
-    echo "bench_tls: nothing listens on $1" >&2
-    return 1
-}
-procs() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
-cpu_ticks() {
-    local p s rest sum=0
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${s##*) }
-        # shellcheck disable=SC2086
-        set -- $rest
-        sum=$((sum + ${12} + ${13}))
-    done
-    echo "$sum"
-}
-rss_kib() {
-    local p v sum=0
-    for p in "$@"; do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
-CLK_TCK=$(getconf CLK_TCK)
 
 start_bg redis redis-server --port "$R" --bind 127.0.0.1 --save "" --appendonly no \
     --maxclients 30000 --protected-mode no --dir "$TMP"
@@ -161,10 +105,7 @@ frontend fe
 backend be
     server r1 127.0.0.1:$R
 EOF
-NGX_MOD=""
-for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
-    [ -f "$m" ] && { NGX_MOD="load_module $m;"; break; }
-done
+NGX_MOD=$(nginx_stream_load)
 mkdir -p "$TMP/nginx/logs"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 $NGX_MOD
@@ -201,7 +142,7 @@ TLSARGS=(--tls --cacert "$TMP/ca.pem" --sni bench.test)
 bench() {
     local key=$1 t=$2 ncpu=$3; shift 3
     local pids c0 c1 out
-    pids=$(procs "${PID_OF[$t]}")
+    pids=$(proc_set "${PID_OF[$t]}")
     # shellcheck disable=SC2086
     c0=$(cpu_ticks $pids)
     out=$(timeout -k 5 300 redis-benchmark -h 127.0.0.1 -p "${PORT[$t]}" "${TLSARGS[@]}" "$@" -q --csv 2>/dev/null) || true
@@ -232,7 +173,7 @@ time.sleep(60)
 EOF
 idle() {   # idle TARGET: RSS KiB per idle TLS connection (after one PING)
     local t=$1 pids r0 r1 hp i
-    pids=$(procs "${PID_OF[$t]}")
+    pids=$(proc_set "${PID_OF[$t]}")
     # shellcheck disable=SC2086
     r0=$(rss_kib $pids)
     rm -f "$TMP/ready"
@@ -248,7 +189,6 @@ idle() {   # idle TARGET: RSS KiB per idle TLS connection (after one PING)
     sleep 2
 }
 
-rotate() { local n=$1; shift; local a=("$@") i; for ((i = 0; i < $#; i++)); do printf '%s ' "${a[$(((i + n) % $#))]}"; done; }
 START=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 0; rep < REPEATS; rep++)); do
