@@ -28,6 +28,10 @@ endif
 
 -include config.mak
 
+# The builds inside `make test` use every core (the tests themselves set
+# their own parallelism: criterion --jobs, TEST_JOBS).
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -115,7 +119,7 @@ test-brokers: $(BIN)
 	    test_brokers.py
 
 test: deps
-	$(MAKE) all
+	$(MAKE) -j$(BUILD_JOBS) all $(BUILD)/unit_tests
 	$(MAKE) unit
 	$(MAKE) integration
 	@if [ -z "$(SAN)" ]; then $(MAKE) fuzz-smoke; fi
@@ -207,7 +211,7 @@ FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 
 fuzz-build:
 	@scripts/deps.sh --fuzz
-	$(MAKE) $(FUZZ_BINS)
+	$(MAKE) -j$(BUILD_JOBS) $(FUZZ_BINS)
 
 $(FUZZ_BUILD)/%.o: src/%.c $(FUZZ_BUILD)/dashboard.inc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
@@ -247,7 +251,7 @@ TSAN_OPTS  := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
               log_path=$(abspath build-tsan/reports/tsan)
 
 test-tsan: deps
-	$(MAKE) SAN=thread mqlb
+	$(MAKE) -j$(BUILD_JOBS) SAN=thread mqlb
 	@rm -rf build-tsan/reports && mkdir -p build-tsan/reports
 	MQLB_SAN=thread MQLB_BIN=$(abspath build-tsan/mqlb) MQLB_TEST_JOBS=$(TEST_JOBS) \
 	    MQLB_TEST_TIMES=$(abspath build-tsan)/integration-times.json \

@@ -78,22 +78,7 @@ if [ ! -x "$MQLB_SRC_BIN" ]; then
 fi
 
 # ---------------------------------------------------------------- temp dir, cleanup
-TMP=$(mktemp -d /tmp/mqlb-bench.XXXXXX)
-PIDS=()                 # every PID we started (wrappers and servers)
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pids "${PIDS[@]}"
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        log "temp dir kept: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp mqlb-bench      # TMP, PIDS and the cleanup trap (bench_lib.sh)
 
 cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 MQLB="$TMP/mqlb"
@@ -348,12 +333,6 @@ PROXIES="mqlb haproxy nginx"
 for p in $PROXIES; do start_proxy "$p"; done
 log "proxies up: mqlb ${PPID_OF[mqlb]}, haproxy ${PPID_OF[haproxy]}, nginx ${PPID_OF[nginx]}"
 
-# rotate TARGETS by the repeat number, so no target always goes first
-rotate() {
-    local n=$1; shift
-    local arr=("$@") i len=$#
-    for ((i = 0; i < len; i++)); do printf '%s ' "${arr[$(((i + n) % len))]}"; done
-}
 
 tpids() {    # PIDs whose CPU counts for a target ("" for direct)
     local t=$1

@@ -93,18 +93,7 @@ cd "$(dirname "$0")/.."
 MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
 [ -x "$MQLB_SRC_BIN" ] || { echo "bench_fleet: $MQLB_SRC_BIN not found; run make first" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/mqlb-bench-fleet.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pids "${PIDS[@]}"
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmp mqlb-bench-fleet    # TMP, PIDS and the cleanup trap (bench_lib.sh)
 cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 MQLB="$TMP/mqlb"
 BENCH_NAME=bench_fleet
@@ -124,7 +113,6 @@ cap "(i) storm clients" "$CLIENTS"; CLIENTS=$CAPPED
 RATE=$(( CLIENTS / 6 ))          # per backend: the storm takes about 2 s
 [ "$RATE" -lt 100 ] && RATE=100
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R1=$(port); R2=$(port); R3=$(port)
 M_RED=$(port); M_RATE=$(port); M_DEF=$(port); M_ADM=$(port); H_RED=$(port); N_RED=$(port)
 log "temp dir $TMP, threads $THREADS, repeats $REPEATS, nofile $NOFILE, sessions $SESSIONS, clients $CLIENTS, backends $BACKENDS"
@@ -136,11 +124,6 @@ PROBLEMS=$TMP/problems.txt
 : >"$PROBLEMS"
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 problem() { log "PROBLEM: $*"; printf '%s\n' "$*" >>"$PROBLEMS"; }
-rotate() {
-    local n=$1; shift
-    local arr=("$@") i len=$#
-    for ((i = 0; i < len; i++)); do printf '%s ' "${arr[$(((i + n) % len))]}"; done
-}
 jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
 
 # ---------------------------------------------------------------- backends
@@ -489,27 +472,6 @@ j_tcp_setup() {
 # mqlb-redis.ini and haproxy-redis.cfg
 REDIS_PIDS=()
 REDIS_N=0
-free_ports() {  # free_ports N: N ports free now, below the kernel's ephemeral range
-    python3 - "$1" <<'PYEOF'
-import random, socket, sys
-n = int(sys.argv[1])
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-got = []
-for port in random.sample(range(max(1024, low - 20000), low), min(low - 1024, 20000)):
-    if len(got) == n:
-        break
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    got.append(port)
-if len(got) < n:
-    sys.exit("free_ports: only %d free" % len(got))
-for port in got:
-    print(port)
-PYEOF
-}
 redis_answering() {  # redis_answering PORTFILE SECONDS: the ports that answer PING by then
     python3 - "$1" "$2" <<'PYEOF'
 import socket, sys, time

@@ -21,6 +21,60 @@ bench_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 }
 
+# bench_tmp PREFIX: make the temp dir TMP (/tmp/PREFIX.XXXXXX), start the
+# PID list PIDS and install the traps that stop every PID in it on exit
+# (TERM, a few seconds' grace, KILL) and remove TMP, kept when the run
+# failed or BENCH_KEEP=1.
+bench_tmp() {
+    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$?
+    set +e
+    stop_pids "${PIDS[@]}"
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+    exit $rc
+}
+
+# port: a free loopback port, chosen by the kernel.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# free_ports N: N loopback ports free now, below the kernel's ephemeral
+# range, where no connect or bind to port 0 of another process takes them
+# before a server of ours binds them.
+free_ports() {
+    python3 - "$1" <<'PYEOF'
+import random, socket, sys
+n = int(sys.argv[1])
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+got = []
+for port in random.sample(range(max(1024, low - 20000), low), min(low - 1024, 20000)):
+    if len(got) == n:
+        break
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    got.append(port)
+if len(got) < n:
+    sys.exit("free_ports: only %d free" % len(got))
+for port in got:
+    print(port)
+PYEOF
+}
+
+# rotate N WORDS...: WORDS rotated left by N, so no target always goes first.
+rotate() {
+    local n=$1; shift
+    local arr=("$@") i len=$#
+    for ((i = 0; i < len; i++)); do printf '%s ' "${arr[$(((i + n) % len))]}"; done
+}
+
 # start_bg NAME CMD...: start CMD under a `timeout` guard, log to $TMP/NAME.log;
 # sets BG_PID to the server's own PID (the guard's child).
 start_bg() {

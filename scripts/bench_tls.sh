@@ -11,6 +11,9 @@
 #   (t2) -c 50 -P 1  persistent connections             requests/s
 #   (t3) -c 50 -P 16 pipelined                          requests/s
 #   (t4) -c 4 -d 65536 SET and GET                      bulk MB/s
+#   (t6) the same, pipelined 8 deep (-P 8)              bulk MB/s
+#        (at -P 1 a 64 KiB SET waits ~40 ms for redis-benchmark's own
+#        Nagle and a delayed ACK, the same for every target, direct too)
 #   (t5) idle TLS connections held through the proxy    RSS KiB each
 # Proxy CPU (utime+stime of its processes) is reported per request.
 # (t5) is measured once, in the first repeat, on proxies that never held
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift ;;
     --repeats) REPEATS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench_tls: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -45,23 +48,13 @@ fi
 LIFETIME=3600
 log() { printf '[bench-tls %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
 cd "$(dirname "$0")/.."
 MQLB_SRC_BIN=${MQLB_BIN:-./mqlb}
 [ -x "$MQLB_SRC_BIN" ] || { echo "bench_tls: $MQLB_SRC_BIN not found; run make first" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/mqlb-bench-tls.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? p
-    set +e
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=bench_tls
+bench_tmp mqlb-bench-tls   # TMP, PIDS and the cleanup trap (bench_lib.sh)
 cp "$MQLB_SRC_BIN" "$TMP/mqlb"
 ulimit -n "$(ulimit -Hn)"
 
@@ -77,53 +70,7 @@ ulimit -n "$(ulimit -Hn)"
  cat srv.crt srv.key >srv.pem)
 
 # ---------------------------------------------------------------- ports
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R=$(port); RT=$(port); M=$(port); MA=$(port); H=$(port); N=$(port)
-
-start_bg() {   # start_bg NAME CMD...: sets BG_PID to the server's PID
-    local name=$1; shift
-    timeout -k 5 "$LIFETIME" "$@" >>"$TMP/$name.log" 2>&1 &
-    local w=$! c=""
-    PIDS+=("$w")
-    for _ in $(seq 1 100); do
-        c=$(ps -o pid= --ppid "$w" 2>/dev/null | head -1 | tr -d ' ') || true
-        [ -n "$c" ] && break
-        sleep 0.02
-    done
-    [ -n "$c" ] || { echo "bench_tls: $name did not start" >&2; tail -5 "$TMP/$name.log" >&2; return 1; }
-    PIDS+=("$c")
-    BG_PID=$c
-}
-wait_listen() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] && return 0
-        sleep 0.05
-    done
-    echo "bench_tls: nothing listens on $1" >&2
-    return 1
-}
-procs() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
-cpu_ticks() {
-    local p s rest sum=0
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${s##*) }
-        # shellcheck disable=SC2086
-        set -- $rest
-        sum=$((sum + ${12} + ${13}))
-    done
-    echo "$sum"
-}
-rss_kib() {
-    local p v sum=0
-    for p in "$@"; do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
-CLK_TCK=$(getconf CLK_TCK)
 
 start_bg redis redis-server --port "$R" --bind 127.0.0.1 --save "" --appendonly no \
     --maxclients 30000 --protected-mode no --dir "$TMP"
@@ -161,10 +108,7 @@ frontend fe
 backend be
     server r1 127.0.0.1:$R
 EOF
-NGX_MOD=""
-for m in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
-    [ -f "$m" ] && { NGX_MOD="load_module $m;"; break; }
-done
+NGX_MOD=$(nginx_stream_load)
 mkdir -p "$TMP/nginx/logs"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 $NGX_MOD
@@ -201,7 +145,7 @@ TLSARGS=(--tls --cacert "$TMP/ca.pem" --sni bench.test)
 bench() {
     local key=$1 t=$2 ncpu=$3; shift 3
     local pids c0 c1 out
-    pids=$(procs "${PID_OF[$t]}")
+    pids=$(proc_set "${PID_OF[$t]}")
     # shellcheck disable=SC2086
     c0=$(cpu_ticks $pids)
     out=$(timeout -k 5 300 redis-benchmark -h 127.0.0.1 -p "${PORT[$t]}" "${TLSARGS[@]}" "$@" -q --csv 2>/dev/null) || true
@@ -232,7 +176,7 @@ time.sleep(60)
 EOF
 idle() {   # idle TARGET: RSS KiB per idle TLS connection (after one PING)
     local t=$1 pids r0 r1 hp i
-    pids=$(procs "${PID_OF[$t]}")
+    pids=$(proc_set "${PID_OF[$t]}")
     # shellcheck disable=SC2086
     r0=$(rss_kib $pids)
     rm -f "$TMP/ready"
@@ -248,7 +192,6 @@ idle() {   # idle TARGET: RSS KiB per idle TLS connection (after one PING)
     sleep 2
 }
 
-rotate() { local n=$1; shift; local a=("$@") i; for ((i = 0; i < $#; i++)); do printf '%s ' "${a[$(((i + n) % $#))]}"; done; }
 START=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 0; rep < REPEATS; rep++)); do
@@ -259,6 +202,7 @@ for ((rep = 0; rep < REPEATS; rep++)); do
         for t in $order; do bench t2 "$t" $((2 * N2)) -c 50 -P 1 -n "$N2" -t ping_mbulk,get; done
         for t in $order; do bench t3 "$t" "$N3" -c 50 -P 16 -n "$N3" -t ping_mbulk; done
         for t in $order; do bench t4 "$t" $((2 * N4)) -c 4 -d 65536 -n "$N4" -t set,get; done
+        for t in $order; do bench t6 "$t" $((2 * N4)) -c 4 -d 65536 -P 8 -n "$N4" -t set,get; done
     fi
     if [ "$rep" = 0 ]; then
         for t in $(rotate "$rep" mqlb haproxy nginx); do idle "$t"; done
@@ -289,6 +233,9 @@ rows = [
     ("t4_SET", "(t4) TLS bulk SET 64 KiB, MB/s (higher better)", 65536 / 1e6),
     ("t4_GET", "(t4) TLS bulk GET 64 KiB, MB/s (higher better)", 65536 / 1e6),
     ("t4_cpu", "(t4) proxy CPU µs/64 KiB request (lower better)", 1),
+    ("t6_SET", "(t6) TLS bulk SET 64 KiB pipelined -P 8, MB/s (higher better)", 65536 / 1e6),
+    ("t6_GET", "(t6) TLS bulk GET 64 KiB pipelined -P 8, MB/s (higher better)", 65536 / 1e6),
+    ("t6_cpu", "(t6) proxy CPU µs/64 KiB request (lower better)", 1),
     ("t5", "(t5) RSS KiB per idle TLS connection (lower better)", 1),
 ]
 T = ("direct", "mqlb", "haproxy", "nginx")

@@ -181,6 +181,31 @@ class TestTermination(TlsCase):
             m.stop()
             echo.stop()
 
+    def test_first_request_without_tickets_is_not_held_by_a_delayed_ack(self):
+        # Without tickets a TLS 1.3 server sends nothing after the client's
+        # Finished; unless mqlb ACKs it at once, the kernel delays the ACK
+        # (40 ms minimum) and a client with Nagle on (Python's default)
+        # holds its first request until it comes.
+        echo = EchoServer()
+        port = free_port()
+        m = Mqlb(self.tls_pool("off", port, [("e1", echo.port)],
+                               "tls_session_tickets = off\n"))
+        try:
+            m.wait_state("off", "e1", "up")
+            waits = []
+            for _ in range(7):
+                with tls_connect(port, self.ca.cert) as s:
+                    self.assertEqual(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 0)
+                    t0 = time.monotonic()
+                    s.sendall(b"ping")
+                    self.assertEqual(s.recv(4), b"ping")
+                    waits.append(time.monotonic() - t0)
+            waits.sort()
+            self.assertLess(waits[3], 0.030, "first-request round trips: %s" % waits)
+        finally:
+            m.stop()
+            echo.stop()
+
     def test_32_mib_each_way_and_half_close(self):
         echo = EchoServer()
         sha = EchoServer(reply_on_eof=True)
