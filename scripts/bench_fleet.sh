@@ -23,8 +23,8 @@
 #       every 100 ms); mqlb with and without max_connect_rate, HAProxy, NGINX.
 #   (j) check cost (--backends, default 1000): listening sockets of a test
 #       server checked every second with the TCP check; proxy CPU a second
-#       and per check (mqlb's checks counted by its /metrics, read outside
-#       the CPU window). mqlb-reset is mqlb with check_reset = on, the
+#       and per check (CPU: its threads' /proc schedstat time; mqlb's checks
+#       counted by its /metrics, read outside the CPU window). mqlb-reset is mqlb with check_reset = on, the
 #       check HAProxy makes (reset before the server's kernel completes it).
 #   (jredis) the same with the redis check (--redis-backends, default 300):
 #       that many real redis-servers, each checked every second with PING
@@ -546,11 +546,13 @@ checks_run() {
     if [ "$proxy" = mqlb ]; then n0=$(mqlb_checks); fi
     m0=$(date +%s.%N)
     pids=$(proc_set "$pid")
+    # CPU in ns (schedstat), not clock ticks: a quick run's few checks
+    # cost less than the ticks' resolution
     # shellcheck disable=SC2086
-    c0=$(cpu_ticks $pids); a0=$(accepts); t0=$(date +%s.%N)
+    c0=$(cpu_ns $pids); a0=$(accepts); t0=$(date +%s.%N)
     sleep "$secs"
     # shellcheck disable=SC2086
-    c1=$(cpu_ticks $pids); a1=$(accepts); t1=$(date +%s.%N)
+    c1=$(cpu_ns $pids); a1=$(accepts); t1=$(date +%s.%N)
     if [ "$proxy" = mqlb ]; then n1=$(mqlb_checks); fi
     m1=$(date +%s.%N)
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -558,10 +560,10 @@ checks_run() {
         return 0
     fi
     stop_pid "$pid"
-    printf '%s %s ticks %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$keys" "$name" \
+    printf '%s %s cpu_ns %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$keys" "$name" \
         "$c0" "$c1" "$a0" "$a1" "$n0" "$n1" "$t0" "$t1" >>"$TMP/runs.log"
     local cpu rate
-    cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/hz*1e3/(b-a)}')
+    cpu=$(awk -v d=$((c1 - c0)) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", d/1e6/(b-a)}')
     # HAProxy's TCP check (and mqlb's with check_reset = on) never reaches
     # accept(): it delays the handshake's last ACK (TCP_QUICKACK off) and
     # resets. HAProxy's checks are taken at their configured rate (inter 1s).
@@ -575,8 +577,8 @@ checks_run() {
     fi
     n=$(awk -v r="$rate" 'BEGIN{print (r > 0)}')
     for k in ${keys//,/ }; do
-        record "${k}_cpu" "$proxy" "$cpu"
         record "${k}_rate" "$proxy" "$rate"
+        record "${k}_cpu" "$proxy" "$cpu"
         [ "$n" = 1 ] && record "${k}_per" "$proxy" "$(awk -v c="$cpu" -v r="$rate" 'BEGIN{printf "%.1f", c*1e3/r}')"
     done
     return 0
@@ -619,7 +621,7 @@ if row j && j_tcp_setup; then
         log "  (j) repeat $((rep + 1))/$REPEATS done"
     done
 fi
-[ -n "$J_LISTENERS" ] && stop_pid "$J_LISTENERS"
+[ -n "$J_LISTENERS" ] && stop_pid "$J_LISTENERS" && rm -f "$TMP/accepts.txt"
 if row jredis; then
     if jredis_setup; then
         for ((rep = 0; rep < REPEATS; rep++)); do

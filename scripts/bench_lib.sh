@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # sets variables for the script that sources it
 # Shared helpers of the bench scripts (sourced, not run).
 #
 # The caller sets TMP (its temp dir), PIDS=() (every PID it started, killed
@@ -143,6 +143,16 @@ cpu_ticks() {   # cpu_ticks PIDS...: sum of utime+stime in clock ticks
         # shellcheck disable=SC2086
         set -- $rest
         sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+cpu_ns() {      # cpu_ns PIDS...: CPU time of every thread of PIDS in ns (schedstat)
+    local p f t sum=0
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/schedstat; do
+            { read -r t _ <"$f"; } 2>/dev/null || continue
+            sum=$((sum + t))
+        done
     done
     echo "$sum"
 }
