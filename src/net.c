@@ -170,6 +170,14 @@ net_set_nodelay(int fd)
            ? MQ_ERR : MQ_OK;
 }
 
+void
+net_ack_now(int fd)
+{
+    int on = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+}
+
 int
 net_set_keepalive(int fd, const struct config_keepalive *ka)
 {

@@ -11,8 +11,6 @@
  * without close_notify (most MQTT clients) a plain end of stream.
  */
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "mqlb/common.h"
+#include "mqlb/net.h"
 #include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/tls.h"
@@ -706,12 +705,9 @@ tls_classify(SSL *ssl, int err, char *msg, size_t msglen)
 static void
 tls_ack_finished(SSL *ssl)
 {
-    int one = 1;
-
     if (SSL_is_server(ssl) && SSL_version(ssl) == TLS1_3_VERSION
         && SSL_get_num_tickets(ssl) == 0) {
-        (void)setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_QUICKACK, &one,
-                         sizeof(one));
+        net_ack_now(SSL_get_fd(ssl));
     }
 }
 

@@ -79,6 +79,8 @@ int net_probe_reset(int fd);
 int net_socket_error(int fd);
 
 int net_set_nodelay(int fd);
+/* ACK what has arrived now, not after the kernel's delayed-ACK wait. */
+void net_ack_now(int fd);
 int net_set_keepalive(int fd, const struct config_keepalive *ka);
 
 /*
