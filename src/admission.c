@@ -12,7 +12,21 @@ void
 admission_init(struct admission *a, unsigned max)
 {
     atomic_init(&a->nlive, 0);
+    atomic_init(&a->peak, 0);
     a->max = max;
+}
+
+/* peak = max(peak, n); the common case is one relaxed load. */
+static void
+admission_raise_peak(struct admission *a, unsigned n)
+{
+    unsigned p = atomic_load_explicit(&a->peak, memory_order_relaxed);
+
+    while (n > p &&
+           !atomic_compare_exchange_weak_explicit(&a->peak, &p, n,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
 }
 
 int
@@ -28,6 +42,7 @@ admission_take(struct admission *a, struct admission_ticket *t)
         return MQ_ERR;
     }
     t->adm = a;
+    admission_raise_peak(a, n + 1);
     return MQ_OK;
 }
 
@@ -60,4 +75,13 @@ unsigned
 admission_nlive(struct admission *a)
 {
     return atomic_load_explicit(&a->nlive, memory_order_relaxed);
+}
+
+unsigned
+admission_peak_reset(struct admission *a)
+{
+    unsigned n = admission_nlive(a);
+    unsigned p = atomic_exchange_explicit(&a->peak, n, memory_order_relaxed);
+
+    return p > n ? p : n;
 }

@@ -328,13 +328,15 @@ static void
 core_trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct core *c = container_of(t, struct core, trim_timer);
+    unsigned peak = admission_peak_reset(&c->adm);
     unsigned n = admission_nlive(&c->adm);
 
     (void)loop;
     (void)revents;
-    if (n > c->trim_peak) {
-        c->trim_peak = n;
-        return;
+    /* the high-water mark, not a sample: a burst that comes and goes
+     * between two ticks counts too */
+    if (peak > c->trim_peak) {
+        c->trim_peak = peak;
     }
     if (c->trim_peak >= CORE_TRIM_MIN && n < c->trim_peak / 2) {
         log_info("a burst of %u sessions is over (%u now): free memory goes "

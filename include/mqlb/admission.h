@@ -19,6 +19,8 @@ struct srclimit;
 /* The process-wide count of admitted sessions. */
 struct admission {
     _Atomic unsigned    nlive;          /* tickets out now */
+    _Atomic unsigned    peak;           /* most out at once since the
+                                           last admission_peak_reset() */
     unsigned            max;            /* max_connections that fit */
 };
 
@@ -51,5 +53,12 @@ void admission_return(struct admission_ticket *t);
 
 /* Tickets out now (any thread). */
 unsigned admission_nlive(struct admission *a);
+
+/*
+ * The most tickets out at once since the last call (or init), and start
+ * a new period from the count now. A sampled nlive misses a burst that
+ * comes and goes between two samples; this does not.
+ */
+unsigned admission_peak_reset(struct admission *a);
 
 #endif /* MQLB_ADMISSION_H */
