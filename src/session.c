@@ -201,7 +201,9 @@ struct session {
     struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
     ev_timer           *life;           /* max_session_duration, or NULL */
     struct heartbeat_reader *hb;        /* idle_timeout = auto, until the
-                                           keepalive is known; or NULL */
+                                           keepalive is known (after an
+                                           MQTT 5 CONNECT, until the
+                                           broker's CONNACK); or NULL */
     struct session_dial *dial;          /* from the first connect until the
                                            broker answers, else NULL */
     struct session_wait *wait;          /* while QUEUED, else NULL */
@@ -222,6 +224,7 @@ static void session_queue_kick(struct pool *pool);
 static void session_idle_arm(struct session *s);
 static ev_tstamp session_idle_since(const struct session *s);
 static void session_observe(void *arg, const char *p, size_t n);
+static void session_observe_broker(void *arg, const char *p, size_t n);
 static void session_route_drop(struct session *s);
 
 /* ---- bookkeeping ----------------------------------------------------- */
@@ -475,7 +478,7 @@ session_list(struct session_env *env, const char *pool, const char *backend,
         out[n].bytes_out = s->down.nbytes;
         out[n].idle_ms = now > s->last_active && s->last_active > 0
                          ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
-        out[n].idle_timeout_ms = s->idle_ms;  /* auto: what the client said */
+        out[n].idle_timeout_ms = s->idle_ms;  /* auto: the one in force */
         n++;
     }
     return n;
@@ -984,6 +987,32 @@ session_idle_arm(struct session *s)
 }
 
 /*
+ * The keepalive reader showed the bytes of <d> decided <res>: once it is
+ * not MORE, <d> shows it no more bytes, and a keepalive FOUND (<what>:
+ * "keepalive", ...) becomes the session's idle timeout by the
+ * protocol's rule. False while it reads on.
+ */
+static bool
+session_keepalive_decided(struct session *s, struct relay_dir *d,
+                          enum heartbeat_result res, const char *what)
+{
+    (void)what;                 /* log_debug may compile away */
+    if (res == HEARTBEAT_MORE) {
+        return false;
+    }
+    d->observe = NULL;          /* decided: the relay may splice again */
+    if (res == HEARTBEAT_FOUND) {
+        s->idle_ms = lifetime_auto_idle_ms(s->hb);
+        log_debug("session #%llu client=%s: %s %s %us, idle timeout %llums",
+                  (unsigned long long)s->id, session_client(s),
+                  heartbeat_proto_name(s->hb->proto), what,
+                  s->hb->interval_s, (unsigned long long)s->idle_ms);
+        session_idle_arm(s);
+    }
+    return true;
+}
+
+/*
  * The relay read <n> bytes <p> from the client (idle_timeout = auto):
  * once the protocol says its keepalive, the session's idle timeout is
  * that rule, counted on the client's silence alone (a broker sends
@@ -996,22 +1025,44 @@ session_observe(void *arg, const char *p, size_t n)
     enum heartbeat_result res;
 
     res = heartbeat_feed(s->hb, (const uint8_t *)p, n);
-    if (res == HEARTBEAT_MORE) {
-        return;
-    }
-    s->up.observe = NULL;       /* decided: the relay may splice again */
     if (res == HEARTBEAT_FOUND) {
-        s->idle_ms = lifetime_auto_idle_ms(s->hb);
         s->idle_client = 1;
         s->last_client = ev_now(s->env->loop);
-        log_debug("session #%llu client=%s: %s keepalive %us, idle "
-                  "timeout %llums", (unsigned long long)s->id,
-                  session_client(s), heartbeat_proto_name(s->hb->proto),
-                  s->hb->interval_s, (unsigned long long)s->idle_ms);
-        session_idle_arm(s);
+    }
+    if (!session_keepalive_decided(s, &s->up, res, "keepalive")) {
+        return;
+    }
+    if (heartbeat_connack_wanted(s->hb) && s->down.nbytes == 0 &&
+        s->down.len == s->down.off) {
+        /* MQTT 5: the broker's CONNACK may give the client another
+         * keepalive, which it must use. The broker has not said a byte
+         * yet (it answers the CONNECT being read), so its stream is seen
+         * from the start. */
+        heartbeat_connack_init(s->hb);
+        s->down.observe = session_observe_broker;
+        s->down.observe_arg = s;
+        return;
     }
     mq_free(s->hb);             /* read to its end: the idle session
                                    keeps only the rule */
+}
+
+/*
+ * The relay read <n> bytes <p> from the broker after an MQTT 5 CONNECT
+ * (idle_timeout = auto): a Server Keep Alive in its CONNACK replaces the
+ * client's keepalive in the rule; anything else leaves it.
+ */
+static void
+session_observe_broker(void *arg, const char *p, size_t n)
+{
+    struct session *s = arg;
+    enum heartbeat_result res;
+
+    res = heartbeat_connack_feed(s->hb, (const uint8_t *)p, n);
+    if (session_keepalive_decided(s, &s->down, res,
+                                  "broker's Server Keep Alive")) {
+        mq_free(s->hb);
+    }
 }
 
 static void
@@ -1316,6 +1367,7 @@ session_start_relay(struct session *s)
         /* The protocol's keepalive, read from the client's bytes as they
          * pass; the default until it is known. */
         s->idle_ms = LIFETIME_AUTO_DEFAULT_MS;
+        s->down.observe = NULL;     /* a new broker: read from its start */
         if (s->hb == NULL) {
             s->hb = malloc(sizeof(*s->hb));
         }
@@ -2246,6 +2298,7 @@ session_export(struct session *s, struct session_export *e)
      * their own (a connect, a CONNECT, a free descriptor). */
     if (s->state != SESSION_RELAYING || s->frozen || session_routing(s) ||
         s->up.observe != NULL ||    /* still reading the keepalive */
+        s->down.observe != NULL ||
         s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
         s->down.src_io != NULL || s->down.dst_io != NULL) {
         return MQ_AGAIN;

@@ -329,18 +329,25 @@ bench_no_accept(unsigned i, unsigned ms)
 }
 
 static void
-bench_send(int fd, const char *s)
+bench_send_bytes(int fd, const void *p, size_t n)
 {
-    cr_assert_eq(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+    cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
-/* Read exactly <want> from <fd> while the loop runs; fail otherwise. */
 static void
-bench_expect(int fd, const char *want)
+bench_send(int fd, const char *s)
 {
-    size_t n = strlen(want), got = 0;
+    bench_send_bytes(fd, s, strlen(s));
+}
+
+/* Read exactly the <n> bytes <want> from <fd> while the loop runs; fail
+ * otherwise. */
+static void
+bench_expect_bytes(int fd, const void *want, size_t n)
+{
     uint64_t end = mq_now_ms() + BENCH_WAIT_MS;
     char buf[256];
+    size_t got = 0;
     ssize_t r;
 
     cr_assert_lt(n, sizeof(buf));
@@ -356,6 +363,12 @@ bench_expect(int fd, const char *want)
     }
     cr_assert_eq(got, n, "%zu of %zu bytes in time", got, n);
     cr_assert_arr_eq(buf, want, n);
+}
+
+static void
+bench_expect(int fd, const char *want)
+{
+    bench_expect_bytes(fd, want, strlen(want));
 }
 
 /* <fd> sees the end of the stream (FIN, or a reset) within the bound,
@@ -1008,6 +1021,143 @@ Test(session, an_idle_session_holds_no_buffer_and_little_heap)
                       "an idle session holds %zu heap bytes",
                       held / BENCH_IDLE_N);
         cr_expect_gt(held, 0, "sessions are counted at all");
+    }
+    bench_stop();
+}
+
+/* ---- idle_timeout = auto: the broker's MQTT 5 Server Keep Alive ------ */
+
+/* MQTT 5 CONNECT, keep alive 60 s (91 s of silence), client id "m5". */
+static const uint8_t bench_connect5[] = {
+    0x10, 0x0f, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3c,
+    0x00, 0x00, 0x02, 'm', '5',
+};
+
+/* The same in MQTT 3.1.1 (no properties). */
+static const uint8_t bench_connect311[] = {
+    0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c,
+    0x00, 0x02, 'm', '4',
+};
+
+/* CONNACK, Success: a reason string, Server Keep Alive 2 s, a user
+ * property. */
+static const uint8_t bench_connack5[] = {
+    0x20, 0x15, 0x00, 0x00, 0x12,
+    0x1f, 0x00, 0x02, 'o', 'k',
+    0x13, 0x00, 0x02,
+    0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v',
+    0x22, 0x00, 0x0a,
+};
+
+/* The idle timeout of the newest live session. */
+static uint64_t
+bench_idle_timeout_ms(void)
+{
+    struct session_info info[1];
+
+    cr_assert_eq(session_list(&B.env, NULL, NULL, info, 1), 1);
+    return info[0].idle_timeout_ms;
+}
+
+/* A client connects with <connect>, the broker answers <connack>: both
+ * pass unchanged. */
+static void
+bench_mqtt_exchange(int c, int b, const uint8_t *connect, size_t nconnect,
+                    const uint8_t *connack, size_t nconnack)
+{
+    bench_send_bytes(c, connect, nconnect);
+    bench_expect_bytes(b, connect, nconnect);
+    bench_send_bytes(b, connack, nconnack);
+    bench_expect_bytes(c, connack, nconnack);
+}
+
+Test(session, auto_idle_takes_an_mqtt5_brokers_server_keep_alive)
+{
+    static const uint8_t publish[] = { 0x30, 0x03, 0x00, 0x01, 't' };
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "idle_timeout = auto\n");
+    c = bench_client();
+    b = bench_accept(0);
+    bench_send_bytes(c, bench_connect5, sizeof(bench_connect5));
+    bench_expect_bytes(b, bench_connect5, sizeof(bench_connect5));
+    cr_expect_eq(bench_idle_timeout_ms(), 91000, "the client's 60 s");
+    /* The CONNACK in two pieces, the second with a PUBLISH behind it. */
+    bench_send_bytes(b, bench_connack5, 7);
+    bench_expect_bytes(c, bench_connack5, 7);
+    cr_expect_eq(bench_idle_timeout_ms(), 91000, "not decided yet");
+    bench_send_bytes(b, bench_connack5 + 7, sizeof(bench_connack5) - 7);
+    bench_send_bytes(b, publish, sizeof(publish));
+    bench_expect_bytes(c, bench_connack5 + 7, sizeof(bench_connack5) - 7);
+    bench_expect_bytes(c, publish, sizeof(publish));
+    cr_expect_eq(bench_idle_timeout_ms(), 4000, "the broker's 2 s");
+    close(c);
+    close(b);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+Test(session, auto_idle_reads_no_connack_after_an_mqtt311_connect)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    bench_start(k, 1, "idle_timeout = auto\n");
+    c = bench_client();
+    b = bench_accept(0);
+    /* (A broker would not answer 3.1.1 with properties: only MQTT 5's
+     * CONNACK is read, whatever comes.) */
+    bench_mqtt_exchange(c, b, bench_connect311, sizeof(bench_connect311),
+                        bench_connack5, sizeof(bench_connack5));
+    cr_expect_eq(bench_idle_timeout_ms(), 91000);
+    close(c);
+    close(b);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
+/*
+ * Under idle_timeout = auto, after an MQTT 5 CONNECT and its CONNACK, an
+ * idle session keeps no keepalive reader: it holds no more heap than any
+ * idle session (the reader alone would take it over the budget).
+ */
+Test(session, an_idle_mqtt5_session_under_auto_holds_no_reader)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c[BENCH_IDLE_N], b[BENCH_IDLE_N];
+    uint8_t ack[sizeof(bench_connack5)];
+    size_t before = 0, held = 0;
+    int round, i;
+
+    /* Server Keep Alive 600 s: no session times out during the test. */
+    memcpy(ack, bench_connack5, sizeof(ack));
+    ack[11] = 0x02;
+    ack[12] = 0x58;
+    bench_start(k, 1, "idle_timeout = auto\n");
+    for (round = 0; round < 2; round++) {
+        before = bench_heap_used();
+        for (i = 0; i < BENCH_IDLE_N; i++) {
+            c[i] = bench_client();
+            b[i] = bench_accept(0);
+            bench_mqtt_exchange(c[i], b[i],
+                                bench_connect5, sizeof(bench_connect5),
+                                ack, sizeof(ack));
+        }
+        held = bench_heap_used() - before;
+        cr_expect_eq(bench_idle_timeout_ms(), 901000);
+        cr_expect_eq(B.env.nsessions, BENCH_IDLE_N);
+        cr_expect_eq(B.rp.nused, 0);
+        for (i = 0; i < BENCH_IDLE_N; i++) {
+            close(c[i]);
+            close(b[i]);
+        }
+        bench_expect_gone((round + 1) * BENCH_IDLE_N);
+    }
+    if (BENCH_MALLOC_SEEN) {
+        cr_expect_leq(held / BENCH_IDLE_N, BENCH_IDLE_BUDGET,
+                      "an idle session holds %zu heap bytes",
+                      held / BENCH_IDLE_N);
     }
     bench_stop();
 }

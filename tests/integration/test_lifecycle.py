@@ -17,7 +17,8 @@ import unittest
 import harness  # noqa: E402
 from harness import EchoServer, Mqlb, free_port, wait_until
 from lifeclients import (AmqpClient, AmqpStandIn, CountWatcher, Mosquitto, MqttClient,
-                         MqttFleet, MqttStandIn, max_in_window)
+                         MqttFleet, MqttStandIn, connack5_properties, max_in_window,
+                         mqtt_connect_packet, mqtt_read_packet)
 
 # Run with no other test file beside it: it times closes to a few hundred
 # milliseconds and counts broker-side connections of a 300-client fleet.
@@ -113,6 +114,55 @@ class IdleAuto(unittest.TestCase):
             standin.stop()
             mosq.destroy()
         self.assertIn("idle=never", session_line(lb, never_addr))
+
+    def test_mqtt5_brokers_server_keep_alive_replaces_the_clients(self):
+        """mosquitto with max_keepalive 10 answers an MQTT 5 CONNECT that
+        asks for 60 s (or 0, never) with Server Keep Alive 10 in CONNACK;
+        the client must then use 10 s, and mqlb times the session on it:
+        1.5 x 10 s + 1 s, not the 91 s (or never) of the CONNECT. Clients
+        within the limit, MQTT 5 or 3.1.1, keep their own keepalive. (10,
+        not 2: mosquitto closes a silent client after 1.5 x its keepalive,
+        and every session must still be there when listed.)"""
+        mosq = harness.Mosquitto("max_keepalive 10\n")
+        port = free_port()
+        lb = Mqlb("[pool m]\nlisten = 127.0.0.1:%d\nidle_timeout = auto\n"
+                  "check_interval = 200ms\nbackend = m 127.0.0.1:%d\n" % (port, mosq.port))
+        clients = {}
+        try:
+            lb.wait_state("m", "m", "up")
+            for name, version, keepalive in (("v5-60", 5, 60), ("v5-0", 5, 0),
+                                             ("v5-4", 5, 4), ("v311-4", 4, 4)):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                clients[name] = s
+                s.sendall(mqtt_connect_packet(name, keepalive, version=version))
+                ack = mqtt_read_packet(s)
+                self.assertEqual(ack[0], 0x20, (name, ack))
+                if version == 5:
+                    # What the broker told the client (MQTT 5 clients only).
+                    self.assertEqual(connack5_properties(ack).get(0x13),
+                                     10 if keepalive in (0, 60) else None, name)
+                else:
+                    self.assertEqual(ack, b"\x20\x02\x00\x00")
+            local = {n: s.getsockname()[:2] for n, s in clients.items()}
+            addr = {n: "%s:%d" % a for n, a in local.items()}
+            # GET /sessions: each session's timeout in force, read once its
+            # CONNACK reached the client (mqlb read it on the way).
+            code, body, _ = lb.http("GET", "/sessions?pool=m")
+            self.assertEqual(code, 200, body)
+            listed = {x["client"]: x["idle_timeout_s"] for x in json.loads(body)["sessions"]}
+            self.assertEqual(listed.get(addr["v5-60"]), 16.0, listed)
+            self.assertEqual(listed.get(addr["v5-0"]), 16.0, listed)
+            self.assertEqual(listed.get(addr["v5-4"]), 7.0, listed)
+            self.assertEqual(listed.get(addr["v311-4"]), 7.0, listed)
+        finally:
+            for s in clients.values():
+                s.close()
+            lb.stop()
+            mosq.stop()
+        # The session lines say the same.
+        for name, idle in (("v5-60", "idle=16000ms"), ("v5-0", "idle=16000ms"),
+                           ("v5-4", "idle=7000ms"), ("v311-4", "idle=7000ms")):
+            self.assertIn(idle, session_line(lb, local[name]) or "", name)
 
     def test_amqp_heartbeat_from_tune_ok(self):
         # A scripted AMQP stand-in (not RabbitMQ: that runs in make

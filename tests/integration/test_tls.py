@@ -6,6 +6,7 @@ and clients that never finish a handshake. Certificates are made by the
 test with the openssl command line (tests/support/certs.py)."""
 
 import hashlib
+import json
 import os
 import selectors
 import shutil
@@ -19,8 +20,9 @@ import time
 import unittest
 
 from certs import CA, serial_of
-from harness import (EchoServer, Mqlb, MQLB_BIN, Proc, RedisServer, free_port, nfds,
-                     redis_command, wait_port, wait_until)
+from harness import (EchoServer, Mosquitto, Mqlb, MQLB_BIN, Proc, RedisServer, free_port,
+                     nfds, redis_command, wait_port, wait_until)
+from lifeclients import connack5_properties, mqtt_connect_packet, mqtt_read_packet
 
 
 def client_ctx(ca, cert=None):
@@ -413,6 +415,55 @@ class TestIdleAuto(TlsCase):
         finally:
             m.stop()
             echo.stop()
+
+    def test_mqtt5_server_keep_alive_is_read_after_decryption(self):
+        """MQTT 5 through a TLS listener to mosquitto, and through a plain
+        listener to mosquitto over TLS (backend_tls): the Server Keep Alive
+        in the broker's CONNACK (10 s, mosquitto's max_keepalive, for a
+        CONNECT asking 60 s) is read from the decrypted bytes either way,
+        and sets the session's timeout: 1.5 x 10 s + 1 s."""
+        # mosquitto started as root reads its certificate as the user
+        # mosquitto: a copy it may read.
+        crt, key = self.ca.issue("mosq", "a.test", dns=["a.test"], combined=False)
+        readable = tempfile.mkdtemp(prefix="mqlb-mosq-tls-")
+        self.addCleanup(shutil.rmtree, readable, ignore_errors=True)
+        os.chmod(readable, 0o755)
+        for f in (crt, key):
+            shutil.copy(f, readable)
+            os.chmod(os.path.join(readable, os.path.basename(f)), 0o644)
+        plain = Mosquitto("max_keepalive 10\n")
+        self.addCleanup(plain.stop)
+        tls = Mosquitto("max_keepalive 10\ncertfile %s\nkeyfile %s\n"
+                        % tuple(os.path.join(readable, os.path.basename(f))
+                                for f in (crt, key)))
+        self.addCleanup(tls.stop)
+        pt, pu = free_port(), free_port()
+        m = Mqlb(self.tls_pool("t", pt, [("b", plain.port)], "idle_timeout = auto\n") +
+                 "[pool u]\nlisten = 127.0.0.1:%d\nidle_timeout = auto\n"
+                 "check_interval = 200ms\nbackend_tls = on\nbackend_tls_ca = %s\n"
+                 "backend_tls_sni = a.test\nbackend = b 127.0.0.1:%d\n"
+                 % (pu, self.ca.cert, tls.port))
+        socks = []
+        try:
+            m.wait_state("t", "b", "up")
+            m.wait_state("u", "b", "up")
+            socks = [tls_connect(pt, self.ca.cert),
+                     socket.create_connection(("127.0.0.1", pu), timeout=5)]
+            for i, s in enumerate(socks):
+                s.sendall(mqtt_connect_packet("dev-5-%d" % i, 60, version=5))
+                self.assertEqual(connack5_properties(mqtt_read_packet(s)).get(0x13), 10)
+            for pool in ("t", "u"):
+                code, body, _ = m.http("GET", "/sessions?pool=%s" % pool)
+                self.assertEqual(code, 200, body)
+                self.assertEqual([x["idle_timeout_s"] for x in json.loads(body)["sessions"]],
+                                 [16.0], (pool, body))
+            for s in socks:
+                s.close()
+            wait_until(lambda: m.output().count("idle=16000ms") == 2, what="session lines")
+        finally:
+            for s in socks:
+                s.close()
+            m.stop()
 
 
 def mqtt_connect(cid, keepalive=60):

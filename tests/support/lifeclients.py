@@ -1,5 +1,7 @@
 """Clients and a stand-in server for the broker life-cycle tests.
 
+- mqtt_connect_packet, mqtt_read_packet, connack5_properties: MQTT 3.1.1
+  and 5 packets for a raw socket.
 - MqttClient: a minimal asyncio MQTT 3.1.1 client (CONNECT with a keep
   alive, PINGREQ on schedule or not at all, sees when the other side
   closes). Hundreds of them run in one event loop.
@@ -32,11 +34,73 @@ from harness import Proc, free_port, wait_port
 # ---- MQTT ---------------------------------------------------------------
 
 
-def mqtt_connect_packet(client_id, keepalive, clean=True):
+def mqtt_connect_packet(client_id, keepalive, clean=True, version=4):
+    """CONNECT: MQTT 3.1.1 (version 4) or MQTT 5 (version 5, no
+    properties)."""
     cid = client_id.encode()
-    var = b"\x00\x04MQTT\x04" + bytes([0x02 if clean else 0x00]) + struct.pack(">H", keepalive)
+    var = b"\x00\x04MQTT" + bytes([version, 0x02 if clean else 0x00]) + \
+        struct.pack(">H", keepalive) + (b"\x00" if version == 5 else b"")
     body = var + struct.pack(">H", len(cid)) + cid
     return bytes([0x10, len(body)]) + body
+
+
+def _varint(buf, i):
+    """MQTT's variable byte integer at <buf>[i]: (value, next index)."""
+    value, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def mqtt_read_packet(sock):
+    """One whole MQTT packet from the blocking socket <sock> (plain or
+    TLS), its fixed header included."""
+    def take(n):
+        got = b""
+        while len(got) < n:
+            d = sock.recv(n - len(got))
+            if not d:
+                raise ConnectionError("closed after %d of %d bytes" % (len(got), n))
+            got += d
+        return got
+
+    head = take(2)
+    while head[-1] & 0x80:
+        head += take(1)
+    length, _ = _varint(head, 1)
+    return head + take(length)
+
+
+# CONNACK properties of MQTT 5 by identifier: a value's size in bytes, or
+# "s" for a string (binary data alike), "ss" for a string pair.
+_CONNACK5_PROPS = {0x11: 4, 0x12: "s", 0x13: 2, 0x15: "s", 0x16: "s", 0x1a: "s",
+                   0x1c: "s", 0x1f: "s", 0x21: 2, 0x22: 2, 0x24: 1, 0x25: 1,
+                   0x26: "ss", 0x27: 4, 0x28: 1, 0x29: 1, 0x2a: 1}
+
+
+def connack5_properties(packet):
+    """{identifier: value} of an MQTT 5 CONNACK: integers, or the bytes
+    of strings (the last user property only)."""
+    _, i = _varint(packet, 1)
+    end, i = _varint(packet, i + 2)
+    end += i
+    props = {}
+    while i < end:
+        pid, kind = packet[i], _CONNACK5_PROPS[packet[i]]
+        i += 1
+        if isinstance(kind, int):
+            props[pid] = int.from_bytes(packet[i:i + kind], "big")
+            i += kind
+            continue
+        for _ in kind:
+            n = struct.unpack(">H", packet[i:i + 2])[0]
+            props[pid] = packet[i + 2:i + 2 + n]
+            i += 2 + n
+    return props
 
 
 class MqttClient:
