@@ -125,7 +125,7 @@ N_RED=$((BASE + 10)); N_IPF=$((BASE + 11))
 log "temp dir $TMP, ports $BASE..$((BASE + 11)), threads $THREADS, repeats $REPEATS, nofile $NOFILE"
 
 # ---------------------------------------------------------------- process helpers
-# (start_bg, stop_pid, wait_listen, proc_set, cpu_ticks, rss_kib: bench_lib.sh)
+# (start_bg, stop_pids, wait_listen, proc_set, cpu_ticks, rss_kib: bench_lib.sh)
 
 : >"$TMP/runs.log"     # raw numbers of every run, copied next to the table
 RESULTS=$TMP/results.tsv
@@ -316,7 +316,7 @@ start_proxy() {
 }
 stop_proxy() {
     local proxy=$1 p=${PPID_OF[$1]:-}
-    [ -n "$p" ] && stop_pid "$p"
+    [ -n "$p" ] && stop_pids "$p"
     PPID_OF[$proxy]=""
 }
 # Check a proxy is still alive after a run; report a crash with its log.
