@@ -248,13 +248,9 @@ declare -A PORT_OF=([direct]=$R1 [mqlb]=$M_RED [mqlb-aa]=$M_RED [mqlb-rate]=$M_R
                     [haproxy]=$H_RED [nginx]=$N_RED)
 declare -A PROXY_OF=([mqlb]=mqlb [mqlb-aa]=mqlb [mqlb-rate]=mqlb [mqlb-defer]=mqlb [haproxy]=haproxy [nginx]=nginx)
 pool_ready() {   # three PINGs answered through the proxy
-    local port=$1 i ok
+    local port=$1 i
     for ((i = 0; i < 100; i++)); do
-        ok=0
-        for _ in 1 2 3; do
-            [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
-        done
-        [ $ok = 3 ] && return 0
+        pings_ok "$port" && return 0
         sleep 0.1
     done
     echo "bench_fleet: nothing answers through port $port" >&2

@@ -111,6 +111,13 @@ stop_pids() {  # stop_pids PIDS...: TERM all, wait up to 5 s (a second TERM
     for p in "$@"; do kill -KILL "$p" 2>/dev/null; done
     return 0
 }
+pings_ok() {   # pings_ok PORT: three PINGs through PORT, each answered PONG
+    local port=$1 ok=0
+    for _ in 1 2 3; do
+        [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
+    done
+    [ $ok = 3 ]
+}
 wait_listen() {   # wait_listen PORT [SECONDS]
     local port=$1 t=${2:-10} i
     for ((i = 0; i < t * 20; i++)); do
