@@ -125,7 +125,7 @@ N_RED=$((BASE + 10)); N_IPF=$((BASE + 11))
 log "temp dir $TMP, ports $BASE..$((BASE + 11)), threads $THREADS, repeats $REPEATS, nofile $NOFILE"
 
 # ---------------------------------------------------------------- process helpers
-# (start_bg, stop_pid, wait_listen, proc_set, cpu_ticks, rss_kib: bench_lib.sh)
+# (start_bg, stop_pids, wait_listen, proc_set, cpu_ticks, rss_kib: bench_lib.sh)
 
 : >"$TMP/runs.log"     # raw numbers of every run, copied next to the table
 RESULTS=$TMP/results.tsv
@@ -267,7 +267,7 @@ declare -A IPF_PORT=([direct]=$IPERF [mqlb]=$M_IPF [haproxy]=$H_IPF
 declare -A PROXY_OF=([mqlb]=mqlb [haproxy]=haproxy [haproxy-splice]=haproxy [nginx]=nginx)
 
 wait_pool_ready() {   # all three redis backends answer through the proxy
-    local proxy=$1 port=$2 i ok
+    local proxy=$1 port=$2 i
     for i in $(seq 1 100); do
         if [ "$proxy" = mqlb ]; then
             if curl -s -m 1 "http://127.0.0.1:$M_ADM/status" 2>/dev/null |
@@ -278,11 +278,7 @@ sys.exit(0 if st.count("up")==3 else 1)' 2>/dev/null; then
                 return 0
             fi
         else
-            ok=0
-            for _ in 1 2 3; do
-                [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
-            done
-            [ $ok = 3 ] && return 0
+            pings_ok "$port" && return 0
         fi
         sleep 0.1
     done
@@ -316,7 +312,7 @@ start_proxy() {
 }
 stop_proxy() {
     local proxy=$1 p=${PPID_OF[$1]:-}
-    [ -n "$p" ] && stop_pid "$p"
+    [ -n "$p" ] && stop_pids "$p"
     PPID_OF[$proxy]=""
 }
 # Check a proxy is still alive after a run; report a crash with its log.

@@ -248,13 +248,9 @@ declare -A PORT_OF=([direct]=$R1 [mqlb]=$M_RED [mqlb-aa]=$M_RED [mqlb-rate]=$M_R
                     [haproxy]=$H_RED [nginx]=$N_RED)
 declare -A PROXY_OF=([mqlb]=mqlb [mqlb-aa]=mqlb [mqlb-rate]=mqlb [mqlb-defer]=mqlb [haproxy]=haproxy [nginx]=nginx)
 pool_ready() {   # three PINGs answered through the proxy
-    local port=$1 i ok
+    local port=$1 i
     for ((i = 0; i < 100; i++)); do
-        ok=0
-        for _ in 1 2 3; do
-            [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
-        done
-        [ $ok = 3 ] && return 0
+        pings_ok "$port" && return 0
         sleep 0.1
     done
     echo "bench_fleet: nothing answers through port $port" >&2
@@ -283,7 +279,7 @@ start_proxy() {
         pool_ready "$N_RED" ;;
     esac
 }
-stop_proxy() { local p=${PPID_OF[$1]:-}; [ -n "$p" ] && stop_pid "$p"; PPID_OF[$1]=""; }
+stop_proxy() { local p=${PPID_OF[$1]:-}; [ -n "$p" ] && stop_pids "$p"; PPID_OF[$1]=""; }
 check_alive() {
     local proxy=$1 what=$2 p=${PPID_OF[$1]:-}
     [ -z "$p" ] && return 0
@@ -559,7 +555,7 @@ checks_run() {
         problem "($keys) $name died: $(tail -3 "$TMP/$name.log" | tr '\n' '|')"
         return 0
     fi
-    stop_pid "$pid"
+    stop_pids "$pid"
     printf '%s %s cpu_ns %s..%s accepts %s..%s checks %s..%s secs %s..%s\n' "$keys" "$name" \
         "$c0" "$c1" "$a0" "$a1" "$n0" "$n1" "$t0" "$t1" >>"$TMP/runs.log"
     local cpu rate
@@ -621,7 +617,7 @@ if row j && j_tcp_setup; then
         log "  (j) repeat $((rep + 1))/$REPEATS done"
     done
 fi
-[ -n "$J_LISTENERS" ] && stop_pid "$J_LISTENERS" && rm -f "$TMP/accepts.txt"
+[ -n "$J_LISTENERS" ] && stop_pids "$J_LISTENERS" && rm -f "$TMP/accepts.txt"
 if row jredis; then
     if jredis_setup; then
         for ((rep = 0; rep < REPEATS; rep++)); do

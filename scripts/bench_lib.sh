@@ -97,27 +97,26 @@ start_bg() {
     PIDS+=("$c")
     BG_PID=$c
 }
-stop_pid() {   # stop_pid PID: TERM, wait, a second TERM, then KILL
-    local p=$1 i
-    kill -TERM "$p" 2>/dev/null || return 0
-    for i in $(seq 1 50); do
-        kill -0 "$p" 2>/dev/null || return 0
-        [ "$i" = 20 ] && kill -TERM "$p" 2>/dev/null
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-}
-stop_pids() {  # stop_pids PIDS...: TERM all, wait up to 3 s for all, KILL the rest
+stop_pids() {  # stop_pids PIDS...: TERM all, wait up to 5 s (a second TERM
+               # at 2 s, for a process that was busy), then KILL the rest
     local p i alive
     for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
-    for ((i = 0; i < 10; i++)); do
+    for ((i = 0; i < 50; i++)); do
         alive=0
         for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ $alive = 0 ] && return 0
-        sleep 0.3
+        if [ $i = 20 ]; then for p in "$@"; do kill -TERM "$p" 2>/dev/null; done; fi
+        sleep 0.1
     done
     for p in "$@"; do kill -KILL "$p" 2>/dev/null; done
     return 0
+}
+pings_ok() {   # pings_ok PORT: three PINGs through PORT, each answered PONG
+    local port=$1 ok=0
+    for _ in 1 2 3; do
+        [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && ok=$((ok + 1))
+    done
+    [ $ok = 3 ]
 }
 wait_listen() {   # wait_listen PORT [SECONDS]
     local port=$1 t=${2:-10} i

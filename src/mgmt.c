@@ -17,6 +17,7 @@
 #include "mqlb/mgmt.h"
 #include "mqlb/core.h"
 #include "mqlb/gen.h"
+#include "mqlb/log.h"
 #include "mqlb/persist.h"
 #include "mqlb/members.h"
 #include "mqlb/pool.h"
@@ -135,6 +136,7 @@ mgmt_snapshot(void *ctx)
     snap->process.last_reload_ok_ms = atomic_load(&c->last_reload_ok_ms);
     snap->process.last_reload_ok = atomic_load(&c->last_reload_ok);
     snap->process.pid = (int64_t)getpid();
+    snap->process.log_dropped = log_dropped();
     pthread_mutex_lock(&c->gen_lock);
     snap->now_ms = mq_wall_ms();
     snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;

@@ -471,6 +471,8 @@ stats_render_json(const struct stats_snapshot *snap)
                         snap->process.last_reload_ok_ms)) && ok;
     ok = stats_json_set(root, "last_reload_ok",
                         json_boolean(snap->process.last_reload_ok)) && ok;
+    ok = stats_json_set(root, "log_dropped_lines",
+                        stats_json_u64(snap->process.log_dropped)) && ok;
     ok = stats_json_set(root, "pools", pools) && ok;
     text = ok ? stats_json_text(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
@@ -1035,6 +1037,11 @@ stats_render_process(struct stats_buf *b, const struct stats_process *pr)
         "reload succeeded (or none was tried), else 0.\n"
         "# TYPE mqlb_config_last_reload_successful gauge\n"
         "mqlb_config_last_reload_successful %d\n", pr->last_reload_ok);
+    stats_buf_printf(b,
+        "# HELP mqlb_log_dropped_lines_total Log lines dropped because "
+        "the reader of mqlb's log (stderr, the journal) fell behind.\n"
+        "# TYPE mqlb_log_dropped_lines_total counter\n"
+        "mqlb_log_dropped_lines_total %" PRIu64 "\n", pr->log_dropped);
     if (!pr->proc_ok) {
         return;
     }

@@ -592,6 +592,7 @@ Test(stats, metrics_histograms_transitions_and_process)
     f.snap.process.reloads_ok = 4;
     f.snap.process.reloads_failed = 1;
     f.snap.process.last_reload_ok_ms = TEST_STATS_T0_MS;
+    f.snap.process.log_dropped = 42;
     text = stats_render_metrics(&f.snap);
     cr_assert_not_null(text);
     cr_assert(strstr(text, "# TYPE mqlb_backend_connect_seconds histogram\n"));
@@ -608,6 +609,8 @@ Test(stats, metrics_histograms_transitions_and_process)
     cr_assert(strstr(text, "mqlb_backend_downtime_seconds_total{pool=\"mqtt\","
                            "backend=\"m2\"} 61.500\n"));
     cr_assert(strstr(text, "mqlb_reloads_total{result=\"failure\"} 1\n"));
+    cr_assert(strstr(text, "# TYPE mqlb_log_dropped_lines_total counter\n"
+                           "mqlb_log_dropped_lines_total 42\n"), "%s", text);
     cr_assert(strstr(text, "mqlb_config_last_reload_success_timestamp_seconds "
                            "1714564800.123\n"));
     cr_assert(strstr(text, "process_open_fds 17\n"));
@@ -693,6 +696,7 @@ test_stats_golden_init(struct test_stats_fixture *f)
     f->snap.process.reloads_failed = 10;
     f->snap.process.last_reload_ok_ms = TEST_STATS_T0_MS;
     f->snap.process.last_reload_ok = true;
+    f->snap.process.log_dropped = UINT64_MAX;
 }
 
 Test(stats, metrics_page_is_byte_for_byte_as_pinned)

@@ -85,6 +85,7 @@ struct stats_process {
     uint64_t            last_reload_ok_ms;  /* wall clock; start counts */
     bool                last_reload_ok; /* the latest reload succeeded */
     int64_t             pid;            /* 0: unknown */
+    uint64_t            log_dropped;    /* log lines the full ring dropped */
 };
 
 struct stats_snapshot {

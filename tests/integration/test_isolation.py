@@ -3,6 +3,7 @@ else. Each class is one finding of the hostile review, driven against the
 real mqlb in front of real brokers (mosquitto) or echo servers."""
 
 import http.client
+import json
 import os
 import re
 import select
@@ -15,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import harness  # noqa: E402
 from harness import (MQLB_BIN, EchoServer, Mosquitto, Mqlb, check_sanitizers, free_port,
@@ -772,6 +774,15 @@ class StalledStderr(unittest.TestCase):
             m = re.search(rb"dropped (\d+) log lines", out)
             self.assertIsNotNone(m, "no 'dropped N log lines' line")
             self.assertGreater(int(m.group(1)), 0)
+            # and the count is there for monitoring too
+            body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin,
+                                          timeout=5).read().decode()
+            m2 = re.search(r"^mqlb_log_dropped_lines_total (\d+)$", body, re.M)
+            self.assertIsNotNone(m2, "no mqlb_log_dropped_lines_total in /metrics")
+            self.assertGreaterEqual(int(m2.group(1)), int(m.group(1)))
+            status = json.loads(urllib.request.urlopen(
+                "http://127.0.0.1:%d/status" % admin, timeout=5).read())
+            self.assertGreaterEqual(status["log_dropped_lines"], int(m.group(1)))
         finally:
             p.send_signal(signal.SIGTERM)
             threading.Thread(target=p.stderr.read, daemon=True).start()

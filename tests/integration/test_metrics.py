@@ -31,6 +31,7 @@ FAMILIES = {
     "mqlb_reloads_total": "counter",
     "mqlb_config_last_reload_success_timestamp_seconds": "gauge",
     "mqlb_config_last_reload_successful": "gauge",
+    "mqlb_log_dropped_lines_total": "counter",
     "process_start_time_seconds": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
