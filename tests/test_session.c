@@ -1117,6 +1117,27 @@ Test(session, auto_idle_reads_no_connack_after_an_mqtt311_connect)
     bench_stop();
 }
 
+Test(session, auto_idle_reads_the_connack_after_a_peeked_mqtt5_connect)
+{
+    enum bench_kind k[] = { BENCH_LISTEN };
+    int c, b;
+
+    /* mqtt-client-id reads the CONNECT before the broker is chosen: the
+     * relay starts with it already read, and still watches the CONNACK. */
+    bench_start(k, 1, "balance = mqtt-client-id\nidle_timeout = auto\n");
+    c = bench_client();
+    bench_send_bytes(c, bench_connect5, sizeof(bench_connect5));
+    b = bench_accept(0);
+    bench_expect_bytes(b, bench_connect5, sizeof(bench_connect5));
+    bench_send_bytes(b, bench_connack5, sizeof(bench_connack5));
+    bench_expect_bytes(c, bench_connack5, sizeof(bench_connack5));
+    cr_expect_eq(bench_idle_timeout_ms(), 4000);
+    close(c);
+    close(b);
+    bench_expect_gone(1);
+    bench_stop();
+}
+
 /*
  * Under idle_timeout = auto, after an MQTT 5 CONNECT and its CONNACK, an
  * idle session keeps no keepalive reader: it holds no more heap than any
