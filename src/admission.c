@@ -6,6 +6,7 @@
 
 #include "mqlb/admission.h"
 #include "mqlb/common.h"
+#include "mqlb/log.h"
 #include "mqlb/srclimit.h"
 
 void
@@ -13,6 +14,8 @@ admission_init(struct admission *a, unsigned max)
 {
     atomic_init(&a->nlive, 0);
     atomic_init(&a->peak, 0);
+    atomic_init(&a->nfull, 0);
+    atomic_init(&a->full_said_ms, 0);
     a->max = max;
 }
 
@@ -29,6 +32,31 @@ admission_raise_peak(struct admission *a, unsigned n)
     }
 }
 
+/*
+ * The process is full: count it, and tell the operator, once per
+ * ADMISSION_FULL_LOG_MS (a busy proxy at its limit refuses a take on
+ * every session that ends), why new clients wait.
+ */
+static void
+admission_full(struct admission *a)
+{
+    uint64_t n = atomic_fetch_add_explicit(&a->nfull, 1,
+                                           memory_order_relaxed) + 1;
+    uint64_t now = mq_now_ms();
+    uint64_t said = atomic_load_explicit(&a->full_said_ms,
+                                         memory_order_relaxed);
+
+    if ((said != 0 && now - said < ADMISSION_FULL_LOG_MS) ||
+        !atomic_compare_exchange_strong_explicit(&a->full_said_ms, &said,
+                                                 now, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        return;
+    }
+    log_warn("max_connections (%u) reached: new clients wait in the "
+             "kernel's backlog until a session ends (%llu times since "
+             "the start)", a->max, (unsigned long long)n);
+}
+
 int
 admission_take(struct admission *a, struct admission_ticket *t)
 {
@@ -39,6 +67,7 @@ admission_take(struct admission *a, struct admission_ticket *t)
     t->sources = NULL;
     if (n >= a->max) {
         atomic_fetch_sub_explicit(&a->nlive, 1, memory_order_relaxed);
+        admission_full(a);
         return MQ_ERR;
     }
     t->adm = a;
@@ -75,6 +104,12 @@ unsigned
 admission_nlive(struct admission *a)
 {
     return atomic_load_explicit(&a->nlive, memory_order_relaxed);
+}
+
+uint64_t
+admission_nfull(struct admission *a)
+{
+    return atomic_load_explicit(&a->nfull, memory_order_relaxed);
 }
 
 unsigned

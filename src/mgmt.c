@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "mqlb/admin.h"
+#include "mqlb/admission.h"
 #include "mqlb/backend.h"
 #include "mqlb/common.h"
 #include "mqlb/mgmt.h"
@@ -137,6 +138,8 @@ mgmt_snapshot(void *ctx)
     snap->process.last_reload_ok = atomic_load(&c->last_reload_ok);
     snap->process.pid = (int64_t)getpid();
     snap->process.log_dropped = log_dropped();
+    snap->process.max_conns = c->adm.max;
+    snap->process.max_conns_reached = admission_nfull(&c->adm);
     pthread_mutex_lock(&c->gen_lock);
     snap->now_ms = mq_wall_ms();
     snap->uptime_s = (snap->now_ms - c->start_ms) / 1000;

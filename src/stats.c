@@ -473,6 +473,10 @@ stats_render_json(const struct stats_snapshot *snap)
                         json_boolean(snap->process.last_reload_ok)) && ok;
     ok = stats_json_set(root, "log_dropped_lines",
                         stats_json_u64(snap->process.log_dropped)) && ok;
+    ok = stats_json_set(root, "max_connections",
+                        stats_json_u64(snap->process.max_conns)) && ok;
+    ok = stats_json_set(root, "max_connections_reached",
+                        stats_json_u64(snap->process.max_conns_reached)) && ok;
     ok = stats_json_set(root, "pools", pools) && ok;
     text = ok ? stats_json_text(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
@@ -1042,6 +1046,17 @@ stats_render_process(struct stats_buf *b, const struct stats_process *pr)
         "the reader of mqlb's log (stderr, the journal) fell behind.\n"
         "# TYPE mqlb_log_dropped_lines_total counter\n"
         "mqlb_log_dropped_lines_total %" PRIu64 "\n", pr->log_dropped);
+    stats_buf_printf(b,
+        "# HELP mqlb_max_connections Sessions the process admits at once "
+        "(max_connections, or what auto chose).\n"
+        "# TYPE mqlb_max_connections gauge\n"
+        "mqlb_max_connections %" PRIu64 "\n"
+        "# HELP mqlb_max_connections_reached_total Times accepting paused "
+        "because the process was at max_connections (new clients wait in "
+        "the kernel's backlog).\n"
+        "# TYPE mqlb_max_connections_reached_total counter\n"
+        "mqlb_max_connections_reached_total %" PRIu64 "\n",
+        pr->max_conns, pr->max_conns_reached);
     if (!pr->proc_ok) {
         return;
     }

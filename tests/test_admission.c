@@ -18,7 +18,10 @@ Test(admission, tickets_stop_at_max_and_come_back_once)
     admission_init(&a, 2);
     cr_assert_eq(admission_take(&a, &t[0]), MQ_OK);
     cr_assert_eq(admission_take(&a, &t[1]), MQ_OK);
+    cr_expect_eq(admission_nfull(&a), 0);
     cr_expect_eq(admission_take(&a, &t[2]), MQ_ERR, "the third is over max");
+    cr_expect_eq(admission_take(&a, &t[2]), MQ_ERR);
+    cr_expect_eq(admission_nfull(&a), 2, "each refusal is counted");
     cr_expect_eq(admission_nlive(&a), 2);
     admission_return(&t[0]);
     admission_return(&t[0]);

@@ -697,6 +697,8 @@ test_stats_golden_init(struct test_stats_fixture *f)
     f->snap.process.last_reload_ok_ms = TEST_STATS_T0_MS;
     f->snap.process.last_reload_ok = true;
     f->snap.process.log_dropped = UINT64_MAX;
+    f->snap.process.max_conns = 9966;
+    f->snap.process.max_conns_reached = 3;
 }
 
 Test(stats, metrics_page_is_byte_for_byte_as_pinned)

@@ -10,17 +10,23 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "mqlb/net.h"
 
 struct srclimit;
 
+/* How often, at most, a full process says so in the log (ms). */
+#define ADMISSION_FULL_LOG_MS   10000
+
 /* The process-wide count of admitted sessions. */
 struct admission {
     _Atomic unsigned    nlive;          /* tickets out now */
     _Atomic unsigned    peak;           /* most out at once since the
                                            last admission_peak_reset() */
+    _Atomic uint64_t    nfull;          /* takes refused at max */
+    _Atomic uint64_t    full_said_ms;   /* when the log last said so */
     unsigned            max;            /* max_connections that fit */
 };
 
@@ -36,7 +42,8 @@ void admission_init(struct admission *a, unsigned max);
 /*
  * Take one of <a>'s slots into <t> (peer unset, no source slot yet).
  * MQ_ERR if the process is at max: the caller leaves clients in the
- * backlog until a ticket comes back.
+ * backlog until a ticket comes back. Each refusal is counted, and a
+ * warning says so at most every ADMISSION_FULL_LOG_MS.
  */
 int admission_take(struct admission *a, struct admission_ticket *t);
 
@@ -53,6 +60,9 @@ void admission_return(struct admission_ticket *t);
 
 /* Tickets out now (any thread). */
 unsigned admission_nlive(struct admission *a);
+
+/* Takes refused because the process was at max, since the start. */
+uint64_t admission_nfull(struct admission *a);
 
 /*
  * The most tickets out at once since the last call (or init), and start

@@ -86,6 +86,8 @@ struct stats_process {
     bool                last_reload_ok; /* the latest reload succeeded */
     int64_t             pid;            /* 0: unknown */
     uint64_t            log_dropped;    /* log lines the full ring dropped */
+    uint64_t            max_conns;      /* max_connections in force */
+    uint64_t            max_conns_reached;  /* accepts paused at it */
 };
 
 struct stats_snapshot {

@@ -12,6 +12,7 @@ cap is printed."""
 import errno
 import json
 import os
+import re
 import resource
 import select
 import socket
@@ -259,6 +260,16 @@ class Admission(unittest.TestCase):
             self.assertEqual(len(served), 100)
             self.assertEqual(len(waiting), 50)
             self.assertLessEqual(active(self.lb), 100)
+            # The operator sees why: a warning, the limit and the count.
+            self.assertIn("max_connections (100) reached: new clients wait",
+                          self.lb.proc.output())
+            code, body, _ = self.lb.http("GET", "/metrics")
+            self.assertEqual(code, 200)
+            self.assertRegex(body, r"(?m)^mqlb_max_connections 100$")
+            reached = int(re.search(r"(?m)^mqlb_max_connections_reached_total (\d+)$",
+                                    body).group(1))
+            self.assertGreaterEqual(reached, 1)
+            self.assertEqual(self.lb.status()["max_connections"], 100)
             # Nobody was refused: the 50 wait, and are served as others close.
             for s in served:
                 s.close()

@@ -32,6 +32,8 @@ FAMILIES = {
     "mqlb_config_last_reload_success_timestamp_seconds": "gauge",
     "mqlb_config_last_reload_successful": "gauge",
     "mqlb_log_dropped_lines_total": "counter",
+    "mqlb_max_connections": "gauge",
+    "mqlb_max_connections_reached_total": "counter",
     "process_start_time_seconds": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
