@@ -551,10 +551,22 @@ class ReplayMemory(unittest.TestCase):
             for c in clients:
                 c.close()
             clients = []
-            for c in silent.held:       # the broker ends them too
-                c.close()
-            wait_until(lambda: lb.backend("q", "s")["active"] == 0, timeout=30,
-                       what="sessions closed")
+            # The broker ends them too: every connection it holds, also
+            # one it accepts late (a session that connected again after a
+            # connect that timed out while its SYN waited in a full backlog).
+            ended = [0]
+
+            def broker_ends_all():
+                held = silent.held
+                while ended[0] < len(held):
+                    held[ended[0]].close()
+                    ended[0] += 1
+                return lb.backend("q", "s")["active"] == 0
+            try:
+                wait_until(broker_ends_all, timeout=30, what="sessions closed")
+            except AssertionError as e:
+                raise AssertionError("%s: broker ended %d connections, %s still active"
+                                     % (e, ended[0], lb.backend("q", "s")["active"]))
             # and the memory goes back to the system after the burst
             samples = []
             deadline = time.monotonic() + 20
