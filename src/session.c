@@ -127,6 +127,7 @@ struct session_wait {
     struct waitq_entry  qe;             /* in the pool's queue */
     struct session     *s;              /* whose entry this is */
     struct session     *prev, *next;    /* env->queued */
+    ev_tstamp           deadline;       /* queue_timeout, on the loop's clock */
 };
 
 /*
@@ -870,6 +871,18 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect(s);
         return;
     case SESSION_QUEUED:
+        /* A client that reset while it waited gives its place up now,
+         * not at queue_timeout; a FIN may still want an answer: it
+         * waits on. */
+        if (session_hung_up(s)) {
+            return;
+        }
+        left = s->wait->deadline - ev_now(loop);
+        if (left > 0.001) {
+            session_timer_arm(s, left < SESSION_PROBE_S ? left
+                                                        : SESSION_PROBE_S);
+            return;
+        }
         session_dequeue(s);
         pool_reject(s->pool, REJECT_QUEUE);
         session_close(s, "queue timeout");
@@ -1232,7 +1245,10 @@ session_enqueue(struct session *s)
                       SESSION_QUEUE_POLL_S, SESSION_QUEUE_POLL_S);
         ev_timer_start(env->loop, &env->queue_poll);
     }
-    session_timer_arm(s, mq_secs(cf->queue_timeout_ms));
+    w->deadline = ev_now(env->loop) + mq_secs(cf->queue_timeout_ms);
+    /* The timer looks for a client's reset while it waits, too. */
+    session_timer_arm(s, mq_secs(cf->queue_timeout_ms) < SESSION_PROBE_S
+                         ? mq_secs(cf->queue_timeout_ms) : SESSION_PROBE_S);
     /* Room may have come back since the pick: serve the oldest. */
     session_queue_kick(s->pool);
 }

@@ -11,6 +11,7 @@ import json
 import re
 import selectors
 import socket
+import struct
 import time
 import unittest
 
@@ -502,6 +503,29 @@ class Queue(unittest.TestCase):
         self.assertEqual(st["queued"], 15)
         self.assertEqual(st["queued_max"], 20)
         self.assertEqual(metric(self.lb, "mqlb_pool_queued", pool="q"), 15)
+
+    def test_a_client_that_resets_while_queued_leaves_the_queue_at_once(self):
+        self.start("max_queue = 20\nqueue_timeout = 30s")
+        for i in range(10):
+            self.assertEqual(self.served(self.clients[i], 5), b"%02d" % i)
+        wait_until(lambda: pool_status(self.lb, "q")["queued"] == 20, 5, what="20 queued")
+        # Five waiting clients reset (a killed process, a client that gave
+        # up); one closes with a FIN, which may still want its answer.
+        for i in range(10, 15):
+            self.clients[i].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.clients[i].close()
+        self.clients[15].shutdown(socket.SHUT_WR)
+        wait_until(lambda: pool_status(self.lb, "q")["queued"] == 15, 5,
+                   what="the reset clients out of the queue long before queue_timeout")
+        self.assertEqual(self.lb.proc.output().count("end=client reset"), 5)
+        self.assertEqual(pool_status(self.lb, "q")["rejected_by"]["queue"], 0)
+        # Freed slots go to the clients still waiting, the half-closed one
+        # first: nothing goes to a broker for the ones that left.
+        self.clients[0].close()
+        self.assertEqual(self.served(self.clients[15], 5), b"15")
+        self.clients[1].close()
+        self.assertEqual(self.served(self.clients[16], 5), b"16")
 
     def test_queue_timeout_closes_the_rest_with_reason_queue(self):
         self.start("max_queue = 20\nqueue_timeout = 1s")
