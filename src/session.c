@@ -121,13 +121,14 @@ enum session_state {
 
 /* While clients wait, look for freed connect-rate tokens this often. */
 #define SESSION_QUEUE_POLL_S    0.02
+/* Queued clients one poll() looks at for resets (every SESSION_PROBE_S). */
+#define SESSION_QUEUE_PROBE_BATCH   256
 
 /* What a session holds only while it waits in its pool's queue. */
 struct session_wait {
     struct waitq_entry  qe;             /* in the pool's queue */
     struct session     *s;              /* whose entry this is */
     struct session     *prev, *next;    /* env->queued */
-    ev_tstamp           deadline;       /* queue_timeout, on the loop's clock */
 };
 
 /*
@@ -871,18 +872,6 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect(s);
         return;
     case SESSION_QUEUED:
-        /* A client that reset while it waited gives its place up now,
-         * not at queue_timeout; a FIN may still want an answer: it
-         * waits on. */
-        if (session_hung_up(s)) {
-            return;
-        }
-        left = s->wait->deadline - ev_now(loop);
-        if (left > 0.001) {
-            session_timer_arm(s, left < SESSION_PROBE_S ? left
-                                                        : SESSION_PROBE_S);
-            return;
-        }
         session_dequeue(s);
         pool_reject(s->pool, REJECT_QUEUE);
         session_close(s, "queue timeout");
@@ -1155,6 +1144,47 @@ session_queue_kick(struct pool *pool)
     }
 }
 
+/*
+ * Close the queued sessions whose client reset while it waited: one
+ * poll() for up to SESSION_QUEUE_PROBE_BATCH of them, not a timer and a
+ * call each (a storm can queue thousands). A client that only
+ * half-closed may still want its answer: it keeps its place.
+ */
+static void
+session_queue_probe(struct session_env *env)
+{
+    struct pollfd pfd[SESSION_QUEUE_PROBE_BATCH];
+    struct session *batch[SESSION_QUEUE_PROBE_BATCH];
+    struct session *s = env->queued;
+    int n, i, err;
+
+    while (s != NULL) {
+        for (n = 0; s != NULL && n < SESSION_QUEUE_PROBE_BATCH;
+             s = s->wait->next) {
+            pfd[n].fd = s->cfd;
+            pfd[n].events = 0;  /* POLLERR and POLLHUP come regardless */
+            pfd[n].revents = 0;
+            batch[n++] = s;
+        }
+        /* <s> is the next batch's first: only this batch's sessions
+         * close below (a freed slot's wake-up is posted, not run). */
+        if (poll(pfd, (nfds_t)n, 0) <= 0) {
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            if ((pfd[i].revents & (POLLERR | POLLHUP)) == 0) {
+                continue;
+            }
+            err = net_socket_error(pfd[i].fd);
+            if (err == ECONNRESET || err == EPIPE) {
+                session_close(batch[i], "client reset");
+            } else if (err != 0) {
+                session_close(batch[i], "client error");
+            }
+        }
+    }
+}
+
 static void
 session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1163,7 +1193,6 @@ session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct session *s;
     struct pool *last = NULL;
 
-    (void)loop;
     (void)revents;
     /* Connect-rate tokens come back with time, not with a close. */
     for (s = env->queued; s != NULL; s = s->wait->next) {
@@ -1171,6 +1200,10 @@ session_queue_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
             session_queue_kick(s->pool);
             last = s->pool;
         }
+    }
+    if (ev_now(loop) - env->queue_probed >= SESSION_PROBE_S) {
+        env->queue_probed = ev_now(loop);
+        session_queue_probe(env);
     }
 }
 
@@ -1244,11 +1277,9 @@ session_enqueue(struct session *s)
         ev_timer_init(&env->queue_poll, session_queue_poll_cb,
                       SESSION_QUEUE_POLL_S, SESSION_QUEUE_POLL_S);
         ev_timer_start(env->loop, &env->queue_poll);
+        env->queue_probed = ev_now(env->loop);
     }
-    w->deadline = ev_now(env->loop) + mq_secs(cf->queue_timeout_ms);
-    /* The timer looks for a client's reset while it waits, too. */
-    session_timer_arm(s, mq_secs(cf->queue_timeout_ms) < SESSION_PROBE_S
-                         ? mq_secs(cf->queue_timeout_ms) : SESSION_PROBE_S);
+    session_timer_arm(s, mq_secs(cf->queue_timeout_ms));
     /* Room may have come back since the pick: serve the oldest. */
     session_queue_kick(s->pool);
 }

@@ -36,7 +36,9 @@ struct session_env {
     size_t              nsessions;
     struct session     *queued;         /* sessions in a pool's queue */
     size_t              nqueued;
-    ev_timer            queue_poll;     /* while any wait: rate tokens */
+    ev_timer            queue_poll;     /* while any wait: rate tokens,
+                                           and a look for resets */
+    ev_tstamp           queue_probed;   /* when queue_poll last looked */
 };
 
 /* Where a client came in: the pools of its listen address. */
