@@ -527,6 +527,27 @@ class Queue(unittest.TestCase):
         self.clients[1].close()
         self.assertEqual(self.served(self.clients[16], 5), b"16")
 
+    def test_resets_are_found_among_hundreds_queued(self):
+        # More queued clients than one look takes at once (256): resets in
+        # every batch are found, the others keep their places.
+        self.echos = [EchoServer(), EchoServer()]
+        self.port = free_port()
+        self.lb = Mqlb("[pool q]\nlisten = 127.0.0.1:%d\nhealth_check = none\n"
+                       "max_queue = 1000\nqueue_timeout = 60s\n"
+                       "backend = a 127.0.0.1:%d max_conns=1\n"
+                       % (self.port, self.echos[0].port), workers=1)
+        self.clients = [socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                        for _ in range(601)]
+        wait_until(lambda: pool_status(self.lb, "q")["queued"] == 600, 10,
+                   what="600 queued")
+        for i in range(1, 601, 2):
+            self.clients[i].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.clients[i].close()
+        wait_until(lambda: pool_status(self.lb, "q")["queued"] == 300, 5,
+                   what="the 300 reset clients out of the queue")
+        self.assertEqual(self.lb.proc.output().count("end=client reset"), 300)
+
     def test_queue_timeout_closes_the_rest_with_reason_queue(self):
         self.start("max_queue = 20\nqueue_timeout = 1s")
         for i in range(10):
