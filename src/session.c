@@ -668,6 +668,27 @@ session_watch_hangup(struct session *s)
 }
 
 /*
+ * The close reason for <who>'s socket <fd>, which poll() said is hung up
+ * or in error, into <reason>: "client reset", "backend error: ...".
+ * False for a clean hang-up (no error on the socket).
+ */
+static bool
+session_hangup_reason(int fd, const char *who, char *reason, size_t len)
+{
+    int err = net_socket_error(fd);
+
+    if (err == 0) {
+        return false;
+    }
+    if (err == ECONNRESET || err == EPIPE) {
+        snprintf(reason, len, "%s reset", who);
+    } else {
+        snprintf(reason, len, "%s error: %s", who, strerror(err));
+    }
+    return true;
+}
+
+/*
  * Look for a reset or hang-up on the sockets whose readers are stopped;
  * close the session if one is found (true: <s> is gone).
  */
@@ -677,7 +698,7 @@ session_hung_up(struct session *s)
     struct pollfd pfd[2];
     const char *who[2];
     char reason[96];
-    int n = 0, i, err;
+    int n = 0, i;
 
     if (!session_watching(&s->cio, EV_READ)) {
         pfd[n].fd = s->cfd;
@@ -698,8 +719,8 @@ session_hung_up(struct session *s)
         if ((pfd[i].revents & (POLLERR | POLLHUP)) == 0) {
             continue;
         }
-        err = net_socket_error(pfd[i].fd);
-        if (err == 0) {
+        if (!session_hangup_reason(pfd[i].fd, who[i], reason,
+                                   sizeof(reason))) {
             /*
              * A clean hang-up (its FIN after ours) is the end of a normal
              * exchange, and bytes it sent may still wait in the socket
@@ -707,12 +728,6 @@ session_hung_up(struct session *s)
              * it. Only a reset or an error ends the session early.
              */
             continue;
-        }
-        if (err == ECONNRESET || err == EPIPE) {
-            snprintf(reason, sizeof(reason), "%s reset", who[i]);
-        } else {
-            snprintf(reason, sizeof(reason), "%s error: %s", who[i],
-                     strerror(err));
         }
         session_close(s, reason);
         return true;
@@ -1156,7 +1171,8 @@ session_queue_probe(struct session_env *env)
     struct pollfd pfd[SESSION_QUEUE_PROBE_BATCH];
     struct session *batch[SESSION_QUEUE_PROBE_BATCH];
     struct session *s = env->queued;
-    int n, i, err;
+    char reason[96];
+    int n, i;
 
     while (s != NULL) {
         for (n = 0; s != NULL && n < SESSION_QUEUE_PROBE_BATCH;
@@ -1175,11 +1191,9 @@ session_queue_probe(struct session_env *env)
             if ((pfd[i].revents & (POLLERR | POLLHUP)) == 0) {
                 continue;
             }
-            err = net_socket_error(pfd[i].fd);
-            if (err == ECONNRESET || err == EPIPE) {
-                session_close(batch[i], "client reset");
-            } else if (err != 0) {
-                session_close(batch[i], "client error");
+            if (session_hangup_reason(pfd[i].fd, "client", reason,
+                                      sizeof(reason))) {
+                session_close(batch[i], reason);
             }
         }
     }
