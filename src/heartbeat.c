@@ -180,6 +180,22 @@ heartbeat_collect(struct heartbeat_reader *r, uint8_t byte, unsigned want)
     return r->nacc >= want;
 }
 
+/*
+ * One byte of an MQTT variable byte integer into <*value> (r->shift
+ * counts its bits so far): FOUND when it is whole, MORE while bytes
+ * follow, NONE past its four bytes.
+ */
+static enum heartbeat_result
+heartbeat_varint(struct heartbeat_reader *r, uint32_t *value, uint8_t byte)
+{
+    *value |= (uint32_t)(byte & 0x7f) << r->shift;
+    r->shift += 7;
+    if ((byte & 0x80) == 0) {
+        return HEARTBEAT_FOUND;
+    }
+    return r->shift >= 28 ? HEARTBEAT_NONE : HEARTBEAT_MORE;
+}
+
 enum heartbeat_result
 heartbeat_feed(struct heartbeat_reader *r, const uint8_t *p, size_t n)
 {
@@ -214,12 +230,10 @@ heartbeat_feed(struct heartbeat_reader *r, const uint8_t *p, size_t n)
             break;
         case HB_MQTT_REMLEN:
             i++;
-            r->remaining |= (uint32_t)(byte & 0x7f) << r->shift;
-            r->shift += 7;
-            if ((byte & 0x80) == 0) {
+            res = heartbeat_varint(r, &r->remaining, byte);
+            if (res == HEARTBEAT_FOUND) {
                 heartbeat_goto(r, HB_MQTT_VARHDR);
-            } else if (r->shift >= 28) {
-                res = HEARTBEAT_NONE;
+                res = HEARTBEAT_MORE;
             }
             break;
         case HB_MQTT_VARHDR:
@@ -471,6 +485,7 @@ heartbeat_connack_packet(struct heartbeat_reader *r)
 static enum heartbeat_result
 heartbeat_connack_byte(struct heartbeat_reader *r, uint8_t byte)
 {
+    enum heartbeat_result res;
     int size;
 
     switch (r->step) {
@@ -488,12 +503,8 @@ heartbeat_connack_byte(struct heartbeat_reader *r, uint8_t byte)
         heartbeat_goto(r, HB_ACK_REMLEN);
         return HEARTBEAT_MORE;
     case HB_ACK_REMLEN:
-        r->remaining |= (uint32_t)(byte & 0x7f) << r->shift;
-        r->shift += 7;
-        if ((byte & 0x80) == 0) {
-            return heartbeat_connack_packet(r);
-        }
-        return r->shift >= 28 ? HEARTBEAT_NONE : HEARTBEAT_MORE;
+        res = heartbeat_varint(r, &r->remaining, byte);
+        return res == HEARTBEAT_FOUND ? heartbeat_connack_packet(r) : res;
     case HB_ACK_HEAD:
         if (!heartbeat_collect(r, byte, 2)) {
             return HEARTBEAT_MORE;
@@ -513,10 +524,9 @@ heartbeat_connack_byte(struct heartbeat_reader *r, uint8_t byte)
             return HEARTBEAT_NONE;
         }
         r->remaining--;
-        r->props |= (uint32_t)(byte & 0x7f) << r->shift;
-        r->shift += 7;
-        if ((byte & 0x80) != 0) {
-            return r->shift >= 28 ? HEARTBEAT_NONE : HEARTBEAT_MORE;
+        res = heartbeat_varint(r, &r->props, byte);
+        if (res != HEARTBEAT_FOUND) {
+            return res;
         }
         /* A CONNACK has no payload: its properties fill the rest. */
         if (r->props != r->remaining) {
