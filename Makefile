@@ -101,11 +101,12 @@ layers:
 
 # MQLB_SAN tells the tests which build runs: bounds on CPU and memory hold
 # only for the plain one. INTEGRATION names files: `make integration
-# INTEGRATION="test_tls.py test_admin.py"`. TEST_JOBS files run at once
-# (those that measure the machine, RUN_ALONE, still run by themselves);
-# each run's times order the next one, longest first.
+# INTEGRATION="test_tls.py test_admin.py"`. TEST_JOBS test classes run at
+# once: most wait on timeouts and brokers, not on the 2 cores (classes that
+# measure or load the machine, RUN_ALONE, still run by themselves); each
+# run's times order the next one, longest first.
 INTEGRATION ?=
-TEST_JOBS   ?= 2
+TEST_JOBS   ?= 6
 TEST_ENV     = MQLB_TEST_JOBS=$(TEST_JOBS) \
                MQLB_TEST_TIMES=$(abspath $(BUILD))/integration-times.json
 integration: $(BIN)

@@ -4,22 +4,24 @@ test_tls.py test_admin.py, shell patterns allowed) with unittest.
 
   run.py [-j N] [PATTERN...]
 
-With -j N (default: $MQLB_TEST_JOBS, else 1) up to N files run at once,
-each in its own Python process; a file's output is printed whole when it
-ends, so files never interleave. A file that declares RUN_ALONE = True
-(it loads the machine or measures it: CPU, memory, many sockets) runs
-with no other file beside it. Files start longest first, by the times of
-the last run (build/integration-times.json when $MQLB_TEST_TIMES names
-it), else by size.
+The unit of work is a test class. With -j N (default: $MQLB_TEST_JOBS,
+else 1) up to N classes run at once, each in its own Python process; a
+class's output is printed whole when it ends, so outputs never
+interleave. Most tests wait (for a timeout, a check interval, a broker),
+so several share the 2 cores well. A class that declares RUN_ALONE =
+True (it loads the machine or measures it: CPU, memory, many sockets,
+rates) runs with nothing beside it, after the others; a module-level
+RUN_ALONE = True makes every class of the file run alone. Classes start
+longest first, by the times of the last run (build/integration-times.json
+when $MQLB_TEST_TIMES names it), else in file order.
 
-Prints each file's time and count as it ends, a table of every file's
-time at the end (slowest first), and closes with the line
-"integration: N passed, N failed" (and skipped, if any)."""
+Prints each class's time and count as it ends, a table of every file's
+time at the end (summed over its classes, slowest first), and closes
+with the line "integration: N passed, N failed" (and skipped, if any)."""
 
 import fnmatch
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,32 +30,77 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULT = "integration-result:"
+LISTING = "integration-unit:"
 
 
 def files(patterns):
     names = sorted(f for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
-    chosen = [f for f in names if any(fnmatch.fnmatch(f, p) for p in patterns)]
-    return chosen
+    return [f for f in names if any(fnmatch.fnmatch(f, p) for p in patterns)]
 
 
-def run_one(name):
-    """In the child: run one file, end with a line the parent reads."""
+def child_path():
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "support"))
     sys.path.insert(0, HERE)
-    suite = unittest.defaultTestLoader.discover(HERE, pattern=name, top_level_dir=HERE)
+
+
+def list_units(names):
+    """In a child: print every test class of the files, and whether it
+    runs alone. Importing the files here keeps their module-level work
+    out of the parent."""
+    child_path()
+    loader = unittest.defaultTestLoader
+    for name in names:
+        modname = name[:-3]
+        try:
+            module = __import__(modname)
+        except Exception as e:  # noqa: BLE001 - reported as the file's failure
+            print("%s %s - %s" % (LISTING, modname, type(e).__name__), flush=True)
+            continue
+        seen = []
+        for case in iter_cases(loader.loadTestsFromModule(module)):
+            cls = type(case)
+            if cls.__module__ != modname or cls in seen:
+                continue
+            seen.append(cls)
+            alone = getattr(cls, "RUN_ALONE", getattr(module, "RUN_ALONE", False))
+            print("%s %s.%s %d" % (LISTING, modname, cls.__name__, 1 if alone else 0))
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def iter_cases(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from iter_cases(t)
+        else:
+            yield t
+
+
+def run_one(unit):
+    """In the child: run one class (or a whole file that failed to
+    import, to report why), end with a line the parent reads."""
+    child_path()
+    suite = unittest.defaultTestLoader.loadTestsFromName(unit)
     t0 = time.monotonic()
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     took = time.monotonic() - t0
     nfail = len(result.failures) + len(result.errors)
     sys.stdout.flush()
-    print("%s %s %d %d %d %.3f" % (RESULT, name, result.testsRun, nfail,
+    print("%s %s %d %d %d %.3f" % (RESULT, unit, result.testsRun, nfail,
                                    len(result.skipped), took), flush=True)
     sys.exit(0)
 
 
-def runs_alone(name):
-    with open(os.path.join(HERE, name)) as f:
-        return re.search(r"^RUN_ALONE\s*=\s*True\b", f.read(), re.M) is not None
+def units_of(names):
+    """[(unit, alone)] of the files, listed by a child process."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--list"] + names,
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, check=False)
+    units = []
+    for line in out.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith(LISTING):
+            _, unit, alone = line.split()
+            units.append((unit, alone == "1"))
+    return units
 
 
 def past_times():
@@ -82,23 +129,23 @@ def save_times(times):
 
 
 class Child:
-    """One file running in its own process, its output in a file."""
+    """One class running in its own process, its output in a file."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, unit):
+        self.unit = unit
         self.out = tempfile.TemporaryFile()
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--one", name],
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--one", unit],
                                      stdout=self.out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
 
     def finish(self):
-        """Print the file's output; return (took, name, ran, failed, skipped)."""
+        """Print the class's output; return (took, unit, ran, failed, skipped)."""
         self.out.seek(0)
         text = self.out.read().decode("utf-8", "replace")
         self.out.close()
         took = time.monotonic() - self.t0
-        ran, nfail, nskip = 0, 1, 0      # a file that died without a result failed
+        ran, nfail, nskip = 0, 1, 0      # a class that died without a result failed
         for line in text.splitlines():
             if line.startswith(RESULT):
                 _, _, r, f, s, took = line.split()
@@ -106,27 +153,49 @@ class Child:
         text = "".join(line + "\n" for line in text.splitlines() if not line.startswith(RESULT))
         sys.stdout.write(text)
         if ran == 0 and nfail == 1:
-            print("integration: %s: exited %s without a result" % (self.name, self.proc.returncode))
-        print("integration: %s: %d tests, %d failed, %.1fs" % (self.name, ran, nfail, took),
+            print("integration: %s: exited %s without a result" % (self.unit, self.proc.returncode))
+        print("integration: %s: %d tests, %d failed, %.1fs" % (self.unit, ran, nfail, took),
               flush=True)
-        return took, self.name, ran, nfail, nskip
+        return took, self.unit, ran, nfail, nskip
 
 
-def schedule(chosen):
-    """Longest first; the files that run alone after the others."""
+def schedule(units):
+    """Longest first; the classes that run alone after the others."""
     past = past_times()
 
-    def weight(name):
-        return past.get(name, os.path.getsize(os.path.join(HERE, name)) / 1000.0)
-    together = sorted((f for f in chosen if not runs_alone(f)), key=weight, reverse=True)
-    alone = sorted((f for f in chosen if runs_alone(f)), key=weight, reverse=True)
-    return [(f, False) for f in together] + [(f, True) for f in alone]
+    def weight(unit):
+        return past.get(unit[0], 0.0)
+    together = sorted((u for u in units if not u[1]), key=weight, reverse=True)
+    alone = sorted((u for u in units if u[1]), key=weight, reverse=True)
+    return together + alone
+
+
+def report(times, alone, jobs, start):
+    """The per-file table: its classes' times summed, slowest first."""
+    per_file = {}
+    for took, unit, n, nfail, _ in times:
+        f = per_file.setdefault(unit.split(".")[0] + ".py", [0.0, 0, 0, 0, 0])
+        f[0] += took
+        f[1] += n
+        f[2] += nfail
+        f[3] += 1
+        f[4] += 1 if unit in alone else 0
+    print("integration: time per file (its classes summed), slowest first, %d classes at once"
+          % jobs)
+    for name, (took, n, nfail, ncls, nalone) in sorted(per_file.items(),
+                                                        key=lambda kv: -kv[1][0]):
+        print("  %6.1fs  %-24s %3d tests in %2d classes%s%s" % (
+            took, name, n, ncls, ", %d alone" % nalone if nalone else "",
+            ", %d FAILED" % nfail if nfail else ""))
+    print("integration time: %.1fs" % (time.monotonic() - start))
 
 
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--one"]:
         run_one(args[1])
+    if args[:1] == ["--list"]:
+        list_units(args[1:])
     jobs = int(os.environ.get("MQLB_TEST_JOBS", "1") or 1)
     if args[:1] == ["-j"]:
         jobs = int(args[1])
@@ -138,21 +207,28 @@ def main():
         print("integration: no test file matches %s" % " ".join(patterns))
         sys.exit(1)
     start = time.monotonic()
-    queue = schedule(chosen)
+    units = units_of(chosen)
+    listed = {u.split(".")[0] + ".py" for u, _ in units}
+    missing = [f for f in chosen if f not in listed]
+    if missing:
+        print("integration: no test class found in %s" % " ".join(missing))
+        sys.exit(1)
+    alone = {u for u, a in units if a}
+    queue = schedule(units)
     running = []
     times = []
     while queue or running:
         while queue and len(running) < jobs:
-            name, alone = queue[0]
-            if alone and running:
+            unit, is_alone = queue[0]
+            if is_alone and running:
                 break           # wait until it has the machine to itself
             queue.pop(0)
-            running.append(Child(name))
-            if alone:
+            running.append(Child(unit))
+            if is_alone:
                 break
         done = [c for c in running if c.proc.poll() is not None]
         if not done:
-            # poll the children; a file runs for seconds, so 50 ms is cheap
+            # poll the children; a class runs for seconds, so 50 ms is cheap
             time.sleep(0.05)
             continue
         for c in done:
@@ -162,12 +238,7 @@ def main():
     failed = sum(t[3] for t in times)
     skipped = sum(t[4] for t in times)
     save_times(times)
-    print("integration: time per file, slowest first (%d at once)" % jobs)
-    for took, name, n, nfail, _ in sorted(times, reverse=True):
-        print("  %6.1fs  %-24s %3d tests%s%s" % (took, name, n,
-                                                ", %d FAILED" % nfail if nfail else "",
-                                                ", alone" if runs_alone(name) else ""))
-    print("integration time: %.1fs" % (time.monotonic() - start))
+    report(times, alone, jobs, start)
     line = "integration: %d passed, %d failed" % (ran - failed - skipped, failed)
     if skipped:
         line += ", %d skipped" % skipped

@@ -22,10 +22,6 @@ import harness  # noqa: E402
 from harness import (MQLB_BIN, EchoServer, Mosquitto, Mqlb, check_sanitizers, free_port,
                      nfds, port_open, rss_kib, wait_until)
 
-# Run with no other test file beside it: it bounds the memory returned
-# after bursts and floods the proxy.
-RUN_ALONE = True
-
 
 def echo_pool(port, backends, extra="", name="echo"):
     text = "[pool %s]\nlisten = 127.0.0.1:%d\ncheck_interval = 200ms\n" \
@@ -109,6 +105,7 @@ class ReloadStorm(unittest.TestCase):
     and off (so the main thread often hands over a new listener list
     before a busy worker took the previous one): no descriptor is closed
     twice, no session sees EBADF, every byte comes back."""
+    RUN_ALONE = True    # 40 bulk sessions and a SIGHUP every 2 ms load both cores
 
     def test_sighup_storm_with_bulk_sessions(self):
         echo = EchoServer()
@@ -226,6 +223,7 @@ class AdminSlowloris(unittest.TestCase):
     """100 connections from the loopback (keepalived's own address) that
     trickle one header byte at a time: GET /health still answers within
     1 s every time it is asked."""
+    RUN_ALONE = True    # /health timed to 1 s
 
     def test_health_answers_within_1s_through_100_trickling_connections(self):
         echo = EchoServer()
@@ -487,6 +485,9 @@ class Replay(unittest.TestCase):
                         got += chunk
                     replies.append(got)
             wait_until(lambda: len(a.got) + len(b.got) >= 6, what="brokers read")
+            # the log line of a session can follow its client's EOF by a
+            # moment (the log is written by its own thread)
+            wait_until(lambda: lb.output().count(" end=") >= 6, what="6 session lines")
             return a, b, replies, lb.output()
         finally:
             lb.stop()
@@ -516,6 +517,7 @@ class ReplayMemory(unittest.TestCase):
     """5,000 sessions whose broker never answers, with replay on: each
     keeps a copy of its first request only, small; once they are gone,
     so is the memory (RSS back below half of what the burst took)."""
+    RUN_ALONE = True    # RSS of 5,000 sessions
 
     def test_5000_quiet_sessions_stay_under_2_kib_each(self):
         import resource

@@ -21,10 +21,6 @@ from lifeclients import (AmqpClient, AmqpStandIn, CountWatcher, Mosquitto, MqttC
                          MqttFleet, MqttStandIn, connack5_properties, max_in_window,
                          mqtt_connect_packet, mqtt_read_packet)
 
-# Run with no other test file beside it: it times closes to a few hundred
-# milliseconds and counts broker-side connections of a 300-client fleet.
-RUN_ALONE = True
-
 
 def metric(lb, name, **labels):
     """One sample of /metrics, 0 if absent."""
@@ -164,6 +160,11 @@ class IdleAuto(unittest.TestCase):
         for name, idle in (("v5-60", "idle=16000ms"), ("v5-0", "idle=16000ms"),
                            ("v5-4", "idle=7000ms"), ("v311-4", "idle=7000ms")):
             self.assertIn(idle, session_line(lb, local[name]) or "", name)
+
+
+
+class IdleAutoAmqp(unittest.TestCase):
+    """idle_timeout = auto reads the heartbeat from the client's Tune-Ok."""
 
     def test_amqp_heartbeat_from_tune_ok(self):
         # A scripted AMQP stand-in (not RabbitMQ: that runs in make
@@ -369,7 +370,9 @@ def at_home(counts, brokers, homes):
     return counts[2] == len(homes[2])
 
 
-class Rebalance(RebalanceCase, unittest.TestCase):
+# One class per case: each drives its own 300-client fleet for 10-15 s,
+# and the runner runs classes side by side.
+class RebalancePaced(RebalanceCase, unittest.TestCase):
 
     def test_paced_returns_to_an_even_split_at_the_rate(self):
         r = self.run_case("rebalance = paced\nrebalance_rate = 20/s\n"
@@ -383,12 +386,18 @@ class Rebalance(RebalanceCase, unittest.TestCase):
         self.assertGreater(len(moved), 50)
         self.assertIn("end=rebalanced", r["log"])
 
+
+class RebalanceOff(RebalanceCase, unittest.TestCase):
+
     def test_off_leaves_the_split_skewed(self):
         r = self.run_case("rebalance = off", 6, lambda *a: False)
         self.report("off", r)
         self.assertLess(r["final"][2], 10, r["final"])
         self.assertEqual(sum(len(ts) for ts in r["closes"].values()), 0)
         self.assertEqual(r["rebalanced"], 0)
+
+
+class RebalanceClientId(RebalanceCase, unittest.TestCase):
 
     def test_client_id_hashing_moves_only_misplaced_clients_home(self):
         r = self.run_case("balance = mqtt-client-id\nrebalance = paced\n"
@@ -410,6 +419,8 @@ class Rebalance(RebalanceCase, unittest.TestCase):
 # ---- session lifetime, queue, connect rate, rejections ---------------------
 
 class MaxDuration(unittest.TestCase):
+    RUN_ALONE = True    # closes timed to 250 ms and their spread per 100 ms
+
     def test_sessions_end_after_the_duration_spread_by_jitter(self):
         echo = EchoServer()
         port = free_port()
@@ -561,6 +572,8 @@ class Queue(unittest.TestCase):
 
 
 class ConnectRate(unittest.TestCase):
+    RUN_ALONE = True    # a 300-client storm, connects counted per second
+
     def test_reconnect_storm_is_paced_per_broker_and_nobody_fails(self):
         brokers = [Mosquitto(), Mosquitto()]
         port = free_port()

@@ -25,9 +25,6 @@ import harness  # noqa: E402
 from harness import (Mqlb, Proc, cpu_ticks, free_port, nfds, rss_kib, wait_port,
                      wait_until)
 
-# Run with no other test file beside it: it bounds mqlb's CPU at EMFILE
-# and drives thousands of sockets.
-RUN_ALONE = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(os.path.dirname(HERE), "support", "echo_server.py")
@@ -45,12 +42,6 @@ def raise_nofile():
 def session_cap(want):
     """Sessions mqlb can hold: two descriptors each, and some to spare."""
     return min(want, (raise_nofile() - 200) // 2)
-
-
-
-
-
-
 
 
 class Backend:
@@ -163,6 +154,8 @@ class Clients:
 
 
 class ManySessions(unittest.TestCase):
+    RUN_ALONE = True    # near 20,000 descriptors; RSS per session
+
     def setUp(self):
         self.backend = Backend()
         self.port = free_port()
@@ -228,6 +221,8 @@ class ManySessions(unittest.TestCase):
 
 
 class Admission(unittest.TestCase):
+    RUN_ALONE = True    # CPU use at EMFILE
+
     def setUp(self):
         self.backend = Backend()
         self.port = free_port()
@@ -380,6 +375,8 @@ class SlowReader(unittest.TestCase):
 
 
 class Fairness(unittest.TestCase):
+    RUN_ALONE = True    # round trips timed beside a bulk transfer
+
     def test_chatty_sessions_beside_a_bulk_transfer(self):
         """Issue 7: one worker, one session saturated by a bulk download,
         50 chatty sessions beside it each complete 1,000 round trips."""
