@@ -223,7 +223,6 @@ class AdminSlowloris(unittest.TestCase):
     """100 connections from the loopback (keepalived's own address) that
     trickle one header byte at a time: GET /health still answers within
     1 s every time it is asked."""
-    RUN_ALONE = True    # /health timed to 1 s
 
     def test_health_answers_within_1s_through_100_trickling_connections(self):
         echo = EchoServer()
