@@ -74,14 +74,14 @@ $(BUILD)/%.o: src/%.c $(BUILD)/dashboard.inc | $(BUILD)
 $(BUILD)/dashboard.inc: src/dashboard.html | $(BUILD)
 	od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' > $@
 
-$(BUILD)/tests/%.o: tests/%.c | $(BUILD)
+$(BUILD)/tests/%.o: tests/%.c | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit_tests: $(TOBJ) $(LIBOBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion $(LDLIBS)
 
-$(BUILD):
-	mkdir -p $(BUILD)/tests
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
 
 deps:
 	@scripts/deps.sh
