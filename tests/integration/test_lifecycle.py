@@ -290,9 +290,14 @@ class RebalanceCase:
                         break
                     await asyncio.sleep(0.2)
                 took = time.monotonic() - t_up
-                # Closes in flight reach their clients, which reconnect.
+                # Closes in flight reach their clients, which reconnect;
+                # the brokers' counts are read once no connection is left
+                # over from a move (at most one check per broker beside
+                # the fleet: on a busy machine a reconnect can be counted
+                # before the broker saw the connection it replaces close).
                 await asyncio.sleep(1.0)
-                await wait_for(settled, 10, "fleet settled")
+                await wait_for(lambda: settled() and sum(counts()) <= N_FLEET + len(brokers),
+                               10, "fleet settled")
                 await asyncio.sleep(0.5)
                 r = {"moved_before": moved_before,
                      "skewed": skewed, "skewed_ids": skewed_ids, "homes": homes,
