@@ -151,6 +151,26 @@ class ManPages(unittest.TestCase):
 
 
 @unittest.skipUnless(shutil.which("make"), "make not installed")
+class BuildTree(unittest.TestCase):
+    def test_a_build_dir_made_beforehand_still_gets_its_tests_dir(self):
+        # .ci/run once made build/ for its logs before the first compile:
+        # the test objects waited only for build/, and the compiler could
+        # not write build/tests/*.d. A dry run says which steps would run.
+        with tempfile.TemporaryDirectory() as d:
+            build = os.path.join(d, "build")
+            os.mkdir(build)
+            obj = os.path.join(build, "tests", "test_acl.o")
+            r = subprocess.run(["make", "-n", "-C", ROOT, "BUILD=" + build, obj],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            lines = r.stdout.splitlines()
+            mkdir = [i for i, ln in enumerate(lines)
+                     if ln.startswith("mkdir -p ") and ln.endswith(os.path.join(build, "tests"))]
+            compile_ = [i for i, ln in enumerate(lines) if " -o " + obj + " " in ln]
+            self.assertTrue(mkdir and compile_ and mkdir[0] < compile_[0], r.stdout)
+
+
+@unittest.skipUnless(shutil.which("make"), "make not installed")
 class Install(unittest.TestCase):
     def make(self, *args):
         # BIN and -o: install the binary under test, never rebuild it here
