@@ -1194,7 +1194,7 @@ admin_unescape(void *cls, struct MHD_Connection *conn, char *s)
 
 struct admin *
 admin_start(const struct config_addr *listen, const char *token,
-            const struct admin_ops *ops, char *err)
+            const char *hosts, const struct admin_ops *ops, char *err)
 {
     struct admin *a;
     unsigned flags;
@@ -1210,7 +1210,10 @@ admin_start(const struct config_addr *listen, const char *token,
     pthread_mutex_init(&a->token_lock, NULL);
     pthread_mutex_init(&a->conns_lock, NULL);
     pthread_cond_init(&a->conns_cond, NULL);
-    if (admin_set_token(a, token) != MQ_OK) {
+    /* Before the daemon's thread serves a first request: a host name
+     * set after it was refused until then. */
+    if (admin_set_token(a, token) != MQ_OK ||
+        admin_set_hosts(a, hosts) != MQ_OK) {
         admin_stop(a);
         snprintf(err, MQ_ERR_LEN, "admin: out of memory");
         return NULL;

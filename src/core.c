@@ -564,13 +564,10 @@ core_init(struct core *c, struct config *cf, bool takeover)
     c->ctl_async.data = c;
     ev_async_start(c->loop, &c->ctl_async);
     mgmt_ops(c, &ops);
-    c->admin = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
+    c->admin = admin_start(&cf->admin_listen, cf->admin_token,
+                           cf->admin_allowed_hosts, &ops, err);
     if (c->admin == NULL) {
         log_error("admin port: %s", err);
-        goto fail;
-    }
-    if (admin_set_hosts(c->admin, cf->admin_allowed_hosts) != MQ_OK) {
-        log_error("admin port: out of memory");
         goto fail;
     }
     if (tin != NULL) {

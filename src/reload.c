@@ -122,17 +122,12 @@ reload_admin(struct core *c, const struct config *cf,
 
     if (!config_addr_equal(&old->admin_listen, &cf->admin_listen)) {
         mgmt_ops(c, &ops);
-        a = admin_start(&cf->admin_listen, cf->admin_token, &ops, err);
+        a = admin_start(&cf->admin_listen, cf->admin_token,
+                        cf->admin_allowed_hosts, &ops, err);
         if (a == NULL) {
             reload_error(res, "%s:%d: [admin] listen = %s cannot be "
                          "applied: %s", cf->path, cf->admin_listen.line,
                          cf->admin_listen.text, err);
-            return MQ_ERR;
-        }
-        if (admin_set_hosts(a, cf->admin_allowed_hosts) != MQ_OK) {
-            admin_stop(a);
-            reload_error(res, "%s: [admin] allowed_hosts cannot be applied: "
-                         "out of memory", cf->path);
             return MQ_ERR;
         }
         /*

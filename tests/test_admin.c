@@ -278,7 +278,7 @@ test_admin_action(void *ctx, const char *pool, const char *backend,
 }
 
 static void
-test_admin_start(const char *token)
+test_admin_start_hosts(const char *token, const char *hosts)
 {
     struct admin_ops ops;
     struct config_addr addr;
@@ -298,16 +298,28 @@ test_admin_start(const char *token)
     ops.snapshot = test_admin_snapshot;
     ops.action = test_admin_action;
     err[0] = '\0';
-    test_admin_server = admin_start(&addr, token, &ops, err);
+    test_admin_server = admin_start(&addr, token, hosts, &ops, err);
     cr_assert_not_null(test_admin_server, "admin_start: %s", err);
     test_admin_port = admin_port(test_admin_server);
     cr_assert_neq(test_admin_port, 0);
 }
 
 static void
+test_admin_start(const char *token)
+{
+    test_admin_start_hosts(token, NULL);
+}
+
+static void
 test_admin_start_open(void)
 {
     test_admin_start(NULL);
+}
+
+static void
+test_admin_start_named(void)
+{
+    test_admin_start_hosts(NULL, "lb.example mqlb.example.test");
 }
 
 static void
@@ -779,6 +791,27 @@ Test(admin_auth, token_is_required_everywhere, .init = test_admin_start_token,
     test_admin_resp_free(&r);
 }
 
+/* The allowed names hold from the first request: they were set after the
+ * server started, and a request that came first was refused. */
+Test(admin_guard_http, allowed_hosts_given_at_start_hold_for_the_first_request,
+     .init = test_admin_start_named, .fini = test_admin_stop, .timeout = 60)
+{
+    struct test_admin_resp r;
+    char req[256];
+
+    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: "
+             "MQLB.example.test:%u\r\nConnection: close\r\n\r\n",
+             test_admin_port);
+    r = test_admin_raw(req, strlen(req));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    test_admin_resp_free(&r);
+    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: "
+             "other.example\r\nConnection: close\r\n\r\n");
+    r = test_admin_raw(req, strlen(req));
+    cr_assert_eq(r.status, 403, "%s", r.raw);
+    test_admin_resp_free(&r);
+}
+
 Test(admin_guard_http, foreign_host_and_cross_site_post_are_refused,
      .init = test_admin_start_open, .fini = test_admin_stop, .timeout = 60)
 {
@@ -848,7 +881,7 @@ Test(admin_listen, bad_address_fails_with_a_message)
     snprintf(addr.text, sizeof(addr.text), "192.0.2.1:1");
     memset(&ops, 0, sizeof(ops));
     err[0] = '\0';
-    a = admin_start(&addr, NULL, &ops, err);
+    a = admin_start(&addr, NULL, NULL, &ops, err);
     cr_assert_null(a);
     cr_assert_not_null(strstr(err, "192.0.2.1:1"), "%s", err);
 }
@@ -869,7 +902,7 @@ Test(admin_listen, ipv6_loopback_works)
     snprintf(addr.text, sizeof(addr.text), "[::1]:0");
     memset(&ops, 0, sizeof(ops));
     err[0] = '\0';
-    a = admin_start(&addr, NULL, &ops, err);
+    a = admin_start(&addr, NULL, NULL, &ops, err);
     if (a == NULL && strstr(err, "ddress family") != NULL) {
         cr_skip_test("no IPv6 here: %s", err);
     }

@@ -103,11 +103,14 @@ bool admin_token_equal(const char *given, const char *token);
 unsigned admin_port(const struct admin *a);
 
 /*
- * Start serving on <listen> with <token> (NULL = none). <ops> is copied.
- * Returns NULL with a message in <err> (MQ_ERR_LEN) on failure.
+ * Start serving on <listen> with <token> (NULL = none) and the allowed
+ * host names <hosts> (see admin_set_hosts), both in force from the first
+ * request. <ops> is copied. Returns NULL with a message in <err>
+ * (MQ_ERR_LEN) on failure.
  */
 struct admin *admin_start(const struct config_addr *listen, const char *token,
-                          const struct admin_ops *ops, char *err);
+                          const char *hosts, const struct admin_ops *ops,
+                          char *err);
 /*
  * Replace the token of a running server (reload): requests from now on
  * need <token> (NULL or "" = none). MQ_ERR on no memory, token kept.
