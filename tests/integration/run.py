@@ -13,7 +13,7 @@ True (it loads the machine or measures it: CPU, memory, many sockets,
 rates) runs with nothing beside it, after the others; a module-level
 RUN_ALONE = True makes every class of the file run alone. Classes start
 longest first, by the times of the last run (build/integration-times.json
-when $MQLB_TEST_TIMES names it), else in file order.
+when $MQLB_TEST_TIMES names it), else by those kept in times.json.
 
 Prints each class's time and count as it ends, a table of every file's
 time at the end (summed over its classes, slowest first), and closes
@@ -103,10 +103,13 @@ def units_of(names):
     return units
 
 
-def past_times():
-    path = os.environ.get("MQLB_TEST_TIMES")
-    if not path:
-        return {}
+# Times of a whole run kept with the tests, so that a fresh checkout (CI)
+# starts the long classes first too. Refresh it from a plain run:
+# cp build/integration-times.json tests/integration/times.json
+SHIPPED_TIMES = os.path.join(HERE, "times.json")
+
+
+def read_times(path):
     try:
         with open(path) as f:
             return json.load(f)
@@ -114,11 +117,17 @@ def past_times():
         return {}
 
 
+def past_times():
+    """This build's times of the last run, else the shipped ones."""
+    path = os.environ.get("MQLB_TEST_TIMES")
+    return (read_times(path) if path else {}) or read_times(SHIPPED_TIMES)
+
+
 def save_times(times):
     path = os.environ.get("MQLB_TEST_TIMES")
     if not path:
         return
-    old = past_times()
+    old = read_times(path)
     old.update({t[1]: round(t[0], 1) for t in times})
     try:
         with open(path + ".tmp", "w") as f:
