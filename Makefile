@@ -106,7 +106,7 @@ layers:
 # measure or load the machine, RUN_ALONE, still run by themselves); each
 # run's times order the next one, longest first.
 INTEGRATION ?=
-TEST_JOBS   ?= 8
+TEST_JOBS   ?= 10
 TEST_ENV     = MQLB_TEST_JOBS=$(TEST_JOBS) \
                MQLB_TEST_TIMES=$(abspath $(BUILD))/integration-times.json
 integration: $(BIN)
@@ -214,9 +214,12 @@ FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 .SECONDARY: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/%.o)
 
+# flock: a second fuzz-build started meanwhile (.ci/run builds the fuzz
+# targets beside the tests) waits, then finds them built.
 fuzz-build:
 	@scripts/deps.sh --fuzz
-	$(MAKE) -j$(BUILD_JOBS) $(FUZZ_BINS)
+	@mkdir -p $(FUZZ_BUILD)
+	flock $(FUZZ_BUILD)/.lock $(MAKE) -j$(BUILD_JOBS) $(FUZZ_BINS)
 
 $(FUZZ_BUILD)/%.o: src/%.c $(FUZZ_BUILD)/dashboard.inc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
