@@ -290,19 +290,26 @@ class RebalanceCase:
                         break
                     await asyncio.sleep(0.2)
                 took = time.monotonic() - t_up
-                # Closes in flight reach their clients, which reconnect;
-                # the brokers' counts are read once no connection is left
-                # over from a move (at most one check per broker beside
-                # the fleet: on a busy machine a reconnect can be counted
-                # before the broker saw the connection it replaces close).
+                # Closes in flight reach their clients, which reconnect.
+                # The final split is the fleet's, by client id in the
+                # brokers' logs, once every client is on exactly one
+                # broker: socket counts also hold mqlb's checks and, on a
+                # busy machine, a moved client's new connection before the
+                # broker saw its old one close.
                 await asyncio.sleep(1.0)
-                await wait_for(lambda: settled() and sum(counts()) <= N_FLEET + len(brokers),
-                               10, "fleet settled")
-                await asyncio.sleep(0.5)
+                await wait_for(settled, 10, "fleet settled")
+                ids = set(fleet.ids)
+                split = []
+
+                def placed_once():
+                    on = [b.connected_ids() & ids for b in brokers]
+                    split[:] = [len(x) for x in on]
+                    return sum(split) == N_FLEET and len(set().union(*on)) == N_FLEET
+                await wait_for(placed_once, 10, "every client on one broker")
                 r = {"moved_before": moved_before,
                      "skewed": skewed, "skewed_ids": skewed_ids, "homes": homes,
                      "took": took,
-                     "final": counts(), "failures": fleet.failures,
+                     "final": list(split), "failures": fleet.failures,
                      "placed": [b.connected_ids() for b in brokers],
                      "logs": [b.proc.output() for b in brokers],
                      "closes": {cid: [t for t in ts if t >= t_start]
