@@ -383,13 +383,6 @@ lb_maglev_rebuild(void *st, struct backend *const *all, const bool *usable,
 }
 
 /*
- * The candidate of <p> for slot <key> % M. When that backend is not a
- * candidate (full, tried, or its state changed since the last rebuild),
- * the following slots are tried in order, so the keys of a full backend
- * spread over the others as its home slots' neighbours say; at most M
- * slots, then key % ncands. Called under the pool lock.
- */
-/*
  * Slow start: a backend whose weight is still ramping up takes back only
  * the share of its keys that its ramp allows, chosen by the key itself so
  * that a key, once back, stays back. The others walk on to their next
@@ -406,6 +399,13 @@ lb_maglev_admits(const struct lb_cand *c, uint64_t key)
     return ((key * 0x9e3779b97f4a7c15ULL) >> 40) % full < c->weight;
 }
 
+/*
+ * The candidate of <p> for slot <key> % M. When that backend is not a
+ * candidate (full, tried, or its state changed since the last rebuild),
+ * the following slots are tried in order, so the keys of a full backend
+ * spread over the others as its home slots' neighbours say; at most M
+ * slots, then key % ncands. Called under the pool lock.
+ */
 static size_t
 lb_maglev_pick(void *st, const struct lb_pick *p)
 {
@@ -462,6 +462,15 @@ lb_maglev_pick(void *st, const struct lb_pick *p)
     return (size_t)(key % p->ncands);
 }
 
+/* The home layer's owner of <key>'s slot, up or not. */
+static bool
+lb_maglev_is_home(const void *st, uint64_t key, size_t index)
+{
+    const struct lb_maglev *mg = st;
+
+    return mg->size > 0 && mg->has_home && mg->home[key % mg->size] == index;
+}
+
 const struct lb_ops lb_maglev_ops = {
     .name = "maglev",
     .create = lb_maglev_create,
@@ -469,4 +478,5 @@ const struct lb_ops lb_maglev_ops = {
     .rebuild = lb_maglev_rebuild,
     .heavy = 1,
     .pick = lb_maglev_pick,
+    .is_home = lb_maglev_is_home,
 };

@@ -318,13 +318,13 @@ pool_is_saturated(struct pool *p, uint64_t now_ms)
 }
 
 struct backend *
-pool_key_owner(struct pool *p, uint64_t key, uint64_t now_ms)
+pool_key_owner(struct pool *p, uint64_t key, uint64_t now_ms, bool *home)
 {
     static const struct pool_tried none;
     struct lb_pick pick;
     struct backend *b = NULL;
-    bool primary_up;
-    size_t n;
+    bool primary_up, at_home = false;
+    size_t n, i;
 
     pthread_mutex_lock(&p->lock);
     primary_up = pool_refresh(p);
@@ -334,9 +334,15 @@ pool_key_owner(struct pool *p, uint64_t key, uint64_t now_ms)
         pick.ncands = n;
         pick.key = key;
         pick.has_key = true;
-        b = p->cands[p->lb->pick(p->lb_state, &pick) % n].b;
+        i = p->lb->pick(p->lb_state, &pick) % n;
+        b = p->cands[i].b;
+        at_home = p->lb->is_home != NULL &&
+                  p->lb->is_home(p->lb_state, key, p->cands[i].index);
     }
     pthread_mutex_unlock(&p->lock);
+    if (home != NULL) {
+        *home = at_home;
+    }
     return b;
 }
 

@@ -1352,10 +1352,19 @@ session_sheddable(struct session *s, ev_tstamp now, uint64_t now_ms,
         return false;
     }
     if (&s->pool->shed_any == session_shed_allowance(s)) {
-        /* Hashed: only a client whose key now maps elsewhere moves, and
-         * never off a drained or disabled backend (they keep theirs). */
-        return backend_state(s->b) == BACKEND_UP &&
-               pool_key_owner(s->pool, s->key, now_ms) != s->b;
+        /* Hashed: only a client away from its key's home moves, once that
+         * home serves again, and never off a drained or disabled backend
+         * (they keep theirs). While the home is away the key's stand-in
+         * need not be where the client landed (a retry walks on from the
+         * backend that refused it): moving it there would move it twice. */
+        bool home;
+        struct backend *owner;
+
+        if (backend_state(s->b) != BACKEND_UP) {
+            return false;
+        }
+        owner = pool_key_owner(s->pool, s->key, now_ms, &home);
+        return owner != NULL && home && owner != s->b;
     }
     return true;
 }

@@ -485,6 +485,44 @@ Test(pool, while_rebalancing_new_sessions_go_to_the_emptiest)
     cr_expect_neq(tp_pick(NULL), 1);
 }
 
+/* The rebalancer moves a client only to its key's home: while the home is
+ * down the key has a stand-in, which is not a home. */
+Test(pool, key_owner_says_whether_it_is_the_keys_home)
+{
+    struct backend *owner;
+    uint64_t key;
+    unsigned stand_ins = 0;
+    bool home;
+
+    tp_init("balance = source\n"
+            "backend = a 127.0.0.1:7101\n"
+            "backend = b 127.0.0.1:7102\n"
+            "backend = c 127.0.0.1:7103\n");
+    for (key = 1; key < 200; key++) {
+        home = false;
+        owner = pool_key_owner(tp.p, key * 7919, mq_now_ms(), &home);
+        cr_assert_not_null(owner);
+        cr_assert(home, "key %llu: every backend is up, every owner is home",
+                  (unsigned long long)key);
+    }
+    tp_set_up(0, false);
+    for (key = 1; key < 200; key++) {
+        struct backend *was;
+
+        tp_set_up(0, true);
+        was = pool_key_owner(tp.p, key * 7919, mq_now_ms(), NULL);
+        tp_set_up(0, false);
+        home = true;
+        owner = pool_key_owner(tp.p, key * 7919, mq_now_ms(), &home);
+        cr_assert_not_null(owner);
+        cr_assert_neq(owner, tp.b[0]);
+        /* the keys of a stay theirs: elsewhere they are only stood in for */
+        cr_assert_eq(home, was != tp.b[0], "key %llu", (unsigned long long)key);
+        stand_ins += !home;
+    }
+    cr_assert_gt(stand_ins, 0, "some key's home is a");
+}
+
 Test(pool, key_owner_is_where_the_key_maps_full_or_not)
 {
     struct backend *owner;
@@ -499,18 +537,18 @@ Test(pool, key_owner_is_where_the_key_maps_full_or_not)
         static const struct pool_tried none;
         struct backend *b;
 
-        owner = pool_key_owner(tp.p, key * 7919, mq_now_ms());
+        owner = pool_key_owner(tp.p, key * 7919, mq_now_ms(), NULL);
         cr_assert_not_null(owner);
         b = pool_pick(tp.p, &none, key * 7919, mq_now_ms());
         picked = b == NULL ? -1 : (int)b->index;
         cr_assert_eq(picked, (int)owner->index, "key %llu",
                      (unsigned long long)key);
         /* The owner is full now; it still owns the key. */
-        cr_assert_eq(pool_key_owner(tp.p, key * 7919, mq_now_ms()), owner);
+        cr_assert_eq(pool_key_owner(tp.p, key * 7919, mq_now_ms(), NULL), owner);
         backend_session_end(b);
     }
     tp_set_up(0, false);
     for (key = 1; key < 50; key++) {
-        cr_assert_neq(pool_key_owner(tp.p, key * 7919, mq_now_ms()), tp.b[0]);
+        cr_assert_neq(pool_key_owner(tp.p, key * 7919, mq_now_ms(), NULL), tp.b[0]);
     }
 }

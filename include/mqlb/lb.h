@@ -49,6 +49,12 @@ struct lb_ops {
     unsigned        heavy:1;
     /* Index into <p->cands> of the chosen backend. */
     size_t        (*pick)(void *st, const struct lb_pick *p);
+    /*
+     * Optional (NULL: no key has a home). True when the backend at pool
+     * position <index> is <key>'s home: where the key goes whenever that
+     * backend can take it, rather than a stand-in while it is away.
+     */
+    bool          (*is_home)(const void *st, uint64_t key, size_t index);
 };
 
 extern const struct lb_ops lb_rr_ops;

@@ -124,10 +124,11 @@ bool pool_is_saturated(struct pool *p, uint64_t now_ms);
 /*
  * The backend <key> maps to now under a hashed policy (source,
  * mqtt-client-id), whether or not it has room; NULL if none serves.
- * Takes nothing.
+ * <home> (may be NULL) says whether that backend is the key's home
+ * rather than a stand-in for a home that is away. Takes nothing.
  */
 struct backend *pool_key_owner(struct pool *p, uint64_t key,
-                               uint64_t now_ms);
+                               uint64_t now_ms, bool *home);
 
 /*
  * The position of <b> in <p>, for <struct pool_tried>. Not b->index: a

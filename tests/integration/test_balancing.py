@@ -529,7 +529,7 @@ class Admission(unittest.TestCase):
                    what="rejected = 1")
         self.assertTrue(ping(port, "127.0.0.1"))
         self.assertEqual(pool_status(lb, "p")["rejected"], 1)
-        self.assertIn("client 127.0.0.9", lb.output())
+        lb.wait_output("client 127.0.0.9")
 
     def test_max_conns_per_source(self):
         lb, port = self.start("max_conns_per_source = 3\n")
@@ -555,7 +555,7 @@ class Admission(unittest.TestCase):
             return held.open(port, source="127.0.0.11").command("PING") == "PONG"
         wait_until(reopen, 5, interval=0.05, what="a session after one closed")
         self.assertTrue(refused_without_data(port, "127.0.0.11"))
-        self.assertIn("max_conns_per_source reached", lb.output())
+        lb.wait_output("max_conns_per_source reached")
         wait_until(lambda: lb.backend("p", "b1")["active"] == 6, 5, what="6 active")
 
     def test_tcp_keepalive_on_both_sockets(self):

@@ -513,8 +513,9 @@ class EchoFails(Case):
                 b = wait_check(lb, kind, "echo", "down", reason)
                 self.assertEqual(b["check"]["result"], "fail")
                 # The state change is logged once, with the same reason.
-                logged = re.findall(r"backend %s/echo \(.*\) is down: check failed: (.*)"
-                                    % re.escape(kind), lb.output())
+                down = r"backend %s/echo \(.*\) is down: check failed: (.*)" % re.escape(kind)
+                wait_until(lambda: re.search(down, lb.output()), 5, what="the down line")
+                logged = re.findall(down, lb.output())
                 self.assertEqual(len(logged), 1)
                 self.assertRegex(logged[0], reason)
 

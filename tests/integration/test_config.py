@@ -244,7 +244,7 @@ class ReloadDiff(unittest.TestCase):
         lb.write(pool("10.0.0.0/9 127.0.0.1", "/a"))
         lb.reload()
         wait_until(lambda: lb.output().count("reload: 0 added") >= 1, 10, what="reload 1")
-        self.assertIn("reload: pool p changed (sessions)", lb.output())
+        lb.wait_output("reload: pool p changed (sessions)")
         # check_path once ignored
         lb.global_extra = "log_level = notice\n"
         lb.write(pool("10.0.0.0/9 127.0.0.1", "/b"))

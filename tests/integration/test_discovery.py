@@ -213,7 +213,7 @@ discover = dns-srv %s
         wait_until(lambda: "t3.mqlb.test" not in backends_of(self.m, "q"), 10,
                    what="t3 gone after DNS came back")
         self.assertIsNone(pool_of(self.m, "q")["dns"]["last_error"])
-        self.assertIn("keeping the last known backends", self.m.output())
+        self.m.wait_output("keeping the last known backends")
 
 
 class ARecordTest(unittest.TestCase):
@@ -340,7 +340,7 @@ discover = dns r.mqlb.test:%d
             m.reload()
             wait_until(lambda: "r.mqlb.test-127.0.0.3" in backends_of(m, "a"), 10,
                        what="the second server's answer")
-            self.assertIn("reload: DNS now asks %s" % two.resolvers, m.output())
+            m.wait_output("reload: DNS now asks %s" % two.resolvers)
             self.assertEqual(backends_of(m, "a")["r.mqlb.test-127.0.0.1"]["state"], "up",
                              "the backend both servers name is kept, health and all")
         finally:

@@ -484,9 +484,7 @@ class Replay(unittest.TestCase):
                         got += chunk
                     replies.append(got)
             wait_until(lambda: len(a.got) + len(b.got) >= 6, what="brokers read")
-            # the log line of a session can follow its client's EOF by a
-            # moment (the log is written by its own thread)
-            wait_until(lambda: lb.output().count(" end=") >= 6, what="6 session lines")
+            lb.wait_output(" end=", 6)
             return a, b, replies, lb.output()
         finally:
             lb.stop()

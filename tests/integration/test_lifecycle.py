@@ -541,6 +541,7 @@ class Queue(unittest.TestCase):
         self.clients[15].shutdown(socket.SHUT_WR)
         wait_until(lambda: pool_status(self.lb, "q")["queued"] == 15, 5,
                    what="the reset clients out of the queue long before queue_timeout")
+        self.lb.wait_output("end=client reset", 5)
         self.assertEqual(self.lb.proc.output().count("end=client reset"), 5)
         self.assertEqual(pool_status(self.lb, "q")["rejected_by"]["queue"], 0)
         # Freed slots go to the clients still waiting, the half-closed one
@@ -569,6 +570,7 @@ class Queue(unittest.TestCase):
             self.clients[i].close()
         wait_until(lambda: pool_status(self.lb, "q")["queued"] == 300, 5,
                    what="the 300 reset clients out of the queue")
+        self.lb.wait_output("end=client reset", 300)
         self.assertEqual(self.lb.proc.output().count("end=client reset"), 300)
 
     def test_queue_timeout_closes_the_rest_with_reason_queue(self):

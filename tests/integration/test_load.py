@@ -256,8 +256,7 @@ class Admission(unittest.TestCase):
             self.assertEqual(len(waiting), 50)
             self.assertLessEqual(active(self.lb), 100)
             # The operator sees why: a warning, the limit and the count.
-            self.assertIn("max_connections (100) reached: new clients wait",
-                          self.lb.proc.output())
+            self.lb.wait_output("max_connections (100) reached: new clients wait")
             code, body, _ = self.lb.http("GET", "/metrics")
             self.assertEqual(code, 200)
             self.assertRegex(body, r"(?m)^mqlb_max_connections 100$")
