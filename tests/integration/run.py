@@ -11,7 +11,9 @@ interleave. Most tests wait (for a timeout, a check interval, a broker),
 so several share the 2 cores well. A class that declares RUN_ALONE =
 True (it loads the machine or measures it: CPU, memory, many sockets,
 rates) runs with nothing beside it, after the others; a module-level
-RUN_ALONE = True makes every class of the file run alone. Classes start
+RUN_ALONE = True makes every class of the file run alone. Each class
+running gets a slot (MQLB_TEST_SLOT of MQLB_TEST_SLOTS): harness.free_port
+takes its ports from that slot's share only. Classes start
 longest first, by the times of the last run (build/integration-times.json
 when $MQLB_TEST_TIMES names it), else by those kept in times.json.
 
@@ -140,13 +142,16 @@ def save_times(times):
 class Child:
     """One class running in its own process, its output in a file."""
 
-    def __init__(self, unit):
+    def __init__(self, unit, slot, slots):
         self.unit = unit
+        self.slot = slot
         self.out = tempfile.TemporaryFile()
         self.t0 = time.monotonic()
+        # its own share of the test ports (harness.free_port)
+        env = dict(os.environ, MQLB_TEST_SLOT=str(slot), MQLB_TEST_SLOTS=str(slots))
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--one", unit],
                                      stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
 
     def finish(self):
         """Print the class's output; return (took, unit, ran, failed, skipped)."""
@@ -232,7 +237,8 @@ def main():
             if is_alone and running:
                 break           # wait until it has the machine to itself
             queue.pop(0)
-            running.append(Child(unit))
+            slot = min(set(range(jobs)) - {c.slot for c in running})
+            running.append(Child(unit, slot, jobs))
             if is_alone:
                 break
         done = [c for c in running if c.proc.poll() is not None]

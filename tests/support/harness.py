@@ -60,6 +60,25 @@ def _below_ephemeral():
     return max(1024, low - 20000), low
 
 
+def _port_range():
+    """This process's share of the ports below the ephemeral range: the
+    integration runner gives each test class running at the same time a
+    slot of its own (MQLB_TEST_SLOT of MQLB_TEST_SLOTS), so that a port
+    one class freed to restart a server on it (a broker killed and
+    brought back) cannot be taken meanwhile by another class's server."""
+    lo, hi = _below_ephemeral()
+    try:
+        slot = int(os.environ.get("MQLB_TEST_SLOT", ""))
+        slots = int(os.environ.get("MQLB_TEST_SLOTS", ""))
+    except ValueError:
+        return lo, hi
+    if slots > 1 and 0 <= slot < slots:
+        width = (hi - lo) // slots
+        lo += slot * width
+        hi = lo + width
+    return lo, hi
+
+
 _PORTS = random.Random(os.urandom(16))     # tests may seed `random`
 
 
@@ -71,7 +90,7 @@ def free_port(host="127.0.0.1", udp=False):
     on its port (a broker brought back, DNS after an outage) finds it
     taken."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    lo, hi = _below_ephemeral()
+    lo, hi = _port_range()
     for _ in range(2000):
         port = _PORTS.randrange(lo, hi)
         try:
