@@ -564,6 +564,16 @@ core_init(struct core *c, struct config *cf, bool takeover)
     c->ctl_async.data = c;
     ev_async_start(c->loop, &c->ctl_async);
     mgmt_ops(c, &ops);
+    /* The control socket too is there before the admin port answers
+     * (with --takeover it is the old process's until the commit). */
+    if (tin == NULL && cf->control_socket != NULL) {
+        c->ctlsock = ctlsock_start(c->loop, cf->control_socket, ctlserve_conn,
+                                   c, err);
+        if (c->ctlsock == NULL) {
+            log_error("%s", err);
+            goto fail;
+        }
+    }
     c->admin = admin_start(&cf->admin_listen, cf->admin_token,
                            cf->admin_allowed_hosts, &ops, err);
     if (c->admin == NULL) {
@@ -579,13 +589,6 @@ core_init(struct core *c, struct config *cf, bool takeover)
         takeover_in_free(tin);
         tin = NULL;
         core_control_socket_start(c);
-    } else if (cf->control_socket != NULL) {
-        c->ctlsock = ctlsock_start(c->loop, cf->control_socket, ctlserve_conn,
-                                   c, err);
-        if (c->ctlsock == NULL) {
-            log_error("%s", err);
-            goto fail;
-        }
     }
     if (cf->user != NULL && proc_drop_privileges(cf->user) != MQ_OK) {
         goto fail;
