@@ -421,11 +421,12 @@ mgmt_api_sessions(struct core *c, const struct admin_api_req *req,
     mgmt_each_worker(c, mgmt_sessions_list_fn, &ms);
     arr = json_array();
     for (i = 0; arr != NULL && i < ms.n; i++) {
-        o = json_pack("{sIsssssssfsIsIsfsf}",
+        o = json_pack("{sIsssssssssfsIsIsfsf}",
                       "id", (json_int_t)ms.infos[i].id,
                       "client", ms.infos[i].client,
                       "pool", ms.infos[i].pool,
                       "backend", ms.infos[i].backend,
+                      "state", ms.infos[i].state,
                       "age_s", (double)ms.infos[i].age_ms / 1000.0,
                       "bytes_in", (json_int_t)ms.infos[i].bytes_in,
                       "bytes_out", (json_int_t)ms.infos[i].bytes_out,

@@ -453,6 +453,23 @@ session_matches(const struct session *s, const char *pool,
     return true;
 }
 
+/* What GET /sessions calls the state of <s>. */
+static const char *
+session_state_name(const struct session *s)
+{
+    switch ((enum session_state)s->state) {
+    case SESSION_PEEK:          return "reading_connect";
+    case SESSION_CONNECTING:    return "connecting";
+    case SESSION_RELAYING:      return s->tentative ? "connecting" : "relaying";
+    case SESSION_WAIT_FD:       return "waiting_descriptor";
+    case SESSION_HANDSHAKE:     return "tls_handshake";
+    case SESSION_HELLO:         return "reading_client_hello";
+    case SESSION_UP_HANDSHAKE:  return "backend_tls_handshake";
+    case SESSION_QUEUED:        return "queued";
+    }
+    return "unknown";
+}
+
 size_t
 session_list(struct session_env *env, const char *pool, const char *backend,
              struct session_info *out, size_t max)
@@ -481,6 +498,7 @@ session_list(struct session_env *env, const char *pool, const char *backend,
         out[n].idle_ms = now > s->last_active && s->last_active > 0
                          ? (uint64_t)((now - s->last_active) * 1000.0) : 0;
         out[n].idle_timeout_ms = s->idle_ms;  /* auto: the one in force */
+        out[n].state = session_state_name(s);
         n++;
     }
     return n;

@@ -136,6 +136,8 @@ struct session_info {
     uint64_t            bytes_out;      /* broker -> client */
     uint64_t            idle_ms;        /* since the last byte either way */
     uint64_t            idle_timeout_ms;    /* 0 = never */
+    const char         *state;      /* static: "relaying", "connecting",
+                                       "queued"... (session_state_name) */
 };
 
 /*

@@ -564,6 +564,9 @@ class Queue(unittest.TestCase):
                         for _ in range(601)]
         wait_until(lambda: pool_status(self.lb, "q")["queued"] == 600, 10,
                    what="600 queued")
+        code, body, _ = self.lb.http("GET", "/sessions?pool=q")
+        states = [x["state"] for x in json.loads(body)["sessions"]]
+        self.assertEqual((states.count("relaying"), states.count("queued")), (1, 600))
         for i in range(1, 601, 2):
             self.clients[i].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))

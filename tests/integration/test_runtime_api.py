@@ -208,6 +208,7 @@ backend = r0 127.0.0.1:%d
         for k in ("id", "client", "backend", "age_s", "bytes_in", "bytes_out", "idle_timeout_s"):
             self.assertIn(k, one)
         self.assertEqual(one["backend"], "r0")
+        self.assertEqual(one["state"], "relaying")
         self.assertEqual(one["idle_timeout_s"], 3600)
         self.assertEqual((one["bytes_in"], one["bytes_out"]), (14, 7))
         code, s2 = self.api("GET", "/sessions?backend=r0&limit=2")
