@@ -3,6 +3,7 @@ brokers on loopback, talk to them with real clients, and wait with polls
 that have deadlines (never bare sleeps). Every process is started here and
 stopped here, by PID."""
 
+import collections
 import hashlib
 import http.client
 import json
@@ -80,6 +81,10 @@ def _port_range():
 
 
 _PORTS = random.Random(os.urandom(16))     # tests may seed `random`
+# Ports handed out lately, oldest first: free_port never gives one twice
+# while it may still be about to be bound (a test takes a port for mqlb's
+# admin, then one for a server, before either binds).
+_GIVEN = collections.deque()
 
 
 def free_port(host="127.0.0.1", udp=False):
@@ -91,8 +96,12 @@ def free_port(host="127.0.0.1", udp=False):
     taken."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     lo, hi = _port_range()
+    while len(_GIVEN) > (hi - lo) // 2:
+        _GIVEN.popleft()
     for _ in range(2000):
         port = _PORTS.randrange(lo, hi)
+        if port in _GIVEN:
+            continue
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
                 s.bind((host, port))
@@ -101,6 +110,7 @@ def free_port(host="127.0.0.1", udp=False):
                     u.bind((host, port))
         except OSError:
             continue
+        _GIVEN.append(port)
         return port
     raise OSError("no free port below %d" % hi)
 
