@@ -11,7 +11,9 @@ interleave. Most tests wait (for a timeout, a check interval, a broker),
 so several share the 2 cores well. A class that declares RUN_ALONE =
 True (it loads the machine or measures it: CPU, memory, many sockets,
 rates) runs with nothing beside it, after the others; a module-level
-RUN_ALONE = True makes every class of the file run alone. Each class
+RUN_ALONE = True makes every class of the file run alone; RUN_ALONE =
+"plain" runs alone in the plain build only (it bounds CPU or memory,
+which the sanitizer builds do not check). Each class
 running gets a slot (MQLB_TEST_SLOT of MQLB_TEST_SLOTS): harness.free_port
 takes its ports from that slot's share only. Classes start
 longest first, by the times of the last run (build/integration-times.json
@@ -65,6 +67,8 @@ def list_units(names):
                 continue
             seen.append(cls)
             alone = getattr(cls, "RUN_ALONE", getattr(module, "RUN_ALONE", False))
+            if alone == "plain":        # it measures what a sanitizer swamps
+                alone = not os.environ.get("MQLB_SAN")
             print("%s %s.%s %d" % (LISTING, modname, cls.__name__, 1 if alone else 0))
     sys.stdout.flush()
     sys.exit(0)
