@@ -426,22 +426,6 @@ test_admin_raw(const char *req, size_t len)
     return r;
 }
 
-/* The status of GET /health naming <host> in its Host header. */
-static int
-test_admin_health_status(const char *host)
-{
-    struct test_admin_resp r;
-    char req[256];
-    int status;
-
-    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: %s\r\n"
-             "Connection: close\r\n\r\n", host);
-    r = test_admin_raw(req, strlen(req));
-    status = r.status;
-    test_admin_resp_free(&r);
-    return status;
-}
-
 /* <method> <target> with an optional extra header line (no CRLF). */
 static struct test_admin_resp
 test_admin_req(const char *method, const char *target, const char *header)
@@ -492,6 +476,22 @@ static void
 test_admin_resp_free(struct test_admin_resp *r)
 {
     mq_free(r->raw);
+}
+
+/* The status of GET /health naming <host> in its Host header. */
+static int
+test_admin_health_status(const char *host)
+{
+    struct test_admin_resp r;
+    char req[512];
+    int status;
+
+    snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: %s\r\n"
+             "Connection: close\r\n\r\n", host);
+    r = test_admin_raw(req, strlen(req));
+    status = r.status;
+    test_admin_resp_free(&r);
+    return status;
 }
 
 TestSuite(admin_http, .init = test_admin_start_open,
