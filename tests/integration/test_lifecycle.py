@@ -487,11 +487,18 @@ class Queue(unittest.TestCase):
         self.lb.wait_state("q", "a", "up")
         self.lb.wait_state("q", "b", "up")
         self.clients = []
+
+        def arrived():
+            p = pool_status(self.lb, "q")
+            return sum(b["active"] for b in p["backends"]) + p["queued"]
         for i in range(30):
             s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
             s.sendall(b"%02d" % i)
             self.clients.append(s)
-            time.sleep(0.01)      # a known arrival order
+            # a known arrival order: two workers accept, and on a busy
+            # machine a later client can overtake one 10 ms ahead of it
+            wait_until(lambda: arrived() >= i + 1, 5, interval=0.005,
+                       what="client %d at mqlb" % i)
 
     def tearDown(self):
         for s in self.clients:
