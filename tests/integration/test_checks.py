@@ -502,8 +502,12 @@ class EchoFails(Case):
     def test_every_protocol_check_fails_on_an_echo_server(self):
         echo = self.start(EchoServer())
         text = ""
+        # Time enough for the echo to come back on a busy machine (nine
+        # checks on one Python echo server every 300 ms): the reason a
+        # check went down with is its reply, not a timeout.
+        slow = "check_timeout = 2s\n"
         for kind, (extra, _) in self.KINDS.items():
-            text += pool(kind, free_port(), [("echo", echo.port)], kind, extra)
+            text += pool(kind, free_port(), [("echo", echo.port)], kind, extra + slow)
         text += pool("tcp", free_port(), [("echo", echo.port)], "tcp")
         lb = self.mqlb(text)
         # A plain connect passes: the echo server is there.
