@@ -119,16 +119,12 @@ test-brokers: $(BIN)
 	MQLB_TEST_BROKERS=1 MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py \
 	    test_brokers.py
 
-# The plain run ends with a TEST_SOAK_SECONDS soak (0: none; .ci/run runs
-# it beside the sanitizer pass instead).
-TEST_SOAK_SECONDS ?= 60
 test: deps
 	$(MAKE) -j$(BUILD_JOBS) all $(BUILD)/unit_tests
 	$(MAKE) unit
 	$(MAKE) integration
 	@if [ -z "$(SAN)" ]; then $(MAKE) fuzz-smoke; fi
-	@if [ -z "$(SAN)" ] && [ "$(TEST_SOAK_SECONDS)" != 0 ]; then \
-	    $(MAKE) soak SOAK_SECONDS=$(TEST_SOAK_SECONDS); fi
+	@if [ -z "$(SAN)" ]; then $(MAKE) soak SOAK_SECONDS=60; fi
 	@echo "make test: done"
 
 demo: deps

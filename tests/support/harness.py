@@ -494,8 +494,10 @@ class Mqlb:
         """mqlb's output once <text> is in it <count> times. mqlb writes
         its log from a thread of its own, so a line can follow the event
         it tells of (a client's EOF, a reload's answer) by a moment."""
-        return wait_until(lambda: self.output() if self.output().count(text) >= count
-                          else None, timeout, what="%d x %r in mqlb's log" % (count, text))
+        def enough():
+            out = self.output()
+            return out if out.count(text) >= count else None
+        return wait_until(enough, timeout, what="%d x %r in mqlb's log" % (count, text))
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
