@@ -58,7 +58,7 @@ INSTALL_PATHS  = -e 's|/usr/local/sbin|$(sbindir)|g' \
                  -e 's|/usr/local/lib/systemd/system|$(systemdunitdir)|g' \
                  -e 's|/usr/local/share/doc/mqlb|$(docdir)|g'
 
-.PHONY: all deps test unit layers integration test-brokers demo bench bench-quick clean
+.PHONY: all deps test test-build unit layers integration test-brokers demo bench bench-quick clean
 all: mqlb
 
 mqlb: $(BIN)
@@ -119,12 +119,15 @@ test-brokers: $(BIN)
 	MQLB_TEST_BROKERS=1 MQLB_BIN=$(abspath $(BIN)) python3 tests/integration/run.py \
 	    test_brokers.py
 
+# What `make test` runs, built: mqlb, the unit tests, the fuzz replays.
+test-build: all $(BUILD)/unit_tests $(REPLAY_BINS)
+
 test: deps
-	$(MAKE) -j$(BUILD_JOBS) all $(BUILD)/unit_tests
+	$(MAKE) -j$(BUILD_JOBS) test-build
 	$(MAKE) unit
 	$(MAKE) integration
-	@if [ -z "$(SAN)" ]; then $(MAKE) fuzz-smoke; fi
-	@if [ -z "$(SAN)" ]; then $(MAKE) soak SOAK_SECONDS=60; fi
+	$(MAKE) fuzz-replay
+	@if [ -z "$(SAN)" ]; then $(MAKE) soak SOAK_SECONDS=$(TEST_SOAK_SECONDS); fi
 	@echo "make test: done"
 
 demo: deps
@@ -145,10 +148,12 @@ bench-quick: deps
 	scripts/bench_tls.sh --quick $(BENCH_ARGS)
 	scripts/bench_fleet.sh --quick $(BENCH_ARGS)
 
-# Chaos soak (scripts/soak.sh): 10 minutes by default, 60 s in `make test`.
+# Chaos soak (scripts/soak.sh): 10 minutes by default; in `make test` a
+# 30-second chaos smoke (TEST_SOAK_SECONDS), every kind of fault but one.
 # Its faults and data come from SOAK_SEED (printed at the start), so a run
 # can be repeated: `make soak SOAK_SEED=1234`.
 SOAK_SECONDS ?= 600
+TEST_SOAK_SECONDS ?= 30
 SOAK_SEED    ?= 1
 .PHONY: soak
 soak: $(BIN)
@@ -191,13 +196,19 @@ uninstall:
 	    echo "kept $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini (changed since install)"; \
 	fi
 
-.PHONY: fuzz fuzz-build fuzz-smoke test-tsan
-# ---- fuzzing: clang + libFuzzer, ASan and UBSan, in build-fuzz/ --------
-# Every src/*.c but main.c goes into one archive; each tests/fuzz/fuzz_X.c
-# links what it needs from it. `make fuzz` replays the regression inputs
-# and fuzzes each target FUZZ_SECONDS; `make fuzz-smoke` (part of `make
-# test`) only replays: the regression inputs and the seed corpus, each
-# input once, the same every run.
+.PHONY: fuzz fuzz-build fuzz-replay test-tsan
+# ---- fuzz targets ------------------------------------------------------
+# Each tests/fuzz/fuzz_X.c is built two ways.
+# `make fuzz`: with clang and libFuzzer, ASan and UBSan, in build-fuzz/
+# (every src/*.c but main.c in one archive, each target linking what it
+# needs); it replays the regression inputs, then fuzzes each target
+# FUZZ_SECONDS.
+# `make fuzz-replay` (part of `make test`, and of `make test SAN=1` with
+# the sanitizers): with this build's compiler, flags and objects and
+# tests/fuzz/replay.c as main(), each regression input and seed given once:
+# the same verdict every run, and no second compiler to install.
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAY_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build-fuzz
@@ -206,7 +217,6 @@ FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 \
                 -D_GNU_SOURCE -pthread -Iinclude -MMD -MP \
                 $(filter-out -Werror,$(WARN)) -Wno-format-nonliteral
 FUZZ_SRCOBJ  := $(filter-out $(FUZZ_BUILD)/main.o,$(SRC:src/%.c=$(FUZZ_BUILD)/%.o))
-FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 .SECONDARY: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/%.o)
 
@@ -241,8 +251,22 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz_%.o $(FUZZ_BUILD)/libmqlb.a
 fuzz: fuzz-build
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
-fuzz-smoke: fuzz-build
-	tests/fuzz/run.sh 0 $(FUZZ_NAMES)
+fuzz-replay: $(REPLAY_BINS)
+	FUZZ_BIN_DIR=$(BUILD)/fuzz tests/fuzz/run.sh 0 $(FUZZ_NAMES)
+
+$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c | $(BUILD)/fuzz/obj
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libmqlb.a: $(LIBOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_config: FUZZ_WRAP += -Wl,--wrap=resolver_lookup_sync
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/fuzz_%.o $(BUILD)/fuzz/obj/replay.o \
+                      $(BUILD)/libmqlb.a
+	$(CC) $(LDFLAGS) $(FUZZ_WRAP) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/fuzz/obj:
+	mkdir -p $@
 
 # ---- ThreadSanitizer: the multi-worker integration tests ---------------
 # A race makes mqlb exit 66 at once, which fails the test that ran it;
@@ -269,4 +293,5 @@ test-tsan: deps
 clean:
 	rm -rf build build-san build-tsan build-fuzz mqlb
 
--include $(OBJ:.o=.d) $(TOBJ:.o=.d) $(FUZZ_SRCOBJ:.o=.d)
+-include $(OBJ:.o=.d) $(TOBJ:.o=.d) $(FUZZ_SRCOBJ:.o=.d) \
+         $(wildcard $(BUILD)/fuzz/obj/*.d)

@@ -1,10 +1,15 @@
 #!/bin/sh
-# Run libFuzzer targets: tests/fuzz/run.sh SECONDS TARGET...
+# Run the fuzz targets: tests/fuzz/run.sh SECONDS TARGET...
 #
-# For each target: replay every input in tests/fuzz/regressions/TARGET
-# (crashes found before, kept so they stay fixed), then fuzz for SECONDS
-# from the seeds in tests/fuzz/corpus/TARGET; with SECONDS 0, replay the
-# seeds once instead of fuzzing (make fuzz-smoke: deterministic). New inputs go to
+# SECONDS 0 (make fuzz-replay, part of make test): give every input in
+# tests/fuzz/regressions/TARGET (crashes found before, kept so they stay
+# fixed) and tests/fuzz/corpus/TARGET (the seeds) to the target once: no
+# new inputs, the same verdict every run. The targets are those in
+# $FUZZ_BIN_DIR (default build-fuzz, libFuzzer's; make fuzz-replay gives
+# the build's own, tests/fuzz/replay.c as their main()).
+#
+# SECONDS > 0 (make fuzz, libFuzzer targets): replay the regression
+# inputs, then fuzz for SECONDS from the seeds. New inputs go to
 # build-fuzz/corpus/TARGET, never into the tree; a crash input is written
 # to build-fuzz/ and fails the run. Ends with one line per target:
 # executions, seconds, and corpus size.
@@ -12,11 +17,24 @@ set -e
 cd "$(dirname "$0")/../.."
 secs=$1
 shift
-B=build-fuzz
+B=${FUZZ_BIN_DIR:-build-fuzz}
 summary=""
 status=0
 for t in "$@"; do
     reg=tests/fuzz/regressions/$t
+    if [ "$secs" = 0 ]; then
+        inputs=$(find "$reg" "tests/fuzz/corpus/$t" -type f 2>/dev/null | sort)
+        n=$(printf '%s' "$inputs" | grep -c . || true)
+        # shellcheck disable=SC2086  # file names are the corpus's hashes
+        if [ "$n" -gt 0 ] && ! "$B/$t" $inputs >"$B/$t.log" 2>&1; then
+            tail -n 60 "$B/$t.log"
+            echo "fuzz: $t: an input fails (its output above)"
+            status=1
+        fi
+        summary="$summary
+fuzz: $t: replayed $n input(s)"
+        continue
+    fi
     if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
         echo "fuzz: $t: replaying $(ls "$reg" | wc -l) regression input(s)"
         if ! "$B/$t" "$reg"/* >"$B/$t.replay.log" 2>&1; then
@@ -25,19 +43,6 @@ for t in "$@"; do
             status=1
             continue
         fi
-    fi
-    if [ "$secs" = 0 ]; then
-        # Replay only: every seed once, no new inputs, the same each run.
-        n=$(ls "tests/fuzz/corpus/$t" 2>/dev/null | wc -l)
-        if [ "$n" -gt 0 ] && ! "$B/$t" -runs=0 -timeout=10 \
-            "tests/fuzz/corpus/$t" >"$B/$t.log" 2>&1; then
-            tail -n 60 "$B/$t.log"
-            echo "fuzz: $t: a seed input fails"
-            status=1
-        fi
-        summary="$summary
-fuzz: $t: replayed $n seed input(s)"
-        continue
     fi
     mkdir -p "$B/corpus/$t"
     echo "fuzz: $t: ${secs}s"

@@ -10,7 +10,8 @@ real) behind one mqlb with two pools. Constant load:
   - redis sessions that SET and GET their own keys and check every value;
   - loops of short connects to both pools.
 
-Random faults, one at a time: kill -9 and restart of a redis or an echo
+Random faults, one at a time, their kinds dealt from a shuffled deck (so a
+short run meets each): kill -9 and restart of a redis or an echo
 backend, SIGHUP reloads of a rewritten config (a changed weight), drain
 and enable through the admin port, and now and then every echo backend
 down at once. The hostile ones (issue 13): a burst of bad clients (HTTP
@@ -491,8 +492,12 @@ def main():
             led.kills[idx][2] = time.monotonic()
 
     next_all_down = start + min(30.0, args.seconds / 2)
+    deck = []
+    # 1-3 s between faults; closer in a run under a minute, so that
+    # make test's 30 s meet every kind of fault.
+    gap = min(1.0, args.seconds / 60)
     while time.monotonic() < end and alive_or_note():
-        sleep_checked(rng.uniform(1.0, 3.0))
+        sleep_checked(rng.uniform(1.0, 3.0) * gap)
         if time.monotonic() >= end or died:
             break
         if time.monotonic() >= next_all_down:
@@ -515,8 +520,13 @@ def main():
                     if k[2] is None:
                         k[2] = now
             continue
-        kind = rng.choice(("kill redis", "kill echo", "reload", "drain", "bad clients",
-                           "reload burst", "stalled stderr"))
+        if not deck:
+            # Dealt from a shuffled deck, not drawn: a short run (make
+            # test's 30 s) still meets every kind.
+            deck = ["kill redis", "kill echo", "reload", "drain", "bad clients",
+                    "reload burst", "stalled stderr"]
+            rng.shuffle(deck)
+        kind = deck.pop()
         if kind == "kill redis":
             r = rng.choice(redises)
             kill_and_restart("redis", r, r.port)
