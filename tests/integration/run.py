@@ -19,8 +19,10 @@ takes its ports from that slot's share only. Classes start
 longest first, by the times of the last run (build/integration-times.json
 when $MQLB_TEST_TIMES names it), else by those kept in times.json.
 
-Prints each class's time and count as it ends, a table of every file's
-time at the end (summed over its classes, slowest first), and closes
+Prints each class's time, CPU time (its process and every process it
+waited for: mqlb, brokers, clients) and count as it ends, a table of every
+file's time and CPU at the end (summed over its classes, slowest first),
+and closes
 with the line "integration: N passed, N failed" (and skipped, if any)."""
 
 import fnmatch
@@ -156,9 +158,19 @@ class Child:
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--one", unit],
                                      stdout=self.out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
+        self.cpu = 0.0
+
+    def ended(self):
+        """Reap the process if it ended (wait4: its CPU time too)."""
+        pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+        if pid == 0:
+            return False
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu = ru.ru_utime + ru.ru_stime
+        return True
 
     def finish(self):
-        """Print the class's output; return (took, unit, ran, failed, skipped)."""
+        """Print the class's output; return (took, unit, ran, failed, skipped, cpu)."""
         self.out.seek(0)
         text = self.out.read().decode("utf-8", "replace")
         self.out.close()
@@ -172,9 +184,9 @@ class Child:
         sys.stdout.write(text)
         if ran == 0 and nfail == 1:
             print("integration: %s: exited %s without a result" % (self.unit, self.proc.returncode))
-        print("integration: %s: %d tests, %d failed, %.1fs" % (self.unit, ran, nfail, took),
-              flush=True)
-        return took, self.unit, ran, nfail, nskip
+        print("integration: %s: %d tests, %d failed, %.1fs, %.1fs CPU"
+              % (self.unit, ran, nfail, took, self.cpu), flush=True)
+        return took, self.unit, ran, nfail, nskip, self.cpu
 
 
 def schedule(units):
@@ -191,21 +203,23 @@ def schedule(units):
 def report(times, alone, jobs, start):
     """The per-file table: its classes' times summed, slowest first."""
     per_file = {}
-    for took, unit, n, nfail, _ in times:
-        f = per_file.setdefault(unit.split(".")[0] + ".py", [0.0, 0, 0, 0, 0])
+    for took, unit, n, nfail, _, cpu in times:
+        f = per_file.setdefault(unit.split(".")[0] + ".py", [0.0, 0, 0, 0, 0, 0.0])
         f[0] += took
         f[1] += n
         f[2] += nfail
         f[3] += 1
         f[4] += 1 if unit in alone else 0
+        f[5] += cpu
     print("integration: time per file (its classes summed), slowest first, %d classes at once"
           % jobs)
-    for name, (took, n, nfail, ncls, nalone) in sorted(per_file.items(),
-                                                        key=lambda kv: -kv[1][0]):
-        print("  %6.1fs  %-24s %3d tests in %2d classes%s%s" % (
-            took, name, n, ncls, ", %d alone" % nalone if nalone else "",
+    for name, (took, n, nfail, ncls, nalone, cpu) in sorted(per_file.items(),
+                                                             key=lambda kv: -kv[1][0]):
+        print("  %6.1fs %6.1fs CPU  %-24s %3d tests in %2d classes%s%s" % (
+            took, cpu, name, n, ncls, ", %d alone" % nalone if nalone else "",
             ", %d FAILED" % nfail if nfail else ""))
-    print("integration time: %.1fs" % (time.monotonic() - start))
+    print("integration time: %.1fs, %.1fs CPU" % (time.monotonic() - start,
+                                                  sum(t[5] for t in times)))
 
 
 def main():
@@ -245,7 +259,7 @@ def main():
             running.append(Child(unit, slot, jobs))
             if is_alone:
                 break
-        done = [c for c in running if c.proc.poll() is not None]
+        done = [c for c in running if c.ended()]
         if not done:
             # poll the children; a class runs for seconds, so 50 ms is cheap
             time.sleep(0.05)
