@@ -154,8 +154,8 @@ class Ejection(unittest.TestCase):
             t.join(30)
             self.assertEqual(errors, [])
             self.assertGreater(done[0], 100)
-            self.assertIn("is down", lb.output())
-            self.assertIn("is up", lb.output())
+            lb.wait_output("is down")
+            lb.wait_output("is up")
         finally:
             lb.stop()
             for r in redis:
@@ -252,7 +252,7 @@ class Relay(unittest.TestCase):
             self.assertEqual(busy.recv(5), b"still")
             busy.close()
             idle.close()
-            self.assertIn("end=idle timeout", lb.output())
+            lb.wait_output("end=idle timeout")
         finally:
             lb.stop()
             echo.stop()

@@ -327,8 +327,8 @@ class Takeover(TakeoverCase):
                  + "".join("backend = b%d 127.0.0.1:%d\n" % (i + 1, e.port)
                            for i, e in enumerate(echoes)))
         lb = self.start_lb(pools, extra="state_file = %s\n" % state)
-        self.assertIn("has no backend gone", lb.output())
-        self.assertIn("no pool nopool", lb.output())
+        lb.wait_output("has no backend gone")
+        lb.wait_output("no pool nopool")
         for path in ("/pools/p/backends/b1/drain", "/pools/p/backends/b2/disable",
                      "/pools/p/backends/b3/weight?value=7"):
             self.assertEqual(lb.http("POST", path)[0], 200, path)
