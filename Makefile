@@ -196,7 +196,7 @@ uninstall:
 	    echo "kept $(DESTDIR)$(sysconfdir)/mqlb/mqlb.ini (changed since install)"; \
 	fi
 
-.PHONY: fuzz fuzz-build fuzz-replay test-tsan
+.PHONY: fuzz fuzz-build fuzz-replay test-tsan integration-with-tsan
 # ---- fuzz targets ------------------------------------------------------
 # Each tests/fuzz/fuzz_X.c is built two ways.
 # `make fuzz`: with clang and libFuzzer, ASan and UBSan, in build-fuzz/
@@ -278,17 +278,31 @@ TSAN_OPTS  := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
               suppressions=$(abspath tests/tsan.supp) \
               log_path=$(abspath build-tsan/reports/tsan)
 
+# A report fails the run even if every test passed (found at shutdown).
+TSAN_REPORTS = @if [ -n "$$(ls build-tsan/reports)" ]; then \
+	    cat build-tsan/reports/*; echo "$@: ThreadSanitizer reports above"; \
+	    exit 1; \
+	fi; echo "$@: no ThreadSanitizer reports"
+TSAN_ENV   = TSAN_OPTIONS="$(TSAN_OPTS)"
+
 test-tsan: deps
 	$(MAKE) -j$(BUILD_JOBS) SAN=thread mqlb
 	@rm -rf build-tsan/reports && mkdir -p build-tsan/reports
 	MQLB_SAN=thread MQLB_BIN=$(abspath build-tsan/mqlb) MQLB_TEST_JOBS=$(TEST_JOBS) \
 	    MQLB_TEST_TIMES=$(abspath build-tsan)/integration-times.json \
-	    TSAN_OPTIONS="$(TSAN_OPTS)" python3 tests/integration/run.py \
-	    $(TSAN_TESTS)
-	@if [ -n "$$(ls build-tsan/reports)" ]; then \
-	    cat build-tsan/reports/*; echo "test-tsan: ThreadSanitizer reports above"; \
-	    exit 1; \
-	fi; echo "test-tsan: no ThreadSanitizer reports"
+	    $(TSAN_ENV) python3 tests/integration/run.py $(TSAN_TESTS)
+	$(TSAN_REPORTS)
+
+# .ci/run: `make SAN=1 integration` and the integration part of `make
+# test-tsan` in one runner, their classes sharing the TEST_JOBS slots
+# (both builds made before).
+integration-with-tsan: $(BIN) build-tsan/mqlb
+	@rm -rf build-tsan/reports && mkdir -p build-tsan/reports
+	MQLB_SAN=$(SAN) MQLB_BIN=$(abspath $(BIN)) $(TEST_ENV) $(TSAN_ENV) \
+	    python3 tests/integration/run.py $(INTEGRATION) \
+	    --also tsan thread $(abspath build-tsan/mqlb) \
+	    $(abspath build-tsan)/integration-times.json $(TSAN_TESTS)
+	$(TSAN_REPORTS)
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz mqlb

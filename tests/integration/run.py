@@ -2,7 +2,7 @@
 """Run tests/integration/test_*.py (or the files named: run.py
 test_tls.py test_admin.py, shell patterns allowed) with unittest.
 
-  run.py [-j N] [PATTERN...]
+  run.py [-j N] [PATTERN...] [--also LABEL SAN BIN TIMES [PATTERN...]]...
 
 The unit of work is a test class. With -j N (default: $MQLB_TEST_JOBS,
 else 1) up to N classes run at once, each in its own Python process; a
@@ -19,11 +19,16 @@ takes its ports from that slot's share only. Classes start
 longest first, by the times of the last run (build/integration-times.json
 when $MQLB_TEST_TIMES names it), else by those kept in times.json.
 
+--also runs another build's classes in the same N slots (each line of
+theirs marked [LABEL]): `make integration-with-tsan` runs the ASan and
+the ThreadSanitizer passes together, so neither ends in a tail of a few
+long classes on an idle machine.
+
 Prints each class's time, CPU time (its process and every process it
 waited for: mqlb, brokers, clients) and count as it ends, a table of every
 file's time and CPU at the end (summed over its classes, slowest first),
-and closes
-with the line "integration: N passed, N failed" (and skipped, if any)."""
+and closes with the line "integration: N passed, N failed" (and skipped,
+if any), one per build."""
 
 import fnmatch
 import json
@@ -99,10 +104,11 @@ def run_one(unit):
     sys.exit(0)
 
 
-def units_of(names):
+def units_of(names, env):
     """[(unit, alone)] of the files, listed by a child process."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--list"] + names,
-                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, check=False)
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, check=False,
+                         env=env)
     units = []
     for line in out.stdout.decode("utf-8", "replace").splitlines():
         if line.startswith(LISTING):
@@ -125,14 +131,12 @@ def read_times(path):
         return {}
 
 
-def past_times():
+def past_times(path):
     """This build's times of the last run, else the shipped ones."""
-    path = os.environ.get("MQLB_TEST_TIMES")
     return (read_times(path) if path else {}) or read_times(SHIPPED_TIMES)
 
 
-def save_times(times):
-    path = os.environ.get("MQLB_TEST_TIMES")
+def save_times(times, path):
     if not path:
         return
     old = read_times(path)
@@ -145,16 +149,33 @@ def save_times(times):
         pass
 
 
+class Pass:
+    """One build's run: its environment (MQLB_BIN, MQLB_SAN,
+    MQLB_TEST_TIMES), its files, its classes and their results."""
+
+    def __init__(self, label, env, patterns):
+        self.label = label
+        self.env = env
+        self.chosen = files(patterns)
+        self.times_path = env.get("MQLB_TEST_TIMES")
+        self.units = []
+        self.times = []
+
+    def name(self, unit):
+        return "%s%s" % (self.label and "[%s] " % self.label, unit)
+
+
 class Child:
     """One class running in its own process, its output in a file."""
 
-    def __init__(self, unit, slot, slots):
+    def __init__(self, unit, run, slot, slots):
         self.unit = unit
+        self.run = run
         self.slot = slot
         self.out = tempfile.TemporaryFile()
         self.t0 = time.monotonic()
         # its own share of the test ports (harness.free_port)
-        env = dict(os.environ, MQLB_TEST_SLOT=str(slot), MQLB_TEST_SLOTS=str(slots))
+        env = dict(run.env, MQLB_TEST_SLOT=str(slot), MQLB_TEST_SLOTS=str(slots))
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--one", unit],
                                      stdout=self.out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
@@ -183,27 +204,30 @@ class Child:
         text = "".join(line + "\n" for line in text.splitlines() if not line.startswith(RESULT))
         sys.stdout.write(text)
         if ran == 0 and nfail == 1:
-            print("integration: %s: exited %s without a result" % (self.unit, self.proc.returncode))
+            print("integration: %s: exited %s without a result"
+                  % (self.run.name(self.unit), self.proc.returncode))
         print("integration: %s: %d tests, %d failed, %.1fs, %.1fs CPU"
-              % (self.unit, ran, nfail, took, self.cpu), flush=True)
-        return took, self.unit, ran, nfail, nskip, self.cpu
+              % (self.run.name(self.unit), ran, nfail, took, self.cpu), flush=True)
+        self.run.times.append((took, self.unit, ran, nfail, nskip, self.cpu))
 
 
-def schedule(units):
-    """Longest first; the classes that run alone after the others."""
-    past = past_times()
+def schedule(runs):
+    """[(unit, alone, pass)]: longest first; the classes that run alone
+    after the others."""
+    units = []
+    for run in runs:
+        past = past_times(run.times_path)
+        units += [(u, a, run, past.get(u, 0.0)) for u, a in run.units]
+    together = sorted((u for u in units if not u[1]), key=lambda u: u[3], reverse=True)
+    alone = sorted((u for u in units if u[1]), key=lambda u: u[3], reverse=True)
+    return [u[:3] for u in together + alone]
 
-    def weight(unit):
-        return past.get(unit[0], 0.0)
-    together = sorted((u for u in units if not u[1]), key=weight, reverse=True)
-    alone = sorted((u for u in units if u[1]), key=weight, reverse=True)
-    return together + alone
 
-
-def report(times, alone, jobs, start):
+def report(run, jobs):
     """The per-file table: its classes' times summed, slowest first."""
     per_file = {}
-    for took, unit, n, nfail, _, cpu in times:
+    alone = {u for u, a in run.units if a}
+    for took, unit, n, nfail, _, cpu in run.times:
         f = per_file.setdefault(unit.split(".")[0] + ".py", [0.0, 0, 0, 0, 0, 0.0])
         f[0] += took
         f[1] += n
@@ -211,15 +235,40 @@ def report(times, alone, jobs, start):
         f[3] += 1
         f[4] += 1 if unit in alone else 0
         f[5] += cpu
-    print("integration: time per file (its classes summed), slowest first, %d classes at once"
-          % jobs)
+    print("integration: %stime per file (its classes summed), slowest first, "
+          "%d classes at once" % (run.name(""), jobs))
     for name, (took, n, nfail, ncls, nalone, cpu) in sorted(per_file.items(),
                                                              key=lambda kv: -kv[1][0]):
         print("  %6.1fs %6.1fs CPU  %-24s %3d tests in %2d classes%s%s" % (
             took, cpu, name, n, ncls, ", %d alone" % nalone if nalone else "",
             ", %d FAILED" % nfail if nfail else ""))
-    print("integration time: %.1fs, %.1fs CPU" % (time.monotonic() - start,
-                                                  sum(t[5] for t in times)))
+
+
+def summary(run):
+    """"integration: N passed, N failed[, N skipped]"; True if all passed."""
+    ran = sum(t[2] for t in run.times)
+    failed = sum(t[3] for t in run.times)
+    skipped = sum(t[4] for t in run.times)
+    line = "integration: %s%d passed, %d failed" % (run.name(""), ran - failed - skipped,
+                                                     failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    return failed == 0 and ran > 0
+
+
+def parse_passes(args):
+    """The build of the environment with its files, then each --also
+    LABEL SAN BIN TIMES FILES...: another build's classes, run in the same
+    slots (make integration-with-tsan)."""
+    runs = []
+    cut = [i for i, a in enumerate(args) if a == "--also"] + [len(args)]
+    runs.append(Pass("", dict(os.environ), args[:cut[0]] or ["test_*.py"]))
+    for i, j in zip(cut, cut[1:]):
+        label, san, binary, times = args[i + 1:i + 5]
+        env = dict(os.environ, MQLB_SAN=san, MQLB_BIN=binary, MQLB_TEST_TIMES=times)
+        runs.append(Pass(label, env, args[i + 5:j] or ["test_*.py"]))
+    return runs
 
 
 def main():
@@ -233,30 +282,28 @@ def main():
         jobs = int(args[1])
         args = args[2:]
     jobs = max(1, jobs)
-    patterns = args or ["test_*.py"]
-    chosen = files(patterns)
-    if not chosen:
-        print("integration: no test file matches %s" % " ".join(patterns))
-        sys.exit(1)
+    runs = parse_passes(args)
     start = time.monotonic()
-    units = units_of(chosen)
-    listed = {u.split(".")[0] + ".py" for u, _ in units}
-    missing = [f for f in chosen if f not in listed]
-    if missing:
-        print("integration: no test class found in %s" % " ".join(missing))
-        sys.exit(1)
-    alone = {u for u, a in units if a}
-    queue = schedule(units)
+    for run in runs:
+        if not run.chosen:
+            print("integration: no test file matches %s" % " ".join(args))
+            sys.exit(1)
+        run.units = units_of(run.chosen, run.env)
+        listed = {u.split(".")[0] + ".py" for u, _ in run.units}
+        missing = [f for f in run.chosen if f not in listed]
+        if missing:
+            print("integration: no test class found in %s" % " ".join(missing))
+            sys.exit(1)
+    queue = schedule(runs)
     running = []
-    times = []
     while queue or running:
         while queue and len(running) < jobs:
-            unit, is_alone = queue[0]
+            unit, is_alone, run = queue[0]
             if is_alone and running:
                 break           # wait until it has the machine to itself
             queue.pop(0)
             slot = min(set(range(jobs)) - {c.slot for c in running})
-            running.append(Child(unit, slot, jobs))
+            running.append(Child(unit, run, slot, jobs))
             if is_alone:
                 break
         done = [c for c in running if c.ended()]
@@ -266,17 +313,16 @@ def main():
             continue
         for c in done:
             running.remove(c)
-            times.append(c.finish())
-    ran = sum(t[2] for t in times)
-    failed = sum(t[3] for t in times)
-    skipped = sum(t[4] for t in times)
-    save_times(times)
-    report(times, alone, jobs, start)
-    line = "integration: %d passed, %d failed" % (ran - failed - skipped, failed)
-    if skipped:
-        line += ", %d skipped" % skipped
-    print(line)
-    sys.exit(0 if failed == 0 and ran > 0 else 1)
+            c.finish()
+    ok = True
+    for run in runs:
+        save_times(run.times, run.times_path)
+        report(run, jobs)
+    print("integration time: %.1fs, %.1fs CPU" % (
+        time.monotonic() - start, sum(t[5] for run in runs for t in run.times)))
+    for run in runs:
+        ok = summary(run) and ok
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
