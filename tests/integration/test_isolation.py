@@ -510,6 +510,32 @@ class Replay(unittest.TestCase):
         self.assertNotIn("Connection reset by peer", out)
 
 
+def sockets_of(pid, *ports):
+    """What the kernel says of <pid>'s sockets on <ports> (ss, one line
+    each, with mqlb's descriptor) and which of those descriptors its epoll
+    sets watch, with which events: for a session that missed its
+    sockets' news."""
+    out = subprocess.run(["ss", "-tanpeH"], capture_output=True, text=True,
+                         timeout=10).stdout
+    mine = [l for l in out.splitlines() if "pid=%d," % pid in l and any(
+        ":%d " % p in l for p in ports) and "LISTEN" not in l]
+    fds = set(re.findall(r"pid=%d,fd=(\d+)" % pid, "\n".join(mine)))
+    watched = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:[eventpoll]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    m = re.match(r"tfd:\s*(\d+) events:\s*(\S+)", line)
+                    if m and m.group(1) in fds:
+                        watched.append("epoll %s: fd %s events %s" % (fd, m.group(1),
+                                                                    m.group(2)))
+        except OSError:
+            continue
+    return "sockets: %s; epoll: %s" % (mine[:10], watched or "none of them")
+
+
 class ReplayMemory(unittest.TestCase):
     """5,000 sessions whose broker never answers, with replay on: each
     keeps a copy of its first request only, small; once they are gone,
@@ -578,9 +604,10 @@ class ReplayMemory(unittest.TestCase):
                 lines = [l for l in lb.proc.output().splitlines()
                          if any("session #%s " % i in l for i in ids)]
                 raise AssertionError("%s: broker ended %d connections, %s still active;"
-                                     " /sessions: %s; their log lines: %s"
+                                     " /sessions: %s; their log lines: %s; %s"
                                      % (e, ended[0], lb.backend("q", "s")["active"],
-                                        body[:1500], lines[:20]))
+                                        body[:1500], lines[:20],
+                                        sockets_of(lb.proc.pid, port, silent.port)))
             # and the memory goes back to the system after the burst
             samples = []
             deadline = time.monotonic() + 20
