@@ -151,7 +151,7 @@ bench-quick: deps
 	scripts/bench_fleet.sh --quick $(BENCH_ARGS)
 
 # Chaos soak (scripts/soak.sh): 10 minutes by default; in `make test` a
-# 30-second chaos smoke (TEST_SOAK_SECONDS), every kind of fault but one.
+# 30-second chaos smoke (TEST_SOAK_SECONDS) that meets every kind of fault.
 # Its faults and data come from SOAK_SEED (printed at the start), so a run
 # can be repeated: `make soak SOAK_SEED=1234`.
 SOAK_SECONDS ?= 600
