@@ -170,6 +170,43 @@ class BuildTree(unittest.TestCase):
             self.assertTrue(mkdir and compile_ and mkdir[0] < compile_[0], r.stdout)
 
 
+class FuzzReplay(unittest.TestCase):
+    """make fuzz-replay (tests/fuzz/run.sh 0): every seed and regression
+    input goes to its target once, and one the target fails fails the run."""
+
+    def replay(self, bindir, *targets):
+        return subprocess.run([os.path.join(ROOT, "tests", "fuzz", "run.sh"), "0"]
+                              + list(targets), capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, FUZZ_BIN_DIR=bindir))
+
+    def test_a_failing_input_fails_the_replay(self):
+        seeds = os.listdir(os.path.join(ROOT, "tests", "fuzz", "corpus", "fuzz_admin"))
+        with tempfile.TemporaryDirectory() as d:
+            target = os.path.join(d, "fuzz_admin")
+            with open(target, "w") as f:       # a target that rejects one seed
+                f.write("#!/bin/sh\necho \"$#\" > %s/count\n"
+                        "case \"$*\" in *%s*) echo rejected; exit 1;; esac\n"
+                        % (d, seeds[0]))
+            os.chmod(target, 0o755)
+            r = self.replay(d, "fuzz_admin")
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("fuzz: fuzz_admin: an input fails", r.stdout)
+            self.assertIn("rejected", r.stdout)
+            with open(os.path.join(d, "count")) as f:
+                self.assertEqual(int(f.read()), len(seeds), "every seed, once")
+
+    def test_the_builds_targets_replay_their_seeds(self):
+        bindir = os.path.join(os.path.dirname(MQLB_BIN), "fuzz")
+        if not os.path.exists(os.path.join(bindir, "fuzz_admin")):
+            self.skipTest("the fuzz replays of this build are not built")
+        r = self.replay(bindir, "fuzz_admin", "fuzz_clienthello")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"fuzz: fuzz_clienthello: replayed [1-9]\d* input")
+        missing = subprocess.run([os.path.join(bindir, "fuzz_admin"), "/nonexistent"],
+                                 capture_output=True, text=True, timeout=30)
+        self.assertEqual(missing.returncode, 1, "an unreadable input fails the target")
+
+
 @unittest.skipUnless(shutil.which("make"), "make not installed")
 class Install(unittest.TestCase):
     def make(self, *args):
