@@ -43,6 +43,9 @@ LIBOBJ   := $(filter-out $(BUILD)/main.o,$(OBJ))
 TSRC     := $(wildcard tests/test_*.c)
 TOBJ     := $(TSRC:tests/%.c=$(BUILD)/tests/%.o)
 BIN      := $(BUILD)/mqlb
+# the fuzz targets, and this build's replays of them (see fuzz-replay)
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAY_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
 
 # `make install`: PREFIX, DESTDIR and the GNU directory variables.
 PREFIX        ?= /usr/local
@@ -209,8 +212,6 @@ uninstall:
 # the sanitizers): with this build's compiler, flags and objects and
 # tests/fuzz/replay.c as main(), each regression input and seed given once:
 # the same verdict every run, and no second compiler to install.
-FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-REPLAY_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build-fuzz
