@@ -376,8 +376,7 @@ class MqttClientId(unittest.TestCase):
             self.assertTrue(closed_by_peer(s, 5))
         finally:
             s.close()
-        wait_until(lambda: "not a valid MQTT CONNECT" in self.lb.output(), 5,
-                   what="log line")
+        self.lb.wait_output("not a valid MQTT CONNECT", timeout=5)
 
 
 # ---- on_backend_down ----------------------------------------------------

@@ -243,13 +243,13 @@ class ReloadDiff(unittest.TestCase):
         # Same number of blocks, other blocks: once logged as "kept".
         lb.write(pool("10.0.0.0/9 127.0.0.1", "/a"))
         lb.reload()
-        wait_until(lambda: lb.output().count("reload: 0 added") >= 1, 10, what="reload 1")
+        lb.wait_output("reload: 0 added", 1, timeout=10)
         lb.wait_output("reload: pool p changed (sessions)")
         # check_path once ignored
         lb.global_extra = "log_level = notice\n"
         lb.write(pool("10.0.0.0/9 127.0.0.1", "/b"))
         lb.reload()
-        wait_until(lambda: lb.output().count("reload: 0 added") >= 2, 10, what="reload 2")
+        lb.wait_output("reload: 0 added", 2, timeout=10)
         self.assertIn("reload: pool p changed (checks)", lb.output())
         self.assertIn("reload: [global]/[admin] changed (log_level)", lb.output())
         self.assertIn("reload: 0 added, 0 removed, 1 changed, 1 kept", lb.output())

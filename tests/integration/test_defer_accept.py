@@ -69,7 +69,7 @@ class DeferAccept(unittest.TestCase):
             wait_until(lambda: self.echo.conns == 1, 5, what="a broker connection")
             lb.write(pool(self.port, self.echo.port, "on"))
             lb.reload()
-            wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+            lb.wait_output("reload done", timeout=10)
             # the listening socket is kept, and now defers
             c2 = self.silent_client_is_not_dialed()
             c2.sendall(b"x")

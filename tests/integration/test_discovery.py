@@ -177,8 +177,7 @@ discover = dns-srv %s
         # t5's priority drops to 10: the backup becomes a primary in place
         self.dns.set_srv(self.records([1, 3, 4, 5], weights={1: 2}))
         tl.mark("SRV record t5 moved to priority 10")
-        wait_until(lambda: "t5.mqlb.test is a primary now" in self.m.output(), 10,
-                   what="t5 a primary")
+        self.m.wait_output("t5.mqlb.test is a primary now", timeout=10)
         tl.mark("t5 a primary")
         got = self.spread(50)
         tl.mark("50 sessions: %s" % got)

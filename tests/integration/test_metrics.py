@@ -89,11 +89,11 @@ class Metrics(unittest.TestCase):
             ping(self.port)
         # a good reload, then a bad one
         lb.reload()
-        wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+        lb.wait_output("reload done", timeout=10)
         with open(lb.path, "a") as f:
             f.write("bogus_key = 1\n")
         lb.reload()
-        wait_until(lambda: "reload failed" in lb.output(), 10, what="failed reload")
+        lb.wait_output("reload failed", timeout=10)
         lb.write(self.text)
         # a backend down (stopped) and up again
         self.redis.stop()

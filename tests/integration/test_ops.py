@@ -45,7 +45,7 @@ class PrivilegeDrop(unittest.TestCase):
                      "backend = r 127.0.0.1:%d\n" % (low, redis.port))
             os.chmod(lb.path, 0o644)
             lb.reload()
-            wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+            lb.wait_output("reload done", timeout=10)
             self.assertNotIn("Permission denied", lb.output())
             self.assertEqual(redis_port_of(low), redis.port)
             self.assertEqual(redis_port_of(port), redis.port)
@@ -65,8 +65,7 @@ class JsonLogs(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", port)) as s:
                 s.sendall(b"PING\r\n")
                 self.assertEqual(s.recv(7), b"+PONG\r\n")
-            wait_until(lambda: '"event":"session"' in lb.output(), 10,
-                       what="session line")
+            lb.wait_output('"event":"session"', timeout=10)
         finally:
             lb.stop()
             redis.stop()

@@ -105,7 +105,7 @@ class ReloadAfterPrivilegeDrop(unittest.TestCase):
         lb.reload()
         wait_until(lambda: re.search(r"mqlb\.ini:\d+: .*bogus_key", lb.output()), 10,
                    what="the error of the broken file, with its line")
-        wait_until(lambda: "reload failed" in lb.output(), 10, what="reload failed")
+        lb.wait_output("reload failed", timeout=10)
         self.assertEqual(redis_port_of(low), self.redis.port)
 
         # The helper: root, with two capabilities and nothing else

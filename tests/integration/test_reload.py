@@ -54,8 +54,7 @@ class Reload(unittest.TestCase):
                 lb.write(echo_pool(port, configs[(i + 1) % len(configs)]))
                 lb.reload()
                 n = i + 1
-                wait_until(lambda: lb.output().count("reload done") >= n, 10,
-                           what="reload %d" % n)
+                lb.wait_output("reload done", n, timeout=10)
                 before = connects[0]
                 wait_until(lambda: connects[0] > before + 5, 10, what="connects after reload")
             self.assertTrue(lb.alive())
@@ -86,7 +85,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(live.recv(6), b"before")
             lb.write(echo_pool(port, [("new", redis[0].port, "")]))
             lb.reload()
-            wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+            lb.wait_output("reload done", timeout=10)
             # new sessions go to the added backend only
             seen = Counter(redis_port_of(port) for _ in range(10))
             self.assertEqual(seen[redis[0].port], 10)
@@ -109,7 +108,7 @@ class Reload(unittest.TestCase):
         try:
             lb.write(echo_pool(port, [("r", redis.port, "weight=nine")]) + "bogus = 1\n")
             lb.reload()
-            wait_until(lambda: "reload failed" in lb.output(), 10, what="reload failure")
+            lb.wait_output("reload failed", timeout=10)
             out = lb.output()
             lines = open(lb.path).read().splitlines()
             for needle in ("weight=nine", "bogus"):
@@ -141,7 +140,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(code, 200)
             lb.write(pool(backends + [("c", redis[0].port, "")]))
             lb.reload()
-            wait_until(lambda: "reload done" in lb.output(), 10, what="reload")
+            lb.wait_output("reload done", timeout=10)
             self.assertEqual(lb.backend("echo", "dead")["state"], "down")
             self.assertEqual(lb.backend("echo", "b")["state"], "drain")
             seen = Counter(redis_port_of(port) for _ in range(12))

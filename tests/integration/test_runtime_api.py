@@ -280,7 +280,7 @@ backend = r0 127.0.0.1:%d
         self.m.write(self.m.pools_text + "backend = r2 127.0.0.1:%d weight=3\n"
                      % self.redis[0].port)
         self.m.reload()
-        wait_until(lambda: "reload done" in self.m.output(), 10, what="reload")
+        self.m.wait_output("reload done", timeout=10)
         bs = self.backends()
         self.assertEqual(bs["r1"]["source"], "api")
         self.assertEqual(bs["r1"]["state"], "up", "health kept across the reload")

@@ -353,7 +353,7 @@ class SignalCommandControlSocket(unittest.TestCase):
                            text=True, timeout=30, preexec_fn=nobody)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("another user", r.stderr)
-        wait_until(lambda: "of uid 65534" in self.lb.output(), 5, what="the refusal logged")
+        self.lb.wait_output("of uid 65534", timeout=5)
         self.assertTrue(self.lb.alive())
         self.assertNotIn("asks for a stop", self.lb.output())
 

@@ -386,8 +386,7 @@ class TakeoverFailures(TakeoverCase):
         new = self.takeover(lb, env={"MQLB_TEST_TAKEOVER_DIE_AFTER": "5"}, wait=False)
         wait_until(lambda: not new.alive(), 15, what="the successor to die")
         self.assertEqual(new.p.returncode, -signal.SIGKILL, new.output())
-        wait_until(lambda: "still serving every session" in lb.output(), 10,
-                   what="the old one to thaw")
+        lb.wait_output("still serving every session", timeout=10)
         self.assertTrue(lb.alive())
         self.assert_all_echo(socks, b"still here")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -443,7 +442,7 @@ class TakeoverFailures(TakeoverCase):
         reply = self.raw_exchange(struct.pack(">IHHII", HANDOVER_MAGIC, 1, HANDOVER_HELLO,
                                               4, 1), as_user=65534)
         self.assertFalse(reply.startswith(struct.pack(">I", HANDOVER_MAGIC)), reply)
-        wait_until(lambda: "of uid 65534" in lb.output(), 5, what="the refusal logged")
+        lb.wait_output("of uid 65534", timeout=5)
         self.assertTrue(lb.alive())
         self.assert_all_echo(socks, b"unaffected")
         self.assertNotIn("freezing", lb.output())

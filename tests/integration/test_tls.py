@@ -410,7 +410,7 @@ class TestIdleAuto(TlsCase):
             s.settimeout(10)
             self.assertEqual(s.recv(100), b"")          # closed by mqlb
             self.assertLess(time.monotonic() - start, 8)
-            wait_until(lambda: "end=idle timeout" in m.output(), what="session line")
+            m.wait_output("end=idle timeout", timeout=10)
             s.close()
         finally:
             m.stop()
