@@ -254,6 +254,11 @@ def summary(run):
     if skipped:
         line += ", %d skipped" % skipped
     print(line)
+    # named last too: a long log's tail is what a CI page shows
+    for took, unit, n, nfail, _, cpu in run.times:
+        if nfail:
+            print("integration: %sFAILED in %s (%d of %d tests)" % (run.name(""), unit,
+                                                                  nfail, n))
     return failed == 0 and ran > 0
 
 
