@@ -4,6 +4,7 @@
  * serves the oldest first and stops at the first it cannot serve.
  */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "mqlb/common.h"
 #include "mqlb/waitq.h"
@@ -48,8 +49,8 @@ wq_fill(struct waitq *q, struct wq_client *c, int n)
     int i;
 
     for (i = 0; i < n; i++) {
+        memset(&c[i], 0, sizeof(c[i]));     /* as its owner's calloc */
         c[i].id = i;
-        c[i].woken = 0;
         c[i].e.wake = wq_wake;
         c[i].e.wake_ctx = &c[i];
         cr_assert_eq(waitq_push(q, &c[i].e, 20, 1000 + (uint64_t)i), MQ_OK);
@@ -90,6 +91,7 @@ Test(waitq, the_limit_refuses_more)
 
     waitq_init(&q);
     wq_fill(&q, c, 20);
+    memset(&c[20], 0, sizeof(c[20]));
     c[20].e.wake = wq_wake;
     c[20].e.wake_ctx = &c[20];
     cr_assert_eq(waitq_push(&q, &c[20].e, 20, 5), MQ_ERR);
