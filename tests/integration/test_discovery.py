@@ -65,7 +65,10 @@ class SrvDiscoveryTest(unittest.TestCase):
     """discover = dns-srv: backends follow the SRV records."""
 
     def setUp(self):
-        # cleanups as each process starts: a failed setUp leaves none behind
+        # cleanups as each process starts: a failed setUp leaves none behind.
+        # fall = 3: a check late by its 200 ms timeout on a busy machine must
+        # not turn a backend down under a test about discovery (a leaving t2
+        # was once "down" instead of "drain").
         self.redis = []
         for i in range(5):
             r = RedisServer()
@@ -82,7 +85,7 @@ balance = roundrobin
 health_check = redis
 check_interval = 200ms
 rise = 1
-fall = 1
+fall = 3
 discover = dns-srv %s
 """ % (self.port, SRV), global_extra="resolvers = %s\nresolve_interval = 1s\n"
             % self.dns.resolvers)
