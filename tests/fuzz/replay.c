@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define REPLAY_TIMEOUT  10          /* seconds per input, as libFuzzer's -timeout */
-#define REPLAY_MAX      (1u << 24)  /* bytes read from one input */
+#define REPLAY_MAX      (1u << 24)  /* bytes of one input, at most */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,6 +22,7 @@ replay_file(const char *path)
 {
     FILE *f;
     uint8_t *buf;
+    long size;
     size_t n;
 
     f = fopen(path, "rb");
@@ -29,14 +30,28 @@ replay_file(const char *path)
         perror(path);
         return 1;
     }
-    buf = malloc(REPLAY_MAX);
-    if (buf == NULL) {
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0 || (unsigned long)size > REPLAY_MAX) {
+        fclose(f);
+        fprintf(stderr, "%s: not a readable input of at most %u bytes\n",
+                path, REPLAY_MAX);
+        return 1;
+    }
+    /* Exactly the input's size, as libFuzzer gives it: a read past its
+     * end is the sanitizer's to report, not a read of spare room. */
+    buf = malloc((size_t)size);
+    if (buf == NULL && size > 0) {
         fclose(f);
         fprintf(stderr, "%s: out of memory\n", path);
         return 1;
     }
-    n = fread(buf, 1, REPLAY_MAX, f);
+    n = fread(buf, 1, (size_t)size, f);
     fclose(f);
+    if (n != (size_t)size) {
+        free(buf);
+        fprintf(stderr, "%s: short read\n", path);
+        return 1;
+    }
     alarm(REPLAY_TIMEOUT);          /* SIGALRM kills a hang: a failure */
     LLVMFuzzerTestOneInput(buf, n);
     alarm(0);

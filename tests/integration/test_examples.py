@@ -195,6 +195,27 @@ class FuzzReplay(unittest.TestCase):
             with open(os.path.join(d, "count")) as f:
                 self.assertEqual(int(f.read()), len(seeds), "every seed, once")
 
+    @unittest.skipUnless(shutil.which("cc"), "cc not installed")
+    def test_a_read_past_the_input_is_the_sanitizers_to_report(self):
+        """replay.c gives the target a buffer of exactly the input's size,
+        as libFuzzer does, so AddressSanitizer sees a read past its end."""
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "overread.c"), "w") as f:
+                f.write("#include <stddef.h>\n#include <stdint.h>\n"
+                        "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\n"
+                        "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)\n"
+                        "{ return d[n] == 0x7f; }\n")
+            with open(os.path.join(d, "input"), "wb") as f:
+                f.write(b"abc")
+            target = os.path.join(d, "overread")
+            subprocess.run(["cc", "-O0", "-g", "-fsanitize=address", "-o", target,
+                            os.path.join(ROOT, "tests", "fuzz", "replay.c"),
+                            os.path.join(d, "overread.c")], check=True, timeout=120)
+            r = subprocess.run([target, os.path.join(d, "input")], capture_output=True,
+                               text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("heap-buffer-overflow", r.stderr)
+
     def test_the_builds_targets_replay_their_seeds(self):
         bindir = os.path.join(os.path.dirname(MQLB_BIN), "fuzz")
         if not os.path.exists(os.path.join(bindir, "fuzz_admin")):
