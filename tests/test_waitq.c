@@ -43,16 +43,23 @@ wq_pick(void *arg, struct waitq_entry *e)
     return (struct backend *)&wq_backends[*slots % 8];
 }
 
+/* A client as its owner's calloc leaves it, woken through wq_wake. */
+static void
+wq_client_init(struct wq_client *c, int id)
+{
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    c->e.wake = wq_wake;
+    c->e.wake_ctx = c;
+}
+
 static void
 wq_fill(struct waitq *q, struct wq_client *c, int n)
 {
     int i;
 
     for (i = 0; i < n; i++) {
-        memset(&c[i], 0, sizeof(c[i]));     /* as its owner's calloc */
-        c[i].id = i;
-        c[i].e.wake = wq_wake;
-        c[i].e.wake_ctx = &c[i];
+        wq_client_init(&c[i], i);
         cr_assert_eq(waitq_push(q, &c[i].e, 20, 1000 + (uint64_t)i), MQ_OK);
     }
 }
@@ -91,9 +98,7 @@ Test(waitq, the_limit_refuses_more)
 
     waitq_init(&q);
     wq_fill(&q, c, 20);
-    memset(&c[20], 0, sizeof(c[20]));
-    c[20].e.wake = wq_wake;
-    c[20].e.wake_ctx = &c[20];
+    wq_client_init(&c[20], 20);
     cr_assert_eq(waitq_push(&q, &c[20].e, 20, 5), MQ_ERR);
     cr_assert_not(c[20].e.queued);
     waitq_deinit(&q);
