@@ -5,7 +5,6 @@ delivery; nginx's stream module reading the PROXY protocol; a stopped
 (SIGSTOP) redis for on_backend_down; and the allow list, the per-address
 session limit and TCP keepalive checked from the outside (ss)."""
 
-import json
 import os
 import re
 import select
@@ -39,14 +38,6 @@ def pool_status(lb, name):
         if p["name"] == name:
             return p
     raise KeyError(name)
-
-
-def sessions(lb, name):
-    """The sessions GET /sessions lists for pool <name>."""
-    code, body, _ = lb.http("GET", "/sessions?pool=%s" % name)
-    if code != 200:
-        raise AssertionError("GET /sessions: %d %s" % (code, body))
-    return json.loads(body)["sessions"]
 
 
 def closed_by_peer(sock, timeout):
@@ -554,7 +545,7 @@ class Admission(unittest.TestCase):
         # That session's slot comes back when mqlb has seen it end, which
         # may be after the client's close returned (a session leaves
         # GET /sessions, listed on its worker's thread, with its slot).
-        wait_until(lambda: len(sessions(lb, "p")) == 3, 5, what="3 sessions")
+        wait_until(lambda: len(lb.sessions("p")) == 3, 5, what="3 sessions")
         for _ in range(3):
             held.open(port, source="127.0.0.12")
         self.assertTrue(refused_without_data(port, "127.0.0.12"))

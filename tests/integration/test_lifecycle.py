@@ -144,9 +144,7 @@ class IdleAuto(unittest.TestCase):
             addr = {n: "%s:%d" % a for n, a in local.items()}
             # GET /sessions: each session's timeout in force, read once its
             # CONNACK reached the client (mqlb read it on the way).
-            code, body, _ = lb.http("GET", "/sessions?pool=m")
-            self.assertEqual(code, 200, body)
-            listed = {x["client"]: x["idle_timeout_s"] for x in json.loads(body)["sessions"]}
+            listed = {x["client"]: x["idle_timeout_s"] for x in lb.sessions("m")}
             self.assertEqual(listed.get(addr["v5-60"]), 16.0, listed)
             self.assertEqual(listed.get(addr["v5-0"]), 16.0, listed)
             self.assertEqual(listed.get(addr["v5-4"]), 7.0, listed)
@@ -571,8 +569,7 @@ class Queue(unittest.TestCase):
                         for _ in range(601)]
         wait_until(lambda: pool_status(self.lb, "q")["queued"] == 600, 10,
                    what="600 queued")
-        code, body, _ = self.lb.http("GET", "/sessions?pool=q")
-        states = [x["state"] for x in json.loads(body)["sessions"]]
+        states = [x["state"] for x in self.lb.sessions("q")]
         self.assertEqual((states.count("relaying"), states.count("queued")), (1, 600))
         for i in range(1, 601, 2):
             self.clients[i].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,

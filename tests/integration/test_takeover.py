@@ -564,17 +564,13 @@ class TakeoverFailures(TakeoverCase):
         body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
         s.sendall(bytes([0x10, len(body)]) + body)
         self.assertEqual(s.recv(4)[:1], b"\x20")
-
-        def sessions():
-            code, text, _ = lb.http("GET", "/sessions?pool=mqtt")
-            self.assertEqual(code, 200, text)
-            return json.loads(text)["sessions"]
         # keepalive 40 s: idle timeout 1.5 x 40 + 1 = 61 s, read from CONNECT
-        before = wait_until(lambda: [x for x in sessions() if x["idle_timeout_s"] == 61.0],
+        before = wait_until(lambda: [x for x in lb.sessions("mqtt")
+                                     if x["idle_timeout_s"] == 61.0],
                             5, what="the keepalive read")
         old = self.takeover(lb)
         wait_until(lambda: not old.alive(), 5, what="old exit")
-        after = sessions()
+        after = lb.sessions("mqtt")
         self.assertEqual([(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
                           for x in after],
                          [(x["id"], x["client"], x["backend"], x["idle_timeout_s"])
@@ -590,8 +586,10 @@ class TakeoverFailures(TakeoverCase):
         body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 40) + struct.pack(">H", len(cid)) + cid
         s2.sendall(bytes([0x10, len(body)]) + body)
         self.assertEqual(s2.recv(4)[:1], b"\x20")
-        ids = wait_until(lambda: sorted(x["id"] for x in sessions()) if len(sessions()) == 2
-                         else None, 5, what="two sessions")
+        def two_ids():
+            listed = lb.sessions("mqtt")
+            return sorted(x["id"] for x in listed) if len(listed) == 2 else None
+        ids = wait_until(two_ids, 5, what="two sessions")
         self.assertGreater(ids[1], ids[0])
 
 

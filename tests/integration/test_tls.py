@@ -6,7 +6,6 @@ and clients that never finish a handshake. Certificates are made by the
 test with the openssl command line (tests/support/certs.py)."""
 
 import hashlib
-import json
 import os
 import selectors
 import shutil
@@ -453,10 +452,8 @@ class TestIdleAuto(TlsCase):
                 s.sendall(mqtt_connect_packet("dev-5-%d" % i, 60, version=5))
                 self.assertEqual(connack5_properties(mqtt_read_packet(s)).get(0x13), 10)
             for pool in ("t", "u"):
-                code, body, _ = m.http("GET", "/sessions?pool=%s" % pool)
-                self.assertEqual(code, 200, body)
-                self.assertEqual([x["idle_timeout_s"] for x in json.loads(body)["sessions"]],
-                                 [16.0], (pool, body))
+                listed = m.sessions(pool)
+                self.assertEqual([x["idle_timeout_s"] for x in listed], [16.0], (pool, listed))
             for s in socks:
                 s.close()
             wait_until(lambda: m.output().count("idle=16000ms") == 2, what="session lines")

@@ -468,6 +468,14 @@ class Mqlb:
             raise ValueError("status %d" % code)
         return json.loads(body)
 
+    def sessions(self, pool=None):
+        """The sessions GET /sessions lists (of <pool> only, if given); an
+        answer other than 200 fails the test, also inside wait_until."""
+        code, body, _ = self.http("GET", "/sessions" + ("?pool=%s" % pool if pool else ""))
+        if code != 200:
+            raise AssertionError("GET /sessions: %d %s" % (code, body))
+        return json.loads(body)["sessions"]
+
     def backend(self, pool, name):
         for p in self.status()["pools"]:
             if p["name"] == pool:
