@@ -82,7 +82,7 @@ struct check {
     struct nats_watch  *watch;          /* nats: hears lame duck mode */
     uint8_t             pp[PROXY_PROTO_V1_MAX];  /* PROXY header, or none */
     size_t              pplen;
-    struct ssl_st      *ssl;            /* backend_tls: TLS, or NULL */
+    struct tls_conn    *tls;            /* backend_tls: TLS, or NULL */
 };
 
 struct health {
@@ -111,9 +111,9 @@ check_close(struct check *c)
 {
     ev_io_stop(c->h->loop, &c->io);
     ev_timer_stop(c->h->loop, &c->timer);
-    if (c->ssl != NULL) {
-        tls_free(c->ssl);
-        c->ssl = NULL;
+    if (c->tls != NULL) {
+        tls_free(c->tls);
+        c->tls = NULL;
     }
     if (c->fd != -1) {
         if (!c->bare || net_probe_reset(c->fd) != MQ_OK) {
@@ -184,8 +184,8 @@ check_send(struct check *c)
     int want;
 
     while (c->outlen > 0) {
-        if (c->ssl != NULL) {
-            n = tls_relay_io.send(c->ssl, c->out + c->outoff, c->outlen,
+        if (c->tls != NULL) {
+            n = tls_relay_io.send(c->tls, c->out + c->outoff, c->outlen,
                                   &want);
         } else {
             n = send(c->fd, c->out + c->outoff, c->outlen, MSG_NOSIGNAL);
@@ -257,8 +257,8 @@ check_read(struct check *c)
         check_done(c, 0, "reply too large");
         return;
     }
-    if (c->ssl != NULL) {
-        n = tls_relay_io.recv(c->ssl, c->in + c->inlen,
+    if (c->tls != NULL) {
+        n = tls_relay_io.recv(c->tls, c->in + c->inlen,
                               sizeof(c->in) - c->inlen, &want);
     } else {
         n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
@@ -292,7 +292,7 @@ check_read(struct check *c)
         check_fail_errno(c, errno);
         return;
     }
-    if (c->ssl != NULL && tls_relay_io.pending(c->ssl) > 0) {
+    if (c->tls != NULL && tls_relay_io.pending(c->tls) > 0) {
         /* Decrypted bytes wait in OpenSSL: no readiness will say so. */
         check_read(c);
     }
@@ -321,7 +321,7 @@ check_tls(struct check *c)
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 16];
     int want, rc;
 
-    rc = tls_handshake(c->ssl, &want, &why, err, sizeof(err));
+    rc = tls_handshake(c->tls, &want, &why, err, sizeof(err));
     if (rc == MQ_AGAIN) {
         ev_io_stop(c->h->loop, &c->io);
         ev_io_set(&c->io, c->fd, want == RELAY_WANT_WRITE ? EV_WRITE
@@ -400,9 +400,9 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (c->pool->cf->tls_client != NULL) {
             /* Checks of a backend_tls broker run over TLS. */
             backend_tls_addr(c->b, tls_name, sizeof(tls_name));
-            c->ssl = tls_client_ssl(c->pool->cf->tls_client, c->fd,
+            c->tls = tls_client_conn(c->pool->cf->tls_client, c->fd,
                                     tls_name);
-            if (c->ssl == NULL) {
+            if (c->tls == NULL) {
                 check_fail_errno(c, ENOMEM);
                 return;
             }

@@ -199,8 +199,8 @@ struct session {
                                            than 4 GiB come between two) */
     uint32_t            bytes_out_acct; /* the same, of down.nbytes */
     struct admission_ticket ticket;     /* slots held; the client address */
-    struct ssl_st      *cssl;           /* TLS with the client, or NULL */
-    struct ssl_st      *ussl;           /* TLS with the broker, or NULL */
+    struct tls_conn    *ctls;           /* TLS with the client, or NULL */
+    struct tls_conn    *utls;           /* TLS with the broker, or NULL */
     ev_timer           *life;           /* max_session_duration, or NULL */
     struct heartbeat_reader *hb;        /* idle_timeout = auto, until the
                                            keepalive is known (after an
@@ -334,9 +334,9 @@ session_drop_upstream(struct session *s)
     struct ev_loop *loop = s->env->loop;
 
     ev_io_stop(loop, &s->uio);
-    if (s->ussl != NULL) {
-        tls_free(s->ussl);
-        s->ussl = NULL;
+    if (s->utls != NULL) {
+        tls_free(s->utls);
+        s->utls = NULL;
         s->up.dst_io = NULL;
         s->up.dst_conn = NULL;
         s->down.src_io = NULL;
@@ -368,9 +368,9 @@ session_close(struct session *s, const char *reason)
     session_stop_watchers(s);
     session_account(s);
     session_drop_upstream(s);
-    if (s->cssl != NULL) {
-        tls_free(s->cssl);
-        s->cssl = NULL;
+    if (s->ctls != NULL) {
+        tls_free(s->ctls);
+        s->ctls = NULL;
     }
     session_route_drop(s);
     close(s->cfd);
@@ -526,18 +526,18 @@ session_close_matching(struct session_env *env, const char *pool,
 /* ---- relaying -------------------------------------------------------- */
 
 /*
- * One step of the TLS handshake on <ssl>, watched by <w> on <fd>. On
+ * One step of the TLS handshake on <tls>, watched by <w> on <fd>. On
  * MQ_AGAIN <w> waits for what OpenSSL wants next; otherwise <w> is
  * stopped and MQ_OK or MQ_ERR (with <why> and <err>) returned.
  */
 static int
-session_tls_step(struct session *s, struct ssl_st *ssl, ev_io *w, int fd,
+session_tls_step(struct session *s, struct tls_conn *tls, ev_io *w, int fd,
                  enum tls_result *why, char *err, size_t errlen)
 {
     struct ev_loop *loop = s->env->loop;
     int want, rc;
 
-    rc = tls_handshake(ssl, &want, why, err, errlen);
+    rc = tls_handshake(tls, &want, why, err, errlen);
     ev_io_stop(loop, w);
     if (rc == MQ_AGAIN) {
         ev_io_set(w, fd, want == RELAY_WANT_WRITE ? EV_WRITE : EV_READ);
@@ -546,15 +546,15 @@ session_tls_step(struct session *s, struct ssl_st *ssl, ev_io *w, int fd,
     return rc;
 }
 
-/* Relay through <ssl> on the client's side (<client>) or the broker's. */
+/* Relay through <tls> on the client's side (<client>) or the broker's. */
 static void
-session_use_tls(struct session *s, struct ssl_st *ssl, int client)
+session_use_tls(struct session *s, struct tls_conn *tls, int client)
 {
     struct relay_dir *from = client ? &s->up : &s->down;
     struct relay_dir *to = client ? &s->down : &s->up;
 
     from->src_io = to->dst_io = &tls_relay_io;
-    from->src_conn = to->dst_conn = ssl;
+    from->src_conn = to->dst_conn = tls;
 }
 
 /* Is <w> watching its socket for <events> (EV_READ, EV_WRITE)? */
@@ -1534,7 +1534,7 @@ session_up_handshake(struct session *s)
     char err[MQ_ERR_LEN], what[MQ_ERR_LEN + 32];
     int rc;
 
-    rc = session_tls_step(s, s->ussl, &s->uio, s->ufd, &why, err,
+    rc = session_tls_step(s, s->utls, &s->uio, s->ufd, &why, err,
                           sizeof(err));
     if (rc == MQ_AGAIN) {
         return;
@@ -1545,7 +1545,7 @@ session_up_handshake(struct session *s)
         session_connect(s);
         return;
     }
-    session_use_tls(s, s->ussl, 0);
+    session_use_tls(s, s->utls, 0);
     session_start_relay(s);
 }
 
@@ -1573,11 +1573,11 @@ session_send_proxy_header(struct session *s)
     if (getsockname(s->cfd, (struct sockaddr *)&local, &len) == -1) {
         return MQ_ERR;
     }
-    if (s->cssl != NULL
+    if (s->ctls != NULL
         && s->pool->cf->proxy_protocol == PROXY_PROTOCOL_V2)
     {
         /* What HAProxy's send-proxy-v2-ssl-cn tells a broker. */
-        tls_proxy_facts(s->cssl, &pt, cn, sizeof(cn));
+        tls_proxy_facts(s->ctls, &pt, cn, sizeof(cn));
         n = proxy_proto_write_tls(&s->ticket.peer.sa,
                                   (struct sockaddr *)&local, &pt, hdr,
                                   sizeof(hdr));
@@ -1614,8 +1614,8 @@ session_connected(struct session *s)
     if (cf->tls_client != NULL) {
         /* The PROXY header goes first, in the clear, as HAProxy does. */
         backend_tls_addr(s->b, tls_name, sizeof(tls_name));
-        s->ussl = tls_client_ssl(cf->tls_client, s->ufd, tls_name);
-        if (s->ussl == NULL) {
+        s->utls = tls_client_conn(cf->tls_client, s->ufd, tls_name);
+        if (s->utls == NULL) {
             session_close(s, "out of memory");
             return;
         }
@@ -1868,8 +1868,8 @@ session_client_recv(struct session *s, void *buf, size_t len)
 {
     int want;
 
-    if (s->cssl != NULL) {
-        return tls_relay_io.recv(s->cssl, buf, len, &want);
+    if (s->ctls != NULL) {
+        return tls_relay_io.recv(s->ctls, buf, len, &want);
     }
     return recv(s->cfd, buf, len, 0);
 }
@@ -1908,8 +1908,8 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     rc = mqtt_connect_client_id((const uint8_t *)d->buf, d->len, &id,
                                 &idlen);
     if (rc == MQTT_CONNECT_MORE) {
-        if (d->len < RELAY_BUF_SIZE && s->cssl != NULL
-            && tls_relay_io.pending(s->cssl) > 0) {
+        if (d->len < RELAY_BUF_SIZE && s->ctls != NULL
+            && tls_relay_io.pending(s->ctls) > 0) {
             /* Decrypted bytes wait in OpenSSL, not in the socket: the
              * watcher would not fire for them. */
             session_peek_cb(loop, w, revents);
@@ -1962,7 +1962,7 @@ session_route_drop(struct session *s)
     while (s->route->n > 0) {
         pool_release(s->route->pools[--s->route->n]);
     }
-    if (s->cssl == NULL) {
+    if (s->ctls == NULL) {
         mq_free(s->route);
     }
 }
@@ -2130,7 +2130,7 @@ session_handshake(struct session *s)
     char err[MQ_ERR_LEN], reason[MQ_ERR_LEN + 32];
     int rc;
 
-    rc = session_tls_step(s, s->cssl, &s->cio, s->cfd, &why, err,
+    rc = session_tls_step(s, s->ctls, &s->cio, s->cfd, &why, err,
                           sizeof(err));
     if (rc == MQ_AGAIN) {
         return;
@@ -2159,7 +2159,12 @@ session_handshake(struct session *s)
     }
     ev_io_stop(loop, &s->cio);
     ev_timer_stop(loop, &s->timer);
-    session_use_tls(s, s->cssl, 1);
+    /* TLS 1.3 goes on with mqlb's record layer: OpenSSL's 14 KB per
+     * connection are freed (the PROXY v2 facts kept if this pool sends
+     * them: a retry to another broker sends them again). */
+    (void)tls_slim(s->ctls, s->pool->cf->proxy_protocol
+                            == PROXY_PROTOCOL_V2);
+    session_use_tls(s, s->ctls, 1);
     session_begin(s);
 }
 
@@ -2258,9 +2263,9 @@ session_create(struct session_env *env, const struct session_entry *e,
         return MQ_OK;
     }
     if (e->tls && cf->tls_server != NULL) {
-        s->cssl = tls_server_ssl(cf->tls_server, fd,
+        s->ctls = tls_server_conn(cf->tls_server, fd,
                                  e->sni ? &s->route->hook : NULL);
-        if (s->cssl == NULL) {
+        if (s->ctls == NULL) {
             session_close(s, "out of memory");
             return MQ_OK;
         }
@@ -2387,7 +2392,8 @@ session_export(struct session *s, struct session_export *e)
     if (s->state != SESSION_RELAYING || s->frozen || session_routing(s) ||
         s->up.observe != NULL ||    /* still reading the keepalive */
         s->down.observe != NULL ||
-        s->cssl != NULL || s->ussl != NULL || s->up.src_io != NULL || s->up.dst_io != NULL ||
+        s->ctls != NULL || s->utls != NULL || s->up.src_io != NULL ||
+        s->up.dst_io != NULL ||
         s->down.src_io != NULL || s->down.dst_io != NULL) {
         return MQ_AGAIN;
     }

@@ -9,6 +9,12 @@
  * SSL_MODE_RELEASE_BUFFERS lets an idle connection hold no record
  * buffers; SSL_OP_IGNORE_UNEXPECTED_EOF makes a client that closes TCP
  * without close_notify (most MQTT clients) a plain end of stream.
+ *
+ * After a TLS 1.3 handshake a client's connection leaves OpenSSL
+ * (tls_slim): the traffic secrets come from the key log callback, the
+ * sequence numbers from counting the records OpenSSL wrote and read
+ * after the client's Finished (its message callback: the session
+ * tickets), and tls_rec.c carries on with them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -25,6 +32,7 @@
 #include "mqlb/proxy_proto.h"
 #include "mqlb/relay.h"
 #include "mqlb/tls.h"
+#include "mqlb/tls_rec.h"
 
 /* One certificate of a set and the names it answers for. */
 struct tls_cert {
@@ -44,7 +52,31 @@ struct tls_client {
     char               *sni;        /* backend_tls_sni, or NULL */
 };
 
-static int tls_hook_index = -1;     /* SSL ex_data: the tls_sni_hook */
+/* What PROXY v2 says of a connection, kept when its SSL goes. */
+struct tls_facts {
+    struct proxy_proto_tls pt;      /* pointers into <text> */
+    uint8_t             text[];     /* ALPN, server name, CN */
+};
+
+/* One connection: its SSL (app data: this), then maybe its records. */
+struct tls_conn {
+    SSL                *ssl;        /* NULL once slim */
+    struct tls_rec     *rec;        /* after tls_slim, else NULL */
+    struct tls_facts   *facts;      /* kept over tls_slim, or NULL */
+    struct tls_sni_hook *hook;      /* server: asked by the name */
+    /* Until tls_slim: the application traffic secrets (key log order:
+     * the client's, the server's) and the records since the client's
+     * Finished. */
+    uint8_t             secret[2][TLS_REC_SECRET_MAX];
+    uint8_t             secret_len;
+    uint8_t             have;       /* bit i: secret[i] came */
+    unsigned            fin:1;      /* the client's Finished was read */
+    unsigned            moved:1;    /* a post-handshake message other
+                                       than a ticket: OpenSSL's keys or
+                                       state moved on, so stay */
+    uint32_t            nread;      /* records read since the Finished */
+    uint32_t            nwritten;   /* written since (tickets) */
+};
 
 #define TLS_RESULT_NAME(name, label) label,
 static const char *const tls_result_names[] = {
@@ -70,14 +102,6 @@ tls_errstr(char *err, size_t errlen, const char *dflt)
     ERR_clear_error();
 }
 
-static void
-tls_once(void)
-{
-    if (tls_hook_index == -1) {
-        tls_hook_index = SSL_get_ex_new_index(0, "mqlb sni hook", NULL,
-                                              NULL, NULL);
-    }
-}
 
 /* ---- certificates ---------------------------------------------------- */
 
@@ -195,7 +219,7 @@ tls_servername_cb(SSL *ssl, int *al, void *arg)
     SSL_CTX *ctx;
 
     name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    hook = SSL_get_ex_data(ssl, tls_hook_index);
+    hook = ((struct tls_conn *)SSL_get_app_data(ssl))->hook;
     if (hook != NULL && hook->pick != NULL) {
         ts = hook->pick(hook->arg, name);
         if (ts == NULL) {
@@ -288,6 +312,87 @@ tls_alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 }
 
 static int tls_alpn_index = -1;     /* SSL_CTX ex_data: ALPN wire list */
+
+/* The value of hex digit <c>, or -1. */
+static int
+tls_hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * OpenSSL's key log (the NSS format: "LABEL <client random> <secret>"):
+ * the two application traffic secrets tls_slim needs.
+ */
+static void
+tls_keylog_cb(const SSL *ssl, const char *line)
+{
+    static const char *const labels[2] = {
+        "CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 ",
+    };
+    struct tls_conn *c = SSL_get_app_data(ssl);
+    const char *hex;
+    size_t i, j, n;
+    int hi, lo;
+
+    for (i = 0; c != NULL && i < 2; i++) {
+        if (strncmp(line, labels[i], strlen(labels[i])) != 0) {
+            continue;
+        }
+        hex = strrchr(line, ' ') + 1;
+        n = strlen(hex) / 2;
+        if (n > TLS_REC_SECRET_MAX || (c->secret_len != 0
+                                       && c->secret_len != n)) {
+            return;
+        }
+        for (j = 0; j < n; j++) {
+            hi = tls_hexval(hex[2 * j]);
+            lo = tls_hexval(hex[2 * j + 1]);
+            if (hi < 0 || lo < 0) {
+                return;
+            }
+            c->secret[i][j] = (uint8_t)(hi << 4 | lo);
+        }
+        c->secret_len = (uint8_t)n;
+        c->have |= (uint8_t)(1u << i);
+    }
+}
+
+/*
+ * OpenSSL's message callback, until tls_slim: after the client's
+ * Finished every record is under the application keys, so the records
+ * counted from there are the sequence numbers tls_rec starts from.
+ */
+static void
+tls_msg_cb(int write_p, int version, int type, const void *buf, size_t len,
+           SSL *ssl, void *arg)
+{
+    struct tls_conn *c = arg;
+    const uint8_t *p = buf;
+
+    (void)version;
+    (void)ssl;
+    if (type == SSL3_RT_HEADER) {
+        if (c->fin) {
+            *(write_p ? &c->nwritten : &c->nread) += 1;
+        }
+        return;
+    }
+    if (type != SSL3_RT_HANDSHAKE || len == 0) {
+        return;
+    }
+    if (!c->fin) {
+        c->fin = !write_p && p[0] == SSL3_MT_FINISHED;
+    } else if (!write_p || p[0] != SSL3_MT_NEWSESSION_TICKET) {
+        c->moved = 1;
+    }
+}
 
 /* One context for certificate <i> of <cf>; NULL with <err>/<*line>. */
 static SSL_CTX *
@@ -431,6 +536,7 @@ tls_server_ctx_new(const struct tls_server_conf *cf, size_t i,
     }
     SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, ts);
+    SSL_CTX_set_keylog_callback(ctx, tls_keylog_cb);
     return ctx;
 
 fail:
@@ -445,7 +551,6 @@ tls_server_create(const struct tls_server_conf *cf, char *err,
     struct tls_server *ts;
     size_t i;
 
-    tls_once();
     if (tls_alpn_index == -1) {
         tls_alpn_index = SSL_CTX_get_ex_new_index(0, "mqlb alpn", NULL,
                                                   NULL, tls_alpn_free);
@@ -496,24 +601,39 @@ tls_server_destroy(struct tls_server *ts)
     free(ts);
 }
 
-SSL *
-tls_server_ssl(struct tls_server *ts, int fd, struct tls_sni_hook *hook)
+/* A connection around a new SSL of <ctx> on <fd>; NULL without memory. */
+static struct tls_conn *
+tls_conn_new(SSL_CTX *ctx, int fd)
 {
-    SSL *ssl;
+    struct tls_conn *c = calloc(1, sizeof(*c));
 
-    ssl = SSL_new(ts->certs[0].ctx);
-    if (ssl == NULL) {
-        ERR_clear_error();
+    if (c == NULL) {
         return NULL;
     }
-    if (SSL_set_fd(ssl, fd) != 1) {
+    c->ssl = SSL_new(ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
         ERR_clear_error();
-        SSL_free(ssl);
+        SSL_free(c->ssl);
+        free(c);
         return NULL;
     }
-    SSL_set_ex_data(ssl, tls_hook_index, hook);
-    SSL_set_accept_state(ssl);
-    return ssl;
+    SSL_set_app_data(c->ssl, c);
+    return c;
+}
+
+struct tls_conn *
+tls_server_conn(struct tls_server *ts, int fd, struct tls_sni_hook *hook)
+{
+    struct tls_conn *c = tls_conn_new(ts->certs[0].ctx, fd);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->hook = hook;
+    SSL_set_msg_callback(c->ssl, tls_msg_cb);
+    SSL_set_msg_callback_arg(c->ssl, c);
+    SSL_set_accept_state(c->ssl);
+    return c;
 }
 
 /* ---- TLS to brokers ------------------------------------------------- */
@@ -525,7 +645,6 @@ tls_client_create(const struct tls_client_conf *cf, char *err,
     struct tls_client *tc;
     char msg[160];
 
-    tls_once();
     *line = cf->ca_line;
     tc = calloc(1, sizeof(*tc));
     if (tc == NULL) {
@@ -598,25 +717,23 @@ tls_host_of(const char *text, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)(end - text), text);
 }
 
-SSL *
-tls_client_ssl(struct tls_client *tc, int fd, const char *addr)
+struct tls_conn *
+tls_client_conn(struct tls_client *tc, int fd, const char *addr)
 {
     const char *name;
     char host[256];
     struct in6_addr ip;
+    struct tls_conn *c;
     SSL *ssl;
 
     tls_host_of(addr, host, sizeof(host));
     name = tc->sni != NULL ? tc->sni : host;
 
-    ssl = SSL_new(tc->ctx);
-    if (ssl == NULL) {
-        ERR_clear_error();
+    c = tls_conn_new(tc->ctx, fd);
+    if (c == NULL) {
         return NULL;
     }
-    if (SSL_set_fd(ssl, fd) != 1) {
-        goto fail;
-    }
+    ssl = c->ssl;
     if (name != NULL && name[0] != '\0') {
         /* An IP address is no server name (RFC 6066); it is checked
          * against the certificate's IP SANs instead. */
@@ -639,11 +756,11 @@ tls_client_ssl(struct tls_client *tc, int fd, const char *addr)
         }
     }
     SSL_set_connect_state(ssl);
-    return ssl;
+    return c;
 
 fail:
     ERR_clear_error();
-    SSL_free(ssl);
+    tls_free(c);
     return NULL;
 }
 
@@ -712,9 +829,10 @@ tls_ack_finished(SSL *ssl)
 }
 
 int
-tls_handshake(SSL *ssl, int *want, enum tls_result *why, char *err,
-              size_t errlen)
+tls_handshake(struct tls_conn *c, int *want, enum tls_result *why,
+              char *err, size_t errlen)
 {
+    SSL *ssl = c->ssl;
     int rc, e;
 
     ERR_clear_error();
@@ -739,11 +857,94 @@ tls_handshake(SSL *ssl, int *want, enum tls_result *why, char *err,
 }
 
 void
-tls_free(SSL *ssl)
+tls_free(struct tls_conn *c)
 {
-    if (ssl != NULL) {
-        SSL_free(ssl);
+    if (c == NULL) {
+        return;
     }
+    SSL_free(c->ssl);
+    tls_rec_free(c->rec);
+    free(c->facts);
+    OPENSSL_cleanse(c->secret, sizeof(c->secret));
+    free(c);
+}
+
+/* Copy what tls_proxy_facts says of <c> into c->facts. */
+static int
+tls_facts_keep(struct tls_conn *c)
+{
+    struct proxy_proto_tls pt;
+    struct tls_facts *f;
+    char cn[256];
+    uint8_t *t;
+
+    tls_proxy_facts(c, &pt, cn, sizeof(cn));
+    f = malloc(sizeof(*f) + pt.alpnlen + pt.snilen + pt.cnlen);
+    if (f == NULL) {
+        return MQ_ERR;
+    }
+    f->pt = pt;
+    t = f->text;
+    memcpy(t, pt.alpn, pt.alpnlen);
+    f->pt.alpn = pt.alpnlen > 0 ? t : NULL;
+    t += pt.alpnlen;
+    memcpy(t, pt.sni, pt.snilen);
+    f->pt.sni = pt.snilen > 0 ? t : NULL;
+    t += pt.snilen;
+    memcpy(t, pt.cn, pt.cnlen);
+    f->pt.cn = pt.cnlen > 0 ? t : NULL;
+    c->facts = f;
+    return MQ_OK;
+}
+
+int
+tls_slim(struct tls_conn *c, int keep_facts)
+{
+    SSL *ssl = c->ssl;
+    enum tls_rec_suite suite = TLS_REC_NONE;
+    int rc = MQ_ERR;
+
+    if (ssl == NULL) {
+        return MQ_OK;
+    }
+    if (SSL_is_server(ssl) && SSL_version(ssl) == TLS1_3_VERSION) {
+        suite = tls_rec_suite_of(SSL_CIPHER_get_protocol_id(
+                                     SSL_get_current_cipher(ssl)));
+    }
+    /* Only at a record boundary with nothing held: no bytes read and not
+     * yet returned, no alert sent or received. */
+    if (suite == TLS_REC_NONE || c->have != 3 || !c->fin || c->moved
+        || c->secret_len != tls_rec_secret_len(suite)
+        || SSL_has_pending(ssl) || SSL_get_shutdown(ssl) != 0
+        || !SSL_is_init_finished(ssl)) {
+        goto out;
+    }
+    if (keep_facts && tls_facts_keep(c) != MQ_OK) {
+        goto out;
+    }
+    /* The key log order is the client's secret, then the server's. */
+    c->rec = tls_rec_new(SSL_get_fd(ssl), suite, c->secret[0], c->nread,
+                         c->secret[1], c->nwritten, 0);
+    if (c->rec == NULL) {
+        mq_free(c->facts);
+        goto out;
+    }
+    SSL_free(ssl);
+    c->ssl = NULL;
+    rc = MQ_OK;
+out:
+    OPENSSL_cleanse(c->secret, sizeof(c->secret));
+    c->have = 0;
+    if (c->ssl != NULL) {
+        SSL_set_msg_callback(c->ssl, NULL);
+    }
+    return rc;
+}
+
+int
+tls_is_slim(const struct tls_conn *c)
+{
+    return c->rec != NULL;
 }
 
 /* An SSL_read/SSL_write outcome <rc> as recv/send would give it. */
@@ -780,10 +981,14 @@ tls_io_result(SSL *ssl, int rc, int *want)
 static ssize_t
 tls_io_recv(void *conn, void *buf, size_t len, int *want)
 {
-    SSL *ssl = conn;
+    struct tls_conn *c = conn;
+    SSL *ssl = c->ssl;
     size_t n = 0;
     int rc;
 
+    if (c->rec != NULL) {
+        return tls_rec_recv(c->rec, buf, len, want);
+    }
     ERR_clear_error();
     errno = 0;
     rc = SSL_read_ex(ssl, buf, len, &n);
@@ -796,10 +1001,14 @@ tls_io_recv(void *conn, void *buf, size_t len, int *want)
 static ssize_t
 tls_io_send(void *conn, const void *buf, size_t len, int *want)
 {
-    SSL *ssl = conn;
+    struct tls_conn *c = conn;
+    SSL *ssl = c->ssl;
     size_t n = 0;
     int rc;
 
+    if (c->rec != NULL) {
+        return tls_rec_send(c->rec, buf, len, want);
+    }
     ERR_clear_error();
     errno = 0;
     rc = SSL_write_ex(ssl, buf, len, &n);
@@ -821,8 +1030,13 @@ tls_io_send(void *conn, const void *buf, size_t len, int *want)
 static void
 tls_io_shutdown(void *conn, int fd)
 {
-    SSL *ssl = conn;
+    struct tls_conn *c = conn;
+    SSL *ssl = c->ssl;
 
+    if (c->rec != NULL) {
+        tls_rec_shutdown(c->rec, fd);
+        return;
+    }
     ERR_clear_error();
     if (SSL_shutdown(ssl) < 0) {
         ERR_clear_error();
@@ -833,7 +1047,12 @@ tls_io_shutdown(void *conn, int fd)
 static size_t
 tls_io_pending(void *conn)
 {
-    return (size_t)SSL_pending((SSL *)conn);
+    struct tls_conn *c = conn;
+
+    if (c->rec != NULL) {
+        return tls_rec_pending(c->rec);
+    }
+    return (size_t)SSL_pending(c->ssl);
 }
 
 const struct relay_io tls_relay_io = {
@@ -846,16 +1065,23 @@ const struct relay_io tls_relay_io = {
 /* ---- facts ---------------------------------------------------------- */
 
 void
-tls_proxy_facts(SSL *ssl, struct proxy_proto_tls *pt, char *cn,
+tls_proxy_facts(struct tls_conn *c, struct proxy_proto_tls *pt, char *cn,
                 size_t cnlen)
 {
     const unsigned char *alpn = NULL;
     unsigned int alpnlen = 0;
+    SSL *ssl = c->ssl;
     const char *sni;
     X509 *peer;
     int n;
 
     memset(pt, 0, sizeof(*pt));
+    if (ssl == NULL) {
+        if (c->facts != NULL) {
+            *pt = c->facts->pt;
+        }
+        return;
+    }
     SSL_get0_alpn_selected(ssl, &alpn, &alpnlen);
     if (alpn != NULL && alpnlen > 0) {
         pt->alpn = alpn;

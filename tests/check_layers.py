@@ -16,7 +16,7 @@ import sys
 LAYERS = [
     ("base", True, """common log config config_diff acl net relay
         proxy_proto mqtt_connect probe nats_watch numtext histo procstat notify
-        tls tls_hello heartbeat lifetime rate rebalance fdpass handover
+        tls tls_rec tls_hello heartbeat lifetime rate rebalance fdpass handover
         ctlsock ctl state_file reject
         admin_api admin_guard privsep resolver waitq"""),
     ("balancing", True, """backend lb pool srclimit admission health

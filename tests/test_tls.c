@@ -185,7 +185,7 @@ Test(tls, reports_each_fault_at_its_line)
 
 struct tt_pair {
     int                 fd[2];      /* [0] server side, [1] client side */
-    SSL                *srv;
+    struct tls_conn    *srv;
     SSL                *cli;
     SSL_CTX            *cctx;
 };
@@ -197,7 +197,7 @@ tt_pair_open(struct tt_pair *p, struct tls_server *ts,
 {
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
                             p->fd), 0);
-    p->srv = tls_server_ssl(ts, p->fd[0], hook);
+    p->srv = tls_server_conn(ts, p->fd[0], hook);
     cr_assert_not_null(p->srv);
     p->cctx = SSL_CTX_new(TLS_client_method());
     p->cli = SSL_new(p->cctx);
@@ -309,17 +309,17 @@ Test(tls, garbage_fails_as_not_tls)
     enum tls_result why = TLS_RESULT_OK;
     char err[MQ_ERR_LEN];
     int fd[2], line, want;
-    SSL *ssl;
+    struct tls_conn *tls;
 
     tt_conf(&c, names, 1);
     ts = tls_server_create(&c.cf, err, sizeof(err), &line);
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
-    ssl = tls_server_ssl(ts, fd[0], NULL);
+    tls = tls_server_conn(ts, fd[0], NULL);
     cr_assert_eq(write(fd[1], "GET / HTTP/1.1\r\n\r\n", 18), 18);
-    cr_assert_eq(tls_handshake(ssl, &want, &why, err, sizeof(err)), MQ_ERR);
+    cr_assert_eq(tls_handshake(tls, &want, &why, err, sizeof(err)), MQ_ERR);
     cr_assert_eq(why, TLS_RESULT_NOT_TLS, "%s: %s", tls_result_name(why),
                  err);
-    tls_free(ssl);
+    tls_free(tls);
     close(fd[0]);
     close(fd[1]);
     tls_server_destroy(ts);
@@ -440,6 +440,262 @@ Test(tls, relays_both_ways_through_tls_with_close_notify)
     relay_pool_deinit(&rp);
     close(plain[0]);
     close(plain[1]);
+    tt_pair_close(&p);
+    tls_server_destroy(ts);
+}
+
+/* ---- mqlb's record layer after tls_slim, OpenSSL as the client ------- */
+
+/* <p> opened, the client limited to <suites> (TLS 1.3 names) or to TLS
+ * 1.2 (<tls12>), the handshake run and the server's end slimmed. */
+static void
+tt_slim_pair(struct tt_pair *p, struct tls_server *ts, const char *suites,
+             int tls12, int expect)
+{
+    enum tls_result why;
+
+    tt_pair_open(p, ts, NULL, "a.test", "\x04mqtt");
+    if (suites != NULL) {
+        cr_assert_eq(SSL_set_ciphersuites(p->cli, suites), 1);
+    }
+    if (tls12) {
+        SSL_set_max_proto_version(p->cli, TLS1_2_VERSION);
+    }
+    cr_assert_eq(tt_handshake(p, &why), MQ_OK);
+    cr_assert_eq(tls_slim(p->srv, 1), expect);
+    cr_assert_eq(tls_is_slim(p->srv), expect == MQ_OK);
+}
+
+/* Everything the server end reads until <n> bytes came or the end. */
+static size_t
+tt_srv_read(struct tt_pair *p, uint8_t *buf, size_t n, size_t chunk)
+{
+    size_t got = 0;
+    ssize_t r;
+    int i, want;
+
+    for (i = 0; i < 100000 && got < n; i++) {
+        r = tls_relay_io.recv(p->srv, buf + got, MQ_MIN(chunk, n - got),
+                              &want);
+        if (r == 0) {
+            break;
+        }
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        cr_assert_eq(errno, EAGAIN, "%s", strerror(errno));
+        break;
+    }
+    return got;
+}
+
+/* Client -> server <n> bytes, then server -> client <n> bytes with the
+ * client reading only when the server's socket is full, all checked. */
+static void
+tt_both_ways(struct tt_pair *p, size_t n)
+{
+    static uint8_t out[300000], in[300000];
+    size_t sent = 0, got = 0, k;
+    ssize_t r;
+    int i, want;
+
+    cr_assert_leq(n, sizeof(out));
+    for (k = 0; k < n; k++) {
+        out[k] = (uint8_t)(k * 13 % 251);
+    }
+    for (i = 0; i < 100000 && got < n; i++) {
+        if (sent < n && SSL_write_ex(p->cli, out + sent,
+                                     MQ_MIN(n - sent, 5000), &k) == 1) {
+            sent += k;
+        }
+        ERR_clear_error();
+        /* small reads: records outlast a call and wait in the layer */
+        got += tt_srv_read(p, in + got, n - got, 3000);
+    }
+    cr_assert_eq(got, n);
+    cr_assert_arr_eq(in, out, n);
+
+    sent = got = 0;
+    for (i = 0; i < 100000 && got < n; i++) {
+        while (sent < n) {
+            r = tls_relay_io.send(p->srv, out + sent, n - sent, &want);
+            if (r <= 0) {
+                cr_assert_eq(errno, EAGAIN);
+                break;
+            }
+            sent += (size_t)r;
+        }
+        if (SSL_read_ex(p->cli, in + got, n - got, &k) == 1) {
+            got += k;
+        }
+        ERR_clear_error();
+    }
+    cr_assert_eq(got, n);
+    cr_assert_arr_eq(in, out, n);
+}
+
+/* <msg> from the client, read by the server end. */
+static void
+tt_up(struct tt_pair *p, const char *msg)
+{
+    uint8_t buf[64];
+    size_t n;
+
+    cr_assert_eq(SSL_write_ex(p->cli, msg, strlen(msg), &n), 1);
+    cr_assert_eq(tt_srv_read(p, buf, strlen(msg), sizeof(buf)),
+                 strlen(msg));
+    cr_assert_arr_eq(buf, msg, strlen(msg));
+}
+
+/* <msg> from the server end, read by the client. */
+static void
+tt_down(struct tt_pair *p, const char *msg)
+{
+    char buf[64];
+    size_t n = 0;
+    int i, want;
+
+    cr_assert_eq(tls_relay_io.send(p->srv, msg, strlen(msg), &want),
+                 (ssize_t)strlen(msg));
+    for (i = 0; i < 100 && n == 0; i++) {
+        SSL_read_ex(p->cli, buf, sizeof(buf), &n);
+        ERR_clear_error();
+    }
+    cr_assert_eq(n, strlen(msg));
+    cr_assert_arr_eq(buf, msg, n);
+}
+
+Test(tls, slim_connections_talk_to_openssl_in_every_suite)
+{
+    static const char *const names[] = { "a" };
+    static const char *const suites[] = {
+        "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    };
+    struct proxy_proto_tls pt;
+    struct tls_server *ts;
+    struct tt_conf c;
+    struct tt_pair p;
+    char err[MQ_ERR_LEN], cn[64];
+    int line, tickets;
+    size_t i;
+
+    for (tickets = 0; tickets < 2; tickets++) {
+        /* with tickets the server's first records are two tickets:
+         * counted, its sequence numbers start at 2 */
+        tt_conf(&c, names, 1);
+        c.cf.tickets = tickets;
+        c.cf.alpn = "mqtt";
+        ts = tls_server_create(&c.cf, err, sizeof(err), &line);
+        cr_assert_not_null(ts, "%s", err);
+        for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+            tt_slim_pair(&p, ts, suites[i], 0, MQ_OK);
+            tls_proxy_facts(p.srv, &pt, cn, sizeof(cn));
+            cr_assert_eq(pt.snilen, 6);
+            cr_assert_arr_eq(pt.sni, "a.test", 6);
+            cr_assert_eq(pt.alpnlen, 4);
+            cr_assert_str_eq(pt.version, "TLSv1.3");
+            cr_assert_str_eq(pt.cipher, suites[i]);
+            tt_both_ways(&p, 300000);
+            tt_pair_close(&p);
+        }
+        tls_server_destroy(ts);
+    }
+}
+
+Test(tls, slim_connections_follow_key_updates_and_close_notify)
+{
+    static const char *const names[] = { "a" };
+    struct tls_server *ts;
+    struct tt_conf c;
+    struct tt_pair p;
+    char err[MQ_ERR_LEN], buf[16];
+    int line, i;
+    size_t n;
+
+    tt_conf(&c, names, 1);
+    ts = tls_server_create(&c.cf, err, sizeof(err), &line);
+    tt_slim_pair(&p, ts, NULL, 0, MQ_OK);
+    tt_up(&p, "first");
+    tt_down(&p, "one");
+    /* the client's new key, then ours as it asks */
+    cr_assert_eq(SSL_key_update(p.cli, SSL_KEY_UPDATE_REQUESTED), 1);
+    tt_up(&p, "second");
+    tt_down(&p, "two");
+    cr_assert_eq(SSL_key_update(p.cli, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    tt_up(&p, "third");
+    tt_down(&p, "three");
+    tt_both_ways(&p, 100000);
+
+    /* the client's close_notify is the end of the stream, then ours */
+    SSL_shutdown(p.cli);
+    cr_assert_eq(tt_srv_read(&p, (uint8_t *)buf, sizeof(buf), sizeof(buf)),
+                 0);
+    cr_assert_eq(tls_relay_io.recv(p.srv, buf, sizeof(buf), &line), 0);
+    tls_relay_io.shutdown(p.srv, p.fd[0]);
+    for (i = 0; i < 10; i++) {
+        if (SSL_read_ex(p.cli, buf, sizeof(buf), &n) == 0
+            && SSL_get_error(p.cli, 0) == SSL_ERROR_ZERO_RETURN) {
+            break;
+        }
+    }
+    cr_assert_lt(i, 10, "no close_notify came");
+    ERR_clear_error();
+    tt_pair_close(&p);
+    tls_server_destroy(ts);
+}
+
+Test(tls, tls12_stays_with_openssl)
+{
+    static const char *const names[] = { "a" };
+    struct tls_server *ts;
+    struct tt_conf c;
+    struct tt_pair p;
+    char err[MQ_ERR_LEN];
+    int line;
+
+    tt_conf(&c, names, 1);
+    ts = tls_server_create(&c.cf, err, sizeof(err), &line);
+    tt_slim_pair(&p, ts, NULL, 1, MQ_ERR);
+    cr_assert_eq(SSL_version(p.cli), TLS1_2_VERSION);
+    tt_both_ways(&p, 100000);
+    tt_pair_close(&p);
+    tls_server_destroy(ts);
+}
+
+Test(tls, a_forged_record_ends_a_slim_stream)
+{
+    static const char *const names[] = { "a" };
+    struct tls_server *ts;
+    struct tt_conf c;
+    struct tt_pair p;
+    char err[MQ_ERR_LEN], buf[64];
+    uint8_t forged[5 + 32] = { 23, 3, 3, 0, 32 };
+    int line, want;
+
+    tt_conf(&c, names, 1);
+    ts = tls_server_create(&c.cf, err, sizeof(err), &line);
+    tt_slim_pair(&p, ts, NULL, 0, MQ_OK);
+    tt_up(&p, "fine");
+    memset(forged + 5, 0x5a, 32);
+    cr_assert_eq(write(p.fd[1], forged, sizeof(forged)),
+                 (ssize_t)sizeof(forged));
+    cr_assert_eq(tls_relay_io.recv(p.srv, buf, sizeof(buf), &want), -1);
+    cr_assert_eq(errno, EBADMSG);
+    /* and it stays broken, reported again */
+    cr_assert_gt(tls_relay_io.pending(p.srv), 0);
+    cr_assert_eq(tls_relay_io.recv(p.srv, buf, sizeof(buf), &want), -1);
+    cr_assert_eq(errno, EBADMSG);
+    tt_pair_close(&p);
+
+    /* a header no TLS 1.3 record has: a plaintext handshake record */
+    tt_slim_pair(&p, ts, NULL, 0, MQ_OK);
+    forged[0] = 22;
+    cr_assert_eq(write(p.fd[1], forged, sizeof(forged)),
+                 (ssize_t)sizeof(forged));
+    cr_assert_eq(tls_relay_io.recv(p.srv, buf, sizeof(buf), &want), -1);
+    cr_assert_eq(errno, EPROTO);
     tt_pair_close(&p);
     tls_server_destroy(ts);
 }

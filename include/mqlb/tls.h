@@ -2,9 +2,12 @@
  * tls.h: TLS with OpenSSL 3, for client-facing listeners (termination)
  * and broker connections (backend_tls). A tls_server is one pool's
  * certificate set: one SSL_CTX per certificate, built when a config is
- * loaded and shared read-only by every worker; each session holds its
- * SSL only while it lives (and, through it, a reference to its context,
- * so a reload never pulls a certificate from under a live session).
+ * loaded and shared read-only by every worker. A connection (struct
+ * tls_conn) holds an SSL for its handshake (and, through it, a reference
+ * to its context, so a reload never pulls a certificate from under a
+ * handshake); after a TLS 1.3 handshake a client connection trades it
+ * for mqlb's own record layer (tls_slim, tls_rec.h): some 3 KB instead
+ * of OpenSSL's 14 KB for as long as the connection lives.
  */
 #ifndef MQLB_TLS_H
 #define MQLB_TLS_H
@@ -15,7 +18,7 @@
 
 struct proxy_proto_tls;
 struct relay_io;
-struct ssl_st;                      /* OpenSSL's SSL */
+struct tls_conn;                    /* one connection's TLS */
 
 enum tls_verify {
     TLS_VERIFY_OFF = 0,             /* no client certificate asked */
@@ -103,26 +106,26 @@ struct tls_server *tls_server_create(const struct tls_server_conf *cf,
 void tls_server_destroy(struct tls_server *ts);
 
 /*
- * A new SSL in accept state on <fd> with <ts>'s first certificate; the
- * servername callback then asks <hook> (may be NULL: choose among <ts>'s
- * certificates by name). <hook> must outlive the handshake. NULL if out
- * of memory.
+ * A new connection in accept state on <fd> with <ts>'s first
+ * certificate; the servername callback then asks <hook> (may be NULL:
+ * choose among <ts>'s certificates by name). <hook> must outlive the
+ * handshake. NULL if out of memory.
  */
-struct ssl_st *tls_server_ssl(struct tls_server *ts, int fd,
-                              struct tls_sni_hook *hook);
+struct tls_conn *tls_server_conn(struct tls_server *ts, int fd,
+                                 struct tls_sni_hook *hook);
 
 /* TLS to brokers: one client context per pool. */
 struct tls_client *tls_client_create(const struct tls_client_conf *cf,
                                      char *err, size_t errlen, int *line);
 void tls_client_destroy(struct tls_client *tc);
 /*
- * A new SSL in connect state on <fd> to the broker at <addr> ("host:port"
- * as written in the config): sends backend_tls_sni, or the host, as SNI
- * (not an IP address) and, with backend_tls_verify, checks the broker's
- * certificate for that name.
+ * A new connection in connect state on <fd> to the broker at <addr>
+ * ("host:port" as written in the config): sends backend_tls_sni, or the
+ * host, as SNI (not an IP address) and, with backend_tls_verify, checks
+ * the broker's certificate for that name.
  */
-struct ssl_st *tls_client_ssl(struct tls_client *tc, int fd,
-                              const char *addr);
+struct tls_conn *tls_client_conn(struct tls_client *tc, int fd,
+                                 const char *addr);
 
 /*
  * Drive a handshake. MQ_OK when done; MQ_AGAIN when the socket must
@@ -130,21 +133,32 @@ struct ssl_st *tls_client_ssl(struct tls_client *tc, int fd,
  * (RELAY_WANT_WRITE); MQ_ERR when it failed, with <*why> set and a
  * short description of OpenSSL's reason in <err>.
  */
-int tls_handshake(struct ssl_st *ssl, int *want, enum tls_result *why,
+int tls_handshake(struct tls_conn *c, int *want, enum tls_result *why,
                   char *err, size_t errlen);
 
-/* Free <ssl> (the caller closes the socket). */
-void tls_free(struct ssl_st *ssl);
+/*
+ * After a finished server handshake, before any byte was relayed: a TLS
+ * 1.3 connection with an AES-GCM or ChaCha20-Poly1305 suite goes on with
+ * mqlb's record layer and its SSL is freed (MQ_OK); any other stays with
+ * OpenSSL (MQ_ERR, nothing lost). <keep_facts>: tls_proxy_facts must
+ * still answer afterwards (the pool sends PROXY v2).
+ */
+int tls_slim(struct tls_conn *c, int keep_facts);
+/* Is <c> on mqlb's record layer (tls_slim succeeded)? */
+int tls_is_slim(const struct tls_conn *c);
+
+/* Free <c> (the caller closes the socket). */
+void tls_free(struct tls_conn *c);
 
 /*
  * The TLS facts of a finished server handshake for a PROXY v2 header;
- * pointers go into <ssl> or into <cn> (<cnlen> bytes), valid while both
+ * pointers go into <c> or into <cn> (<cnlen> bytes), valid while both
  * live.
  */
-void tls_proxy_facts(struct ssl_st *ssl, struct proxy_proto_tls *pt,
+void tls_proxy_facts(struct tls_conn *c, struct proxy_proto_tls *pt,
                      char *cn, size_t cnlen);
 
-/* The relay's I/O operations over an SSL (the conn argument). */
+/* The relay's I/O operations over a struct tls_conn (the conn argument). */
 extern const struct relay_io tls_relay_io;
 
 #endif /* MQLB_TLS_H */
