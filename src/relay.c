@@ -344,8 +344,11 @@ relay_pump(struct relay_dir *d, struct relay_pool *rp, size_t budget)
             d->wait = RELAY_WAIT_NONE;
             return RELAY_EOF;
         }
-        if (nread >= budget) {
-            /* Fairness: others on this loop get their turn first. */
+        if (nread >= budget && (d->src_io == NULL
+                                || d->src_io->pending(d->src_conn) == 0)) {
+            /* Fairness: others on this loop get their turn first. (Not
+             * while bytes wait read in src_io: the socket, already
+             * emptied of them, would never wake this direction again.) */
             relay_dir_release(d, rp);
             d->wait = RELAY_WAIT_SRC_READ;
             return RELAY_YIELD;

@@ -1545,6 +1545,7 @@ session_up_handshake(struct session *s)
         session_connect(s);
         return;
     }
+    (void)tls_slim(s->utls, 0);     /* TLS 1.3: mqlb's record layer */
     session_use_tls(s, s->utls, 0);
     session_start_relay(s);
 }

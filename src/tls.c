@@ -10,11 +10,11 @@
  * buffers; SSL_OP_IGNORE_UNEXPECTED_EOF makes a client that closes TCP
  * without close_notify (most MQTT clients) a plain end of stream.
  *
- * After a TLS 1.3 handshake a client's connection leaves OpenSSL
- * (tls_slim): the traffic secrets come from the key log callback, the
- * sequence numbers from counting the records OpenSSL wrote and read
- * after the client's Finished (its message callback: the session
- * tickets), and tls_rec.c carries on with them.
+ * After a TLS 1.3 handshake a connection leaves OpenSSL (tls_slim): the
+ * traffic secrets come from the key log callback, the sequence numbers
+ * from counting the records OpenSSL wrote and read under them (its
+ * message callback: a server's session tickets), and tls_rec.c carries
+ * on with them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,17 +65,19 @@ struct tls_conn {
     struct tls_facts   *facts;      /* kept over tls_slim, or NULL */
     struct tls_sni_hook *hook;      /* server: asked by the name */
     /* Until tls_slim: the application traffic secrets (key log order:
-     * the client's, the server's) and the records since the client's
-     * Finished. */
+     * the client's, the server's) and the records under them so far. */
     uint8_t             secret[2][TLS_REC_SECRET_MAX];
     uint8_t             secret_len;
     uint8_t             have;       /* bit i: secret[i] came */
-    unsigned            fin:1;      /* the client's Finished was read */
+    unsigned            fin_w:1;    /* our Finished is written */
+    unsigned            fin_r:1;    /* the peer's Finished was read */
     unsigned            moved:1;    /* a post-handshake message other
                                        than a ticket: OpenSSL's keys or
                                        state moved on, so stay */
-    uint32_t            nread;      /* records read since the Finished */
-    uint32_t            nwritten;   /* written since (tickets) */
+    uint32_t            nread;      /* records read after the peer's
+                                       Finished */
+    uint32_t            nwritten;   /* written after ours (a server's
+                                       tickets) */
 };
 
 #define TLS_RESULT_NAME(name, label) label,
@@ -365,9 +367,11 @@ tls_keylog_cb(const SSL *ssl, const char *line)
 }
 
 /*
- * OpenSSL's message callback, until tls_slim: after the client's
- * Finished every record is under the application keys, so the records
- * counted from there are the sequence numbers tls_rec starts from.
+ * OpenSSL's message callback, until tls_slim. In TLS 1.3 each side
+ * writes under its application key from its own Finished on, and reads
+ * under the peer's from the peer's Finished on (RFC 8446 7.1), so the
+ * records counted from there are the sequence numbers tls_rec starts
+ * from. (A record's header is reported before the message it carries.)
  */
 static void
 tls_msg_cb(int write_p, int version, int type, const void *buf, size_t len,
@@ -379,18 +383,24 @@ tls_msg_cb(int write_p, int version, int type, const void *buf, size_t len,
     (void)version;
     (void)ssl;
     if (type == SSL3_RT_HEADER) {
-        if (c->fin) {
-            *(write_p ? &c->nwritten : &c->nread) += 1;
+        if (write_p && c->fin_w) {
+            c->nwritten++;
+        } else if (!write_p && c->fin_r) {
+            c->nread++;
         }
         return;
     }
     if (type != SSL3_RT_HANDSHAKE || len == 0) {
         return;
     }
-    if (!c->fin) {
-        c->fin = !write_p && p[0] == SSL3_MT_FINISHED;
-    } else if (!write_p || p[0] != SSL3_MT_NEWSESSION_TICKET) {
+    if (c->fin_w && c->fin_r && p[0] != SSL3_MT_NEWSESSION_TICKET) {
         c->moved = 1;
+    } else if (p[0] == SSL3_MT_FINISHED) {
+        if (write_p) {
+            c->fin_w = 1;
+        } else {
+            c->fin_r = 1;
+        }
     }
 }
 
@@ -618,6 +628,8 @@ tls_conn_new(SSL_CTX *ctx, int fd)
         return NULL;
     }
     SSL_set_app_data(c->ssl, c);
+    SSL_set_msg_callback(c->ssl, tls_msg_cb);
+    SSL_set_msg_callback_arg(c->ssl, c);
     return c;
 }
 
@@ -630,8 +642,6 @@ tls_server_conn(struct tls_server *ts, int fd, struct tls_sni_hook *hook)
         return NULL;
     }
     c->hook = hook;
-    SSL_set_msg_callback(c->ssl, tls_msg_cb);
-    SSL_set_msg_callback_arg(c->ssl, c);
     SSL_set_accept_state(c->ssl);
     return c;
 }
@@ -685,6 +695,7 @@ tls_client_create(const struct tls_client_conf *cf, char *err,
     }
     SSL_CTX_set_verify(tc->ctx, cf->verify ? SSL_VERIFY_PEER
                                            : SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_keylog_callback(tc->ctx, tls_keylog_cb);
     return tc;
 }
 
@@ -902,18 +913,19 @@ tls_slim(struct tls_conn *c, int keep_facts)
 {
     SSL *ssl = c->ssl;
     enum tls_rec_suite suite = TLS_REC_NONE;
-    int rc = MQ_ERR;
+    int rc = MQ_ERR, client;
 
     if (ssl == NULL) {
         return MQ_OK;
     }
-    if (SSL_is_server(ssl) && SSL_version(ssl) == TLS1_3_VERSION) {
+    if (SSL_version(ssl) == TLS1_3_VERSION) {
         suite = tls_rec_suite_of(SSL_CIPHER_get_protocol_id(
                                      SSL_get_current_cipher(ssl)));
     }
     /* Only at a record boundary with nothing held: no bytes read and not
      * yet returned, no alert sent or received. */
-    if (suite == TLS_REC_NONE || c->have != 3 || !c->fin || c->moved
+    if (suite == TLS_REC_NONE || c->have != 3 || !c->fin_w || !c->fin_r
+        || c->moved
         || c->secret_len != tls_rec_secret_len(suite)
         || SSL_has_pending(ssl) || SSL_get_shutdown(ssl) != 0
         || !SSL_is_init_finished(ssl)) {
@@ -922,9 +934,10 @@ tls_slim(struct tls_conn *c, int keep_facts)
     if (keep_facts && tls_facts_keep(c) != MQ_OK) {
         goto out;
     }
-    /* The key log order is the client's secret, then the server's. */
-    c->rec = tls_rec_new(SSL_get_fd(ssl), suite, c->secret[0], c->nread,
-                         c->secret[1], c->nwritten, 0);
+    /* secret[0] is the client's, secret[1] the server's. */
+    client = !SSL_is_server(ssl);
+    c->rec = tls_rec_new(SSL_get_fd(ssl), suite, c->secret[client],
+                         c->nread, c->secret[!client], c->nwritten, client);
     if (c->rec == NULL) {
         mq_free(c->facts);
         goto out;

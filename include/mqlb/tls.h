@@ -5,9 +5,9 @@
  * loaded and shared read-only by every worker. A connection (struct
  * tls_conn) holds an SSL for its handshake (and, through it, a reference
  * to its context, so a reload never pulls a certificate from under a
- * handshake); after a TLS 1.3 handshake a client connection trades it
- * for mqlb's own record layer (tls_slim, tls_rec.h): some 3 KB instead
- * of OpenSSL's 14 KB for as long as the connection lives.
+ * handshake); after a TLS 1.3 handshake a connection trades it for
+ * mqlb's own record layer (tls_slim, tls_rec.h): some 3 KB instead of
+ * OpenSSL's 14 KB for as long as the connection lives.
  */
 #ifndef MQLB_TLS_H
 #define MQLB_TLS_H
@@ -137,11 +137,11 @@ int tls_handshake(struct tls_conn *c, int *want, enum tls_result *why,
                   char *err, size_t errlen);
 
 /*
- * After a finished server handshake, before any byte was relayed: a TLS
- * 1.3 connection with an AES-GCM or ChaCha20-Poly1305 suite goes on with
- * mqlb's record layer and its SSL is freed (MQ_OK); any other stays with
- * OpenSSL (MQ_ERR, nothing lost). <keep_facts>: tls_proxy_facts must
- * still answer afterwards (the pool sends PROXY v2).
+ * After a finished handshake (either side), before any byte was relayed:
+ * a TLS 1.3 connection with an AES-GCM or ChaCha20-Poly1305 suite goes
+ * on with mqlb's record layer and its SSL is freed (MQ_OK); any other
+ * stays with OpenSSL (MQ_ERR, nothing lost). <keep_facts>:
+ * tls_proxy_facts must still answer afterwards (the pool sends PROXY v2).
  */
 int tls_slim(struct tls_conn *c, int keep_facts);
 /* Is <c> on mqlb's record layer (tls_slim succeeded)? */

@@ -156,6 +156,16 @@ class TestTermination(TlsCase):
                                   "-n", "2000", "-c", "8", "-t", "ping", "-q"],
                                  capture_output=True, text=True, timeout=60)
             self.assertIn("requests per second", out.stdout, out.stderr)
+            # Values larger than the relay's 64 KiB turn per wake-up: the
+            # records mqlb has read ahead must not wait for the socket.
+            out = subprocess.run(["redis-benchmark", "--tls", "--cacert", self.ca.cert,
+                                  "--sni", "a.test", "-h", "127.0.0.1", "-p", str(port),
+                                  "-n", "20", "-c", "2", "-d", "65536", "-t", "set,get",
+                                  "-q", "--csv"],
+                                 capture_output=True, text=True, timeout=30)
+            rows = [line.split(",")[0].strip('"') for line in out.stdout.splitlines()]
+            self.assertEqual(rows[1:], ["SET", "GET"], out.stdout + out.stderr)
+            self.assertEqual(len(r.command("GET", "key:__rand_int__")), 65536)
             st = [p for p in m.status()["pools"] if p["name"] == "r"][0]
             self.assertGreaterEqual(st["tls"]["handshakes"], 9)
             self.assertGreaterEqual(metric(m, "mqlb_tls_handshakes_total", pool="r",
