@@ -422,7 +422,9 @@ tls_rec_keep(struct tls_rec *r, uint8_t *w)
         r->rx_len = r->plain_len = 0;
         return MQ_ERR;
     }
-    memcpy(r->rx, r->plain, r->plain_len);
+    if (r->plain_len > 0) {         /* (no content: <plain> may be NULL) */
+        memcpy(r->rx, r->plain, r->plain_len);
+    }
     memcpy(r->rx + r->plain_len, w + r->rx_off, r->rx_len);
     r->plain = r->rx;
     r->rx_off = r->plain_len;
