@@ -880,6 +880,21 @@ tls_free(struct tls_conn *c)
     free(c);
 }
 
+/* <n> bytes of <p> (NULL when none) to <*t>, which moves past them;
+ * where they went, or NULL. */
+static const uint8_t *
+tls_facts_copy(uint8_t **t, const uint8_t *p, size_t n)
+{
+    uint8_t *at = *t;
+
+    if (n == 0) {
+        return NULL;
+    }
+    memcpy(at, p, n);
+    *t += n;
+    return at;
+}
+
 /* Copy what tls_proxy_facts says of <c> into c->facts. */
 static int
 tls_facts_keep(struct tls_conn *c)
@@ -896,14 +911,9 @@ tls_facts_keep(struct tls_conn *c)
     }
     f->pt = pt;
     t = f->text;
-    memcpy(t, pt.alpn, pt.alpnlen);
-    f->pt.alpn = pt.alpnlen > 0 ? t : NULL;
-    t += pt.alpnlen;
-    memcpy(t, pt.sni, pt.snilen);
-    f->pt.sni = pt.snilen > 0 ? t : NULL;
-    t += pt.snilen;
-    memcpy(t, pt.cn, pt.cnlen);
-    f->pt.cn = pt.cnlen > 0 ? t : NULL;
+    f->pt.alpn = tls_facts_copy(&t, pt.alpn, pt.alpnlen);
+    f->pt.sni = tls_facts_copy(&t, pt.sni, pt.snilen);
+    f->pt.cn = tls_facts_copy(&t, pt.cn, pt.cnlen);
     c->facts = f;
     return MQ_OK;
 }
