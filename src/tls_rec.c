@@ -32,6 +32,10 @@
 #define TLS_REC_USER_CANCELED 90
 /* AES-GCM keys are good for 2^24.5 full records (5.5): renew far before. */
 #define TLS_REC_REKEY_AFTER ((uint64_t)1 << 23)
+/* Records in a row that carry no content (empty ones, KeyUpdates,
+ * tickets): past this the peer only keeps the worker busy (OpenSSL's
+ * limit too). */
+#define TLS_REC_EMPTY_MAX   32
 
 struct tls_rec {
     struct tls_rec_key  rd;         /* the peer's records */
@@ -50,6 +54,7 @@ struct tls_rec {
     int                 failed;     /* errno of a broken stream, or 0 */
     uint8_t             suite;      /* enum tls_rec_suite */
     uint8_t             hs_len;     /* bytes of a handshake message */
+    uint8_t             empty;      /* records in a row without content */
     uint8_t             hs[5];      /* header and KeyUpdate's one byte */
     unsigned            client:1;   /* we are the TLS client */
     unsigned            eof:1;      /* close_notify or FIN came */
@@ -408,6 +413,9 @@ tls_rec_whole(const uint8_t *h, size_t avail)
 static int
 tls_rec_keep(struct tls_rec *r, uint8_t *w)
 {
+    if (r->eof) {
+        r->rx_len = 0;              /* after close_notify: never read */
+    }
     if (r->rx_len == 0 && r->plain_len == 0) {
         free(r->rx);
         r->rx = NULL;
@@ -476,7 +484,10 @@ tls_rec_recv(struct tls_rec *r, void *buf, size_t len, int *want)
             }
             r->rx_off += (uint32_t)whole;
             r->rx_len -= (uint32_t)whole;
-            if (type != TLS_REC_APPDATA) {
+            r->empty = type == TLS_REC_APPDATA && n > 0 ? 0 : r->empty + 1;
+            if (r->empty > TLS_REC_EMPTY_MAX) {
+                err = EPROTO;
+            } else if (type != TLS_REC_APPDATA) {
                 err = tls_rec_control(r, type, dst, n);
             } else if (dst == out + done) {
                 done += n;

@@ -5,8 +5,11 @@
  * number, a record of padding only). The same layer against OpenSSL as
  * the peer is in test_tls.c.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
@@ -178,4 +181,53 @@ Test(tls_rec, strips_padding_and_refuses_a_record_without_a_type)
     cr_assert_eq(tls_rec_open(&o, rec, rlen, out, &n, &type), MQ_ERR);
     tls_rec_key_clear(&s);
     tls_rec_key_clear(&o);
+}
+
+/* <n> records of <len> bytes of <p> sealed by <k> into <fd>. */
+static void
+send_records(int fd, struct tls_rec_key *k, size_t n, const char *p,
+             size_t len)
+{
+    uint8_t rec[64];
+    size_t i, rlen;
+
+    for (i = 0; i < n; i++) {
+        rlen = tls_rec_seal(k, TLS_REC_APPDATA, (const uint8_t *)p, len,
+                            rec);
+        cr_assert_eq(write(fd, rec, rlen), (ssize_t)rlen);
+    }
+}
+
+Test(tls_rec, a_peer_sending_only_empty_records_is_cut_off)
+{
+    struct tls_rec_key peer, unused;
+    struct tls_rec *r;
+    uint8_t secret[TLS_REC_SECRET_MAX];
+    char buf[16];
+    int fd[2], want;
+    size_t i;
+
+    for (i = 0; i < sizeof(secret); i++) {
+        secret[i] = (uint8_t)(i * 7 + TLS_REC_AES_128_GCM_SHA256);
+    }
+    pair(TLS_REC_AES_128_GCM_SHA256, 0, &peer, &unused);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
+    r = tls_rec_new(fd[0], TLS_REC_AES_128_GCM_SHA256, secret, 0, secret, 0,
+                    0);
+    cr_assert_not_null(r);
+    /* 32 in a row are allowed (OpenSSL's limit too) */
+    send_records(fd[1], &peer, 32, "", 0);
+    send_records(fd[1], &peer, 1, "ok", 2);
+    cr_assert_eq(tls_rec_recv(r, buf, sizeof(buf), &want), 2);
+    cr_assert_arr_eq(buf, "ok", 2);
+    /* the 33rd ends the stream */
+    send_records(fd[1], &peer, 33, "", 0);
+    send_records(fd[1], &peer, 1, "late", 4);
+    cr_assert_eq(tls_rec_recv(r, buf, sizeof(buf), &want), -1);
+    cr_assert_eq(errno, EPROTO);
+    tls_rec_free(r);
+    tls_rec_key_clear(&peer);
+    tls_rec_key_clear(&unused);
+    close(fd[0]);
+    close(fd[1]);
 }
