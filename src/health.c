@@ -293,7 +293,7 @@ check_read(struct check *c)
         return;
     }
     if (c->tls != NULL && tls_relay_io.pending(c->tls) > 0) {
-        /* Decrypted bytes wait in OpenSSL: no readiness will say so. */
+        /* Decrypted bytes wait in the TLS layer: no readiness will say so. */
         check_read(c);
     }
 }
@@ -401,7 +401,7 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
             /* Checks of a backend_tls broker run over TLS. */
             backend_tls_addr(c->b, tls_name, sizeof(tls_name));
             c->tls = tls_client_conn(c->pool->cf->tls_client, c->fd,
-                                    tls_name);
+                                     tls_name);
             if (c->tls == NULL) {
                 check_fail_errno(c, ENOMEM);
                 return;

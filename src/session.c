@@ -2388,8 +2388,9 @@ session_export(struct session *s, struct session_export *e)
     uint8_t *bytes;
 
     /* Plain TCP, relaying: the sockets and a few bytes say it all. TLS
-     * state cannot leave OpenSSL; the other states wait on an event of
-     * their own (a connect, a CONNECT, a free descriptor). */
+     * sessions stay (the handover format carries no keys); the other
+     * states wait on an event of their own (a connect, a CONNECT, a free
+     * descriptor). */
     if (s->state != SESSION_RELAYING || s->frozen || session_routing(s) ||
         s->up.observe != NULL ||    /* still reading the keepalive */
         s->down.observe != NULL ||
