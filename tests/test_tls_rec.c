@@ -29,33 +29,31 @@ hex(const char *s, uint8_t *out, size_t n)
     }
 }
 
+/* The AES-128-GCM key and IV expanded from <secret> are <key> and <iv>. */
+static void
+expands_to(const char *secret_hex, const char *key_hex, const char *iv_hex)
+{
+    uint8_t secret[32], key[16], iv[12], want_key[16], want_iv[12];
+
+    hex(secret_hex, secret, 32);
+    hex(key_hex, want_key, 16);
+    hex(iv_hex, want_iv, 12);
+    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
+                                      "key", key, 16), MQ_OK);
+    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
+                                      "iv", iv, 12), MQ_OK);
+    cr_assert_arr_eq(key, want_key, 16);
+    cr_assert_arr_eq(iv, want_iv, 12);
+}
+
 /* RFC 8448 section 3: the application traffic secrets of the simple
  * 1-RTT handshake and the keys and IVs derived from them. */
 Test(tls_rec, key_schedule_matches_rfc8448)
 {
-    uint8_t secret[32], key[16], iv[12], want_key[16], want_iv[12];
-
-    hex("a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643",
-        secret, 32);
-    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
-                                      "key", key, 16), MQ_OK);
-    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
-                                      "iv", iv, 12), MQ_OK);
-    hex("9f02283b6c9c07efc26bb9f2ac92e356", want_key, 16);
-    hex("cf782b88dd83549aadf1e984", want_iv, 12);
-    cr_assert_arr_eq(key, want_key, 16);
-    cr_assert_arr_eq(iv, want_iv, 12);
-
-    hex("9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5",
-        secret, 32);
-    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
-                                      "key", key, 16), MQ_OK);
-    cr_assert_eq(tls_rec_expand_label(TLS_REC_AES_128_GCM_SHA256, secret,
-                                      "iv", iv, 12), MQ_OK);
-    hex("17422dda596ed5d9acd890e3c63f5051", want_key, 16);
-    hex("5b78923dee08579033e523d9", want_iv, 12);
-    cr_assert_arr_eq(key, want_key, 16);
-    cr_assert_arr_eq(iv, want_iv, 12);
+    expands_to("a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643",
+               "9f02283b6c9c07efc26bb9f2ac92e356", "cf782b88dd83549aadf1e984");
+    expands_to("9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5",
+               "17422dda596ed5d9acd890e3c63f5051", "5b78923dee08579033e523d9");
 }
 
 Test(tls_rec, knows_the_three_suites_it_carries)
