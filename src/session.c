@@ -1911,8 +1911,8 @@ session_peek_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (rc == MQTT_CONNECT_MORE) {
         if (d->len < RELAY_BUF_SIZE && s->ctls != NULL
             && tls_relay_io.pending(s->ctls) > 0) {
-            /* Decrypted bytes wait in OpenSSL, not in the socket: the
-             * watcher would not fire for them. */
+            /* Decrypted bytes wait in the TLS layer, not in the socket:
+             * the watcher would not fire for them. */
             session_peek_cb(loop, w, revents);
             return;
         }

@@ -104,7 +104,6 @@ tls_errstr(char *err, size_t errlen, const char *dflt)
     ERR_clear_error();
 }
 
-
 /* ---- certificates ---------------------------------------------------- */
 
 /* Can <path> be read? If not, "<key> <path>: cannot read: why" in <err>. */
@@ -315,19 +314,6 @@ tls_alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 static int tls_alpn_index = -1;     /* SSL_CTX ex_data: ALPN wire list */
 
-/* The value of hex digit <c>, or -1. */
-static int
-tls_hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /*
  * OpenSSL's key log (the NSS format: "LABEL <client random> <secret>"):
  * the two application traffic secrets tls_slim needs.
@@ -354,8 +340,8 @@ tls_keylog_cb(const SSL *ssl, const char *line)
             return;
         }
         for (j = 0; j < n; j++) {
-            hi = tls_hexval(hex[2 * j]);
-            lo = tls_hexval(hex[2 * j + 1]);
+            hi = OPENSSL_hexchar2int((unsigned char)hex[2 * j]);
+            lo = OPENSSL_hexchar2int((unsigned char)hex[2 * j + 1]);
             if (hi < 0 || lo < 0) {
                 return;
             }
