@@ -175,131 +175,123 @@ def read_line(sock, limit=64):
     return line
 
 
-def echo_stream(led, port, stop, rng):
-    """One session: random bytes out, every byte back, sha256 compared."""
+def echo_session(led, port, stop, rng, kind, pump, ctx=None):
+    """The frame of a stream session on the echo pool: connect (through
+    TLS with <ctx>), read the backend's greeting, then <pump>(s, stop,
+    rng) moves and checks the bytes and returns how many it verified. A
+    failure counts against mqlb unless its backend was killed meanwhile."""
     t0 = time.monotonic()
+    s = bport = None
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    except OSError as e:
-        refused(led, "echo", t0, repr(e))
-        return
-    bport = None
-    try:
-        s.settimeout(10)
         try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if ctx is not None:
+                s = ctx.wrap_socket(s, server_hostname="soak.test")
+            s.settimeout(10)
             bport = int(read_line(s).split()[1])
         except (OSError, ValueError) as e:
             refused(led, "echo", t0, repr(e))
             return
         with led.lock:
-            led.sessions["echo stream"] += 1
-        total = rng.randint(64 << 10, 8 << 20)
-        sent_h, got_h = hashlib.sha256(), hashlib.sha256()
-        nsent = ngot = 0
-        s.setblocking(False)
-        deadline = time.monotonic() + 60
-        wr_done = False
-        while True:
-            if time.monotonic() > deadline:
-                raise TimeoutError("stream stalled at %d/%d sent, %d back" % (nsent, total, ngot))
-            want_w = [s] if not wr_done else []
-            r, w, _ = select.select([s], want_w, [], 1.0)
-            if w and not wr_done:
-                block = rng.randbytes(min(16384, total - nsent))
-                n = s.send(block)
-                sent_h.update(block[:n])
-                nsent += n
-                if nsent >= total:
-                    s.shutdown(socket.SHUT_WR)
-                    wr_done = True
-            if r:
-                try:
-                    d = s.recv(65536)
-                except BlockingIOError:
-                    continue
-                if not d:
-                    break
-                got_h.update(d)
-                ngot += len(d)
-            if stop.is_set() and not wr_done:
-                s.shutdown(socket.SHUT_WR)
-                wr_done = True
-                total = nsent
-        if ngot != nsent or got_h.digest() != sent_h.digest():
-            raise ValueError("echo mismatch: sent %d bytes, got %d back%s" % (
-                nsent, ngot, ", different bytes" if ngot == nsent else ""))
+            led.sessions[kind] += 1
+        n = pump(s, stop, rng)
         with led.lock:
-            led.bytes_verified += nsent + ngot
+            led.bytes_verified += n
     except (OSError, ValueError) as e:
         if led.killed_during(bport, t0, time.monotonic()):
             with led.lock:
                 led.ended_by_kill += 1
         else:
-            led.error("echo stream via backend %s: %r" % (bport, e))
+            led.error("%s via backend %s: %r" % (kind, bport, e))
     finally:
-        s.close()
+        if s is not None:
+            s.close()
+
+
+def echo_pump(s, stop, rng):
+    """Random bytes out, every byte back, sha256 compared; the end of what
+    is sent is a half-close."""
+    total = rng.randint(64 << 10, 8 << 20)
+    sent_h, got_h = hashlib.sha256(), hashlib.sha256()
+    nsent = ngot = 0
+    s.setblocking(False)
+    deadline = time.monotonic() + 60
+    wr_done = False
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("stream stalled at %d/%d sent, %d back" % (nsent, total, ngot))
+        want_w = [s] if not wr_done else []
+        r, w, _ = select.select([s], want_w, [], 1.0)
+        if w and not wr_done:
+            block = rng.randbytes(min(16384, total - nsent))
+            n = s.send(block)
+            sent_h.update(block[:n])
+            nsent += n
+            if nsent >= total:
+                s.shutdown(socket.SHUT_WR)
+                wr_done = True
+        if r:
+            try:
+                d = s.recv(65536)
+            except BlockingIOError:
+                continue
+            if not d:
+                break
+            got_h.update(d)
+            ngot += len(d)
+        if stop.is_set() and not wr_done:
+            s.shutdown(socket.SHUT_WR)
+            wr_done = True
+            total = nsent
+    if ngot != nsent or got_h.digest() != sent_h.digest():
+        raise ValueError("echo mismatch: sent %d bytes, got %d back%s" % (
+            nsent, ngot, ", different bytes" if ngot == nsent else ""))
+    return nsent + ngot
+
+
+def echo_stream(led, port, stop, rng):
+    echo_session(led, port, stop, rng, "echo stream", echo_pump)
+
+
+def tls_echo_pump(s, stop, rng):
+    """echo_pump through TLS, without the half-close (Python's ssl has no
+    close_notify that leaves the socket readable); a retried TLS write
+    offers the same bytes."""
+    total = rng.randint(64 << 10, 4 << 20)
+    data = rng.randbytes(total)
+    got_h = hashlib.sha256()
+    nsent = ngot = 0
+    s.setblocking(False)
+    deadline = time.monotonic() + 60
+    while ngot < nsent or nsent < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError("TLS stream stalled at %d/%d sent, %d back" % (nsent, total, ngot))
+        if s.pending() == 0:
+            select.select([s], [s] if nsent < total else [], [], 1.0)
+        while True:
+            try:
+                d = s.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not d:
+                raise ValueError("TLS echo ended at %d of %d back" % (ngot, nsent))
+            got_h.update(d)
+            ngot += len(d)
+        if nsent < total:
+            try:
+                nsent += s.send(data[nsent:nsent + 16384])
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+        if stop.is_set() and nsent < total:
+            total = nsent
+    if ngot != nsent or got_h.digest() != hashlib.sha256(data[:nsent]).digest():
+        raise ValueError("TLS echo mismatch: sent %d bytes, got %d back%s" % (
+            nsent, ngot, ", different bytes" if ngot == nsent else ""))
+    return nsent + ngot
 
 
 def tls_echo_stream(led, port, ctx, stop, rng):
-    """echo_stream through the TLS listener: random bytes out, every byte
-    back, sha256 compared; a retried TLS write offers the same bytes."""
-    t0 = time.monotonic()
-    try:
-        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
-                            server_hostname="soak.test")
-    except OSError as e:
-        refused(led, "echo", t0, repr(e))
-        return
-    bport = None
-    try:
-        s.settimeout(10)
-        try:
-            bport = int(read_line(s).split()[1])
-        except (OSError, ValueError) as e:
-            refused(led, "echo", t0, repr(e))
-            return
-        with led.lock:
-            led.sessions["tls echo stream"] += 1
-        total = rng.randint(64 << 10, 4 << 20)
-        data = rng.randbytes(total)
-        got_h = hashlib.sha256()
-        nsent = ngot = 0
-        s.setblocking(False)
-        deadline = time.monotonic() + 60
-        while ngot < nsent or nsent < total:
-            if time.monotonic() > deadline:
-                raise TimeoutError("TLS stream stalled at %d/%d sent, %d back" % (nsent, total, ngot))
-            if s.pending() == 0:
-                select.select([s], [s] if nsent < total else [], [], 1.0)
-            while True:
-                try:
-                    d = s.recv(65536)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    break
-                if not d:
-                    raise ValueError("TLS echo ended at %d of %d back" % (ngot, nsent))
-                got_h.update(d)
-                ngot += len(d)
-            if nsent < total:
-                try:
-                    nsent += s.send(data[nsent:nsent + 16384])
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
-            if stop.is_set() and nsent < total:
-                total = nsent
-        if ngot != nsent or got_h.digest() != hashlib.sha256(data[:nsent]).digest():
-            raise ValueError("TLS echo mismatch: sent %d bytes, got %d back%s" % (
-                nsent, ngot, ", different bytes" if ngot == nsent else ""))
-        with led.lock:
-            led.bytes_verified += nsent + ngot
-    except (OSError, ValueError) as e:
-        if led.killed_during(bport, t0, time.monotonic()):
-            with led.lock:
-                led.ended_by_kill += 1
-        else:
-            led.error("TLS echo stream via backend %s: %r" % (bport, e))
-    finally:
-        s.close()
+    echo_session(led, port, stop, rng, "tls echo stream", tls_echo_pump, ctx)
 
 
 def redis_session(led, port, stop, rng):
